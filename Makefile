@@ -1,0 +1,22 @@
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test lint
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+install: $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+
+demo: install
+	$(PY) -m ingestion.demo
+
+lint: install
+	$(VENV)/bin/ruff check govctl ingestion tests
+	$(VENV)/bin/ruff format --check govctl ingestion tests
+	$(VENV)/bin/mypy
+
+test: install lint
+	$(VENV)/bin/pytest -q

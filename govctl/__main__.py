@@ -1,0 +1,3 @@
+from govctl.cli.main import run
+
+run()

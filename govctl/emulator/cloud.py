@@ -1,0 +1,162 @@
+"""The shared context of the loopback cloud.
+
+Each emulated API is a :class:`Service`. Services reach each other only through the
+:class:`Cloud` they are given (``cloud.service("run")``), never by importing each other's
+modules, so every one can be built and tested on its own.
+
+Cross-service contracts (keep them stable):
+
+- ``cloud.service("logging").write_entries(entries)``: append
+  ``google.cloud.logging_v2.types.LogEntry`` objects; fills ``timestamp``,
+  ``receive_timestamp`` and ``insert_id`` when empty; wakes tailers.
+- ``cloud.service("run").run_job(job_name, overrides=None)``: start an execution of
+  ``projects/P/locations/R/jobs/J`` (``run_v2.RunJobRequest.Overrides`` or None) and return
+  the new ``run_v2.Execution``; raises :class:`govctl.emulator.rpc.RpcError`.
+- ``cloud.service("run").job_iam_policy(job_name)``: the job's ``policy_pb2.Policy``.
+- ``cloud.service("iam").project_iam_policy(project)``: the project's ``policy_pb2.Policy``.
+- ``cloud.service("iam").allows(policy, member, permission)``: whether a binding of the
+  policy grants ``permission`` (e.g. ``run.jobs.run``) to ``member``
+  (``serviceAccount:x@p.iam.gserviceaccount.com``).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from govctl.emulator.state import StateFile
+
+
+class Clock:
+    """Wall-clock time, optionally sped up (``scale``) or moved by hand (``advance``).
+
+    Tests use ``advance`` to make a scheduler job's next cron time arrive without waiting.
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        self.scale = scale
+        self._origin_real = time.time()
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def timestamp(self) -> float:
+        with self._lock:
+            elapsed = time.time() - self._origin_real
+            return self._origin_real + elapsed * self.scale + self._offset
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp(), UTC)
+
+    def advance(self, seconds: float | timedelta) -> None:
+        if isinstance(seconds, timedelta):
+            seconds = seconds.total_seconds()
+        with self._lock:
+            self._offset += seconds
+
+
+class Service:
+    """One emulated API. Subclasses set ``key`` (its name in the state file and registry)."""
+
+    key: str = ""
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+        self.lock = threading.RLock()
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        raise NotImplementedError
+
+    def dump(self) -> Any:
+        """A JSON-able snapshot of this service's resources."""
+        return None
+
+    def load(self, data: Any) -> None:
+        """Restore from a :meth:`dump` snapshot (called before :meth:`start`)."""
+
+    def start(self) -> None:
+        """Start background work (tickers, runners)."""
+
+    def stop(self) -> None:
+        """Stop background work; must return promptly."""
+
+    def changed(self) -> None:
+        """Call after every mutation so the state reaches disk."""
+        self.cloud.mark_dirty()
+
+
+class Cloud:
+    def __init__(
+        self,
+        state_dir: Path | None = None,
+        *,
+        clock: Clock | None = None,
+        image_map: dict[str, str] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.clock = clock or Clock()
+        # image pattern (fnmatch) -> shell command run for each task of a job with that image
+        self.image_map: dict[str, str] = dict(image_map or {})
+        self._state = StateFile(state_dir)
+        self._services: dict[str, Service] = {}
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self._saver: threading.Thread | None = None
+
+    # registry -----------------------------------------------------------------------------
+    def add(self, service: Service) -> None:
+        self._services[service.key] = service
+
+    def service(self, key: str) -> Any:
+        try:
+            return self._services[key]
+        except KeyError:
+            raise LookupError(f"emulated service {key!r} is not running") from None
+
+    @property
+    def services(self) -> list[Service]:
+        return list(self._services.values())
+
+    # persistence --------------------------------------------------------------------------
+    def mark_dirty(self) -> None:
+        self._dirty.set()
+
+    def load(self) -> None:
+        data = self._state.load()
+        for svc in self._services.values():
+            if svc.key in data:
+                svc.load(data[svc.key])
+
+    def save(self) -> None:
+        snapshot = {}
+        for svc in self._services.values():
+            with svc.lock:
+                snapshot[svc.key] = svc.dump()
+        self._state.save(snapshot)
+
+    def _save_loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._dirty.wait(0.2) and not self._stopping.is_set():
+                self._dirty.clear()
+                self.save()
+                time.sleep(0.3)  # coalesce bursts of mutations into one write
+
+    def start(self) -> None:
+        for svc in self._services.values():
+            svc.start()
+        if self.state_dir is not None:
+            self._saver = threading.Thread(target=self._save_loop, name="state-saver", daemon=True)
+            self._saver.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        for svc in reversed(list(self._services.values())):
+            svc.stop()
+        if self._saver is not None:
+            self._saver.join(timeout=5)
+        if self.state_dir is not None:
+            self.save()

@@ -1,0 +1,153 @@
+"""Serving Google's gRPC protocols without generated servicers.
+
+Every emulated service declares its methods as plain functions ``fn(request, context)``
+and registers them here. Handlers raise :class:`RpcError`; the wrapper turns it into the
+status code and message a real Google API would return.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import grpc
+import proto
+
+T = TypeVar("T")
+
+Kind = Literal["unary_unary", "unary_stream", "stream_stream"]
+
+
+class RpcError(Exception):
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def invalid_argument(message: str) -> RpcError:
+    return RpcError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> RpcError:
+    return RpcError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def already_exists(message: str) -> RpcError:
+    return RpcError(grpc.StatusCode.ALREADY_EXISTS, message)
+
+
+def failed_precondition(message: str) -> RpcError:
+    return RpcError(grpc.StatusCode.FAILED_PRECONDITION, message)
+
+
+def aborted(message: str) -> RpcError:
+    return RpcError(grpc.StatusCode.ABORTED, message)
+
+
+def permission_denied(message: str) -> RpcError:
+    return RpcError(grpc.StatusCode.PERMISSION_DENIED, message)
+
+
+@dataclass(frozen=True)
+class Method:
+    fn: Callable[..., Any]
+    request: type
+    response: type
+    kind: Kind = "unary_unary"
+
+
+def _codec(cls: type) -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
+    if isinstance(cls, type) and issubclass(cls, proto.Message):
+
+        def serialize(msg: Any) -> bytes:
+            # Handlers may return either the proto-plus wrapper or its raw pb.
+            if isinstance(msg, proto.Message):
+                return type(msg).serialize(msg)
+            return msg.SerializeToString()
+
+        return cls.deserialize, serialize  # type: ignore[attr-defined]
+    return cls.FromString, lambda msg: msg.SerializeToString()  # type: ignore[attr-defined]
+
+
+def _guard_unary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def call(request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return fn(request, context)
+        except RpcError as err:
+            context.abort(err.code, err.message)
+
+    return call
+
+
+def _guard_stream(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        try:
+            yield from fn(request, context)
+        except RpcError as err:
+            context.abort(err.code, err.message)
+
+    return call
+
+
+def service(full_name: str, methods: dict[str, Method]) -> grpc.GenericRpcHandler:
+    """A generic handler for ``full_name`` (e.g. ``google.cloud.run.v2.Jobs``)."""
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    for name, m in methods.items():
+        deserialize, _ = _codec(m.request)
+        _, serialize = _codec(m.response)
+        if m.kind == "unary_unary":
+            handlers[name] = grpc.unary_unary_rpc_method_handler(
+                _guard_unary(m.fn), request_deserializer=deserialize, response_serializer=serialize
+            )
+        elif m.kind == "unary_stream":
+            handlers[name] = grpc.unary_stream_rpc_method_handler(
+                _guard_stream(m.fn), request_deserializer=deserialize, response_serializer=serialize
+            )
+        else:
+            handlers[name] = grpc.stream_stream_rpc_method_handler(
+                _guard_stream(m.fn), request_deserializer=deserialize, response_serializer=serialize
+            )
+    return grpc.method_handlers_generic_handler(full_name, handlers)
+
+
+def routing_params(context: grpc.ServicerContext) -> dict[str, str]:
+    """The ``x-goog-request-params`` routing header, decoded."""
+    from urllib.parse import parse_qsl
+
+    for key, value in context.invocation_metadata():
+        if key == "x-goog-request-params":
+            return dict(parse_qsl(value if isinstance(value, str) else value.decode()))
+    return {}
+
+
+def page(
+    items: Sequence[T],
+    page_size: int,
+    page_token: str,
+    *,
+    default_size: int = 100,
+    max_size: int = 1000,
+) -> tuple[list[T], str]:
+    """Offset paging with an opaque token, as Google list methods page.
+
+    ``page_size`` 0 means the service default; larger than ``max_size`` is clamped, as the
+    real APIs do; a negative size or a token this server did not issue is INVALID_ARGUMENT.
+    """
+    if page_size < 0:
+        raise invalid_argument(f"page_size must be >= 0, got {page_size}")
+    size = min(page_size or default_size, max_size)
+    start = 0
+    if page_token:
+        try:
+            start = int(base64.urlsafe_b64decode(page_token.encode()).decode().removeprefix("o:"))
+        except (binascii.Error, ValueError, UnicodeDecodeError):
+            raise invalid_argument(f"invalid page_token {page_token!r}") from None
+        if start < 0 or start > len(items):
+            raise invalid_argument(f"invalid page_token {page_token!r}")
+    end = start + size
+    token = base64.urlsafe_b64encode(f"o:{end}".encode()).decode() if end < len(items) else ""
+    return list(items[start:end]), token

@@ -1,0 +1,1 @@
+"""The only package that imports ``google.cloud``; everything else sees govctl types."""
