@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from govctl.emulator.server import Emulator
+from govctl.emulator.storage import FakeGcs
+from tests.support.git import GitServer
 
 
 @pytest.fixture
@@ -17,3 +19,18 @@ def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulat
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
         yield emu
+
+
+@pytest.fixture
+def git_server(tmp_path: Path) -> Iterator[GitServer]:
+    """``git daemon`` serving ``tmp_path/git``: ``make_repo(server.root / name, files)``."""
+    with GitServer(tmp_path / "git") as server:
+        yield server
+
+
+@pytest.fixture
+def fake_gcs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeGcs]:
+    """fake-gcs-server (memory backend) with ``STORAGE_EMULATOR_HOST`` pointing at it."""
+    with FakeGcs(log_path=tmp_path / "fake-gcs.log") as gcs:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+        yield gcs

