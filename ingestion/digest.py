@@ -1,0 +1,309 @@
+"""Turn a checked-out repository into a gitingest text digest: fast, deterministic, safe.
+
+The digest is gitingest 0.3.1's own output (summary, directory tree and file contents, built by
+its ``FileSystemNode``, ``_process_file``/``_process_symlink``, limits and ``output_formatter``)
+for the checkout, composed as ``summary + "\\n" + tree + "\\n" + content``. The summary names the
+repository the way gitingest does for a remote repository: ``Repository: owner/name`` and a tree
+rooted at ``owner-name/``, so nothing depends on where the checkout happens to live.
+
+What differs from calling stock ``gitingest.ingest()`` on the same directory, and why:
+
+* **Speed.** Stock gitingest compiles its ~160 ignore patterns into a ``PathSpec`` again for every
+  path it visits. ``_walk`` (our copy of ``gitingest.ingestion._process_node``) compiles them once
+  per repository and uses ``os.scandir`` entries instead of repeated ``stat`` calls; the result is
+  byte-identical and several times faster (``tests/perf/bench_digest.py``).
+* **Deterministic pattern order.** Stock keeps the patterns in a ``set``, so with negated
+  (``!``) ``.gitignore`` rules the outcome depends on ``PYTHONHASHSEED``. We keep gitingest's
+  default patterns (sorted), then every ``.gitignore`` and then every ``.gitingestignore`` file
+  (shallowest first, then by path), their lines in file order: later rules win, as in git.
+  Without negations the order cannot matter, and the output equals stock's.
+* **Deterministic traversal.** Directory entries are visited in sorted order rather than in the
+  file system's order. This only shows when gitingest's own limits (10,000 files, 500 MB,
+  depth 20) cut a repository short, or names differ only by case (gitingest sorts
+  case-insensitively and keeps listing order for ties): stock output then depends on the
+  machine, ours does not.
+* **No token estimate, ever.** Stock downloads tiktoken's ``o200k_base`` encoding at run time,
+  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. No PyPI
+  package ships that encoding in tiktoken's format, and counting tokens of every digest costs
+  time nobody reads, so ``_patch_gitingest`` replaces the estimator: tiktoken is never asked
+  for anything and the line is never there (stock's offline output).
+* **Text decoding independent of the locale.** Stock tries ``locale.getpreferredencoding()``
+  first; we pin it to ``UTF-8``, which is what stock does on any UTF-8 machine (the image's
+  ``C.UTF-8``).
+* **Non-UTF-8 file names** are shown with U+FFFD replacement characters (one per undecodable
+  byte) instead of producing text that cannot be encoded; such files are still included.
+  A non-UTF-8 ignore file is read with the undecodable bytes kept, where stock fails.
+* **Nothing outside the checkout is read.** gitingest already lists a symlink as
+  ``name -> target`` without content and never descends into a symlinked directory; the one
+  place it follows a link is an ignore file (``.gitignore`` that is a symlink to ``/etc/...``).
+  We read an ignore file only when its real path is a regular file inside the checkout.
+
+All gitingest internals used here are pinned to gitingest==0.3.1 (checked at start-up); the
+process-wide changes to gitingest live in ``_patch_gitingest`` only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from ingestion import INGEST_VERSION
+
+GITINGEST_VERSION = "0.3.1"
+TOKEN_ESTIMATE = "none"
+_IGNORE_FILES = (".gitignore", ".gitingestignore")
+# What stock gitingest tries on a UTF-8 machine: locale.getpreferredencoding() ("UTF-8") first.
+_ENCODINGS = ("UTF-8", "utf-8", "utf-16", "utf-16le", "utf-8-sig", "latin")
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    max_file_size: int = 524288
+
+    def fingerprint(self) -> str:
+        """Short stable id of everything that shapes the digest bytes (stored as ``ingest_version``)."""
+        return _fingerprint(self.max_file_size)
+
+
+@dataclass(frozen=True)
+class Digest:
+    text: str
+    files: int
+    bytes: int
+
+
+@cache
+def _fingerprint(max_file_size: int) -> str:
+    payload = json.dumps(
+        {
+            "ingest_version": INGEST_VERSION,
+            "gitingest": version("gitingest"),
+            "pathspec": version("pathspec"),
+            "max_file_size": max_file_size,
+            "token_estimate": TOKEN_ESTIMATE,
+        },
+        sort_keys=True,
+    )
+    return f"v{INGEST_VERSION}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+_ready = False
+
+
+def init_worker() -> None:
+    """Import and patch gitingest once per process, keeping it from logging anything.
+
+    Importing gitingest runs its ``configure_logging()``: loguru writes to stderr and the root
+    logging handlers (and every existing logger's handlers) are replaced. We put the standard
+    logging configuration back as it was and remove loguru's sinks, so the caller's stdout stays
+    the job's JSON log lines only.
+    """
+    global _ready
+    if _ready:
+        return
+    saved = _snapshot_logging()
+    import gitingest  # noqa: F401  (runs configure_logging)
+    from gitingest.utils.logging_config import InterceptHandler
+    from loguru import logger
+
+    logger.remove()
+    _restore_logging(saved, drop=InterceptHandler)
+    if version("gitingest") != GITINGEST_VERSION:
+        raise RuntimeError(
+            f"ingestion.digest is written against gitingest=={GITINGEST_VERSION}, "
+            f"found {version('gitingest')}: pin it in pyproject.toml or port _patch_gitingest"
+        )
+    _patch_gitingest()
+    _ready = True
+
+
+def _snapshot_logging() -> dict[str, tuple[list[logging.Handler], bool, int]]:
+    manager = logging.root.manager
+    loggers: dict[str, Any] = {"": logging.root, **manager.loggerDict}
+    return {
+        name: (list(lg.handlers), lg.propagate, lg.level)
+        for name, lg in loggers.items()
+        if isinstance(lg, logging.Logger)
+    }
+
+
+def _restore_logging(
+    saved: dict[str, tuple[list[logging.Handler], bool, int]], *, drop: type[logging.Handler]
+) -> None:
+    for name, (handlers, propagate, level) in saved.items():
+        lg = logging.getLogger(name or None)
+        lg.handlers = [h for h in handlers if not isinstance(h, drop)]
+        lg.propagate = propagate
+        lg.setLevel(level)
+    root = logging.getLogger()
+    root.handlers = [h for h in root.handlers if not isinstance(h, drop)]
+
+
+def _no_token_estimate(text: str) -> None:
+    return None
+
+
+def _patch_gitingest() -> None:
+    """The only process-wide change to gitingest 0.3.1 (see the module docstring)."""
+    from gitingest import output_formatter
+    from gitingest.schemas import filesystem
+
+    output_formatter._format_token_count = _no_token_estimate  # type: ignore[assignment]
+    filesystem._get_preferred_encodings = lambda: list(_ENCODINGS)  # type: ignore[assignment]
+
+
+def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Digest:
+    """Digest the checkout at ``path`` (its ``.git`` is ignored); ``label`` is ``owner/name``."""
+    init_worker()
+    from gitingest.output_formatter import format_node
+    from gitingest.schemas import (
+        FileSystemNode,
+        FileSystemNodeType,
+        FileSystemStats,
+        IngestionQuery,
+    )
+
+    owner, _, name = label.partition("/")
+    root = Path(path).resolve()
+    if not root.is_dir():
+        raise NotADirectoryError(f"not a checkout directory: {root}")
+    query = IngestionQuery(
+        user_name=owner,
+        repo_name=name,
+        slug=f"{owner}-{name}",
+        local_path=root,
+        id="00000000-0000-0000-0000-000000000000",
+        max_file_size=settings.max_file_size,
+    )
+    node = FileSystemNode(
+        name=query.slug, type=FileSystemNodeType.DIRECTORY, path_str=".", path=root
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        walker = _Walker(root, settings.max_file_size, FileSystemStats())
+        walker.walk(node)
+        summary, tree, content = format_node(node, query=query)
+    text = _printable(f"{summary}\n{tree}\n{content}")
+    return Digest(text=text, files=node.file_count, bytes=len(text.encode()))
+
+
+def _printable(text: str) -> str:
+    """Replace the undecodable bytes of non-UTF-8 file names (surrogate escapes) with U+FFFD."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raw = text.encode(errors="surrogateescape")
+        return raw.decode(errors="replace")
+    return text
+
+
+class _Walker:
+    """``gitingest.ingestion._process_node`` with the ignore matcher compiled once, sorted."""
+
+    def __init__(self, root: Path, max_file_size: int, stats: Any) -> None:
+        from pathspec import PathSpec
+
+        self.root = root
+        self.max_file_size = max_file_size
+        self.stats = stats
+        self.spec = PathSpec.from_lines("gitwildmatch", ignore_patterns(root))
+
+    def walk(self, node: Any) -> None:
+        from gitingest.ingestion import _process_file, _process_symlink, limit_exceeded
+        from gitingest.schemas import FileSystemNode, FileSystemNodeType
+
+        if limit_exceeded(self.stats, depth=node.depth):
+            return
+        with os.scandir(node.path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            rel = entry.name if node.path_str == "." else f"{node.path_str}/{entry.name}"
+            if self.spec.match_file(rel):
+                continue
+            sub_path = node.path / entry.name
+            if entry.is_symlink():
+                _process_symlink(sub_path, node, self.stats, self.root)
+            elif entry.is_file():
+                if entry.stat().st_size > self.max_file_size:
+                    continue
+                _process_file(sub_path, node, self.stats, self.root)
+            elif entry.is_dir():
+                child = FileSystemNode(
+                    name=entry.name,
+                    type=FileSystemNodeType.DIRECTORY,
+                    path_str=rel,
+                    path=sub_path,
+                    depth=node.depth + 1,
+                )
+                self.walk(child)
+                if not child.children:
+                    continue
+                node.children.append(child)
+                node.size += child.size
+                node.file_count += child.file_count
+                node.dir_count += 1 + child.dir_count
+        node.sort_children()
+
+
+def ignore_patterns(root: Path) -> list[str]:
+    """gitingest's default patterns, then the checkout's ignore files, in a deterministic order.
+
+    Later patterns win (pathspec's gitwildmatch is last-match-wins), so duplicates keep their
+    last position, which leaves every match result unchanged.
+    """
+    from gitingest.utils.ignore_patterns import DEFAULT_IGNORE_PATTERNS
+
+    patterns = sorted(DEFAULT_IGNORE_PATTERNS)
+    found = _ignore_files(root)
+    for filename in _IGNORE_FILES:
+        for ignore_file in found[filename]:
+            patterns.extend(_parse_ignore_file(ignore_file, root))
+    return list(reversed(dict.fromkeys(reversed(patterns))))
+
+
+def _ignore_files(root: Path) -> dict[str, list[Path]]:
+    """Every ignore file in the tree, as ``root.rglob(name)`` finds them (no symlinked dirs).
+
+    Only files whose real path is a regular file inside the checkout are returned.
+    """
+    real_root = os.path.realpath(root)
+    found: dict[str, list[Path]] = {name: [] for name in _IGNORE_FILES}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in _IGNORE_FILES:
+            if name not in files:
+                continue
+            candidate = os.path.join(dirpath, name)
+            real = os.path.realpath(candidate)
+            inside = os.path.commonpath([real, real_root]) == real_root
+            if inside and os.path.isfile(real):
+                found[name].append(Path(candidate))
+    for paths in found.values():
+        paths.sort(key=lambda p: (len(p.parts), str(p)))
+    return found
+
+
+def _parse_ignore_file(ignore_file: Path, root: Path) -> list[str]:
+    """``gitingest.utils.ignore_patterns._parse_ignore_file``, keeping line order and bad bytes."""
+    rel_dir = ignore_file.parent.relative_to(root)
+    patterns = []
+    with ignore_file.open(encoding="utf-8", errors="surrogateescape") as fh:
+        for raw in fh:
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            negated = line.startswith("!")
+            if negated:
+                line = line[1:]
+            if line.startswith("/"):
+                line = line.lstrip("/")
+            body = (rel_dir / line).as_posix()
+            patterns.append(f"!{body}" if negated else body)
+    return patterns
