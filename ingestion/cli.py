@@ -1,0 +1,216 @@
+"""``python -m ingestion``: the command line of the job (the image's ENTRYPOINT).
+
+Flags win over the environment; the environment (what Cloud Run sets) wins over built-in
+defaults. Bad input exits 2 with one line naming the bad value and the expected form.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, NoReturn
+
+DEFAULT_REPO_TIMEOUT = 300.0
+DEFAULT_MAX_FILE_SIZE = 524288
+DEFAULT_MAX_FAILURE_RATIO = 0.05
+TRUE_WORDS = ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class Options:
+    feed: str
+    sink: str
+    limit: int | None
+    tasks: int
+    task_index: int
+    concurrency: int
+    force: bool
+    dry_run: bool
+    repo_timeout: float
+    max_file_size: int
+    max_failure_ratio: float
+    allow_hosts: tuple[str, ...]
+    allow_local: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "allow_hosts": list(self.allow_hosts)}
+
+
+class UsageError(Exception):
+    """Bad arguments or environment: exit 2 with this one-line message."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block first; one line is easier to read in a log.
+        raise UsageError(message)
+
+
+def _number(
+    kind: Callable[[str], Any], form: str, ok: Callable[[Any], bool]
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {form}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = _number(int, "a positive integer", lambda v: v > 0)
+non_negative_int = _number(int, "a non-negative integer", lambda v: v >= 0)
+positive_float = _number(float, "a positive number of seconds", lambda v: v > 0)
+ratio = _number(float, "a ratio between 0 and 1", lambda v: 0 <= v <= 1)
+
+
+def host(text: str) -> str:
+    """``HOST`` or ``HOST:PORT``, as git URLs spell it (no scheme, user or path)."""
+    name, sep, port = text.strip().lower().partition(":")
+    valid_name = bool(name) and all(c.isalnum() or c in "-._" for c in name)
+    valid_port = not sep or (port.isdigit() and 0 < int(port) < 65536)
+    if not (valid_name and valid_port):
+        raise argparse.ArgumentTypeError(f"expected HOST or HOST:PORT, got {text!r}")
+    return f"{name}:{port}" if sep else name
+
+
+def default_concurrency() -> int:
+    from ingestion.cpus import available_cpus
+
+    # Clones wait on the network while digests use the CPUs: keep a few more in flight.
+    return 2 * available_cpus() + 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m ingestion",
+        description="Turn the repository feed into text digests in a bucket or a directory.",
+    )
+    p.add_argument("--feed", metavar="URL|PATH", help="default $REPOS_FEED_URL, else xgov's feed")
+    p.add_argument(
+        "--sink", metavar="gs://BUCKET[/PREFIX]|DIR", help="default gs://$GCS_BUCKET_NAME"
+    )
+    p.add_argument(
+        "--limit", type=positive_int, metavar="N", help="only the first N valid feed entries"
+    )
+    p.add_argument(
+        "--tasks",
+        "--batch-size",
+        dest="tasks",
+        type=positive_int,
+        metavar="N",
+        help="number of tasks; default $CLOUD_RUN_TASK_COUNT, else 1",
+    )
+    p.add_argument(
+        "--task-index",
+        "--offset",
+        dest="task_index",
+        type=non_negative_int,
+        metavar="I",
+        help="this task's index; default $CLOUD_RUN_TASK_INDEX, else 0",
+    )
+    p.add_argument("--concurrency", type=positive_int, metavar="K", help="repositories in flight")
+    p.add_argument("--force", action="store_true", help="redo everything ($FORCE_REINDEX)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; no clone, no write")
+    p.add_argument(
+        "--repo-timeout",
+        type=positive_float,
+        default=DEFAULT_REPO_TIMEOUT,
+        metavar="S",
+        help="per-repository limit in seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-file-size",
+        type=positive_int,
+        default=DEFAULT_MAX_FILE_SIZE,
+        metavar="B",
+        help="larger files are left out of digests (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-failure-ratio",
+        type=ratio,
+        default=DEFAULT_MAX_FAILURE_RATIO,
+        metavar="R",
+        help="exit 1 when more than R of attempted repositories failed (default %(default)s)",
+    )
+    p.add_argument(
+        "--allow-host",
+        dest="allow_hosts",
+        action="append",
+        type=host,
+        metavar="HOST[:PORT]",
+        help="host repositories may be cloned from; repeatable (default github.com)",
+    )
+    p.add_argument(
+        "--allow-local", action="store_true", help="also accept local paths and file:// URLs"
+    )
+    return p
+
+
+def _env_int(environ: Mapping[str, str], name: str, parse: Callable[[str], int]) -> int | None:
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return parse(text)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"environment variable {name}: {exc}") from None
+
+
+def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
+    """Flags + environment → Options, or UsageError."""
+    from ingestion.feed import DEFAULT_FEED_URL
+
+    args = build_parser().parse_args(list(argv))
+
+    sink = args.sink
+    if sink is None:
+        bucket = environ.get("GCS_BUCKET_NAME", "").strip()
+        if not bucket:
+            raise UsageError(
+                "no sink: pass --sink gs://BUCKET[/PREFIX] or --sink DIR, or set GCS_BUCKET_NAME"
+            )
+        sink = bucket if bucket.startswith("gs://") else f"gs://{bucket}"
+
+    tasks = args.tasks or _env_int(environ, "CLOUD_RUN_TASK_COUNT", positive_int) or 1
+    index = args.task_index
+    if index is None:
+        index = _env_int(environ, "CLOUD_RUN_TASK_INDEX", non_negative_int) or 0
+    if index >= tasks:
+        raise UsageError(f"--task-index {index} is out of range: expected 0..{tasks - 1}")
+
+    force = args.force or environ.get("FORCE_REINDEX", "").strip().lower() in TRUE_WORDS
+    return Options(
+        feed=args.feed or environ.get("REPOS_FEED_URL", "").strip() or DEFAULT_FEED_URL,
+        sink=sink,
+        limit=args.limit,
+        tasks=tasks,
+        task_index=index,
+        concurrency=args.concurrency or default_concurrency(),
+        force=force,
+        dry_run=args.dry_run,
+        repo_timeout=args.repo_timeout,
+        max_file_size=args.max_file_size,
+        max_failure_ratio=args.max_failure_ratio,
+        allow_hosts=tuple(dict.fromkeys(args.allow_hosts or ["github.com"])),
+        allow_local=args.allow_local,
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    environ = os.environ if environ is None else environ
+    try:
+        options = parse_options(sys.argv[1:] if argv is None else argv, environ)
+    except UsageError as exc:
+        print(f"python -m ingestion: error: {exc}", file=sys.stderr)
+        return 2
+
+    from ingestion.runner import run
+
+    return run(options, environ=environ)

@@ -1,0 +1,152 @@
+"""The run report each task writes to ``_runs/{execution}/task-{index}.json`` in the sink."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ingestion.logs import rfc3339
+
+
+def execution_id(environ: dict[str, str]) -> str:
+    """Cloud Run's execution name, or a UTC timestamp outside Cloud Run."""
+    return environ.get("CLOUD_RUN_EXECUTION") or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class Failure:
+    repo: str
+    reason: str
+    detail: str = ""
+    stage: str = ""
+
+
+@dataclass
+class RunReport:
+    """Counts and timings of one task, safe to update from the pipeline's threads.
+
+    ``attempted`` repositories are those we tried to ingest (processed + failed); those
+    cancelled by SIGTERM before finishing are neither, and are counted as ``interrupted``.
+    """
+
+    execution: str
+    task_index: int
+    task_count: int
+    settings: dict[str, Any] = field(default_factory=dict)
+    feed_entries: int = 0
+    in_shard: int = 0
+    to_do: int = 0
+    unchanged: int = 0
+    duplicates: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+    rewritten: int = 0
+    metadata_refreshed: int = 0
+    interrupted: int = 0
+    failures: list[Failure] = field(default_factory=list)
+    bytes_written: int = 0
+    digest_bytes: int = 0
+    files_digested: int = 0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    stopped_by: str = ""
+    fatal: str = ""
+    started_at: str = field(default_factory=lambda: rfc3339(datetime.now(UTC)))
+    _t0: float = field(default_factory=time.monotonic, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def processed(self) -> int:
+        return self.rewritten + self.metadata_refreshed
+
+    @property
+    def failed(self) -> int:
+        return len(self.failures)
+
+    @property
+    def attempted(self) -> int:
+        return self.processed + self.failed
+
+    @property
+    def done(self) -> int:
+        return self.processed + self.failed + self.interrupted
+
+    def failure_ratio(self) -> float:
+        return self.failed / self.attempted if self.attempted else 0.0
+
+    def add_stage(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+    def record_written(self, *, rewritten: bool, size: int, files: int) -> None:
+        with self._lock:
+            if rewritten:
+                self.rewritten += 1
+                self.bytes_written += size
+            else:
+                self.metadata_refreshed += 1
+            self.digest_bytes += size
+            self.files_digested += files
+
+    def record_failure(self, failure: Failure) -> None:
+        with self._lock:
+            self.failures.append(failure)
+
+    def record_interrupted(self) -> None:
+        with self._lock:
+            self.interrupted += 1
+
+    def counts(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "feed_entries": self.feed_entries,
+                "in_shard": self.in_shard,
+                "to_do": self.to_do,
+                "processed": self.processed,
+                "rewritten": self.rewritten,
+                "metadata_refreshed": self.metadata_refreshed,
+                "unchanged": self.unchanged,
+                "failed": self.failed,
+                "interrupted": self.interrupted,
+                "duplicates": self.duplicates,
+                "rejected": sum(self.rejected.values()),
+                "rejected_by_reason": dict(sorted(self.rejected.items())),
+            }
+
+    def exit_code(self, max_failure_ratio: float) -> int:
+        if self.fatal or self.stopped_by:
+            return 1
+        return 0 if self.failure_ratio() <= max_failure_ratio else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        elapsed = time.monotonic() - self._t0
+        counts = self.counts()
+        with self._lock:
+            return {
+                "execution": self.execution,
+                "task_index": self.task_index,
+                "task_count": self.task_count,
+                "started_at": self.started_at,
+                "finished_at": rfc3339(datetime.now(UTC)),
+                "stopped_by": self.stopped_by or None,
+                "fatal": self.fatal or None,
+                "counts": counts,
+                "failure_ratio": round(self.failure_ratio(), 4),
+                "failures": [
+                    {"repo": f.repo, "reason": f.reason, "stage": f.stage, "detail": f.detail}
+                    for f in self.failures
+                ],
+                "durations_s": {
+                    "total": round(elapsed, 3),
+                    **{k: round(v, 3) for k, v in sorted(self.stage_seconds.items())},
+                },
+                "rate_per_s": round(counts["processed"] / elapsed, 3) if elapsed > 0 else 0.0,
+                "bytes": {
+                    "written": self.bytes_written,
+                    "digests": self.digest_bytes,
+                },
+                "files_digested": self.files_digested,
+                "settings": self.settings,
+            }

@@ -1,0 +1,152 @@
+"""The command line: flags, environment defaults, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ingestion.cli import (
+    DEFAULT_MAX_FAILURE_RATIO,
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_REPO_TIMEOUT,
+    UsageError,
+    main,
+    parse_options,
+)
+from ingestion.feed import DEFAULT_FEED_URL
+
+SINK = ["--sink", "/tmp/digests"]
+
+
+def test_defaults() -> None:
+    o = parse_options(SINK, {})
+    assert o.feed == DEFAULT_FEED_URL
+    assert o.sink == "/tmp/digests"
+    assert (o.tasks, o.task_index) == (1, 0)
+    assert o.limit is None
+    assert o.concurrency >= 1
+    assert not o.force and not o.dry_run and not o.allow_local
+    assert o.repo_timeout == DEFAULT_REPO_TIMEOUT == 300
+    assert o.max_file_size == DEFAULT_MAX_FILE_SIZE == 524288
+    assert o.max_failure_ratio == DEFAULT_MAX_FAILURE_RATIO == 0.05
+    assert o.allow_hosts == ("github.com",)
+
+
+def test_environment_defaults() -> None:
+    env = {
+        "REPOS_FEED_URL": "https://example.org/repos.json",
+        "GCS_BUCKET_NAME": "my-bucket",
+        "CLOUD_RUN_TASK_COUNT": "4",
+        "CLOUD_RUN_TASK_INDEX": "3",
+        "FORCE_REINDEX": "Yes",
+    }
+    o = parse_options([], env)
+    assert o.feed == "https://example.org/repos.json"
+    assert o.sink == "gs://my-bucket"
+    assert (o.tasks, o.task_index) == (4, 3)
+    assert o.force
+
+
+@pytest.mark.parametrize("value", ["0", "false", "no", ""])
+def test_force_reindex_false_words(value: str) -> None:
+    assert not parse_options(SINK, {"FORCE_REINDEX": value}).force
+
+
+def test_flags_win_over_environment() -> None:
+    env = {"GCS_BUCKET_NAME": "b", "CLOUD_RUN_TASK_COUNT": "4", "CLOUD_RUN_TASK_INDEX": "3"}
+    o = parse_options(["--sink", "gs://other/prefix", "--tasks", "2", "--task-index", "1"], env)
+    assert o.sink == "gs://other/prefix"
+    assert (o.tasks, o.task_index) == (2, 1)
+
+
+def test_legacy_batch_size_offset_are_tasks_and_index() -> None:
+    o = parse_options([*SINK, "--batch-size", "5", "--offset", "2"], {})
+    assert (o.tasks, o.task_index) == (5, 2)
+
+
+def test_all_flags() -> None:
+    o = parse_options(
+        [
+            *SINK,
+            "--feed", "feed.json",
+            "--limit", "10",
+            "--concurrency", "3",
+            "--force",
+            "--dry-run",
+            "--repo-timeout", "2.5",
+            "--max-file-size", "1000",
+            "--max-failure-ratio", "0.5",
+            "--allow-host", "GitHub.com",
+            "--allow-host", "127.0.0.1:9418",
+            "--allow-host", "github.com",
+            "--allow-local",
+        ],
+        {},
+    )  # fmt: skip
+    assert o.feed == "feed.json"
+    assert o.limit == 10 and o.concurrency == 3
+    assert o.force and o.dry_run and o.allow_local
+    assert o.repo_timeout == 2.5 and o.max_file_size == 1000 and o.max_failure_ratio == 0.5
+    assert o.allow_hosts == ("github.com", "127.0.0.1:9418")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--limit", "ten"], "--limit: expected a positive integer, got 'ten'"),
+        (["--limit", "0"], "--limit: expected a positive integer, got '0'"),
+        (["--tasks", "-1"], "expected a positive integer"),
+        (["--task-index", "x"], "--task-index/--offset: expected a non-negative integer, got 'x'"),
+        (["--tasks", "2", "--task-index", "2"], "--task-index 2 is out of range: expected 0..1"),
+        (["--repo-timeout", "0"], "--repo-timeout: expected a positive number of seconds"),
+        (["--max-failure-ratio", "1.5"], "expected a ratio between 0 and 1, got '1.5'"),
+        (["--allow-host", "https://github.com"], "expected HOST or HOST:PORT"),
+        (["--allow-host", "host:99999"], "expected HOST or HOST:PORT, got 'host:99999'"),
+        (["--bogus"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_bad_arguments(argv: list[str], needle: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_options([*SINK, *argv], {})
+    assert needle in str(info.value)
+
+
+def test_bad_task_environment_names_the_variable() -> None:
+    with pytest.raises(UsageError, match="CLOUD_RUN_TASK_INDEX: expected a non-negative integer"):
+        parse_options(SINK, {"CLOUD_RUN_TASK_INDEX": "seven"})
+
+
+def test_missing_sink_names_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([], {}) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--sink" in err and "GCS_BUCKET_NAME" in err
+
+
+def test_bad_argument_is_one_line_exit_2_without_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingestion", "--sink", "x", "--limit", "-3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "python -m ingestion: error: argument --limit: expected a positive integer, got '-3'"
+    ]
+
+
+def test_help_lists_every_option() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingestion", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0
+    for flag in (
+        "--feed", "--sink", "--limit", "--tasks", "--batch-size", "--task-index", "--offset",
+        "--concurrency", "--force", "--dry-run", "--repo-timeout", "--max-file-size",
+        "--max-failure-ratio", "--allow-host", "--allow-local",
+    ):  # fmt: skip
+        assert flag in proc.stdout
