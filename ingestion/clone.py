@@ -1,0 +1,248 @@
+"""A hardened, shallow, partial clone of one repository, with a timeout that works off the
+main thread.
+
+What git is allowed to do: fetch one commit of the default branch over https, http or git
+(``file`` only for a local development URL) — no tags, no submodules, no hooks, no LFS smudge,
+no credential prompts, no system or user configuration.
+
+Blobs larger than ``max_file_size`` are not downloaded (``--filter=blob:limit``, where the
+server supports it) and are absent from the checkout: gitingest skips files over its size limit
+anyway, so the digest is the same as from a full clone. A plain ``git checkout`` would fetch
+those blobs lazily, one more round trip that downloads exactly what the filter saved; so the
+clone is made with ``--no-checkout`` and the work tree is written with ``checkout-index``, with
+the missing blobs marked skip-worktree and every protocol forbidden, so no lazy fetch can happen.
+
+Every git process runs in its own process group, killed as a whole when the deadline passes or
+``cancel`` is set (``SIGALRM`` only works on the main thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingestion.feed import is_local
+
+# How often a running git process is checked for the deadline and the cancel event.
+POLL_SECONDS = 0.05
+_STDERR_SHOWN = 600
+
+_HARDENING = (
+    "core.hooksPath=/dev/null",
+    "core.symlinks=true",
+    "core.fsmonitor=false",
+    "credential.helper=",
+    "filter.lfs.smudge=",
+    "filter.lfs.process=",
+    "filter.lfs.clean=",
+    "filter.lfs.required=false",
+    "submodule.recurse=false",
+    "fetch.recurseSubmodules=false",
+    "advice.detachedHead=false",
+    "protocol.allow=never",
+)
+
+_NOT_FOUND = (
+    "repository not found",
+    "not exported",
+    "does not appear to be a git repository",
+    "does not exist",
+    "returned error: 404",
+    "authentication failed",  # GitHub answers 401 for repositories that are gone or private
+    "could not read username",
+    "terminal prompts disabled",
+)
+_UNREACHABLE = (
+    "connection refused",
+    "unable to connect",
+    "could not resolve host",
+    "failed to connect",
+    "couldn't connect",
+    "connection timed out",
+    "network is unreachable",
+    "no route to host",
+    "connection reset",
+    "unable to access",
+    "returned error: 5",
+    "early eof",
+)
+
+
+class CloneError(Exception):
+    """A repository could not be cloned; ``reason`` is a short code for counting."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason  # timeout | unreachable | not_found | git_failed | cancelled
+
+
+@dataclass(frozen=True)
+class Checkout:
+    path: Path
+    commit: str  # HEAD sha; "" for an empty repository (no commits)
+
+
+def clone(
+    url: str,
+    dest: Path,
+    *,
+    max_file_size: int,
+    timeout: float,
+    cancel: threading.Event | None = None,
+) -> Checkout:
+    """Clone ``url`` into ``dest`` (which must not exist); ``dest`` is removed on any failure."""
+    if os.path.lexists(dest):
+        raise FileExistsError(f"clone destination {dest} already exists")
+    git = _Git(url, dest, deadline=time.monotonic() + timeout, cancel=cancel)
+    try:
+        return git.run_all(max_file_size)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+
+
+class _Git:
+    def __init__(
+        self, url: str, dest: Path, *, deadline: float, cancel: threading.Event | None
+    ) -> None:
+        self.url = url
+        self.dest = dest
+        self.deadline = deadline
+        self.cancel = cancel
+        self.local = is_local(url)
+
+    def run_all(self, max_file_size: int) -> Checkout:
+        protocols = ["https", "http", "git"] + (["file"] if self.local else [])
+        self.run(
+            [
+                "clone",
+                "--quiet",
+                "--no-checkout",
+                "--depth=1",
+                "--single-branch",
+                "--no-tags",
+                "--no-recurse-submodules",
+                "--template=",
+                # The filter omits blobs of *at least* the limit; gitingest skips files *over*
+                # max_file_size, so a file of exactly that size must still arrive.
+                f"--filter=blob:limit={max_file_size + 1}",
+                *(["--no-local"] if self.local else []),
+                "--",
+                self.url,
+                str(self.dest),
+            ],
+            protocols=protocols,
+            in_repo=False,
+        )
+        head = self.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], check=False)
+        if head.returncode != 0:
+            return Checkout(self.dest, "")  # an empty repository: nothing to check out
+        commit = head.stdout.decode().strip()
+        listing = self.run(["rev-list", "--objects", "--missing=print", commit])
+        missing = {
+            line[1:] for line in listing.stdout.decode().splitlines() if line.startswith("?")
+        }
+        self.run(["read-tree", commit])
+        if missing:
+            tree = self.run(["ls-tree", "-r", "-z", "--full-tree", commit]).stdout
+            paths = [
+                path
+                for meta, _, path in (item.partition(b"\t") for item in tree.split(b"\0") if item)
+                if meta.split()[2].decode() in missing
+            ]
+            self.run(["update-index", "--skip-worktree", "-z", "--stdin"], stdin=b"\0".join(paths))
+        self.run(["checkout-index", "--all"])
+        return Checkout(self.dest, commit)
+
+    def run(
+        self,
+        args: list[str],
+        *,
+        protocols: list[str] | None = None,
+        in_repo: bool = True,
+        check: bool = True,
+        stdin: bytes | None = None,
+    ) -> subprocess.CompletedProcess[bytes]:
+        """Run one git command; ``protocols=None`` forbids every transport (no lazy fetch)."""
+        allowed = protocols or []
+        config = [*_HARDENING, *(f"protocol.{p}.allow=always" for p in allowed)]
+        command = ["git", *(arg for item in config for arg in ("-c", item)), *args]
+        proc = subprocess.Popen(
+            command,
+            cwd=self.dest if in_repo else None,
+            env=_environment(allowed),
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: killed whole, helpers included
+        )
+        pending = stdin
+        while True:
+            if self.cancel is not None and self.cancel.is_set():
+                _kill(proc)
+                raise CloneError("cancelled", f"clone of {self.url} cancelled")
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                _kill(proc)
+                raise CloneError("timeout", f"clone of {self.url} timed out")
+            try:
+                out, err = proc.communicate(pending, timeout=min(POLL_SECONDS, remaining))
+                break
+            except subprocess.TimeoutExpired:
+                pending = None  # already handed over; communicate() keeps what it has read
+        result = subprocess.CompletedProcess(command, proc.returncode, out, err)
+        if check and result.returncode != 0:
+            text = err.decode(errors="replace").strip()
+            reason = classify(text)
+            shown = text if len(text) <= _STDERR_SHOWN else "…" + text[-_STDERR_SHOWN:]
+            raise CloneError(reason, f"git {args[0]} of {self.url} failed ({reason}): {shown}")
+        return result
+
+
+def classify(stderr: str) -> str:
+    """The failure reason a git error message points at."""
+    text = stderr.lower()
+    if any(marker in text for marker in _NOT_FOUND):
+        return "not_found"
+    if any(marker in text for marker in _UNREACHABLE):
+        return "unreachable"
+    return "git_failed"
+
+
+def _environment(protocols: list[str]) -> dict[str, str]:
+    # Nothing from the caller's GIT_* variables (GIT_DIR, GIT_CONFIG_PARAMETERS, GIT_SSH, …)
+    # may steer this git; the rest (PATH, HOME, TMPDIR, proxies) is kept.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(
+        GIT_TERMINAL_PROMPT="0",
+        GIT_ASKPASS=shutil.which("true") or "true",
+        SSH_ASKPASS=shutil.which("true") or "true",
+        GIT_LFS_SKIP_SMUDGE="1",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        # Overrides any protocol.*.allow configuration; "none" names no real protocol.
+        GIT_ALLOW_PROTOCOL=":".join(protocols) or "none",
+        GIT_PROTOCOL_FROM_USER="0",
+        LC_ALL="C",  # English messages, for classify()
+        LANGUAGE="C",
+    )
+    if not protocols:
+        env["GIT_NO_LAZY_FETCH"] = "1"  # git >= 2.44; older git: GIT_ALLOW_PROTOCOL blocks it
+    return env
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

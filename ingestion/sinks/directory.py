@@ -1,0 +1,134 @@
+"""A local directory that stores exactly what the bucket stores.
+
+``DIR/{owner}/{name}.md`` holds the digest and ``DIR/{owner}/{name}.md.meta.json`` its custom
+metadata as a JSON object, so the incremental logic is the same for both sinks. Every file is
+written to a hidden temporary file in the same directory and renamed into place; the metadata
+goes last, and a digest without metadata counts as absent (it is redone next time).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ingestion.sinks.base import (
+    RUNS_DIR,
+    Sink,
+    SinkError,
+    check_metadata,
+    digest_key,
+    digest_path,
+    report_path,
+)
+
+META_SUFFIX = ".meta.json"
+
+
+class DirSink(Sink):
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def check(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(
+                f"cannot create the sink directory {self.root}: {exc.strerror or exc} "
+                "— fix --sink or create the directory"
+            ) from None
+        try:
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise SinkError(
+                f"the sink directory {self.root} is not writable: {exc.strerror or exc} "
+                "— fix its permissions or choose another --sink"
+            ) from None
+
+    def list_metadata(self) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        try:
+            owners = sorted(os.scandir(self.root), key=lambda e: e.name)
+        except FileNotFoundError:
+            return found
+        except OSError as exc:
+            raise SinkError(f"cannot list the sink directory {self.root}: {exc}") from None
+        for owner_dir in owners:
+            if owner_dir.name == RUNS_DIR or not owner_dir.is_dir(follow_symlinks=False):
+                continue
+            with os.scandir(owner_dir.path) as entries:
+                for entry in entries:
+                    if not entry.name.endswith(".md" + META_SUFFIX):
+                        continue
+                    digest_name = entry.name[: -len(META_SUFFIX)]
+                    key = digest_key(f"{owner_dir.name}/{digest_name}")
+                    if key is None or not os.path.isfile(os.path.join(owner_dir, digest_name)):
+                        continue
+                    metadata = _read_metadata(Path(entry.path))
+                    if metadata is not None:
+                        found[key] = metadata
+        return found
+
+    def put_digest(self, owner: str, name: str, data: bytes, metadata: dict[str, str]) -> None:
+        check_metadata(metadata)
+        path = self.root / digest_path(owner, name)
+        self._write(path, data)
+        self._write(_meta_path(path), _encode(metadata))
+
+    def put_metadata(self, owner: str, name: str, metadata: dict[str, str]) -> None:
+        check_metadata(metadata)
+        path = self.root / digest_path(owner, name)
+        if not path.is_file():
+            raise SinkError(f"cannot update the metadata of {path}: the digest does not exist")
+        self._write(_meta_path(path), _encode(metadata))
+
+    def put_report(self, execution: str, task_index: int, report: dict[str, Any]) -> None:
+        path = self.root / report_path(execution, task_index)
+        self._write(path, json.dumps(report, indent=2, sort_keys=True).encode() + b"\n")
+
+    def _write(self, path: Path, data: bytes) -> None:
+        try:
+            atomic_write(path, data)
+        except OSError as exc:
+            raise SinkError(
+                f"cannot write {path}: {exc.strerror or exc} — check the sink directory"
+            ) from None
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide digests from other readers
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _meta_path(digest: Path) -> Path:
+    return digest.with_name(digest.name + META_SUFFIX)
+
+
+def _encode(metadata: dict[str, str]) -> bytes:
+    return json.dumps(metadata, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+def _read_metadata(path: Path) -> dict[str, str] | None:
+    """The metadata object, or None when the file is unreadable or not an object of strings."""
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}

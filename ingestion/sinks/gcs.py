@@ -1,0 +1,245 @@
+"""A Cloud Storage bucket (``gs://BUCKET[/PREFIX]``) as the sink.
+
+Transient failures (429, 5xx, dropped connections) are retried with the storage library's own
+``DEFAULT_RETRY`` predicate, bounded to ``RETRY_TIMEOUT`` seconds. Digest uploads carry an
+``if_generation_match`` precondition taken from the listing, so a retried upload can neither
+duplicate nor clobber: when a retry finds that an earlier attempt already landed (412), the
+stored object is compared with ours and accepted. Errors that no retry fixes — no bucket, no
+permission, no credentials — become a :class:`SinkError` that says what to do.
+
+``google.cloud.storage`` is imported on first use so that a directory sink never pays for it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ingestion.sinks.base import (
+    DIGEST_CONTENT_TYPE,
+    REPORT_CONTENT_TYPE,
+    RUNS_DIR,
+    Sink,
+    SinkError,
+    check_metadata,
+    digest_key,
+    digest_path,
+    report_path,
+)
+
+if TYPE_CHECKING:
+    from google.api_core.retry import Retry
+    from google.cloud.storage import Blob, Bucket, Client
+
+RETRY_TIMEOUT = 120.0
+# Project id used against fake-gcs-server (STORAGE_EMULATOR_HOST), where none is needed.
+EMULATOR_PROJECT = "govreposcrape-local"
+
+
+def default_retry() -> Retry:
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(RETRY_TIMEOUT)
+
+
+class GcsSink(Sink):
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Client | None = None,
+        retry: Retry | None = None,
+    ) -> None:
+        self.bucket_name = bucket
+        self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+        self.url = f"gs://{bucket}/{self.prefix}".rstrip("/")
+        self._client = client
+        self._retry = retry if retry is not None else default_retry()
+        # Object generations seen in the listing: the preconditions for overwriting them.
+        self._generations: dict[str, int] = {}
+        self._listed = False
+
+    # -- the interface ---------------------------------------------------------------------
+
+    def check(self) -> None:
+        with self._errors("list objects in"):
+            for _ in self.client.list_blobs(
+                self.bucket_name,
+                prefix=self.prefix or None,
+                max_results=1,
+                fields="items(name),nextPageToken",
+                retry=self._retry,
+            ):
+                break
+        probe = self.bucket.blob(f"{self.prefix}{RUNS_DIR}/.probe-{uuid.uuid4().hex}")
+        with self._errors("write objects to"):
+            probe.upload_from_string(
+                b"", content_type="text/plain", if_generation_match=0, retry=self._retry
+            )
+            probe.delete(retry=self._retry)
+
+    def list_metadata(self) -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        generations: dict[str, int] = {}
+        with self._errors("list objects in"):
+            blobs = self.client.list_blobs(
+                self.bucket_name,
+                prefix=self.prefix or None,
+                fields="items(name,metadata,generation),nextPageToken",
+                retry=self._retry,
+            )
+            for blob in blobs:
+                key = digest_key(blob.name[len(self.prefix) :])
+                if key is None:
+                    continue
+                found[key] = dict(blob.metadata or {})
+                if blob.generation is not None:
+                    generations[key] = blob.generation
+        self._generations = generations
+        self._listed = True
+        return found
+
+    def put_digest(self, owner: str, name: str, data: bytes, metadata: dict[str, str]) -> None:
+        check_metadata(metadata)
+        object_name = self.prefix + digest_path(owner, name)
+        key = f"{owner}/{name}"
+        # Unknown before any listing; after one, an object it did not show must not exist yet.
+        expected = self._generations.get(key, 0 if self._listed else None)
+        with self._errors("write objects to"):
+            generation = self._upload_digest(object_name, data, metadata, expected)
+        if generation is not None:
+            self._generations[key] = generation
+
+    def put_metadata(self, owner: str, name: str, metadata: dict[str, str]) -> None:
+        from google.api_core.exceptions import NotFound
+
+        check_metadata(metadata)
+        object_name = self.prefix + digest_path(owner, name)
+        blob = self.bucket.blob(object_name)
+        blob.metadata = metadata
+        with self._errors("update object metadata in"):
+            try:
+                # Setting the same metadata twice is harmless, so the patch is always retried.
+                blob.patch(retry=self._retry)
+            except NotFound:
+                raise SinkError(
+                    f"cannot update the metadata of gs://{self.bucket_name}/{object_name}: "
+                    "the object does not exist (deleted during the run?) — re-run the job"
+                ) from None
+
+    def put_report(self, execution: str, task_index: int, report: dict[str, Any]) -> None:
+        blob = self.bucket.blob(self.prefix + report_path(execution, task_index))
+        body = json.dumps(report, indent=2, sort_keys=True).encode() + b"\n"
+        with self._errors("write objects to"):
+            # The report of one task is written by that task only: overwriting is idempotent.
+            blob.upload_from_string(body, content_type=REPORT_CONTENT_TYPE, retry=self._retry)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            self._client = _make_client()
+        return self._client
+
+    @property
+    def bucket(self) -> Bucket:
+        return self.client.bucket(self.bucket_name)
+
+    def _upload_digest(
+        self, object_name: str, data: bytes, metadata: dict[str, str], expected: int | None
+    ) -> int | None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self._new_blob(object_name, metadata)
+        try:
+            blob.upload_from_string(
+                data,
+                content_type=DIGEST_CONTENT_TYPE,
+                if_generation_match=expected,
+                retry=self._retry,
+            )
+            return blob.generation
+        except PreconditionFailed:
+            pass
+        # Either a retried attempt already stored this very object (its response was lost),
+        # or someone replaced the object after our listing. Ours is the newest either way.
+        current = self.bucket.get_blob(object_name, retry=self._retry)
+        if current is not None and _same(current, data, metadata):
+            return current.generation
+        blob = self._new_blob(object_name, metadata)
+        blob.upload_from_string(
+            data,
+            content_type=DIGEST_CONTENT_TYPE,
+            if_generation_match=current.generation if current is not None else 0,
+            retry=self._retry,
+        )
+        return blob.generation
+
+    def _new_blob(self, object_name: str, metadata: dict[str, str]) -> Blob:
+        blob = self.bucket.blob(object_name)
+        blob.metadata = metadata  # sent with the upload: one request, not upload + patch
+        return blob
+
+    @contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        from google.api_core import exceptions
+        from google.auth import exceptions as auth_exceptions
+
+        where = f"gs://{self.bucket_name}"
+        try:
+            yield
+        except SinkError:
+            raise
+        except exceptions.NotFound:
+            raise SinkError(
+                f"bucket {where} does not exist — create it with "
+                f"`gcloud storage buckets create {where}` or fix --sink"
+            ) from None
+        except (exceptions.Forbidden, exceptions.Unauthorized) as exc:
+            raise SinkError(
+                f"no permission to {action} {where} ({exc.message}) — grant the job's service "
+                f"account roles/storage.objectAdmin on {where}"
+            ) from None
+        except auth_exceptions.GoogleAuthError as exc:
+            raise SinkError(
+                f"no usable Google credentials for {where} ({exc}) — run "
+                "`gcloud auth application-default login`, or run the job as a service account"
+            ) from None
+        except exceptions.RetryError as exc:
+            raise SinkError(
+                f"{where} kept failing for {RETRY_TIMEOUT:.0f} s while trying to {action} it "
+                f"({exc.cause}) — check Cloud Storage status and re-run the job"
+            ) from None
+        except exceptions.GoogleAPICallError as exc:
+            raise SinkError(
+                f"could not {action} {where}: {exc} — check the bucket and re-run"
+            ) from None
+
+
+def _same(blob: Blob, data: bytes, metadata: dict[str, str]) -> bool:
+    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+    return blob.md5_hash == md5 and (blob.metadata or {}) == metadata
+
+
+def _make_client() -> Client:
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(project=EMULATOR_PROJECT, credentials=AnonymousCredentials())
+    try:
+        return storage.Client()
+    except Exception as exc:  # google.auth raises several kinds here, all meaning "no credentials"
+        raise SinkError(
+            f"cannot create a Cloud Storage client ({exc}) — run "
+            "`gcloud auth application-default login`, or run the job as a service account"
+        ) from None
