@@ -1,0 +1,1 @@
+"""Project IAM, service accounts and Service Usage for the loopback cloud."""
