@@ -156,6 +156,7 @@ class Cloud:
 
     def stop(self) -> None:
         self._stopping.set()
+        self._dirty.set()  # wake the saver now rather than at its next poll
         for svc in reversed(list(self._services.values())):
             svc.stop()
         if self._saver is not None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import importlib
+import os
+import socket
 from concurrent import futures
 from pathlib import Path
 from types import TracebackType
@@ -11,6 +14,13 @@ from typing import Any
 import grpc
 
 from govctl.emulator.cloud import Clock, Cloud, Service
+from govctl.emulator.storage import FakeGcs
+from govctl.errors import GovctlError
+
+# The state directory's layout (state.json belongs to govctl.emulator.state).
+STORAGE_DIR = "storage"
+STORAGE_LOG = "fake-gcs.log"
+LOCK_FILE = "emulator.lock"
 
 # Every emulated API, as "module:Class". Order matters only for start/stop.
 SERVICES = [
@@ -36,9 +46,13 @@ def _load_service(spec: str, cloud: Cloud) -> Service | None:
 
 
 class Emulator:
-    """The loopback cloud, in-process. Use as a context manager.
+    """The loopback cloud, in-process: the gRPC services plus fake-gcs-server.
 
-    ``port=0`` picks a free port. ``state_dir=None`` keeps state in memory only.
+    Use as a context manager. ``port=0`` / ``storage_port=0`` pick free ports.
+    ``state_dir=None`` keeps everything in memory; otherwise the directory holds (see
+    docs/emulator.md) ``state.json`` (the gRPC services' resources), ``storage/`` (the
+    objects, fake-gcs-server's filesystem backend), ``fake-gcs.log``, and ``emulator.lock``
+    (held while running, so two emulators never share one state directory).
     """
 
     def __init__(
@@ -49,39 +63,86 @@ class Emulator:
         state_dir: Path | None = None,
         clock: Clock | None = None,
         image_map: dict[str, str] | None = None,
+        storage: bool = True,
+        storage_port: int = 0,
     ) -> None:
         self.host = host
         self.requested_port = port
+        self.state_dir = state_dir
         self.cloud = Cloud(state_dir, clock=clock, image_map=image_map)
         self.port = 0
+        self.storage: FakeGcs | None = None
+        if storage:
+            self.storage = FakeGcs(
+                host=host,
+                port=storage_port,
+                data_dir=state_dir / STORAGE_DIR if state_dir else None,
+                log_path=state_dir / STORAGE_LOG if state_dir else None,
+            )
         self._server: grpc.Server | None = None
+        self._lock_fd: int | None = None
+
+    @property
+    def client_host(self) -> str:
+        """The address a client on this machine dials (127.0.0.1 for a 0.0.0.0 bind)."""
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
     @property
     def grpc_address(self) -> str:
-        return f"{self.host}:{self.port}"
+        return f"{self.client_host}:{self.port}"
 
     def env(self) -> dict[str, str]:
-        return {"GOVCTL_EMULATOR_HOST": self.grpc_address}
+        """What clients need: ``GOVCTL_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``."""
+        env = {"GOVCTL_EMULATOR_HOST": self.grpc_address}
+        if self.storage is not None:
+            env["STORAGE_EMULATOR_HOST"] = f"http://{self.client_host}:{self.storage.port}"
+        return env
 
     def service(self, key: str) -> Any:
         return self.cloud.service(key)
 
     def start(self) -> Emulator:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            self._lock_fd = _lock(self.state_dir / LOCK_FILE)
+        if self.storage is not None:
+            _check_port_free(self.host, self.storage.port, "--storage-port")
+            try:
+                self.storage.start()
+            except RuntimeError as err:
+                raise GovctlError(str(err)) from None
         for spec in SERVICES:
             svc = _load_service(spec, self.cloud)
             if svc is not None:
                 self.cloud.add(svc)
         self.cloud.load()
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"))
+        # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
+            options=[("grpc.so_reuseport", 0)],
+        )
         for svc in self.cloud.services:
             server.add_generic_rpc_handlers(tuple(svc.handlers()))
-        self.port = server.add_insecure_port(f"{self.host}:{self.requested_port}")
+        address = f"{self.host}:{self.requested_port}"
+        try:
+            self.port = server.add_insecure_port(address)
+        except RuntimeError:
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"cannot listen on {self.host}:{self.requested_port}")
+            raise GovctlError(
+                f"cannot listen on {address} (in use?)", fix="pass --port 0 for a free port"
+            )
         server.start()
         self._server = server
         self.cloud.start()
-        return self
 
     def stop(self) -> None:
         if self._server is not None:
@@ -89,6 +150,11 @@ class Emulator:
             self._server.stop(grace=0.5).wait()
             self._server = None
         self.cloud.stop()
+        if self.storage is not None:
+            self.storage.stop()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -100,3 +166,28 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GovctlError(
+            f"another emulator is using the state directory {path.parent}",
+            fix=f"stop it (`govctl emulator stop --state-dir {path.parent}`) or pick another",
+        ) from None
+    return fd
+
+
+def _check_port_free(host: str, port: int, flag: str) -> None:
+    # fake-gcs-server would exit on a taken port, but another server answering there could
+    # pass our readiness probe first: refuse up front.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            raise GovctlError(
+                f"cannot listen on {host}:{port} (in use?)", fix=f"pass {flag} 0 for a free port"
+            ) from None

@@ -1,0 +1,215 @@
+"""`govctl emulator …`: run the loopback cloud (gRPC services + fake-gcs-server)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from govctl import __version__, config, render
+from govctl.emulator import images, process
+from govctl.errors import GovctlError
+
+app = typer.Typer(
+    name="emulator",
+    help="Run the loopback Google Cloud (Cloud Run, Scheduler, Logging, Billing, IAM, Storage).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+StateDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-dir",
+        help="Where state lives [default: from govctl.toml / GOVCTL_EMULATOR_STATE_DIR, "
+        "else the user data dir]/govctl/emulator.",
+        show_default=False,
+    ),
+]
+
+
+def _state_dir(flag: Path | None) -> Path:
+    return config.load(emulator_state_dir=flag).state_dir.resolve()
+
+
+def _not_running(state_dir: Path) -> GovctlError:
+    return GovctlError(
+        f"no emulator is running on {state_dir}",
+        fix="run `govctl emulator start --detach`",
+    )
+
+
+@app.command()
+def start(
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on.", show_default="127.0.0.1")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(help="gRPC port for every API; 0 = a free port.", show_default="8086"),
+    ] = None,
+    storage_port: Annotated[
+        int | None,
+        typer.Option(help="fake-gcs-server port; 0 = a free port.", show_default="4443"),
+    ] = None,
+    state_dir: StateDir = None,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run in the background; return once ready.")
+    ] = False,
+    map_image: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map-image",
+            metavar="PATTERN=COMMAND",
+            help="Run tasks of jobs whose image matches PATTERN (fnmatch) with COMMAND. "
+            "Repeatable; tried before the default ingestion-image entries.",
+        ),
+    ] = None,
+) -> None:
+    """Start the emulator; print the `export` lines that point clients at it.
+
+    Foreground until Ctrl-C or SIGTERM. `eval "$(govctl emulator start --detach)"` starts
+    it in the background and sets the variables in your shell.
+    """
+    t0 = time.monotonic()
+    cfg = config.load(
+        emulator_host=host,
+        emulator_port=port,
+        emulator_storage_port=storage_port,
+        emulator_state_dir=state_dir,
+    )
+    directory = cfg.state_dir.resolve()
+    image_map = images.image_map(map_image or ())  # validate before anything starts
+    running = process.read_record(directory)
+    if running is not None:
+        raise GovctlError(
+            f"an emulator is already running on {directory} (pid {running.pid})",
+            fix="`govctl emulator env` prints its address; `govctl emulator stop` stops it",
+        )
+    if detach:
+        argv = ["emulator", "start", "--host", cfg.emulator_host]
+        argv += ["--port", str(cfg.emulator_port)]
+        argv += ["--storage-port", str(cfg.emulator_storage_port), "--state-dir", str(directory)]
+        for value in map_image or ():
+            argv += ["--map-image", value]
+        record = process.spawn_detached(argv, directory)
+        for line in process.export_lines(record.env()):
+            render.out(line)
+        render.info(
+            f"emulator running in the background (pid {record.pid}, ready in "
+            f"{time.monotonic() - t0:.2f} s); `govctl emulator stop` stops it"
+        )
+        return
+    _serve(cfg, directory, image_map, t0)
+
+
+def _serve(cfg: config.Config, directory: Path, image_map: dict[str, str], t0: float) -> None:
+    from govctl.emulator.server import Emulator
+
+    emu = Emulator(
+        host=cfg.emulator_host,
+        port=cfg.emulator_port,
+        state_dir=directory,
+        image_map=image_map,
+        storage=True,
+        storage_port=cfg.emulator_storage_port,
+    )
+    t_import = time.monotonic()
+    emu.start()
+    ready = time.monotonic()
+    try:
+        assert emu.storage is not None
+        record = process.Record(
+            pid=os.getpid(),
+            host=emu.client_host,
+            port=emu.port,
+            storage_port=emu.storage.port,
+            storage_pid=emu.storage.pid,
+            state_dir=str(directory),
+            started_at=process.now_rfc3339(),
+            version=__version__,
+        )
+        process.write_record(directory, record)
+        for line in process.export_lines(emu.env()):
+            render.out(line)
+        render.info(
+            f"emulator ready in {ready - t_import:.2f} s ({ready - t0:.2f} s with imports); "
+            f"state in {directory}; Ctrl-C to stop"
+        )
+        process.serve_until_signalled()
+        render.info("stopping the emulator…")
+    finally:
+        emu.stop()  # saves state, stops fake-gcs-server
+        process.remove_record(directory, os.getpid())
+    render.info("emulator stopped")
+
+
+@app.command()
+def stop(state_dir: StateDir = None) -> None:
+    """Stop the emulator running on the state directory (a no-op if none is)."""
+    directory = _state_dir(state_dir)
+    record = process.read_record(directory)
+    if record is None:
+        render.info(f"no emulator is running on {directory}")
+        return
+    if process.stop(record):
+        render.info(f"emulator stopped (pid {record.pid})")
+    else:
+        render.info(f"emulator (pid {record.pid}) did not stop on SIGTERM and was killed")
+
+
+@app.command()
+def status(
+    state_dir: StateDir = None,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Whether the emulator runs, its pid, ports, state directory and uptime.
+
+    Exit status 0 when it runs and both servers answer, 1 otherwise.
+    """
+    directory = _state_dir(state_dir)
+    record = process.read_record(directory)
+    info: dict[str, object] = {"running": record is not None, "state_dir": str(directory)}
+    healthy = False
+    if record is not None:
+        env = record.env()
+        grpc_ok = process.grpc_answers(env["GOVCTL_EMULATOR_HOST"])
+        storage_ok = (
+            process.storage_answers(env["STORAGE_EMULATOR_HOST"])
+            if "STORAGE_EMULATOR_HOST" in env
+            else None
+        )
+        healthy = grpc_ok and storage_ok is not False
+        info |= {
+            "pid": record.pid,
+            "host": record.host,
+            "port": record.port,
+            "storage_port": record.storage_port,
+            "grpc_answers": grpc_ok,
+            "storage_answers": storage_ok,
+            "started_at": record.started_at,
+            "uptime_seconds": round(record.uptime()),
+            "version": record.version,
+        }
+    if json:
+        render.json_out(info)
+    elif record is None:
+        render.info(f"not running (state dir {directory})")
+    else:
+        render.fields(info)
+    if not healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def env(state_dir: StateDir = None) -> None:
+    """Print the `export` lines of the running emulator: eval "$(govctl emulator env)"."""
+    directory = _state_dir(state_dir)
+    record = process.read_record(directory)
+    if record is None:
+        raise _not_running(directory)
+    for line in process.export_lines(record.env()):
+        render.out(line)

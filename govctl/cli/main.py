@@ -1,0 +1,117 @@
+"""The `govctl` command: the typer app, its command groups, and how failures are reported.
+
+Groups are imported only when invoked (or listed by ``--help``) and their modules import
+no Google library at module level, so ``govctl --help`` stays fast (a test checks it).
+
+Exit status: 0 ok; 1 a :class:`GovctlError` (one line on stderr: what failed and the fix)
+or an unexpected error ("internal error: …"); 2 bad usage; 130 interrupted.
+``GOVCTL_DEBUG=1`` also prints the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from govctl import __version__, render
+from govctl.errors import GovctlError
+
+# command group -> "module:Typer attribute". Add a group here; the module is loaded lazily.
+GROUPS: dict[str, str] = {
+    "emulator": "govctl.cli.emulator:app",
+}
+
+
+class LazyGroup(TyperGroup):
+    """Loads a group's module the first time the group is looked up."""
+
+    # Typed Any: typer vendors click privately (typer._click) and exposes no Context type.
+    def list_commands(self, ctx: Any) -> list[str]:
+        own = super().list_commands(ctx)
+        return own + [name for name in GROUPS if name not in own]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in GROUPS:
+            module_name, _, attr = GROUPS[cmd_name].partition(":")
+            sub_app = getattr(importlib.import_module(module_name), attr)
+            command = typer.main.get_command(sub_app)
+            command.name = cmd_name
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+app = typer.Typer(
+    name="govctl",
+    cls=LazyGroup,
+    help="Operate the govreposcrape ingestion pipeline on Google Cloud (Cloud Run Jobs).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        render.out(f"govctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Operate the govreposcrape ingestion pipeline on Google Cloud (Cloud Run Jobs)."""
+
+
+def _debug() -> bool:
+    return os.environ.get("GOVCTL_DEBUG", "") not in ("", "0")
+
+
+def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
+    """Run a (typer-built) click command the way `govctl` runs; return the exit status."""
+    try:
+        rv: Any = command.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="govctl",
+            standalone_mode=False,
+        )
+    except typer.TyperException as err:  # click's usage errors (exit 2) and friends
+        err.show()  # type: ignore[attr-defined]
+        return err.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        render.info("aborted")
+        return 130
+    except GovctlError as err:
+        if _debug():
+            traceback.print_exc()
+        render.error(str(err))
+        return err.exit_code
+    except Exception as err:
+        if _debug():
+            traceback.print_exc()
+            render.error(f"internal error: {type(err).__name__}: {err}")
+        else:
+            render.error(f"internal error: {type(err).__name__}: {err}, rerun with GOVCTL_DEBUG=1")
+        return 1
+    return rv if isinstance(rv, int) else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return invoke(typer.main.get_command(app), argv)
+
+
+def run() -> None:
+    """The console-script entry point."""
+    sys.exit(main())

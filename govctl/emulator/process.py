@@ -1,0 +1,238 @@
+"""The emulator as an operating-system process: record file, detach, stop, probe.
+
+A running ``govctl emulator start`` writes ``emulator.json`` in its state directory
+(pid, addresses, start time) once both servers answer, and removes it when it stops.
+``--detach`` re-runs the foreground command as a child in a new session with its output in
+``emulator.log`` and returns when that file appears. Nothing here imports grpc or Google
+libraries at module level: ``status``/``env``/``stop`` stay fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from govctl.errors import GovctlError
+
+RECORD_FILE = "emulator.json"
+LOG_FILE = "emulator.log"
+
+
+@dataclass(frozen=True)
+class Record:
+    pid: int
+    host: str
+    port: int
+    storage_port: int | None
+    storage_pid: int | None
+    state_dir: str
+    started_at: str  # RFC 3339, UTC
+    version: str
+
+    def env(self) -> dict[str, str]:
+        env = {"GOVCTL_EMULATOR_HOST": f"{self.host}:{self.port}"}
+        if self.storage_port:
+            env["STORAGE_EMULATOR_HOST"] = f"http://{self.host}:{self.storage_port}"
+        return env
+
+    def uptime(self) -> float:
+        return (datetime.now(UTC) - datetime.fromisoformat(self.started_at)).total_seconds()
+
+
+def export_lines(env: dict[str, str]) -> list[str]:
+    import shlex
+
+    return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+
+
+# record file --------------------------------------------------------------------------------
+def write_record(state_dir: Path, record: Record) -> None:
+    path = state_dir / RECORD_FILE
+    tmp = path.with_name(f".{RECORD_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps(asdict(record), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)  # readers never see half a file
+
+
+def read_record(state_dir: Path) -> Record | None:
+    """The record of the emulator on ``state_dir`` if its process is alive, else None."""
+    try:
+        data = json.loads((state_dir / RECORD_FILE).read_text(encoding="utf-8"))
+        record = Record(**data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as err:
+        raise GovctlError(
+            f"unreadable {state_dir / RECORD_FILE}: {err}",
+            fix="delete it if no emulator is running",
+        ) from None
+    return record if pid_alive(record.pid) else None
+
+
+def remove_record(state_dir: Path, pid: int) -> None:
+    """Remove the record if it is still ``pid``'s (a newer emulator may have replaced it)."""
+    path = state_dir / RECORD_FILE
+    try:
+        if json.loads(path.read_text(encoding="utf-8")).get("pid") == pid:
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+# processes ----------------------------------------------------------------------------------
+def pid_alive(pid: int) -> bool:
+    try:
+        # Reap it first if it is our own exited child: a zombie still answers kill(0).
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """An exited process its parent has not reaped yet (e.g. a detached emulator whose
+    adoptive parent reaps lazily). Linux only; elsewhere assume it is not."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def stop(record: Record, timeout: float = 10.0) -> bool:
+    """SIGTERM the emulator and wait; SIGKILL it (and its storage server) if it hangs.
+
+    Returns False when it had to be killed.
+    """
+    try:
+        os.kill(record.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    if wait_gone(record.pid, timeout):
+        return True
+    for pid in (record.pid, record.storage_pid):
+        if pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    wait_gone(record.pid, 5)
+    remove_record(Path(record.state_dir), record.pid)
+    return False
+
+
+def serve_until_signalled() -> None:
+    """Block the main thread until SIGTERM or SIGINT (Ctrl-C)."""
+    # The kernel may deliver the signal to one of grpc's threads, which would leave a plain
+    # Event.wait() in the main thread asleep; the wakeup fd wakes select() whichever
+    # thread gets it.
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    old_fd = signal.set_wakeup_fd(w)
+    try:
+        while not stop.is_set():
+            if select.select([r], [], [], 5.0)[0]:
+                os.read(r, 64)
+    finally:
+        signal.set_wakeup_fd(old_fd)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        os.close(r)
+        os.close(w)
+
+
+def spawn_detached(argv: Sequence[str], state_dir: Path, timeout: float = 30.0) -> Record:
+    """Run ``python -m govctl <argv>`` in a new session; return its record once ready."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log_path = state_dir / LOG_FILE
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "govctl", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # survives the terminal that started it
+            close_fds=True,
+        )
+    deadline = time.monotonic() + timeout
+    while True:
+        record = read_record(state_dir)
+        if record is not None and record.pid == proc.pid:
+            return record
+        code = proc.poll()
+        if code is not None:
+            raise GovctlError(
+                f"the emulator exited with status {code} while starting: {_last_line(log_path)}",
+                fix=f"see {log_path}",
+            )
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise GovctlError(
+                f"the emulator did not start in {timeout:.0f} s", fix=f"see {log_path}"
+            )
+        time.sleep(0.02)
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1].strip() if lines else "(no output)"
+
+
+# probes ----------------------------------------------------------------------------------
+def grpc_answers(address: str, timeout: float = 1.0) -> bool:
+    """Whether a gRPC server completes the HTTP/2 handshake at ``address``."""
+    import grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            grpc.channel_ready_future(channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError:
+            return False
+    return True
+
+
+def storage_answers(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=timeout) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,95 @@
+"""The one place that prints.
+
+Data goes to stdout (tables for people, ``--json`` for scripts: stable snake_case keys);
+messages, progress and errors go to stderr, so ``govctl … --json | jq`` and
+``eval "$(govctl emulator env)"`` see only data. Rich is imported on first use.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import sys
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+
+def out(line: str = "") -> None:
+    """A line of data on stdout, verbatim (no markup, no wrapping)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def info(message: str) -> None:
+    """A message for the operator on stderr."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def error(message: str) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def to_json(data: Any) -> str:
+    return json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False)
+
+
+def json_out(data: Any) -> None:
+    out(to_json(data))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+    return str(value)
+
+
+def table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        t.add_row(*(_cell(v) for v in row))
+    Console(highlight=False).print(t)
+
+
+def fields(data: Mapping[str, Any]) -> None:
+    """One ``key: value`` line per field, keys aligned (a single record, e.g. a status)."""
+    width = max((len(k) for k in data), default=0)
+    for key, value in data.items():
+        out(f"{key.replace('_', ' '):<{width}}  {_cell(value)}")
+
+
+@contextmanager
+def progress(message: str) -> Iterator[None]:
+    """A spinner on stderr while the block runs (nothing when stderr is not a terminal)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(message):
+        yield
