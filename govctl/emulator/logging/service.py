@@ -1,0 +1,390 @@
+"""Cloud Logging v2 (``google.logging.v2.LoggingServiceV2``): write, list and tail entries.
+
+Entries live in memory as raw ``LogEntry`` protobufs, sorted by (timestamp, insert_id) —
+the order ListLogEntries returns — and bounded to the newest :attr:`LoggingService.max_entries`.
+Other services append through :meth:`LoggingService.write_entries`; every tail session has
+a queue that writers push to, so a new entry reaches tailers without polling.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import grpc
+from google.cloud.logging_v2 import types
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
+
+from govctl.emulator.cloud import Service
+from govctl.emulator.logging.filter import FilterError, LogFilter, entry_view
+from govctl.emulator.rpc import Method, RpcError, invalid_argument, service
+
+LogEntryPb: Any = types.LogEntry.pb()
+WriteRequestPb: Any = types.WriteLogEntriesRequest.pb()
+WriteResponsePb: Any = types.WriteLogEntriesResponse.pb()
+ListRequestPb: Any = types.ListLogEntriesRequest.pb()
+ListResponsePb: Any = types.ListLogEntriesResponse.pb()
+TailRequestPb: Any = types.TailLogEntriesRequest.pb()
+TailResponsePb: Any = types.TailLogEntriesResponse.pb()
+PartialErrorsPb: Any = types.WriteLogEntriesPartialErrors.pb()
+
+_PARENT_KINDS = "projects|organizations|folders|billingAccounts"
+_PARENT = re.compile(rf"(?:{_PARENT_KINDS})/[^/]+")
+_VIEW = re.compile(rf"((?:{_PARENT_KINDS})/[^/]+)/locations/[^/]+/buckets/[^/]+/views/[^/]+")
+_LOG_NAME = re.compile(rf"((?:{_PARENT_KINDS})/[^/]+)/logs/([^/]+)")
+_LOG_ID = re.compile(r"[A-Za-z0-9/_\-.]+")
+
+# Limits the real API documents (google/logging/v2/logging.proto, cloud.google.com/logging/quotas).
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+MAX_RESOURCE_NAMES = 100
+MAX_ENTRY_BYTES = 256 * 1024
+MAX_BUFFER_WINDOW_MS = 60_000
+# A tailer that falls this far behind loses entries, reported as NOT_CONSUMED suppression.
+TAIL_QUEUE_LIMIT = 10_000
+
+
+@dataclass(slots=True)
+class _Stored:
+    key: tuple[int, str]  # (timestamp ns, insert_id): the list order
+    parent: str  # projects/P (the part of log_name before /logs/)
+    pb: Any
+    blob: str  # base64 of the serialized entry, what dump() writes
+    _view: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, pb: Any, blob: str | None = None) -> _Stored:
+        m = _LOG_NAME.fullmatch(pb.log_name)
+        parent = m.group(1) if m else ""
+        if blob is None:
+            blob = base64.b64encode(pb.SerializeToString()).decode()
+        return cls((pb.timestamp.ToNanoseconds(), pb.insert_id), parent, pb, blob)
+
+    @property
+    def view(self) -> dict[str, Any]:
+        # Built on first filtering; racing builders compute the same dict.
+        if self._view is None:
+            self._view = entry_view(self.pb)
+        return self._view
+
+
+def _key(stored: _Stored) -> tuple[int, str]:
+    return stored.key
+
+
+@dataclass(eq=False)  # identity-hashed: kept in a set
+class _Tailer:
+    """The queue of one TailLogEntries session."""
+
+    wake: threading.Event = field(default_factory=threading.Event)
+    pending: list[_Stored] = field(default_factory=list)
+    suppressed: int = 0
+
+    def push(self, stored: _Stored) -> None:  # caller holds the service lock
+        if len(self.pending) >= TAIL_QUEUE_LIMIT:
+            self.suppressed += 1
+        else:
+            self.pending.append(stored)
+        self.wake.set()
+
+
+def _parents(resource_names: Iterable[str]) -> set[str]:
+    names = list(resource_names)
+    if not names:
+        raise invalid_argument("resource_names: at least one resource name is required")
+    if len(names) > MAX_RESOURCE_NAMES:
+        raise invalid_argument(f"resource_names: at most {MAX_RESOURCE_NAMES} are allowed")
+    parents = set()
+    for name in names:
+        if _PARENT.fullmatch(name):
+            parents.add(name)
+            continue
+        view = _VIEW.fullmatch(name)
+        if view:
+            # The emulator has no log buckets: a view shows every entry of its parent.
+            parents.add(view.group(1))
+            continue
+        raise invalid_argument(
+            f"resource_names: invalid resource name {name!r}; expected projects/PROJECT_ID "
+            "(or organizations/, folders/, billingAccounts/, or a log view)"
+        )
+    return parents
+
+
+def _compile(text: str) -> LogFilter:
+    try:
+        return LogFilter.parse(text)
+    except FilterError as err:
+        raise invalid_argument(f"invalid filter: {err}") from None
+
+
+def _check_entry(pb: Any) -> None:
+    """Validate one entry after request defaults were applied; raises INVALID_ARGUMENT."""
+    if pb.log_name.startswith("/"):
+        pb.log_name = pb.log_name[1:]  # the API strips a leading slash
+    if not pb.log_name:
+        raise invalid_argument("log_name is required (in the entry or the request)")
+    m = _LOG_NAME.fullmatch(pb.log_name)
+    if not m:
+        raise invalid_argument(
+            f"invalid log_name {pb.log_name!r}: expected projects/PROJECT_ID/logs/LOG_ID "
+            "with LOG_ID URL-encoded (e.g. run.googleapis.com%2Fstdout)"
+        )
+    log_id = unquote(m.group(2))
+    if len(log_id) >= 512 or not _LOG_ID.fullmatch(log_id):
+        raise invalid_argument(
+            f"invalid log_name {pb.log_name!r}: LOG_ID must be under 512 characters of "
+            "letters, digits, '/', '_', '-' and '.'"
+        )
+    if not pb.resource.type:
+        raise invalid_argument("resource is required (in the entry or the request)")
+    size = pb.ByteSize()
+    if size > MAX_ENTRY_BYTES:
+        raise invalid_argument(f"log entry is {size} bytes; the maximum is {MAX_ENTRY_BYTES}")
+
+
+def _page_token(direction: str, key: tuple[int, str]) -> str:
+    raw = f"{direction}:{key[0]}:{key[1]}".encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _read_page_token(token: str, direction: str) -> tuple[int, str]:
+    try:
+        tok_dir, ns, insert_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 2)
+        if tok_dir == direction:
+            return int(ns), insert_id
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        pass
+    raise invalid_argument(f"invalid page_token {token!r}")
+
+
+class LoggingService(Service):
+    key = "logging"
+    # Retention: the newest entries by timestamp are kept (the real default bucket keeps
+    # 30 days; a local emulator keeps a count so its state file stays small).
+    max_entries = 100_000
+
+    def __init__(self, cloud: Any) -> None:
+        super().__init__(cloud)
+        self._entries: list[_Stored] = []
+        self._next_id = 1
+        self._tailers: set[_Tailer] = set()
+        self._stopping = threading.Event()
+
+    # --- shared with other services -----------------------------------------------------------
+    def write_entries(self, entries: Iterable[Any]) -> None:
+        """Append entries (proto-plus or raw ``LogEntry``), filling timestamp, receive_timestamp
+        and insert_id when empty, and wake tailers. Raises RpcError on an invalid entry."""
+        pbs = []
+        for entry in entries:
+            pb = LogEntryPb()
+            pb.CopyFrom(types.LogEntry.pb(entry) if isinstance(entry, types.LogEntry) else entry)
+            _check_entry(pb)
+            pbs.append(pb)
+        self._append(pbs)
+
+    def _append(self, pbs: list[Any]) -> None:
+        if not pbs:
+            return
+        now_ns = int(self.cloud.clock.timestamp() * 1_000_000) * 1000
+        with self.lock:
+            for pb in pbs:
+                if not pb.HasField("timestamp"):
+                    pb.timestamp.FromNanoseconds(now_ns)
+                pb.receive_timestamp.FromNanoseconds(now_ns)
+                if not pb.insert_id:
+                    # Fixed width, so later writes sort after earlier ones at equal timestamps.
+                    pb.insert_id = f"{self._next_id:016x}"
+                    self._next_id += 1
+                stored = _Stored.of(pb)
+                if not self._entries or stored.key >= self._entries[-1].key:
+                    self._entries.append(stored)
+                else:
+                    bisect.insort(self._entries, stored, key=_key)
+                for tailer in self._tailers:
+                    tailer.push(stored)
+            excess = len(self._entries) - self.max_entries
+            if excess > 0:
+                del self._entries[:excess]
+        self.changed()
+
+    # --- RPCs ---------------------------------------------------------------------------------
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        return [
+            service(
+                "google.logging.v2.LoggingServiceV2",
+                {
+                    "WriteLogEntries": Method(self._write, WriteRequestPb, WriteResponsePb),
+                    "ListLogEntries": Method(self._list, ListRequestPb, ListResponsePb),
+                    "TailLogEntries": Method(
+                        self._tail, TailRequestPb, TailResponsePb, kind="stream_stream"
+                    ),
+                },
+            )
+        ]
+
+    def _write(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if not request.entries:
+            raise invalid_argument("entries: at least one log entry is required")
+        valid: list[Any] = []
+        errors: dict[int, str] = {}
+        for i, entry in enumerate(request.entries):
+            pb = LogEntryPb()
+            pb.CopyFrom(entry)
+            # Request-level defaults fill what the entry leaves empty, as the API documents.
+            if not pb.log_name:
+                pb.log_name = request.log_name
+            if not pb.HasField("resource") and request.HasField("resource"):
+                pb.resource.CopyFrom(request.resource)
+            for k, v in request.labels.items():
+                if k not in pb.labels:
+                    pb.labels[k] = v
+            try:
+                _check_entry(pb)
+            except RpcError as err:
+                errors[i] = err.message
+                continue
+            valid.append(pb)
+        if errors and not request.partial_success:
+            i, message = next(iter(errors.items()))
+            raise invalid_argument(f"entries[{i}]: {message}")
+        if not request.dry_run:
+            self._append(valid)
+        if errors:
+            # partial_success: the valid entries were written; say which ones were not.
+            details = PartialErrorsPb()
+            for i, message in errors.items():
+                details.log_entry_errors[i].CopyFrom(
+                    status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message)
+                )
+            packed = any_pb2.Any()
+            packed.Pack(details)
+            first = next(iter(errors.items()))
+            status = status_pb2.Status(
+                code=code_pb2.INVALID_ARGUMENT,
+                message=f"{len(errors)} of {len(request.entries)} entries were not written; "
+                f"entries[{first[0]}]: {first[1]}",
+                details=[packed],
+            )
+            context.abort_with_status(rpc_status.to_status(status))
+        return WriteResponsePb()
+
+    def _list(self, request: Any, context: grpc.ServicerContext) -> Any:
+        parents = _parents(request.resource_names)
+        flt = _compile(request.filter)
+        order = " ".join(request.order_by.split()).lower()
+        if order in ("", "timestamp asc", "timestamp"):
+            descending = False
+        elif order == "timestamp desc":
+            descending = True
+        else:
+            raise invalid_argument(
+                f'order_by {request.order_by!r} is not supported: use "timestamp asc" or '
+                '"timestamp desc"'
+            )
+        if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
+            raise invalid_argument(f"page_size must be between 0 and {MAX_PAGE_SIZE}")
+        size = request.page_size or DEFAULT_PAGE_SIZE
+        direction = "d" if descending else "a"
+        with self.lock:
+            entries = list(self._entries)  # filter outside the lock: writers keep going
+        if descending:
+            end = len(entries)
+            if request.page_token:
+                after = _read_page_token(request.page_token, direction)
+                end = bisect.bisect_left(entries, after, key=_key)
+            candidates: Iterable[_Stored] = reversed(entries[:end])
+        else:
+            start = 0
+            if request.page_token:
+                after = _read_page_token(request.page_token, direction)
+                start = bisect.bisect_right(entries, after, key=_key)
+            candidates = entries[start:]
+        page: list[_Stored] = []
+        more = False
+        for stored in candidates:
+            if stored.parent in parents and flt.matches(stored.view):
+                if len(page) == size:
+                    more = True
+                    break
+                page.append(stored)
+        response = ListResponsePb()
+        response.entries.extend(s.pb for s in page)
+        if more:
+            response.next_page_token = _page_token(direction, page[-1].key)
+        return response
+
+    def _tail(self, requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+        request = next(requests, None)
+        if request is None:
+            return
+        parents = _parents(request.resource_names)
+        flt = _compile(request.filter)
+        if request.HasField("buffer_window"):
+            window_ms = request.buffer_window.ToMilliseconds()
+            if not 0 <= window_ms <= MAX_BUFFER_WINDOW_MS:
+                raise invalid_argument(
+                    f"buffer_window must be between 0 and {MAX_BUFFER_WINDOW_MS} milliseconds"
+                )
+        tailer = _Tailer()
+        with self.lock:
+            self._tailers.add(tailer)
+        context.add_callback(tailer.wake.set)  # runs when the client cancels or the call ends
+        try:
+            # The GAPIC client waits for a first response before tail_log_entries() returns,
+            # so say at once that the session is open.
+            yield TailResponsePb()
+            while context.is_active() and not self._stopping.is_set():
+                tailer.wake.wait()
+                with self.lock:
+                    tailer.wake.clear()
+                    batch, tailer.pending = tailer.pending, []
+                    suppressed, tailer.suppressed = tailer.suppressed, 0
+                matching = [s for s in batch if s.parent in parents and flt.matches(s.view)]
+                if not matching and not suppressed:
+                    continue
+                response = TailResponsePb()
+                response.entries.extend(s.pb for s in sorted(matching, key=_key))
+                if suppressed:
+                    info = response.suppression_info.add()
+                    info.reason = types.TailLogEntriesResponse.SuppressionInfo.Reason.NOT_CONSUMED
+                    info.suppressed_count = suppressed
+                yield response
+        finally:
+            with self.lock:
+                self._tailers.discard(tailer)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def stop(self) -> None:
+        self._stopping.set()
+        with self.lock:
+            for tailer in self._tailers:
+                tailer.wake.set()
+
+    def dump(self) -> Any:
+        # Each entry's serialized form is computed once, at write time: a save only joins
+        # strings, whatever the number of entries.
+        return {
+            "version": 1,
+            "next_insert_id": self._next_id,
+            "entries": [s.blob for s in self._entries],
+        }
+
+    def load(self, data: Any) -> None:
+        if not isinstance(data, dict) or data.get("version") != 1:
+            return
+        stored = []
+        for blob in data.get("entries", []):
+            stored.append(_Stored.of(LogEntryPb.FromString(base64.b64decode(blob)), blob))
+        stored.sort(key=_key)
+        self._entries = stored[-self.max_entries :]
+        self._next_id = int(data.get("next_insert_id", len(stored) + 1))
