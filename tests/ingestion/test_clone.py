@@ -1,0 +1,250 @@
+"""The hardened clone against a real ``git daemon``."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from govctl.emulator.storage import free_port
+from ingestion.clone import CloneError, classify, clone
+from tests.support.git import GitServer, git, head, make_repo
+
+LIMIT = 1000
+
+
+def tree_files(root: Path) -> dict[str, bytes]:
+    files = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for filename in filenames:
+            path = Path(dirpath, filename)
+            if not path.is_symlink():
+                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    return files
+
+
+def object_bytes(checkout: Path) -> int:
+    objects = checkout / ".git" / "objects"
+    return sum(p.stat().st_size for p in objects.rglob("*") if p.is_file())
+
+
+@pytest.fixture
+def stalled_server() -> Iterator[str]:
+    """A TCP port that accepts connections and never says a word."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"git://127.0.0.1:{listener.getsockname()[1]}/stalled"
+
+
+def test_happy_path(git_server: GitServer, tmp_path: Path) -> None:
+    repo = make_repo(
+        git_server.root / "org" / "app",
+        {"README.md": "# app\n", "src/main.py": "print('hi')\n"},
+        symlinks={"link": "README.md"},
+    )
+    make_repo(repo, {"README.md": "# app v2\n"}, message="second")
+    dest = tmp_path / "work" / "app"
+    dest.parent.mkdir()
+
+    checkout = clone(git_server.url("org/app"), dest, max_file_size=LIMIT, timeout=30)
+
+    assert checkout.path == dest
+    assert checkout.commit == head(repo)
+    assert tree_files(dest) == {"README.md": b"# app v2\n", "src/main.py": b"print('hi')\n"}
+    assert os.readlink(dest / "link") == "README.md"
+    # Shallow: one commit, no tags, one request to the server.
+    assert git("rev-list", "--count", "HEAD", cwd=dest) == "1"
+    assert git("tag", cwd=dest) == ""
+    assert git_server.upload_packs("org/app") == 1
+
+
+def test_empty_repository(git_server: GitServer, tmp_path: Path) -> None:
+    make_repo(git_server.root / "empty")
+    checkout = clone(git_server.url("empty"), tmp_path / "e", max_file_size=LIMIT, timeout=30)
+    assert checkout.commit == ""
+    assert tree_files(checkout.path) == {}
+
+
+def test_files_over_the_limit_are_neither_downloaded_nor_checked_out(
+    git_server: GitServer, tmp_path: Path
+) -> None:
+    huge = os.urandom(300_000)  # incompressible, so its absence shows in the object store
+    repo = make_repo(
+        git_server.root / "huge",
+        {
+            "small.txt": "small\n",
+            "exact.bin": b"x" * LIMIT,  # exactly the limit: kept (gitingest keeps it too)
+            "big.bin": huge,
+            "deep/dir/big2.bin": huge + b"2",
+            "deep/keep.txt": "kept\n",
+        },
+    )
+    checkout = clone(git_server.url("huge"), tmp_path / "h", max_file_size=LIMIT, timeout=30)
+
+    assert checkout.commit == head(repo)
+    assert tree_files(checkout.path) == {
+        "small.txt": b"small\n",
+        "exact.bin": b"x" * LIMIT,
+        "deep/keep.txt": b"kept\n",
+    }
+    assert object_bytes(checkout.path) < 100_000
+    # No lazy fetch of the omitted blobs afterwards either.
+    assert git_server.upload_packs("huge") == 1
+
+
+def test_submodules_are_not_fetched(git_server: GitServer, tmp_path: Path) -> None:
+    sub = make_repo(git_server.root / "sub", {"secret.txt": "from the submodule\n"})
+    outer = make_repo(
+        git_server.root / "outer",
+        {".gitmodules": f'[submodule "sub"]\n\tpath = sub\n\turl = {git_server.url("sub")}\n'},
+    )
+    git("update-index", "--add", "--cacheinfo", f"160000,{head(sub)},sub", cwd=outer)
+    git("commit", "-q", "-m", "add submodule", cwd=outer)
+
+    checkout = clone(git_server.url("outer"), tmp_path / "o", max_file_size=LIMIT, timeout=30)
+
+    assert checkout.commit == head(outer)
+    assert list((checkout.path / "sub").iterdir()) == []
+    assert git_server.upload_packs("sub") == 0
+
+
+def test_user_configuration_and_git_environment_cannot_inject_hooks(
+    git_server: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_repo(git_server.root / "r", {"a.txt": "a\n"})
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    marker = tmp_path / "hook-ran"
+    for name in ("reference-transaction", "post-checkout"):
+        hook = hooks / name
+        hook.write_text(f"#!/bin/sh\necho {name} >> {marker}\n")
+        hook.chmod(0o755)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".gitconfig").write_text(f"[core]\n\thooksPath = {hooks}\n")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("GIT_CONFIG_GLOBAL", raising=False)
+    monkeypatch.delenv("GIT_CONFIG_NOSYSTEM", raising=False)
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", f"'core.hooksPath'='{hooks}'")
+
+    # The same setup does run hooks for a plain clone: the test can see a hook run.
+    subprocess.run(
+        ["git", "clone", "-q", git_server.url("r"), str(tmp_path / "plain")],
+        check=True,
+        capture_output=True,
+    )
+    assert marker.exists()
+    marker.unlink()
+
+    checkout = clone(git_server.url("r"), tmp_path / "hardened", max_file_size=LIMIT, timeout=30)
+    assert tree_files(checkout.path) == {"a.txt": b"a\n"}
+    assert not marker.exists()
+    assert not (checkout.path / ".git" / "hooks").exists()  # no sample hooks either
+
+
+def test_nonexistent_repository(git_server: GitServer, tmp_path: Path) -> None:
+    dest = tmp_path / "missing"
+    with pytest.raises(CloneError) as info:
+        clone(git_server.url("no/such/repo"), dest, max_file_size=LIMIT, timeout=30)
+    assert info.value.reason == "not_found"
+    assert "no/such/repo" in str(info.value)
+    assert not dest.exists()
+
+
+def test_unreachable_host(tmp_path: Path) -> None:
+    dest = tmp_path / "unreachable"
+    with pytest.raises(CloneError) as info:
+        clone(f"git://127.0.0.1:{free_port()}/r", dest, max_file_size=LIMIT, timeout=30)
+    assert info.value.reason == "unreachable"
+    assert not dest.exists()
+
+
+def test_timeout_kills_git_and_removes_dest(stalled_server: str, tmp_path: Path) -> None:
+    dest = tmp_path / "slow"
+    started = time.monotonic()
+    with pytest.raises(CloneError) as info:
+        clone(stalled_server, dest, max_file_size=LIMIT, timeout=0.5)
+    assert info.value.reason == "timeout"
+    assert time.monotonic() - started < 5
+    assert not dest.exists()
+
+
+def test_timeout_works_off_the_main_thread(stalled_server: str, tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            clone(stalled_server, tmp_path / "t", max_file_size=LIMIT, timeout=0.5)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert isinstance(errors[0], CloneError) and errors[0].reason == "timeout"
+
+
+def test_cancel_stops_a_running_clone(stalled_server: str, tmp_path: Path) -> None:
+    cancel = threading.Event()
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(CloneError) as info:
+            clone(stalled_server, tmp_path / "c", max_file_size=LIMIT, timeout=60, cancel=cancel)
+    finally:
+        timer.cancel()
+    assert info.value.reason == "cancelled"
+    assert time.monotonic() - started < 5
+    assert not (tmp_path / "c").exists()
+
+
+def test_local_repositories_for_development(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "src" / "local", {"f.txt": "local\n"})
+    by_path = clone(str(repo), tmp_path / "p", max_file_size=LIMIT, timeout=30)
+    by_url = clone(repo.as_uri(), tmp_path / "u", max_file_size=LIMIT, timeout=30)
+    for checkout in (by_path, by_url):
+        assert checkout.commit == head(repo)
+        assert tree_files(checkout.path) == {"f.txt": b"local\n"}
+
+
+def test_destination_must_not_exist(tmp_path: Path) -> None:
+    (tmp_path / "there").mkdir()
+    with pytest.raises(FileExistsError):
+        clone("git://127.0.0.1:1/r", tmp_path / "there", max_file_size=LIMIT, timeout=5)
+    assert (tmp_path / "there").is_dir()  # someone else's directory is left alone
+
+
+@pytest.mark.parametrize(
+    ("stderr", "reason"),
+    [
+        (
+            "remote: Repository not found.\nfatal: repository 'https://github.com/o/x/' not found",
+            "not_found",
+        ),
+        (
+            "fatal: could not read Username for 'https://github.com': terminal prompts disabled",
+            "not_found",
+        ),
+        (
+            "fatal: unable to access 'https://github.com/o/r/': Could not resolve host: github.com",
+            "unreachable",
+        ),
+        (
+            "error: RPC failed; HTTP 502 curl 22 The requested URL returned error: 502",
+            "unreachable",
+        ),
+        ("fatal: protocol 'ext' is not supported", "git_failed"),
+    ],
+)
+def test_classify_github_messages(stderr: str, reason: str) -> None:
+    assert classify(stderr) == reason
