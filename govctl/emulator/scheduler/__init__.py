@@ -1,0 +1,1 @@
+"""Cloud Scheduler v1 for the loopback cloud."""
