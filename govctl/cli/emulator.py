@@ -120,6 +120,9 @@ def _serve(cfg: config.Config, directory: Path, image_map: dict[str, str], t0: f
     t_import = time.monotonic()
     emu.start()
     ready = time.monotonic()
+    # Tasks inherit this environment: like a job on Cloud Run, they reach this cloud's
+    # storage (and APIs), not whatever the starting shell pointed at.
+    os.environ.update(emu.env())
     try:
         assert emu.storage is not None
         record = process.Record(

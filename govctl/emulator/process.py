@@ -18,8 +18,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -94,12 +92,6 @@ def remove_record(state_dir: Path, pid: int) -> None:
 # processes ----------------------------------------------------------------------------------
 def pid_alive(pid: int) -> bool:
     try:
-        # Reap it first if it is our own exited child: a zombie still answers kill(0).
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
@@ -109,8 +101,8 @@ def pid_alive(pid: int) -> bool:
 
 
 def _zombie(pid: int) -> bool:
-    """An exited process its parent has not reaped yet (e.g. a detached emulator whose
-    adoptive parent reaps lazily). Linux only; elsewhere assume it is not."""
+    """An exited process its parent has not reaped yet: it still answers kill(0). A detached
+    emulator's adoptive parent may reap lazily. Linux only; elsewhere assume it is not."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -227,6 +219,9 @@ def grpc_answers(address: str, timeout: float = 1.0) -> bool:
 
 
 def storage_answers(url: str, timeout: float = 1.0) -> bool:
+    import urllib.error
+    import urllib.request  # 0.1 s: only `status` needs it
+
     try:
         with urllib.request.urlopen(f"{url}/storage/v1/b", timeout=timeout) as resp:
             return bool(resp.status == 200)
