@@ -1,0 +1,1 @@
+"""Cloud Billing Catalog v1 for the loopback cloud."""
