@@ -51,6 +51,7 @@ class RunReport:
     digest_bytes: int = 0
     files_digested: int = 0
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    plan_seconds: float = 0.0
     stopped_by: str = ""
     fatal: str = ""
     started_at: str = field(default_factory=lambda: rfc3339(datetime.now(UTC)))
@@ -138,9 +139,10 @@ class RunReport:
                     {"repo": f.repo, "reason": f.reason, "stage": f.stage, "detail": f.detail}
                     for f in self.failures
                 ],
-                "durations_s": {
-                    "total": round(elapsed, 3),
-                    **{k: round(v, 3) for k, v in sorted(self.stage_seconds.items())},
+                "durations_s": {"total": round(elapsed, 3), "plan": round(self.plan_seconds, 3)},
+                # Summed over repositories processed in parallel, so they can exceed "total".
+                "stage_seconds_summed": {
+                    k: round(v, 3) for k, v in sorted(self.stage_seconds.items())
                 },
                 "rate_per_s": round(counts["processed"] / elapsed, 3) if elapsed > 0 else 0.0,
                 "bytes": {

@@ -1,0 +1,317 @@
+"""Clone, digest and upload with K repositories in flight.
+
+K worker threads each carry one repository at a time through the three stages, so clones
+(network, in the thread), digests (CPU, in a pool of worker processes: gitingest is pure
+Python and threads do not speed it up) and uploads (network, in the thread) of different
+repositories overlap. At most K checkouts and K digests exist at once, whatever the feed size.
+
+Per-repository time limit without SIGALRM: the clone gets the limit as its own timeout, the
+digest gets what is left as a pebble timeout, which kills the worker process that overran.
+
+On stop (SIGTERM): no thread takes a new repository, running clones are cancelled through
+the shared event, running digests are cancelled (their workers killed), and a digest that
+is ready is not uploaded: nothing is written after the stop except the run report, and
+every object write is a whole object (the sink writes atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import shutil
+import threading
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from concurrent.futures import CancelledError
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pebble
+
+from ingestion.clone import CloneError, clone
+from ingestion.logs import Logger, utc_now
+from ingestion.plan import Job
+from ingestion.report import Failure, RunReport
+from ingestion.sink import Sink, SinkError
+
+if TYPE_CHECKING:
+    from ingestion.digest import Digest, DigestSettings
+
+# Recycle digest workers now and then: a long run must not accumulate gitingest's garbage.
+WORKER_MAX_TASKS = 100
+# This many uploads failing in a row means the sink is gone: stop rather than clone for nothing.
+MAX_UPLOAD_FAILURES_IN_A_ROW = 5
+
+
+def _init_worker() -> None:
+    from ingestion.digest import init_worker
+
+    init_worker()
+
+
+def _digest(path: str, settings: DigestSettings, label: str) -> Digest:
+    from ingestion.digest import digest_checkout
+
+    return digest_checkout(Path(path), settings, label=label)
+
+
+def process_pool(workers: int) -> pebble.ProcessPool:
+    """Digest workers forked from a clean single-threaded server that preloaded gitingest.
+
+    Plain fork would copy this multi-threaded process (locks held by other threads included);
+    spawn would re-import gitingest for every worker, and pebble restarts a worker after each
+    timeout.
+    """
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["ingestion.warm", "ingestion.pipeline", "ingestion.cli"])
+    return pebble.ProcessPool(
+        max_workers=workers, max_tasks=WORKER_MAX_TASKS, initializer=_init_worker, context=ctx
+    )
+
+
+@dataclass
+class _Outcome:
+    action: str  # rewritten | metadata_refreshed
+    size: int
+
+
+class _Stopped(Exception):
+    """The run is stopping: this repository is abandoned, not failed."""
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        sink: Sink,
+        settings: DigestSettings,
+        fingerprint: str,
+        concurrency: int,
+        digest_workers: int,
+        repo_timeout: float,
+        force: bool,
+        workdir: Path,
+        report: RunReport,
+        logger: Logger,
+        stop: threading.Event,
+    ) -> None:
+        self.sink = sink
+        self.settings = settings
+        self.fingerprint = fingerprint
+        self.concurrency = concurrency
+        self.digest_workers = max(1, min(digest_workers, concurrency))
+        self.repo_timeout = repo_timeout
+        self.force = force
+        self.workdir = workdir
+        self.report = report
+        self.log = logger
+        self.stop = stop
+        self._jobs: Iterator[tuple[int, Job]] = iter(())
+        self._jobs_lock = threading.Lock()
+        self._inflight: set[pebble.ProcessFuture] = set()
+        self._inflight_lock = threading.Lock()
+        self._upload_failures_in_a_row = 0
+        self._pool: pebble.ProcessPool | None = None
+
+    def run(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        self._jobs = iter(enumerate(jobs))
+        self._pool = process_pool(self.digest_workers)
+        threads = [
+            threading.Thread(target=self._worker, name=f"repo-{i}", daemon=True)
+            for i in range(min(self.concurrency, len(jobs)))
+        ]
+        for t in threads:
+            t.start()
+        cancelled = False
+        try:
+            # Short joins keep the main thread responsive to signals.
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.1)
+                if self.stop.is_set() and not cancelled:
+                    cancelled = True
+                    self._cancel_digests()
+        finally:
+            if self.stop.is_set():
+                self._pool.stop()
+            else:
+                self._pool.close()
+            self._pool.join(timeout=10)
+
+    def _cancel_digests(self) -> None:
+        with self._inflight_lock:
+            futures = list(self._inflight)
+        for future in futures:
+            future.cancel()  # pebble terminates the worker running it
+
+    def _next(self) -> tuple[int, Job] | None:
+        if self.stop.is_set():
+            return None
+        with self._jobs_lock:
+            return next(self._jobs, None)
+
+    def _worker(self) -> None:
+        while (item := self._next()) is not None:
+            seq, job = item
+            try:
+                self._one(seq, job)
+            except Exception as exc:  # a bug must cost one repository, not the run
+                where = traceback.extract_tb(exc.__traceback__)[-1]
+                detail = f"{type(exc).__name__}: {exc} (at {where.filename}:{where.lineno})"
+                self._fail(job, "internal_error", detail, "pipeline", 0.0)
+
+    def _one(self, seq: int, job: Job) -> None:
+        repo = job.repo
+        started = time.monotonic()
+        deadline = started + self.repo_timeout
+        dest = self.workdir / f"{seq:06d}"
+        stage = "clone"
+        timings: dict[str, float] = {}
+        try:
+            try:
+                checkout = clone(
+                    repo.url,
+                    dest,
+                    max_file_size=self.settings.max_file_size,
+                    timeout=self.repo_timeout,
+                    cancel=self.stop,
+                )
+            except CloneError as exc:
+                if exc.reason == "cancelled" or self.stop.is_set():
+                    raise _Stopped from exc
+                self._fail(job, exc.reason, str(exc), stage, time.monotonic() - started)
+                return
+            timings["clone_s"] = self._lap("clone", started)
+
+            stage = "digest"
+            t = time.monotonic()
+            digest = self._run_digest(checkout.path, repo.key, deadline - t)
+            timings["digest_s"] = self._lap("digest", t)
+        except _Stopped:
+            self.report.record_interrupted()
+            self.log.info("abandoned (stopping)", repo=repo.key, stage=stage)
+            return
+        except _DigestFailed as exc:
+            self._fail(job, exc.reason, exc.detail, stage, time.monotonic() - started)
+            return
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+
+        if self.stop.is_set():
+            self.report.record_interrupted()
+            self.log.info("abandoned before upload (stopping)", repo=repo.key)
+            return
+        t = time.monotonic()
+        try:
+            outcome = self._upload(job, checkout.commit, digest)
+        except SinkError as exc:
+            self._upload_failed()
+            self._fail(job, "upload_failed", str(exc), "upload", time.monotonic() - started)
+            return
+        with self._inflight_lock:
+            self._upload_failures_in_a_row = 0
+        timings["upload_s"] = self._lap("upload", t)
+        self.report.record_written(
+            rewritten=outcome.action == "rewritten", size=outcome.size, files=digest.files
+        )
+        self.log.info(
+            f"ingested {repo.key}",
+            repo=repo.key,
+            why=job.why,
+            action=outcome.action,
+            commit=checkout.commit or None,
+            files=digest.files,
+            size=outcome.size,
+            duration_s=round(time.monotonic() - started, 3),
+            **{k: round(v, 3) for k, v in timings.items()},
+        )
+
+    def _lap(self, stage: str, since: float) -> float:
+        seconds = time.monotonic() - since
+        self.report.add_stage(stage, seconds)
+        return seconds
+
+    def _run_digest(self, path: Path, label: str, budget: float) -> Digest:
+        if budget <= 0:
+            raise _DigestFailed("timeout", f"no time left for the digest ({self.repo_timeout}s)")
+        assert self._pool is not None
+        future = self._pool.schedule(
+            _digest, args=(str(path), self.settings, label), timeout=budget
+        )
+        with self._inflight_lock:
+            self._inflight.add(future)
+        try:
+            if self.stop.is_set():
+                future.cancel()
+            return future.result()
+        except CancelledError:
+            raise _Stopped from None
+        except TimeoutError:
+            raise _DigestFailed(
+                "timeout", f"digest exceeded the {self.repo_timeout}s repository limit"
+            ) from None
+        except pebble.ProcessExpired as exc:
+            raise _DigestFailed("digest_crashed", f"worker died: {exc}") from None
+        except Exception as exc:
+            raise _DigestFailed("digest_failed", f"{type(exc).__name__}: {exc}") from None
+        finally:
+            with self._inflight_lock:
+                self._inflight.discard(future)
+
+    def _upload(self, job: Job, commit: str, digest: Digest) -> _Outcome:
+        repo = job.repo
+        data = digest.text.encode("utf-8")
+        sha = hashlib.sha256(data).hexdigest()
+        metadata = {
+            "org": repo.owner,
+            "repo": repo.name,
+            "url": repo.url,
+            "pushedAt": repo.pushed_at,
+            "processedAt": utc_now(),
+            "commit": commit,
+            "size": str(len(data)),
+            "sha256": sha,
+            "ingest_version": self.fingerprint,
+        }
+        if not self.force and job.stored.get("sha256") == sha:
+            self.sink.put_metadata(repo.owner, repo.name, metadata)
+            return _Outcome("metadata_refreshed", len(data))
+        self.sink.put_digest(repo.owner, repo.name, data, metadata)
+        return _Outcome("rewritten", len(data))
+
+    def _upload_failed(self) -> None:
+        with self._inflight_lock:
+            self._upload_failures_in_a_row += 1
+            in_a_row = self._upload_failures_in_a_row
+        if in_a_row >= MAX_UPLOAD_FAILURES_IN_A_ROW and not self.stop.is_set():
+            self.report.fatal = f"{in_a_row} uploads in a row failed: the sink looks unusable"
+            self.log.critical(self.report.fatal + "; stopping")
+            self.stop.set()
+
+    def _fail(self, job: Job, reason: str, detail: str, stage: str, seconds: float) -> None:
+        self.report.record_failure(Failure(job.repo.key, reason, detail, stage))
+        self.log.error(
+            f"failed {job.repo.key}: {reason}",
+            repo=job.repo.key,
+            reason=reason,
+            stage=stage,
+            detail=detail,
+            duration_s=round(seconds, 3),
+        )
+
+
+class _DigestFailed(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def pipeline_stats(report: RunReport) -> dict[str, Any]:
+    """Fields of the progress line beyond done/total."""
+    counts = report.counts()
+    return {k: counts[k] for k in ("processed", "failed", "interrupted")}

@@ -1,0 +1,9 @@
+"""Preloaded by the digest workers' fork server (see ``ingestion.pipeline.process_pool``).
+
+Importing and patching gitingest takes about a second; done here once, every worker forked
+from the server inherits it, including the workers pebble starts again after a timeout.
+"""
+
+from ingestion.digest import init_worker
+
+init_worker()

@@ -1,0 +1,571 @@
+"""The whole job against a real ``git daemon`` and a directory or ``fake-gcs-server`` sink.
+
+Most runs are in-process (``runner.run`` with a captured logger: the digest workers' fork
+server stays warm between runs); what is a property of the process — exit status, signals,
+what reaches stdout — runs ``python -m ingestion`` as a subprocess.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+
+from govctl.emulator.storage import FakeGcs
+from ingestion.cli import parse_options
+from ingestion.logs import Logger
+from ingestion.runner import run
+from tests.support.git import GitServer, git, head, make_repo
+
+PUSHED = "2024-01-01T00:00:00Z"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def entry(server: GitServer, rel: str, pushed: str = PUSHED, **extra: Any) -> dict[str, Any]:
+    owner, name = rel.split("/")
+    return {"owner": owner, "name": name, "url": server.url(rel), "pushedAt": pushed, **extra}
+
+
+def write_feed(path: Path, entries: list[Any]) -> Path:
+    path.write_text(json.dumps(entries))
+    return path
+
+
+class Job:
+    """Runs the job in-process and keeps what it logged."""
+
+    def __init__(self, feed: Path, sink: str, server: GitServer) -> None:
+        self.feed = feed
+        self.sink = sink
+        self.server = server
+        self.records: list[dict[str, Any]] = []
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> int:
+        argv = ["--feed", str(self.feed), "--sink", self.sink, "--allow-host", self.server.host]
+        environ = {"CLOUD_RUN_EXECUTION": f"exec-{time.monotonic_ns()}", **(env or {})}
+        options = parse_options([*argv, *args], environ)
+        out = io.StringIO()
+        code = run(options, environ=environ, logger=Logger(out, min_severity="DEBUG"))
+        self.records = [json.loads(line) for line in out.getvalue().splitlines()]
+        return code
+
+    def report(self) -> dict[str, Any]:
+        [line] = [r for r in self.records if r["message"].startswith("finished")]
+        return line
+
+    def counts(self) -> dict[str, Any]:
+        counts: dict[str, Any] = self.report()["counts"]
+        return counts
+
+    def messages(self, severity: str) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["severity"] == severity]
+
+
+def stored(sink: Path) -> dict[str, tuple[str, dict[str, str]]]:
+    """``owner/name`` → (digest text, metadata) of a directory sink."""
+    found = {}
+    for md in sink.glob("*/*.md"):
+        meta = json.loads(md.with_name(md.name + ".meta.json").read_text())
+        found[f"{md.parent.name}/{md.stem}"] = (md.read_text(), meta)
+    return found
+
+
+def reports(sink: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(sink.glob("_runs/*/task-*.json"))]
+
+
+def every_byte(root: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file())
+
+
+@pytest.fixture
+def silent_listener() -> Iterator[int]:
+    """A TCP port that accepts connections and never answers: a git host that hangs."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield sock.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    sock.close()
+
+
+@pytest.fixture
+def three_repos(git_server: GitServer) -> list[str]:
+    make_repo(git_server.root / "alpha/one", {"README.md": "# One\n", "src/app.py": "print(1)\n"})
+    make_repo(git_server.root / "alpha/two", {"main.go": "package main\n"})
+    make_repo(git_server.root / "beta/three", {"docs/index.md": "three\n"})
+    return ["alpha/one", "alpha/two", "beta/three"]
+
+
+# -- happy path ------------------------------------------------------------------------------
+
+
+def test_directory_sink_happy_path(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path
+) -> None:
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
+    job = Job(feed, str(tmp_path / "out"), git_server)
+    assert job(env={"CLOUD_RUN_EXECUTION": "exec-1"}) == 0
+
+    digests = stored(tmp_path / "out")
+    assert sorted(digests) == three_repos
+    text, meta = digests["alpha/one"]
+    assert "Repository: alpha/one" in text and "FILE: src/app.py" in text and "print(1)" in text
+    assert set(meta) == {
+        "org", "repo", "url", "pushedAt", "processedAt", "commit", "size", "sha256",
+        "ingest_version",
+    }  # fmt: skip
+    assert meta["org"] == "alpha" and meta["repo"] == "one"
+    assert meta["url"] == git_server.url("alpha/one") and meta["pushedAt"] == PUSHED
+    assert meta["commit"] == head(git_server.root / "alpha/one")
+    assert meta["sha256"] == hashlib.sha256(text.encode()).hexdigest()
+    assert meta["size"] == str(len(text.encode()))
+    assert meta["processedAt"].endswith("Z")
+    assert git_server.upload_packs() == 3
+
+    [report] = reports(tmp_path / "out")
+    assert report["execution"] == "exec-1"
+    assert (report["task_index"], report["task_count"]) == (0, 1)
+    assert report["counts"]["processed"] == report["counts"]["rewritten"] == 3
+    assert report["counts"]["failed"] == 0 and report["failures"] == []
+    assert report["bytes"]["written"] == sum(len(t.encode()) for t, _ in digests.values())
+    assert report["settings"]["max_file_size"] == 524288
+    assert report["durations_s"]["total"] > 0
+    ingested = [r for r in job.records if r["message"].startswith("ingested")]
+    assert {r["repo"] for r in ingested} == set(three_repos)
+    assert all(r["duration_s"] > 0 and r["severity"] == "INFO" for r in ingested)
+
+
+def test_gcs_sink_happy_path_and_incremental(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path, fake_gcs: FakeGcs
+) -> None:
+    client = storage.Client(project="p", credentials=AnonymousCredentials())
+    client.create_bucket("digests")
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
+    job = Job(feed, "gs://digests/daily", git_server)
+    assert job(env={"CLOUD_RUN_EXECUTION": "exec-gcs"}) == 0
+
+    blobs = {b.name: b for b in client.list_blobs("digests")}
+    assert sorted(blobs) == [
+        "daily/_runs/exec-gcs/task-0.json",
+        "daily/alpha/one.md",
+        "daily/alpha/two.md",
+        "daily/beta/three.md",
+    ]
+    blob = blobs["daily/alpha/two.md"]
+    assert blob.content_type == "text/markdown; charset=utf-8"
+    data = blob.download_as_bytes()
+    assert b"package main" in data
+    assert blob.metadata["sha256"] == hashlib.sha256(data).hexdigest()
+    assert blob.metadata["commit"] == head(git_server.root / "alpha/two")
+    report = json.loads(blobs["daily/_runs/exec-gcs/task-0.json"].download_as_bytes())
+    assert report["counts"]["rewritten"] == 3
+
+    assert job() == 0
+    assert git_server.upload_packs() == 3
+    assert job.counts()["unchanged"] == 3 and job.counts()["processed"] == 0
+
+
+# -- incremental -----------------------------------------------------------------------------
+
+
+def test_second_run_clones_nothing_and_one_change_clones_one(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path
+) -> None:
+    entries = [entry(git_server, r) for r in three_repos]
+    feed = write_feed(tmp_path / "feed.json", entries)
+    out = tmp_path / "out"
+    job = Job(feed, str(out), git_server)
+    assert job() == 0
+    first = stored(out)
+    assert git_server.upload_packs() == 3
+
+    assert job() == 0
+    assert git_server.upload_packs() == 3  # no clone, no fetch: decided from the listing
+    assert job.counts()["unchanged"] == 3 and job.counts()["to_do"] == 0
+    assert stored(out) == first
+
+    make_repo(git_server.root / "alpha/two", {"main.go": "package main // v2\n"}, message="v2")
+    entries[1]["pushedAt"] = "2024-02-02T00:00:00Z"
+    write_feed(feed, entries)
+    assert job() == 0
+    assert git_server.upload_packs() == 4
+    assert git_server.upload_packs("alpha/two") == 2
+    assert job.counts()["rewritten"] == 1 and job.counts()["unchanged"] == 2
+    after = stored(out)
+    assert "v2" in after["alpha/two"][0]
+    assert after["alpha/two"][1]["pushedAt"] == "2024-02-02T00:00:00Z"
+    assert after["alpha/one"] == first["alpha/one"]
+
+
+def test_same_content_refreshes_metadata_only(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path
+) -> None:
+    entries = [entry(git_server, r) for r in three_repos]
+    feed = write_feed(tmp_path / "feed.json", entries)
+    out = tmp_path / "out"
+    job = Job(feed, str(out), git_server)
+    assert job() == 0
+    md = out / "beta/three.md"
+    inode = md.stat().st_ino
+
+    entries[2]["pushedAt"] = "2024-03-03T00:00:00Z"  # pushed (e.g. a branch), same default head
+    write_feed(feed, entries)
+    assert job() == 0
+    assert job.counts()["metadata_refreshed"] == 1 and job.counts()["rewritten"] == 0
+    assert md.stat().st_ino == inode  # the digest itself was not rewritten
+    assert stored(out)["beta/three"][1]["pushedAt"] == "2024-03-03T00:00:00Z"
+
+    assert job() == 0
+    assert job.counts()["unchanged"] == 3
+
+
+def test_force_and_settings_change_redo_everything(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path
+) -> None:
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
+    job = Job(feed, str(tmp_path / "out"), git_server)
+    assert job() == 0
+    assert git_server.upload_packs() == 3
+
+    assert job("--force") == 0
+    assert git_server.upload_packs() == 6
+    assert job.counts()["processed"] == 3
+
+    assert job("--max-file-size", "1000") == 0
+    assert git_server.upload_packs() == 9
+    assert {r["why"] for r in job.records if r["message"].startswith("ingested")} == {"settings"}
+    ingest_versions = {meta["ingest_version"] for _, meta in stored(tmp_path / "out").values()}
+    assert len(ingest_versions) == 1
+
+    assert job("--max-file-size", "1000") == 0
+    assert git_server.upload_packs() == 9
+
+
+def test_dry_run_writes_nothing(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path
+) -> None:
+    entries = [entry(git_server, r) for r in three_repos]
+    entries.append({"owner": "x", "name": "bad/name", "url": git_server.url("x/y")})
+    feed = write_feed(tmp_path / "feed.json", entries)
+    out = tmp_path / "out"
+    job = Job(feed, str(out), git_server)
+    assert job("--dry-run") == 0
+    assert not out.exists()
+    assert git_server.upload_packs() == 0
+    [summary] = [r for r in job.records if r["message"].startswith("dry run")]
+    assert summary["to_do"] == 3 and summary["unchanged"] == 0
+    assert summary["rejected_by_reason"] == {"bad_name": 1}
+    assert {r["repo"] for r in job.records if r["message"].startswith("would ingest")} == set(
+        three_repos
+    )
+
+    assert job() == 0
+    before = every_byte(out)
+    assert job("--dry-run", "--force") == 0
+    [summary] = [r for r in job.records if r["message"].startswith("dry run")]
+    assert summary["to_do"] == 3 and summary["why"] == {"forced": 3}
+    assert job("--dry-run") == 0
+    [summary] = [r for r in job.records if r["message"].startswith("dry run")]
+    assert summary["to_do"] == 0 and summary["unchanged"] == 3
+    assert every_byte(out) == before
+    assert git_server.upload_packs() == 3
+
+
+# -- the feed --------------------------------------------------------------------------------
+
+
+def test_rejected_entries_are_logged_counted_and_never_cloned(
+    git_server: GitServer, tmp_path: Path
+) -> None:
+    make_repo(git_server.root / "org/good", {"a.txt": "a\n"})
+    make_repo(git_server.root / "org/victim", {"a.txt": "a\n"})
+    victim = git_server.url("org/victim")
+    entries: list[Any] = [
+        entry(git_server, "org/good"),
+        {"owner": "org", "name": "nourl"},
+        {"owner": "org", "url": victim},
+        {"owner": "org", "name": "..", "url": victim},
+        {"owner": "o\x07rg", "name": "victim", "url": victim},
+        {"owner": "org", "name": "opt", "url": f"--upload-pack=touch {tmp_path}/pwned"},
+        {"owner": "org", "name": "opt2", "url": "-uupload-pack=id"},
+        {"owner": "org", "name": "ext", "url": "ext::sh -c id"},
+        {"owner": "org", "name": "fd", "url": "fd::3"},
+        {"owner": "org", "name": "host", "url": victim.replace("127.0.0.1", "localhost")},
+        {"owner": "org", "name": "local", "url": (git_server.root / "org/victim").as_uri()},
+        {"owner": "org", "name": "path", "url": str(git_server.root / "org/victim")},
+        "not an object",
+        entry(git_server, "org/good"),  # a duplicate
+    ]
+    feed = write_feed(tmp_path / "feed.json", entries)
+    job = Job(feed, str(tmp_path / "out"), git_server)
+    assert job() == 0
+    assert git_server.upload_packs() == 1 and git_server.upload_packs("org/victim") == 0
+    assert not (tmp_path / "pwned").exists()
+    warnings = [r for r in job.messages("WARNING") if r["message"].startswith("rejected")]
+    assert len(warnings) == 12
+    assert all(r["reason"] and r["detail"] for r in warnings)
+    counts = job.counts()
+    assert counts["rejected"] == 12 and counts["duplicates"] == 1 and counts["processed"] == 1
+    by_reason = counts["rejected_by_reason"]
+    assert by_reason["missing_field"] == 2
+    assert by_reason["bad_name"] == 2
+    assert by_reason["host_not_allowed"] == 1
+    assert by_reason["not_an_object"] == 1
+    assert by_reason.get("unsafe_url", 0) + by_reason.get("bad_url", 0) == 6
+    [report] = reports(tmp_path / "out")
+    assert report["counts"]["rejected_by_reason"] == by_reason
+
+
+def test_limit_and_shards_cover_the_feed_once(git_server: GitServer, tmp_path: Path) -> None:
+    names = [f"org/r{i}" for i in range(5)]
+    for rel in names:
+        make_repo(git_server.root / rel, {"f.txt": rel})
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in names])
+    out = tmp_path / "out"
+    job = Job(feed, str(out), git_server)
+    assert job("--limit", "4", "--dry-run") == 0
+    [summary] = [r for r in job.records if r["message"].startswith("dry run")]
+    assert summary["to_do"] == 4
+    for index in range(3):
+        assert job("--batch-size", "3", "--offset", str(index)) == 0
+    assert sorted(stored(out)) == names
+    assert git_server.upload_packs() == 5
+    assert sorted(r["task_index"] for r in reports(out)) == [0, 1, 2]
+
+
+# -- failures --------------------------------------------------------------------------------
+
+
+def run_module(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
+    return subprocess.run(
+        [sys.executable, "-m", "ingestion", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env={**os.environ, "LOG_FORMAT": "json", **(env or {})},
+    )
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    records = [json.loads(line) for line in stdout.splitlines()]
+    for record in records:
+        assert record["severity"] in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        assert isinstance(record["message"], str) and record["time"].endswith("Z")
+    return records
+
+
+def test_unreachable_repository_exit_status_follows_the_ratio(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path
+) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there any more
+    entries = [entry(git_server, r) for r in three_repos]
+    entries.append(entry(git_server, "gone/missing"))
+    entries.append(
+        {"owner": "gone", "name": "host", "url": f"git://127.0.0.1:{dead_port}/gone/host"}
+    )
+    feed = write_feed(tmp_path / "feed.json", entries)
+    common = [
+        "--feed", str(feed), "--sink", str(tmp_path / "out"),
+        "--allow-host", git_server.host, "--allow-host", f"127.0.0.1:{dead_port}",
+    ]  # fmt: skip
+
+    proc = run_module(*common)
+    assert proc.returncode == 1, proc.stderr
+    records = json_lines(proc.stdout)  # every stdout line, workers' included, is a JSON record
+    errors = {r["repo"]: r["reason"] for r in records if r["severity"] == "ERROR" and "repo" in r}
+    assert errors == {"gone/missing": "not_found", "gone/host": "unreachable"}
+    [report] = reports(tmp_path / "out")
+    assert report["counts"]["failed"] == 2 and report["counts"]["processed"] == 3
+    assert {(f["repo"], f["reason"]) for f in report["failures"]} == {
+        ("gone/missing", "not_found"),
+        ("gone/host", "unreachable"),
+    }
+    assert report["failure_ratio"] == 0.4
+    assert proc.stderr == ""
+
+    # Same failures, but within the allowed ratio (the three good ones are now unchanged).
+    proc = run_module(*common, "--max-failure-ratio", "1")
+    assert proc.returncode == 0, proc.stdout
+    assert json_lines(proc.stdout)[-1]["counts"]["failed"] == 2
+
+
+def test_per_repository_timeout(
+    git_server: GitServer, tmp_path: Path, silent_listener: int
+) -> None:
+    make_repo(git_server.root / "org/fine", {"a.txt": "a\n"})
+    hanging = {"owner": "org", "name": "hangs", "url": f"git://127.0.0.1:{silent_listener}/x"}
+    feed = write_feed(tmp_path / "feed.json", [hanging, entry(git_server, "org/fine")])
+    job = Job(feed, str(tmp_path / "out"), git_server)
+    started = time.monotonic()
+    code = job(
+        "--repo-timeout", "1", "--allow-host", f"127.0.0.1:{silent_listener}",
+        "--max-failure-ratio", "0.5",
+    )  # fmt: skip
+    assert time.monotonic() - started < 10
+    assert code == 0
+    [failure] = [r for r in job.messages("ERROR")]
+    assert failure["repo"] == "org/hangs" and failure["reason"] == "timeout"
+    assert 0.9 < failure["duration_s"] < 5
+    assert sorted(stored(tmp_path / "out")) == ["org/fine"]
+
+
+def test_missing_sink_and_unreadable_feed_exit_codes(tmp_path: Path) -> None:
+    env = {"GCS_BUCKET_NAME": "", "CLOUD_RUN_TASK_COUNT": "", "CLOUD_RUN_TASK_INDEX": ""}
+    proc = run_module("--feed", str(tmp_path / "feed.json"), env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "GCS_BUCKET_NAME" in proc.stderr
+
+    proc = run_module("--feed", str(tmp_path / "nope.json"), "--sink", str(tmp_path / "out"))
+    assert proc.returncode == 1
+    [critical] = [r for r in json_lines(proc.stdout) if r["severity"] == "CRITICAL"]
+    assert "nope.json" in critical["message"]
+    assert "Traceback" not in proc.stderr
+    [report] = reports(tmp_path / "out")
+    assert report["fatal"].startswith("feed unreadable")
+
+
+# -- repositories of awkward shapes ----------------------------------------------------------
+
+
+def test_awkward_repositories(git_server: GitServer, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-7d1f0c\n")
+    weird = make_repo(
+        git_server.root / "org/weird",
+        {
+            "README.md": "# weird\n",
+            "huge.txt": "H" * 5000,
+            "small.txt": "small file\n",
+            "logo.png": bytes(range(256)) * 8,
+            "data.bin": b"\x00\x01\x02\xff" * 100,
+        },
+        symlinks={
+            "absolute-link": str(secret),
+            "relative-link": "../../../../../../../../" + str(secret).lstrip("/"),
+            "inside-link": "small.txt",
+        },
+    )
+    (weird / b"caf\xe9-latin1.txt".decode(errors="surrogateescape")).write_text("latin-1 name\n")
+    sub = make_repo(git_server.root / "org/sub", {"sub.txt": "SUBMODULE-CONTENT\n"})
+    (weird / ".gitmodules").write_text(
+        f'[submodule "vendor"]\n\tpath = vendor\n\turl = {git_server.url("org/sub")}\n'
+    )
+    git("update-index", "--add", "--cacheinfo", f"160000,{head(sub)},vendor", cwd=weird)
+    git("add", "-A", cwd=weird)
+    git("commit", "-q", "-m", "submodule and latin-1 name", cwd=weird)
+    make_repo(git_server.root / "org/empty")  # no commit at all
+
+    entries = [entry(git_server, "org/weird"), entry(git_server, "org/empty")]
+    feed = write_feed(tmp_path / "feed.json", entries)
+    out = tmp_path / "out"
+    job = Job(feed, str(out), git_server)
+    assert job("--max-file-size", "1000") == 0, [r.get("detail") for r in job.messages("ERROR")]
+    assert git_server.upload_packs("org/sub") == 0  # submodules are not fetched
+
+    digests = stored(out)
+    text, meta = digests["org/weird"]
+    assert "small file" in text and "FILE: small.txt" in text
+    assert "HHHHHHHHHH" not in text  # over --max-file-size
+    assert "latin-1 name" in text and "caf\ufffd-latin1.txt" in text
+    assert "SUBMODULE-CONTENT" not in text
+    assert "\x00" not in text
+    assert meta["commit"] == head(weird)
+    assert b"TOP-SECRET-7d1f0c" not in every_byte(out)
+    assert b"TOP-SECRET" not in json.dumps(job.records).encode()
+
+    empty_text, empty_meta = digests["org/empty"]
+    assert empty_meta["commit"] == "" and "Repository: org/empty" in empty_text
+    assert job("--max-file-size", "1000") == 0
+    assert job.counts()["unchanged"] == 2
+    assert git_server.upload_packs() == 2
+
+
+# -- process-level behaviour -----------------------------------------------------------------
+
+
+def test_sigterm_stops_promptly_without_partial_objects(
+    git_server: GitServer, tmp_path: Path, silent_listener: int
+) -> None:
+    fast = [f"org/fast{i}" for i in range(3)]
+    for rel in fast:
+        make_repo(git_server.root / rel, {"f.txt": rel * 100})
+    hanging = [
+        {"owner": "slow", "name": f"s{i}", "url": f"git://127.0.0.1:{silent_listener}/s{i}"}
+        for i in range(4)
+    ]
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in fast] + hanging)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "ingestion", "--feed", str(feed), "--sink", str(out),
+            "--allow-host", git_server.host, "--allow-host", f"127.0.0.1:{silent_listener}",
+            "--concurrency", "2", "--repo-timeout", "120",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO_ROOT,
+        env={**os.environ, "CLOUD_RUN_EXECUTION": "exec-term", "LOG_FORMAT": "json"},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    seen: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 30
+    while sum(r["message"].startswith("ingested") for r in seen) < len(fast):
+        assert time.monotonic() < deadline, seen
+        seen.append(json.loads(proc.stdout.readline()))
+    time.sleep(0.3)  # both slots are now hanging on the silent host
+    proc.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    rest, err = proc.communicate(timeout=15)
+    assert time.monotonic() - sent < 5
+    assert proc.returncode == 1, err
+
+    records = seen + json_lines(rest)
+    assert any(r["severity"] == "WARNING" and "SIGTERM" in r["message"] for r in records)
+    [report] = reports(out)
+    assert report["stopped_by"] == "SIGTERM"
+    assert report["counts"]["processed"] == 3 and report["counts"]["failed"] == 0
+    assert report["counts"]["interrupted"] == 2  # in flight; the other two were never started
+    for md in out.glob("*/*.md"):
+        meta = json.loads(md.with_name(md.name + ".meta.json").read_text())
+        assert meta["sha256"] == hashlib.sha256(md.read_bytes()).hexdigest()
+    assert sorted(stored(out)) == fast
+    assert not list(out.rglob("*.tmp"))
