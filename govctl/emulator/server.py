@@ -32,16 +32,9 @@ SERVICES = [
 ]
 
 
-def _load_service(spec: str, cloud: Cloud) -> Service | None:
+def _load_service(spec: str, cloud: Cloud) -> Service:
     module_name, _, cls_name = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        # TODO(integration): make strict once every service module exists.
-        if err.name and module_name.startswith(err.name):
-            return None
-        raise
-    cls = getattr(module, cls_name)
+    cls = getattr(importlib.import_module(module_name), cls_name)
     return cls(cloud)  # type: ignore[no-any-return]
 
 
@@ -120,9 +113,7 @@ class Emulator:
             except RuntimeError as err:
                 raise GovctlError(str(err)) from None
         for spec in SERVICES:
-            svc = _load_service(spec, self.cloud)
-            if svc is not None:
-                self.cloud.add(svc)
+            self.cloud.add(_load_service(spec, self.cloud))
         self.cloud.load()
         # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
         server = grpc.server(
