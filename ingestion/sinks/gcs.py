@@ -13,6 +13,7 @@ permission, no credentials — become a :class:`SinkError` that says what to do.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -78,12 +79,14 @@ class GcsSink(Sink):
                 retry=self._retry,
             ):
                 break
+        from google.api_core.exceptions import NotFound
+
+        # A unique name: retrying its upload or its deletion can harm nothing.
         probe = self.bucket.blob(f"{self.prefix}{RUNS_DIR}/.probe-{uuid.uuid4().hex}")
         with self._errors("write objects to"):
-            probe.upload_from_string(
-                b"", content_type="text/plain", if_generation_match=0, retry=self._retry
-            )
-            probe.delete(retry=self._retry)
+            probe.upload_from_string(b"", content_type="text/plain", retry=self._retry)
+            with contextlib.suppress(NotFound):  # a retried delete finds it already gone
+                probe.delete(retry=self._retry)
 
     def list_metadata(self) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
