@@ -100,6 +100,23 @@ def test_files_over_the_limit_are_neither_downloaded_nor_checked_out(
     assert git_server.upload_packs("huge") == 1
 
 
+def test_omitted_files_with_awkward_names(git_server: GitServer, tmp_path: Path) -> None:
+    huge = os.urandom(5_000)
+    odd = "caf\udce9 new\nline.bin"  # not UTF-8 (surrogate-escaped byte 0xe9), with a newline
+    make_repo(git_server.root / "odd", {odd: huge, "tab\there.bin": huge, "ok.txt": "ok\n"})
+    checkout = clone(git_server.url("odd"), tmp_path / "odd", max_file_size=LIMIT, timeout=30)
+    assert tree_files(checkout.path) == {"ok.txt": b"ok\n"}
+    assert git_server.upload_packs("odd") == 1
+
+
+def test_server_without_filter_support_still_clones(git_server: GitServer, tmp_path: Path) -> None:
+    repo = make_repo(git_server.root / "nofilter", {"big.bin": b"b" * 5_000, "a.txt": "a\n"})
+    git("config", "uploadpack.allowFilter", "false", cwd=repo)
+    checkout = clone(git_server.url("nofilter"), tmp_path / "n", max_file_size=LIMIT, timeout=30)
+    # Everything arrives; gitingest's own size limit then leaves big.bin out of the digest.
+    assert tree_files(checkout.path) == {"a.txt": b"a\n", "big.bin": b"b" * 5_000}
+
+
 def test_submodules_are_not_fetched(git_server: GitServer, tmp_path: Path) -> None:
     sub = make_repo(git_server.root / "sub", {"secret.txt": "from the submodule\n"})
     outer = make_repo(
