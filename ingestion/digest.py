@@ -9,9 +9,11 @@ rooted at ``owner-name/``, so nothing depends on where the checkout happens to l
 What differs from calling stock ``gitingest.ingest()`` on the same directory, and why:
 
 * **Speed.** Stock gitingest compiles its ~160 ignore patterns into a ``PathSpec`` again for every
-  path it visits. ``_walk`` (our copy of ``gitingest.ingestion._process_node``) compiles them once
-  per repository and uses ``os.scandir`` entries instead of repeated ``stat`` calls; the result is
-  byte-identical and several times faster (``tests/perf/bench_digest.py``).
+  path it visits (milliseconds each). ``_Walker`` (our copy of
+  ``gitingest.ingestion._process_node``) compiles them once per repository, checks a path with
+  a few joined regular expressions instead of one per pattern (``IgnoreMatcher``), and uses
+  ``os.scandir`` entries instead of repeated ``stat`` calls. The output is byte-identical and
+  10-20x faster (``tests/perf/bench_digest.py``).
 * **Deterministic pattern order.** Stock keeps the patterns in a ``set``, so with negated
   (``!``) ``.gitignore`` rules the outcome depends on ``PYTHONHASHSEED``. We keep gitingest's
   default patterns (sorted), then every ``.gitignore`` and then every ``.gitingestignore`` file
@@ -48,6 +50,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from functools import cache
@@ -69,7 +72,7 @@ class DigestSettings:
     max_file_size: int = 524288
 
     def fingerprint(self) -> str:
-        """Short stable id of everything that shapes the digest bytes (stored as ``ingest_version``)."""
+        """Short stable id of all that shapes the digest bytes (metadata ``ingest_version``)."""
         return _fingerprint(self.max_file_size)
 
 
@@ -209,12 +212,10 @@ class _Walker:
     """``gitingest.ingestion._process_node`` with the ignore matcher compiled once, sorted."""
 
     def __init__(self, root: Path, max_file_size: int, stats: Any) -> None:
-        from pathspec import PathSpec
-
         self.root = root
         self.max_file_size = max_file_size
         self.stats = stats
-        self.spec = PathSpec.from_lines("gitwildmatch", ignore_patterns(root))
+        self.excluded = IgnoreMatcher(ignore_patterns(root))
 
     def walk(self, node: Any) -> None:
         from gitingest.ingestion import _process_file, _process_symlink, limit_exceeded
@@ -226,7 +227,7 @@ class _Walker:
             entries = sorted(it, key=lambda e: e.name)
         for entry in entries:
             rel = entry.name if node.path_str == "." else f"{node.path_str}/{entry.name}"
-            if self.spec.match_file(rel):
+            if self.excluded(rel):
                 continue
             sub_path = node.path / entry.name
             if entry.is_symlink():
@@ -251,6 +252,58 @@ class _Walker:
                 node.file_count += child.file_count
                 node.dir_count += 1 + child.dir_count
         node.sort_children()
+
+
+class IgnoreMatcher:
+    """``PathSpec.from_lines("gitwildmatch", patterns).match_file`` with a few regex searches.
+
+    pathspec tries the compiled patterns one by one, last first, and the first that matches
+    decides (ignore or re-include). Consecutive patterns with the same decision form a run that
+    decides exactly when one of its patterns matches, so each run becomes one alternation, and
+    the many patterns of the form ``^(?:.+/)?X`` ("X at any depth") share that prefix:
+    ``^(?:.+/)?(?:X1|X2|...)`` matches the same paths as ``X1|X2|...`` each prefixed. That is
+    one search per run instead of ~130 (gitingest's defaults), with the same decisions.
+    """
+
+    _ANY_DEPTH = "^(?:.+/)?"
+
+    def __init__(self, patterns: list[str]) -> None:
+        from pathspec import PathSpec
+        from pathspec.util import normalize_file
+
+        self._normalize = normalize_file
+        runs: list[tuple[bool, int, list[str]]] = []
+        for pattern in PathSpec.from_lines("gitwildmatch", patterns).patterns:
+            regex = getattr(pattern, "regex", None)
+            if pattern.include is None or regex is None:
+                continue
+            # The only group gitwildmatch emits is the named directory marker; a plain group
+            # matches the same strings and lets the patterns share one expression.
+            source = regex.pattern.replace("(?P<ps_d>", "(?:")
+            if runs and runs[-1][0] == pattern.include and runs[-1][1] == regex.flags:
+                runs[-1][2].append(source)
+            else:
+                runs.append((pattern.include, regex.flags, [source]))
+        self._runs = [
+            (include, re.compile(self._join(sources), flags))
+            for include, flags, sources in reversed(runs)
+        ]
+
+    @classmethod
+    def _join(cls, sources: list[str]) -> str:
+        prefix = cls._ANY_DEPTH
+        anywhere = [s[len(prefix) :] for s in sources if s.startswith(prefix)]
+        parts = [f"(?:{s})" for s in sources if not s.startswith(prefix)]
+        if anywhere:
+            parts.append(prefix + "(?:" + "|".join(f"(?:{s})" for s in anywhere) + ")")
+        return "|".join(parts)
+
+    def __call__(self, rel_path: str) -> bool:
+        path = self._normalize(rel_path)
+        for include, regex in self._runs:
+            if regex.search(path):
+                return include
+        return False
 
 
 def ignore_patterns(root: Path) -> list[str]:
