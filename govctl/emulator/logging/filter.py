@@ -96,9 +96,10 @@ def entry_view(entry: Any) -> Entry:
         "spanId": entry.span_id,
     }
     if entry.HasField("timestamp"):
-        view["timestamp"] = entry.timestamp.ToNanoseconds()
+        view["timestamp"] = entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos
     if entry.HasField("receive_timestamp"):
-        view["receiveTimestamp"] = entry.receive_timestamp.ToNanoseconds()
+        ts = entry.receive_timestamp
+        view["receiveTimestamp"] = ts.seconds * 1_000_000_000 + ts.nanos
     payload = entry.WhichOneof("payload")
     if payload == "text_payload":
         view["textPayload"] = entry.text_payload

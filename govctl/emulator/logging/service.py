@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
 import re
 import threading
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,28 +55,62 @@ MAX_BUFFER_WINDOW_MS = 60_000
 TAIL_QUEUE_LIMIT = 10_000
 
 
-@dataclass(slots=True)
 class _Stored:
-    key: tuple[int, str]  # (timestamp ns, insert_id): the list order
-    parent: str  # projects/P (the part of log_name before /logs/)
-    pb: Any
-    blob: str  # base64 of the serialized entry, what dump() writes
-    _view: dict[str, Any] | None = None
+    """One entry: its serialized bytes (what is saved), the message decoded on first use."""
 
-    @classmethod
-    def of(cls, pb: Any, blob: str | None = None) -> _Stored:
-        m = _LOG_NAME.fullmatch(pb.log_name)
-        parent = m.group(1) if m else ""
-        if blob is None:
-            blob = base64.b64encode(pb.SerializeToString()).decode()
-        return cls((pb.timestamp.ToNanoseconds(), pb.insert_id), parent, pb, blob)
+    __slots__ = ("_key", "_parent", "_pb", "_view", "raw")
+
+    def __init__(self, raw: bytes, pb: Any = None) -> None:
+        self.raw = raw
+        self._pb = pb
+        self._key: tuple[int, str] | None = None
+        self._parent: str | None = None
+        self._view: dict[str, Any] | None = None
+
+    # Lazy, so that loading a large state file only splits bytes. Racing readers compute
+    # the same values, so the caches need no lock.
+    @property
+    def pb(self) -> Any:
+        if self._pb is None:
+            self._pb = LogEntryPb.FromString(self.raw)
+        return self._pb
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """(timestamp ns, insert_id): the list order."""
+        if self._key is None:
+            ts = self.pb.timestamp
+            self._key = (ts.seconds * 1_000_000_000 + ts.nanos, self.pb.insert_id)
+        return self._key
+
+    @property
+    def parent(self) -> str:
+        """projects/P: the part of log_name before /logs/."""
+        if self._parent is None:
+            m = _LOG_NAME.fullmatch(self.pb.log_name)
+            self._parent = m.group(1) if m else ""
+        return self._parent
 
     @property
     def view(self) -> dict[str, Any]:
-        # Built on first filtering; racing builders compute the same dict.
         if self._view is None:
             self._view = entry_view(self.pb)
         return self._view
+
+
+def _encode_chunk(chunk: list[_Stored]) -> str:
+    body = b"".join(len(s.raw).to_bytes(4, "big") + s.raw for s in chunk)
+    return base64.b64encode(zlib.compress(body, 6)).decode()
+
+
+def _decode_chunk(text: str) -> list[_Stored]:
+    body = zlib.decompress(base64.b64decode(text))
+    out, i = [], 0
+    while i < len(body):
+        n = int.from_bytes(body[i : i + 4], "big")
+        out.append(_Stored(body[i + 4 : i + 4 + n]))
+        i += 4 + n
+    return out
 
 
 def _key(stored: _Stored) -> tuple[int, str]:
@@ -127,24 +163,33 @@ def _compile(text: str) -> LogFilter:
         raise invalid_argument(f"invalid filter: {err}") from None
 
 
-def _check_entry(pb: Any) -> None:
-    """Validate one entry after request defaults were applied; raises INVALID_ARGUMENT."""
-    if pb.log_name.startswith("/"):
-        pb.log_name = pb.log_name[1:]  # the API strips a leading slash
-    if not pb.log_name:
-        raise invalid_argument("log_name is required (in the entry or the request)")
-    m = _LOG_NAME.fullmatch(pb.log_name)
+@functools.lru_cache(maxsize=1024)
+def _log_name_problem(log_name: str) -> str | None:
+    """Why ``log_name`` is invalid, or None (cached: a task writes to the same few logs)."""
+    if not log_name:
+        return "log_name is required (in the entry or the request)"
+    m = _LOG_NAME.fullmatch(log_name)
     if not m:
-        raise invalid_argument(
-            f"invalid log_name {pb.log_name!r}: expected projects/PROJECT_ID/logs/LOG_ID "
+        return (
+            f"invalid log_name {log_name!r}: expected projects/PROJECT_ID/logs/LOG_ID "
             "with LOG_ID URL-encoded (e.g. run.googleapis.com%2Fstdout)"
         )
     log_id = unquote(m.group(2))
     if len(log_id) >= 512 or not _LOG_ID.fullmatch(log_id):
-        raise invalid_argument(
-            f"invalid log_name {pb.log_name!r}: LOG_ID must be under 512 characters of "
+        return (
+            f"invalid log_name {log_name!r}: LOG_ID must be under 512 characters of "
             "letters, digits, '/', '_', '-' and '.'"
         )
+    return None
+
+
+def _check_entry(pb: Any) -> None:
+    """Validate one entry after request defaults were applied; raises INVALID_ARGUMENT."""
+    if pb.log_name.startswith("/"):
+        pb.log_name = pb.log_name[1:]  # the API strips a leading slash
+    problem = _log_name_problem(pb.log_name)
+    if problem:
+        raise invalid_argument(problem)
     if not pb.resource.type:
         raise invalid_argument("resource is required (in the entry or the request)")
     size = pb.ByteSize()
@@ -169,14 +214,19 @@ def _read_page_token(token: str, direction: str) -> tuple[int, str]:
 
 class LoggingService(Service):
     key = "logging"
-    # Retention: the newest entries by timestamp are kept (the real default bucket keeps
-    # 30 days; a local emulator keeps a count so its state file stays small).
+    # Retention: the newest max_entries by timestamp (plus up to a chunk more) are kept. The
+    # real _Default bucket keeps 30 days; a local emulator keeps a count so its state stays small.
     max_entries = 100_000
+    # Saved state holds entries in compressed chunks of this many; a save re-encodes only the
+    # chunks that changed since the last one (normally just the newest).
+    chunk_size = 1000
 
     def __init__(self, cloud: Any) -> None:
         super().__init__(cloud)
         self._entries: list[_Stored] = []
         self._next_id = 1
+        self._chunks: list[str] = []  # encoded chunks of _entries, valid below _clean
+        self._clean = 0
         self._tailers: set[_Tailer] = set()
         self._stopping = threading.Event()
 
@@ -205,16 +255,22 @@ class LoggingService(Service):
                     # Fixed width, so later writes sort after earlier ones at equal timestamps.
                     pb.insert_id = f"{self._next_id:016x}"
                     self._next_id += 1
-                stored = _Stored.of(pb)
+                stored = _Stored(pb.SerializeToString(), pb)
                 if not self._entries or stored.key >= self._entries[-1].key:
                     self._entries.append(stored)
                 else:
-                    bisect.insort(self._entries, stored, key=_key)
+                    at = bisect.bisect_right(self._entries, stored.key, key=_key)
+                    self._entries.insert(at, stored)
+                    self._clean = min(self._clean, at)
                 for tailer in self._tailers:
                     tailer.push(stored)
-            excess = len(self._entries) - self.max_entries
-            if excess > 0:
-                del self._entries[:excess]
+            # Trim whole chunks so the saved chunks before the trimmed ones stay valid.
+            size = self.chunk_size
+            drop = (len(self._entries) - self.max_entries) // size * size
+            if drop > 0:
+                del self._entries[:drop]
+                del self._chunks[: drop // size]
+                self._clean = max(0, self._clean - drop)
         self.changed()
 
     # --- RPCs ---------------------------------------------------------------------------------
@@ -371,20 +427,25 @@ class LoggingService(Service):
                 tailer.wake.set()
 
     def dump(self) -> Any:
-        # Each entry's serialized form is computed once, at write time: a save only joins
-        # strings, whatever the number of entries.
+        size = self.chunk_size
+        first_dirty = self._clean // size
+        del self._chunks[first_dirty:]
+        for start in range(first_dirty * size, len(self._entries), size):
+            self._chunks.append(_encode_chunk(self._entries[start : start + size]))
+        # The last, partial chunk is re-encoded on the next save, once it has grown.
+        self._clean = len(self._entries) // size * size
         return {
             "version": 1,
             "next_insert_id": self._next_id,
-            "entries": [s.blob for s in self._entries],
+            "chunk_size": size,
+            "chunks": list(self._chunks),
         }
 
     def load(self, data: Any) -> None:
         if not isinstance(data, dict) or data.get("version") != 1:
             return
-        stored = []
-        for blob in data.get("entries", []):
-            stored.append(_Stored.of(LogEntryPb.FromString(base64.b64decode(blob)), blob))
-        stored.sort(key=_key)
-        self._entries = stored[-self.max_entries :]
-        self._next_id = int(data.get("next_insert_id", len(stored) + 1))
+        entries = [s for chunk in data.get("chunks", []) for s in _decode_chunk(chunk)]
+        # Saved in list order; only the newest max_entries are kept.
+        self._entries = entries[-self.max_entries :] if self.max_entries else []
+        self._next_id = int(data.get("next_insert_id", len(entries) + 1))
+        self._chunks, self._clean = [], 0
