@@ -483,14 +483,13 @@ def test_awkward_repositories(git_server: GitServer, tmp_path: Path) -> None:
             "inside-link": "small.txt",
         },
     )
-    (weird / b"caf\xe9-latin1.txt".decode(errors="surrogateescape")).write_text("latin-1 name\n")
     sub = make_repo(git_server.root / "org/sub", {"sub.txt": "SUBMODULE-CONTENT\n"})
     (weird / ".gitmodules").write_text(
         f'[submodule "vendor"]\n\tpath = vendor\n\turl = {git_server.url("org/sub")}\n'
     )
     git("update-index", "--add", "--cacheinfo", f"160000,{head(sub)},vendor", cwd=weird)
     git("add", "-A", cwd=weird)
-    git("commit", "-q", "-m", "submodule and latin-1 name", cwd=weird)
+    git("commit", "-q", "-m", "submodule", cwd=weird)
     make_repo(git_server.root / "org/empty")  # no commit at all
 
     entries = [entry(git_server, "org/weird"), entry(git_server, "org/empty")]
@@ -504,7 +503,6 @@ def test_awkward_repositories(git_server: GitServer, tmp_path: Path) -> None:
     text, meta = digests["org/weird"]
     assert "small file" in text and "FILE: small.txt" in text
     assert "HHHHHHHHHH" not in text  # over --max-file-size
-    assert "latin-1 name" in text and "caf\ufffd-latin1.txt" in text
     assert "SUBMODULE-CONTENT" not in text
     assert "\x00" not in text
     assert meta["commit"] == head(weird)
@@ -516,6 +514,16 @@ def test_awkward_repositories(git_server: GitServer, tmp_path: Path) -> None:
     assert job("--max-file-size", "1000") == 0
     assert job.counts()["unchanged"] == 2
     assert git_server.upload_packs() == 2
+
+
+def test_file_name_that_is_not_utf8(git_server: GitServer, tmp_path: Path) -> None:
+    latin1 = b"caf\xe9-latin1.txt".decode(errors="surrogateescape")
+    make_repo(git_server.root / "org/latin", {latin1: "latin-1 name\n", "ok.txt": "ok\n"})
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, "org/latin")])
+    job = Job(feed, str(tmp_path / "out"), git_server)
+    assert job() == 0, [r.get("detail") for r in job.messages("ERROR")]
+    text, _ = stored(tmp_path / "out")["org/latin"]
+    assert "FILE: caf\ufffd-latin1.txt" in text and "latin-1 name" in text and "ok" in text
 
 
 # -- process-level behaviour -----------------------------------------------------------------
