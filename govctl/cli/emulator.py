@@ -35,13 +35,6 @@ def _state_dir(flag: Path | None) -> Path:
     return config.load(emulator_state_dir=flag).state_dir.resolve()
 
 
-def _not_running(state_dir: Path) -> GovctlError:
-    return GovctlError(
-        f"no emulator is running on {state_dir}",
-        fix="run `govctl emulator start --detach`",
-    )
-
-
 @app.command()
 def start(
     host: Annotated[
@@ -213,6 +206,8 @@ def env(state_dir: StateDir = None) -> None:
     directory = _state_dir(state_dir)
     record = process.read_record(directory)
     if record is None:
-        raise _not_running(directory)
+        raise GovctlError(
+            f"no emulator is running on {directory}", fix="run `govctl emulator start --detach`"
+        )
     for line in process.export_lines(record.env()):
         render.out(line)

@@ -10,6 +10,7 @@ libraries at module level: ``status``/``env``/``stop`` stay fast.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -27,6 +28,7 @@ from govctl.errors import GovctlError
 
 RECORD_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
+LOCK_FILE = "emulator.lock"
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,11 @@ def write_record(state_dir: Path, record: Record) -> None:
 
 
 def read_record(state_dir: Path) -> Record | None:
-    """The record of the emulator on ``state_dir`` if its process is alive, else None."""
+    """The record of the emulator running on ``state_dir``, or None.
+
+    A record whose process died without cleaning up (or whose pid now belongs to another
+    process: the directory's lock is then free) counts as none.
+    """
     try:
         data = json.loads((state_dir / RECORD_FILE).read_text(encoding="utf-8"))
         record = Record(**data)
@@ -76,7 +82,7 @@ def read_record(state_dir: Path) -> Record | None:
             f"unreadable {state_dir / RECORD_FILE}: {err}",
             fix="delete it if no emulator is running",
         ) from None
-    return record if pid_alive(record.pid) else None
+    return record if pid_alive(record.pid) and state_dir_locked(state_dir) else None
 
 
 def remove_record(state_dir: Path, pid: int) -> None:
@@ -87,6 +93,36 @@ def remove_record(state_dir: Path, pid: int) -> None:
             path.unlink()
     except (OSError, ValueError):
         pass
+
+
+# lock ---------------------------------------------------------------------------------------
+def lock_state_dir(state_dir: Path) -> int:
+    """Take the state directory's lock for this process; the fd holds it until closed."""
+    path = state_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise GovctlError(
+            f"another emulator is using the state directory {state_dir}",
+            fix=f"stop it (`govctl emulator stop --state-dir {state_dir}`) or pick another",
+        ) from None
+    return fd
+
+
+def state_dir_locked(state_dir: Path) -> bool:
+    try:
+        fd = os.open(state_dir / LOCK_FILE, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases the lock if we got it
+    return False
 
 
 # processes ----------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import importlib
 import os
 import socket
@@ -13,14 +12,15 @@ from typing import Any
 
 import grpc
 
+from govctl.emulator import process
 from govctl.emulator.cloud import Clock, Cloud, Service
 from govctl.emulator.storage import FakeGcs
 from govctl.errors import GovctlError
 
-# The state directory's layout (state.json belongs to govctl.emulator.state).
+# The state directory's layout (state.json belongs to govctl.emulator.state, the
+# emulator.* files to govctl.emulator.process).
 STORAGE_DIR = "storage"
 STORAGE_LOG = "fake-gcs.log"
-LOCK_FILE = "emulator.lock"
 
 # Every emulated API, as "module:Class". Order matters only for start/stop.
 SERVICES = [
@@ -105,7 +105,7 @@ class Emulator:
     def _start(self) -> None:
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
-            self._lock_fd = _lock(self.state_dir / LOCK_FILE)
+            self._lock_fd = process.lock_state_dir(self.state_dir)
         if self.storage is not None:
             _check_port_free(self.host, self.storage.port, "--storage-port")
             try:
@@ -157,19 +157,6 @@ class Emulator:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
-
-
-def _lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise GovctlError(
-            f"another emulator is using the state directory {path.parent}",
-            fix=f"stop it (`govctl emulator stop --state-dir {path.parent}`) or pick another",
-        ) from None
-    return fd
 
 
 def _check_port_free(host: str, port: int, flag: str) -> None:

@@ -220,16 +220,7 @@ def test_stop_kills_an_emulator_that_ignores_sigterm(tmp_path: Path) -> None:
     )  # fmt: skip
     try:
         assert stubborn.stdout is not None and stubborn.stdout.readline() == "ready\n"
-        record = process.Record(
-            pid=stubborn.pid,
-            host="127.0.0.1",
-            port=1,
-            storage_port=None,
-            storage_pid=None,
-            state_dir=str(tmp_path),
-            started_at=process.now_rfc3339(),
-            version="test",
-        )
+        record = _record(stubborn.pid, tmp_path)
         process.write_record(tmp_path, record)
         assert process.stop(record, timeout=0.3) is False
         assert stubborn.wait(5) == -signal.SIGKILL
@@ -239,19 +230,38 @@ def test_stop_kills_an_emulator_that_ignores_sigterm(tmp_path: Path) -> None:
         stubborn.wait()
 
 
-def test_record_of_a_dead_process_means_not_running(tmp_path: Path) -> None:
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    record = process.Record(
-        pid=dead.pid,
+def _record(pid: int, state_dir: Path) -> process.Record:
+    return process.Record(
+        pid=pid,
         host="127.0.0.1",
         port=1,
         storage_port=2,
         storage_pid=None,
-        state_dir=str(tmp_path),
+        state_dir=str(state_dir),
         started_at=process.now_rfc3339(),
         version="test",
     )
-    process.write_record(tmp_path, record)
+
+
+def test_record_of_a_dead_process_means_not_running(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    process.write_record(tmp_path, _record(dead.pid, tmp_path))
+    fd = process.lock_state_dir(tmp_path)
+    try:
+        assert process.read_record(tmp_path) is None
+    finally:
+        os.close(fd)
+
+
+def test_record_whose_pid_was_reused_means_not_running(tmp_path: Path) -> None:
+    # A live pid (ours) but nobody holds the directory's lock: the emulator is gone.
+    process.write_record(tmp_path, _record(os.getpid(), tmp_path))
     assert process.read_record(tmp_path) is None
-    assert os.path.exists(tmp_path / process.RECORD_FILE)  # a later start overwrites it
+    fd = process.lock_state_dir(tmp_path)
+    try:
+        record = process.read_record(tmp_path)
+        assert record is not None and record.pid == os.getpid()
+    finally:
+        os.close(fd)
+    assert process.read_record(tmp_path) is None
