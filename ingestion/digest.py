@@ -34,7 +34,8 @@ What differs from calling stock ``gitingest.ingest()`` on the same directory, an
   ``C.UTF-8``).
 * **Non-UTF-8 file names** are shown with U+FFFD replacement characters (one per undecodable
   byte) instead of producing text that cannot be encoded; such files are still included.
-  A non-UTF-8 ignore file is read with the undecodable bytes kept, where stock fails.
+  A non-UTF-8 ignore file is read with the undecodable bytes kept, and a malformed ignore
+  line (``foo\\``) never matches, as in git; stock gitingest fails the repository on both.
 * **Nothing outside the checkout is read.** gitingest already lists a symlink as
   ``name -> target`` without content and never descends into a symlinked directory; the one
   place it follows a link is an ignore file (``.gitignore`` that is a symlink to ``/etc/...``).
@@ -272,8 +273,17 @@ class IgnoreMatcher:
         from pathspec.util import normalize_file
 
         self._normalize = normalize_file
+        with warnings.catch_warnings():
+            # pathspec 1.x deprecates "gitwildmatch"; it is what gitingest 0.3.1 matches with.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            try:
+                compiled = PathSpec.from_lines("gitwildmatch", patterns).patterns
+            except ValueError:
+                # A malformed line (e.g. a trailing backslash) makes stock gitingest fail the
+                # whole repository; git never matches it, and neither do we.
+                compiled = [p for line in patterns for p in _valid_pattern(PathSpec, line)]
         runs: list[tuple[bool, int, list[str]]] = []
-        for pattern in PathSpec.from_lines("gitwildmatch", patterns).patterns:
+        for pattern in compiled:
             regex = getattr(pattern, "regex", None)
             if pattern.include is None or regex is None:
                 continue
@@ -304,6 +314,13 @@ class IgnoreMatcher:
             if regex.search(path):
                 return include
         return False
+
+
+def _valid_pattern(spec_class: Any, line: str) -> list[Any]:
+    try:
+        return list(spec_class.from_lines("gitwildmatch", [line]).patterns)
+    except ValueError:
+        return []
 
 
 def ignore_patterns(root: Path) -> list[str]:

@@ -1,0 +1,316 @@
+"""ingestion.digest: equal to stock gitingest, deterministic, and safe on hostile checkouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pathspec import PathSpec
+
+from ingestion.digest import Digest, DigestSettings, IgnoreMatcher, digest_checkout
+from tests.support.git import make_repo
+
+ROOT = Path(__file__).resolve().parents[2]
+LABEL = "owner/name"
+SECRET = "TOPSECRET-7f3a9c"
+
+# gitingest 0.3.1 matches with pathspec's "gitwildmatch", deprecated in pathspec 1.x.
+pytestmark = pytest.mark.filterwarnings("ignore:GitWildMatchPattern:DeprecationWarning")
+
+# Stock gitingest, untouched, in a fresh process; offline (tiktoken cannot download, fast).
+STOCK = r"""
+import json, sys
+import gitingest
+from loguru import logger
+logger.remove()
+out = {}
+for path in sys.argv[1:]:
+    summary, tree, content = gitingest.ingest(path, max_file_size=524288)
+    out[path] = summary + "\n" + tree + "\n" + content
+sys.stdout.write(json.dumps(out))
+"""
+
+# Ours and stock in one process under the given PYTHONHASHSEED, with the caller's own logging
+# set up first: gitingest must neither print anything nor take that logging over.
+SEEDED = r"""
+import json, logging, sys
+from pathlib import Path
+logging.basicConfig(stream=sys.stdout, format="LOG %(message)s", level=logging.INFO)
+from ingestion.digest import DigestSettings, digest_checkout, init_worker
+init_worker()
+ours = digest_checkout(Path(sys.argv[1]), DigestSettings(), label="owner/name").text
+import gitingest
+summary, tree, content = gitingest.ingest(sys.argv[1], max_file_size=524288)
+print(json.dumps({"ours": ours, "stock": summary + "\n" + tree + "\n" + content}))
+logging.getLogger("job").info("still mine")
+"""
+
+
+def offline_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k.lower() != "no_proxy"}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        HTTPS_PROXY="http://127.0.0.1:9",
+        HTTP_PROXY="http://127.0.0.1:9",
+        TIKTOKEN_CACHE_DIR=os.devnull,
+    )
+    return env
+
+
+def run_stock(*paths: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [sys.executable, "-c", STOCK, *map(str, paths)],
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(out.stdout)
+
+
+def normalise_stock(text: str) -> str:
+    """The documented differences: the repository label, and U+FFFD for non-UTF-8 names."""
+    first, _, rest = text.partition("\n")
+    assert first.startswith("Directory: ")
+    text = f"Repository: {LABEL}\n{rest}"
+    return text.encode(errors="surrogateescape").decode(errors="replace")
+
+
+def digest(path: Path, max_file_size: int = 524288) -> Digest:
+    return digest_checkout(path, DigestSettings(max_file_size), label=LABEL)
+
+
+def rich_repo(base: Path) -> Path:
+    """Most shapes gitingest handles, committed with git (the checkout keeps its .git)."""
+    notebook = {
+        "cells": [{"cell_type": "code", "source": ["print('hi')\n"], "outputs": []}],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    deep = "/".join(f"d{i}" for i in range(22)) + "/deep.txt"
+    files: dict[str, str | bytes] = {
+        "README.md": "# Readme\n",
+        "setup.py": "print('setup')\n",
+        ".hidden.cfg": "x=1\n",
+        ".gitignore": "*.tmp\nsecret_dir/\n/rootonly.txt\n",
+        "notes.tmp": "ignored by .gitignore\n",
+        "rootonly.txt": "ignored: root-anchored pattern\n",
+        "src/app.py": "def main():\n    return 1\n",
+        "src/lib/util.js": "export const x = 1;\r\nexport const y = 2;\r\n",
+        "src/lib/.gitignore": "generated.js\n",
+        "src/lib/generated.js": "ignored by nested .gitignore\n",
+        "src/empty.txt": "",
+        "secret_dir/key.txt": "ignored dir\n",
+        "node_modules/pkg/index.js": "ignored by default patterns\n",
+        "assets/logo.png": b"\x89PNG\r\n\x1a\n\x00\x00",
+        "assets/blob.dat": b"\x00\x01\x02\xff\xfe" * 50,
+        "assets/latin1-late.txt": b"a" * 2000 + b"caf\xe9\n",
+        "huge.txt": "x" * 600_000,
+        "analysis.ipynb": json.dumps(notebook),
+        "build/out.txt": "ignored build dir\n",
+        deep: "past gitingest's depth limit\n",
+        os.fsdecode(b"caf\xe9-\xff.txt"): "non-UTF-8 name\n",
+        os.fsdecode(b"dir-\xfe/inner.txt"): "inside a non-UTF-8 dir\n",
+    }
+    return make_repo(
+        base / "owner-name",
+        files,
+        symlinks={"link-to-readme": "README.md", "src/up": "../setup.py"},
+    )
+
+
+def test_digest_equals_stock_gitingest(tmp_path: Path) -> None:
+    rich = rich_repo(tmp_path / "rich")
+    empty = make_repo(tmp_path / "empty" / "owner-name")  # git init, no commit
+    plain = tmp_path / "plain" / "owner-name"
+    (plain / "a" / "b").mkdir(parents=True)
+    (plain / "a" / "b" / "c.txt").write_text("plain directory, no .git\n")
+
+    stock = run_stock(rich, empty, plain)
+
+    for repo in (rich, empty, plain):
+        ours = digest(repo)
+        assert ours.text == normalise_stock(stock[str(repo)]), repo
+        assert ours.bytes == len(ours.text.encode())
+    rich_digest = digest(rich)
+    assert rich_digest.files == 13
+    assert "Estimated tokens" not in rich_digest.text
+
+
+def test_digest_content_shapes(tmp_path: Path) -> None:
+    text = digest(rich_repo(tmp_path)).text
+    assert text.startswith(f"Repository: {LABEL}\nFiles analyzed: 13\n\nDirectory structure:\n")
+    assert "└── owner-name/\n" in text
+    assert (
+        "FILE: assets/blob.dat\n================================================\n[Binary file]"
+        in text
+    )
+    assert (
+        "FILE: src/empty.txt\n================================================\n[Empty file]"
+        in text
+    )
+    assert "Error reading file with 'UTF-8'" in text  # decodes like stock on a UTF-8 machine
+    assert "huge.txt" not in text  # over max_file_size: left out, as gitingest does
+    assert "deep.txt" not in text  # past gitingest's depth limit
+    assert "print('hi')" in text  # notebooks go through gitingest's notebook reader
+    assert "SYMLINK: link-to-readme -> README.md" in text
+    for ignored in ("notes.tmp", "rootonly.txt", "generated.js", "secret_dir", "node_modules"):
+        assert ignored not in text
+    assert ".git/" not in text and "refs/heads" not in text
+    assert "FILE: caf\ufffd-\ufffd.txt" in text and "inside a non-UTF-8 dir" in text
+
+
+def test_empty_repository(tmp_path: Path) -> None:
+    result = digest(make_repo(tmp_path / "repo"))
+    assert result == Digest(
+        text=f"Repository: {LABEL}\nFiles analyzed: 0\n\nDirectory structure:\n└── owner-name/\n\n",
+        files=0,
+        bytes=len(result.text.encode()),
+    )
+
+
+def test_max_file_size_setting(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "repo", {"small.txt": "s" * 10, "big.txt": "b" * 100})
+    assert "big.txt" in digest(repo).text
+    limited = digest(repo, max_file_size=50)
+    assert "big.txt" not in limited.text and "small.txt" in limited.text
+
+
+def test_negated_patterns_are_deterministic_across_hash_seeds(tmp_path: Path) -> None:
+    files: dict[str, str | bytes] = {
+        ".gitignore": "".join(f"dir{i}/*.txt\n!dir{i}/keep.txt\n" for i in range(8))
+    }
+    for i in range(8):
+        files[f"dir{i}/keep.txt"] = f"kept {i}\n"
+        files[f"dir{i}/drop.txt"] = f"dropped {i}\n"
+    files["deep/" + "/".join(f"d{i}" for i in range(22)) + "/x.txt"] = "depth warning\n"
+    repo = make_repo(tmp_path / "owner-name", files)
+
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SEEDED, str(repo)],
+            env={**offline_env(), "PYTHONHASHSEED": seed},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for seed in ("1", "2")
+    ]
+    runs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0, stderr
+        assert stderr == ""  # gitingest's loguru output (depth warning) is silenced
+        lines = stdout.splitlines()
+        assert lines[-1] == "LOG still mine"  # the caller's logging survives the import
+        runs.append(json.loads("\n".join(lines[:-1])))
+
+    assert runs[0]["ours"] == runs[1]["ours"]
+    assert runs[0]["stock"] != runs[1]["stock"]  # the fixture does trip stock gitingest
+    text = runs[0]["ours"]
+    for i in range(8):  # later rules win, as in git
+        assert f"kept {i}" in text and f"dropped {i}" not in text
+
+
+def test_symlinks_never_leak_outside_content(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text(SECRET)
+    (outside / "dir").mkdir()
+    (outside / "dir" / "inner.txt").write_text(SECRET)
+    (outside / "ignore").write_text("*.txt\n")
+    repo = make_repo(
+        tmp_path / "repo",
+        {"notes.txt": "visible notes\n", "sub/readme.md": "hello\n"},
+        symlinks={
+            "abs-secret": str(outside / "secret.txt"),
+            "rel-secret.txt": "../outside/secret.txt",
+            "sub/dir-link": str(outside / "dir"),
+            "passwd": "/etc/passwd",
+            ".gitignore": str(outside / "ignore"),  # read by stock gitingest, not by us
+        },
+    )
+    text = digest(repo).text
+    assert SECRET not in text
+    assert "root:" not in text
+    assert "inner.txt" not in text
+    assert "SYMLINK: abs-secret -> secret.txt" in text  # listed as gitingest lists links
+    assert "visible notes" in text  # the outside ignore file was not applied
+
+
+def test_hostile_ignore_files_do_not_fail_the_repository(tmp_path: Path) -> None:
+    repo = make_repo(
+        tmp_path / "repo",
+        {
+            ".gitignore": b"\xff\xfe*.log\nbad\\\n" + os.fsencode("caf\udce9.txt\n"),
+            "app.log": "ignored\n",
+            "bad\\": "never matched by the malformed pattern\n",
+            os.fsdecode(b"caf\xe9.txt"): "ignored by a non-UTF-8 pattern\n",
+            "ok.txt": "kept\n",
+        },
+    )
+    text = digest(repo).text
+    assert "kept" in text
+    assert "app.log" not in text  # the \xff\xfe bytes stay part of the first pattern
+    assert "never matched" in text
+    assert "ignored by a non-UTF-8 pattern" not in text
+
+
+def test_tiktoken_is_never_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiktoken
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"tiktoken.get_encoding({name!r}) called")
+
+    monkeypatch.setattr(tiktoken, "get_encoding", refuse)
+    text = digest(make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})).text
+    assert "x = 1" in text and "Estimated tokens" not in text
+
+
+def test_fingerprint() -> None:
+    default = DigestSettings().fingerprint()
+    assert default == DigestSettings(524288).fingerprint()
+    assert default.startswith("v1-") and len(default) == 15
+    assert DigestSettings(1000).fingerprint() != default
+
+
+PATTERN_PARTS = ["a", "b", "*", "**", "?", "[ab]", ".", "x.txt"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    patterns=st.lists(
+        st.tuples(
+            st.booleans(),
+            st.booleans(),
+            st.lists(st.sampled_from(PATTERN_PARTS), min_size=1, max_size=3),
+        ),
+        max_size=8,
+    ),
+    paths=st.lists(
+        st.lists(st.sampled_from(["a", "b", "x.txt", "ab", ".a"]), min_size=1, max_size=4),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_ignore_matcher_decides_like_pathspec(
+    patterns: list[tuple[bool, bool, list[str]]], paths: list[list[str]]
+) -> None:
+    lines = [
+        ("!" if neg else "") + "/".join(parts) + ("/" if slash else "")
+        for neg, slash, parts in patterns
+    ]
+    lines = ["*.log", "build/", "node_modules", *lines]
+    spec = PathSpec.from_lines("gitwildmatch", lines)
+    matcher = IgnoreMatcher(lines)
+    for parts in paths:
+        rel = "/".join(parts)
+        assert matcher(rel) == spec.match_file(rel), (lines, rel)
