@@ -110,9 +110,8 @@ def _serve(cfg: config.Config, directory: Path, image_map: dict[str, str], t0: f
         storage=True,
         storage_port=cfg.emulator_storage_port,
     )
-    t_import = time.monotonic()
     emu.start()
-    ready = time.monotonic()
+    ready = time.monotonic() - t0
     # Tasks inherit this environment: like a job on Cloud Run, they reach this cloud's
     # storage (and APIs), not whatever the starting shell pointed at.
     os.environ.update(emu.env())
@@ -131,10 +130,7 @@ def _serve(cfg: config.Config, directory: Path, image_map: dict[str, str], t0: f
         process.write_record(directory, record)
         for line in process.export_lines(emu.env()):
             render.out(line)
-        render.info(
-            f"emulator ready in {ready - t_import:.2f} s ({ready - t0:.2f} s with imports); "
-            f"state in {directory}; Ctrl-C to stop"
-        )
+        render.info(f"emulator ready in {ready:.2f} s; state in {directory}; Ctrl-C to stop")
         process.serve_until_signalled()
         render.info("stopping the emulator…")
     finally:
