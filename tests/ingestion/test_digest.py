@@ -246,7 +246,7 @@ def test_symlinks_never_leak_outside_content(tmp_path: Path) -> None:
     assert "visible notes" in text  # the outside ignore file was not applied
 
 
-def test_hostile_ignore_files_do_not_fail_the_repository(tmp_path: Path) -> None:
+def test_hostile_files_do_not_fail_the_repository(tmp_path: Path) -> None:
     repo = make_repo(
         tmp_path / "repo",
         {
@@ -255,10 +255,13 @@ def test_hostile_ignore_files_do_not_fail_the_repository(tmp_path: Path) -> None
             "bad\\": "never matched by the malformed pattern\n",
             os.fsdecode(b"caf\xe9.txt"): "ignored by a non-UTF-8 pattern\n",
             "ok.txt": "kept\n",
+            # JSON may escape a lone surrogate, which reaches the digest through the notebook
+            "lone.ipynb": '{"cells": [{"cell_type": "markdown", "source": ["x\\ud800y"]}]}',
         },
     )
     text = digest(repo).text
     assert "kept" in text
+    assert "x\ufffdy" in text
     assert "app.log" not in text  # the \xff\xfe bytes stay part of the first pattern
     assert "never matched" in text
     assert "ignored by a non-UTF-8 pattern" not in text
