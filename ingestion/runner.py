@@ -11,6 +11,7 @@ import signal
 import tempfile
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -70,7 +71,15 @@ def run(options: Options, *, environ: Mapping[str, str], logger: Logger | None =
     )
     stop = threading.Event()
     with stop_on_signals(stop, report, log):
-        return _run(options, settings, fingerprint, report, log, stop)
+        try:
+            return _run(options, settings, fingerprint, report, log, stop)
+        except Exception as exc:
+            # A bug: one CRITICAL record (a bare traceback would be split into many entries).
+            log.critical(
+                f"internal error: {type(exc).__name__}: {exc}",
+                traceback="".join(traceback.format_exception(exc)),
+            )
+            return 1
 
 
 def _run(

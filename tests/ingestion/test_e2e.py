@@ -526,6 +526,50 @@ def test_file_name_that_is_not_utf8(git_server: GitServer, tmp_path: Path) -> No
     assert "FILE: caf\ufffd-latin1.txt" in text and "latin-1 name" in text and "ok" in text
 
 
+def slow_digest(path: str, settings: object, label: str) -> None:
+    """Stands in for the digest in a worker process: reports its pid, then hangs."""
+    (Path(path).parent.parent / "digest-started").write_text(str(os.getpid()))
+    time.sleep(120)
+
+
+def test_sigterm_during_a_digest_kills_its_worker(
+    git_server: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tempfile
+
+    import ingestion.pipeline
+
+    make_repo(git_server.root / "org/slow", {"a.txt": "a\n"})
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, "org/slow")])
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(ingestion.pipeline, "_digest", slow_digest)
+    marker = scratch / "digest-started"
+
+    def terminate_once_digesting() -> None:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_digesting, daemon=True)
+    killer.start()
+    job = Job(feed, str(tmp_path / "out"), git_server)
+    started = time.monotonic()
+    assert job() == 1
+    killer.join()
+    assert time.monotonic() - started < 15
+    assert job.counts()["interrupted"] == 1 and job.counts()["failed"] == 0
+    assert [r["stage"] for r in job.records if r["message"].startswith("abandoned")] == ["digest"]
+    worker = int(marker.read_text())
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker, 0)
+    assert stored(tmp_path / "out") == {}
+    assert not list(scratch.glob("ingestion-task*"))  # the checkout and work dir are removed
+
+
 # -- process-level behaviour -----------------------------------------------------------------
 
 
