@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from google.cloud.logging_v2 import types
 
-from govctl.emulator.logging.filter import FilterError, LogFilter, entry_view, parse_timestamp
+from govctl.emulator.logging.filter import FilterError, LogFilter, parse_timestamp
 
 EXECUTION = "run.googleapis.com/execution_name"
 
 
-def entry(**fields: Any) -> dict[str, Any]:
+def entry(**fields: Any) -> Any:
     base: dict[str, Any] = {
         "log_name": "projects/p/logs/run.googleapis.com%2Fstdout",
         "resource": {
@@ -23,7 +23,7 @@ def entry(**fields: Any) -> dict[str, Any]:
         "insert_id": "abc",
     }
     base.update(fields)
-    return entry_view(types.LogEntry.pb(types.LogEntry(base)))
+    return types.LogEntry.pb(types.LogEntry(base))
 
 
 TEXT = entry(
@@ -44,7 +44,7 @@ JSON = entry(
 BARE = entry(resource={"type": "global"}, text_payload="", severity="DEFAULT", insert_id="zzz")
 
 
-def matches(text: str, view: dict[str, Any]) -> bool:
+def matches(text: str, view: Any) -> bool:
     return LogFilter.parse(text).matches(view)
 
 
@@ -117,7 +117,7 @@ def matches(text: str, view: dict[str, Any]) -> bool:
         ("error", [JSON]),
     ],
 )
-def test_filter_selects(text: str, expected: list[dict[str, Any]]) -> None:
+def test_filter_selects(text: str, expected: list[Any]) -> None:
     views = [TEXT, JSON, BARE]
     got = [v for v in views if matches(text, v)]
     assert got == expected, text

@@ -17,8 +17,9 @@ Grammar (what the real language documents, minus what is marked unsupported)::
 Everything the emulator cannot evaluate raises :class:`FilterError` naming the construct,
 which the service turns into INVALID_ARGUMENT: a filter is never partly ignored.
 
-Entries are evaluated in their *view* form (:func:`entry_view`): a dict keyed by the
-LogEntry JSON field names, timestamps as integer nanoseconds, severity as its number.
+Filters are evaluated against raw ``LogEntry`` protobufs: each comparison reads its one
+field (timestamps as integer nanoseconds, severity as its number), so a scan of many entries
+builds no intermediate objects.
 """
 
 from __future__ import annotations
@@ -59,10 +60,19 @@ _UNSUPPORTED_FIELDS = {
     "apphub",
     "apphubDestination",
 }
+_SNAKE = {
+    "logName": "log_name",
+    "insertId": "insert_id",
+    "textPayload": "text_payload",
+    "trace": "trace",
+    "spanId": "span_id",
+    "timestamp": "timestamp",
+    "receiveTimestamp": "receive_timestamp",
+}
 _STRING_FIELDS = {"logName", "insertId", "textPayload", "trace", "spanId"}
 _TIME_FIELDS = {"timestamp", "receiveTimestamp"}
 
-Entry = dict[str, Any]
+Entry = Any  # a raw google.logging.v2.LogEntry protobuf
 Predicate = Callable[[Entry], bool]
 
 
@@ -82,30 +92,6 @@ def _value_to_py(value: struct_pb2.Value) -> Any:
     if kind == "null_value" or kind is None:
         return None
     return getattr(value, kind)
-
-
-def entry_view(entry: Any) -> Entry:
-    """The fields of a raw ``LogEntry`` pb that filters read (absent fields are left out)."""
-    view: Entry = {
-        "logName": entry.log_name,
-        "resource": {"type": entry.resource.type, "labels": dict(entry.resource.labels)},
-        "labels": dict(entry.labels),
-        "severity": entry.severity,
-        "insertId": entry.insert_id,
-        "trace": entry.trace,
-        "spanId": entry.span_id,
-    }
-    if entry.HasField("timestamp"):
-        view["timestamp"] = entry.timestamp.seconds * 1_000_000_000 + entry.timestamp.nanos
-    if entry.HasField("receive_timestamp"):
-        ts = entry.receive_timestamp
-        view["receiveTimestamp"] = ts.seconds * 1_000_000_000 + ts.nanos
-    payload = entry.WhichOneof("payload")
-    if payload == "text_payload":
-        view["textPayload"] = entry.text_payload
-    elif payload == "json_payload":
-        view["jsonPayload"] = {k: _value_to_py(v) for k, v in entry.json_payload.fields.items()}
-    return view
 
 
 # --- lexer -----------------------------------------------------------------------------------
@@ -412,43 +398,76 @@ def _value_predicate(kind: str, name: str, op: str, expr: ValueExpr) -> Callable
 _MISSING = object()
 
 
-def _resolve(path: list[str]) -> tuple[str, Callable[[Entry], Any]]:
-    """The kind of a field path and a getter returning its value or ``_MISSING``."""
-    name = ".".join(path)
-    top = path[0]
-
-    def walk(keys: list[str]) -> Callable[[Entry], Any]:
-        # proto3 cannot tell an empty string or map from an absent one: both count as absent.
-        # Inside jsonPayload only a missing key is absent.
-        proto_field = keys[0] != "jsonPayload" or len(keys) == 1
-
-        def get(entry: Entry) -> Any:
-            value: Any = entry
-            for key in keys:
-                if not isinstance(value, dict) or key not in value:
+def _json_getter(keys: list[str]) -> Callable[[Entry], Any]:
+    def get(entry: Entry) -> Any:
+        if entry.WhichOneof("payload") != "json_payload":
+            return _MISSING
+        fields = entry.json_payload.fields
+        if not keys:
+            return {k: _value_to_py(v) for k, v in fields.items()} or _MISSING
+        value: Any = None
+        for i, key in enumerate(keys):
+            if i:
+                if value.WhichOneof("kind") != "struct_value":
                     return _MISSING
-                value = value[key]
-            if proto_field and (value == "" or value == {}):
+                fields = value.struct_value.fields
+            value = fields.get(key)
+            if value is None:
                 return _MISSING
-            return value
+        return _value_to_py(value)
 
-        return get
+    return get
 
-    if top == "severity" and len(path) == 1:
-        return "severity", lambda e: e.get("severity", 0)
-    if top in _TIME_FIELDS and len(path) == 1:
-        return "time", walk(path)
-    if top in _STRING_FIELDS and len(path) == 1:
-        return "string", walk(path)
-    if top == "labels" and len(path) <= 2:
-        return ("map" if len(path) == 1 else "string"), walk(path)
+
+def _time_getter(attr: str) -> Callable[[Entry], Any]:
+    def get(entry: Entry) -> Any:
+        if not entry.HasField(attr):
+            return _MISSING
+        ts = getattr(entry, attr)
+        return ts.seconds * 1_000_000_000 + ts.nanos
+
+    return get
+
+
+def _resolve(path: list[str]) -> tuple[str, Callable[[Entry], Any]]:
+    """The kind of a field path and a getter of its value in a ``LogEntry`` (or ``_MISSING``).
+
+    proto3 cannot tell an empty string or map from an absent one: both count as absent.
+    Inside jsonPayload only a missing key is absent.
+    """
+    name = ".".join(path)
+    top, rest = path[0], path[1:]
+    if top == "severity" and not rest:
+        return "severity", lambda e: e.severity
+    if top in _TIME_FIELDS and not rest:
+        return "time", _time_getter(_SNAKE[top])
+    if top in _STRING_FIELDS and not rest:
+        attr = _SNAKE[top]
+        return "string", lambda e: getattr(e, attr) or _MISSING
+    if top == "labels" and not rest:
+        return "map", lambda e: dict(e.labels) or _MISSING
+    if top == "labels" and len(rest) == 1:
+        key = rest[0]
+        return "string", lambda e: e.labels.get(key) or _MISSING
     if top == "resource":
-        if path == ["resource"] or path == ["resource", "labels"]:
-            return "map", walk(path)
-        if path == ["resource", "type"] or (len(path) == 3 and path[1] == "labels"):
-            return "string", walk(path)
+        if not rest:
+            return (
+                "map",
+                lambda e: (
+                    {"type": e.resource.type, "labels": dict(e.resource.labels)}
+                    if e.HasField("resource")
+                    else _MISSING
+                ),
+            )
+        if rest == ["type"]:
+            return "string", lambda e: e.resource.type or _MISSING
+        if rest == ["labels"]:
+            return "map", lambda e: dict(e.resource.labels) or _MISSING
+        if len(rest) == 2 and rest[0] == "labels":
+            key = rest[1]
+            return "string", lambda e: e.resource.labels.get(key) or _MISSING
     if top == "jsonPayload":
-        return ("map" if len(path) == 1 else "json"), walk(path)
+        return ("json" if rest else "map"), _json_getter(rest)
     if top in _UNSUPPORTED_FIELDS:
         raise FilterError(f"field {name!r}: {top} is not supported by the emulator")
     if top in {"severity", "resource", "labels", *_TIME_FIELDS, *_STRING_FIELDS}:
@@ -477,14 +496,16 @@ def _comparison(path: list[str], op: str, value: ValueExpr) -> Predicate:
 def _global(lit: _Literal) -> Predicate:
     needle = lit.text.lower()
 
-    def predicate(entry: Entry) -> bool:
-        for key, value in entry.items():
-            if key in _TIME_FIELDS:
-                continue
-            if key == "severity":
-                value = SEVERITY_NAMES.get(value, str(value))
-            if _has(value, needle):
-                return True
+    def predicate(e: Entry) -> bool:
+        # Every field but the timestamps, as production's global search reads them.
+        texts = [e.log_name, e.resource.type, e.insert_id, e.trace, e.span_id, e.text_payload]
+        texts.append(SEVERITY_NAMES.get(e.severity, str(e.severity)))
+        texts.extend(e.resource.labels.values())
+        texts.extend(e.labels.values())
+        if any(needle in t.lower() for t in texts):
+            return True
+        if e.WhichOneof("payload") == "json_payload":
+            return any(_has(_value_to_py(v), needle) for v in e.json_payload.fields.values())
         return False
 
     return predicate
@@ -494,7 +515,7 @@ def _log_id(arg: str) -> Predicate:
     from urllib.parse import quote
 
     suffix = "/logs/" + quote(arg, safe="")
-    return lambda e: e.get("logName", "").endswith(suffix)
+    return lambda e: e.log_name.endswith(suffix)
 
 
 # --- parser ----------------------------------------------------------------------------------
@@ -633,7 +654,7 @@ class _Parser:
 
 @dataclass(frozen=True)
 class LogFilter:
-    """A compiled filter: ``LogFilter.parse(text).matches(entry_view(pb))``."""
+    """A compiled filter: ``LogFilter.parse(text).matches(log_entry_pb)``."""
 
     text: str
     _predicate: Predicate

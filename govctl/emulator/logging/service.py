@@ -27,7 +27,7 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from govctl.emulator.cloud import Service
-from govctl.emulator.logging.filter import FilterError, LogFilter, entry_view
+from govctl.emulator.logging.filter import FilterError, LogFilter
 from govctl.emulator.rpc import Method, RpcError, invalid_argument, service
 
 LogEntryPb: Any = types.LogEntry.pb()
@@ -58,14 +58,13 @@ TAIL_QUEUE_LIMIT = 10_000
 class _Stored:
     """One entry: its serialized bytes (what is saved), the message decoded on first use."""
 
-    __slots__ = ("_key", "_parent", "_pb", "_view", "raw")
+    __slots__ = ("_key", "_parent", "_pb", "raw")
 
     def __init__(self, raw: bytes, pb: Any = None) -> None:
         self.raw = raw
         self._pb = pb
         self._key: tuple[int, str] | None = None
         self._parent: str | None = None
-        self._view: dict[str, Any] | None = None
 
     # Lazy, so that loading a large state file only splits bytes. Racing readers compute
     # the same values, so the caches need no lock.
@@ -90,12 +89,6 @@ class _Stored:
             m = _LOG_NAME.fullmatch(self.pb.log_name)
             self._parent = m.group(1) if m else ""
         return self._parent
-
-    @property
-    def view(self) -> dict[str, Any]:
-        if self._view is None:
-            self._view = entry_view(self.pb)
-        return self._view
 
 
 def _encode_chunk(chunk: list[_Stored]) -> str:
@@ -368,7 +361,7 @@ class LoggingService(Service):
         page: list[_Stored] = []
         more = False
         for stored in candidates:
-            if stored.parent in parents and flt.matches(stored.view):
+            if stored.parent in parents and flt.matches(stored.pb):
                 if len(page) == size:
                     more = True
                     break
@@ -405,7 +398,7 @@ class LoggingService(Service):
                     tailer.wake.clear()
                     batch, tailer.pending = tailer.pending, []
                     suppressed, tailer.suppressed = tailer.suppressed, 0
-                matching = [s for s in batch if s.parent in parents and flt.matches(s.view)]
+                matching = [s for s in batch if s.parent in parents and flt.matches(s.pb)]
                 if not matching and not suppressed:
                     continue
                 response = TailResponsePb()
