@@ -222,11 +222,12 @@ def _print_plan(plan: Plan, report: RunReport, log: Logger) -> None:
 def _finish(sink: Sink, report: RunReport, options: Options, log: Logger) -> int:
     code = report.exit_code(options.max_failure_ratio)
     body = report.to_dict()
-    try:
-        sink.put_report(report.execution, report.task_index, body)
-    except SinkError as exc:
-        log.error(f"cannot write the run report: {exc}", reason="report_failed")
-        code = 1
+    if not options.dry_run:  # a dry run writes nothing, not even its report
+        try:
+            sink.put_report(report.execution, report.task_index, body)
+        except SinkError as exc:
+            log.error(f"cannot write the run report: {exc}", reason="report_failed")
+            code = 1
     counts = body["counts"]
     summary = (
         f"finished: {counts['processed']} processed ({counts['rewritten']} rewritten, "

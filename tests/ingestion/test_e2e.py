@@ -461,6 +461,9 @@ def test_missing_sink_and_unreadable_feed_exit_codes(tmp_path: Path) -> None:
     [report] = reports(tmp_path / "out")
     assert report["fatal"].startswith("feed unreadable")
 
+    proc = run_module("--feed", "nope.json", "--sink", str(tmp_path / "dry"), "--dry-run")
+    assert proc.returncode == 1 and not (tmp_path / "dry").exists()
+
 
 # -- repositories of awkward shapes ----------------------------------------------------------
 
