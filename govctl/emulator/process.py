@@ -176,7 +176,7 @@ def stop(record: Record, timeout: float = 10.0) -> bool:
 
 
 def serve_until_signalled() -> None:
-    """Block the main thread until SIGTERM or SIGINT (Ctrl-C)."""
+    """Block the main thread until SIGTERM, SIGINT (Ctrl-C) or SIGHUP (terminal closed)."""
     # The kernel may deliver the signal to one of grpc's threads, which would leave a plain
     # Event.wait() in the main thread asleep; the wakeup fd wakes select() whichever
     # thread gets it.
@@ -187,7 +187,8 @@ def serve_until_signalled() -> None:
 
     r, w = os.pipe()
     os.set_blocking(w, False)
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
     old_fd = signal.set_wakeup_fd(w)
     try:
         while not stop.is_set():

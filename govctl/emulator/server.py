@@ -74,6 +74,7 @@ class Emulator:
             )
         self._server: grpc.Server | None = None
         self._lock_fd: int | None = None
+        self._cloud_started = False
 
     @property
     def client_host(self) -> str:
@@ -106,14 +107,16 @@ class Emulator:
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = process.lock_state_dir(self.state_dir)
+        # Import the services (the slow part) before starting any process, so an
+        # interrupted start leaves nothing running.
+        for spec in SERVICES:
+            self.cloud.add(_load_service(spec, self.cloud))
         if self.storage is not None:
             _check_port_free(self.host, self.storage.port, "--storage-port")
             try:
                 self.storage.start()
             except RuntimeError as err:
                 raise GovctlError(str(err)) from None
-        for spec in SERVICES:
-            self.cloud.add(_load_service(spec, self.cloud))
         self.cloud.load()
         # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
         server = grpc.server(
@@ -134,13 +137,18 @@ class Emulator:
         server.start()
         self._server = server
         self.cloud.start()
+        self._cloud_started = True
 
     def stop(self) -> None:
         if self._server is not None:
             # Stop accepting RPCs first so no mutation races the final save.
             self._server.stop(grace=0.5).wait()
             self._server = None
-        self.cloud.stop()
+        if self._cloud_started:
+            # Only a started cloud saves: after a failed start (e.g. the state directory is
+            # another emulator's) saving would overwrite good state with nothing.
+            self._cloud_started = False
+            self.cloud.stop()
         if self.storage is not None:
             self.storage.stop()
         if self._lock_fd is not None:

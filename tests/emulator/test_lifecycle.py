@@ -135,7 +135,7 @@ def test_detached_start_status_env_stop_and_restart(
         print(f"\n`govctl emulator start --detach` returned ready in {elapsed:.2f} s")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_foreground_start_stops_cleanly_on_signal(state_dir: Path, sig: signal.Signals) -> None:
     argv = [sys.executable, "-m", "govctl", "emulator", "start", "--state-dir", str(state_dir)]
     proc = subprocess.Popen(
@@ -188,10 +188,13 @@ def test_in_process_emulator_serves_storage_and_keeps_objects(
 
 
 def test_two_emulators_never_share_a_state_dir(tmp_path: Path) -> None:
-    with Emulator(state_dir=tmp_path, storage=False):
+    with Emulator(state_dir=tmp_path, storage=False) as first:
+        first.cloud.save()
+        saved = (tmp_path / "state.json").read_bytes()
         second = Emulator(state_dir=tmp_path, storage=False)
         with pytest.raises(GovctlError, match="another emulator is using the state directory"):
             second.start()
+        assert (tmp_path / "state.json").read_bytes() == saved  # the failed start saved nothing
 
 
 def test_taken_ports_are_clear_errors(tmp_path: Path) -> None:
