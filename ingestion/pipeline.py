@@ -193,7 +193,7 @@ class Pipeline:
             timings["digest_s"] = self._lap("digest", t)
         except _Stopped:
             self.report.record_interrupted()
-            self.log.info("abandoned (stopping)", repo=repo.key, stage=stage)
+            self.log.info(f"abandoned {repo.key} (stopping)", repo=repo.key, stage=stage)
             return
         except _DigestFailed as exc:
             self._fail(job, exc.reason, exc.detail, stage, time.monotonic() - started)
@@ -203,7 +203,9 @@ class Pipeline:
 
         if self.stop.is_set():
             self.report.record_interrupted()
-            self.log.info("abandoned before upload (stopping)", repo=repo.key)
+            self.log.info(
+                f"abandoned {repo.key} before upload (stopping)", repo=repo.key, stage="upload"
+            )
             return
         t = time.monotonic()
         try:

@@ -199,6 +199,19 @@ def test_gcs_sink_happy_path_and_incremental(
     assert job.counts()["unchanged"] == 3 and job.counts()["processed"] == 0
 
 
+def test_missing_bucket_is_fatal_with_one_clear_line(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path, fake_gcs: FakeGcs
+) -> None:
+    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
+    job = Job(feed, "gs://no-such-bucket", git_server)
+    assert job() == 1
+    [critical] = job.messages("CRITICAL")
+    assert (
+        critical["message"].startswith("sink unusable") and "no-such-bucket" in critical["message"]
+    )
+    assert git_server.upload_packs() == 0
+
+
 # -- incremental -----------------------------------------------------------------------------
 
 
