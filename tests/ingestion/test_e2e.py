@@ -637,3 +637,22 @@ def test_sigterm_stops_promptly_without_partial_objects(
         assert meta["sha256"] == hashlib.sha256(md.read_bytes()).hexdigest()
     assert sorted(stored(out)) == fast
     assert not list(out.rglob("*.tmp"))
+
+
+def test_demo_runs_on_its_embedded_sample_and_is_incremental(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ingestion import demo
+
+    args = ["--out", str(tmp_path / "digests"), "--work", str(tmp_path / "work")]
+    assert demo.main(args) == 0
+    names = {f"{r['owner']}/{r['name']}" for r in demo.sample()["repositories"]}
+    assert set(stored(tmp_path / "digests")) == names
+    out = capsys.readouterr().out
+    assert f"{len(names)} digests in {tmp_path / 'digests'}" in out
+
+    assert demo.main(args) == 0  # same commits, same pushedAt: nothing to do
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[:1] == "{"]
+    finished = records[-1]
+    assert finished["counts"]["unchanged"] == len(names) and finished["counts"]["processed"] == 0
+    assert finished["counts"]["rejected"] == len(demo.sample()["rejected_examples"])
