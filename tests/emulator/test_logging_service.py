@@ -426,3 +426,14 @@ def test_saved_chunks_follow_inserts_and_trims() -> None:
     assert saved(service) == ["20", "30", "40", "50", "60", "70"]
     service.write_entries([entry(25)])
     assert saved(service) == ["20", "25", "30", "40", "50", "60", "70"]
+    # A restored service keeps the loaded chunks and goes on from them...
+    restored = LoggingService(Cloud(None))
+    restored.max_entries, restored.chunk_size = 8, 2
+    restored.load(json.loads(json.dumps(service.dump())))
+    restored.write_entries([entry(80), entry(15)])
+    assert saved(restored) == ["15", "20", "25", "30", "40", "50", "60", "70", "80"]
+    # ...or, when it keeps fewer entries, re-encodes the newest it keeps.
+    smaller = LoggingService(Cloud(None))
+    smaller.max_entries, smaller.chunk_size = 3, 2
+    smaller.load(json.loads(json.dumps(restored.dump())))
+    assert saved(smaller) == ["60", "70", "80"]

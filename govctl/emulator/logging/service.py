@@ -393,7 +393,9 @@ class LoggingService(Service):
             # so say at once that the session is open.
             yield TailResponsePb()
             while context.is_active() and not self._stopping.is_set():
-                tailer.wake.wait()
+                # Woken by writers, cancellation and stop(); the timeout only guards against
+                # a termination callback that never comes.
+                tailer.wake.wait(timeout=5.0)
                 with self.lock:
                     tailer.wake.clear()
                     batch, tailer.pending = tailer.pending, []
@@ -437,8 +439,13 @@ class LoggingService(Service):
     def load(self, data: Any) -> None:
         if not isinstance(data, dict) or data.get("version") != 1:
             return
-        entries = [s for chunk in data.get("chunks", []) for s in _decode_chunk(chunk)]
-        # Saved in list order; only the newest max_entries are kept.
-        self._entries = entries[-self.max_entries :] if self.max_entries else []
+        chunks = list(data.get("chunks", []))
+        entries = [s for chunk in chunks for s in _decode_chunk(chunk)]
         self._next_id = int(data.get("next_insert_id", len(entries) + 1))
-        self._chunks, self._clean = [], 0
+        if len(entries) <= self.max_entries and data.get("chunk_size") == self.chunk_size:
+            # Saved in list order: the loaded chunks are valid as they are.
+            self._entries, self._chunks = entries, chunks
+            self._clean = len(entries) // self.chunk_size * self.chunk_size
+        else:
+            self._entries = entries[len(entries) - self.max_entries :] if self.max_entries else []
+            self._chunks, self._clean = [], 0
