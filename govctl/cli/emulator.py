@@ -110,32 +110,35 @@ def _serve(cfg: config.Config, directory: Path, image_map: dict[str, str], t0: f
         storage=True,
         storage_port=cfg.emulator_storage_port,
     )
-    emu.start()
-    ready = time.monotonic() - t0
-    # Tasks inherit this environment: like a job on Cloud Run, they reach this cloud's
-    # storage (and APIs), not whatever the starting shell pointed at.
-    os.environ.update(emu.env())
-    try:
-        assert emu.storage is not None
-        record = process.Record(
-            pid=os.getpid(),
-            host=emu.client_host,
-            port=emu.port,
-            storage_port=emu.storage.port,
-            storage_pid=emu.storage.pid,
-            state_dir=str(directory),
-            started_at=process.now_rfc3339(),
-            version=__version__,
-        )
-        process.write_record(directory, record)
-        for line in process.export_lines(emu.env()):
-            render.out(line)
-        render.info(f"emulator ready in {ready:.2f} s; state in {directory}; Ctrl-C to stop")
-        process.serve_until_signalled()
-        render.info("stopping the emulator…")
-    finally:
-        emu.stop()  # saves state, stops fake-gcs-server
-        process.remove_record(directory, os.getpid())
+    # Signals are caught from before the start: a stop that arrives while starting, or as
+    # soon as the addresses appear, ends in a clean shutdown rather than orphaned servers.
+    with process.StopSignals() as signals:
+        emu.start()
+        ready = time.monotonic() - t0
+        # Tasks inherit this environment: like a job on Cloud Run, they reach this cloud's
+        # storage (and APIs), not whatever the starting shell pointed at.
+        os.environ.update(emu.env())
+        try:
+            assert emu.storage is not None
+            record = process.Record(
+                pid=os.getpid(),
+                host=emu.client_host,
+                port=emu.port,
+                storage_port=emu.storage.port,
+                storage_pid=emu.storage.pid,
+                state_dir=str(directory),
+                started_at=process.now_rfc3339(),
+                version=__version__,
+            )
+            process.write_record(directory, record)
+            for line in process.export_lines(emu.env()):
+                render.out(line)
+            render.info(f"emulator ready in {ready:.2f} s; state in {directory}; Ctrl-C to stop")
+            signals.wait()
+            render.info("stopping the emulator…")
+        finally:
+            emu.stop()  # saves state, stops fake-gcs-server
+            process.remove_record(directory, os.getpid())
     render.info("emulator stopped")
 
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from govctl.errors import GovctlError
 
@@ -175,31 +176,45 @@ def stop(record: Record, timeout: float = 10.0) -> bool:
     return False
 
 
-def serve_until_signalled() -> None:
-    """Block the main thread until SIGTERM, SIGINT (Ctrl-C) or SIGHUP (terminal closed)."""
-    # The kernel may deliver the signal to one of grpc's threads, which would leave a plain
-    # Event.wait() in the main thread asleep; the wakeup fd wakes select() whichever
-    # thread gets it.
-    stop = threading.Event()
+class StopSignals:
+    """Catch SIGTERM, SIGINT (Ctrl-C) and SIGHUP (terminal closed) while in the block.
 
-    def handler(signum: int, frame: object) -> None:
-        stop.set()
+    Enter it *before* announcing readiness, so a stop sent as soon as the addresses appear
+    is caught rather than killing the process with its servers still running. ``wait()``
+    blocks until one arrives. The kernel may deliver a signal to one of grpc's threads,
+    which would leave a plain ``Event.wait()`` in the main thread asleep; the wakeup fd
+    wakes ``select()`` whichever thread gets it.
+    """
 
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
-    old_fd = signal.set_wakeup_fd(w)
-    try:
-        while not stop.is_set():
-            if select.select([r], [], [], 5.0)[0]:
-                os.read(r, 64)
-    finally:
-        signal.set_wakeup_fd(old_fd)
-        for sig, old in previous.items():
+    SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._r, self._w = -1, -1
+        self._previous: dict[int, Any] = {}
+        self._old_fd = -1
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self._stop.set()
+
+    def __enter__(self) -> StopSignals:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._previous = {sig: signal.signal(sig, self._handler) for sig in self.SIGNALS}
+        self._old_fd = signal.set_wakeup_fd(self._w)
+        return self
+
+    def wait(self) -> None:
+        while not self._stop.is_set():
+            if select.select([self._r], [], [], 5.0)[0]:
+                os.read(self._r, 64)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.set_wakeup_fd(self._old_fd)
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
-        os.close(r)
-        os.close(w)
+        os.close(self._r)
+        os.close(self._w)
 
 
 def spawn_detached(argv: Sequence[str], state_dir: Path, timeout: float = 30.0) -> Record:

@@ -112,9 +112,8 @@ def test_detached_start_status_env_stop_and_restart(
     assert capsys.readouterr().out == started.stdout
 
     # A second start on the same state directory is refused, pointing at the running one.
-    again = govctl("emulator", "start", "--detach", "--port", "0", *base)
-    assert again.returncode == 1
-    assert f"already running on {state_dir} (pid {record.pid})" in again.stderr
+    assert main(["emulator", "start", "--detach", "--port", "0", *base]) == 1
+    assert f"already running on {state_dir} (pid {record.pid})" in capsys.readouterr().err
 
     _write_bucket(monkeypatch, env)
     _create_job(monkeypatch, env)
@@ -135,8 +134,7 @@ def test_detached_start_status_env_stop_and_restart(
         print(f"\n`govctl emulator start --detach` returned ready in {elapsed:.2f} s")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
-def test_foreground_start_stops_cleanly_on_signal(state_dir: Path, sig: signal.Signals) -> None:
+def test_foreground_start_stops_cleanly_on_sigterm(state_dir: Path) -> None:
     argv = [sys.executable, "-m", "govctl", "emulator", "start", "--state-dir", str(state_dir)]
     proc = subprocess.Popen(
         [*argv, "--port", "0", "--storage-port", "0"],
@@ -151,7 +149,7 @@ def test_foreground_start_stops_cleanly_on_signal(state_dir: Path, sig: signal.S
         record = process.read_record(state_dir)
         assert record is not None and record.pid == proc.pid
         assert process.grpc_answers(exports("".join(lines))["GOVCTL_EMULATOR_HOST"])
-        proc.send_signal(sig)
+        proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=15)
     finally:
         proc.kill()
@@ -161,6 +159,29 @@ def test_foreground_start_stops_cleanly_on_signal(state_dir: Path, sig: signal.S
     assert gone(record.storage_pid)
     assert not (state_dir / process.RECORD_FILE).exists()
     assert (state_dir / "state.json").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_foreground_waits_for_each_stop_signal(sig: signal.Signals) -> None:
+    # The same wait the foreground emulator does, without the emulator's import cost.
+    code = (
+        "from govctl.emulator.process import StopSignals\n"
+        "with StopSignals() as signals:\n"
+        "    print('waiting', flush=True)\n"
+        "    signals.wait()\n"
+        "print('returned')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "waiting\n"
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=5)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (proc.returncode, out) == (0, "returned\n")
+    assert time.monotonic() - t0 < 2  # woken by the signal, not by a polling timeout
 
 
 def test_in_process_emulator_serves_storage_and_keeps_objects(
