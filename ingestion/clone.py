@@ -145,9 +145,12 @@ class _Git:
         if head.returncode != 0:
             return Checkout(self.dest, "")  # an empty repository: nothing to check out
         commit = head.stdout.decode().strip()
+        # Object names carry raw file names (any bytes); only the "?sha" lines matter here.
         listing = self.run(["rev-list", "--objects", "--missing=print", commit])
         missing = {
-            line[1:] for line in listing.stdout.decode().splitlines() if line.startswith("?")
+            line[1:]
+            for line in listing.stdout.decode("ascii", "replace").splitlines()
+            if line.startswith("?")
         }
         self.run(["read-tree", commit])
         if missing:
