@@ -18,14 +18,15 @@ app = typer.Typer(
     help="Run the loopback Google Cloud (Cloud Run, Scheduler, Logging, Billing, IAM, Storage).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="markdown",
 )
 
 StateDir = Annotated[
     Path | None,
     typer.Option(
         "--state-dir",
-        help="Where state lives [default: from govctl.toml / GOVCTL_EMULATOR_STATE_DIR, "
-        "else the user data dir]/govctl/emulator.",
+        help="Where the emulator keeps its state [default: USER_DATA_DIR/govctl/emulator, "
+        "or GOVCTL_EMULATOR_STATE_DIR, or [emulator] state_dir in govctl.toml].",
         show_default=False,
     ),
 ]
@@ -38,15 +39,22 @@ def _state_dir(flag: Path | None) -> Path:
 @app.command()
 def start(
     host: Annotated[
-        str | None, typer.Option(help="Address to listen on.", show_default="127.0.0.1")
+        str | None,
+        typer.Option(help="Address to listen on.", show_default=config.Config.emulator_host),
     ] = None,
     port: Annotated[
         int | None,
-        typer.Option(help="gRPC port for every API; 0 = a free port.", show_default="8086"),
+        typer.Option(
+            help="gRPC port for every API; 0 = a free port.",
+            show_default=str(config.DEFAULT_EMULATOR_PORT),
+        ),
     ] = None,
     storage_port: Annotated[
         int | None,
-        typer.Option(help="fake-gcs-server port; 0 = a free port.", show_default="4443"),
+        typer.Option(
+            help="fake-gcs-server port; 0 = a free port.",
+            show_default=str(config.DEFAULT_STORAGE_PORT),
+        ),
     ] = None,
     state_dir: StateDir = None,
     detach: Annotated[

@@ -53,6 +53,7 @@ app = typer.Typer(
     help="Operate the govreposcrape ingestion pipeline on Google Cloud (Cloud Run Jobs).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",  # docstrings are markdown: wrapped lines join, `code` shows
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -54,8 +55,6 @@ class Record:
 
 
 def export_lines(env: dict[str, str]) -> list[str]:
-    import shlex
-
     return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
 
 
