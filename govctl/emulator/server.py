@@ -136,8 +136,8 @@ class Emulator:
             )
         server.start()
         self._server = server
+        self._cloud_started = True  # from here on, stop() must stop and save the cloud
         self.cloud.start()
-        self._cloud_started = True
 
     def stop(self) -> None:
         if self._server is not None:
