@@ -38,7 +38,7 @@ from govctl.emulator.run.operations import OperationStore
 from govctl.emulator.state import from_jsonable, to_jsonable
 
 # Every caller of the emulator is this principal (there is no authentication).
-PRINCIPAL = "emulator@govctl.local"
+PRINCIPAL = "emulator@example.com"  # the IAM service's default owner, user:emulator@example.com
 # How long CancelExecution / DeleteJob wait for killed tasks before answering.
 STOP_WAIT = 5.0
 
