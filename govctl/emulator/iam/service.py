@@ -32,6 +32,7 @@ from google.protobuf import any_pb2, empty_pb2, timestamp_pb2
 
 from govctl.emulator import rpc
 from govctl.emulator.cloud import Cloud, Service
+from govctl.emulator.iam import policy as iam_policy
 from govctl.emulator.iam import roles
 from govctl.emulator.rpc import Method, RpcError, invalid_argument, not_found
 from govctl.emulator.state import from_jsonable, to_jsonable
@@ -128,9 +129,7 @@ class IamService(Service):
         with self.lock:
             known = self._known(project)
             if known is not None:
-                out = policy_pb2.Policy()
-                out.CopyFrom(known.policy)
-                return out
+                return iam_policy.copy(known.policy)
         return default_policy()
 
     def allows(self, policy: policy_pb2.Policy, member: str, permission: str) -> bool:
@@ -205,10 +204,7 @@ class IamService(Service):
 
     def get_iam_policy(self, request: iam_policy_pb2.GetIamPolicyRequest, context: Any) -> Any:
         with self.lock:
-            proj = self._project(request.resource)
-            out = policy_pb2.Policy()
-            out.CopyFrom(proj.policy)
-            return out
+            return iam_policy.copy(self._project(request.resource).policy)
 
     def set_iam_policy(self, request: iam_policy_pb2.SetIamPolicyRequest, context: Any) -> Any:
         policy = request.policy
@@ -218,7 +214,7 @@ class IamService(Service):
         if unknown:
             raise invalid_argument(f"invalid update_mask paths: {sorted(unknown)}")
         bindings = _normalized_bindings(policy.bindings)
-        conditional = any(b.HasField("condition") for b in bindings)
+        conditional = iam_policy.is_conditional(bindings)
         if conditional and policy.version not in (0, 3):
             raise invalid_argument(
                 "Policies with conditional role bindings must use version 3, "
@@ -228,25 +224,18 @@ class IamService(Service):
             raise invalid_argument(f"invalid policy version {policy.version}: use 1 or 3")
         with self.lock:
             proj = self._project(request.resource)
-            if policy.etag and policy.etag != proj.policy.etag:
-                raise rpc.aborted(
-                    "There were concurrent policy changes. Please retry the whole "
-                    "read-modify-write with exponential backoff."
-                )
-            updated = policy_pb2.Policy()
-            updated.CopyFrom(proj.policy)
+            iam_policy.check_etag(policy, proj.policy)
+            updated = iam_policy.copy(proj.policy)
             del updated.bindings[:]
             updated.bindings.extend(bindings)
             if paths & {"audit_configs", "auditConfigs"}:
                 del updated.audit_configs[:]
                 updated.audit_configs.extend(policy.audit_configs)
-            updated.version = 3 if conditional else 1
+            updated.version = iam_policy.stored_version(bindings)
             proj.policy = updated
             proj.stamp()
             self.changed()
-            out = policy_pb2.Policy()
-            out.CopyFrom(proj.policy)
-            return out
+            return iam_policy.copy(proj.policy)
 
     def test_iam_permissions(
         self, request: iam_policy_pb2.TestIamPermissionsRequest, context: Any
@@ -453,16 +442,8 @@ class IamService(Service):
                 "google.cloud.resourcemanager.v3.Projects",
                 {
                     "GetProject": Method(self.get_project, rm.GetProjectRequest, rm.Project),
-                    "GetIamPolicy": Method(
-                        self.get_iam_policy, iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy
-                    ),
-                    "SetIamPolicy": Method(
-                        self.set_iam_policy, iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy
-                    ),
-                    "TestIamPermissions": Method(
-                        self.test_iam_permissions,
-                        iam_policy_pb2.TestIamPermissionsRequest,
-                        iam_policy_pb2.TestIamPermissionsResponse,
+                    **iam_policy.methods(
+                        self.get_iam_policy, self.set_iam_policy, self.test_iam_permissions
                     ),
                 },
             ),

@@ -7,7 +7,8 @@ import re
 
 from google.iam.v1 import policy_pb2
 
-from govctl.emulator.rpc import aborted, invalid_argument
+from govctl.emulator.iam import policy as iam_policy
+from govctl.emulator.rpc import invalid_argument
 
 # The etag IAM gives a resource whose policy was never set (base64 "ACAB").
 EMPTY_ETAG = b"\x00\x20\x01"
@@ -35,14 +36,9 @@ def check_requested_version(version: int) -> None:
 
 def checked_update(current: policy_pb2.Policy, new: policy_pb2.Policy) -> policy_pb2.Policy:
     """The policy SetIamPolicy stores: etag checked (stale -> ABORTED), bindings validated."""
-    if new.etag and new.etag != current.etag:
-        raise aborted(
-            "There were concurrent policy changes. Please retry the whole read-modify-write "
-            "with exponential backoff."
-        )
+    iam_policy.check_etag(new, current)
     if new.version not in (0, 1, 3):
         raise invalid_argument(f"Invalid policy version {new.version}: must be 1 or 3")
-    has_conditions = False
     for i, binding in enumerate(new.bindings):
         if not _ROLE.match(binding.role):
             raise invalid_argument(f"bindings[{i}].role: invalid role {binding.role!r}")
@@ -51,22 +47,18 @@ def checked_update(current: policy_pb2.Policy, new: policy_pb2.Policy) -> policy
         for member in binding.members:
             if member not in _MEMBER_WORDS and not member.startswith(_MEMBER_PREFIXES):
                 raise invalid_argument(f"bindings[{i}]: invalid member {member!r}")
-        if binding.HasField("condition"):
-            has_conditions = True
-    if has_conditions and new.version != 3:
+    version = iam_policy.stored_version(new.bindings)
+    if version == 3 and new.version != 3:
         raise invalid_argument("A policy with conditions must use version 3")
-    stored = policy_pb2.Policy()
-    stored.CopyFrom(new)
-    stored.version = 3 if has_conditions else 1
+    stored = iam_policy.copy(new)
+    stored.version = version
     stored.etag = os.urandom(8)
     return stored
 
 
 def for_version(policy: policy_pb2.Policy, requested: int) -> policy_pb2.Policy:
-    if requested < 3 and any(b.HasField("condition") for b in policy.bindings):
+    if requested < 3 and iam_policy.is_conditional(policy.bindings):
         raise invalid_argument(
             "The policy has conditional bindings; request policy version 3 to read it"
         )
-    out = policy_pb2.Policy()
-    out.CopyFrom(policy)
-    return out
+    return iam_policy.copy(policy)

@@ -23,6 +23,7 @@ from google.rpc import code_pb2
 
 from govctl.emulator import rpc
 from govctl.emulator.cloud import Cloud, Service
+from govctl.emulator.iam import policy as iam_policy
 from govctl.emulator.rpc import (
     Method,
     RpcError,
@@ -108,9 +109,7 @@ class RunService(Service):
     def job_iam_policy(self, job_name: str) -> policy_pb2.Policy:
         with self.lock:
             self._job(job_name)
-            out = policy_pb2.Policy()
-            out.CopyFrom(self.policies.get(job_name) or policies.empty_policy())
-            return out
+            return iam_policy.copy(self.policies.get(job_name) or policies.empty_policy())
 
     # lookups ---------------------------------------------------------------------------------
     def _job(self, name: str) -> run_v2.Job:
@@ -465,9 +464,7 @@ class RunService(Service):
             stored = policies.checked_update(current, request.policy)
             self.policies[request.resource] = stored
             self.changed()
-            out = policy_pb2.Policy()
-            out.CopyFrom(stored)
-            return out
+            return iam_policy.copy(stored)
 
     def test_iam_permissions(
         self, request: iam_policy_pb2.TestIamPermissionsRequest, context: grpc.ServicerContext
@@ -719,16 +716,8 @@ class RunService(Service):
                 "UpdateJob": Method(self.update_job, run_v2.UpdateJobRequest, op),
                 "DeleteJob": Method(self.delete_job, run_v2.DeleteJobRequest, op),
                 "RunJob": Method(self.run_job_rpc, run_v2.RunJobRequest, op),
-                "GetIamPolicy": Method(
-                    self.get_iam_policy, iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy
-                ),
-                "SetIamPolicy": Method(
-                    self.set_iam_policy, iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy
-                ),
-                "TestIamPermissions": Method(
-                    self.test_iam_permissions,
-                    iam_policy_pb2.TestIamPermissionsRequest,
-                    iam_policy_pb2.TestIamPermissionsResponse,
+                **iam_policy.methods(
+                    self.get_iam_policy, self.set_iam_policy, self.test_iam_permissions
                 ),
             },
         )
