@@ -13,7 +13,8 @@ What differs from calling stock ``gitingest.ingest()`` on the same directory, an
   ``gitingest.ingestion._process_node``) compiles them once per repository, checks a path with
   a few joined regular expressions instead of one per pattern (``IgnoreMatcher``), and uses
   ``os.scandir`` entries instead of repeated ``stat`` calls. The output is byte-identical and
-  10-20x faster (``tests/perf/bench_digest.py``).
+  20-50x faster with pathspec 1.1 (``tests/perf/bench_digest.py``: 3,000 files 23 s -> 1.2 s,
+  20,000 files 104 s -> 1.8 s on 2 vCPUs).
 * **Deterministic pattern order.** Stock keeps the patterns in a ``set``, so with negated
   (``!``) ``.gitignore`` rules the outcome depends on ``PYTHONHASHSEED``. We keep gitingest's
   default patterns (sorted), then every ``.gitignore`` and then every ``.gitingestignore`` file
