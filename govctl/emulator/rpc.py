@@ -15,6 +15,8 @@ from typing import Any, Literal, TypeVar
 
 import grpc
 import proto
+from google.longrunning import operations_pb2
+from google.protobuf import any_pb2
 
 T = TypeVar("T")
 
@@ -112,6 +114,23 @@ def service(full_name: str, methods: dict[str, Method]) -> grpc.GenericRpcHandle
                 _guard_stream(m.fn), request_deserializer=deserialize, response_serializer=serialize
             )
     return grpc.method_handlers_generic_handler(full_name, handlers)
+
+
+def pack(msg: Any) -> any_pb2.Any:
+    """A proto-plus or raw protobuf message as ``Any`` (operation metadata and responses)."""
+    out = any_pb2.Any()
+    out.Pack(type(msg).pb(msg) if isinstance(msg, proto.Message) else msg)
+    return out
+
+
+def operation(name: str, metadata: Any, response: Any | None = None) -> operations_pb2.Operation:
+    """A long-running operation; done, with ``response``, when a response is given."""
+    op = operations_pb2.Operation(name=name)
+    op.metadata.CopyFrom(pack(metadata))
+    if response is not None:
+        op.done = True
+        op.response.CopyFrom(pack(response))
+    return op
 
 
 def routing_params(context: grpc.ServicerContext) -> dict[str, str]:

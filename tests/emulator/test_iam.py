@@ -10,7 +10,7 @@ from google.cloud import iam_admin_v1, service_usage_v1
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 
 from govctl.emulator.iam import roles
-from govctl.emulator.iam.service import DEFAULT_OWNER
+from govctl.emulator.iam.projects import DEFAULT_OWNER
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 

@@ -13,24 +13,17 @@ import uuid
 from typing import Any
 
 import grpc
-import proto
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2
+from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
 from govctl.emulator import rpc
-from govctl.emulator.rpc import Method, invalid_argument, not_found
+from govctl.emulator.rpc import Method, invalid_argument, not_found, pack
 from govctl.emulator.run import names
 from govctl.emulator.state import from_jsonable, to_jsonable
 
 # WaitOperation without a timeout returns after this long, as a server may (AIP-151).
 DEFAULT_WAIT = 60.0
-
-
-def pack(msg: Any) -> any_pb2.Any:
-    out = any_pb2.Any()
-    out.Pack(type(msg).pb(msg) if isinstance(msg, proto.Message) else msg)
-    return out
 
 
 class OperationStore:
@@ -47,11 +40,7 @@ class OperationStore:
         self, parent: str, metadata: Any, response: Any | None = None, *, store: bool = True
     ) -> operations_pb2.Operation:
         """A new operation; done when ``response`` is given. ``store=False`` for validate_only."""
-        op = operations_pb2.Operation(name=f"{parent}/operations/{uuid.uuid4()}")
-        op.metadata.CopyFrom(pack(metadata))
-        if response is not None:
-            op.done = True
-            op.response.CopyFrom(pack(response))
+        op = rpc.operation(f"{parent}/operations/{uuid.uuid4()}", metadata, response)
         if store:
             with self._cond:
                 self._ops[op.name] = op

@@ -1,0 +1,266 @@
+"""Projects: the record the three IAM surfaces share, and Resource Manager v3 on top of it.
+
+``google.cloud.resourcemanager.v3.Projects``: GetProject, GetIamPolicy, SetIamPolicy,
+TestIamPermissions. Any well-formed project id exists: it appears, with the default policy
+below and the APIs a new project has enabled, the first time anything names it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import grpc
+from google.cloud import iam_admin_v1, resourcemanager_v3
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.protobuf import timestamp_pb2
+
+from govctl.emulator import rpc
+from govctl.emulator.cloud import Service
+from govctl.emulator.iam import policy as iam_policy
+from govctl.emulator.iam import roles
+from govctl.emulator.rpc import invalid_argument
+from govctl.emulator.state import from_jsonable, to_jsonable
+
+# The principal every RPC of the emulator is taken to come from (clients use anonymous
+# credentials); it owns every project, as the creator of a real project does.
+DEFAULT_OWNER = "user:emulator@example.com"
+
+PROJECT_ID_RE = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+PROJECT_NUMBER_RE = re.compile(r"^[0-9]{6,20}$")
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MEMBER_KINDS = ("user", "serviceAccount", "group", "domain", "principal", "principalSet")
+
+
+def default_policy() -> policy_pb2.Policy:
+    return policy_pb2.Policy(
+        version=1, bindings=[policy_pb2.Binding(role="roles/owner", members=[DEFAULT_OWNER])]
+    )
+
+
+@dataclass
+class Project:
+    project_id: str
+    number: str
+    create_time: datetime
+    policy: policy_pb2.Policy = field(default_factory=default_policy)
+    revision: int = 0
+    enabled: set[str] = field(default_factory=set)  # Service Usage: enabled API names
+    accounts: dict[str, iam_admin_v1.ServiceAccount] = field(default_factory=dict)  # by email
+
+    def stamp(self) -> None:
+        """A new etag for the policy; a stale one is then refused."""
+        self.revision += 1
+        digest = hashlib.sha256(
+            f"{self.project_id}:{self.revision}:".encode() + self.policy.SerializeToString()
+        ).digest()
+        self.policy.etag = b"BwY" + digest[:6]
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "project_id": self.project_id,
+            "number": self.number,
+            "create_time": self.create_time.isoformat(),
+            "policy": to_jsonable(self.policy),
+            "revision": self.revision,
+            "enabled": sorted(self.enabled),
+            "accounts": [to_jsonable(sa) for sa in self.accounts.values()],
+        }
+
+    @classmethod
+    def load(cls, rec: dict[str, Any]) -> Project:
+        proj = cls(
+            rec["project_id"],
+            rec["number"],
+            datetime.fromisoformat(rec["create_time"]),
+            policy=from_jsonable(policy_pb2.Policy, rec["policy"]),
+            revision=rec["revision"],
+            enabled=set(rec["enabled"]),
+        )
+        for sa_data in rec["accounts"]:
+            sa = from_jsonable(iam_admin_v1.ServiceAccount, sa_data)
+            proj.accounts[sa.email] = sa
+        return proj
+
+
+def _number_for(project_id: str) -> str:
+    # Stable across restarts and machines, 12 digits like real project numbers.
+    return str(10**11 + int(hashlib.sha256(project_id.encode()).hexdigest(), 16) % (9 * 10**11))
+
+
+class Projects:
+    """Every project the emulator has seen, by id. Callers hold the IAM service's lock."""
+
+    def __init__(self, service: Service, enabled_in_new_projects: Iterable[str]) -> None:
+        self._service = service
+        self._enabled_in_new = frozenset(enabled_in_new_projects)
+        self.by_id: dict[str, Project] = {}
+
+    def known(self, project: str) -> Project | None:
+        """The project with this id or number, if the emulator has seen it."""
+        if project in self.by_id:
+            return self.by_id[project]
+        for proj in self.by_id.values():
+            if proj.number == project:
+                return proj
+        return None
+
+    def get(self, ref: str) -> Project:
+        """The project a request names (``P`` or ``projects/P``), made on first sight."""
+        ident = ref.removeprefix("projects/")
+        if "/" in ident or not ident:
+            raise invalid_argument(f"invalid project name {ref!r}: want projects/PROJECT_ID")
+        known = self.known(ident)
+        if known is not None:
+            return known
+        if PROJECT_NUMBER_RE.match(ident):
+            # A number the emulator never handed out names no project the caller can see.
+            raise rpc.permission_denied(
+                f"Permission denied on resource project {ident} (or it may not exist)."
+            )
+        if not PROJECT_ID_RE.match(ident):
+            raise invalid_argument(
+                f"invalid project id {ident!r}: 6 to 30 lowercase letters, digits or hyphens, "
+                "starting with a letter and not ending with a hyphen"
+            )
+        proj = Project(
+            ident,
+            _number_for(ident),
+            self._service.cloud.clock.now(),
+            enabled=set(self._enabled_in_new),
+        )
+        proj.stamp()
+        self.by_id[ident] = proj
+        self._service.changed()
+        return proj
+
+
+class ProjectsApi:
+    """``google.cloud.resourcemanager.v3.Projects``: projects and their IAM policies."""
+
+    def __init__(self, service: Service, projects: Projects) -> None:
+        self.svc = service
+        self.projects = projects
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        rm = resourcemanager_v3
+        return rpc.service(
+            "google.cloud.resourcemanager.v3.Projects",
+            {
+                "GetProject": rpc.Method(self.get_project, rm.GetProjectRequest, rm.Project),
+                **iam_policy.methods(
+                    self.get_iam_policy, self.set_iam_policy, self.test_iam_permissions
+                ),
+            },
+        )
+
+    def get_project(self, request: resourcemanager_v3.GetProjectRequest, context: Any) -> Any:
+        with self.svc.lock:
+            return _project_pb(self.projects.get(request.name))
+
+    def get_iam_policy(self, request: iam_policy_pb2.GetIamPolicyRequest, context: Any) -> Any:
+        with self.svc.lock:
+            return iam_policy.copy(self.projects.get(request.resource).policy)
+
+    def set_iam_policy(self, request: iam_policy_pb2.SetIamPolicyRequest, context: Any) -> Any:
+        policy = request.policy
+        paths = set(request.update_mask.paths) if request.HasField("update_mask") else set()
+        paths = paths or {"bindings", "etag"}
+        unknown = paths - {"bindings", "etag", "audit_configs", "auditConfigs", "version"}
+        if unknown:
+            raise invalid_argument(f"invalid update_mask paths: {sorted(unknown)}")
+        bindings = _normalized_bindings(policy.bindings)
+        conditional = iam_policy.is_conditional(bindings)
+        if conditional and policy.version not in (0, 3):
+            raise invalid_argument(
+                "Policies with conditional role bindings must use version 3, "
+                f"got version {policy.version}"
+            )
+        if policy.version not in (0, 1, 3):
+            raise invalid_argument(f"invalid policy version {policy.version}: use 1 or 3")
+        with self.svc.lock:
+            proj = self.projects.get(request.resource)
+            iam_policy.check_etag(policy, proj.policy)
+            updated = iam_policy.copy(proj.policy)
+            del updated.bindings[:]
+            updated.bindings.extend(bindings)
+            if paths & {"audit_configs", "auditConfigs"}:
+                del updated.audit_configs[:]
+                updated.audit_configs.extend(policy.audit_configs)
+            updated.version = iam_policy.stored_version(bindings)
+            proj.policy = updated
+            proj.stamp()
+            self.svc.changed()
+            return iam_policy.copy(proj.policy)
+
+    def test_iam_permissions(
+        self, request: iam_policy_pb2.TestIamPermissionsRequest, context: Any
+    ) -> Any:
+        bad = [p for p in request.permissions if not roles.PERMISSION_RE.match(p)]
+        if bad:
+            raise invalid_argument(f"Permission {bad[0]} is not valid.")
+        with self.svc.lock:
+            policy = self.projects.get(request.resource).policy
+            held = [p for p in request.permissions if roles.allows(policy, DEFAULT_OWNER, p)]
+        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
+
+
+def _project_pb(proj: Project) -> resourcemanager_v3.Project:
+    created = timestamp_pb2.Timestamp()
+    created.FromDatetime(proj.create_time)
+    return resourcemanager_v3.Project(
+        name=f"projects/{proj.number}",
+        parent="",
+        project_id=proj.project_id,
+        state=resourcemanager_v3.Project.State.ACTIVE,
+        display_name=proj.project_id,
+        create_time=created,
+        update_time=created,
+        etag=base64.b64encode(proj.number.encode()).decode(),
+    )
+
+
+def _check_member(member: str) -> None:
+    if member in ("allUsers", "allAuthenticatedUsers"):
+        return
+    kind, sep, rest = member.partition(":")
+    if kind == "deleted":
+        kind, sep, rest = rest.partition(":")
+        rest = rest.split("?uid=")[0]
+    if not sep or kind not in MEMBER_KINDS or not rest:
+        raise invalid_argument(f"Invalid member: {member!r}")
+    if kind in ("user", "serviceAccount", "group") and not EMAIL_RE.match(rest):
+        raise invalid_argument(f"Invalid member: {member!r} (not an email address)")
+
+
+def _normalized_bindings(bindings: Any) -> list[policy_pb2.Binding]:
+    """Validate and merge bindings the way IAM stores them: one per (role, condition),
+    members de-duplicated and sorted, empty bindings dropped."""
+    merged: dict[tuple[str, bytes], policy_pb2.Binding] = {}
+    for b in bindings:
+        if not b.role:
+            raise invalid_argument("a binding has no role")
+        if not roles.is_known_role(b.role):
+            raise invalid_argument(f"Role {b.role} is not supported for this resource.")
+        for m in b.members:
+            _check_member(m)
+        key = (b.role, b.condition.SerializeToString() if b.HasField("condition") else b"")
+        if key not in merged:
+            out = policy_pb2.Binding(role=b.role)
+            if b.HasField("condition"):
+                out.condition.CopyFrom(b.condition)
+            merged[key] = out
+        merged[key].members.extend(b.members)
+    result = []
+    for b in merged.values():
+        members = sorted(set(b.members))
+        if members:
+            del b.members[:]
+            b.members.extend(members)
+            result.append(b)
+    return result

@@ -1,0 +1,138 @@
+"""IAM Admin v1 service accounts (``google.iam.admin.v1.IAM``), kept in their project's record.
+
+CreateServiceAccount, GetServiceAccount, ListServiceAccounts, DeleteServiceAccount.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from typing import Any
+
+import grpc
+from google.cloud import iam_admin_v1
+from google.protobuf import empty_pb2
+
+from govctl.emulator import rpc
+from govctl.emulator.cloud import Service
+from govctl.emulator.iam.projects import Project, Projects
+from govctl.emulator.rpc import Method, invalid_argument, not_found
+
+ACCOUNT_ID_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])$")
+
+
+class ServiceAccountsApi:
+    def __init__(self, service: Service, projects: Projects) -> None:
+        self.svc = service
+        self.projects = projects
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        ia = iam_admin_v1
+        return rpc.service(
+            "google.iam.admin.v1.IAM",
+            {
+                "CreateServiceAccount": Method(
+                    self.create_service_account, ia.CreateServiceAccountRequest, ia.ServiceAccount
+                ),
+                "GetServiceAccount": Method(
+                    self.get_service_account, ia.GetServiceAccountRequest, ia.ServiceAccount
+                ),
+                "ListServiceAccounts": Method(
+                    self.list_service_accounts,
+                    ia.ListServiceAccountsRequest,
+                    ia.ListServiceAccountsResponse,
+                ),
+                "DeleteServiceAccount": Method(
+                    self.delete_service_account, ia.DeleteServiceAccountRequest, empty_pb2.Empty
+                ),
+            },
+        )
+
+    def find(self, email: str) -> iam_admin_v1.ServiceAccount | None:
+        """The service account with this email in any project (caller holds the lock)."""
+        for proj in self.projects.by_id.values():
+            sa = proj.accounts.get(email.lower())
+            if sa is not None:
+                return iam_admin_v1.ServiceAccount(sa)
+        return None
+
+    def _account(self, name: str) -> tuple[Project, iam_admin_v1.ServiceAccount]:
+        m = re.fullmatch(r"projects/([^/]+)/serviceAccounts/([^/]+)", name)
+        if not m:
+            raise invalid_argument(
+                f"invalid service account name {name!r}: "
+                "want projects/PROJECT_ID/serviceAccounts/EMAIL_OR_UNIQUE_ID"
+            )
+        project, key = m.group(1), m.group(2).lower()
+        candidates = (
+            list(self.projects.by_id.values()) if project == "-" else [self.projects.get(project)]
+        )
+        for proj in candidates:
+            for sa in proj.accounts.values():
+                if key in (sa.email, sa.unique_id):
+                    return proj, sa
+        raise not_found(f"Unknown service account: {name}")
+
+    def create_service_account(
+        self, request: iam_admin_v1.CreateServiceAccountRequest, context: Any
+    ) -> Any:
+        account_id = request.account_id
+        if not 6 <= len(account_id) <= 30 or not ACCOUNT_ID_RE.match(account_id):
+            raise invalid_argument(
+                f"Invalid account_id {account_id!r}: it must be 6 to 30 characters and match "
+                "[a-z]([-a-z0-9]*[a-z0-9])"
+            )
+        template = request.service_account
+        if len(template.display_name) > 100:
+            raise invalid_argument("display_name must be at most 100 characters")
+        if len(template.description) > 256:
+            raise invalid_argument("description must be at most 256 characters")
+        with self.svc.lock:
+            proj = self.projects.get(request.name)
+            email = f"{account_id}@{proj.project_id}.iam.gserviceaccount.com"
+            if email in proj.accounts:
+                raise rpc.already_exists(
+                    f"Service account {account_id} already exists within project "
+                    f"projects/{proj.project_id}."
+                )
+            unique_id = str(10**20 + secrets.randbelow(9 * 10**20))
+            sa = iam_admin_v1.ServiceAccount(
+                name=f"projects/{proj.project_id}/serviceAccounts/{email}",
+                project_id=proj.project_id,
+                unique_id=unique_id,
+                email=email,
+                display_name=template.display_name,
+                description=template.description,
+                etag=base64.b64encode(secrets.token_bytes(6)),
+                oauth2_client_id=unique_id,
+            )
+            proj.accounts[email] = sa
+            self.svc.changed()
+            return iam_admin_v1.ServiceAccount(sa)
+
+    def get_service_account(
+        self, request: iam_admin_v1.GetServiceAccountRequest, context: Any
+    ) -> Any:
+        with self.svc.lock:
+            return iam_admin_v1.ServiceAccount(self._account(request.name)[1])
+
+    def list_service_accounts(
+        self, request: iam_admin_v1.ListServiceAccountsRequest, context: Any
+    ) -> Any:
+        with self.svc.lock:
+            proj = self.projects.get(request.name)
+            accounts = sorted(proj.accounts.values(), key=lambda sa: sa.email)
+        items, token = rpc.page(
+            accounts, request.page_size, request.page_token, default_size=20, max_size=100
+        )
+        return iam_admin_v1.ListServiceAccountsResponse(accounts=items, next_page_token=token)
+
+    def delete_service_account(
+        self, request: iam_admin_v1.DeleteServiceAccountRequest, context: Any
+    ) -> Any:
+        with self.svc.lock:
+            proj, sa = self._account(request.name)
+            del proj.accounts[sa.email]
+            self.svc.changed()
+        return empty_pb2.Empty()
