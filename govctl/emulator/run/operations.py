@@ -47,6 +47,12 @@ class OperationStore:
                 self._changed()
         return _copy(op)
 
+    def finished(
+        self, parent: str, resource: Any, *, store: bool = True
+    ) -> operations_pb2.Operation:
+        """A done operation whose metadata and response are ``resource`` (Create/Update/Delete)."""
+        return self.new(parent, resource, resource, store=store)
+
     def update_metadata(self, name: str, metadata: Any) -> None:
         with self._cond:
             op = self._ops.get(name)

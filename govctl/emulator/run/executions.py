@@ -1,0 +1,370 @@
+"""Cloud Run Admin v2 Executions and Tasks, and how RunJob starts an execution.
+
+An execution's tasks are local processes (:mod:`.executor`); :mod:`.progress` turns what they
+do into Execution and Task fields. See docs/emulator/run.md for the fidelity of every RPC.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shlex
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import grpc
+from google.cloud import run_v2
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2
+
+from govctl.emulator import rpc
+from govctl.emulator.rpc import Method, RpcError, failed_precondition, not_found
+from govctl.emulator.run import names, validate
+from govctl.emulator.run.executor import ExecutionRunner, TaskPlan
+from govctl.emulator.run.progress import Tracker
+from govctl.emulator.run.resources import (
+    PRINCIPAL,
+    CompletionStatus,
+    Cond,
+    RunResources,
+    State,
+    clone,
+    condition,
+    new_etag,
+    set_condition,
+)
+
+# How long CancelExecution / DeleteJob wait for killed tasks before answering.
+STOP_WAIT = 5.0
+
+
+def logs_explorer_uri(project: str, location: str, job: str, execution: str) -> str:
+    query = (
+        f'resource.type="cloud_run_job"\nresource.labels.job_name="{job}"\n'
+        f'resource.labels.location="{location}"\n'
+        f'labels."run.googleapis.com/execution_name"="{execution}"'
+    )
+    return (
+        f"https://console.cloud.google.com/logs/viewer?project={project}"
+        f"&advancedFilter={quote(query, safe='')}"
+    )
+
+
+class ExecutionsRpcs(RunResources):
+    def executions_handlers(self) -> list[grpc.GenericRpcHandler]:
+        op = operations_pb2.Operation
+        executions = rpc.service(
+            "google.cloud.run.v2.Executions",
+            {
+                "GetExecution": Method(
+                    self.get_execution, run_v2.GetExecutionRequest, run_v2.Execution
+                ),
+                "ListExecutions": Method(
+                    self.list_executions,
+                    run_v2.ListExecutionsRequest,
+                    run_v2.ListExecutionsResponse,
+                ),
+                "DeleteExecution": Method(self.delete_execution, run_v2.DeleteExecutionRequest, op),
+                "CancelExecution": Method(self.cancel_execution, run_v2.CancelExecutionRequest, op),
+            },
+        )
+        tasks = rpc.service(
+            "google.cloud.run.v2.Tasks",
+            {
+                "GetTask": Method(self.get_task, run_v2.GetTaskRequest, run_v2.Task),
+                "ListTasks": Method(
+                    self.list_tasks, run_v2.ListTasksRequest, run_v2.ListTasksResponse
+                ),
+            },
+        )
+        return [executions, tasks]
+
+    # starting an execution (RunJob) ----------------------------------------
+    def start_execution(
+        self,
+        job_name: str,
+        overrides: run_v2.RunJobRequest.Overrides | None,
+        etag: str,
+        validate_only: bool,
+    ) -> tuple[run_v2.Execution, operations_pb2.Operation]:
+        jn = names.parse_job(job_name)
+        parent = str(jn.parent)
+        with self.lock:
+            if self.closed:
+                raise RpcError(grpc.StatusCode.UNAVAILABLE, "The emulator is stopping.")
+            job = self.require_job(job_name)
+            self.check_etag(etag, job.etag, job_name)
+            if overrides is not None:
+                validate.validate_overrides(overrides, job)
+            execution, tasks, plan = self._new_execution(job, jn, overrides)
+            if validate_only:
+                return execution, self.operations.finished(parent, execution, store=False)
+            self.executions[execution.name] = execution
+            for task in tasks:
+                self.tasks[task.name] = task
+            job.execution_count += 1
+            job.latest_created_execution = run_v2.ExecutionReference(
+                name=execution.name,
+                create_time=execution.create_time,
+                completion_status=CompletionStatus.EXECUTION_RUNNING,
+            )
+            op = self.operations.new(parent, execution)
+            self.execution_ops[execution.name] = [(op.name, "run")]
+            runner = ExecutionRunner(execution.name, plan, Tracker(self, execution.name, jn))
+            self.runners[execution.name] = runner
+            self.changed()
+            runner.start()
+            return clone(execution), op
+
+    def _new_execution(
+        self,
+        job: run_v2.Job,
+        jn: names.JobName,
+        overrides: run_v2.RunJobRequest.Overrides | None,
+    ) -> tuple[run_v2.Execution, list[run_v2.Task], TaskPlan]:
+        now = self.now()
+        ex_id = names.new_execution_id(jn.job)
+        while f"{job.name}/executions/{ex_id}" in self.executions:
+            ex_id = names.new_execution_id(jn.job)
+        ex_name = f"{job.name}/executions/{ex_id}"
+        tmpl: run_v2.TaskTemplate = clone(job.template.template)
+        task_count = job.template.task_count
+        if overrides is not None:
+            for co in overrides.container_overrides:
+                target = next((c for c in tmpl.containers if c.name == co.name), tmpl.containers[0])
+                if co.clear_args:
+                    del target.args[:]
+                elif co.args:
+                    target.args = list(co.args)
+                for var in co.env:
+                    kept = [e for e in target.env if e.name != var.name]
+                    target.env = [*kept, var]
+            if "timeout" in overrides:
+                tmpl.timeout = overrides.timeout
+            task_count = overrides.task_count or task_count
+        parallelism = min(job.template.parallelism or task_count, task_count)
+        log_uri = logs_explorer_uri(jn.project, jn.location, jn.job, ex_id)
+        execution = run_v2.Execution(
+            name=ex_name,
+            uid=str(uuid.uuid4()),
+            creator=PRINCIPAL,
+            generation=1,
+            labels=dict(job.template.labels),
+            annotations=dict(job.template.annotations),
+            create_time=now,
+            update_time=now,
+            launch_stage=job.launch_stage,
+            job=jn.job,
+            parallelism=parallelism,
+            task_count=task_count,
+            template=tmpl,
+            reconciling=True,
+            conditions=[
+                condition("ResourcesAvailable", State.CONDITION_PENDING, now),
+                condition("Started", State.CONDITION_PENDING, now),
+                condition("Completed", State.CONDITION_PENDING, now),
+            ],
+            observed_generation=1,
+            log_uri=log_uri,
+        )
+        execution.etag = new_etag(execution.uid, 1)
+        tasks = []
+        for index in range(task_count):
+            tid = names.task_id(ex_id, index)
+            task = run_v2.Task(
+                name=f"{ex_name}/tasks/{tid}",
+                uid=str(uuid.uuid4()),
+                generation=1,
+                labels=dict(job.template.labels),
+                create_time=now,
+                update_time=now,
+                job=jn.job,
+                execution=ex_id,
+                containers=list(tmpl.containers),
+                volumes=list(tmpl.volumes),
+                max_retries=tmpl.max_retries,
+                timeout=tmpl.timeout,
+                service_account=tmpl.service_account,
+                execution_environment=tmpl.execution_environment,
+                reconciling=True,
+                conditions=[condition("Completed", State.CONDITION_PENDING, now)],
+                observed_generation=1,
+                index=index,
+                retried=0,
+                log_uri=log_uri,
+            )
+            task.etag = new_etag(task.uid, 1)
+            tasks.append(task)
+        plan = self._plan(tmpl, jn, ex_id, task_count, parallelism)
+        return execution, tasks, plan
+
+    def _plan(
+        self,
+        tmpl: run_v2.TaskTemplate,
+        jn: names.JobName,
+        ex_id: str,
+        task_count: int,
+        parallelism: int,
+    ) -> TaskPlan:
+        container = tmpl.containers[0]
+        start_error = None
+        mapped = next(
+            (
+                cmd
+                for pattern, cmd in self.cloud.image_map.items()
+                if fnmatch.fnmatchcase(container.image, pattern)
+            ),
+            None,
+        )
+        if mapped is not None:
+            argv = [*shlex.split(mapped), *container.args]
+        else:
+            argv = [*container.command, *container.args]
+        if not argv:
+            start_error = (
+                f"Container {container.name or 'container-0'!r} has no entrypoint: image "
+                f"{container.image!r} is not in the emulator's image map "
+                "(govctl emulator start --map-image PATTERN=COMMAND) and the job sets no command."
+            )
+        # Tasks inherit the emulator's environment (PATH, STORAGE_EMULATOR_HOST, ...) under
+        # the container's own variables, as a local stand-in for the image's environment.
+        env = dict(os.environ)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        for var in container.env:
+            if "value_source" in var:
+                start_error = (
+                    f"Environment variable {var.name} reads a secret; Secret Manager is not "
+                    "emulated, use a plain value."
+                )
+                continue
+            env[var.name] = var.value
+        env["CLOUD_RUN_JOB"] = jn.job
+        env["CLOUD_RUN_EXECUTION"] = ex_id
+        cwd = (
+            container.working_dir
+            if container.working_dir and os.path.isdir(container.working_dir)
+            else None
+        )
+        return TaskPlan(
+            argv=argv,
+            env=env,
+            task_count=task_count,
+            parallelism=parallelism,
+            max_retries=tmpl.max_retries,
+            timeout=tmpl.timeout.total_seconds(),
+            cwd=cwd,
+            start_error=start_error,
+        )
+
+    # Executions ------------------------------------------------------------------------------
+    def get_execution(
+        self, request: run_v2.GetExecutionRequest, context: grpc.ServicerContext
+    ) -> run_v2.Execution:
+        names.check_execution(request.name)
+        with self.lock:
+            return clone(self.require_execution(request.name))
+
+    def list_executions(
+        self, request: run_v2.ListExecutionsRequest, context: grpc.ServicerContext
+    ) -> run_v2.ListExecutionsResponse:
+        parent, job_id = names.parse_execution_parent(request.parent)
+        with self.lock:
+            if job_id == "-":
+                prefix = f"{parent}/jobs/"
+            else:
+                self.require_job(request.parent)
+                prefix = f"{request.parent}/executions/"
+            found = [e for n, e in self.executions.items() if n.startswith(prefix)]
+            # Newest first, as the console and gcloud show them.
+            found.sort(key=lambda e: (e.create_time, e.name), reverse=True)
+            items = [clone(e) for e in found]
+        chunk, token = rpc.page(items, request.page_size, request.page_token)
+        return run_v2.ListExecutionsResponse(executions=chunk, next_page_token=token)
+
+    def delete_execution(
+        self, request: run_v2.DeleteExecutionRequest, context: grpc.ServicerContext
+    ) -> Any:
+        name = names.check_execution(request.name)
+        parent = name.split("/jobs/", 1)[0]
+        with self.lock:
+            ex = clone(self.require_execution(name))
+            self.check_etag(request.etag, ex.etag, name)
+            if request.validate_only:
+                return self.operations.finished(parent, ex, store=False)
+        self._cancel_and_wait(name)
+        with self.lock:
+            ex = clone(self.executions.get(name, ex))
+            self._forget_execution(name)
+            ex.delete_time = self.now()
+            self.changed()
+            return self.operations.finished(parent, ex)
+
+    def cancel_execution(
+        self, request: run_v2.CancelExecutionRequest, context: grpc.ServicerContext
+    ) -> Any:
+        name = names.check_execution(request.name)
+        parent = name.split("/jobs/", 1)[0]
+        with self.lock:
+            ex = self.require_execution(name)
+            self.check_etag(request.etag, ex.etag, name)
+            if "completion_time" in ex:
+                raise failed_precondition(f"Execution {name} has already completed.")
+            if request.validate_only:
+                return self.operations.finished(parent, ex, store=False)
+            op = self.operations.new(parent, ex)
+            self.execution_ops.setdefault(name, []).append((op.name, "cancel"))
+            set_condition(
+                ex.conditions,
+                condition(
+                    "Completed",
+                    State.CONDITION_RECONCILING,
+                    self.now(),
+                    "The execution is being cancelled.",
+                    execution_reason=Cond.ExecutionReason.CANCELLING,
+                ),
+            )
+            self.changed()
+        self._cancel_and_wait(name)
+        with self.lock:
+            return self.operations.get_operation(
+                operations_pb2.GetOperationRequest(name=op.name), context
+            )
+
+    def _cancel_and_wait(self, ex_name: str) -> None:
+        with self.lock:
+            runner = self.runners.get(ex_name)
+        if runner is not None:
+            runner.cancel()
+            runner.join(STOP_WAIT)
+
+    def _forget_execution(self, ex_name: str) -> None:
+        self.executions.pop(ex_name, None)
+        for task in self.tasks_of(ex_name):
+            self.tasks.pop(task.name, None)
+        for op_name, _ in self.execution_ops.pop(ex_name, []):
+            ex = run_v2.Execution(name=ex_name)
+            self.operations.finish(
+                op_name, ex, error=(code_pb2.ABORTED, "The execution was deleted.")
+            )
+
+    # Tasks -----------------------------------------------------------------------------------
+    def get_task(
+        self, request: run_v2.GetTaskRequest, context: grpc.ServicerContext
+    ) -> run_v2.Task:
+        names.check_task(request.name)
+        with self.lock:
+            task = self.tasks.get(request.name)
+            if task is None:
+                raise not_found(f"Task {request.name} does not exist.")
+            return clone(task)
+
+    def list_tasks(
+        self, request: run_v2.ListTasksRequest, context: grpc.ServicerContext
+    ) -> run_v2.ListTasksResponse:
+        names.check_execution(request.parent, "parent")
+        with self.lock:
+            self.require_execution(request.parent)
+            items = [clone(t) for t in self.tasks_of(request.parent)]
+        chunk, token = rpc.page(items, request.page_size, request.page_token)
+        return run_v2.ListTasksResponse(tasks=chunk, next_page_token=token)

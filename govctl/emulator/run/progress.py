@@ -1,0 +1,275 @@
+"""How an execution progresses: a runner's reports become Execution and Task fields.
+
+:class:`Tracker` receives the :class:`~govctl.emulator.run.executor.ExecutionRunner`'s hooks
+(attempt started/finished, task cancelled, output line, execution finished) and fills the
+fields Cloud Run fills (conditions, counts, times, ``last_attempt_result``), refreshes the
+RunJob operation's metadata and writes task output to Cloud Logging.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from google.cloud import run_v2
+from google.rpc import code_pb2
+
+from govctl.emulator.run import names
+from govctl.emulator.run.executor import AttemptResult, Outcome, Stream
+from govctl.emulator.run.logs import task_log_entry
+from govctl.emulator.run.resources import (
+    CompletionStatus,
+    Cond,
+    RunResources,
+    State,
+    condition,
+    set_condition,
+)
+
+
+def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
+    """Fill the final fields of an execution and finish its operations (caller holds the lock)."""
+    ex = run.executions.get(ex_name)
+    run.runners.pop(ex_name, None)
+    if ex is None or "completion_time" in ex:
+        return
+    now = run.now()
+    tasks = run.tasks_of(ex_name)
+    for task in tasks:
+        if "completion_time" not in task:
+            # Only reached when the emulator stopped mid-run (or crashed, on load).
+            end_task(task, ex, now, "cancelled", "The emulator stopped before the task ended.")
+    ex.running_count = 0
+    ex.reconciling = False
+    ex.completion_time = now
+    ex.update_time = now
+    for t in ("ResourcesAvailable", "Started"):
+        cond = next((c for c in ex.conditions if c.type_ == t), None)
+        if cond is not None and cond.state == State.CONDITION_PENDING:
+            set_condition(ex.conditions, condition(t, State.CONDITION_SUCCEEDED, now))
+    elapsed = (now - ex.create_time).total_seconds()
+    status: Any = CompletionStatus.EXECUTION_SUCCEEDED
+    error: tuple[int, str] | None = None
+    if outcome == "succeeded":
+        completed = condition(
+            "Completed",
+            State.CONDITION_SUCCEEDED,
+            now,
+            f"Execution completed successfully in {elapsed:.0f}s.",
+        )
+    elif outcome == "failed":
+        first = next(
+            (
+                t
+                for t in tasks
+                if t.last_attempt_result.status.code
+                and not any(
+                    c.execution_reason == Cond.ExecutionReason.CANCELLED for c in t.conditions
+                )
+            ),
+            tasks[0],
+        )
+        detail = first.last_attempt_result.status.message
+        message = (
+            f"Task {first.name.rsplit('/', 1)[-1]} failed with message: {detail} "
+            f"({ex.failed_count} of {ex.task_count} tasks failed)"
+        )
+        completed = condition(
+            "Completed",
+            State.CONDITION_FAILED,
+            now,
+            message,
+            execution_reason=Cond.ExecutionReason.NON_ZERO_EXIT_CODE,
+        )
+        status = CompletionStatus.EXECUTION_FAILED
+        error = (code_pb2.FAILED_PRECONDITION, message)
+    elif outcome == "cancelled":
+        completed = condition(
+            "Completed",
+            State.CONDITION_FAILED,
+            now,
+            "The execution was cancelled.",
+            execution_reason=Cond.ExecutionReason.CANCELLED,
+        )
+        status = CompletionStatus.EXECUTION_CANCELLED
+    else:
+        message = "The emulator stopped while this execution was running; its tasks were cancelled."
+        completed = condition(
+            "Completed",
+            State.CONDITION_FAILED,
+            now,
+            message,
+            execution_reason=Cond.ExecutionReason.CANCELLED,
+        )
+        status = CompletionStatus.EXECUTION_FAILED
+        error = (code_pb2.ABORTED, message)
+    set_condition(ex.conditions, completed)
+    job = run.jobs.get(names.job_of(ex_name))
+    if job is not None and job.latest_created_execution.name == ex_name:
+        job.latest_created_execution.completion_time = now
+        job.latest_created_execution.completion_status = status
+    for op_name, kind in run.execution_ops.pop(ex_name, []):
+        # A cancelled execution still answers RunJob with the execution, not an error.
+        run.operations.finish(op_name, ex, ex, error=error if kind == "run" else None)
+    run.changed()
+
+
+def end_task(
+    task: run_v2.Task, ex: run_v2.Execution, now: datetime, how: str, message: str
+) -> None:
+    """Mark a task ended (``how``: succeeded, failed or cancelled) and count it."""
+    task.completion_time = now
+    task.update_time = now
+    task.reconciling = False
+    if how == "succeeded":
+        ex.succeeded_count += 1
+        cond = condition("Completed", State.CONDITION_SUCCEEDED, now)
+    elif how == "failed":
+        ex.failed_count += 1
+        cond = condition("Completed", State.CONDITION_FAILED, now, message)
+    else:
+        ex.cancelled_count += 1
+        cond = condition(
+            "Completed",
+            State.CONDITION_FAILED,
+            now,
+            message,
+            execution_reason=Cond.ExecutionReason.CANCELLED,
+        )
+    set_condition(task.conditions, cond)
+
+
+class Tracker:
+    """Turns an execution runner's reports into Execution/Task fields and log entries."""
+
+    def __init__(self, service: RunResources, execution: str, job: names.JobName) -> None:
+        self.svc = service
+        self.execution = execution
+        self.ex_id = execution.rsplit("/", 1)[-1]
+        self.job = job
+
+    def _state(self, index: int) -> tuple[run_v2.Execution, run_v2.Task] | None:
+        ex = self.svc.executions.get(self.execution)
+        task = self.svc.tasks.get(f"{self.execution}/tasks/{names.task_id(self.ex_id, index)}")
+        if ex is None or task is None:
+            return None
+        return ex, task
+
+    def _touched(self, ex: run_v2.Execution, now: datetime) -> None:
+        ex.update_time = now
+        for op_name, _ in self.svc.execution_ops.get(self.execution, []):
+            self.svc.operations.update_metadata(op_name, ex)
+        self.svc.changed()
+
+    def attempt_started(self, index: int, attempt: int) -> None:
+        with self.svc.lock:
+            found = self._state(index)
+            if found is None:
+                return
+            ex, task = found
+            now = self.svc.now()
+            if "start_time" not in ex:
+                ex.start_time = now
+                set_condition(
+                    ex.conditions, condition("ResourcesAvailable", State.CONDITION_SUCCEEDED, now)
+                )
+                set_condition(ex.conditions, condition("Started", State.CONDITION_SUCCEEDED, now))
+                set_condition(
+                    ex.conditions, condition("Completed", State.CONDITION_RECONCILING, now)
+                )
+            ex.running_count += 1
+            task.start_time = now
+            task.update_time = now
+            if "scheduled_time" not in task:
+                task.scheduled_time = now
+            set_condition(
+                task.conditions,
+                condition(
+                    "Completed", State.CONDITION_RECONCILING, now, f"Attempt {attempt} is running."
+                ),
+            )
+            self._touched(ex, now)
+
+    def attempt_finished(
+        self, index: int, attempt: int, result: AttemptResult, will_retry: bool
+    ) -> None:
+        with self.svc.lock:
+            found = self._state(index)
+            if found is None:
+                return
+            ex, task = found
+            now = self.svc.now()
+            ex.running_count = max(0, ex.running_count - 1)
+            code, message = _attempt_status(result, f"{int(task.timeout.total_seconds())}s")
+            task.last_attempt_result = run_v2.TaskAttemptResult(
+                status={"code": code, "message": message},
+                exit_code=result.exit_code,
+                term_signal=result.term_signal,
+            )
+            if result.cancelled:
+                pass  # task_cancelled follows
+            elif result.ok:
+                end_task(task, ex, now, "succeeded", "")
+            elif will_retry:
+                task.retried += 1
+                ex.retried_count += 1
+                set_condition(
+                    task.conditions,
+                    condition(
+                        "Completed",
+                        State.CONDITION_RECONCILING,
+                        now,
+                        f"Attempt {attempt} failed: {message} Retrying.",
+                    ),
+                )
+            else:
+                end_task(task, ex, now, "failed", message)
+            self._touched(ex, now)
+
+    def task_cancelled(self, index: int) -> None:
+        with self.svc.lock:
+            found = self._state(index)
+            if found is None or "completion_time" in found[1]:
+                return
+            ex, task = found
+            now = self.svc.now()
+            end_task(task, ex, now, "cancelled", "The task was cancelled.")
+            self._touched(ex, now)
+
+    def log_line(self, index: int, attempt: int, stream: Stream, line: str) -> None:
+        try:
+            logging_svc = self.svc.cloud.service("logging")
+        except LookupError:
+            return  # the logging service is not part of this emulator build
+        entry = task_log_entry(
+            project=self.job.project,
+            location=self.job.location,
+            job=self.job.job,
+            execution=self.ex_id,
+            task_index=index,
+            attempt=attempt,
+            stream=stream,
+            line=line,
+            now=self.svc.now(),
+        )
+        with contextlib.suppress(Exception):
+            logging_svc.write_entries([entry])
+
+    def execution_finished(self, outcome: Outcome) -> None:
+        with self.svc.lock:
+            finish_execution(self.svc, self.execution, outcome)
+
+
+def _attempt_status(result: AttemptResult, timeout_text: str) -> tuple[int, str]:
+    if result.start_error is not None:
+        return code_pb2.FAILED_PRECONDITION, result.start_error
+    if result.cancelled:
+        return code_pb2.CANCELLED, "The task was cancelled."
+    if result.timed_out:
+        return code_pb2.DEADLINE_EXCEEDED, f"The configured timeout was reached ({timeout_text})."
+    if result.term_signal:
+        return code_pb2.UNKNOWN, f"The container was terminated by signal {result.term_signal}."
+    if result.exit_code != 0:
+        return code_pb2.UNKNOWN, f"The container exited with an exit code of {result.exit_code}."
+    return code_pb2.OK, ""
