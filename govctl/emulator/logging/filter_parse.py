@@ -1,0 +1,283 @@
+"""Parsing a Cloud Logging filter: the lexer and a recursive-descent parser.
+
+The grammar is in :mod:`.filter`'s docstring. The parser builds the predicate as it goes,
+out of :mod:`.filter_eval`'s constructors; anything it cannot build is a :class:`FilterError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from govctl.emulator.logging.filter_eval import (
+    FilterError,
+    Literal,
+    Predicate,
+    ValueExpr,
+    all_of,
+    any_of,
+    comparison,
+    global_search,
+    log_id,
+    negation,
+)
+
+# --- lexer -----------------------------------------------------------------------------------
+
+_OPERATORS = ("<=", ">=", "!=", "=~", "!~", "=", "<", ">", ":")
+_WORD_STOP = set(' \t\r\n()"=!<>:~')
+_KEYWORDS = {"AND", "OR", "NOT"}
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t", "r": "\r", "/": "/"}
+
+
+@dataclass
+class _Tok:
+    kind: str  # "text" | "op" | "(" | ")" | "not" | "and" | "or" | "func" | "end"
+    pos: int
+    value: str = ""
+    # For "text": the dotted segments and whether each was quoted.
+    segments: list[tuple[str, bool]] = field(default_factory=list)
+
+
+def _read_string(text: str, i: int) -> tuple[str, int]:
+    """A double-quoted string starting at ``text[i] == '"'``; returns (value, next index)."""
+    out: list[str] = []
+    j = i + 1
+    while j < len(text):
+        c = text[j]
+        if c == '"':
+            return "".join(out), j + 1
+        if c == "\\" and j + 1 < len(text):
+            n = text[j + 1]
+            if n in _ESCAPES:
+                out.append(_ESCAPES[n])
+                j += 2
+            elif n == "u" and re.fullmatch(r"[0-9a-fA-F]{4}", text[j + 2 : j + 6]):
+                out.append(chr(int(text[j + 2 : j + 6], 16)))
+                j += 6
+            else:
+                # Unknown escapes are kept verbatim so regular expressions like "\d" work.
+                out.append(c + n)
+                j += 2
+            continue
+        out.append(c)
+        j += 1
+    raise FilterError(f"unterminated string starting at position {i}")
+
+
+def _read_word(text: str, i: int) -> tuple[str, int]:
+    j = i
+    while j < len(text) and text[j] not in _WORD_STOP:
+        j += 1
+    return text[i:j], j
+
+
+def _tokens(text: str) -> Iterator[_Tok]:
+    i = 0
+    prev = ""
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text):
+            yield _Tok("end", i)
+            return
+        c = text[i]
+        if c in "()":
+            yield _Tok(c, i)
+            prev, i = c, i + 1
+            continue
+        op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
+        if op is not None:
+            yield _Tok("op", i, op)
+            prev, i = "op", i + len(op)
+            continue
+        if c in "'~!":
+            raise FilterError(f"unexpected character {c!r} at position {i}")
+        if c == "-" and prev != "op":
+            if text.startswith("--", i):
+                raise FilterError(f"comments ('--') are not supported (position {i})")
+            if i + 1 < len(text) and not text[i + 1].isspace():
+                yield _Tok("not", i, "-")
+                prev, i = "not", i + 1
+                continue
+        start = i
+        segments: list[tuple[str, bool]] = []
+        raw_parts: list[str] = []
+        # A path or value: words and quoted strings joined by dots, with no spaces between.
+        while True:
+            if i < len(text) and text[i] == '"':
+                value, j = _read_string(text, i)
+                segments.append((value, True))
+            else:
+                word, j = _read_word(text, i)
+                if not word:
+                    raise FilterError(f"unexpected character {text[i]!r} at position {i}")
+                # A word may contain dots: split it, keeping a trailing dot as "continues".
+                parts = word.split(".")
+                cont = word.endswith(".") and j < len(text) and text[j] == '"'
+                if cont:
+                    parts = parts[:-1]
+                if segments and parts and parts[0] == "":
+                    parts = parts[1:]
+                segments.extend((p, False) for p in parts)
+                if cont:
+                    raw_parts.append(text[i:j])
+                    i = j
+                    continue
+            raw_parts.append(text[i:j])
+            i = j
+            nxt = text[i + 1] if i + 1 < len(text) else " "
+            if text[i : i + 1] == "." and (nxt == '"' or nxt not in _WORD_STOP | {"."}):
+                i += 1  # a quoted segment followed by more path: "a b".c
+                continue
+            break
+        raw = text[start:i]
+        if len(segments) == 1 and not segments[0][1] and segments[0][0] in _KEYWORDS:
+            yield _Tok(segments[0][0].lower(), start, segments[0][0])
+            prev = segments[0][0].lower()
+            continue
+        if (
+            len(segments) == 1
+            and not segments[0][1]
+            and segments[0][0].lower() in {"and", "or", "not"}
+        ):
+            raise FilterError(
+                f"{segments[0][0]!r} at position {start}: boolean operators must be upper case "
+                f"({segments[0][0].upper()}); the emulator does not treat them as search terms"
+            )
+        if i < len(text) and text[i] == "(" and len(segments) == 1 and not segments[0][1]:
+            yield _Tok("func", start, segments[0][0])
+            prev = "func"
+            continue
+        yield _Tok("text", start, raw, segments)
+        prev = "text"
+
+
+# --- parser ----------------------------------------------------------------------------------
+
+
+class Parser:
+    def __init__(self, text: str) -> None:
+        self.toks = list(_tokens(text))
+        self.i = 0
+
+    @property
+    def tok(self) -> _Tok:
+        return self.toks[self.i]
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def expect(self, kind: str) -> _Tok:
+        if self.tok.kind != kind:
+            raise FilterError(f"expected {kind!r} at position {self.tok.pos}, found {self._desc()}")
+        return self.take()
+
+    def _desc(self) -> str:
+        t = self.tok
+        return "end of filter" if t.kind == "end" else repr(t.value or t.kind)
+
+    def _starts_term(self) -> bool:
+        return self.tok.kind in ("text", "(", "not", "func")
+
+    def parse(self) -> Predicate:
+        if self.tok.kind == "end":
+            return lambda e: True
+        pred = self.conj()
+        if self.tok.kind != "end":
+            raise FilterError(f"unexpected {self._desc()} at position {self.tok.pos}")
+        return pred
+
+    def conj(self) -> Predicate:
+        parts = [self.disj()]
+        while self.tok.kind == "and" or self._starts_term():
+            if self.tok.kind == "and":
+                self.take()
+            parts.append(self.disj())
+        return all_of(parts)
+
+    def disj(self) -> Predicate:
+        parts = [self.unary()]
+        while self.tok.kind == "or":
+            self.take()
+            parts.append(self.unary())
+        return any_of(parts)
+
+    def unary(self) -> Predicate:
+        if self.tok.kind == "not":
+            self.take()
+            return negation(self.unary())
+        return self.primary()
+
+    def primary(self) -> Predicate:
+        tok = self.tok
+        if tok.kind == "(":
+            self.take()
+            inner = self.conj()
+            self.expect(")")
+            return inner
+        if tok.kind == "func":
+            return self.function()
+        if tok.kind != "text":
+            raise FilterError(f"expected a comparison at position {tok.pos}, found {self._desc()}")
+        self.take()
+        if self.tok.kind == "op":
+            op = self.take().value
+            if any(not seg for seg, _ in tok.segments):
+                raise FilterError(f"invalid field name {tok.value!r} at position {tok.pos}")
+            return comparison([seg for seg, _ in tok.segments], op, self.value())
+        if len(tok.segments) != 1:
+            # An unquoted dotted word alone is a global search for that text.
+            return global_search(Literal(tok.value, False))
+        text, quoted = tok.segments[0]
+        return global_search(Literal(text, quoted))
+
+    def function(self) -> Predicate:
+        tok = self.take()
+        self.expect("(")
+        if tok.value != "log_id":
+            raise FilterError(f"function {tok.value}() is not supported by the emulator")
+        arg = self.expect("text")
+        if len(arg.segments) != 1 or not arg.segments[0][1]:
+            raise FilterError("log_id() takes one quoted string")
+        self.expect(")")
+        return log_id(arg.segments[0][0])
+
+    # value expressions: resource.type = ("a" OR "b")
+    def value(self) -> ValueExpr:
+        tok = self.tok
+        if tok.kind == "(":
+            self.take()
+            expr = self.vconj()
+            self.expect(")")
+            return expr
+        if tok.kind != "text":
+            raise FilterError(f"expected a value at position {tok.pos}, found {self._desc()}")
+        self.take()
+        if len(tok.segments) == 1:
+            return Literal(*tok.segments[0])
+        return Literal(tok.value, False)
+
+    def vconj(self) -> ValueExpr:
+        parts = [self.vdisj()]
+        while self.tok.kind in ("and", "text", "(", "not"):
+            if self.tok.kind == "and":
+                self.take()
+            parts.append(self.vdisj())
+        return parts[0] if len(parts) == 1 else ("and", parts)
+
+    def vdisj(self) -> ValueExpr:
+        parts = [self.vunary()]
+        while self.tok.kind == "or":
+            self.take()
+            parts.append(self.vunary())
+        return parts[0] if len(parts) == 1 else ("or", parts)
+
+    def vunary(self) -> ValueExpr:
+        if self.tok.kind == "not":
+            self.take()
+            return ("not", self.vunary())
+        return self.value()
