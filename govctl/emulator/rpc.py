@@ -30,28 +30,21 @@ class RpcError(Exception):
         self.message = message
 
 
-def invalid_argument(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.INVALID_ARGUMENT, message)
+def _status(code: grpc.StatusCode) -> Callable[[str], RpcError]:
+    def error(message: str) -> RpcError:
+        return RpcError(code, message)
+
+    return error
 
 
-def not_found(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.NOT_FOUND, message)
-
-
-def already_exists(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.ALREADY_EXISTS, message)
-
-
-def failed_precondition(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.FAILED_PRECONDITION, message)
-
-
-def aborted(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.ABORTED, message)
-
-
-def permission_denied(message: str) -> RpcError:
-    return RpcError(grpc.StatusCode.PERMISSION_DENIED, message)
+# One constructor per status code the emulated services answer with.
+invalid_argument = _status(grpc.StatusCode.INVALID_ARGUMENT)
+not_found = _status(grpc.StatusCode.NOT_FOUND)
+already_exists = _status(grpc.StatusCode.ALREADY_EXISTS)
+failed_precondition = _status(grpc.StatusCode.FAILED_PRECONDITION)
+aborted = _status(grpc.StatusCode.ABORTED)
+permission_denied = _status(grpc.StatusCode.PERMISSION_DENIED)
+unavailable = _status(grpc.StatusCode.UNAVAILABLE)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
 from govctl.emulator import rpc
-from govctl.emulator.rpc import Method, RpcError, failed_precondition, not_found
+from govctl.emulator.rpc import Method, failed_precondition, not_found
 from govctl.emulator.run import names, validate
 from govctl.emulator.run.executor import ExecutionRunner, TaskPlan
 from govctl.emulator.run.progress import Tracker
@@ -92,7 +92,7 @@ class ExecutionsRpcs(RunResources):
         parent = str(jn.parent)
         with self.lock:
             if self.closed:
-                raise RpcError(grpc.StatusCode.UNAVAILABLE, "The emulator is stopping.")
+                raise rpc.unavailable("The emulator is stopping.")
             job = self.require_job(job_name)
             self.check_etag(etag, job.etag, job_name)
             if overrides is not None:

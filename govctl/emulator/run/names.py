@@ -38,6 +38,9 @@ OPERATION_RE = re.compile(
     rf"^projects/(?P<project>{_PROJECT})/locations/(?P<location>{_LOCATION})/operations/(?P<operation>{_SEGMENT})$"
 )
 
+_PARENT_FORMAT = "projects/{project}/locations/{location}"
+_JOB_FORMAT = f"{_PARENT_FORMAT}/jobs/{{job}}"
+
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -65,11 +68,7 @@ class JobName:
 
 
 def parse_parent(value: str, field: str = "parent") -> Parent:
-    m = PARENT_RE.match(value or "")
-    if not m:
-        raise invalid_argument(
-            f"Invalid {field} {value!r}: expected projects/{{project}}/locations/{{location}}"
-        )
+    m = _match(PARENT_RE, value, field, _PARENT_FORMAT)
     return Parent(m["project"], m["location"])
 
 
@@ -88,54 +87,42 @@ def check_job_id(job_id: str) -> None:
 
 
 def parse_job(value: str, field: str = "name") -> JobName:
-    m = JOB_RE.match(value or "")
-    if not m:
-        raise invalid_argument(
-            f"Invalid {field} {value!r}: expected "
-            "projects/{project}/locations/{location}/jobs/{job}"
-        )
+    m = _match(JOB_RE, value, field, _JOB_FORMAT)
     check_job_id(m["job"])
     return JobName(m["project"], m["location"], m["job"])
 
 
 def parse_execution_parent(value: str) -> tuple[Parent, str]:
     """``…/jobs/{job}`` or ``…/jobs/-`` (every job of the location): (parent, job id or "-")."""
-    m = JOB_RE.match(value or "")
-    if not m:
-        raise invalid_argument(
-            f"Invalid parent {value!r}: expected "
-            "projects/{project}/locations/{location}/jobs/{job}"
-        )
+    m = _match(JOB_RE, value, "parent", _JOB_FORMAT)
     if m["job"] != "-":
         check_job_id(m["job"])
     return Parent(m["project"], m["location"]), m["job"]
 
 
-def check_execution(value: str, field: str = "name") -> str:
-    if not EXECUTION_RE.match(value or ""):
-        raise invalid_argument(
-            f"Invalid {field} {value!r}: expected "
-            "projects/{project}/locations/{location}/jobs/{job}/executions/{execution}"
-        )
+def _match(pattern: re.Pattern[str], value: str, field: str, expected: str) -> re.Match[str]:
+    m = pattern.match(value or "")
+    if not m:
+        raise invalid_argument(f"Invalid {field} {value!r}: expected {expected}")
+    return m
+
+
+def _check(pattern: re.Pattern[str], value: str, field: str, expected: str) -> str:
+    _match(pattern, value, field, expected)
     return value
+
+
+def check_execution(value: str, field: str = "name") -> str:
+    return _check(EXECUTION_RE, value, field, f"{_JOB_FORMAT}/executions/{{execution}}")
 
 
 def check_task(value: str) -> str:
-    if not TASK_RE.match(value or ""):
-        raise invalid_argument(
-            f"Invalid name {value!r}: expected projects/{{project}}/locations/{{location}}"
-            "/jobs/{job}/executions/{execution}/tasks/{task}"
-        )
-    return value
+    return _check(TASK_RE, value, "name", f"{_JOB_FORMAT}/executions/{{execution}}/tasks/{{task}}")
 
 
 def check_operation(value: str) -> str:
-    if not OPERATION_RE.match(value or ""):
-        raise invalid_argument(
-            f"Invalid operation name {value!r}: expected "
-            "projects/{project}/locations/{location}/operations/{operation}"
-        )
-    return value
+    expected = f"{_PARENT_FORMAT}/operations/{{operation}}"
+    return _check(OPERATION_RE, value, "operation name", expected)
 
 
 def job_of(resource_name: str) -> str:

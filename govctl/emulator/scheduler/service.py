@@ -84,6 +84,13 @@ def _check_time_zone(time_zone: str) -> None:
         ) from None
 
 
+def _check_parent(parent: str) -> None:
+    if not _PARENT_RE.fullmatch(parent):
+        raise invalid_argument(
+            'Parent must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>".'
+        )
+
+
 def _duration(d: duration_pb2.Duration) -> timedelta:
     return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
 
@@ -200,10 +207,7 @@ class SchedulerService(Service):
 
     # RPCs -------------------------------------------------------------------------------------
     def create_job(self, request: scheduler_v1.CreateJobRequest, context: Any) -> Any:
-        if not _PARENT_RE.fullmatch(request.parent):
-            raise invalid_argument(
-                'Parent must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>".'
-            )
+        _check_parent(request.parent)
         job = JobPb()
         job.CopyFrom(scheduler_v1.Job.pb(request.job))
         if not job.name:
@@ -230,10 +234,7 @@ class SchedulerService(Service):
             return self._out(self._get(request.name))
 
     def list_jobs(self, request: scheduler_v1.ListJobsRequest, context: Any) -> Any:
-        if not _PARENT_RE.fullmatch(request.parent):
-            raise invalid_argument(
-                'Parent must be formatted: "projects/<PROJECT_ID>/locations/<LOCATION_ID>".'
-            )
+        _check_parent(request.parent)
         prefix = request.parent + "/jobs/"
         with self.lock:
             jobs = [self._out(j) for n, j in sorted(self._jobs.items()) if n.startswith(prefix)]
@@ -278,29 +279,22 @@ class SchedulerService(Service):
         return empty_pb2.Empty()
 
     def pause_job(self, request: scheduler_v1.PauseJobRequest, context: Any) -> Any:
-        with self.lock:
-            job = self._get(request.name)
-            if job.state != State.ENABLED:
-                raise rpc.failed_precondition(
-                    f"Job {request.name} is {State(job.state).name}; "
-                    "only an ENABLED job can be paused."
-                )
-            job.state = State.PAUSED
-            job.user_update_time.FromDatetime(self.cloud.clock.now())
-            self._reschedule(job, self.cloud.clock.now())
-            self.changed()
-            return self._out(job)
+        rule = "an ENABLED job can be paused"
+        return self._switch(request.name, State.ENABLED, State.PAUSED, rule)
 
     def resume_job(self, request: scheduler_v1.ResumeJobRequest, context: Any) -> Any:
+        rule = "a PAUSED job can be resumed"
+        return self._switch(request.name, State.PAUSED, State.ENABLED, rule)
+
+    def _switch(self, name: str, before: Any, after: Any, rule: str) -> Any:
+        """Pause or resume: FAILED_PRECONDITION unless the job is in state ``before``."""
         with self.lock:
-            job = self._get(request.name)
-            if job.state != State.PAUSED:
-                raise rpc.failed_precondition(
-                    f"Job {request.name} is {State(job.state).name}; "
-                    "only a PAUSED job can be resumed."
-                )
+            job = self._get(name)
+            if job.state != before:
+                state = State(job.state).name
+                raise rpc.failed_precondition(f"Job {name} is {state}; only {rule}.")
             now = self.cloud.clock.now()
-            job.state = State.ENABLED
+            job.state = after
             job.user_update_time.FromDatetime(now)
             self._reschedule(job, now)
             self.changed()
