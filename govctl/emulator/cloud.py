@@ -83,6 +83,12 @@ class Service:
     def start(self) -> None:
         """Start background work (tickers, runners)."""
 
+    def stopping(self) -> None:
+        """The emulator is about to stop: end streams and long waits (TailLogEntries,
+        WaitOperation) so they finish cleanly within the server's grace period. Called while
+        RPCs may still arrive; mutations stay allowed until :meth:`stop`, which runs after the
+        server has stopped, so none can race the final save."""
+
     def stop(self) -> None:
         """Stop background work; must return promptly."""
 
@@ -153,6 +159,10 @@ class Cloud:
         if self.state_dir is not None:
             self._saver = threading.Thread(target=self._save_loop, name="state-saver", daemon=True)
             self._saver.start()
+
+    def stopping(self) -> None:
+        for svc in self._services.values():
+            svc.stopping()
 
     def stop(self) -> None:
         self._stopping.set()

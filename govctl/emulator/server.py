@@ -141,7 +141,11 @@ class Emulator:
 
     def stop(self) -> None:
         if self._server is not None:
-            # Stop accepting RPCs first so no mutation races the final save.
+            if self._cloud_started:
+                # Let services end open streams first, so clients see them end cleanly
+                # rather than cancelled when the grace period runs out.
+                self.cloud.stopping()
+            # Stop accepting RPCs before the services stop, so no mutation races the final save.
             self._server.stop(grace=0.5).wait()
             self._server = None
         if self._cloud_started:

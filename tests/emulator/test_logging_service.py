@@ -375,6 +375,16 @@ def test_emulator_stop_ends_open_tails(emulator: Emulator) -> None:
     assert not tail.thread.is_alive()
 
 
+def test_stop_ends_an_open_tail_cleanly_before_the_server_goes(emulator: Emulator) -> None:
+    tail = Tail(Logs(emulator), "")
+    emulator.stop()
+    tail.thread.join(timeout=5)
+    # The stream ended with OK: the service released it before the server cancelled calls
+    # (which the client would see as UNAVAILABLE or CANCELLED).
+    assert not tail.thread.is_alive()
+    assert tail.error is None
+
+
 def test_entries_survive_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
     with Emulator(state_dir=state) as emu:

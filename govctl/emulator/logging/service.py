@@ -415,11 +415,15 @@ class LoggingService(Service):
                 self._tailers.discard(tailer)
 
     # --- lifecycle ----------------------------------------------------------------------------
-    def stop(self) -> None:
+    def stopping(self) -> None:
+        # Tail loops see the flag and return: their streams end with OK.
         self._stopping.set()
         with self.lock:
             for tailer in self._tailers:
                 tailer.wake.set()
+
+    def stop(self) -> None:
+        self.stopping()
 
     def dump(self) -> Any:
         size = self.chunk_size

@@ -75,33 +75,16 @@ def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
             f"Task {first.name.rsplit('/', 1)[-1]} failed with message: {detail} "
             f"({ex.failed_count} of {ex.task_count} tasks failed)"
         )
-        completed = condition(
-            "Completed",
-            State.CONDITION_FAILED,
-            now,
-            message,
-            execution_reason=Cond.ExecutionReason.NON_ZERO_EXIT_CODE,
-        )
+        completed = completed_failed(now, message, Cond.ExecutionReason.NON_ZERO_EXIT_CODE)
         status = CompletionStatus.EXECUTION_FAILED
         error = (code_pb2.FAILED_PRECONDITION, message)
     elif outcome == "cancelled":
-        completed = condition(
-            "Completed",
-            State.CONDITION_FAILED,
-            now,
-            "The execution was cancelled.",
-            execution_reason=Cond.ExecutionReason.CANCELLED,
-        )
+        message = "The execution was cancelled."
+        completed = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
         status = CompletionStatus.EXECUTION_CANCELLED
     else:
         message = "The emulator stopped while this execution was running; its tasks were cancelled."
-        completed = condition(
-            "Completed",
-            State.CONDITION_FAILED,
-            now,
-            message,
-            execution_reason=Cond.ExecutionReason.CANCELLED,
-        )
+        completed = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
         status = CompletionStatus.EXECUTION_FAILED
         error = (code_pb2.ABORTED, message)
     set_condition(ex.conditions, completed)
@@ -113,6 +96,11 @@ def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
         # A cancelled execution still answers RunJob with the execution, not an error.
         run.operations.finish(op_name, ex, ex, error=error if kind == "run" else None)
     run.changed()
+
+
+def completed_failed(now: datetime, message: str, reason: Any) -> Cond:
+    """A FAILED ``Completed`` condition with its ``execution_reason``."""
+    return condition("Completed", State.CONDITION_FAILED, now, message, execution_reason=reason)
 
 
 def end_task(
@@ -130,13 +118,7 @@ def end_task(
         cond = condition("Completed", State.CONDITION_FAILED, now, message)
     else:
         ex.cancelled_count += 1
-        cond = condition(
-            "Completed",
-            State.CONDITION_FAILED,
-            now,
-            message,
-            execution_reason=Cond.ExecutionReason.CANCELLED,
-        )
+        cond = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
     set_condition(task.conditions, cond)
 
 

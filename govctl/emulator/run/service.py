@@ -44,12 +44,16 @@ class RunService(JobsRpcs):
         return [self.jobs_handler(), *self.executions_handlers(), self.operations.handler()]
 
     # lifecycle and persistence ---------------------------------------------------------------
+    def stopping(self) -> None:
+        # WaitOperation callers get the operation as it stands instead of a cancelled call.
+        self.operations.stopping.set()
+        self.operations.wake()
+
     def stop(self) -> None:
         with self.lock:
             self.closed = True
             runners = list(self.runners.values())
-        self.operations.stopping.set()
-        self.operations.wake()
+        self.stopping()
         for runner in runners:
             runner.cancel(interrupted=True)
         for runner in runners:
