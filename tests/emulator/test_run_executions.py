@@ -90,6 +90,8 @@ def test_three_tasks_parallelism_two_with_a_retry(
 
     listed = list(tasks.list_tasks(parent=execution.name))
     assert [t.index for t in listed] == [0, 1, 2]
+    pages = list(tasks.list_tasks(request={"parent": execution.name, "page_size": 1}).pages)
+    assert [[t.index for t in p.tasks] for p in pages] == [[0], [1], [2]]
     assert [t.retried for t in listed] == [0, 1, 0]
     assert all(t.last_attempt_result.exit_code == 0 for t in listed)
     assert all(condition(t, "Completed").state == State.CONDITION_SUCCEEDED for t in listed)

@@ -276,3 +276,25 @@ def test_operations_get_list_wait_delete(jobs: run_v2.JobsClient, parent: str) -
     jobs.delete_operation(request=operations_pb2.DeleteOperationRequest(name=name))
     with pytest.raises(exceptions.NotFound):
         jobs.get_operation(request=operations_pb2.GetOperationRequest(name=name))
+
+
+def test_list_operations_pages_and_filters_on_done(jobs: run_v2.JobsClient, parent: str) -> None:
+    names = [
+        jobs.create_job(parent=parent, job_id=f"ingest-{i}", job=job_spec()).operation.name
+        for i in range(2)
+    ]
+    request = operations_pb2.ListOperationsRequest(name=parent, page_size=1)
+    first = jobs.list_operations(request=request)
+    assert len(first.operations) == 1 and first.next_page_token
+    request.page_token = first.next_page_token
+    second = jobs.list_operations(request=request)
+    assert not second.next_page_token
+    assert sorted(o.name for o in [*first.operations, *second.operations]) == sorted(names)
+    done = operations_pb2.ListOperationsRequest(name=parent, filter="done = true")
+    assert len(jobs.list_operations(request=done).operations) == 2
+    pending = operations_pb2.ListOperationsRequest(name=parent, filter="done = false")
+    assert not jobs.list_operations(request=pending).operations
+    with pytest.raises(exceptions.InvalidArgument):
+        jobs.list_operations(
+            request=operations_pb2.ListOperationsRequest(name=parent, filter="name:x")
+        )
