@@ -4,7 +4,8 @@
 
 Each emulated API is a :class:`Service`. Services reach each other only through the
 :class:`Cloud` they are given (``cloud.service("run")``), never by importing each other's
-modules, so every one can be built and tested on its own.
+modules, so every one can be built and tested on its own. Plain helper modules are shared:
+``rpc``, ``state`` and ``iam.policy`` (the IAM policy protocol, also used by Run jobs).
 
 Cross-service contracts (keep them stable):
 
