@@ -15,8 +15,8 @@ stock gitingest, then compare ``pushedAt``, then write — one repository after 
 For each run it prints wall time, repositories per second (feed size / time), clones served
 by the git daemon (its upload-pack count), and memory: the peak of the **sum of RSS over the
 whole process tree** (the command and all its descendants: worker processes, git), sampled with
-psutil every 50 ms, plus ``ru_maxrss`` from ``wait4`` (the largest single process). The sum
-counts pages shared between forked workers once per process, so it overstates real use.
+psutil every 50 ms, and the largest single process seen. The sum counts pages shared between
+forked workers once per process, so it overstates real use (an upper bound).
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class Run:
     repos: int
     clones: int
     peak_tree_rss: int  # bytes, sum over the process tree, sampled
-    max_proc_rss: int  # bytes, largest single process (wait4 ru_maxrss)
+    max_proc_rss: int  # bytes, largest single process, sampled
     exit_code: int
     note: str = ""
 
@@ -64,29 +64,32 @@ class Run:
 
 
 def measure(cmd: list[str], env: dict[str, str], log: Path) -> tuple[float, int, int, int]:
-    """Run ``cmd``; return (seconds, exit code, peak tree RSS, largest process RSS)."""
-    peak = 0
+    """Run ``cmd``; return (seconds, exit code, peak tree RSS, largest single-process RSS).
+
+    Both memory figures come from sampling (``ru_maxrss`` is no use here: Linux carries the
+    parent's high-water mark into a forked child, so every child would report ours).
+    """
+    peak = biggest = 0
     with open(log, "wb") as out:
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
         root = psutil.Process(proc.pid)
         while True:
-            total = 0
+            sizes = []
             try:
                 tree = [root, *root.children(recursive=True)]
             except psutil.Error:
                 tree = []
             for member in tree:
                 with contextlib.suppress(psutil.Error):  # exited between listing and reading
-                    total += member.memory_info().rss
-            peak = max(peak, total)
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
+                    sizes.append(member.memory_info().rss)
+            peak = max(peak, sum(sizes))
+            biggest = max(biggest, *sizes, 0)
+            if proc.poll() is not None:
                 break
             time.sleep(SAMPLE_S)
         seconds = time.monotonic() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return seconds, proc.returncode, peak, usage.ru_maxrss * 1024
+    return seconds, proc.returncode, peak, biggest
 
 
 def execution(scenario: str) -> str:
