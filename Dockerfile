@@ -5,6 +5,8 @@ ARG BASE=python:3.12-slim
 FROM ${BASE}
 
 # git does the clones. The debootstrap base already has it; the slim image does not.
+# Unpinned on purpose: the Debian archive drops old versions, a pin would break rebuilds.
+# hadolint ignore=DL3008
 RUN if ! command -v git >/dev/null; then \
       apt-get update \
       && apt-get install -y --no-install-recommends git ca-certificates \
