@@ -7,7 +7,9 @@ defaults. Bad input exits 2 with one line naming the bad value and the expected 
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -15,6 +17,7 @@ from typing import Any, NoReturn
 
 DEFAULT_REPO_TIMEOUT = 300.0
 DEFAULT_MAX_FILE_SIZE = 524288
+DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 * 1024  # ingestion.digest.DEFAULT_MAX_TOTAL_SIZE (asserted)
 DEFAULT_MAX_FAILURE_RATIO = 0.05
 TRUE_WORDS = ("1", "true", "yes")
 
@@ -31,6 +34,7 @@ class Options:
     dry_run: bool
     repo_timeout: float
     max_file_size: int
+    max_total_size: int
     max_failure_ratio: float
     allow_hosts: tuple[str, ...]
     allow_local: bool
@@ -66,8 +70,32 @@ def _number(
 
 positive_int = _number(int, "a positive integer", lambda v: v > 0)
 non_negative_int = _number(int, "a non-negative integer", lambda v: v >= 0)
-positive_float = _number(float, "a positive number of seconds", lambda v: v > 0)
+positive_float = _number(
+    float, "a positive number of seconds", lambda v: v > 0 and math.isfinite(v)
+)
 ratio = _number(float, "a ratio between 0 and 1", lambda v: 0 <= v <= 1)
+
+# Cloud Storage bucket names: 3-63 characters of a-z 0-9 - _ . (up to 222 with dots),
+# starting and ending with a letter or digit.
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
+
+
+def sink_spec(text: str) -> str:
+    """``gs://BUCKET[/PREFIX]`` with a valid bucket name, or a non-empty directory path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected gs://BUCKET[/PREFIX] or a directory, got ''")
+    if text.startswith("gs://"):
+        bucket = text[len("gs://") :].partition("/")[0]
+        if not _BUCKET_RE.fullmatch(bucket):
+            raise argparse.ArgumentTypeError(
+                f"expected gs://BUCKET[/PREFIX] with a bucket name of 3-63 characters "
+                f"a-z 0-9 - _ ., got {text!r}"
+            )
+    elif "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"expected gs://BUCKET[/PREFIX] or a directory, got {text!r}"
+        )
+    return text
 
 
 def host(text: str) -> str:
@@ -94,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--feed", metavar="URL|PATH", help="default $REPOS_FEED_URL, else xgov's feed")
     p.add_argument(
-        "--sink", metavar="gs://BUCKET[/PREFIX]|DIR", help="default gs://$GCS_BUCKET_NAME"
+        "--sink",
+        type=sink_spec,
+        metavar="gs://BUCKET[/PREFIX]|DIR",
+        help="default gs://$GCS_BUCKET_NAME",
     )
     p.add_argument(
         "--limit", type=positive_int, metavar="N", help="only the first N valid feed entries"
@@ -131,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_MAX_FILE_SIZE,
         metavar="B",
         help="larger files are left out of digests (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-total-size",
+        type=positive_int,
+        default=DEFAULT_MAX_TOTAL_SIZE,
+        metavar="B",
+        help="file contents per digest; files beyond it are left out (default %(default)s)",
     )
     p.add_argument(
         "--max-failure-ratio",
@@ -177,13 +215,21 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
                 "no sink: pass --sink gs://BUCKET[/PREFIX] or --sink DIR, or set GCS_BUCKET_NAME"
             )
         sink = bucket if bucket.startswith("gs://") else f"gs://{bucket}"
+        try:
+            sink_spec(sink)
+        except argparse.ArgumentTypeError as exc:
+            raise UsageError(f"environment variable GCS_BUCKET_NAME: {exc}") from None
 
     tasks = args.tasks or _env_int(environ, "CLOUD_RUN_TASK_COUNT", positive_int) or 1
     index = args.task_index
+    index_from = "--task-index"
     if index is None:
         index = _env_int(environ, "CLOUD_RUN_TASK_INDEX", non_negative_int) or 0
+        index_from = "CLOUD_RUN_TASK_INDEX"
     if index >= tasks:
-        raise UsageError(f"--task-index {index} is out of range: expected 0..{tasks - 1}")
+        raise UsageError(
+            f"{index_from} {index} is out of range: expected 0..{tasks - 1} ({tasks} tasks)"
+        )
 
     force = args.force or environ.get("FORCE_REINDEX", "").strip().lower() in TRUE_WORDS
     return Options(
@@ -197,6 +243,7 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         dry_run=args.dry_run,
         repo_timeout=args.repo_timeout,
         max_file_size=args.max_file_size,
+        max_total_size=args.max_total_size,
         max_failure_ratio=args.max_failure_ratio,
         allow_hosts=tuple(dict.fromkeys(args.allow_hosts or ["github.com"])),
         allow_local=args.allow_local,

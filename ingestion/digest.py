@@ -31,6 +31,12 @@ What differs from calling stock ``gitingest.ingest()`` on the same directory, an
   ``cl100k_base``), and counting the tokens of every digest costs time nobody reads, so
   ``_patch_gitingest`` replaces the estimator: tiktoken is never asked for anything and the
   line is never there (stock's offline output).
+* **A smaller total limit.** gitingest leaves out a file that would take the included contents
+  over 500 MB; we do the same at ``DigestSettings.max_total_size`` (``--max-total-size``,
+  default 8 MiB, part of the fingerprint), since nothing indexes a bigger document and every
+  in-flight digest costs memory (or in-memory ``/tmp`` on Cloud Run). ``write_digest`` streams
+  the digest to a file one file's text at a time, so neither the worker nor the job ever holds
+  a whole digest.
 * **Text decoding independent of the locale.** Stock tries ``locale.getpreferredencoding()``
   first; we pin it to ``UTF-8``, which is what stock does on any UTF-8 machine (the image's
   ``C.UTF-8``).
@@ -55,6 +61,7 @@ import logging
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
@@ -70,13 +77,23 @@ _IGNORE_FILES = (".gitignore", ".gitingestignore")
 _ENCODINGS = ("UTF-8", "utf-8", "utf-16", "utf-16le", "utf-8-sig", "latin")
 
 
+# gitingest's own total limit is 500 MB, far more than anything indexes: Vertex AI Search takes
+# text documents up to 10 MB (2.5 MB without layout parsing). 8 MiB of file contents leaves room
+# for the tree and the per-file headers, and keeps each checkout's digest small on Cloud Run,
+# whose /tmp is memory.
+DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class DigestSettings:
     max_file_size: int = 524288
+    # Like gitingest's MAX_TOTAL_SIZE_BYTES: a file that would take the repository's included
+    # file contents over this is left out, in the walk's (sorted) order.
+    max_total_size: int = DEFAULT_MAX_TOTAL_SIZE
 
     def fingerprint(self) -> str:
         """Short stable id of all that shapes the digest bytes (metadata ``ingest_version``)."""
-        return _fingerprint(self.max_file_size)
+        return _fingerprint(self.max_file_size, self.max_total_size)
 
 
 @dataclass(frozen=True)
@@ -84,16 +101,29 @@ class Digest:
     text: str
     files: int
     bytes: int
+    capped: bool = False  # files were left out because of ``max_total_size``
+
+
+@dataclass(frozen=True)
+class DigestFile:
+    """A digest written to a file: what the upload and the metadata need, not the text."""
+
+    path: Path
+    files: int
+    size: int
+    sha256: str
+    capped: bool
 
 
 @cache
-def _fingerprint(max_file_size: int) -> str:
+def _fingerprint(max_file_size: int, max_total_size: int) -> str:
     payload = json.dumps(
         {
             "ingest_version": INGEST_VERSION,
             "gitingest": version("gitingest"),
             "pathspec": version("pathspec"),
             "max_file_size": max_file_size,
+            "max_total_size": max_total_size,
             "token_estimate": TOKEN_ESTIMATE,
         },
         sort_keys=True,
@@ -168,8 +198,65 @@ def _patch_gitingest() -> None:
 
 def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Digest:
     """Digest the checkout at ``path`` (its ``.git`` is ignored); ``label`` is ``owner/name``."""
+    walked = _walk(path, settings, label)
+    text = "".join(walked.pieces())
+    return Digest(
+        text=text, files=walked.node.file_count, bytes=len(text.encode()), capped=walked.capped
+    )
+
+
+def write_digest(path: Path, settings: DigestSettings, *, label: str, out: Path) -> DigestFile:
+    """The same digest as :func:`digest_checkout`, streamed into the file ``out``.
+
+    Only one file's text is in memory at a time (at most ``max_file_size`` decoded), so a
+    worker's memory does not grow with the repository; the caller uploads from ``out``.
+    """
+    walked = _walk(path, settings, label)
+    sha = hashlib.sha256()
+    size = 0
+    with out.open("wb") as handle:
+        for piece in walked.pieces():
+            data = piece.encode()
+            handle.write(data)
+            sha.update(data)
+            size += len(data)
+    return DigestFile(out, walked.node.file_count, size, sha.hexdigest(), walked.capped)
+
+
+@dataclass
+class _Walked:
+    node: Any
+    query: Any
+    capped: bool
+
+    def pieces(self) -> Iterator[str]:
+        """gitingest's ``format_node`` for a directory, as ``summary\ntree\ncontent``, in parts.
+
+        Its ``_gather_file_contents`` joins the file texts with ``"\n"``, nested per directory;
+        the walk keeps no empty directory, so that is the flat list of files joined the same way.
+        """
+        from gitingest.output_formatter import _create_summary_prefix, _create_tree_structure
+
+        summary = _create_summary_prefix(self.query) + f"Files analyzed: {self.node.file_count}\n"
+        tree = "Directory structure:\n" + _create_tree_structure(self.query, node=self.node)
+        yield _printable(summary) + "\n"
+        yield _printable(tree) + "\n"
+        for i, leaf in enumerate(_leaves(self.node)):
+            yield ("\n" if i else "") + _printable(leaf.content_string)
+
+
+def _leaves(node: Any) -> Iterator[Any]:
+    from gitingest.schemas import FileSystemNodeType
+
+    for child in node.children:
+        if child.type == FileSystemNodeType.DIRECTORY:
+            yield from _leaves(child)
+        else:
+            yield child
+
+
+def _walk(path: Path, settings: DigestSettings, label: str) -> _Walked:
     init_worker()
-    from gitingest.output_formatter import format_node
     from gitingest.schemas import (
         FileSystemNode,
         FileSystemNodeType,
@@ -196,11 +283,9 @@ def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Dige
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        walker = _Walker(root, settings.max_file_size, FileSystemStats())
+        walker = _Walker(root, settings, FileSystemStats())
         walker.walk(node)
-        summary, tree, content = format_node(node, query=query)
-    text = _printable(f"{summary}\n{tree}\n{content}")
-    return Digest(text=text, files=node.file_count, bytes=len(text.encode()))
+    return _Walked(node, query, walker.capped)
 
 
 _SURROGATES = re.compile("[\ud800-\udfff]+")
@@ -225,17 +310,22 @@ def _replacement(match: re.Match[str]) -> str:
 class _Walker:
     """``gitingest.ingestion._process_node`` with the ignore matcher compiled once, sorted."""
 
-    def __init__(self, root: Path, max_file_size: int, stats: Any) -> None:
+    def __init__(self, root: Path, settings: DigestSettings, stats: Any) -> None:
         self.root = root
-        self.max_file_size = max_file_size
+        self.max_file_size = settings.max_file_size
+        self.max_total_size = settings.max_total_size
         self.stats = stats
         self.excluded = IgnoreMatcher(ignore_patterns(root))
+        self.capped = False
 
     def walk(self, node: Any) -> None:
         from gitingest.ingestion import _process_file, _process_symlink, limit_exceeded
         from gitingest.schemas import FileSystemNode, FileSystemNodeType
 
         if limit_exceeded(self.stats, depth=node.depth):
+            return
+        if self.stats.total_size >= self.max_total_size:  # as limit_exceeded does with its own
+            self.capped = True
             return
         with os.scandir(node.path) as it:
             entries = sorted(it, key=lambda e: e.name)
@@ -247,7 +337,11 @@ class _Walker:
             if entry.is_symlink():
                 _process_symlink(sub_path, node, self.stats, self.root)
             elif entry.is_file():
-                if entry.stat().st_size > self.max_file_size:
+                size = entry.stat().st_size
+                if size > self.max_file_size:
+                    continue
+                if self.stats.total_size + size > self.max_total_size:
+                    self.capped = True  # what _process_file does with gitingest's own limit
                     continue
                 _process_file(sub_path, node, self.stats, self.root)
             elif entry.is_dir():

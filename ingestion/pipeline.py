@@ -4,6 +4,9 @@ K worker threads each carry one repository at a time through the three stages, s
 (network, in the thread), digests (CPU, in a pool of worker processes: gitingest is pure
 Python and threads do not speed it up) and uploads (network, in the thread) of different
 repositories overlap. At most K checkouts and K digests exist at once, whatever the feed size.
+A digest never crosses the process boundary or sits in memory whole: the worker streams it to a
+file in the work directory (at most ``--max-total-size`` of file contents) and the upload
+streams from that file.
 
 Per-repository time limit without SIGALRM: the clone gets the limit as its own timeout, the
 digest gets what is left as a pebble timeout, which kills the worker process that overran.
@@ -16,7 +19,6 @@ every object write is a whole object (the sink writes atomically).
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import shutil
 import threading
@@ -34,10 +36,10 @@ from ingestion.clone import CloneError, clone
 from ingestion.logs import Logger, utc_now
 from ingestion.plan import Job
 from ingestion.report import Failure, RunReport
-from ingestion.sink import Sink, SinkError
+from ingestion.sinks import Sink, SinkError
 
 if TYPE_CHECKING:
-    from ingestion.digest import Digest, DigestSettings
+    from ingestion.digest import DigestFile, DigestSettings
 
 # Recycle digest workers now and then: a long run must not accumulate gitingest's garbage.
 WORKER_MAX_TASKS = 100
@@ -51,10 +53,10 @@ def _init_worker() -> None:
     init_worker()
 
 
-def _digest(path: str, settings: DigestSettings, label: str) -> Digest:
-    from ingestion.digest import digest_checkout
+def _digest(path: str, settings: DigestSettings, label: str, out: str) -> DigestFile:
+    from ingestion.digest import write_digest
 
-    return digest_checkout(Path(path), settings, label=label)
+    return write_digest(Path(path), settings, label=label, out=Path(out))
 
 
 def process_pool(workers: int) -> pebble.ProcessPool:
@@ -165,10 +167,17 @@ class Pipeline:
                 self._fail(job, "internal_error", detail, "pipeline", 0.0)
 
     def _one(self, seq: int, job: Job) -> None:
-        repo = job.repo
         started = time.monotonic()
-        deadline = started + self.repo_timeout
         dest = self.workdir / f"{seq:06d}"
+        digest_file = self.workdir / f"{seq:06d}.md"
+        try:
+            self._stages(job, dest, digest_file, started)
+        finally:
+            digest_file.unlink(missing_ok=True)
+
+    def _stages(self, job: Job, dest: Path, digest_file: Path, started: float) -> None:
+        repo = job.repo
+        deadline = started + self.repo_timeout
         stage = "clone"
         timings: dict[str, float] = {}
         try:
@@ -189,7 +198,7 @@ class Pipeline:
 
             stage = "digest"
             t = time.monotonic()
-            digest = self._run_digest(checkout.path, repo.key, deadline - t)
+            digest = self._run_digest(checkout.path, repo.key, digest_file, deadline - t)
             timings["digest_s"] = self._lap("digest", t)
         except _Stopped:
             self.report.record_interrupted()
@@ -218,7 +227,10 @@ class Pipeline:
             self._upload_failures_in_a_row = 0
         timings["upload_s"] = self._lap("upload", t)
         self.report.record_written(
-            rewritten=outcome.action == "rewritten", size=outcome.size, files=digest.files
+            rewritten=outcome.action == "rewritten",
+            size=outcome.size,
+            files=digest.files,
+            capped=digest.capped,
         )
         self.log.info(
             f"ingested {repo.key}",
@@ -228,6 +240,7 @@ class Pipeline:
             commit=checkout.commit or None,
             files=digest.files,
             size=outcome.size,
+            capped=digest.capped or None,
             duration_s=round(time.monotonic() - started, 3),
             **{k: round(v, 3) for k, v in timings.items()},
         )
@@ -237,12 +250,12 @@ class Pipeline:
         self.report.add_stage(stage, seconds)
         return seconds
 
-    def _run_digest(self, path: Path, label: str, budget: float) -> Digest:
+    def _run_digest(self, path: Path, label: str, out: Path, budget: float) -> DigestFile:
         if budget <= 0:
             raise _DigestFailed("timeout", f"no time left for the digest ({self.repo_timeout}s)")
         assert self._pool is not None
         future = self._pool.schedule(
-            _digest, args=(str(path), self.settings, label), timeout=budget
+            _digest, args=(str(path), self.settings, label, str(out)), timeout=budget
         )
         with self._inflight_lock:
             self._inflight.add(future)
@@ -264,10 +277,8 @@ class Pipeline:
             with self._inflight_lock:
                 self._inflight.discard(future)
 
-    def _upload(self, job: Job, commit: str, digest: Digest) -> _Outcome:
+    def _upload(self, job: Job, commit: str, digest: DigestFile) -> _Outcome:
         repo = job.repo
-        data = digest.text.encode("utf-8")
-        sha = hashlib.sha256(data).hexdigest()
         metadata = {
             "org": repo.owner,
             "repo": repo.name,
@@ -275,15 +286,15 @@ class Pipeline:
             "pushedAt": repo.pushed_at,
             "processedAt": utc_now(),
             "commit": commit,
-            "size": str(len(data)),
-            "sha256": sha,
+            "size": str(digest.size),
+            "sha256": digest.sha256,
             "ingest_version": self.fingerprint,
         }
-        if not self.force and job.stored.get("sha256") == sha:
+        if not self.force and job.stored.get("sha256") == digest.sha256:
             self.sink.put_metadata(repo.owner, repo.name, metadata)
-            return _Outcome("metadata_refreshed", len(data))
-        self.sink.put_digest(repo.owner, repo.name, data, metadata)
-        return _Outcome("rewritten", len(data))
+            return _Outcome("metadata_refreshed", digest.size)
+        self.sink.put_digest(repo.owner, repo.name, digest.path, metadata)
+        return _Outcome("rewritten", digest.size)
 
     def _upload_failed(self) -> None:
         with self._inflight_lock:

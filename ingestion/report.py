@@ -50,6 +50,7 @@ class RunReport:
     bytes_written: int = 0
     digest_bytes: int = 0
     files_digested: int = 0
+    capped: int = 0  # digests that left files out to stay within --max-total-size
     stage_seconds: dict[str, float] = field(default_factory=dict)
     plan_seconds: float = 0.0
     stopped_by: str = ""
@@ -81,8 +82,11 @@ class RunReport:
         with self._lock:
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
-    def record_written(self, *, rewritten: bool, size: int, files: int) -> None:
+    def record_written(
+        self, *, rewritten: bool, size: int, files: int, capped: bool = False
+    ) -> None:
         with self._lock:
+            self.capped += capped
             if rewritten:
                 self.rewritten += 1
                 self.bytes_written += size
@@ -111,6 +115,7 @@ class RunReport:
                 "unchanged": self.unchanged,
                 "failed": self.failed,
                 "interrupted": self.interrupted,
+                "capped": self.capped,
                 "duplicates": self.duplicates,
                 "rejected": sum(self.rejected.values()),
                 "rejected_by_reason": dict(sorted(self.rejected.items())),

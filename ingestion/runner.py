@@ -28,7 +28,7 @@ from ingestion.pipeline import Pipeline, pipeline_stats
 from ingestion.plan import Plan, make_plan
 from ingestion.report import RunReport, execution_id
 from ingestion.shard import shard
-from ingestion.sink import Sink, SinkError, open_sink
+from ingestion.sinks import Sink, SinkError, open_sink
 
 PROGRESS_INTERVAL_S = 30.0
 
@@ -57,7 +57,9 @@ def stop_on_signals(stop: threading.Event, report: RunReport, log: Logger) -> It
 
 def run(options: Options, *, environ: Mapping[str, str], logger: Logger | None = None) -> int:
     log = logger or Logger(base={"task_index": options.task_index})
-    settings = DigestSettings(max_file_size=options.max_file_size)
+    settings = DigestSettings(
+        max_file_size=options.max_file_size, max_total_size=options.max_total_size
+    )
     fingerprint = settings.fingerprint()
     report = RunReport(
         execution=execution_id(dict(environ)),

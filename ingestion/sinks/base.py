@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any
 
 from ingestion.feed import check_name
@@ -20,6 +22,8 @@ class SinkError(Exception):
 
 
 class Sink(ABC):
+    """Validates names and metadata once, here; subclasses only store bytes."""
+
     url: str  # "gs://bucket/prefix" or the directory
 
     @abstractmethod
@@ -30,17 +34,30 @@ class Sink(ABC):
     def list_metadata(self) -> dict[str, dict[str, str]]:
         """``{"owner/name": custom metadata}`` of every digest, from one listing."""
 
-    @abstractmethod
-    def put_digest(self, owner: str, name: str, data: bytes, metadata: dict[str, str]) -> None:
-        """Store ``{owner}/{name}.md`` with ``metadata``; never visible half-written."""
+    def put_digest(self, owner: str, name: str, source: Path, metadata: dict[str, str]) -> None:
+        """Store the file ``source`` as ``{owner}/{name}.md`` with ``metadata``; never visible
+        half-written. Streamed from the file: a digest is never held in memory whole."""
+        check_metadata(metadata)
+        self._put_digest(digest_path(owner, name), source, metadata)
 
-    @abstractmethod
     def put_metadata(self, owner: str, name: str, metadata: dict[str, str]) -> None:
         """Replace the metadata of an existing digest (its bytes stay)."""
+        check_metadata(metadata)
+        self._put_metadata(digest_path(owner, name), metadata)
 
-    @abstractmethod
     def put_report(self, execution: str, task_index: int, report: dict[str, Any]) -> None:
         """Store ``_runs/{execution}/task-{task_index}.json``."""
+        body = json.dumps(report, indent=2, sort_keys=True).encode() + b"\n"
+        self._put_report(report_path(execution, task_index), body)
+
+    @abstractmethod
+    def _put_digest(self, relative: str, source: Path, metadata: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def _put_metadata(self, relative: str, metadata: dict[str, str]) -> None: ...
+
+    @abstractmethod
+    def _put_report(self, relative: str, body: bytes) -> None: ...
 
 
 def digest_key(relative: str) -> str | None:

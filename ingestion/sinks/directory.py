@@ -11,19 +11,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
-from ingestion.sinks.base import (
-    RUNS_DIR,
-    Sink,
-    SinkError,
-    check_metadata,
-    digest_key,
-    digest_path,
-    report_path,
-)
+from ingestion.sinks.base import RUNS_DIR, Sink, SinkError, digest_key
 
 META_SUFFIX = ".meta.json"
 
@@ -74,24 +66,21 @@ class DirSink(Sink):
                         found[key] = metadata
         return found
 
-    def put_digest(self, owner: str, name: str, data: bytes, metadata: dict[str, str]) -> None:
-        check_metadata(metadata)
-        path = self.root / digest_path(owner, name)
-        self._write(path, data)
+    def _put_digest(self, relative: str, source: Path, metadata: dict[str, str]) -> None:
+        path = self.root / relative
+        self._write(path, source)
         self._write(_meta_path(path), _encode(metadata))
 
-    def put_metadata(self, owner: str, name: str, metadata: dict[str, str]) -> None:
-        check_metadata(metadata)
-        path = self.root / digest_path(owner, name)
+    def _put_metadata(self, relative: str, metadata: dict[str, str]) -> None:
+        path = self.root / relative
         if not path.is_file():
             raise SinkError(f"cannot update the metadata of {path}: the digest does not exist")
         self._write(_meta_path(path), _encode(metadata))
 
-    def put_report(self, execution: str, task_index: int, report: dict[str, Any]) -> None:
-        path = self.root / report_path(execution, task_index)
-        self._write(path, json.dumps(report, indent=2, sort_keys=True).encode() + b"\n")
+    def _put_report(self, relative: str, body: bytes) -> None:
+        self._write(self.root / relative, body)
 
-    def _write(self, path: Path, data: bytes) -> None:
+    def _write(self, path: Path, data: bytes | Path) -> None:
         try:
             atomic_write(path, data)
         except OSError as exc:
@@ -100,13 +89,18 @@ class DirSink(Sink):
             ) from None
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the new one, never a part."""
+def atomic_write(path: Path, data: bytes | Path) -> None:
+    """Write ``data`` (bytes, or a file's content) to ``path`` so readers see the old file or
+    the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            if isinstance(data, Path):
+                with data.open("rb") as source:
+                    shutil.copyfileobj(source, handle)
+            else:
+                handle.write(data)
         os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide digests from other readers
         os.replace(tmp, path)
     except BaseException:

@@ -15,12 +15,12 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import json
 import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingestion.sinks.base import (
     DIGEST_CONTENT_TYPE,
@@ -28,10 +28,7 @@ from ingestion.sinks.base import (
     RUNS_DIR,
     Sink,
     SinkError,
-    check_metadata,
     digest_key,
-    digest_path,
-    report_path,
 )
 
 if TYPE_CHECKING:
@@ -39,6 +36,9 @@ if TYPE_CHECKING:
     from google.cloud.storage import Blob, Bucket, Client
 
 RETRY_TIMEOUT = 120.0
+# Digests over the library's 8 MiB single-request limit go up resumably in chunks this big
+# (a multiple of 256 KiB), instead of the library's default 100 MiB chunk held in memory.
+UPLOAD_CHUNK_SIZE = 8 * 1024 * 1024
 # Project id used against fake-gcs-server (STORAGE_EMULATOR_HOST), where none is needed.
 EMULATOR_PROJECT = "govreposcrape-local"
 
@@ -109,22 +109,19 @@ class GcsSink(Sink):
         self._listed = True
         return found
 
-    def put_digest(self, owner: str, name: str, data: bytes, metadata: dict[str, str]) -> None:
-        check_metadata(metadata)
-        object_name = self.prefix + digest_path(owner, name)
-        key = f"{owner}/{name}"
+    def _put_digest(self, relative: str, source: Path, metadata: dict[str, str]) -> None:
+        key = relative.removesuffix(".md")
         # Unknown before any listing; after one, an object it did not show must not exist yet.
         expected = self._generations.get(key, 0 if self._listed else None)
         with self._errors("write objects to"):
-            generation = self._upload_digest(object_name, data, metadata, expected)
+            generation = self._upload_digest(self.prefix + relative, source, metadata, expected)
         if generation is not None:
             self._generations[key] = generation
 
-    def put_metadata(self, owner: str, name: str, metadata: dict[str, str]) -> None:
+    def _put_metadata(self, relative: str, metadata: dict[str, str]) -> None:
         from google.api_core.exceptions import NotFound
 
-        check_metadata(metadata)
-        object_name = self.prefix + digest_path(owner, name)
+        object_name = self.prefix + relative
         blob = self.bucket.blob(object_name)
         blob.metadata = metadata
         with self._errors("update object metadata in"):
@@ -137,9 +134,8 @@ class GcsSink(Sink):
                     "the object does not exist (deleted during the run?) — re-run the job"
                 ) from None
 
-    def put_report(self, execution: str, task_index: int, report: dict[str, Any]) -> None:
-        blob = self.bucket.blob(self.prefix + report_path(execution, task_index))
-        body = json.dumps(report, indent=2, sort_keys=True).encode() + b"\n"
+    def _put_report(self, relative: str, body: bytes) -> None:
+        blob = self.bucket.blob(self.prefix + relative)
         with self._errors("write objects to"):
             # The report of one task is written by that task only: overwriting is idempotent.
             blob.upload_from_string(body, content_type=REPORT_CONTENT_TYPE, retry=self._retry)
@@ -157,39 +153,34 @@ class GcsSink(Sink):
         return self.client.bucket(self.bucket_name)
 
     def _upload_digest(
-        self, object_name: str, data: bytes, metadata: dict[str, str], expected: int | None
+        self, object_name: str, source: Path, metadata: dict[str, str], expected: int | None
     ) -> int | None:
         from google.api_core.exceptions import PreconditionFailed
 
-        blob = self._new_blob(object_name, metadata)
         try:
-            blob.upload_from_string(
-                data,
-                content_type=DIGEST_CONTENT_TYPE,
-                if_generation_match=expected,
-                retry=self._retry,
-            )
-            return blob.generation
+            return self._upload_file(object_name, source, metadata, expected)
         except PreconditionFailed:
             pass
         # Either a retried attempt already stored this very object (its response was lost),
         # or someone replaced the object after our listing. Ours is the newest either way.
         current = self.bucket.get_blob(object_name, retry=self._retry)
-        if current is not None and _same(current, data, metadata):
+        if current is not None and _same(current, source, metadata):
             return current.generation
-        blob = self._new_blob(object_name, metadata)
-        blob.upload_from_string(
-            data,
+        generation = current.generation if current is not None else 0
+        return self._upload_file(object_name, source, metadata, generation)
+
+    def _upload_file(
+        self, object_name: str, source: Path, metadata: dict[str, str], expected: int | None
+    ) -> int | None:
+        blob = self.bucket.blob(object_name, chunk_size=UPLOAD_CHUNK_SIZE)
+        blob.metadata = metadata  # sent with the upload: one request, not upload + patch
+        blob.upload_from_filename(
+            str(source),
             content_type=DIGEST_CONTENT_TYPE,
-            if_generation_match=current.generation if current is not None else 0,
+            if_generation_match=expected,
             retry=self._retry,
         )
         return blob.generation
-
-    def _new_blob(self, object_name: str, metadata: dict[str, str]) -> Blob:
-        blob = self.bucket.blob(object_name)
-        blob.metadata = metadata  # sent with the upload: one request, not upload + patch
-        return blob
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -227,8 +218,9 @@ class GcsSink(Sink):
             ) from None
 
 
-def _same(blob: Blob, data: bytes, metadata: dict[str, str]) -> bool:
-    md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+def _same(blob: Blob, source: Path, metadata: dict[str, str]) -> bool:
+    with source.open("rb") as handle:
+        md5 = base64.b64encode(hashlib.file_digest(handle, "md5").digest()).decode()
     return blob.md5_hash == md5 and (blob.metadata or {}) == metadata
 
 

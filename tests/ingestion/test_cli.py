@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
+from ingestion import digest
 from ingestion.cli import (
     DEFAULT_MAX_FAILURE_RATIO,
     DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_MAX_TOTAL_SIZE,
     DEFAULT_REPO_TIMEOUT,
     UsageError,
     main,
@@ -31,6 +33,7 @@ def test_defaults() -> None:
     assert o.repo_timeout == DEFAULT_REPO_TIMEOUT == 300
     assert o.max_file_size == DEFAULT_MAX_FILE_SIZE == 524288
     assert o.max_failure_ratio == DEFAULT_MAX_FAILURE_RATIO == 0.05
+    assert o.max_total_size == DEFAULT_MAX_TOTAL_SIZE == digest.DEFAULT_MAX_TOTAL_SIZE
     assert o.allow_hosts == ("github.com",)
 
 
@@ -77,6 +80,7 @@ def test_all_flags() -> None:
             "--dry-run",
             "--repo-timeout", "2.5",
             "--max-file-size", "1000",
+            "--max-total-size", "5000",
             "--max-failure-ratio", "0.5",
             "--allow-host", "GitHub.com",
             "--allow-host", "127.0.0.1:9418",
@@ -89,6 +93,7 @@ def test_all_flags() -> None:
     assert o.limit == 10 and o.concurrency == 3
     assert o.force and o.dry_run and o.allow_local
     assert o.repo_timeout == 2.5 and o.max_file_size == 1000 and o.max_failure_ratio == 0.5
+    assert o.max_total_size == 5000
     assert o.allow_hosts == ("github.com", "127.0.0.1:9418")
 
 
@@ -101,6 +106,12 @@ def test_all_flags() -> None:
         (["--task-index", "x"], "--task-index/--offset: expected a non-negative integer, got 'x'"),
         (["--tasks", "2", "--task-index", "2"], "--task-index 2 is out of range: expected 0..1"),
         (["--repo-timeout", "0"], "--repo-timeout: expected a positive number of seconds"),
+        (["--repo-timeout", "inf"], "--repo-timeout: expected a positive number of seconds"),
+        (["--max-total-size", "1e6"], "--max-total-size: expected a positive integer"),
+        (["--sink", "gs://"], "--sink: expected gs://BUCKET[/PREFIX]"),
+        (["--sink", "gs://My_Bucket/x"], "got 'gs://My_Bucket/x'"),
+        (["--sink", "s3://bucket"], "--sink: expected gs://BUCKET[/PREFIX] or a directory"),
+        (["--sink", ""], "--sink: expected gs://BUCKET[/PREFIX] or a directory, got ''"),
         (["--max-failure-ratio", "1.5"], "expected a ratio between 0 and 1, got '1.5'"),
         (["--allow-host", "https://github.com"], "expected HOST or HOST:PORT"),
         (["--allow-host", "host:99999"], "expected HOST or HOST:PORT, got 'host:99999'"),
@@ -116,6 +127,20 @@ def test_bad_arguments(argv: list[str], needle: str) -> None:
 def test_bad_task_environment_names_the_variable() -> None:
     with pytest.raises(UsageError, match="CLOUD_RUN_TASK_INDEX: expected a non-negative integer"):
         parse_options(SINK, {"CLOUD_RUN_TASK_INDEX": "seven"})
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"GCS_BUCKET_NAME": "Not A Bucket"}, "GCS_BUCKET_NAME: expected gs://BUCKET"),
+        ({"CLOUD_RUN_TASK_INDEX": "4"}, "CLOUD_RUN_TASK_INDEX 4 is out of range: expected 0..0"),
+        ({"CLOUD_RUN_TASK_COUNT": "0"}, "CLOUD_RUN_TASK_COUNT: expected a positive integer"),
+    ],
+)
+def test_bad_environment_names_the_variable(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(UsageError) as info:
+        parse_options([] if "GCS_BUCKET_NAME" in env else SINK, env)
+    assert needle in str(info.value)
 
 
 def test_missing_sink_names_what_is_missing(capsys: pytest.CaptureFixture[str]) -> None:
@@ -147,6 +172,6 @@ def test_help_lists_every_option() -> None:
     for flag in (
         "--feed", "--sink", "--limit", "--tasks", "--batch-size", "--task-index", "--offset",
         "--concurrency", "--force", "--dry-run", "--repo-timeout", "--max-file-size",
-        "--max-failure-ratio", "--allow-host", "--allow-local",
+        "--max-total-size", "--max-failure-ratio", "--allow-host", "--allow-local",
     ):  # fmt: skip
         assert flag in proc.stdout

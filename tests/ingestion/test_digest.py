@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -13,7 +14,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pathspec import PathSpec
 
-from ingestion.digest import Digest, DigestSettings, IgnoreMatcher, digest_checkout
+from ingestion.digest import (
+    Digest,
+    DigestSettings,
+    IgnoreMatcher,
+    digest_checkout,
+    write_digest,
+)
 from tests.support.git import make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -287,6 +294,64 @@ def test_fingerprint() -> None:
     assert default == DigestSettings(524288).fingerprint()
     assert default.startswith("v1-") and len(default) == 15
     assert DigestSettings(1000).fingerprint() != default
+    assert DigestSettings(max_total_size=1000).fingerprint() != default
+
+
+def test_written_digest_is_the_same_digest(tmp_path: Path, rich: Path) -> None:
+    text = digest(rich).text.encode()
+    written = write_digest(rich, DigestSettings(), label=LABEL, out=tmp_path / "d.md")
+    assert written.path.read_bytes() == text
+    assert (written.size, written.sha256) == (len(text), hashlib.sha256(text).hexdigest())
+    assert written.files == 13 and not written.capped
+
+
+def test_max_total_size_leaves_files_out_like_gitingest(tmp_path: Path) -> None:
+    files = {f"{c}.txt": c * 1000 for c in "abcd"} | {"e.txt": "e" * 100}
+    repo = make_repo(tmp_path / "repo", files)
+    full = digest_checkout(repo, DigestSettings(), label=LABEL)
+    assert not full.capped and full.files == 5
+    capped = digest_checkout(repo, DigestSettings(max_total_size=2500), label=LABEL)
+    # In walk order, a file that would go over the cap is left out; a later small one fits.
+    assert capped.capped and capped.files == 3
+    for c, kept in zip("abcde", [True, True, False, False, True], strict=True):
+        assert (f"FILE: {c}.txt" in capped.text) is kept, c
+    assert capped.text.startswith(f"Repository: {LABEL}\nFiles analyzed: 3\n")
+
+
+# A digest of ~32 MB of text, streamed to a file: the worker's peak memory must not grow with it.
+MEASURE = r"""
+import resource, sys
+from pathlib import Path
+from ingestion.digest import DigestSettings, init_worker, write_digest
+init_worker()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+d = write_digest(Path(sys.argv[1]), DigestSettings(max_total_size=10**9), label="o/n",
+                 out=Path(sys.argv[2]))
+grown = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
+print(grown, d.size)
+"""
+
+
+def test_writing_a_digest_does_not_hold_it_in_memory(tmp_path: Path) -> None:
+    tree = tmp_path / "big"
+    line = b"0123456789abcdef" * 4 + b"\n"
+    for d in range(8):
+        (tree / f"d{d}").mkdir(parents=True)
+        for f in range(8):
+            (tree / f"d{d}" / f"f{f}.txt").write_bytes(line * 7_500)  # ~490 KB each
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(tree), str(tmp_path / "out.md")],
+        env=offline_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    grown, size = map(int, proc.stdout.split())
+    assert size > 31_000_000
+    assert grown < 8_000_000, (
+        f"peak RSS grew by {grown / 1e6:.1f} MB for a {size / 1e6:.0f} MB digest"
+    )
 
 
 PATTERN_PARTS = ["a", "b", "*", "**", "?", "[ab]", ".", "x.txt"]

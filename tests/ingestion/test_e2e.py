@@ -49,13 +49,22 @@ def write_feed(path: Path, entries: list[Any]) -> Path:
 
 
 class Job:
-    """Runs the job in-process and keeps what it logged."""
+    """Runs the job in-process on a feed of ``entries`` and keeps what it logged.
 
-    def __init__(self, feed: Path, sink: str, server: GitServer) -> None:
-        self.feed = feed
-        self.sink = sink
+    The sink is ``tmp_path / "out"`` unless given.
+    """
+
+    def __init__(
+        self, server: GitServer, tmp_path: Path, entries: list[Any], sink: str | None = None
+    ) -> None:
+        self.feed = write_feed(tmp_path / "feed.json", entries)
+        self.out = tmp_path / "out"
+        self.sink = sink or str(self.out)
         self.server = server
         self.records: list[dict[str, Any]] = []
+
+    def write_feed(self, entries: list[Any]) -> None:
+        write_feed(self.feed, entries)
 
     def __call__(self, *args: str, env: dict[str, str] | None = None) -> int:
         argv = ["--feed", str(self.feed), "--sink", self.sink, "--allow-host", self.server.host]
@@ -136,8 +145,7 @@ def three_repos(git_server: GitServer) -> list[str]:
 def test_directory_sink_happy_path(
     git_server: GitServer, three_repos: list[str], tmp_path: Path
 ) -> None:
-    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
-    job = Job(feed, str(tmp_path / "out"), git_server)
+    job = Job(git_server, tmp_path, [entry(git_server, r) for r in three_repos])
     assert job(env={"CLOUD_RUN_EXECUTION": "exec-1"}) == 0
 
     digests = stored(tmp_path / "out")
@@ -174,8 +182,9 @@ def test_gcs_sink_happy_path_and_incremental(
 ) -> None:
     client = storage.Client(project="p", credentials=AnonymousCredentials())
     client.create_bucket("digests")
-    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
-    job = Job(feed, "gs://digests/daily", git_server)
+    job = Job(
+        git_server, tmp_path, [entry(git_server, r) for r in three_repos], sink="gs://digests/daily"
+    )
     assert job(env={"CLOUD_RUN_EXECUTION": "exec-gcs"}) == 0
 
     blobs = {b.name: b for b in client.list_blobs("digests")}
@@ -202,8 +211,12 @@ def test_gcs_sink_happy_path_and_incremental(
 def test_missing_bucket_is_fatal_with_one_clear_line(
     git_server: GitServer, three_repos: list[str], tmp_path: Path, fake_gcs: FakeGcs
 ) -> None:
-    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
-    job = Job(feed, "gs://no-such-bucket", git_server)
+    job = Job(
+        git_server,
+        tmp_path,
+        [entry(git_server, r) for r in three_repos],
+        sink="gs://no-such-bucket",
+    )
     assert job() == 1
     [critical] = job.messages("CRITICAL")
     assert (
@@ -219,9 +232,8 @@ def test_second_run_clones_nothing_and_one_change_clones_one(
     git_server: GitServer, three_repos: list[str], tmp_path: Path
 ) -> None:
     entries = [entry(git_server, r) for r in three_repos]
-    feed = write_feed(tmp_path / "feed.json", entries)
-    out = tmp_path / "out"
-    job = Job(feed, str(out), git_server)
+    job = Job(git_server, tmp_path, entries)
+    out = job.out
     assert job() == 0
     first = stored(out)
     assert git_server.upload_packs() == 3
@@ -233,7 +245,7 @@ def test_second_run_clones_nothing_and_one_change_clones_one(
 
     make_repo(git_server.root / "alpha/two", {"main.go": "package main // v2\n"}, message="v2")
     entries[1]["pushedAt"] = "2024-02-02T00:00:00Z"
-    write_feed(feed, entries)
+    job.write_feed(entries)
     assert job() == 0
     assert git_server.upload_packs() == 4
     assert git_server.upload_packs("alpha/two") == 2
@@ -248,15 +260,14 @@ def test_same_content_refreshes_metadata_only(
     git_server: GitServer, three_repos: list[str], tmp_path: Path
 ) -> None:
     entries = [entry(git_server, r) for r in three_repos]
-    feed = write_feed(tmp_path / "feed.json", entries)
-    out = tmp_path / "out"
-    job = Job(feed, str(out), git_server)
+    job = Job(git_server, tmp_path, entries)
+    out = job.out
     assert job() == 0
     md = out / "beta/three.md"
     inode = md.stat().st_ino
 
     entries[2]["pushedAt"] = "2024-03-03T00:00:00Z"  # pushed (e.g. a branch), same default head
-    write_feed(feed, entries)
+    job.write_feed(entries)
     assert job() == 0
     assert job.counts()["metadata_refreshed"] == 1 and job.counts()["rewritten"] == 0
     assert md.stat().st_ino == inode  # the digest itself was not rewritten
@@ -269,8 +280,7 @@ def test_same_content_refreshes_metadata_only(
 def test_force_and_settings_change_redo_everything(
     git_server: GitServer, three_repos: list[str], tmp_path: Path
 ) -> None:
-    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in three_repos])
-    job = Job(feed, str(tmp_path / "out"), git_server)
+    job = Job(git_server, tmp_path, [entry(git_server, r) for r in three_repos])
     assert job() == 0
     assert git_server.upload_packs() == 3
 
@@ -293,9 +303,8 @@ def test_dry_run_writes_nothing(
 ) -> None:
     entries = [entry(git_server, r) for r in three_repos]
     entries.append({"owner": "x", "name": "bad/name", "url": git_server.url("x/y")})
-    feed = write_feed(tmp_path / "feed.json", entries)
-    out = tmp_path / "out"
-    job = Job(feed, str(out), git_server)
+    job = Job(git_server, tmp_path, entries)
+    out = job.out
     assert job("--dry-run") == 0
     assert not out.exists()
     assert git_server.upload_packs() == 0
@@ -343,8 +352,7 @@ def test_rejected_entries_are_logged_counted_and_never_cloned(
         "not an object",
         entry(git_server, "org/good"),  # a duplicate
     ]
-    feed = write_feed(tmp_path / "feed.json", entries)
-    job = Job(feed, str(tmp_path / "out"), git_server)
+    job = Job(git_server, tmp_path, entries)
     assert job() == 0
     assert git_server.upload_packs() == 1 and git_server.upload_packs("org/victim") == 0
     assert not (tmp_path / "pwned").exists()
@@ -367,12 +375,16 @@ def test_limit_and_shards_cover_the_feed_once(git_server: GitServer, tmp_path: P
     names = [f"org/r{i}" for i in range(5)]
     for rel in names:
         make_repo(git_server.root / rel, {"f.txt": rel})
-    feed = write_feed(tmp_path / "feed.json", [entry(git_server, r) for r in names])
-    out = tmp_path / "out"
-    job = Job(feed, str(out), git_server)
+    job = Job(git_server, tmp_path, [entry(git_server, r) for r in names])
+    out = job.out
     assert job("--limit", "4", "--dry-run") == 0
     [summary] = [r for r in job.records if r["message"].startswith("dry run")]
     assert summary["to_do"] == 4
+    planned = []  # --limit counts repositories in total, before the split
+    for index in range(2):
+        assert job("--limit", "4", "--tasks", "2", "--task-index", str(index), "--dry-run") == 0
+        planned += [r["repo"] for r in job.records if r["message"].startswith("would ingest")]
+    assert sorted(planned) == names[:4]
     for index in range(3):
         assert job("--batch-size", "3", "--offset", str(index)) == 0
     assert sorted(stored(out)) == names
@@ -445,8 +457,7 @@ def test_per_repository_timeout(
 ) -> None:
     make_repo(git_server.root / "org/fine", {"a.txt": "a\n"})
     hanging = {"owner": "org", "name": "hangs", "url": f"git://127.0.0.1:{silent_listener}/x"}
-    feed = write_feed(tmp_path / "feed.json", [hanging, entry(git_server, "org/fine")])
-    job = Job(feed, str(tmp_path / "out"), git_server)
+    job = Job(git_server, tmp_path, [hanging, entry(git_server, "org/fine")])
     started = time.monotonic()
     code = job(
         "--repo-timeout", "1", "--allow-host", f"127.0.0.1:{silent_listener}",
@@ -509,9 +520,8 @@ def test_awkward_repositories(git_server: GitServer, tmp_path: Path) -> None:
     make_repo(git_server.root / "org/empty")  # no commit at all
 
     entries = [entry(git_server, "org/weird"), entry(git_server, "org/empty")]
-    feed = write_feed(tmp_path / "feed.json", entries)
-    out = tmp_path / "out"
-    job = Job(feed, str(out), git_server)
+    job = Job(git_server, tmp_path, entries)
+    out = job.out
     assert job("--max-file-size", "1000") == 0, [r.get("detail") for r in job.messages("ERROR")]
     assert git_server.upload_packs("org/sub") == 0  # submodules are not fetched
 
@@ -532,17 +542,32 @@ def test_awkward_repositories(git_server: GitServer, tmp_path: Path) -> None:
     assert git_server.upload_packs() == 2
 
 
+def test_a_digest_stays_within_the_total_size_cap(git_server: GitServer, tmp_path: Path) -> None:
+    make_repo(git_server.root / "org/big", {f"part{i}.txt": str(i) * 3000 for i in range(4)})
+    job = Job(git_server, tmp_path, [entry(git_server, "org/big")])
+    assert job("--max-total-size", "7000") == 0
+    text, meta = stored(job.out)["org/big"]
+    assert "FILE: part1.txt" in text and "FILE: part2.txt" not in text
+    assert "Files analyzed: 2" in text and int(meta["size"]) < 7000 + 1000
+    [ingested] = [r for r in job.records if r["message"].startswith("ingested")]
+    assert ingested["capped"] is True and job.counts()["capped"] == 1
+
+    assert job() == 0  # the cap is part of the settings: the default redoes it, whole
+    assert {r["why"] for r in job.records if r["message"].startswith("ingested")} == {"settings"}
+    assert "FILE: part3.txt" in stored(job.out)["org/big"][0]
+    assert job.counts()["capped"] == 0
+
+
 def test_file_name_that_is_not_utf8(git_server: GitServer, tmp_path: Path) -> None:
     latin1 = b"caf\xe9-latin1.txt".decode(errors="surrogateescape")
     make_repo(git_server.root / "org/latin", {latin1: "latin-1 name\n", "ok.txt": "ok\n"})
-    feed = write_feed(tmp_path / "feed.json", [entry(git_server, "org/latin")])
-    job = Job(feed, str(tmp_path / "out"), git_server)
+    job = Job(git_server, tmp_path, [entry(git_server, "org/latin")])
     assert job() == 0, [r.get("detail") for r in job.messages("ERROR")]
     text, _ = stored(tmp_path / "out")["org/latin"]
     assert "FILE: caf\ufffd-latin1.txt" in text and "latin-1 name" in text and "ok" in text
 
 
-def slow_digest(path: str, settings: object, label: str) -> None:
+def slow_digest(path: str, settings: object, label: str, out: str) -> None:
     """Stands in for the digest in a worker process: reports its pid, then hangs."""
     (Path(path).parent.parent / "digest-started").write_text(str(os.getpid()))
     time.sleep(120)
@@ -556,7 +581,6 @@ def test_sigterm_during_a_digest_kills_its_worker(
     import ingestion.pipeline
 
     make_repo(git_server.root / "org/slow", {"a.txt": "a\n"})
-    feed = write_feed(tmp_path / "feed.json", [entry(git_server, "org/slow")])
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
@@ -572,7 +596,7 @@ def test_sigterm_during_a_digest_kills_its_worker(
 
     killer = threading.Thread(target=terminate_once_digesting, daemon=True)
     killer.start()
-    job = Job(feed, str(tmp_path / "out"), git_server)
+    job = Job(git_server, tmp_path, [entry(git_server, "org/slow")])
     started = time.monotonic()
     assert job() == 1
     killer.join()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -20,7 +21,7 @@ from google.cloud import storage
 from google.cloud.storage.retry import DEFAULT_RETRY
 
 from govctl.emulator.storage import FakeGcs
-from ingestion.sink import (
+from ingestion.sinks import (
     DIGEST_CONTENT_TYPE,
     DirSink,
     GcsSink,
@@ -36,6 +37,14 @@ FAST_RETRY: Retry = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.05).with_ti
 
 def meta(pushed: str = "2024-01-01T00:00:00Z", **extra: str) -> dict[str, str]:
     return {"org": "o", "repo": "r", "pushedAt": pushed, "sha256": "abc", **extra}
+
+
+def put(sink: Sink, owner: str, name: str, data: bytes, metadata: dict[str, str]) -> None:
+    """``sink.put_digest`` from a file holding ``data``, as the pipeline calls it."""
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(scratch) / "digest.md"
+        source.write_bytes(data)
+        sink.put_digest(owner, name, source, metadata)
 
 
 def gcs_client() -> storage.Client:
@@ -110,9 +119,9 @@ def test_put_list_and_read_back(sink_and_store: tuple[Sink, Stored]) -> None:
     assert sink.list_metadata() == {}
 
     big = os.urandom(9 * 1024 * 1024)  # over the single-request size: a resumable upload
-    sink.put_digest("alphagov", "notify", b"# notify\n", meta(repo="notify"))
-    sink.put_digest("alphagov", "big.repo", big, meta(repo="big.repo"))
-    sink.put_digest("MoJ", "x_y-z", b"\xe2\x9c\x93 utf-8\n", meta(repo="x_y-z"))
+    put(sink, "alphagov", "notify", b"# notify\n", meta(repo="notify"))
+    put(sink, "alphagov", "big.repo", big, meta(repo="big.repo"))
+    put(sink, "MoJ", "x_y-z", b"\xe2\x9c\x93 utf-8\n", meta(repo="x_y-z"))
 
     assert sink.list_metadata() == {
         "alphagov/notify": meta(repo="notify"),
@@ -133,11 +142,11 @@ def test_put_list_and_read_back(sink_and_store: tuple[Sink, Stored]) -> None:
 def test_overwrite_and_put_metadata(sink_and_store: tuple[Sink, Stored]) -> None:
     sink, stored = sink_and_store
     sink.check()
-    sink.put_digest("o", "r", b"v1", meta("1"))
+    put(sink, "o", "r", b"v1", meta("1"))
     listed = sink.list_metadata()
     assert listed["o/r"]["pushedAt"] == "1"
 
-    sink.put_digest("o", "r", b"v2", meta("2"))  # overwrite after a listing: precondition ok
+    put(sink, "o", "r", b"v2", meta("2"))  # overwrite after a listing: precondition ok
     sink.put_metadata("o", "r", meta("3", processedAt="later"))
     record = stored.read("o/r.md")
     assert record is not None
@@ -145,7 +154,7 @@ def test_overwrite_and_put_metadata(sink_and_store: tuple[Sink, Stored]) -> None
     assert record[2] == meta("3", processedAt="later")
     assert sink.list_metadata() == {"o/r": meta("3", processedAt="later")}
     # A second overwrite in the same run uses the generation the first one returned.
-    sink.put_digest("o", "r", b"v3", meta("4"))
+    put(sink, "o", "r", b"v3", meta("4"))
     record = stored.read("o/r.md")
     assert record is not None and record[0] == b"v3"
 
@@ -160,7 +169,7 @@ def test_put_metadata_of_a_missing_digest(sink_and_store: tuple[Sink, Stored]) -
 def test_listing_ignores_runs_and_foreign_objects(sink_and_store: tuple[Sink, Stored]) -> None:
     sink, stored = sink_and_store
     sink.check()
-    sink.put_digest("o", "r", b"digest", meta())
+    put(sink, "o", "r", b"digest", meta())
     sink.put_report("exec-1", 0, {"processed": 1})
     stored.plant("README.txt", b"not a digest")
     stored.plant("o/notes.txt", b"not a digest")
@@ -186,7 +195,7 @@ def test_run_report(sink_and_store: tuple[Sink, Stored]) -> None:
 def test_nothing_but_the_objects_is_left_behind(sink_and_store: tuple[Sink, Stored]) -> None:
     sink, stored = sink_and_store
     sink.check()  # the write probe is removed again
-    sink.put_digest("o", "r", b"digest", meta())
+    put(sink, "o", "r", b"digest", meta())
     sink.put_metadata("o", "r", meta("2"))
     sink.put_report("e", 0, {})
     assert stored.names() == ["_runs/e/task-0.json", "o/r.md"]
@@ -196,11 +205,11 @@ def test_names_that_could_escape_are_refused(sink_and_store: tuple[Sink, Stored]
     sink, _ = sink_and_store
     for owner, name in (("..", "x"), ("o", "../../etc"), ("o", "a/b"), ("", "x")):
         with pytest.raises(ValueError):
-            sink.put_digest(owner, name, b"x", meta())
+            put(sink, owner, name, b"x", meta())
     with pytest.raises(ValueError):
         sink.put_report("../up", 0, {})
     with pytest.raises(TypeError):
-        sink.put_digest("o", "r", b"x", {"size": 3})  # type: ignore[dict-item]
+        put(sink, "o", "r", b"x", {"size": 3})  # type: ignore[dict-item]
 
 
 def test_missing_bucket_is_a_sink_error_that_says_what_to_do(fake_gcs: FakeGcs) -> None:
@@ -225,8 +234,8 @@ def test_unusable_directory_is_a_sink_error(tmp_path: Path) -> None:
 
 def test_directory_digest_without_metadata_counts_as_absent(tmp_path: Path) -> None:
     sink = DirSink(tmp_path)
-    sink.put_digest("o", "a", b"a", meta())
-    sink.put_digest("o", "b", b"b", meta())
+    put(sink, "o", "a", b"a", meta())
+    put(sink, "o", "b", b"b", meta())
     (tmp_path / "o" / "b.md.meta.json").unlink()  # as if stopped between the two renames
     (tmp_path / "o" / "c.md.meta.json").write_text("{}")  # metadata without a digest
     (tmp_path / "o" / "a.md.tmp").write_text("junk")
@@ -241,7 +250,7 @@ def test_prefix_keeps_objects_apart(fake_gcs: FakeGcs) -> None:
     assert isinstance(sink, GcsSink)
     assert sink.url == f"gs://{BUCKET}/daily"
     sink.check()
-    sink.put_digest("o", "r", b"digest", meta())
+    put(sink, "o", "r", b"digest", meta())
     sink.put_report("e", 1, {})
     gcs_stored().plant("o/other.md", b"outside the prefix")
     assert sink.list_metadata() == {"o/r": meta()}
@@ -367,7 +376,7 @@ def test_503s_are_retried_and_nothing_is_lost(
     gcs_client().create_bucket(BUCKET)
     seeded = GcsSink(BUCKET, retry=FAST_RETRY)
     for i in range(5):  # existing digests: overwritten below under generation preconditions
-        seeded.put_digest("org", f"repo{i}", b"old", meta("old"))
+        put(seeded, "org", f"repo{i}", b"old", meta("old"))
 
     rules = [Rule(is_listing, 2), Rule(is_upload, 1)]
     proxy = FlakyProxy(fake_gcs.url, rules)
@@ -386,7 +395,7 @@ def test_503s_are_retried_and_nothing_is_lost(
         expected: dict[str, bytes] = {}
         for i in range(12):
             data = f"# repo{i}\n".encode() * (i + 1)
-            sink.put_digest("org", f"repo{i}", data, meta(str(i)))
+            put(sink, "org", f"repo{i}", data, meta(str(i)))
             expected[f"org/repo{i}.md"] = data
         for i in range(3):
             sink.put_metadata("org", f"repo{i}", meta(f"patched{i}"))
@@ -417,6 +426,6 @@ def test_a_bucket_that_keeps_failing_is_a_sink_error(
         retry = DEFAULT_RETRY.with_delay(initial=0.01, maximum=0.02).with_timeout(0.5)
         sink = GcsSink(BUCKET, retry=retry)
         with pytest.raises(SinkError, match="kept failing"):
-            sink.put_digest("o", "r", b"x", meta())
+            put(sink, "o", "r", b"x", meta())
     finally:
         proxy.close()
