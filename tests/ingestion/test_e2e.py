@@ -228,13 +228,22 @@ def test_missing_bucket_is_fatal_with_one_clear_line(
 # -- incremental -----------------------------------------------------------------------------
 
 
-def test_second_run_clones_nothing_and_one_change_clones_one(
+@pytest.fixture
+def ingested(
     git_server: GitServer, three_repos: list[str], tmp_path: Path
-) -> None:
+) -> tuple[Job, list[dict[str, Any]]]:
+    """The three repositories ingested once into a directory sink, and their feed entries."""
     entries = [entry(git_server, r) for r in three_repos]
     job = Job(git_server, tmp_path, entries)
-    out = job.out
     assert job() == 0
+    return job, entries
+
+
+def test_second_run_clones_nothing_and_one_change_clones_one(
+    git_server: GitServer, ingested: tuple[Job, list[dict[str, Any]]]
+) -> None:
+    job, entries = ingested
+    out = job.out
     first = stored(out)
     assert git_server.upload_packs() == 3
 
@@ -257,12 +266,10 @@ def test_second_run_clones_nothing_and_one_change_clones_one(
 
 
 def test_same_content_refreshes_metadata_only(
-    git_server: GitServer, three_repos: list[str], tmp_path: Path
+    ingested: tuple[Job, list[dict[str, Any]]],
 ) -> None:
-    entries = [entry(git_server, r) for r in three_repos]
-    job = Job(git_server, tmp_path, entries)
+    job, entries = ingested
     out = job.out
-    assert job() == 0
     md = out / "beta/three.md"
     inode = md.stat().st_ino
 
@@ -402,7 +409,7 @@ def run_module(*args: str, env: dict[str, str] | None = None, timeout: float = 6
         text=True,
         timeout=timeout,
         cwd=REPO_ROOT,
-        env={**os.environ, "LOG_FORMAT": "json", **(env or {})},
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -635,7 +642,7 @@ def test_sigterm_stops_promptly_without_partial_objects(
         stderr=subprocess.PIPE,
         text=True,
         cwd=REPO_ROOT,
-        env={**os.environ, "CLOUD_RUN_EXECUTION": "exec-term", "LOG_FORMAT": "json"},
+        env={**os.environ, "CLOUD_RUN_EXECUTION": "exec-term"},
     )  # fmt: skip
     assert proc.stdout is not None
     seen: list[dict[str, Any]] = []

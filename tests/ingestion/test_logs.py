@@ -119,7 +119,7 @@ log.info("after plain import", n=2)
 init_worker()
 log.error("after init_worker", n=3)
 """
-    env = {"LOG_FORMAT": "json", "PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
     )
