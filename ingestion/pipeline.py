@@ -45,6 +45,9 @@ if TYPE_CHECKING:
 WORKER_MAX_TASKS = 100
 # This many uploads failing in a row means the sink is gone: stop rather than clone for nothing.
 MAX_UPLOAD_FAILURES_IN_A_ROW = 5
+# After SIGTERM Cloud Run kills the task 10 s later. Uploads under way (each one atomic) get
+# this long to finish; one still retrying after that is abandoned, so the report gets written.
+STOP_GRACE_S = 5.0
 
 
 def _init_worker() -> None:
@@ -128,21 +131,36 @@ class Pipeline:
         ]
         for t in threads:
             t.start()
-        cancelled = False
+        stopped_at: float | None = None
         try:
             # Short joins keep the main thread responsive to signals.
             while any(t.is_alive() for t in threads):
                 for t in threads:
                     t.join(timeout=0.1)
-                if self.stop.is_set() and not cancelled:
-                    cancelled = True
+                if not self.stop.is_set():
+                    continue
+                if stopped_at is None:
+                    stopped_at = time.monotonic()
                     self._cancel_digests()
+                elif time.monotonic() - stopped_at > STOP_GRACE_S:
+                    self._abandon_uploads(sum(t.is_alive() for t in threads))
+                    break
         finally:
             if self.stop.is_set():
                 self._pool.stop()
             else:
                 self._pool.close()
             self._pool.join(timeout=10)
+
+    def _abandon_uploads(self, busy: int) -> None:
+        """Count the repositories whose upload is still retrying as interrupted: the object
+        either lands whole or not at all, and the next run redoes it if it did not."""
+        for _ in range(busy):
+            self.report.record_interrupted()
+        self.log.warning(
+            f"{busy} upload(s) still running {STOP_GRACE_S:.0f}s after the stop: not waiting",
+            abandoned=busy,
+        )
 
     def _cancel_digests(self) -> None:
         with self._inflight_lock:

@@ -31,6 +31,8 @@ from ingestion.shard import shard
 from ingestion.sinks import Sink, SinkError, open_sink
 
 PROGRESS_INTERVAL_S = 30.0
+# Retry budget for the run report after SIGTERM (Cloud Run's notice is 10 s).
+STOPPING_RETRY_S = 3.0
 
 
 @contextmanager
@@ -222,6 +224,8 @@ def _print_plan(plan: Plan, report: RunReport, log: Logger) -> None:
 
 
 def _finish(sink: Sink, report: RunReport, options: Options, log: Logger) -> int:
+    if report.stopped_by:
+        sink.hurry(STOPPING_RETRY_S)
     code = report.exit_code(options.max_failure_ratio)
     body = report.to_dict()
     if not options.dry_run:  # a dry run writes nothing, not even its report

@@ -50,6 +50,11 @@ class Sink(ABC):
         body = json.dumps(report, indent=2, sort_keys=True).encode() + b"\n"
         self._put_report(report_path(execution, task_index), body)
 
+    def hurry(self, seconds: float) -> None:
+        """From now on, give up retrying a failing request after ``seconds`` (when stopping:
+        the run report must land before Cloud Run's SIGKILL). A directory does not retry."""
+        return None
+
     @abstractmethod
     def _put_digest(self, relative: str, source: Path, metadata: dict[str, str]) -> None: ...
 

@@ -109,6 +109,9 @@ class GcsSink(Sink):
         self._listed = True
         return found
 
+    def hurry(self, seconds: float) -> None:
+        self._retry = self._retry.with_timeout(seconds)
+
     def _put_digest(self, relative: str, source: Path, metadata: dict[str, str]) -> None:
         key = relative.removesuffix(".md")
         # Unknown before any listing; after one, an object it did not show must not exist yet.

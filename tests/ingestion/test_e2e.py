@@ -617,6 +617,42 @@ def test_sigterm_during_a_digest_kills_its_worker(
     assert not list(scratch.glob("ingestion-task*"))  # the checkout and work dir are removed
 
 
+def test_sigterm_does_not_wait_for_an_upload_that_keeps_retrying(
+    git_server: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingestion.pipeline
+    from ingestion.sinks import DirSink
+
+    make_repo(git_server.root / "org/stuck", {"a.txt": "a\n"})
+    uploading = threading.Event()
+    release = threading.Event()
+
+    def stuck_upload(self: DirSink, relative: str, source: Path, metadata: Any) -> None:
+        uploading.set()
+        release.wait(30)  # a storage outage: the upload keeps retrying
+
+    monkeypatch.setattr(DirSink, "_put_digest", stuck_upload)
+    monkeypatch.setattr(ingestion.pipeline, "STOP_GRACE_S", 0.5)
+
+    def terminate_once_uploading() -> None:
+        if uploading.wait(30):
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_once_uploading, daemon=True)
+    killer.start()
+    job = Job(git_server, tmp_path, [entry(git_server, "org/stuck")])
+    started = time.monotonic()
+    try:
+        assert job() == 1
+        assert time.monotonic() - started < 8
+    finally:
+        release.set()
+        killer.join()
+    assert job.counts()["interrupted"] == 1 and job.counts()["processed"] == 0
+    [report] = reports(job.out)
+    assert report["stopped_by"] == "SIGTERM" and report["counts"]["interrupted"] == 1
+
+
 # -- process-level behaviour -----------------------------------------------------------------
 
 
