@@ -1,9 +1,4 @@
-"""Fixtures shared by every suite: the loopback cloud on free ports.
-
-READ /work/main/AGENTS.md FIRST: several helpers work in this checkout at the same time.
-Commit only your own files (`git commit -m ... -- <paths>`); never `git add -A`, `git stash`,
-`git checkout -- .` or reset. Activate the venv: `. .venv/bin/activate`.
-"""
+"""Fixtures shared by every suite: the loopback cloud on free ports."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
 """The shared context of the loopback cloud.
 
-(Contributors: read /work/main/AGENTS.md first — several people edit this checkout at once.)
-
 Each emulated API is a :class:`Service`. Services reach each other only through the
 :class:`Cloud` they are given (``cloud.service("run")``), never by importing each other's
 modules, so every one can be built and tested on its own. Plain helper modules are shared:
