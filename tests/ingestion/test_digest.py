@@ -17,10 +17,10 @@ from pathspec import PathSpec
 from ingestion.digest import (
     Digest,
     DigestSettings,
-    IgnoreMatcher,
     digest_checkout,
     write_digest,
 )
+from ingestion.ignore import IgnoreMatcher
 from tests.support.git import make_repo
 
 ROOT = Path(__file__).resolve().parents[2]
