@@ -7,13 +7,13 @@ import os
 import socket
 from concurrent import futures
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import grpc
 
 from govctl.emulator import process
 from govctl.emulator.cloud import Clock, Cloud, Service
+from govctl.emulator.lifecycle import Server
 from govctl.emulator.storage import FakeGcs
 from govctl.errors import GovctlError
 
@@ -38,7 +38,7 @@ def _load_service(spec: str, cloud: Cloud) -> Service:
     return cls(cloud)  # type: ignore[no-any-return]
 
 
-class Emulator:
+class Emulator(Server):
     """The loopback cloud, in-process: the gRPC services plus fake-gcs-server.
 
     Use as a context manager. ``port=0`` / ``storage_port=0`` pick free ports.
@@ -158,17 +158,6 @@ class Emulator:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
-
-    def __enter__(self) -> Emulator:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def _check_port_free(host: str, port: int, flag: str) -> None:

@@ -12,7 +12,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from types import TracebackType
+
+from govctl.emulator.lifecycle import Server
 
 
 def binary_path() -> Path:
@@ -27,7 +28,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-class FakeGcs:
+class FakeGcs(Server):
     """``fake-gcs-server`` on ``host:port`` (0 = a free port).
 
     ``data_dir=None`` uses the memory backend; otherwise objects persist under
@@ -107,14 +108,3 @@ class FakeGcs:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-    def __enter__(self) -> FakeGcs:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -7,8 +7,8 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
 
+from govctl.emulator.lifecycle import Server
 from govctl.emulator.storage import free_port
 
 GIT_ENV = {
@@ -72,7 +72,7 @@ def head(path: Path) -> str:
     return git("rev-parse", "HEAD", cwd=path)
 
 
-class GitServer:
+class GitServer(Server):
     """``git daemon`` on a free loopback port serving every repository under ``root``.
 
     Repositories are reached as ``git://127.0.0.1:PORT/<relative path>``.
@@ -127,14 +127,3 @@ class GitServer:
         if self._proc and self._proc.poll() is None:
             self._proc.terminate()
             self._proc.wait(timeout=5)
-
-    def __enter__(self) -> GitServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
