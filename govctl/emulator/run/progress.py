@@ -131,12 +131,16 @@ class Tracker:
         self.ex_id = execution.rsplit("/", 1)[-1]
         self.job = job
 
-    def _state(self, index: int) -> tuple[run_v2.Execution, run_v2.Task] | None:
+    def _state(
+        self, index: int, *, unfinished: bool = False
+    ) -> tuple[run_v2.Execution, run_v2.Task, datetime] | None:
+        """The execution, task ``index`` and now; None once either is gone (or, with
+        ``unfinished``, once the task has completed). Call with the service lock held."""
         ex = self.svc.executions.get(self.execution)
         task = self.svc.tasks.get(f"{self.execution}/tasks/{names.task_id(self.ex_id, index)}")
-        if ex is None or task is None:
+        if ex is None or task is None or (unfinished and "completion_time" in task):
             return None
-        return ex, task
+        return ex, task, self.svc.now()
 
     def _touched(self, ex: run_v2.Execution, now: datetime) -> None:
         ex.update_time = now
@@ -146,11 +150,9 @@ class Tracker:
 
     def attempt_started(self, index: int, attempt: int) -> None:
         with self.svc.lock:
-            found = self._state(index)
-            if found is None:
+            if (found := self._state(index)) is None:
                 return
-            ex, task = found
-            now = self.svc.now()
+            ex, task, now = found
             if "start_time" not in ex:
                 ex.start_time = now
                 set_condition(
@@ -177,11 +179,9 @@ class Tracker:
         self, index: int, attempt: int, result: AttemptResult, will_retry: bool
     ) -> None:
         with self.svc.lock:
-            found = self._state(index)
-            if found is None:
+            if (found := self._state(index)) is None:
                 return
-            ex, task = found
-            now = self.svc.now()
+            ex, task, now = found
             ex.running_count = max(0, ex.running_count - 1)
             code, message = _attempt_status(result, f"{int(task.timeout.total_seconds())}s")
             task.last_attempt_result = run_v2.TaskAttemptResult(
@@ -211,19 +211,13 @@ class Tracker:
 
     def task_cancelled(self, index: int) -> None:
         with self.svc.lock:
-            found = self._state(index)
-            if found is None or "completion_time" in found[1]:
+            if (found := self._state(index, unfinished=True)) is None:
                 return
-            ex, task = found
-            now = self.svc.now()
+            ex, task, now = found
             end_task(task, ex, now, "cancelled", "The task was cancelled.")
             self._touched(ex, now)
 
     def log_line(self, index: int, attempt: int, stream: Stream, line: str) -> None:
-        try:
-            logging_svc = self.svc.cloud.service("logging")
-        except LookupError:
-            return  # the logging service is not part of this emulator build
         entry = task_log_entry(
             project=self.job.project,
             location=self.job.location,
@@ -235,8 +229,10 @@ class Tracker:
             line=line,
             now=self.svc.now(),
         )
+        # A line the logging service refuses (e.g. an entry over 256 KiB) is dropped: the
+        # reader thread must keep draining the task's pipes, or the task would block.
         with contextlib.suppress(Exception):
-            logging_svc.write_entries([entry])
+            self.svc.cloud.service("logging").write_entries([entry])
 
     def execution_finished(self, outcome: Outcome) -> None:
         with self.svc.lock:

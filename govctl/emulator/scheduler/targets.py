@@ -201,10 +201,7 @@ def _attempt(cloud: Cloud, job: Any) -> Outcome:
             f"The loopback cloud sends no requests off the machine; {host} was not called.",
             delivered=False,
         )
-    try:
-        return _start_run_job(cloud, job, target)
-    except LookupError as err:  # the run or iam service is not loaded
-        return Outcome(grpc.StatusCode.UNAVAILABLE, str(err), delivered=False)
+    return _start_run_job(cloud, job, target)
 
 
 def _log(
