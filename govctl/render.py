@@ -30,6 +30,20 @@ def info(message: str) -> None:
     sys.stderr.flush()
 
 
+def warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.flush()
+
+
+def compact(value: Any) -> str:
+    """A value on one line: lists and tables as JSON, nothing as "-"."""
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
 def error(message: str) -> None:
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
@@ -69,10 +83,13 @@ def table(
     from rich.console import Console
     from rich.table import Table
 
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 1000  # piped or captured: whole values, never cut with "…"
     t = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
     for row in rows:
         t.add_row(*(_cell(v) for v in row))
-    Console(highlight=False).print(t)
+    console.print(t)
 
 
 def fields(data: Mapping[str, Any]) -> None:

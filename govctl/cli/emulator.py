@@ -40,7 +40,7 @@ def _state_dir(flag: Path | None) -> Path:
 def start(
     host: Annotated[
         str | None,
-        typer.Option(help="Address to listen on.", show_default=config.Config.emulator_host),
+        typer.Option(help="Address to listen on.", show_default=config.DEFAULT_EMULATOR_HOST),
     ] = None,
     port: Annotated[
         int | None,

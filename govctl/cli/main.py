@@ -25,6 +25,8 @@ from govctl.errors import GovctlError
 
 # command group -> "module:Typer attribute". Add a group here; the module is loaded lazily.
 GROUPS: dict[str, str] = {
+    "init": "govctl.cli.init:app",
+    "config": "govctl.cli.config:app",
     "emulator": "govctl.cli.emulator:app",
 }
 

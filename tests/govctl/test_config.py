@@ -12,8 +12,8 @@ from govctl.errors import UsageError
 
 def test_defaults_without_file_or_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    cfg = config.load(env={})
-    assert (cfg.project, cfg.region, cfg.source) == (None, "europe-west2", None)
+    cfg = config.load(env={"CLOUDSDK_CONFIG": str(tmp_path / "no-gcloud")})
+    assert (cfg.project, cfg.region, cfg.source) == (None, "us-central1", None)
     assert (cfg.emulator_port, cfg.emulator_storage_port) == (8086, 4443)
     assert cfg.state_dir.parts[-2:] == ("govctl", "emulator")
 
@@ -49,11 +49,14 @@ def test_govctl_config_names_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('projcet = "x"\n', "unknown key 'projcet'"),
-        ("[emulator]\nprot = 1\n", r"unknown key \[emulator\] prot"),
-        ("[emulator]\nport = 70000\n", "expected a port number"),
-        ('[emulator]\nport = "http"\n', "expected a port number"),
-        ("region = 3\n", "expected a non-empty string"),
+        ('projcet = "x"\n', "unknown key 'projcet' — did you mean project"),
+        (
+            "[emulator]\nprot = 1\n",
+            r"unknown key \[emulator\] prot — did you mean \[emulator\] port",
+        ),
+        ("[emulator]\nport = 70000\n", "expected a whole number from 0 to 65,535"),
+        ('[emulator]\nport = "http"\n', "expected a whole number"),
+        ("region = 3\n", "expected a Cloud Run region"),
         ("region = \n", "cannot read"),
     ],
 )
@@ -67,3 +70,73 @@ def test_bad_file_is_a_usage_error(tmp_path: Path, text: str, message: str) -> N
 def test_bad_env_value_names_the_variable() -> None:
     with pytest.raises(UsageError, match="GOVCTL_EMULATOR_PORT"):
         config.load(env={"GOVCTL_EMULATOR_PORT": "-1"})
+
+
+def _gcloud_dir(tmp_path: Path, project: str, region: str) -> Path:
+    root = tmp_path / "gcloud"
+    (root / "configurations").mkdir(parents=True)
+    (root / "active_config").write_text("work\n")
+    (root / "configurations" / "config_work").write_text(
+        f"[core]\nproject = {project}\n\n[run]\nregion = {region}\n"
+    )
+    return root
+
+
+def test_gcloud_configuration_sits_below_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"CLOUDSDK_CONFIG": str(_gcloud_dir(tmp_path, "from-gcloud", "europe-west1"))}
+    cfg = config.load(env=env)
+    assert (cfg.project, cfg.region) == ("from-gcloud", "europe-west1")
+    assert (cfg.sources["project"], cfg.sources["region"]) == ("gcloud", "gcloud")
+    # The defaults that name the project follow it.
+    assert cfg.job.image == "europe-west1-docker.pkg.dev/from-gcloud/govreposcrape/ingestion"
+    assert cfg.job.service_account == "govreposcrape-sa@from-gcloud.iam.gserviceaccount.com"
+    Path("govctl.toml").write_text('project = "from-file"\n')
+    cfg = config.load(env=env)
+    assert (cfg.project, cfg.sources["project"], cfg.region) == (
+        "from-file",
+        "file",
+        "europe-west1",
+    )
+
+
+def test_runbook_defaults_and_job_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("govctl.toml").write_text(
+        'project = "govreposcrape"\n[job]\ncpu = 4\nmemory = "16Gi"\ntask_timeout = "1h30m"\n'
+        'args = ["--concurrency", "8"]\nenv = { LOG_LEVEL = "debug" }\n'
+    )
+    cfg = config.load(env={"GOVCTL_JOB_TASKS": "10"}, job_parallelism=5)
+    job = cfg.job
+    assert (job.name, job.cpu, job.memory, job.tasks, job.parallelism) == (
+        "govreposcrape-ingestion", 4, "16Gi", 10, 5,
+    )  # fmt: skip
+    assert job.task_timeout.total_seconds() == 5400 and job.max_retries == 0
+    assert (job.args, job.env) == (("--concurrency", "8"), {"LOG_LEVEL": "debug"})
+    assert (cfg.bucket, cfg.schedule.cron, cfg.schedule.time_zone) == (
+        "govreposcrape-summaries", "0 2 * * *", "Etc/UTC",
+    )  # fmt: skip
+    assert cfg.run_uri == (
+        "https://run.googleapis.com/v2/projects/govreposcrape/locations/us-central1/"
+        "jobs/govreposcrape-ingestion:run"
+    )
+    assert cfg.sources["job.tasks"] == "env" and cfg.sources["job.parallelism"] == "flag"
+
+
+def test_a_long_task_timeout_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(env={"GOVCTL_JOB_TASK_TIMEOUT": "48h"})
+    assert cfg.job.task_timeout.total_seconds() == 48 * 3600
+    assert len(cfg.warnings) == 1 and "over 24h" in cfg.warnings[0]
+
+
+def test_missing_project_says_how_to_set_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(env={"CLOUDSDK_CONFIG": str(tmp_path)})
+    with pytest.raises(UsageError, match="no project set — pass --project") as err:
+        cfg.require_project()
+    assert err.value.exit_code == 2

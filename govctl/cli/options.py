@@ -1,0 +1,34 @@
+"""Options every cloud command shares, and the settings they resolve to."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from govctl import config, render
+
+Project = Annotated[
+    str | None,
+    typer.Option(
+        "--project", "-p", help="Google Cloud project [default: govctl.toml, GOVCTL_PROJECT or "
+        "gcloud's core/project].", show_default=False, rich_help_panel="Settings"
+    ),
+]  # fmt: skip
+Region = Annotated[
+    str | None,
+    typer.Option(
+        "--region", help=f"Cloud Run region [default: govctl.toml, GOVCTL_REGION, gcloud's "
+        f"run/region or {config.DEFAULT_REGION}].", show_default=False, rich_help_panel="Settings"
+    ),
+]  # fmt: skip
+Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable snake_case keys).")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def settings(project: str | None = None, region: str | None = None, **flags: Any) -> config.Config:
+    """The resolved settings; their warnings are said once, on stderr."""
+    cfg = config.load(project=project, region=region, **flags)
+    for warning in cfg.warnings:
+        render.warn(warning)
+    return cfg
