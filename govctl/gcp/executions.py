@@ -1,0 +1,239 @@
+"""Cloud Run executions and tasks as govctl's own records (run, list, get, cancel).
+
+An execution's status is read the way the console reads it: the ``Completed`` condition
+(SUCCEEDED, FAILED with an execution reason, or still RECONCILING/PENDING) and the task
+counters. Names: ``full`` is ``projects/P/locations/R/jobs/J/executions/E``; ``name`` is E.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from govctl.gcp import clients
+from govctl.gcp.errors import translate
+
+OVERRIDES_DENIED = (
+    "running with overrides (--limit, --arg, --env, --tasks, --task-timeout) needs "
+    "run.jobs.runWithOverrides: grant roles/run.jobsExecutorWithOverrides "
+    "(or roles/run.developer); roles/run.invoker allows only a plain run"
+)
+
+
+@dataclass(frozen=True)
+class Execution:
+    name: str
+    full: str
+    job: str
+    status: str  # running, succeeded, failed, cancelled, pending
+    reason: str | None  # e.g. NON_ZERO_EXIT_CODE, CANCELLED
+    message: str
+    created: datetime | None
+    started: datetime | None
+    completed: datetime | None
+    task_count: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    running: int
+    retried: int
+    log_uri: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+    def duration_s(self, now: datetime | None = None) -> float | None:
+        start = self.started or self.created
+        end = self.completed or now
+        return (end - start).total_seconds() if start and end else None
+
+
+@dataclass(frozen=True)
+class Task:
+    index: int
+    status: str  # pending, running, succeeded, failed, cancelled
+    attempt: int  # 1-based: retries + 1 (0 while never started)
+    retried: int
+    exit_code: int | None
+    term_signal: int | None
+    message: str
+    started: datetime | None
+    completed: datetime | None
+
+    @property
+    def timed_out(self) -> bool:
+        return "timeout" in self.message.lower() or "timed out" in self.message.lower()
+
+    def duration_s(self, now: datetime | None = None) -> float | None:
+        end = self.completed or now
+        return (end - self.started).total_seconds() if self.started and end else None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What one run changes; ``args`` is the WHOLE argument list (Cloud Run replaces it)."""
+
+    args: Sequence[str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    task_count: int | None = None
+    timeout_s: int | None = None
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.args is not None or self.env or self.task_count or self.timeout_s is not None
+        )
+
+
+def _time(value: Any) -> datetime | None:
+    # proto-plus gives DatetimeWithNanoseconds, or a zero epoch for an unset field.
+    if value is None or not getattr(value, "year", 0) or value.timestamp() <= 0:
+        return None
+    return value  # type: ignore[no-any-return]
+
+
+def _completed(conditions: Any) -> Any:
+    return next((c for c in conditions if c.type_ == "Completed"), None)
+
+
+def to_execution(ex: Any) -> Execution:
+    from google.cloud import run_v2
+
+    state = run_v2.Condition.State
+    cond = _completed(ex.conditions)
+    reason = None
+    if cond is not None and cond.execution_reason:
+        reason = run_v2.Condition.ExecutionReason(cond.execution_reason).name
+        if reason == "EXECUTION_REASON_UNDEFINED":
+            reason = None
+    if cond is not None and cond.state == state.CONDITION_SUCCEEDED:
+        status = "succeeded"
+    elif cond is not None and cond.state == state.CONDITION_FAILED:
+        status = "cancelled" if reason in ("CANCELLED", "DELETED") else "failed"
+    elif _time(ex.start_time) or ex.running_count:
+        status = "running"
+    else:
+        status = "pending"
+    return Execution(
+        name=ex.name.rsplit("/", 1)[-1],
+        full=ex.name,
+        job=ex.job,
+        status=status,
+        reason=reason,
+        message=cond.message if cond is not None else "",
+        created=_time(ex.create_time),
+        started=_time(ex.start_time),
+        completed=_time(ex.completion_time),
+        task_count=ex.task_count,
+        succeeded=ex.succeeded_count,
+        failed=ex.failed_count,
+        cancelled=ex.cancelled_count,
+        running=ex.running_count,
+        retried=ex.retried_count,
+        log_uri=ex.log_uri,
+        labels=dict(ex.labels),
+    )
+
+
+def to_task(task: Any) -> Task:
+    from google.cloud import run_v2
+
+    state = run_v2.Condition.State
+    cond = _completed(task.conditions)
+    result = task.last_attempt_result if "last_attempt_result" in task else None
+    cancelled = cond is not None and cond.execution_reason == (
+        run_v2.Condition.ExecutionReason.CANCELLED
+    )
+    if cond is not None and cond.state == state.CONDITION_SUCCEEDED:
+        status = "succeeded"
+    elif cond is not None and cond.state == state.CONDITION_FAILED:
+        status = "cancelled" if cancelled else "failed"
+    elif _time(task.start_time):
+        status = "running"
+    else:
+        status = "pending"
+    started = _time(task.start_time)
+    return Task(
+        index=task.index,
+        status=status,
+        attempt=task.retried + 1 if started else 0,
+        retried=task.retried,
+        exit_code=result.exit_code if result is not None and status != "running" else None,
+        term_signal=(result.term_signal or None) if result is not None else None,
+        message=cond.message if cond is not None else "",
+        started=started,
+        completed=_time(task.completion_time),
+    )
+
+
+def run(job_path: str, overrides: Overrides | None = None) -> Execution:
+    """Start an execution and return it as soon as Cloud Run has created it."""
+    from google.cloud import run_v2
+
+    request = run_v2.RunJobRequest(name=job_path)
+    if overrides:
+        container = run_v2.RunJobRequest.Overrides.ContainerOverride(
+            args=list(overrides.args or []),
+            clear_args=overrides.args is not None and not overrides.args,
+            env=[run_v2.EnvVar(name=k, value=v) for k, v in overrides.env.items()],
+        )
+        request.overrides = run_v2.RunJobRequest.Overrides(
+            container_overrides=[container],
+            task_count=overrides.task_count or 0,
+        )
+        if overrides.timeout_s is not None:
+            request.overrides.timeout = {"seconds": overrides.timeout_s}
+    denied = OVERRIDES_DENIED if overrides else "grant roles/run.invoker on the job"
+    with translate(
+        f"run job {job_path.rsplit('/', 1)[-1]}",
+        not_found="deploy it first: govctl deploy",
+        denied=denied,
+    ):
+        operation = clients.jobs().run_job(request=request)
+        # RunJob's operation stays open until the execution ends; its metadata is the
+        # execution from the start.
+        return to_execution(operation.metadata)
+
+
+def get(full_name: str) -> Execution:
+    with translate(f"get execution {full_name.rsplit('/', 1)[-1]}"):
+        return to_execution(clients.executions().get_execution(name=full_name))
+
+
+def list_for_job(job_path: str, limit: int = 20) -> list[Execution]:
+    """The job's executions, newest first (as Cloud Run lists them)."""
+    from google.cloud import run_v2
+
+    result: list[Execution] = []
+    with translate(
+        f"list executions of {job_path.rsplit('/', 1)[-1]}",
+        not_found="deploy it first: govctl deploy",
+    ):
+        pager = clients.executions().list_executions(
+            request=run_v2.ListExecutionsRequest(parent=job_path, page_size=min(limit, 100))
+        )
+        for ex in pager:
+            result.append(to_execution(ex))
+            if len(result) >= limit:
+                break
+    result.sort(key=lambda e: e.created.timestamp() if e.created else 0.0, reverse=True)
+    return result
+
+
+def tasks(full_name: str) -> list[Task]:
+    from google.cloud import run_v2
+
+    with translate(f"list tasks of {full_name.rsplit('/', 1)[-1]}"):
+        pager = clients.tasks().list_tasks(
+            request=run_v2.ListTasksRequest(parent=full_name, page_size=500)
+        )
+        return sorted((to_task(t) for t in pager), key=lambda t: t.index)
+
+
+def cancel(full_name: str) -> Execution:
+    with translate(f"cancel execution {full_name.rsplit('/', 1)[-1]}"):
+        operation = clients.executions().cancel_execution(name=full_name)
+        return to_execution(operation.metadata)
