@@ -29,6 +29,7 @@ SERVICES = [
     "govctl.emulator.run.service:RunService",
     "govctl.emulator.scheduler.service:SchedulerService",
     "govctl.emulator.billing.service:BillingService",
+    "govctl.emulator.billing.projects:ProjectBillingService",
 ]
 
 

@@ -92,6 +92,13 @@ def catalog() -> billing_v1.CloudCatalogClient:
     return _build(billing_v1.CloudCatalogClient, CloudCatalogGrpcTransport)  # type: ignore[no-any-return]
 
 
+def billing() -> billing_v1.CloudBillingClient:
+    from google.cloud import billing_v1
+    from google.cloud.billing_v1.services.cloud_billing.transports import CloudBillingGrpcTransport
+
+    return _build(billing_v1.CloudBillingClient, CloudBillingGrpcTransport)  # type: ignore[no-any-return]
+
+
 def projects() -> resourcemanager_v3.ProjectsClient:
     from google.cloud import resourcemanager_v3
     from google.cloud.resourcemanager_v3.services.projects.transports import ProjectsGrpcTransport

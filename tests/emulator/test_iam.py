@@ -38,10 +38,15 @@ def test_get_project_rejects_an_invalid_id(emulator: Emulator) -> None:
 
 def test_default_policy_makes_the_emulator_user_owner(emulator: Emulator) -> None:
     policy = clients.projects().get_iam_policy(resource=RESOURCE)
+    number = clients.projects().get_project(name=RESOURCE).name.split("/")[1]
     assert policy.version == 1
     assert policy.etag
     assert [(b.role, list(b.members)) for b in policy.bindings] == [
-        ("roles/owner", [DEFAULT_OWNER])
+        ("roles/owner", [DEFAULT_OWNER]),
+        (
+            "roles/cloudscheduler.serviceAgent",
+            [f"serviceAccount:service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"],
+        ),
     ]
 
 

@@ -37,10 +37,23 @@ EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MEMBER_KINDS = ("user", "serviceAccount", "group", "domain", "principal", "principalSet")
 
 
-def default_policy() -> policy_pb2.Policy:
-    return policy_pb2.Policy(
-        version=1, bindings=[policy_pb2.Binding(role="roles/owner", members=[DEFAULT_OWNER])]
-    )
+SCHEDULER_AGENT_ROLE = "roles/cloudscheduler.serviceAgent"
+
+
+def scheduler_agent(number: str) -> str:
+    """Cloud Scheduler's service agent in the project with this number (GCP-FACTS.md)."""
+    return f"serviceAccount:service-{number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+
+
+def default_policy(number: str | None = None) -> policy_pb2.Policy:
+    """A new project's policy: its creator owns it, and (given the project number) Cloud
+    Scheduler's service agent holds its role, as Google grants it when the API is first used."""
+    bindings = [policy_pb2.Binding(role="roles/owner", members=[DEFAULT_OWNER])]
+    if number is not None:
+        bindings.append(
+            policy_pb2.Binding(role=SCHEDULER_AGENT_ROLE, members=[scheduler_agent(number)])
+        )
+    return policy_pb2.Policy(version=1, bindings=bindings)
 
 
 @dataclass
@@ -88,7 +101,7 @@ class Project:
         return proj
 
 
-def _number_for(project_id: str) -> str:
+def number_for(project_id: str) -> str:
     # Stable across restarts and machines, 12 digits like real project numbers.
     return str(10**11 + int(hashlib.sha256(project_id.encode()).hexdigest(), 16) % (9 * 10**11))
 
@@ -128,10 +141,12 @@ class Projects:
                 f"invalid project id {ident!r}: 6 to 30 lowercase letters, digits or hyphens, "
                 "starting with a letter and not ending with a hyphen"
             )
+        number = number_for(ident)
         proj = Project(
             ident,
-            _number_for(ident),
+            number,
             self._service.cloud.clock.now(),
+            policy=default_policy(number),
             enabled=set(self._enabled_in_new),
         )
         proj.stamp()

@@ -241,6 +241,17 @@ PREDEFINED: dict[str, frozenset[str]] = {
     ),
     # Cloud Scheduler
     "roles/cloudscheduler.viewer": _SCHEDULER_VIEW,
+    # Held by Cloud Scheduler's service agent (core of Google's list: it mints the tokens
+    # that scheduler jobs send).
+    "roles/cloudscheduler.serviceAgent": frozenset(
+        {
+            "iam.serviceAccounts.actAs",
+            "iam.serviceAccounts.getAccessToken",
+            "iam.serviceAccounts.getOpenIdToken",
+            "logging.logEntries.create",
+            "pubsub.topics.publish",
+        }
+    ),
     "roles/cloudscheduler.jobRunner": frozenset({"cloudscheduler.jobs.run"}),
     "roles/cloudscheduler.admin": frozenset(
         _SCHEDULER_VIEW

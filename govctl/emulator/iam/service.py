@@ -21,7 +21,14 @@ from google.iam.v1 import policy_pb2
 from govctl.emulator.cloud import Cloud, Service
 from govctl.emulator.iam import policy as iam_policy
 from govctl.emulator.iam import roles
-from govctl.emulator.iam.projects import Project, Projects, ProjectsApi, default_policy
+from govctl.emulator.iam.projects import (
+    Project,
+    Projects,
+    ProjectsApi,
+    default_policy,
+    number_for,
+    scheduler_agent,
+)
 from govctl.emulator.iam.service_accounts import ServiceAccountsApi
 from govctl.emulator.iam.service_usage import ENABLED_IN_NEW_PROJECTS, ServiceUsageApi
 
@@ -43,7 +50,13 @@ class IamService(Service):
             known = self.projects.known(project)
             if known is not None:
                 return iam_policy.copy(known.policy)
-        return default_policy()
+        return default_policy(number_for(project))
+
+    def scheduler_agent(self, project: str) -> str:
+        """Cloud Scheduler's service agent of the project (id or number), as a member."""
+        with self.lock:
+            known = self.projects.known(project)
+            return scheduler_agent(known.number if known else number_for(project))
 
     def allows(self, policy: policy_pb2.Policy, member: str, permission: str) -> bool:
         return roles.allows(policy, member, permission)

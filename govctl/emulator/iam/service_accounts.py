@@ -12,11 +12,13 @@ from typing import Any
 
 import grpc
 from google.cloud import iam_admin_v1
+from google.iam.v1 import iam_policy_pb2
 from google.protobuf import empty_pb2
 
 from govctl.emulator import rpc
 from govctl.emulator.cloud import Service
-from govctl.emulator.iam.projects import Project, Projects
+from govctl.emulator.iam import roles
+from govctl.emulator.iam.projects import DEFAULT_OWNER, Project, Projects
 from govctl.emulator.rpc import Method, invalid_argument, not_found
 
 ACCOUNT_ID_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])$")
@@ -45,6 +47,11 @@ class ServiceAccountsApi:
                 ),
                 "DeleteServiceAccount": Method(
                     self.delete_service_account, ia.DeleteServiceAccountRequest, empty_pb2.Empty
+                ),
+                "TestIamPermissions": Method(
+                    self.test_iam_permissions,
+                    iam_policy_pb2.TestIamPermissionsRequest,
+                    iam_policy_pb2.TestIamPermissionsResponse,
                 ),
             },
         )
@@ -136,3 +143,17 @@ class ServiceAccountsApi:
             del proj.accounts[sa.email]
             self.svc.changed()
         return empty_pb2.Empty()
+
+    def test_iam_permissions(
+        self, request: iam_policy_pb2.TestIamPermissionsRequest, context: Any
+    ) -> Any:
+        """What the caller may do with the account. Service accounts keep no policy of their
+        own here, so the answer comes from the project's policy (where roles such as
+        roles/iam.serviceAccountUser are usually granted)."""
+        bad = [p for p in request.permissions if not roles.PERMISSION_RE.match(p)]
+        if bad:
+            raise invalid_argument(f"Permission {bad[0]} is not valid.")
+        with self.svc.lock:
+            proj, _ = self._account(request.resource)
+            held = [p for p in request.permissions if roles.allows(proj.policy, DEFAULT_OWNER, p)]
+        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)

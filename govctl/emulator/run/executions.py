@@ -255,6 +255,9 @@ class ExecutionsRpcs(RunResources):
             timeout=tmpl.timeout.total_seconds(),
             cwd=cwd,
             start_error=start_error,
+            memory_limit=validate.parse_memory(
+                container.resources.limits.get("memory", validate.DEFAULT_MEMORY)
+            ),
         )
 
     # Executions ------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from govctl.emulator.run import limits
+
 Stream = Literal["stdout", "stderr"]
 Outcome = Literal["succeeded", "failed", "cancelled", "interrupted"]
 
@@ -45,6 +47,7 @@ class TaskPlan:
     # Set when the spec cannot run at all (no entrypoint, unsupported env source): every
     # task fails at start with this message, as a container that cannot start would.
     start_error: str | None = None
+    memory_limit: int | None = None  # bytes; enforced by govctl.emulator.run.limits
 
 
 @dataclass
@@ -54,6 +57,7 @@ class AttemptResult:
     timed_out: bool = False
     cancelled: bool = False
     start_error: str | None = None
+    memory_exceeded: str | None = None  # the system log line, when killed for memory
 
     @property
     def ok(self) -> bool:
@@ -90,6 +94,7 @@ class _Attempt:
     timed_out: bool = False
     cancelled: bool = False
     kill_timer: threading.Timer | None = None
+    memory: limits.MemoryWatch | None = None
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -228,6 +233,7 @@ class ExecutionRunner(threading.Thread):
             self._running[index] = att
             return
         att.proc = proc
+        att.memory = limits.watch(proc.pid, plan.memory_limit)
         att.thread = threading.Thread(
             target=self._watch, args=(att,), name=f"{self.name}-task{index}", daemon=True
         )
@@ -283,6 +289,7 @@ class ExecutionRunner(threading.Thread):
             term_signal=-code if code < 0 else 0,
             timed_out=att.timed_out,
             cancelled=att.cancelled,
+            memory_exceeded=att.memory.exceeded if att.memory else None,
         )
         self._events.put((att, result))
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from google.cloud import run_v2
+from google.logging.type import log_severity_pb2
 from google.rpc import code_pb2
 
 from govctl.emulator.run import names
@@ -183,6 +184,8 @@ class Tracker:
                 return
             ex, task, now = found
             ex.running_count = max(0, ex.running_count - 1)
+            if result.memory_exceeded:
+                self._system_log(index, attempt, result.memory_exceeded, now)
             code, message = _attempt_status(result, f"{int(task.timeout.total_seconds())}s")
             task.last_attempt_result = run_v2.TaskAttemptResult(
                 status={"code": code, "message": message},
@@ -217,6 +220,24 @@ class Tracker:
             end_task(task, ex, now, "cancelled", "The task was cancelled.")
             self._touched(ex, now)
 
+    def _system_log(self, index: int, attempt: int, text: str, now: datetime) -> None:
+        """A platform message (``run.googleapis.com/varlog/system``, ERROR) about a task."""
+        entry = task_log_entry(
+            project=self.job.project,
+            location=self.job.location,
+            job=self.job.job,
+            execution=self.ex_id,
+            task_index=index,
+            attempt=attempt,
+            stream="stdout",
+            line=text,
+            now=now,
+        )
+        entry.log_name = f"projects/{self.job.project}/logs/run.googleapis.com%2Fvarlog%2Fsystem"
+        entry.severity = log_severity_pb2.ERROR
+        with contextlib.suppress(Exception):
+            self.svc.cloud.service("logging").write_entries([entry])
+
     def log_line(self, index: int, attempt: int, stream: Stream, line: str) -> None:
         entry = task_log_entry(
             project=self.job.project,
@@ -244,6 +265,9 @@ def _attempt_status(result: AttemptResult, timeout_text: str) -> tuple[int, str]
         return code_pb2.FAILED_PRECONDITION, result.start_error
     if result.cancelled:
         return code_pb2.CANCELLED, "The task was cancelled."
+    if result.memory_exceeded:
+        # Killed with SIGKILL: Cloud Run reports the container's exit code 137.
+        return code_pb2.UNKNOWN, "The container exited with an exit code of 137."
     if result.timed_out:
         return code_pb2.DEADLINE_EXCEEDED, f"The configured timeout was reached ({timeout_text})."
     if result.term_signal:

@@ -130,6 +130,18 @@ def _start_run_job(cloud: Cloud, job: Any, target: RunTarget) -> Outcome:
         )
     iam = cloud.service("iam")
     email = http.oauth_token.service_account_email
+    # Cloud Scheduler mints the token as its service agent; without the agent's role it cannot.
+    own_project = job.name.split("/")[1]
+    agent = iam.scheduler_agent(own_project)
+    if not iam.allows(
+        iam.project_iam_policy(own_project), agent, "iam.serviceAccounts.getAccessToken"
+    ):
+        return Outcome(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"Cloud Scheduler's service agent {agent.partition(':')[2]} cannot get a token for "
+            f"{email}: it lacks roles/cloudscheduler.serviceAgent on project {own_project}.",
+            delivered=False,
+        )
     if iam.service_account(email) is None:
         return Outcome(
             grpc.StatusCode.UNAUTHENTICATED,
