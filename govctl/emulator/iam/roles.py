@@ -142,6 +142,19 @@ PREDEFINED: dict[str, frozenset[str]] = {
     # Cloud Run
     "roles/run.viewer": _RUN_VIEW,
     "roles/run.invoker": frozenset({"run.jobs.run", "run.routes.invoke"}),
+    # Run a job as it is, or with overrides (args, env, task count, timeout).
+    "roles/run.jobsExecutor": frozenset(
+        {"run.jobs.run", "run.jobs.get", "run.executions.get", "run.executions.list"}
+    ),
+    "roles/run.jobsExecutorWithOverrides": frozenset(
+        {
+            "run.jobs.run",
+            "run.jobs.runWithOverrides",
+            "run.jobs.get",
+            "run.executions.get",
+            "run.executions.list",
+        }
+    ),
     "roles/run.developer": frozenset(_RUN_DEVELOP),
     "roles/run.admin": frozenset(
         _RUN_DEVELOP | {"run.jobs.setIamPolicy", "run.services.setIamPolicy"}

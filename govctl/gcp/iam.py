@@ -1,0 +1,202 @@
+"""IAM as govctl records: policies of projects and jobs, what a caller may do, service accounts.
+
+Reads (``project_policy``, ``job_policy``, ``test_*``, ``service_account``) serve ``govctl
+doctor``; ``grant_on_project`` / ``grant_on_job`` are IAM's read-modify-write with the etag
+(a concurrent change is ABORTED and reported, never overwritten).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from govctl.errors import NotFound
+from govctl.gcp import clients
+from govctl.gcp.errors import translate
+
+# Under the emulator every call comes from this principal (docs/emulator/iam.md).
+EMULATOR_CALLER = "user:emulator@example.com"
+
+# Roles that grant a permission doctor asks about, beyond the basic roles (GCP-FACTS.md and
+# Google's role reference; the role lists are the subset govctl meets).
+GRANTING: dict[str, frozenset[str]] = {
+    "run.jobs.run": frozenset(
+        {
+            "roles/run.invoker",
+            "roles/run.jobsExecutor",
+            "roles/run.jobsExecutorWithOverrides",
+            "roles/run.developer",
+            "roles/run.admin",
+            "roles/owner",
+            "roles/editor",
+        }
+    ),
+    "run.jobs.runWithOverrides": frozenset(
+        {
+            "roles/run.jobsExecutorWithOverrides",
+            "roles/run.developer",
+            "roles/run.admin",
+            "roles/owner",
+            "roles/editor",
+        }
+    ),
+    "storage.objects.create": frozenset(
+        {
+            "roles/storage.objectCreator",
+            "roles/storage.objectUser",
+            "roles/storage.objectAdmin",
+            "roles/storage.admin",
+            "roles/owner",
+            "roles/editor",
+        }
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Unconditional bindings (role -> members); conditional ones are kept apart because
+    whether they apply cannot be known without evaluating their condition."""
+
+    bindings: dict[str, frozenset[str]] = field(default_factory=dict)
+    conditional: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def holds(self, member: str, role: str) -> bool:
+        return _norm(member) in {_norm(m) for m in self.bindings.get(role, frozenset())}
+
+    def roles_of(self, member: str) -> set[str]:
+        return {r for r in self.bindings if self.holds(member, r)}
+
+    def grants(self, member: str, permission: str) -> bool:
+        return bool(self.roles_of(member) & GRANTING.get(permission, frozenset()))
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    email: str
+    name: str
+    disabled: bool
+
+
+def _norm(member: str) -> str:
+    kind, sep, rest = member.partition(":")
+    return f"{kind}:{rest.lower()}" if sep else member
+
+
+def _policy(pb: Any) -> Policy:
+    plain: dict[str, set[str]] = {}
+    conditional: dict[str, set[str]] = {}
+    for b in pb.bindings:
+        target = conditional if b.HasField("condition") and b.condition.expression else plain
+        target.setdefault(b.role, set()).update(b.members)
+    return Policy(
+        {r: frozenset(m) for r, m in plain.items()},
+        {r: frozenset(m) for r, m in conditional.items()},
+    )
+
+
+def caller() -> str:
+    """Who the credentials are, as an IAM member where it can be known without a call."""
+    if clients.emulator_host():
+        return EMULATOR_CALLER
+    import google.auth
+
+    with translate("find Google credentials"):
+        creds, _ = google.auth.default()
+    email = getattr(creds, "service_account_email", None)
+    if email and "@" in email:
+        return f"serviceAccount:{email}"
+    account = getattr(creds, "account", None)
+    return f"user:{account}" if account else "user (Application Default Credentials)"
+
+
+def project_policy(project: str) -> Policy:
+    with translate(f"read the IAM policy of project {project}"):
+        return _policy(clients.projects().get_iam_policy(resource=f"projects/{project}"))
+
+
+def job_policy(job_path: str) -> Policy:
+    with translate(
+        f"read the IAM policy of job {job_path.rsplit('/', 1)[-1]}",
+        not_found="deploy it first: govctl deploy",
+    ):
+        return _policy(clients.jobs().get_iam_policy(request={"resource": job_path}))
+
+
+def test_project(project: str, permissions: Iterable[str]) -> set[str]:
+    """Which of ``permissions`` the caller holds on the project."""
+    with translate(f"test permissions on project {project}"):
+        answer = clients.projects().test_iam_permissions(
+            resource=f"projects/{project}", permissions=list(permissions)
+        )
+    return set(answer.permissions)
+
+
+def test_job(job_path: str, permissions: Iterable[str]) -> set[str]:
+    with translate(f"test permissions on job {job_path.rsplit('/', 1)[-1]}"):
+        answer = clients.jobs().test_iam_permissions(
+            request={"resource": job_path, "permissions": list(permissions)}
+        )
+    return set(answer.permissions)
+
+
+def test_service_account(project: str, email: str, permissions: Iterable[str]) -> set[str]:
+    from google.iam.v1 import iam_policy_pb2
+
+    with translate(f"test permissions on service account {email}"):
+        answer = clients.iam().test_iam_permissions(
+            request=iam_policy_pb2.TestIamPermissionsRequest(
+                resource=f"projects/{project}/serviceAccounts/{email}",
+                permissions=list(permissions),
+            )
+        )
+    return set(answer.permissions)
+
+
+def service_account(project: str, email: str) -> ServiceAccount | None:
+    """The service account, or None when it does not exist."""
+    try:
+        with translate(f"get service account {email}"):
+            sa = clients.iam().get_service_account(
+                name=f"projects/{project}/serviceAccounts/{email}"
+            )
+    except NotFound:
+        return None
+    return ServiceAccount(email=sa.email, name=sa.name, disabled=bool(sa.disabled))
+
+
+def _add(policy: Any, role: str, member: str) -> bool:
+    for b in policy.bindings:
+        if b.role == role and not (b.HasField("condition") and b.condition.expression):
+            if member in b.members:
+                return False
+            b.members.append(member)
+            return True
+    policy.bindings.add(role=role, members=[member])
+    return True
+
+
+def grant_on_project(project: str, role: str, member: str) -> bool:
+    """Add ``member`` to ``role`` on the project; False when it already held it."""
+    rm = clients.projects()
+    with translate(f"grant {role} to {member} on project {project}"):
+        policy = rm.get_iam_policy(resource=f"projects/{project}")
+        if not _add(policy, role, member):
+            return False
+        rm.set_iam_policy(request={"resource": f"projects/{project}", "policy": policy})
+    return True
+
+
+def grant_on_job(job_path: str, role: str, member: str) -> bool:
+    """Add ``member`` to ``role`` on the job (least privilege: this job only)."""
+    jobs = clients.jobs()
+    with translate(
+        f"grant {role} to {member} on job {job_path.rsplit('/', 1)[-1]}",
+        not_found="deploy it first: govctl deploy",
+    ):
+        policy = jobs.get_iam_policy(request={"resource": job_path})
+        if not _add(policy, role, member):
+            return False
+        jobs.set_iam_policy(request={"resource": job_path, "policy": policy})
+    return True

@@ -1,0 +1,230 @@
+"""Small reads of deployed resources that `govctl doctor` needs: the project, the Run job's
+spec, the scheduler job, the bucket and its digests, and log lines of an execution.
+
+(The deploy layer owns creating jobs and scheduler jobs; these reads only say what is there.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from govctl.errors import NotFound
+from govctl.gcp import clients
+from govctl.gcp.errors import translate
+
+
+@dataclass(frozen=True)
+class ProjectFacts:
+    project_id: str
+    number: str
+    state: str
+
+
+@dataclass(frozen=True)
+class JobFacts:
+    name: str
+    image: str
+    memory: str  # as set, e.g. "4Gi"
+    cpu: str
+    timeout_s: float
+    service_account: str
+    task_count: int
+
+
+@dataclass(frozen=True)
+class SchedulerFacts:
+    name: str
+    uri: str
+    http_method: str
+    token: str | None  # "oauth", "oidc" or None
+    service_account: str
+    body: bytes
+    state: str  # ENABLED, PAUSED, DISABLED, UPDATE_FAILED
+    schedule: str
+    time_zone: str
+    last_status: str | None  # None = never attempted; "OK", "PERMISSION_DENIED", …
+    last_message: str
+    last_attempt: datetime | None
+
+    @property
+    def overrides(self) -> bool:
+        """Whether the RunJob body carries overrides (then runWithOverrides is needed)."""
+        try:
+            data = json.loads(self.body or b"{}")
+        except ValueError:
+            return False
+        return isinstance(data, dict) and bool(data.get("overrides"))
+
+
+@dataclass(frozen=True)
+class BucketFacts:
+    name: str
+    location: str  # upper case as Cloud Storage reports it, e.g. "EUROPE-WEST2"
+    digests: int
+    newest_processed_at: datetime | None
+
+
+def project(project_id: str) -> ProjectFacts:
+    from google.cloud import resourcemanager_v3
+
+    with translate(f"get project {project_id}", not_found="check the project id"):
+        p = clients.projects().get_project(name=f"projects/{project_id}")
+    return ProjectFacts(
+        project_id=p.project_id,
+        number=p.name.rsplit("/", 1)[-1],
+        state=resourcemanager_v3.Project.State(p.state).name,
+    )
+
+
+def job(job_path: str) -> JobFacts | None:
+    """The job's spec, or None when it does not exist."""
+    try:
+        with translate(f"get job {job_path.rsplit('/', 1)[-1]}"):
+            j = clients.jobs().get_job(name=job_path)
+    except NotFound:
+        return None
+    tmpl = j.template.template
+    container = tmpl.containers[0] if tmpl.containers else None
+    limits = dict(container.resources.limits) if container is not None else {}
+    return JobFacts(
+        name=j.name,
+        image=container.image if container is not None else "",
+        memory=limits.get("memory", "512Mi"),
+        cpu=limits.get("cpu", "1"),
+        timeout_s=tmpl.timeout.total_seconds() if "timeout" in tmpl else 600.0,
+        service_account=tmpl.service_account,
+        task_count=j.template.task_count,
+    )
+
+
+def scheduler(path: str) -> SchedulerFacts | None:
+    """The scheduler job, or None when it does not exist."""
+    from google.cloud import scheduler_v1
+    from google.rpc import code_pb2
+
+    try:
+        with translate(f"get scheduler job {path.rsplit('/', 1)[-1]}"):
+            s = clients.scheduler().get_job(name=path)
+    except NotFound:
+        return None
+    http = s.http_target
+    token, account = None, ""
+    if "oauth_token" in http:
+        token, account = "oauth", http.oauth_token.service_account_email
+    elif "oidc_token" in http:
+        token, account = "oidc", http.oidc_token.service_account_email
+    attempted = _time(s.last_attempt_time)
+    status = None
+    if attempted is not None:
+        status = code_pb2.Code.Name(s.status.code) if "status" in s else "OK"
+    return SchedulerFacts(
+        name=s.name,
+        uri=http.uri,
+        http_method=scheduler_v1.HttpMethod(http.http_method).name,
+        token=token,
+        service_account=account,
+        body=bytes(http.body),
+        state=scheduler_v1.Job.State(s.state).name,
+        schedule=s.schedule,
+        time_zone=s.time_zone or "Etc/UTC",
+        last_status=status,
+        last_message=s.status.message if "status" in s else "",
+        last_attempt=attempted,
+    )
+
+
+def resume_scheduler(path: str) -> None:
+    with translate(f"resume scheduler job {path.rsplit('/', 1)[-1]}"):
+        clients.scheduler().resume_job(name=path)
+
+
+def bucket(name: str, project: str | None = None) -> BucketFacts | None:
+    """The bucket's location and its digests' freshness, or None when it does not exist."""
+    from google.api_core import exceptions
+
+    client = clients.storage_client(project)
+    with translate(f"read bucket gs://{name}"):
+        try:
+            b = client.get_bucket(name)
+        except exceptions.NotFound:
+            return None
+        count, newest = 0, None
+        for blob in client.list_blobs(name):
+            if not blob.name.endswith(".md"):
+                continue
+            count += 1
+            stamp = _parse((blob.metadata or {}).get("processedAt"))
+            if stamp is not None and (newest is None or stamp > newest):
+                newest = stamp
+    return BucketFacts(
+        name=name, location=(b.location or "").upper(), digests=count, newest_processed_at=newest
+    )
+
+
+def bucket_policy(name: str, project: str | None = None) -> Any:
+    """The bucket's IAM policy as :class:`govctl.gcp.iam.Policy`, or None when it cannot be
+    read (no such bucket, no storage.buckets.getIamPolicy, or fake-gcs-server, which has no
+    bucket IAM)."""
+    from google.api_core import exceptions
+
+    from govctl.gcp.iam import Policy
+
+    try:
+        pol = (
+            clients.storage_client(project).bucket(name).get_iam_policy(requested_policy_version=3)
+        )
+    except exceptions.GoogleAPICallError:
+        return None
+    plain: dict[str, set[str]] = {}
+    for binding in pol.bindings:
+        if binding.get("condition"):
+            continue
+        plain.setdefault(binding["role"], set()).update(binding["members"])
+    return Policy({r: frozenset(m) for r, m in plain.items()})
+
+
+def log_texts(project: str, filter_: str, limit: int = 20) -> list[str]:
+    """The newest ``limit`` matching entries' messages, oldest first."""
+    lines: list[str] = []
+    with translate("read Cloud Logging entries"):
+        pager = clients.logging().list_log_entries(
+            request={
+                "resource_names": [f"projects/{project}"],
+                "filter": filter_,
+                "order_by": "timestamp desc",
+                "page_size": limit,
+            }
+        )
+        for entry in pager:
+            lines.append(_message(entry))
+            if len(lines) >= limit:
+                break
+    return list(reversed(lines))
+
+
+def _message(entry: Any) -> str:
+    if entry.text_payload:
+        return str(entry.text_payload)
+    payload = entry.json_payload
+    if payload is not None and "message" in payload:
+        return str(payload["message"])
+    return json.dumps(dict(payload)) if payload is not None else ""
+
+
+def _parse(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
+def _time(value: Any) -> datetime | None:
+    if value is None or not getattr(value, "year", 0) or value.timestamp() <= 0:
+        return None
+    return value  # type: ignore[no-any-return]
