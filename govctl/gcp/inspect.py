@@ -67,11 +67,27 @@ class BucketFacts:
     newest_processed_at: datetime | None
 
 
-def project(project_id: str) -> ProjectFacts:
+def project(project_id: str, timeout: float | None = None) -> ProjectFacts:
+    """The project; ``timeout`` bounds the whole call, retries included."""
+    from google.api_core import retry as retries
     from google.cloud import resourcemanager_v3
 
+    policy: Any = None
+    if timeout is not None:
+        policy = retries.Retry(
+            initial=0.2,
+            maximum=2.0,
+            multiplier=2.0,
+            timeout=timeout,
+            predicate=retries.if_transient_error,
+        )
     with translate(f"get project {project_id}", not_found="check the project id"):
-        p = clients.projects().get_project(name=f"projects/{project_id}")
+        if policy is None:
+            p = clients.projects().get_project(name=f"projects/{project_id}")
+        else:
+            p = clients.projects().get_project(
+                name=f"projects/{project_id}", retry=policy, timeout=timeout
+            )
     return ProjectFacts(
         project_id=p.project_id,
         number=p.name.rsplit("/", 1)[-1],

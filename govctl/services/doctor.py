@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from govctl import config
-from govctl.errors import GovctlError
+from govctl.errors import CloudError, GovctlError
 from govctl.gcp import billing_info, executions, iam, inspect, services
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
@@ -38,6 +38,7 @@ DEPLOY_PERMISSIONS = {
 ACT_AS = "iam.serviceAccounts.actAs"
 RUN_TIME_WARN = 0.8  # of the task timeout
 RECENT_EXECUTIONS = 20
+PREFLIGHT_TIMEOUT = 10.0  # seconds for the first call, retries included
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,12 @@ class Facts:
     """Every read doctor makes, started at once on a thread pool; ``get`` waits for one and
     re-raises its :class:`GovctlError`, so a check can report it as its evidence."""
 
-    def __init__(self, cfg: config.Config, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, cfg: config.Config, pool: ThreadPoolExecutor, project: Any = None) -> None:
         p = cfg.require_project()
         sa = cfg.job.service_account
         readers: dict[str, Callable[[], Any]] = {
             "caller": iam.caller,
-            "project": lambda: inspect.project(p),
+            "project": (lambda: project) if project is not None else lambda: inspect.project(p),
             "billing": lambda: billing_info.project_billing(p),
             "apis": lambda: services.enabled(p),
             "deploy_permissions": lambda: iam.test_project(p, DEPLOY_PERMISSIONS),
@@ -169,39 +170,60 @@ class Doctor:
         self.now = now or (lambda: datetime.now(UTC))
 
     # -- the checks, in the order they are shown -------------------------------------------
-    def checks(self) -> list[Callable[[Facts], Check]]:
+    def checks(self) -> list[tuple[str, Callable[[Facts], Check]]]:
+        """(name, check) in the order they are shown; the name labels a check that errs."""
         return [
-            self.credentials,
-            self.project_check,
-            self.billing,
-            self.apis,
-            self.deploy_permissions,
-            self.service_account,
-            self.bucket_write,
-            self.job,
-            self.invoker,
-            self.scheduler_agent,
-            self.scheduler_target,
-            self.scheduler_last_attempt,
-            self.image,
-            self.last_execution,
-            self.run_time,
-            self.bucket,
-            self.digests,
+            ("credentials", self.credentials),
+            ("project", self.project_check),
+            ("billing", self.billing),
+            ("apis", self.apis),
+            ("deploy rights", self.deploy_permissions),
+            ("service account", self.service_account),
+            ("bucket access", self.bucket_write),
+            ("job", self.job),
+            ("job access", self.invoker),
+            ("scheduler agent", self.scheduler_agent),
+            ("scheduler", self.scheduler_target),
+            ("last attempt", self.scheduler_last_attempt),
+            ("image", self.image),
+            ("last run", self.last_execution),
+            ("run time", self.run_time),
+            ("bucket", self.bucket),
+            ("digests", self.digests),
         ]
 
     def run(self) -> Report:
+        # One quick call first: against an API that does not answer, every other read would
+        # wait out its own retries (minutes), so say so at once instead.
+        try:
+            first = inspect.project(self.project, timeout=PREFLIGHT_TIMEOUT)
+        except CloudError as err:
+            if not any(s in str(err) for s in ("did not answer", "credentials")):
+                first = None  # e.g. permission denied: the checks will each say what they can
+            else:
+                return Report(
+                    [
+                        _failed(name, err)
+                        if name == "project"
+                        else Check(name, SKIP, "not checked: Google Cloud could not be reached")
+                        for name, _ in self.checks()
+                    ]
+                )
+        except GovctlError:
+            first = None
         with ThreadPoolExecutor(max_workers=8, thread_name_prefix="doctor") as pool:
-            facts = Facts(self.cfg, pool)
-            futures = [pool.submit(self._guarded, check, facts) for check in self.checks()]
+            facts = Facts(self.cfg, pool, project=first)
+            futures = [
+                pool.submit(self._guarded, name, check, facts) for name, check in self.checks()
+            ]
             return Report([f.result() for f in futures])
 
     @staticmethod
-    def _guarded(check: Callable[[Facts], Check], facts: Facts) -> Check:
+    def _guarded(name: str, check: Callable[[Facts], Check], facts: Facts) -> Check:
         try:
             return check(facts)
         except GovctlError as err:
-            return _failed(check.__name__.removesuffix("_check").replace("_", " "), err)
+            return _failed(name, err)
 
     # -- identity, project, billing, APIs ---------------------------------------------------
     def credentials(self, facts: Facts) -> Check:

@@ -1,0 +1,416 @@
+"""`govctl doctor` end to end on the loopback cloud: an empty project fails and names every
+missing piece; a complete deployment (made with the official clients) passes; then one thing
+at a time is broken, and doctor names the cause and its fix (and `--fix -y` repairs the IAM,
+API and scheduler-agent cases)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.api_core.future import polling
+from google.cloud import billing_v1, iam_admin_v1, run_v2, scheduler_v1, service_usage_v1
+from google.protobuf import field_mask_pb2
+
+from govctl.cli.main import main
+from govctl.emulator.server import Emulator
+from govctl.gcp import clients, executions
+from govctl.gcp.services import NEEDED
+
+PROJECT = "demo-project"
+REGION = "us-central1"  # fake-gcs-server puts every bucket in US-CENTRAL1
+PARENT = f"projects/{PROJECT}/locations/{REGION}"
+JOB = f"{PARENT}/jobs/govreposcrape-ingestion"
+SCHEDULE = f"{PARENT}/jobs/govreposcrape-daily-ingest"
+RUN_URI = f"https://run.googleapis.com/v2/{JOB}:run"
+SA = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
+MEMBER = f"serviceAccount:{SA}"
+BUCKET = "govreposcrape-summaries"
+IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/doctor-test@sha256:" + "ab" * 32
+FAST_POLL = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.2, multiplier=1.5)
+PY = sys.executable
+
+# Grows past 512 MiB in filled 64 MiB steps, then waits to be killed.
+HOG = (
+    f"{PY} -c 'import time\nheld = []\nfor _ in range(16):\n"
+    '    held.append(b"x" * (64 << 20)); time.sleep(0.03)\ntime.sleep(30)\''
+)
+
+
+@pytest.fixture
+def cloud(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    monkeypatch.chdir(tmp_path)
+    for key in ("GOVCTL_DEBUG", "GOVCTL_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+    monkeypatch.setenv("GOVCTL_REGION", REGION)
+    emulator.cloud.image_map["*/doctor-test@*"] = f"{PY} -c 'print(\"ingested\")'"
+    return emulator
+
+
+def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    code = main(["doctor", "--json", *args])
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "Traceback" not in captured.err
+    return code, {c["name"]: c for c in report["checks"]}
+
+
+def failing(checks: dict[str, Any]) -> dict[str, str]:
+    return {n: c["evidence"] for n, c in checks.items() if c["status"] == "fail"}
+
+
+def deploy() -> None:
+    """Every piece a working deployment has, made with the official clients."""
+    usage = clients.service_usage()
+    usage.batch_enable_services(
+        request={"parent": f"projects/{PROJECT}", "service_ids": list(NEEDED)}
+    ).result()
+    clients.iam().create_service_account(
+        name=f"projects/{PROJECT}",
+        account_id="govreposcrape-sa",
+        service_account=iam_admin_v1.ServiceAccount(display_name="ingestion"),
+    )
+    storage = clients.storage_client(PROJECT)
+    bucket = storage.bucket(BUCKET)
+    bucket.create(location=REGION)
+    blob = bucket.blob("alphagov/repo.md")
+    blob.metadata = {"processedAt": datetime.now(UTC).isoformat()}
+    blob.upload_from_string("# digest", content_type="text/markdown")
+    # Fake-gcs-server has no bucket IAM: the object grant is on the project here.
+    grant_project("roles/storage.objectUser", MEMBER)
+    container = run_v2.Container(
+        image=IMAGE, resources=run_v2.ResourceRequirements(limits={"memory": "512Mi"})
+    )
+    template = run_v2.TaskTemplate(
+        containers=[container], service_account=SA, max_retries=0, timeout="600s"
+    )
+    job = run_v2.Job(template=run_v2.ExecutionTemplate(task_count=1, template=template))
+    clients.jobs().create_job(parent=PARENT, job_id="govreposcrape-ingestion", job=job).result(
+        polling=FAST_POLL
+    )
+    policy = clients.jobs().get_iam_policy(request={"resource": JOB})
+    policy.bindings.add(role="roles/run.invoker", members=[MEMBER])
+    clients.jobs().set_iam_policy(request={"resource": JOB, "policy": policy})
+    clients.scheduler().create_job(
+        parent=PARENT,
+        job=scheduler_v1.Job(
+            name=SCHEDULE,
+            schedule="0 2 * * *",
+            time_zone="Etc/UTC",
+            http_target=scheduler_v1.HttpTarget(
+                uri=RUN_URI,
+                http_method=scheduler_v1.HttpMethod.POST,
+                oauth_token=scheduler_v1.OAuthToken(service_account_email=SA),
+            ),
+        ),
+    )
+
+
+def grant_project(role: str, member: str) -> None:
+    rm = clients.projects()
+    policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
+    policy.bindings.add(role=role, members=[member])
+    rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+
+
+def run_and_wait(overrides: executions.Overrides | None = None) -> executions.Execution:
+    ex = executions.run(JOB, overrides)
+    deadline = time.monotonic() + 30
+    while not ex.done:
+        assert time.monotonic() < deadline, ex
+        time.sleep(0.1)
+        ex = executions.get(ex.full)
+    return ex
+
+
+@pytest.fixture
+def deployed(cloud: Emulator) -> Emulator:
+    deploy()
+    return cloud
+
+
+def test_an_empty_project_fails_and_names_every_missing_piece(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, checks = doctor(capsys)
+    assert code == 1
+    fails = failing(checks)
+    assert set(fails) == {"apis", "service account", "bucket access", "job", "scheduler", "bucket"}
+    for api in ("run", "cloudscheduler", "artifactregistry", "cloudbuild", "iam"):
+        assert api in fails["apis"]
+    assert SA in fails["service account"]
+    assert "govreposcrape-ingestion not found" in fails["job"]
+    assert "govreposcrape-daily-ingest not found" in fails["scheduler"]
+    assert f"gs://{BUCKET} does not exist" in fails["bucket"]
+    assert checks["credentials"]["evidence"].startswith("user:emulator@example.com")
+    assert checks["job"]["fix"] == "govctl deploy"
+    assert "gcloud services enable run.googleapis.com" in checks["apis"]["fix"]
+    # What cannot be judged yet says so rather than passing.
+    assert checks["job access"]["status"] == "skip"
+
+
+def test_a_complete_deployment_passes(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_and_wait().status == "succeeded"
+    code, checks = doctor(capsys)
+    assert failing(checks) == {}
+    assert code == 0
+    assert checks["job access"]["evidence"] == f"{MEMBER} may run govreposcrape-ingestion"
+    assert "OAuth token" in checks["scheduler"]["evidence"]
+    assert checks["last run"]["status"] == "ok"
+    assert "of the 10m task timeout" in checks["run time"]["evidence"]
+    assert checks["digests"]["status"] == "ok"
+    # Fake-gcs-server has no bucket IAM, so the grant is project-wide: doctor says so.
+    assert checks["bucket access"]["status"] == "warn"
+    # The human form: one line per check, the summary last, exit 0.
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:2] == ["ok", "credentials"]
+    assert out[-1] == "0 failing, 1 warning(s)."
+
+
+def test_missing_invoker_on_the_job_is_named_and_fixed(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = clients.jobs()
+    policy = jobs.get_iam_policy(request={"resource": JOB})
+    del policy.bindings[:]
+    jobs.set_iam_policy(request={"resource": JOB, "policy": policy})
+    attempt = clients.scheduler().run_job(name=SCHEDULE)
+    assert attempt.status.code == 7  # the scheduler's attempt is refused
+
+    code, checks = doctor(capsys)
+    assert code == 1
+    assert failing(checks) == {
+        "job access": f"{MEMBER} lacks roles/run.invoker on job govreposcrape-ingestion",
+        "last attempt": checks["last attempt"]["evidence"],
+    }
+    assert "PERMISSION_DENIED" in checks["last attempt"]["evidence"]
+    assert "lacks roles/run.invoker on the job" in checks["last attempt"]["evidence"]
+    assert (
+        "gcloud run jobs add-iam-policy-binding govreposcrape-ingestion --region us-central1 "
+        f"--member={MEMBER} --role=roles/run.invoker"
+    ) in checks["job access"]["fix"]
+
+    code, checks = doctor(capsys, "--fix", "-y")
+    assert code == 0, failing(checks)
+    policy = jobs.get_iam_policy(request={"resource": JOB})
+    assert [(b.role, list(b.members)) for b in policy.bindings] == [("roles/run.invoker", [MEMBER])]
+    # The old attempt is history: a warning that the cause is gone, until the next attempt.
+    assert checks["last attempt"]["status"] == "warn"
+    assert clients.scheduler().run_job(name=SCHEDULE).status.code == 0
+
+
+def test_overrides_in_the_scheduler_body_need_the_overrides_role(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sched = clients.scheduler()
+    job = sched.get_job(name=SCHEDULE)
+    job.http_target.body = b'{"overrides": {"taskCount": 2}}'
+    sched.update_job(job=job, update_mask=field_mask_pb2.FieldMask(paths=["http_target"]))
+    code, checks = doctor(capsys)
+    assert code == 1
+    assert "roles/run.jobsExecutorWithOverrides" in failing(checks)["job access"]
+    code, checks = doctor(capsys, "--fix", "-y")
+    assert code == 0, failing(checks)
+    assert sched.run_job(name=SCHEDULE).status.code == 0
+
+
+def test_a_disabled_run_api_is_named_and_enabled_by_fix(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clients.service_usage().disable_service(
+        request={"name": f"projects/{PROJECT}/services/run.googleapis.com"}
+    ).result()
+    code, checks = doctor(capsys)
+    assert code == 1
+    assert failing(checks) == {"apis": "disabled: run"}
+    assert checks["apis"]["fix"] == (
+        "govctl doctor --fix (or: gcloud services enable run.googleapis.com --project demo-project)"
+    )
+    code, checks = doctor(capsys, "--fix", "-y")
+    assert code == 0, failing(checks)
+    state = clients.service_usage().get_service(
+        request={"name": f"projects/{PROJECT}/services/run.googleapis.com"}
+    )
+    assert state.state == service_usage_v1.State.ENABLED
+
+
+def test_fix_asks_and_refuses_without_a_terminal(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clients.service_usage().disable_service(
+        request={"name": f"projects/{PROJECT}/services/run.googleapis.com"}
+    ).result()
+    assert main(["doctor", "--fix"]) == 2
+    err = capsys.readouterr().err
+    assert "enable run.googleapis.com in project demo-project" in err
+    assert "pass -y" in err
+    state = clients.service_usage().get_service(
+        request={"name": f"projects/{PROJECT}/services/run.googleapis.com"}
+    )
+    assert state.state == service_usage_v1.State.DISABLED
+
+
+def test_a_scheduler_pointing_at_another_job(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sched = clients.scheduler()
+    job = sched.get_job(name=SCHEDULE)
+    job.http_target.uri = f"https://run.googleapis.com/v2/{PARENT}/jobs/govreposcrape-old:run"
+    sched.update_job(job=job, update_mask=field_mask_pb2.FieldMask(paths=["http_target"]))
+    # With run.invoker on the whole project, Run says the job does not exist.
+    grant_project("roles/run.invoker", MEMBER)
+    assert sched.run_job(name=SCHEDULE).status.code == 5  # NOT_FOUND
+
+    code, checks = doctor(capsys)
+    assert code == 1
+    fails = failing(checks)
+    assert set(fails) == {"scheduler", "last attempt"}
+    assert "govreposcrape-old:run, not this job's v2 :run URI" in fails["scheduler"]
+    assert f"--uri={RUN_URI}" in checks["scheduler"]["fix"]
+    assert "NOT_FOUND: the target job govreposcrape-old does not exist" in fails["last attempt"]
+
+
+def test_an_oidc_token_and_a_paused_scheduler(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sched = clients.scheduler()
+    sched.pause_job(name=SCHEDULE)
+    code, checks = doctor(capsys)
+    assert (code, checks["scheduler"]["status"]) == (0, "warn")
+    assert "PAUSED" in checks["scheduler"]["evidence"]
+    code, checks = doctor(capsys, "--fix", "-y")
+    assert checks["scheduler"]["status"] == "ok"
+    assert sched.get_job(name=SCHEDULE).state == scheduler_v1.Job.State.ENABLED
+
+    job = sched.get_job(name=SCHEDULE)
+    job.http_target.oidc_token = scheduler_v1.OidcToken(service_account_email=SA)
+    sched.update_job(job=job, update_mask=field_mask_pb2.FieldMask(paths=["http_target"]))
+    assert sched.run_job(name=SCHEDULE).status.code == 16  # UNAUTHENTICATED
+    code, checks = doctor(capsys)
+    assert code == 1
+    fails = failing(checks)
+    assert set(fails) == {"scheduler", "last attempt"}
+    assert "an OIDC token, which Google APIs refuse" in fails["scheduler"]
+    assert f"--oauth-service-account-email={SA}" in checks["scheduler"]["fix"]
+
+
+def test_the_scheduler_service_agent_losing_its_role(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rm = clients.projects()
+    policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
+    kept = [b for b in policy.bindings if b.role != "roles/cloudscheduler.serviceAgent"]
+    del policy.bindings[:]
+    policy.bindings.extend(kept)
+    rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+    assert clients.scheduler().run_job(name=SCHEDULE).status.code == 7
+
+    code, checks = doctor(capsys)
+    assert code == 1
+    fails = failing(checks)
+    assert set(fails) == {"scheduler agent", "last attempt"}
+    assert "roles/cloudscheduler.serviceAgent" in fails["scheduler agent"]
+    assert "service agent" in fails["last attempt"]
+    code, checks = doctor(capsys, "--fix", "-y")
+    assert code == 0, failing(checks)
+    assert clients.scheduler().run_job(name=SCHEDULE).status.code == 0
+
+
+def test_billing_disabled(deployed: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    clients.billing().update_project_billing_info(
+        name=f"projects/{PROJECT}",
+        project_billing_info=billing_v1.ProjectBillingInfo(billing_account_name=""),
+    )
+    code, checks = doctor(capsys)
+    assert code == 1
+    assert set(failing(checks)) == {"billing"}
+    assert "gcloud billing projects link demo-project" in checks["billing"]["fix"]
+
+
+def test_a_run_out_of_memory_is_diagnosed(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.cloud.image_map["*/doctor-test@*"] = HOG
+    ex = run_and_wait()
+    assert ex.status == "failed"
+    code, checks = doctor(capsys)
+    assert code == 1
+    fails = failing(checks)
+    assert set(fails) == {"last run"}
+    assert fails["last run"].startswith(f"{ex.name} ran out of memory: Memory limit of 512 MiB")
+    assert 'memory = "1Gi"' in checks["last run"]["fix"]
+    assert "gcloud run jobs update govreposcrape-ingestion" in checks["last run"]["fix"]
+
+
+def test_a_task_timeout_is_diagnosed(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.cloud.image_map["*/doctor-test@*"] = f"{PY} -c 'import time; time.sleep(30)'"
+    ex = run_and_wait(executions.Overrides(timeout_s=1))
+    assert ex.status == "failed"
+    code, checks = doctor(capsys)
+    assert code == 1
+    assert "task 0 reached its task timeout" in failing(checks)["last run"]
+    assert "task_timeout" in checks["last run"]["fix"]
+
+
+def test_a_non_zero_exit_shows_its_last_error_line(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deployed.cloud.image_map["*/doctor-test@*"] = (
+        f'{PY} -c \'import json, sys; print(json.dumps({{"severity": "ERROR", '
+        f'"message": "feed unreadable: 404"}})); sys.exit(3)\''
+    )
+    ex = run_and_wait()
+    code, checks = doctor(capsys)
+    assert code == 1
+    assert failing(checks)["last run"] == f"{ex.name}: task 0 exited with 3: feed unreadable: 404"
+    assert f"govctl logs --execution {ex.name} --errors" in checks["last run"]["fix"]
+
+
+def test_stale_digests_warn(deployed: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    blob = clients.storage_client(PROJECT).bucket(BUCKET).blob("alphagov/repo.md")
+    blob.metadata = {"processedAt": (datetime.now(UTC) - timedelta(days=3)).isoformat()}
+    blob.upload_from_string("# digest", content_type="text/markdown")
+    code, checks = doctor(capsys)
+    assert code == 0
+    assert checks["digests"]["status"] == "warn"
+    assert "older than two schedule intervals (2d0h)" in checks["digests"]["evidence"]
+
+
+def test_an_unreachable_cloud_is_said_at_once(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from govctl.services import doctor as service
+
+    monkeypatch.setattr(service, "PREFLIGHT_TIMEOUT", 1.0)
+    monkeypatch.setenv("GOVCTL_EMULATOR_HOST", "127.0.0.1:9")
+    t0 = time.monotonic()
+    code, checks = doctor(capsys)
+    assert time.monotonic() - t0 < 10
+    assert code == 1
+    assert failing(checks) == {
+        "project": "get project demo-project: the API did not answer (Timeout of 1.0s exceeded)"
+    }
+    assert {c["status"] for n, c in checks.items() if n != "project"} == {"skip"}
+
+
+def test_doctor_help_imports_no_google_library() -> None:
+    code = (
+        "import sys\nfrom govctl.cli.main import main\nassert main(['doctor', '--help']) == 0\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('google.cloud', 'grpc'))))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
+    assert "--fix" in proc.stdout
