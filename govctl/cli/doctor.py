@@ -26,8 +26,8 @@ def _show(report: object) -> None:
         render.out(f" {LABEL[c.status]:<5} {c.name:<{width}}  {c.evidence}")
         if c.fix and c.status != "ok":
             render.out(f"{indent}fix: {c.fix}")
-    parts = [f"{report.failing} failing", f"{report.warnings} warning(s)"]
-    render.out(", ".join(parts) + ".")
+    warnings = report.warnings
+    render.out(f"{report.failing} failing, {warnings} warning{'' if warnings == 1 else 's'}.")
 
 
 def _confirm(yes: bool) -> bool:

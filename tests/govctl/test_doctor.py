@@ -175,7 +175,7 @@ def test_a_complete_deployment_passes(
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["ok", "credentials"]
-    assert out[-1] == "0 failing, 1 warning(s)."
+    assert out[-1] == "0 failing, 1 warning."
 
 
 def test_missing_invoker_on_the_job_is_named_and_fixed(
