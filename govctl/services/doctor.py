@@ -514,7 +514,8 @@ class Doctor:
                 still,
             )
         if sched.last_status == "UNAUTHENTICATED":
-            still = sched.token != "oauth" or facts.get("service_account") is None
+            account = facts.get("service_account")
+            still = sched.token != "oauth" or account is None or account.disabled
             return (
                 f"no OAuth token could be sent ({message})",
                 "govctl deploy (OAuth token of an existing service account)",

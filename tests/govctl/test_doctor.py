@@ -414,3 +414,36 @@ def test_doctor_help_imports_no_google_library() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
     assert "--fix" in proc.stdout
+
+
+def test_a_disabled_service_account(deployed: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    clients.iam().disable_service_account(
+        request={"name": f"projects/{PROJECT}/serviceAccounts/{SA}"}
+    )
+    assert clients.scheduler().run_job(name=SCHEDULE).status.code == 16  # UNAUTHENTICATED
+    code, checks = doctor(capsys)
+    assert code == 1
+    fails = failing(checks)
+    assert set(fails) == {"service account", "last attempt"}
+    assert fails["service account"] == f"{SA} is disabled"
+    assert checks["service account"]["fix"] == (
+        f"gcloud iam service-accounts enable {SA} --project {PROJECT}"
+    )
+    assert "the service account is disabled" in fails["last attempt"]
+
+
+def test_runs_near_the_task_timeout_warn(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    jobs = clients.jobs()
+    job = jobs.get_job(name=JOB)
+    job.template.template.timeout = "4s"
+    jobs.update_job(job=job).result(polling=FAST_POLL)
+    deployed.cloud.image_map["*/doctor-test@*"] = f"{PY} -c 'import time; time.sleep(3.5)'"
+    assert run_and_wait().status == "succeeded"
+    code, checks = doctor(capsys)
+    assert code == 0
+    run_time = checks["run time"]
+    assert run_time["status"] == "warn", run_time
+    assert "of the 4s task timeout" in run_time["evidence"]
+    assert "task_timeout" in run_time["fix"]

@@ -48,6 +48,12 @@ class ServiceAccountsApi:
                 "DeleteServiceAccount": Method(
                     self.delete_service_account, ia.DeleteServiceAccountRequest, empty_pb2.Empty
                 ),
+                "DisableServiceAccount": Method(
+                    self.disable_service_account, ia.DisableServiceAccountRequest, empty_pb2.Empty
+                ),
+                "EnableServiceAccount": Method(
+                    self.enable_service_account, ia.EnableServiceAccountRequest, empty_pb2.Empty
+                ),
                 "TestIamPermissions": Method(
                     self.test_iam_permissions,
                     iam_policy_pb2.TestIamPermissionsRequest,
@@ -143,6 +149,23 @@ class ServiceAccountsApi:
             del proj.accounts[sa.email]
             self.svc.changed()
         return empty_pb2.Empty()
+
+    def _set_disabled(self, name: str, disabled: bool) -> Any:
+        with self.svc.lock:
+            _, sa = self._account(name)
+            sa.disabled = disabled
+            self.svc.changed()
+        return empty_pb2.Empty()
+
+    def disable_service_account(
+        self, request: iam_admin_v1.DisableServiceAccountRequest, context: Any
+    ) -> Any:
+        return self._set_disabled(request.name, True)
+
+    def enable_service_account(
+        self, request: iam_admin_v1.EnableServiceAccountRequest, context: Any
+    ) -> Any:
+        return self._set_disabled(request.name, False)
 
     def test_iam_permissions(
         self, request: iam_policy_pb2.TestIamPermissionsRequest, context: Any

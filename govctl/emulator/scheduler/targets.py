@@ -142,10 +142,12 @@ def _start_run_job(cloud: Cloud, job: Any, target: RunTarget) -> Outcome:
             f"{email}: it lacks roles/cloudscheduler.serviceAgent on project {own_project}.",
             delivered=False,
         )
-    if iam.service_account(email) is None:
+    account = iam.service_account(email)
+    if account is None or account.disabled:
+        why = "no such service account" if account is None else "the service account is disabled"
         return Outcome(
             grpc.StatusCode.UNAUTHENTICATED,
-            f"Cloud Scheduler could not get a token for {email}: no such service account.",
+            f"Cloud Scheduler could not get a token for {email}: {why}.",
             delivered=False,
         )
     try:
