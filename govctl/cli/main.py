@@ -28,6 +28,7 @@ GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
     "emulator": "govctl.cli.emulator:app",
+    "cost": "govctl.cli.cost:app",
 }
 
 

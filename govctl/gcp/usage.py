@@ -1,0 +1,54 @@
+"""What the job has used: the bucket's size, and its executions' task run times."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from govctl.gcp import clients, executions
+from govctl.gcp.errors import translate
+
+
+def bucket_bytes(project: str, bucket: str) -> int:
+    """The sum of the bucket's object sizes (live objects; one listing)."""
+    with translate(f"list gs://{bucket}", not_found="create it with `govctl setup`"):
+        client = clients.storage_client(project)
+        return sum(
+            blob.size or 0
+            for blob in client.list_blobs(bucket, fields="items(name,size),nextPageToken")
+        )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One finished execution and the run time of each of its tasks that ran."""
+
+    execution: executions.Execution
+    task_seconds: tuple[float, ...]
+
+    @property
+    def started(self) -> datetime | None:
+        return self.execution.started or self.execution.created
+
+
+def finished(job_path: str, limit: int, since: datetime | None = None) -> list[Usage]:
+    """The job's finished executions (newest first, started after ``since``) with task times.
+
+    Tasks are read concurrently: one ListTasks call per execution.
+    """
+    found = [
+        e
+        for e in executions.list_for_job(job_path, limit)
+        if e.done and (since is None or ((e.started or e.created) or since) >= since)
+    ]
+    if not found:
+        return []
+
+    def times(ex: executions.Execution) -> tuple[float, ...]:
+        return tuple(
+            d for t in executions.tasks(ex.full) if (d := t.duration_s()) is not None and d >= 0
+        )
+
+    with ThreadPoolExecutor(max_workers=min(8, len(found))) as pool:
+        return [Usage(e, t) for e, t in zip(found, pool.map(times, found), strict=True)]
