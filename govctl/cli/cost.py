@@ -120,13 +120,18 @@ def usd(value: float | None) -> str:
         return "-"
     sign = "-" if value < 0 else ""
     value = abs(value)
-    if value == 0 or value >= 0.01:
+    if value < 0.00005:
+        return "$0.00"
+    if value >= 0.01:
         return f"{sign}${value:,.2f}"
-    return f"{sign}${value:.2g}"
+    return f"{sign}${value:.4f}"
 
 
 def rate(value: float) -> str:
-    return "$" + format(Decimal(repr(value)).normalize(), "f")
+    """A unit price with all its digits (``$0.0000025``), at least to the cent."""
+    text = format(Decimal(repr(value)).normalize(), "f")
+    whole, _, frac = text.partition(".")
+    return f"${whole}.{frac.ljust(2, '0')}"
 
 
 def quantity(value: float | None, unit: str) -> str:
@@ -139,7 +144,7 @@ def quantity(value: float | None, unit: str) -> str:
 def _source(price: Price) -> str:
     parts = [price.source]
     if price.sku_id:
-        parts.append(f"SKU {price.sku_id} {price.description!r}")
+        parts.append(f'SKU {price.sku_id} "{price.description}"')
     if price.effective and price.source.startswith("Cloud"):
         parts.append(f"effective {price.effective}")
     return ", ".join(parts)
@@ -154,7 +159,7 @@ def _show_estimate(est: costs.Estimate, job: str) -> None:
     render.out()
     rows: list[list[Any]] = []
     for line in est.lines:
-        item = line.item + ("  (shared with the billing account)" if "free" in line.key else "")
+        item = line.item + (" (shared with the billing account)" if "free" in line.key else "")
         rows.append([item, quantity(line.quantity_per_run, line.unit),
                      quantity(line.quantity_per_month, line.unit),
                      f"{rate(line.unit_price)} / {line.unit}", usd(line.cost_per_run),
@@ -164,8 +169,8 @@ def _show_estimate(est: costs.Estimate, job: str) -> None:
     render.table(["item", "per run", "per month", "unit price", "cost/run", "cost/day",
                   "cost/month"], rows)  # fmt: skip
     render.out()
-    render.out(f"About ${est.cost_per_month:,.0f} a month "
-               f"({usd(est.cost_per_day)} a day, {usd(est.cost_per_run)} a run).")  # fmt: skip
+    render.out(f"About ${est.cost_per_month:,.0f} a month ({usd(est.cost_per_day)} a day); "
+               f"one run {usd(est.cost_per_run)} before the free tier.")  # fmt: skip
     render.out()
     render.out("Prices:")
     prices = est.prices

@@ -56,6 +56,7 @@ class Prices:
     storage: Price | None  # None: no Standard storage price known for the region
     scheduler: Price
     offline: str | None = None  # why the bundled table was used
+    reachable: bool = True  # False: no credentials or no answer, so other reads would fail too
 
     def with_flags(self, cpu: float | None, memory: float | None) -> Prices:
         """The prices with ``--price-cpu`` / ``--price-mem`` in place of the catalog's."""
@@ -169,9 +170,26 @@ def catalog(region: str) -> Prices:
     return Prices(region, cpu, memory, storage, scheduler)
 
 
+def _unreachable(err: BaseException) -> bool:
+    """Whether a translated error means no credentials or no answer (not a refusal)."""
+    from google.api_core import exceptions as gex
+    from google.auth import exceptions as auth_ex
+
+    cause = err.__cause__ or err.__context__
+    return isinstance(cause, gex.ServiceUnavailable | gex.DeadlineExceeded | gex.RetryError
+                      | gex.Unauthenticated | auth_ex.GoogleAuthError)  # fmt: skip
+
+
 def prices(region: str) -> Prices:
     """Catalog prices, else the bundled table with the reason in ``offline``."""
     try:
         return catalog(region)
     except GovctlError as err:
-        return bundled(region, reason=str(err))
+        try:
+            table_prices = bundled(region, reason=str(err))
+        except GovctlError as missing:
+            raise GovctlError(
+                f"no price for {region}: the catalog failed ({err}) and the bundled table has none",
+                fix=missing.fix,
+            ) from None
+        return replace(table_prices, reachable=not _unreachable(err))

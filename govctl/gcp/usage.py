@@ -10,14 +10,19 @@ from govctl.gcp import clients, executions
 from govctl.gcp.errors import translate
 
 
-def bucket_bytes(project: str, bucket: str) -> int:
-    """The sum of the bucket's object sizes (live objects; one listing)."""
+def bucket_bytes(project: str, bucket: str, timeout_s: float = 20.0) -> int:
+    """The sum of the bucket's object sizes (live objects; one listing, retried ``timeout_s``)."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
     with translate(f"list gs://{bucket}", not_found="create it with `govctl setup`"):
         client = clients.storage_client(project)
-        return sum(
-            blob.size or 0
-            for blob in client.list_blobs(bucket, fields="items(name,size),nextPageToken")
+        blobs = client.list_blobs(
+            bucket,
+            fields="items(name,size),nextPageToken",
+            timeout=timeout_s,
+            retry=DEFAULT_RETRY.with_timeout(timeout_s),
         )
+        return sum(blob.size or 0 for blob in blobs)
 
 
 @dataclass(frozen=True)

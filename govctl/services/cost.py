@@ -292,7 +292,9 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
         notes.append(f"run time {validate.format_duration(duration_s)} per task (--duration)")
     else:
         median, why = None, "no project set"
-        if cfg.project is not None:
+        if not prices.reachable:
+            why = "Google Cloud unreachable"
+        elif cfg.project is not None:
             try:
                 median = median_task_seconds(recent(cfg, 4 * MEDIAN_OF))
                 why = "no successful execution yet"
@@ -311,10 +313,10 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
                          f"timeout ({why}; a real run is usually much shorter)")  # fmt: skip
     if request.runs_per_day is not None:
         per_day = request.runs_per_day
-        notes.append(f"{per_day:g} runs a day (--runs-per-day)")
+        notes.append(f"{per_day:g} run(s) a day (--runs-per-day)")
     else:
         per_day = runs_per_day(cfg.schedule.cron, cfg.schedule.time_zone, now)
-        notes.append(f"{per_day:.3g} runs a day from the schedule '{cfg.schedule.cron}' "
+        notes.append(f"{per_day:.3g} run(s) a day from the schedule '{cfg.schedule.cron}' "
                      f"({cfg.schedule.time_zone}) over the next {DAYS_PER_MONTH} days")  # fmt: skip
     shape = Shape(job.cpu, job.memory_mib, job.tasks, duration_s, per_day)
     notes.append(f"{job.tasks} task(s) x {job.cpu} vCPU x {job.memory}, each billed "
@@ -323,6 +325,8 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
     size = None
     if cfg.project is None:
         notes.append("bucket storage not counted: no project set")
+    elif not prices.reachable:
+        notes.append("bucket storage not counted: Google Cloud unreachable")
     else:
         try:
             size = usage.bucket_bytes(cfg.project, cfg.bucket)
