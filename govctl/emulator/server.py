@@ -26,6 +26,10 @@ STORAGE_LOG = "fake-gcs.log"
 SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
+    "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
+    # Before Run: it answers google.longrunning.Operations for its builds and hands the
+    # rest to Run (the first registered handler of a gRPC service name wins).
+    "govctl.emulator.cloudbuild.service:CloudBuildService",
     "govctl.emulator.run.service:RunService",
     "govctl.emulator.scheduler.service:SchedulerService",
     "govctl.emulator.billing.service:BillingService",
@@ -117,6 +121,7 @@ class Emulator(Server):
                 self.storage.start()
             except RuntimeError as err:
                 raise GovctlError(str(err)) from None
+            self.cloud.storage_url = f"http://{self.client_host}:{self.storage.port}"
         self.cloud.load()
         # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
         server = grpc.server(
