@@ -181,6 +181,16 @@ class CloudBuildService(Service):
 
     # the build itself -------------------------------------------------------------------------
     def _run(self, build_id: str) -> None:
+        try:
+            self._steps(build_id)
+        except Exception as err:  # a bug here must not leave the build WORKING forever
+            with self._cond:
+                build = self._builds[build_id]
+                if build.status not in TERMINAL:
+                    self._finish(build, Status.INTERNAL_ERROR, f"emulator error: {err!r}")
+            raise
+
+    def _steps(self, build_id: str) -> None:
         with self._cond:
             build = self._builds[build_id]
             src = build.source.storage_source
@@ -221,7 +231,7 @@ class CloudBuildService(Service):
             self._log(build, f"ERROR: {failed.detail}", severity="ERROR")
             with self._cond:
                 if build.status == Status.WORKING:
-                    build.failure_info.type = failed.kind
+                    build.failure_info.type_ = failed.kind
                     build.failure_info.detail = failed.detail
                     self._finish(build, Status.FAILURE, failed.detail)
             return
