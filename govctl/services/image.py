@@ -293,6 +293,7 @@ def build_image(
         raise UsageError(f"--build {mode!r}: expected cloud or local")
     path = default_image_path(project, region, repository, image)
     artifacts.parse_image(path)  # a bad project/region/name fails here, before any call
+    engine = container_engine() if mode == "local" else ""  # before any change, too
     data, info = source_bundle(root, allow_dirty=allow_dirty)
     emit = on_log or (lambda _line: None)
     if ensure_repository(project, region, repository):
@@ -304,7 +305,7 @@ def build_image(
         result = build.submit_build(project, staged, image=path, tags=tags, on_log=emit)
         digest, build_id = result.digest, result.id
     else:
-        digest, build_id = _local_build(data, path, tags, emit), None
+        digest, build_id = _local_build(engine, data, path, tags, emit), None
     return BuiltImage(f"{path}@{digest}", info.tag, info.commit, digest, build_id)
 
 
@@ -332,8 +333,7 @@ def local_build_commands(
     return [cmd, *pushes]
 
 
-def _local_build(data: bytes, image: str, tags: list[str], emit: LogFn) -> str:
-    engine = container_engine()
+def _local_build(engine: str, data: bytes, image: str, tags: list[str], emit: LogFn) -> str:
     with tempfile.TemporaryDirectory(prefix="govctl-build-") as tmp:
         context = Path(tmp, "context")
         context.mkdir()
