@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from govctl.errors import GovctlError, UsageError
+from govctl.errors import GovctlError, NotFound, UsageError
 from govctl.gcp import artifacts, build
 
 DEFAULT_REPOSITORY = "govreposcrape"
@@ -282,20 +282,29 @@ def build_image(
     allow_dirty: bool = False,
     on_log: LogFn | None = None,
     root: Path | None = None,
+    reuse: bool = True,
 ) -> BuiltImage:
     """Build the bundled job's image, push it as ``:TAG`` and ``:latest``, return its digest.
 
     ``cloud``: upload the bundle to ``gs://PROJECT_cloudbuild/source/SHA.tgz`` and run Cloud
     Build; ``local``: podman (or docker) build and push. The Artifact Registry repository is
-    created first when missing.
+    created first when missing. With ``reuse``, an image already tagged with this source's tag
+    (the commit, the version, or ``COMMIT-dirty-HASH``) is returned without building: docker
+    builds are not reproducible, so a rebuild would change the digest and make an unchanged
+    redeploy look like a change. ``build_id`` is then None.
     """
     if mode not in ("cloud", "local"):
         raise UsageError(f"--build {mode!r}: expected cloud or local")
     path = default_image_path(project, region, repository, image)
     artifacts.parse_image(path)  # a bad project/region/name fails here, before any call
-    engine = container_engine() if mode == "local" else ""  # before any change, too
     data, info = source_bundle(root, allow_dirty=allow_dirty)
     emit = on_log or (lambda _line: None)
+    if reuse:
+        found = find_image(project, region, info.tag, repository=repository, image=image)
+        if found is not None:
+            emit(f"{path}:{info.tag} is already built: {found}")
+            return BuiltImage(found, info.tag, info.commit, found.rsplit("@", 1)[1])
+    engine = container_engine() if mode == "local" else ""  # before any change
     if ensure_repository(project, region, repository):
         emit(f"created Artifact Registry repository {repository} in {region}")
     tags = [info.tag, "latest"]
@@ -307,6 +316,23 @@ def build_image(
     else:
         digest, build_id = _local_build(engine, data, path, tags, emit), None
     return BuiltImage(f"{path}@{digest}", info.tag, info.commit, digest, build_id)
+
+
+def find_image(
+    project: str,
+    region: str,
+    tag: str,
+    *,
+    repository: str = DEFAULT_REPOSITORY,
+    image: str = DEFAULT_IMAGE,
+) -> str | None:
+    """``PATH@sha256:…`` of the image tagged ``tag``, or None (also without the repository).
+    Read-only: what a dry run uses to tell a build from a reuse."""
+    ref = artifacts.parse_image(f"{default_image_path(project, region, repository, image)}:{tag}")
+    try:
+        return f"{ref.path}@{artifacts.resolve_digest(ref)}"
+    except NotFound:
+        return None
 
 
 def container_engine() -> str:

@@ -200,8 +200,28 @@ def test_cloud_build_end_to_end(emulator: Emulator, tmp_path: Path) -> None:
     assert image.resolve_image(built.uri) == built.uri
     # The same tree builds to the same digest, and the repository is not created again.
     again: list[str] = []
-    assert image.build_image(PROJECT, REGION, root=root, on_log=again.append).digest == digest
+    rebuilt = image.build_image(PROJECT, REGION, root=root, on_log=again.append, reuse=False)
+    assert rebuilt.digest == digest
+    assert rebuilt.build_id not in (None, built.build_id)
     assert not any("created Artifact Registry" in line for line in again)
+
+
+def test_an_image_of_the_same_source_is_reused(emulator: Emulator, tmp_path: Path) -> None:
+    root = checkout(tmp_path)
+    tag = image.source_bundle(root)[1].tag
+    assert image.find_image(PROJECT, REGION, tag) is None  # no repository yet
+    built = image.build_image(PROJECT, REGION, root=root)
+    assert image.find_image(PROJECT, REGION, tag) == built.uri
+    lines: list[str] = []
+    reused = image.build_image(PROJECT, REGION, root=root, on_log=lines.append)
+    assert reused == image.BuiltImage(built.uri, tag, built.commit, built.digest, None)
+    assert lines == [f"{PATH}:{tag} is already built: {built.uri}"]
+    builds = list(clients.cloud_build().list_builds(project_id=PROJECT))
+    assert len(builds) == 1
+    # A new commit is a new tag: it builds.
+    (root / "ingestion" / "__main__.py").write_text("print('v2')\n")
+    git("commit", "-qam", "v2", cwd=root)
+    assert image.build_image(PROJECT, REGION, root=root).build_id is not None
 
 
 def test_failed_build_raises_with_its_last_log_lines(emulator: Emulator) -> None:
