@@ -106,6 +106,7 @@ class Cloud:
         *,
         clock: Clock | None = None,
         image_map: dict[str, str] | None = None,
+        build_with: list[str] | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.clock = clock or Clock()
@@ -113,6 +114,8 @@ class Cloud:
         self.image_map: dict[str, str] = dict(image_map or {})
         # fake-gcs-server's base URL once it runs (Cloud Build reads its source objects there)
         self.storage_url: str | None = None
+        # a build command prefix (``podman build``): Cloud Build runs docker steps with it
+        self.build_with: list[str] | None = build_with
         self._state = StateFile(state_dir)
         self._services: dict[str, Service] = {}
         self._dirty = threading.Event()

@@ -62,11 +62,12 @@ class Emulator(Server):
         image_map: dict[str, str] | None = None,
         storage: bool = True,
         storage_port: int = 0,
+        build_with: list[str] | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
         self.state_dir = state_dir
-        self.cloud = Cloud(state_dir, clock=clock, image_map=image_map)
+        self.cloud = Cloud(state_dir, clock=clock, image_map=image_map, build_with=build_with)
         self.port = 0
         self.storage: FakeGcs | None = None
         if storage:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 
 import pytest
 from google.api_core import exceptions
@@ -11,6 +12,7 @@ from google.cloud import artifactregistry_v1 as ar
 from google.cloud.devtools import cloudbuild_v1 as cb
 from google.longrunning import operations_pb2
 
+from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import FAST_POLL, job_spec
@@ -176,3 +178,14 @@ def test_cancel_and_run_operations_still_served(emulator: Emulator) -> None:
     )
     got = jobs.get_operation(operations_pb2.GetOperationRequest(name=op.operation.name))
     assert got.done
+
+
+@pytest.mark.parametrize("value", ["nerdctl", "", "kaniko build"])
+def test_bad_build_with_exits_2(
+    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["emulator", "start", "--state-dir", str(tmp_path), "--build-with", value]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert f"--build-with {value!r}: expected podman or docker" in err
+    assert not (tmp_path / "emulator.json").exists()

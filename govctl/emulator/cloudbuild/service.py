@@ -20,11 +20,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import tarfile
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -37,6 +40,7 @@ from google.rpc import code_pb2, status_pb2
 
 from govctl.emulator import rpc
 from govctl.emulator.cloud import Cloud, Service
+from govctl.emulator.cloudbuild import engine
 from govctl.emulator.rpc import Method, RpcError, invalid_argument, not_found
 from govctl.emulator.state import from_jsonable, to_jsonable
 
@@ -95,6 +99,8 @@ class CloudBuildService(Service):
         self._cond = threading.Condition(self.lock)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # --build-with: run docker build steps with a local engine instead of recording them.
+        self._engine = engine.Engine(cloud.build_with) if cloud.build_with else None
 
     # RPCs -------------------------------------------------------------------------------------
     def create_build(self, request: cb.CreateBuildRequest, context: Any) -> Any:
@@ -214,19 +220,15 @@ class CloudBuildService(Service):
             digest = "sha256:" + hashlib.sha256(data).hexdigest()
             self._log(build, f"Fetched {len(data)} bytes of source.")
             self._log(build, "BUILD")
-            for i, step in enumerate(build.steps):
-                self._log(build, f"Starting Step #{i}")
-                self._log(
-                    build,
-                    f"Step #{i}: [loopback cloud] step {step.name} {' '.join(step.args)} "
-                    "was not run: images are recorded, not built (start the emulator with "
-                    "--build-with podman to build them).",
-                )
-                self._log(build, f"Finished Step #{i}")
+            if self._engine is None:
+                self._record_steps(build)
+                digests = dict.fromkeys(images, digest)
+            else:
+                digests = self._build_steps(build, self._engine, data, images)
             if self._pause():
                 return
             self._log(build, "PUSH")
-            built = self._record(build, images, digest, len(data))
+            built = self._record(build, digests, len(data))
         except _Failed as failed:
             self._log(build, f"ERROR: {failed.detail}", severity="ERROR")
             with self._cond:
@@ -270,10 +272,61 @@ class CloudBuildService(Service):
                 FailureType.FETCH_SOURCE_FAILED, f"failed to fetch source: {err}"
             ) from None
 
-    def _record(self, build: Any, images: list[str], digest: str, size: int) -> list[Any]:
+    def _record_steps(self, build: Any) -> None:
+        for i, step in enumerate(build.steps):
+            self._log(build, f"Starting Step #{i}")
+            self._log(
+                build,
+                f"Step #{i}: [loopback cloud] step {step.name} {' '.join(step.args)} "
+                "was not run: images are recorded, not built (start the emulator with "
+                "--build-with podman to build them).",
+            )
+            self._log(build, f"Finished Step #{i}")
+
+    def _build_steps(
+        self, build: Any, engine_: engine.Engine, data: bytes, images: list[str]
+    ) -> dict[str, str]:
+        """Run the docker build steps with the local engine; the images' digests."""
+        with tempfile.TemporaryDirectory(prefix="govctl-cloudbuild-") as tmp:
+            try:
+                engine.unpack(data, Path(tmp))
+            except (tarfile.TarError, OSError, EOFError) as err:
+                raise _Failed(
+                    FailureType.FETCH_SOURCE_FAILED, f"the source is not a tarball: {err}"
+                ) from None
+            for i, step in enumerate(build.steps):
+                self._log(build, f"Starting Step #{i}")
+                if not engine.is_docker_build(step.name, list(step.args)):
+                    self._log(build, f"Step #{i}: [loopback cloud] only docker builds run here")
+                else:
+                    prefix = f"Step #{i}: "
+
+                    def emit(line: str, prefix: str = prefix) -> None:
+                        self._log(build, prefix + line)
+
+                    code = engine_.run(list(step.args), Path(tmp, step.dir_), emit)
+                    if code != 0:
+                        raise _Failed(
+                            FailureType.USER_BUILD_STEP,
+                            f'build step {i} "{step.name}" failed: step exited with non-zero '
+                            f"status: {code}",
+                        )
+                self._log(build, f"Finished Step #{i}")
+        digests = {}
+        for image in images:
+            digest = engine_.digest(image)
+            if digest is None:
+                raise _Failed(
+                    FailureType.PUSH_IMAGE_NOT_FOUND,
+                    f"failed to find one or more images after execution of build steps: {image}",
+                )
+            digests[image] = digest
+        return digests
+
+    def _record(self, build: Any, digests: dict[str, str], size: int) -> list[Any]:
         registry = self.cloud.service("artifactregistry")
         built = []
-        for image in images:
+        for image, digest in digests.items():
             path, tag = _split_tag(image)
             self._log(build, f"Pushing {image}")
             try:
@@ -282,7 +335,8 @@ class CloudBuildService(Service):
                 raise _Failed(
                     FailureType.PUSH_FAILED, f"failed to push {image}: {err.message}"
                 ) from None
-            self._log(build, f"{tag}: digest: {digest} (recorded, not built)")
+            how = "recorded, not built" if self._engine is None else "built locally, not pushed"
+            self._log(build, f"{tag}: digest: {digest} ({how})")
             built.append(cb.BuiltImage.pb(cb.BuiltImage(name=image, digest=digest)))
         return built
 
@@ -438,6 +492,8 @@ class CloudBuildService(Service):
 
     def stop(self) -> None:
         self._stopping.set()
+        if self._engine is not None:
+            self._engine.kill()
         for thread in self._threads:
             thread.join(timeout=2)
 
