@@ -147,13 +147,14 @@ def submit_build(
         if current.status in done:
             break
         time.sleep(poll_seconds)
-    # The last lines can reach Cloud Logging just after the build ends.
+    # The last lines can reach Cloud Logging a little after the build ends: read until a
+    # read after a pause brings nothing new (at most three more reads).
     for _ in range(3):
+        time.sleep(poll_seconds)
         before = len(lines)
         drain()
         if len(lines) == before:
             break
-        time.sleep(poll_seconds)
     status = cb.Build.Status(current.status).name
     if current.status != cb.Build.Status.SUCCESS:
         reason = current.status_detail or current.failure_info.detail or status

@@ -237,12 +237,13 @@ class CloudBuildService(Service):
                     build.failure_info.detail = failed.detail
                     self._finish(build, Status.FAILURE, failed.detail)
             return
+        # Logged before the status turns, so a client that sees SUCCESS can read the whole log.
+        self._log(build, "DONE")
         with self._cond:
             if build.status != Status.WORKING:
                 return
             build.results.images.extend(built)
             self._finish(build, Status.SUCCESS, "")
-        self._log(build, "DONE")
 
     def _pause(self) -> bool:
         """Wait a phase; True when the emulator is stopping (the build is then left as is)."""
