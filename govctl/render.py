@@ -110,3 +110,47 @@ def progress(message: str) -> Iterator[None]:
         return
     with console.status(message):
         yield
+
+
+_PLAN_MARK = {"create": "+", "update": "~", "unchanged": "="}
+
+
+def _plan_value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str) and "@sha256:" in value:
+        # an image: its repository path and a short digest, as `docker images` shows it
+        path, _, digest = value.partition("@sha256:")
+        return f"…/{path.rsplit('/', 1)[-1]}@sha256:{digest[:12]}"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def plan(data: Mapping[str, Any]) -> None:
+    """A deploy plan like `terraform plan`: + create, ~ update `old → new`, = unchanged."""
+    out(f"Plan for project {data['project']}, {data['region']}")
+    out()
+    for res in data["resources"]:
+        mark = _PLAN_MARK[res["action"]]
+        kind = f"{res['kind']:<9}"
+        suffix = "   (unchanged)" if res["action"] == "unchanged" else ""
+        out(f"  {mark} {kind} {res['name']}{suffix}")
+        width = max((len(c["field"]) for c in res["changes"]), default=0)
+        for change in res["changes"]:
+            new = _plan_value(change["new"])
+            if res["action"] == "create":
+                out(f"      {change['field']:<{width}}  {new}")
+            else:
+                out(f"      {change['field']:<{width}}  {_plan_value(change['old'])}  →  {new}")
+    summary = data["summary"]
+    out()
+    out(f"{summary['to_add']} to add, {summary['to_change']} to change, "
+        f"{summary['unchanged']} unchanged.")  # fmt: skip
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal (stderr); no is the default."""
+    import typer
+
+    return typer.confirm(question, default=False, err=True)

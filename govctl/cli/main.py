@@ -27,6 +27,7 @@ from govctl.errors import GovctlError
 GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
+    "deploy": "govctl.cli.deploy:app",
     "emulator": "govctl.cli.emulator:app",
 }
 
