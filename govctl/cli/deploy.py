@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import enum
-import sys
 from typing import Annotated
 
 import typer
 
 from govctl import config, render, validate
-from govctl.cli.options import Json, Project, Region, Yes, settings
+from govctl.cli.options import Json, Project, Region, Yes, confirm, settings
 from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
@@ -44,10 +43,6 @@ def _image(
             "Registry lookup is wired)"
         )
     return ref, None
-
-
-def _interactive() -> bool:
-    return sys.stdin.isatty()
 
 
 @app.command()
@@ -121,14 +116,7 @@ def deploy(
         if exit_code:
             raise typer.Exit(EXIT_CHANGES)
         return
-    if not yes:
-        if not _interactive():
-            raise UsageError(
-                "refusing to apply without confirmation: stdin is not a terminal",
-                fix="pass -y to apply, or --dry-run to only see the plan",
-            )
-        if not render.confirm("Apply?"):
-            raise GovctlError("not applied", fix="rerun and answer y, or pass -y")
+    confirm(yes, "Apply?", alternative="--dry-run to only see the plan")
     with render.progress("applying"):
         applied = service.apply(plan)
     for line in applied.done:

@@ -58,12 +58,24 @@ class Execution:
     name: str  # full resource name
     id: str  # its last path segment, as the console and logs show it
     create_time: datetime | None
+    start_time: datetime | None
+    completion_time: datetime | None
     task_count: int
     running: int
     succeeded: int
     failed: int
     cancelled: int
     completed: bool
+
+    @property
+    def succeeded_all(self) -> bool:
+        return self.completed and self.failed == 0 and self.cancelled == 0 and self.succeeded > 0
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.start_time and self.completion_time:
+            return self.completion_time - self.start_time
+        return None
 
 
 def _cpu(value: str) -> int | str:
@@ -233,6 +245,8 @@ def _execution(ex: Any) -> Execution:
         name=ex.name,
         id=ex.name.rsplit("/", 1)[-1],
         create_time=ex.create_time,
+        start_time=ex.start_time if "start_time" in ex else None,
+        completion_time=ex.completion_time if "completion_time" in ex else None,
         task_count=ex.task_count,
         running=ex.running_count,
         succeeded=ex.succeeded_count,

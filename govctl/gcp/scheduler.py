@@ -41,6 +41,7 @@ class ScheduleSpec:
     last_attempt_time: datetime | None = None
     status_code: int | None = None  # google.rpc.Code of the last attempt (0 = OK)
     status_message: str = ""
+    status_name: str = ""  # the code's name: OK, PERMISSION_DENIED, …
     auth: str = ""  # "oauth", "oidc" or "" (none)
 
 
@@ -51,6 +52,7 @@ def _time(value: Any) -> datetime | None:
 
 def _spec(job: scheduler_v1.Job) -> ScheduleSpec:
     from google.cloud import scheduler_v1
+    from google.rpc import code_pb2
 
     target = job.http_target
     auth = "oauth" if "oauth_token" in target else "oidc" if "oidc_token" in target else ""
@@ -70,8 +72,16 @@ def _spec(job: scheduler_v1.Job) -> ScheduleSpec:
         last_attempt_time=_time(job.last_attempt_time),
         status_code=job.status.code if has_status else None,
         status_message=job.status.message if has_status else "",
+        status_name=_code_name(code_pb2, job.status.code) if has_status else "",
         auth=auth,
     )
+
+
+def _code_name(code_pb2: Any, code: int) -> str:
+    try:
+        return str(code_pb2.Code.Name(code))
+    except ValueError:
+        return f"code {code}"
 
 
 def _job(name: str, spec: ScheduleSpec) -> scheduler_v1.Job:

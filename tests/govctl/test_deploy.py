@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from google.cloud import iam_admin_v1, run_v2, scheduler_v1
 
-from govctl.cli import deploy as deploy_cli
 from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
@@ -219,7 +218,7 @@ def test_a_non_terminal_without_yes_refuses(
     cloud: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create_prerequisites()
-    monkeypatch.setattr(deploy_cli, "_interactive", lambda: False)
+    monkeypatch.setattr("govctl.cli.options.interactive", lambda: False)
     assert deploy() == 2
     assert "refusing to apply without confirmation" in capsys.readouterr().err
     assert not job_exists()
@@ -229,7 +228,7 @@ def test_a_terminal_asks_and_no_applies_nothing(
     cloud: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     create_prerequisites()
-    monkeypatch.setattr(deploy_cli, "_interactive", lambda: True)
+    monkeypatch.setattr("govctl.cli.options.interactive", lambda: True)
     monkeypatch.setattr("govctl.render.confirm", lambda question: False)
     assert deploy() == 1
     assert "not applied" in capsys.readouterr().err
@@ -250,7 +249,7 @@ def test_a_change_between_plan_and_apply_is_an_error_not_an_overwrite(
         clients.jobs().update_job(job=job).result(polling=FAST_POLL)
         return True
 
-    monkeypatch.setattr(deploy_cli, "_interactive", lambda: True)
+    monkeypatch.setattr("govctl.cli.options.interactive", lambda: True)
     monkeypatch.setattr("govctl.render.confirm", someone_else_changes_the_job)
     assert deploy() == 1
     err = capsys.readouterr().err
