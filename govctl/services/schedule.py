@@ -276,21 +276,25 @@ class Triggered:
 
 def trigger(cfg: Config, wait: float = 30.0) -> Triggered:
     """Fire the scheduler job now; the execution of the Run job that it started."""
-    scheduler.require(cfg.schedule_path)
+    before = scheduler.require(cfg.schedule_path)
     known = {e.name for e in jobs.list_executions(cfg.job_path, 20)}
     spec = scheduler.run(cfg.schedule_path)
-    if spec.status_code not in (None, 0):
-        raise CloudError(
-            f"scheduler job {cfg.schedule.name} ran, but its call to the Cloud Run job failed: "
-            f"{spec.status_name}: {spec.status_message}",
-            fix=_attempt_fix(spec, cfg),
-        )
-    # In production RunJob answers before the attempt: the execution appears shortly after.
+    # Production answers RunJob before the attempt is made (the emulator after it): wait for
+    # the new execution, or for this attempt's failure. An older attempt's status is not it.
     deadline = time.monotonic() + wait
     while True:
         new = [e for e in jobs.list_executions(cfg.job_path, 20) if e.name not in known]
         if new:
             return Triggered(spec, new[0])
+        attempted = spec.last_attempt_time is not None and (
+            before.last_attempt_time is None or spec.last_attempt_time > before.last_attempt_time
+        )
+        if attempted and spec.status_code not in (None, 0):
+            raise CloudError(
+                f"scheduler job {cfg.schedule.name} ran, but its call to the Cloud Run job "
+                f"failed: {spec.status_name}: {spec.status_message}",
+                fix=_attempt_fix(spec, cfg),
+            )
         if time.monotonic() > deadline:
             raise GovctlError(
                 f"scheduler job {cfg.schedule.name} ran, but no new execution of "
@@ -298,6 +302,7 @@ def trigger(cfg: Config, wait: float = 30.0) -> Triggered:
                 fix="look at its attempt with `govctl schedule show`",
             )
         time.sleep(1.0)
+        spec = scheduler.require(cfg.schedule_path)
 
 
 def _attempt_fix(spec: ScheduleSpec, cfg: Config) -> str:

@@ -334,3 +334,23 @@ def test_deploy_help_imports_no_google_cloud_module() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "--dry-run" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_scheduler_change_between_plan_and_apply_is_refused(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_prerequisites()
+    assert deploy("-y") == 0
+    monkeypatch.setenv("GOVCTL_SCHEDULE_CRON", "0 3 * * *")
+
+    def someone_else_reschedules(question: str) -> bool:
+        job = clients.scheduler().get_job(name=SCHEDULE)
+        job.schedule = "0 4 * * *"
+        clients.scheduler().update_job(job=job, update_mask={"paths": ["schedule"]})
+        return True
+
+    monkeypatch.setattr("govctl.cli.options.interactive", lambda: True)
+    monkeypatch.setattr("govctl.render.confirm", someone_else_reschedules)
+    assert deploy() == 1
+    assert "update scheduler job" in capsys.readouterr().err
+    assert clients.scheduler().get_job(name=SCHEDULE).schedule == "0 4 * * *"

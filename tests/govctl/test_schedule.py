@@ -254,3 +254,18 @@ def test_schedule_commands_before_deploy_say_to_deploy(
         assert schedule(*argv) == 1
         assert "does not exist — run `govctl deploy` first" in capsys.readouterr().err
     assert list(clients.scheduler().list_jobs(parent=PARENT)) == []
+
+
+def test_trigger_works_again_once_the_binding_is_back(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = clients.jobs().get_iam_policy(request={"resource": JOB})
+    saved = list(policy.bindings)
+    del policy.bindings[:]
+    policy = clients.jobs().set_iam_policy(request={"resource": JOB, "policy": policy})
+    assert schedule("trigger") == 1  # refused: the scheduler job now carries that failure
+    capsys.readouterr()
+    policy.bindings.extend(saved)
+    clients.jobs().set_iam_policy(request={"resource": JOB, "policy": policy})
+    assert schedule("trigger") == 0
+    assert len(list(clients.executions().list_executions(parent=JOB))) == 1
