@@ -321,7 +321,7 @@ def test_an_image_without_digest_is_deployed_as_given_with_a_warning(
     assert get_job().template.template.containers[0].image == tagged
 
 
-def test_deploy_help_imports_no_google_cloud_module() -> None:
+def test_deploy_and_schedule_help_import_no_google_cloud_module() -> None:
     import subprocess
     import sys
 
@@ -329,6 +329,7 @@ def test_deploy_help_imports_no_google_cloud_module() -> None:
         "import sys\n"
         "from govctl.cli.main import main\n"
         "assert main(['deploy', '--help']) == 0\n"
+        "assert main(['schedule', 'set', '--help']) == 0\n"
         "print(sorted(m for m in sys.modules if m.startswith(('google.cloud', 'grpc'))))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
