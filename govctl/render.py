@@ -113,6 +113,16 @@ def progress(message: str) -> Iterator[None]:
 
 
 _PLAN_MARK = {"create": "+", "update": "~", "unchanged": "="}
+_PLAN_COLOUR = {"create": "32", "update": "33", "unchanged": "2"}  # green, yellow, dim
+
+
+def _colour(text: str, action: str) -> str:
+    """ANSI colour on a terminal only, and never with NO_COLOR set (no-color.org)."""
+    import os
+
+    if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
+        return text
+    return f"\033[{_PLAN_COLOUR[action]}m{text}\033[0m"
 
 
 def _plan_value(value: Any) -> str:
@@ -135,10 +145,12 @@ def plan(data: Mapping[str, Any]) -> None:
         mark = _PLAN_MARK[res["action"]]
         kind = f"{res['kind']:<9}"
         suffix = "   (unchanged)" if res["action"] == "unchanged" else ""
-        out(f"  {mark} {kind} {res['name']}{suffix}")
+        out(_colour(f"  {mark} {kind} {res['name']}{suffix}", res["action"]))
         width = max((len(c["field"]) for c in res["changes"]), default=0)
         for change in res["changes"]:
             new = _plan_value(change["new"])
+            if change["field"] == "image" and data.get("commit"):
+                new += f" (commit {str(data['commit'])[:7]})"
             if res["action"] == "create":
                 out(f"      {change['field']:<{width}}  {new}")
             else:

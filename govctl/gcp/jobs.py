@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from govctl import validate
-from govctl.errors import CloudError, NotFound
+from govctl.errors import CloudError, NotFound, UsageError
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
 
@@ -81,14 +81,14 @@ class Execution:
 def _cpu(value: str) -> int | str:
     try:
         return validate.cpu(value)
-    except Exception:
+    except UsageError:
         return value  # a form govctl does not write: shown as is, so it differs from the plan
 
 
 def _memory(value: str) -> int | str:
     try:
         return validate.memory_mib(value)
-    except Exception:
+    except UsageError:
         return value
 
 

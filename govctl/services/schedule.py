@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from govctl import validate
 from govctl.config import Config
-from govctl.errors import CloudError, GovctlError
+from govctl.errors import CloudError, GovctlError, NotFound
 from govctl.gcp import jobs, scheduler
 from govctl.gcp.scheduler import ScheduleSpec
 
@@ -126,9 +126,11 @@ def shortest_interval(cron: str, time_zone: str, after: datetime | None = None) 
 
 def recent_run_time(cfg: Config) -> timedelta | None:
     """The median duration of the job's recent successful executions (None: no history)."""
-    durations = [
-        e.duration for e in jobs.list_executions(cfg.job_path, 20) if e.succeeded_all and e.duration
-    ]
+    try:
+        recent = jobs.list_executions(cfg.job_path, 20)
+    except NotFound:
+        return None  # the scheduler outlived its job: nothing to compare with
+    durations = [e.duration for e in recent if e.succeeded_all and e.duration]
     return statistics.median(durations) if durations else None  # type: ignore[type-var]
 
 

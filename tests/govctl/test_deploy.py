@@ -355,3 +355,23 @@ def test_a_scheduler_change_between_plan_and_apply_is_refused(
     assert deploy() == 1
     assert "update scheduler job" in capsys.readouterr().err
     assert clients.scheduler().get_job(name=SCHEDULE).schedule == "0 4 * * *"
+
+
+def test_the_plan_shows_images_by_short_digest_and_commit(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from govctl import render
+
+    old, new = IMAGE, IMAGE.replace("3f", "9b")
+    render.plan({
+        "project": PROJECT, "region": REGION, "commit": "1c2d3e4f5a6b",
+        "resources": [{"kind": "run job", "name": "j", "action": "update",
+                       "changes": [{"field": "image", "old": old, "new": new}]}],
+        "summary": {"to_add": 0, "to_change": 1, "unchanged": 0},
+    })  # fmt: skip
+    out = capsys.readouterr().out
+    assert (
+        "      image  …/ingestion@sha256:3f3f3f3f3f3f  →  …/ingestion@sha256:9b9b9b9b9b9b "
+        "(commit 1c2d3e4)\n"
+    ) in out
+    assert "\033[" not in out  # no colour when stdout is not a terminal
