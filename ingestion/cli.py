@@ -12,35 +12,19 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
-DEFAULT_REPO_TIMEOUT = 300.0
-DEFAULT_MAX_FILE_SIZE = 524288
-DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 * 1024  # ingestion.digest.DEFAULT_MAX_TOTAL_SIZE (asserted)
-DEFAULT_MAX_FAILURE_RATIO = 0.05
-TRUE_WORDS = ("1", "true", "yes")
+from ingestion.settings import (
+    DEFAULT_FEED_URL,
+    DEFAULT_MAX_FAILURE_RATIO,
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_MAX_TOTAL_SIZE,
+    DEFAULT_REPO_TIMEOUT,
+    TRUE_WORDS,
+    Options,
+)
 
-
-@dataclass(frozen=True)
-class Options:
-    feed: str
-    sink: str
-    limit: int | None
-    tasks: int
-    task_index: int
-    concurrency: int
-    force: bool
-    dry_run: bool
-    repo_timeout: float
-    max_file_size: int
-    max_total_size: int
-    max_failure_ratio: float
-    allow_hosts: tuple[str, ...]
-    allow_local: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "allow_hosts": list(self.allow_hosts)}
+__all__ = ["Options", "UsageError", "build_parser", "main", "parse_options"]
 
 
 class UsageError(Exception):
@@ -203,8 +187,6 @@ def _env_int(environ: Mapping[str, str], name: str, parse: Callable[[str], int])
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     """Flags + environment → Options, or UsageError."""
-    from ingestion.feed import DEFAULT_FEED_URL
-
     args = build_parser().parse_args(list(argv))
 
     sink = args.sink

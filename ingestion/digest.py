@@ -70,6 +70,7 @@ from typing import Any
 
 from ingestion import INGEST_VERSION
 from ingestion.ignore import IgnoreMatcher, ignore_patterns
+from ingestion.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_TOTAL_SIZE
 
 GITINGEST_VERSION = "0.3.1"
 TOKEN_ESTIMATE = "none"
@@ -77,16 +78,9 @@ TOKEN_ESTIMATE = "none"
 _ENCODINGS = ("UTF-8", "utf-8", "utf-16", "utf-16le", "utf-8-sig", "latin")
 
 
-# gitingest's own total limit is 500 MB, far more than anything indexes: Vertex AI Search takes
-# text documents up to 10 MB (2.5 MB without layout parsing). 8 MiB of file contents leaves room
-# for the tree and the per-file headers, and keeps each checkout's digest small on Cloud Run,
-# whose /tmp is memory.
-DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 * 1024
-
-
 @dataclass(frozen=True)
 class DigestSettings:
-    max_file_size: int = 524288
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
     # Like gitingest's MAX_TOTAL_SIZE_BYTES: a file that would take the repository's included
     # file contents over this is left out, in the walk's (sorted) order.
     max_total_size: int = DEFAULT_MAX_TOTAL_SIZE

@@ -20,10 +20,6 @@ from typing import Any
 
 import urllib3
 
-DEFAULT_FEED_URL = (
-    "https://uk-x-gov-software-community.github.io/xgov-opensource-repo-scraper/repos.json"
-)
-
 # Retry timing for the feed download; a module constant so tests can shorten it.
 BACKOFF_FACTOR = 0.5
 BACKOFF_MAX = 10.0

@@ -19,7 +19,6 @@ from pathlib import Path
 from types import FrameType
 
 from ingestion import INGEST_VERSION
-from ingestion.cli import Options
 from ingestion.cpus import available_cpus
 from ingestion.digest import DigestSettings
 from ingestion.feed import Feed, FeedError, load_feed
@@ -27,6 +26,7 @@ from ingestion.logs import Logger, Progress
 from ingestion.pipeline import Pipeline, pipeline_stats
 from ingestion.plan import Plan, make_plan
 from ingestion.report import RunReport, execution_id
+from ingestion.settings import Options
 from ingestion.shard import shard
 from ingestion.sinks import Sink, SinkError, open_sink
 
