@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import Counter
@@ -13,8 +14,11 @@ from ingestion.logs import rfc3339
 
 
 def execution_id(environ: dict[str, str]) -> str:
-    """Cloud Run's execution name, or a UTC timestamp outside Cloud Run."""
-    return environ.get("CLOUD_RUN_EXECUTION") or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    """Cloud Run's execution name; outside Cloud Run a UTC timestamp and a random suffix, so two
+    runs started in the same second never share a run report (the timestamp keeps them sorted)."""
+    return environ.get("CLOUD_RUN_EXECUTION") or (
+        datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+    )
 
 
 @dataclass
