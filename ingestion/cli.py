@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=DEFAULT_MAX_TOTAL_SIZE,
         metavar="B",
-        help="file contents per digest; files beyond it are left out (default %(default)s)",
+        help="bytes per digest, all included; files beyond it are left out (default %(default)s)",
     )
     p.add_argument(
         "--max-failure-ratio",

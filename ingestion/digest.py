@@ -55,7 +55,10 @@ process-wide changes to gitingest live in ``_patch_gitingest`` only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
+import itertools
 import json
 import logging
 import os
@@ -66,7 +69,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ingestion import INGEST_VERSION
 from ingestion.ignore import IgnoreMatcher, ignore_patterns
@@ -193,7 +196,9 @@ def _patch_gitingest() -> None:
 def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Digest:
     """Digest the checkout at ``path`` (its ``.git`` is ignored); ``label`` is ``owner/name``."""
     walked = _walk(path, settings, label)
-    text = "".join(walked.pieces())
+    buffer = io.BytesIO()
+    _write_within(walked, settings.max_total_size, buffer)
+    text = buffer.getvalue().decode()
     return Digest(
         text=text, files=walked.node.file_count, bytes=len(text.encode()), capped=walked.capped
     )
@@ -206,15 +211,51 @@ def write_digest(path: Path, settings: DigestSettings, *, label: str, out: Path)
     worker's memory does not grow with the repository; the caller uploads from ``out``.
     """
     walked = _walk(path, settings, label)
-    sha = hashlib.sha256()
-    size = 0
-    with out.open("wb") as handle:
-        for piece in walked.pieces():
+    with out.open("w+b") as handle:
+        size, sha = _write_within(walked, settings.max_total_size, handle)
+    return DigestFile(out, walked.node.file_count, size, sha, walked.capped)
+
+
+def _write_within(walked: _Walked, limit: int, handle: BinaryIO) -> tuple[int, str]:
+    """Write the digest to ``handle``; when the whole of it (summary, tree, per-file headers
+    and contents) is over ``limit``, leave out the last files in walk order and write it again.
+
+    The walk already stopped adding file contents at ``limit``; the headers and the tree come
+    on top, so an over-limit digest is rare and only that one is written twice. Leaving files
+    out only shortens the summary and the tree, so one pass of dropping usually fits.
+    """
+    while True:
+        handle.seek(0)
+        handle.truncate()
+        sha = hashlib.sha256()
+        size = 0
+        contents: list[int] = []
+        for kind, piece in walked.pieces():
             data = piece.encode()
             handle.write(data)
             sha.update(data)
             size += len(data)
-    return DigestFile(out, walked.node.file_count, size, sha.hexdigest(), walked.capped)
+            if kind == "file":
+                contents.append(len(data))
+        if size <= limit or not contents:
+            return size, sha.hexdigest()
+        walked.keep_first(_files_that_fit(walked, contents, limit))
+
+
+def _files_that_fit(walked: _Walked, contents: list[int], limit: int) -> int:
+    """The most files (a prefix in walk order) whose whole digest is within ``limit``: the
+    summary and the tree of a prefix are computed exactly (no file is read for them)."""
+    prefix = [0]
+    for n in contents:
+        prefix.append(prefix[-1] + n)
+    low, high = 0, len(contents) - 1  # keeping them all is over the limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        if walked.head_size(mid) + prefix[mid] <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 @dataclass
@@ -223,7 +264,19 @@ class _Walked:
     query: Any
     capped: bool
 
-    def pieces(self) -> Iterator[str]:
+    def keep_first(self, count: int) -> None:
+        """Leave out every file after the first ``count`` (walk order), and emptied folders."""
+        self.node = _pruned(self.node, {id(leaf) for leaf in list(_leaves(self.node))[:count]})
+        self.capped = True
+
+    def head_size(self, count: int) -> int:
+        """Bytes of the summary and the tree if only the first ``count`` files were kept."""
+        kept = {id(leaf) for leaf in list(_leaves(self.node))[:count]}
+        walked = _Walked(_pruned(self.node, kept), self.query, self.capped)
+        summary, tree = (piece for _, piece in itertools.islice(walked.pieces(), 2))
+        return len(summary.encode()) + len(tree.encode())
+
+    def pieces(self) -> Iterator[tuple[str, str]]:
         """gitingest's ``format_node`` for a directory, as ``summary\ntree\ncontent``, in parts.
 
         Its ``_gather_file_contents`` joins the file texts with ``"\n"``, nested per directory;
@@ -233,10 +286,32 @@ class _Walked:
 
         summary = _create_summary_prefix(self.query) + f"Files analyzed: {self.node.file_count}\n"
         tree = "Directory structure:\n" + _create_tree_structure(self.query, node=self.node)
-        yield _printable(summary) + "\n"
-        yield _printable(tree) + "\n"
+        yield "summary", _printable(summary) + "\n"
+        yield "tree", _printable(tree) + "\n"
         for i, leaf in enumerate(_leaves(self.node)):
-            yield ("\n" if i else "") + _printable(leaf.content_string)
+            yield "file", ("\n" if i else "") + _printable(leaf.content_string)
+
+
+def _pruned(node: Any, kept: set[int]) -> Any:
+    """A copy of the directory ``node`` with only the leaves in ``kept`` (and the folders that
+    still hold any), counted as ``_Walker.walk`` counts."""
+    from gitingest.schemas import FileSystemNodeType
+
+    copy = dataclasses.replace(node, children=[], size=0, file_count=0, dir_count=0)
+    for child in node.children:
+        if child.type == FileSystemNodeType.DIRECTORY:
+            sub = _pruned(child, kept)
+            if not sub.children:
+                continue
+            copy.size += sub.size
+            copy.file_count += sub.file_count
+            copy.dir_count += 1 + sub.dir_count
+            copy.children.append(sub)
+        elif id(child) in kept:
+            copy.size += child.size
+            copy.file_count += 1
+            copy.children.append(child)
+    return copy
 
 
 def _leaves(node: Any) -> Iterator[Any]:

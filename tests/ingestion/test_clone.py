@@ -261,7 +261,26 @@ def test_destination_must_not_exist(tmp_path: Path) -> None:
             "unreachable",
         ),
         ("fatal: protocol 'ext' is not supported", "git_failed"),
+        (
+            "remote: fatal: unable to read 3f2a…\nfatal: the remote end hung up unexpectedly\n"
+            "fatal: early EOF\nfatal: index-pack failed",
+            "repository_corrupt",
+        ),
     ],
 )
 def test_classify_github_messages(stderr: str, reason: str) -> None:
     assert classify(stderr) == reason
+
+
+def test_a_corrupt_repository_on_the_server_is_repository_corrupt(
+    git_server: GitServer, tmp_path: Path
+) -> None:
+    """upload-pack dies on a broken object: git says "early EOF", which is not a network issue."""
+    repo = make_repo(git_server.root / "org" / "broken", {"a.txt": "a" * 5000, "b.txt": "b\n"})
+    blob = git("rev-parse", "HEAD:a.txt", cwd=repo).strip()
+    loose = repo / ".git" / "objects" / blob[:2] / blob[2:]
+    loose.chmod(0o644)
+    loose.write_bytes(loose.read_bytes()[:20])
+    with pytest.raises(CloneError) as caught:
+        clone(git_server.url("org/broken"), tmp_path / "c", max_file_size=LIMIT * 100, timeout=30)
+    assert caught.value.reason == "repository_corrupt", str(caught.value)

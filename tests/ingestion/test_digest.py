@@ -310,7 +310,7 @@ def test_max_total_size_leaves_files_out_like_gitingest(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", files)
     full = digest_checkout(repo, DigestSettings(), label=LABEL)
     assert not full.capped and full.files == 5
-    capped = digest_checkout(repo, DigestSettings(max_total_size=2500), label=LABEL)
+    capped = digest_checkout(repo, DigestSettings(max_total_size=2900), label=LABEL)
     # In walk order, a file that would go over the cap is left out; a later small one fits.
     assert capped.capped and capped.files == 3
     for c, kept in zip("abcde", [True, True, False, False, True], strict=True):
@@ -386,3 +386,22 @@ def test_ignore_matcher_decides_like_pathspec(
     for parts in paths:
         rel = "/".join(parts)
         assert matcher(rel) == spec.match_file(rel), (lines, rel)
+
+
+@pytest.mark.parametrize("cap", [1500, 2300, 4000])
+def test_max_total_size_bounds_the_whole_digest(tmp_path: Path, cap: int) -> None:
+    """Summary, tree and per-file headers count too: 40 small files with long names are far
+    more digest than file contents, and the digest must still end up within the cap."""
+    files = {f"src/module_with_a_rather_long_name_{i:02d}.py": "x = 1\n" for i in range(40)}
+    repo = make_repo(tmp_path / "repo", files)
+    full = digest_checkout(repo, DigestSettings(), label=LABEL)
+    assert full.bytes > 4000 and not full.capped
+    capped = digest_checkout(repo, DigestSettings(max_total_size=cap), label=LABEL)
+    assert capped.bytes <= cap and capped.capped
+    assert 0 < capped.files < 40
+    assert f"Files analyzed: {capped.files}\n" in capped.text
+    assert capped.text.count("FILE: src/") == capped.files
+    assert capped.text.count(".py\n") == 2 * capped.files  # a tree line and a header each
+    settings = DigestSettings(max_total_size=cap)
+    written = write_digest(repo, settings, label=LABEL, out=tmp_path / "d")
+    assert written.path.read_bytes() == capped.text.encode() and written.size <= cap
