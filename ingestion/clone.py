@@ -47,6 +47,9 @@ _HARDENING = (
     "fetch.recurseSubmodules=false",
     "advice.detachedHead=false",
     "protocol.allow=never",
+    # A redirect could lead anywhere, off the allowed hosts (--allow-host); the feed names
+    # each repository's canonical URL, so there is nothing to follow.
+    "http.followRedirects=false",
 )
 
 _NOT_FOUND = (
@@ -89,7 +92,8 @@ class CloneError(Exception):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        # timeout | unreachable | not_found | repository_corrupt | git_failed | cancelled
+        # timeout | unreachable | not_found | repository_corrupt | redirected | git_failed |
+        # cancelled
         self.reason = reason
 
 
@@ -224,6 +228,8 @@ def classify(stderr: str) -> str:
     text = stderr.lower()
     if any(marker in text for marker in _NOT_FOUND):
         return "not_found"
+    if "returned error: 301" in text or "returned error: 302" in text:
+        return "redirected"  # moved (renamed?): the feed should name the new URL
     if any(marker in text for marker in _CORRUPT):
         return "repository_corrupt"
     if any(marker in text for marker in _UNREACHABLE):
