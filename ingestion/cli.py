@@ -134,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo everything ($FORCE_REINDEX)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; no clone, no write")
     p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="accept an empty feed, or one under half the last run's ($ALLOW_FEED_SHRINK)",
+    )
+    p.add_argument(
         "--repo-timeout",
         type=positive_float,
         default=DEFAULT_REPO_TIMEOUT,
@@ -223,6 +228,8 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         concurrency=args.concurrency or default_concurrency(),
         force=force,
         dry_run=args.dry_run,
+        allow_shrink=args.allow_shrink
+        or environ.get("ALLOW_FEED_SHRINK", "").strip().lower() in TRUE_WORDS,
         repo_timeout=args.repo_timeout,
         max_file_size=args.max_file_size,
         max_total_size=args.max_total_size,

@@ -276,3 +276,9 @@ def test_http_feed_404_is_not_retried_forever(flaky: FlakyFeed) -> None:
     flaky.body = b"<html>not json</html>"
     with pytest.raises(FeedError, match="not valid JSON"):
         load_feed(flaky.url, retries=1, timeout=5)
+
+
+def test_an_owner_starting_with_underscore_is_rejected() -> None:
+    """No GitHub owner starts with "_"; the sink keeps those names for the job's own objects."""
+    feed = parse_entries([{"owner": "_runs", "name": "x", "url": "https://github.com/_runs/x"}])
+    assert feed.repos == [] and [r.reason for r in feed.rejected] == ["bad_name"]

@@ -92,9 +92,15 @@ def test_report_body() -> None:
     assert body["counts"]["processed"] == 2
     assert body["counts"]["rewritten"] == 1 and body["counts"]["metadata_refreshed"] == 1
     assert body["counts"]["failed"] == 1 and body["counts"]["rejected"] == 2
-    assert body["failures"] == [
-        {"repo": "org/x", "reason": "timeout", "stage": "clone", "detail": "took too long"}
-    ]
+    [failure] = body["failures"]
+    assert failure.pop("first_failed")
+    assert failure == {
+        "repo": "org/x",
+        "reason": "timeout",
+        "stage": "clone",
+        "detail": "took too long",
+        "persistent": False,
+    }
     assert body["bytes"] == {"written": 100, "digests": 140}
     assert body["stage_seconds_summed"] == {"clone": 2.0}
     assert body["failure_ratio"] == round(1 / 3, 4)
