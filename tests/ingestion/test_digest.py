@@ -278,17 +278,6 @@ def test_hostile_files_do_not_fail_the_repository(tmp_path: Path) -> None:
     assert "ignored by a non-UTF-8 pattern" not in text
 
 
-def test_tiktoken_is_never_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tiktoken
-
-    def refuse(name: str) -> None:
-        raise AssertionError(f"tiktoken.get_encoding({name!r}) called")
-
-    monkeypatch.setattr(tiktoken, "get_encoding", refuse)
-    text = digest(make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})).text
-    assert "x = 1" in text and "Estimated tokens" not in text
-
-
 def test_fingerprint() -> None:
     default = DigestSettings().fingerprint()
     assert default == DigestSettings(524288).fingerprint()
