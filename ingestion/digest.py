@@ -75,6 +75,11 @@ from ingestion.ignore import IgnoreMatcher, ignore_patterns
 from ingestion.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_TOTAL_SIZE
 
 GITINGEST_VERSION = "0.3.1"
+# What shapes the digest bytes besides our code and the settings: exact pins, the same in
+# pyproject.toml and ingestion/requirements.lock (tests/ingestion/test_digest.py checks), and
+# checked against the installed versions at start-up. The fingerprint reads these constants,
+# never the installed versions, so it cannot change without a commit that changes a pin.
+FINGERPRINT_PINS = {"gitingest": GITINGEST_VERSION, "pathspec": "1.1.1"}
 TOKEN_ESTIMATE = "none"
 # What stock gitingest tries on a UTF-8 machine: locale.getpreferredencoding() ("UTF-8") first.
 _ENCODINGS = ("UTF-8", "utf-8", "utf-16", "utf-16le", "utf-8-sig", "latin")
@@ -116,8 +121,7 @@ def _fingerprint(max_file_size: int, max_total_size: int) -> str:
     payload = json.dumps(
         {
             "ingest_version": INGEST_VERSION,
-            "gitingest": version("gitingest"),
-            "pathspec": version("pathspec"),
+            **FINGERPRINT_PINS,
             "max_file_size": max_file_size,
             "max_total_size": max_total_size,
             "token_estimate": TOKEN_ESTIMATE,
@@ -148,13 +152,21 @@ def init_worker() -> None:
 
     logger.remove()
     _restore_logging(saved, drop=InterceptHandler)
-    if version("gitingest") != GITINGEST_VERSION:
-        raise RuntimeError(
-            f"ingestion.digest is written against gitingest=={GITINGEST_VERSION}, "
-            f"found {version('gitingest')}: pin it in pyproject.toml or port _patch_gitingest"
-        )
+    check_pins()
     _patch_gitingest()
     _ready = True
+
+
+def check_pins() -> None:
+    """Refuse to digest with other versions than the fingerprint names (it would lie)."""
+    for package, pinned in FINGERPRINT_PINS.items():
+        found = version(package)
+        if found != pinned:
+            raise RuntimeError(
+                f"ingestion.digest is pinned to {package}=={pinned} (FINGERPRINT_PINS), found "
+                f"{found}: install ingestion/requirements.lock, or change the pin in "
+                "ingestion/digest.py, pyproject.toml and the lock together"
+            )
 
 
 def _snapshot_logging() -> dict[str, tuple[list[logging.Handler], bool, int]]:

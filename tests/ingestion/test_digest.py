@@ -286,6 +286,47 @@ def test_fingerprint() -> None:
     assert DigestSettings(max_total_size=1000).fingerprint() != default
 
 
+# The fingerprint of the default settings with today's pins. Changing it redoes all ~20,000
+# repositories: do it on purpose (a pin or INGEST_VERSION changed), never by accident.
+DEFAULT_FINGERPRINT = "v1-4113de92fa75"
+
+
+def test_fingerprint_depends_on_pinned_inputs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image rebuild that resolves other versions of anything must keep the fingerprint:
+    whatever the installed packages say, the fingerprint is the same."""
+    import importlib.metadata
+
+    import ingestion.digest as digest_module
+
+    digest_module._fingerprint.cache_clear()
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "999.0-unpinned")
+    monkeypatch.setattr(digest_module, "version", lambda name: "999.0-unpinned")
+    try:
+        assert DigestSettings().fingerprint() == DEFAULT_FINGERPRINT
+    finally:
+        digest_module._fingerprint.cache_clear()
+    with pytest.raises(RuntimeError, match=r"pinned to gitingest==0\.3\.1"):
+        digest_module.check_pins()
+
+
+def test_fingerprint_pins_are_the_pins_of_pyproject_and_the_lock() -> None:
+    import tomllib
+
+    import ingestion.digest as digest_module
+
+    root = Path(digest_module.__file__).parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    locked = {
+        line.split("==")[0]: line.split("==")[1]
+        for line in (root / "ingestion" / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for package, pinned in digest_module.FINGERPRINT_PINS.items():
+        assert f"{package}=={pinned}" in declared, package
+        assert locked[package] == pinned, package
+    digest_module.check_pins()  # and the installed ones (this environment's)
+
+
 def test_written_digest_is_the_same_digest(tmp_path: Path, rich: Path) -> None:
     text = digest(rich).text.encode()
     written = write_digest(rich, DigestSettings(), label=LABEL, out=tmp_path / "d.md")
