@@ -117,3 +117,18 @@ def test_image_ingests_two_repositories_into_bucket(
     assert bucket.blob("_runs/image-test/task-0.json").exists()
     assert bucket.blob("_runs/image-test/feed.json").exists()
     assert git_server.upload_packs() == 2
+
+
+def test_image_fingerprint_is_the_pinned_one(image: tuple[str, dict[str, str]]) -> None:
+    """The image installs the pinned gitingest and pathspec, so its digests carry the same
+    settings fingerprint as everywhere else: a rebuild never makes the job redo everything."""
+    from ingestion.digest import DigestSettings
+
+    tag, env = image
+    out = podman(
+        env, "run", "--rm", "--entrypoint", "python", tag, "-c",
+        "from ingestion.digest import DigestSettings, check_pins; check_pins(); "
+        "print(DigestSettings().fingerprint())",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == DigestSettings().fingerprint()
