@@ -33,7 +33,9 @@ What differs from calling stock ``gitingest.ingest()`` on the same directory, an
 * **A smaller total limit.** gitingest leaves out a file that would take the included contents
   over 500 MB; we do the same at ``DigestSettings.max_total_size`` (``--max-total-size``,
   default 8 MiB, part of the fingerprint), since nothing indexes a bigger document and every
-  in-flight digest costs memory (or in-memory ``/tmp`` on Cloud Run). ``write_digest`` streams
+  in-flight digest costs memory (or in-memory ``/tmp`` on Cloud Run). The limit bounds the
+  whole digest, summary, tree and per-file headers included (``_write_within``): Vertex AI
+  Search's per-document limit applies to all of it. ``write_digest`` streams
   the digest to a file one file's text at a time, so neither the worker nor the job ever holds
   a whole digest.
 * **Text decoding independent of the locale.** Stock tries ``locale.getpreferredencoding()``

@@ -5,7 +5,7 @@ K worker threads each carry one repository at a time through the three stages, s
 Python and threads do not speed it up) and uploads (network, in the thread) of different
 repositories overlap. At most K checkouts and K digests exist at once, whatever the feed size.
 A digest never crosses the process boundary or sits in memory whole: the worker streams it to a
-file in the work directory (at most ``--max-total-size`` of file contents) and the upload
+file in the work directory (at most ``--max-total-size`` bytes, all of it) and the upload
 streams from that file.
 
 Per-repository time limit without SIGALRM: the clone gets the limit as its own timeout, the
