@@ -77,7 +77,7 @@ def _write_settings(work: Path, feed: Path) -> Path:
     path.write_text(
         f'project = "{PROJECT}"\nregion = "{REGION}"\n\n[job]\n'
         f"feed = {json.dumps(feed.resolve().as_uri())}\n"
-        '# The sample repositories are local (file://) and so is the emulator\'s task.\n'
+        "# The sample repositories are local (file://) and so is the emulator's task.\n"
         'args = ["--allow-local"]\n',
         encoding="utf-8",
     )
@@ -101,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = _write_settings(work, feed)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GOVCTL_", "STORAGE_EMU"))}
     base["GOVCTL_CONFIG"] = str(settings)
-    _say(f"$ eval \"$(govctl emulator start --detach)\"   # state in {work / 'emulator'}")
+    _say(f'$ eval "$(govctl emulator start --detach)"   # state in {work / "emulator"}')
     env = {**base, **_start_emulator(work, base)}
     failed = 0
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -22,27 +23,57 @@ class Build(enum.StrEnum):
     local = "local"
 
 
+@dataclass(frozen=True)
+class _Image:
+    ref: str  # what the plan shows: PATH@sha256:… , or PATH:TAG while still to be built
+    commit: str | None
+    build: str | None = None  # "cloud" / "local" when it must be built before applying
+
+
 def _image(
     cfg: config.Config, image_flag: str | None, build: Build | None, allow_dirty: bool
-) -> tuple[str, str | None]:
-    """The image reference to deploy and the commit it was built from (None: unknown).
+) -> _Image:
+    """The image to deploy: ``--image`` resolved to its digest, or the bundled job's image.
 
-    For now only ``--image`` is accepted; building (``--build``, the default) comes with the
-    image service.
+    A build is looked up by its tag (the commit, or the package version) first: an image
+    already built from this source is reused, so an unchanged redeploy stays unchanged.
+    Reads only; a build that is needed happens after the plan is confirmed.
     """
-    if image_flag is None:
-        raise UsageError(
-            f"--build {(build or Build.cloud).value}: building the image is not available yet",
-            fix="pass --image REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE@sha256:DIGEST",
-        )
-    ref = validate.image(image_flag, "--image")
-    if "@sha256:" not in ref:
-        render.warn(
-            f"--image {ref} has no @sha256: digest, so the job runs whatever the tag points to "
-            "at each start; it is deployed as given (govctl pins digests once its Artifact "
-            "Registry lookup is wired)"
-        )
-    return ref, None
+    from govctl.gcp import artifacts
+    from govctl.services import image as images
+
+    if image_flag is not None:
+        ref = validate.image(image_flag, "--image")
+        with render.progress("resolving the image's digest"):
+            return _Image(images.resolve_image(ref), None)
+    target = artifacts.parse_image(cfg.job.image)
+    _, info = images.source_bundle(allow_dirty=allow_dirty)
+    with render.progress("looking for an image built from this source"):
+        found = images.find_image(
+            target.project, target.location, info.tag,
+            repository=target.repository, image=target.image,
+        )  # fmt: skip
+    if found is not None:
+        return _Image(found, info.commit)
+    return _Image(f"{target.path}:{info.tag}", info.commit, (build or Build.cloud).value)
+
+
+def _build(cfg: config.Config, pending: _Image, allow_dirty: bool) -> _Image:
+    from govctl.gcp import artifacts
+    from govctl.services import image as images
+
+    target = artifacts.parse_image(cfg.job.image)
+    render.info(
+        f"building {pending.ref} ({'Cloud Build' if pending.build == 'cloud' else 'locally'})"
+    )
+    built = images.build_image(
+        target.project, target.location,
+        repository=target.repository, image=target.image,
+        mode="local" if pending.build == "local" else "cloud",
+        allow_dirty=allow_dirty, on_log=lambda line: render.info(f"  {line}"),
+    )  # fmt: skip
+    render.info(f"built {built.uri}")
+    return _Image(built.uri, built.commit)
 
 
 @app.command()
@@ -93,16 +124,19 @@ def deploy(
         raise UsageError("--image and --build exclude each other", fix="pass one of them")
     cfg = settings(project, region)
     cfg.require_project()
-    image_ref, commit = _image(cfg, image, build, allow_dirty)
+    wanted = _image(cfg, image, build, allow_dirty)
 
     from govctl.services import deploy as service
 
     with render.progress("reading the current state"):
-        plan = service.plan(cfg, image_ref, commit)
+        plan = service.plan(cfg, wanted.ref, wanted.commit)
     if json:
-        render.json_out(plan.to_dict())
+        render.json_out({**plan.to_dict(), "build": wanted.build})
     else:
         render.plan(plan.to_dict())
+        if wanted.build:
+            where = "with Cloud Build" if wanted.build == "cloud" else "locally"
+            render.info(f"{wanted.ref} is not built yet: apply builds it {where} first")
     if plan.problems:
         raise GovctlError(
             "cannot deploy: " + "; ".join(p.what for p in plan.problems),
@@ -117,6 +151,10 @@ def deploy(
             raise typer.Exit(EXIT_CHANGES)
         return
     confirm(yes, "Apply?", alternative="--dry-run to only see the plan")
+    if wanted.build:
+        built = _build(cfg, wanted, allow_dirty)
+        with render.progress("reading the current state"):
+            plan = service.plan(cfg, built.ref, built.commit)  # the same plan, pinned
     with render.progress("applying"):
         applied = service.apply(plan)
     for line in applied.done:

@@ -4,7 +4,7 @@ official clients."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -37,22 +37,6 @@ def create_prerequisites(service_account: bool = True, bucket: bool = True) -> N
         )
     if bucket:
         clients.storage_client(PROJECT).create_bucket(BUCKET)
-
-
-@pytest.fixture
-def cloud(
-    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Emulator]:
-    """The emulator, and settings from the environment only (no govctl.toml, no gcloud)."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    for key, value in {
-        "GOVCTL_PROJECT": PROJECT,
-        "GOVCTL_REGION": REGION,
-        "GOVCTL_BUCKET_NAME": BUCKET,
-    }.items():
-        monkeypatch.setenv(key, value)
-    yield emulator
 
 
 def deploy(*args: str) -> int:
@@ -295,8 +279,6 @@ def test_a_policy_change_between_plan_and_apply_is_refused(cloud: Emulator) -> N
         (["--image", "not an image"], "invalid --image 'not an image'"),
         (["--exit-code"], "--exit-code needs --dry-run"),
         (["--build", "cloud", "--image", IMAGE], "exclude each other"),
-        (["--build", "cloud"], "building the image is not available yet"),
-        ([], "building the image is not available yet"),
     ],
 )
 def test_bad_input_exits_2_before_any_call(
@@ -311,19 +293,45 @@ def test_bad_input_exits_2_before_any_call(
     assert len(err) == 1 and message in err[0]
 
 
-def test_an_image_without_digest_is_deployed_as_given_with_a_warning(
+def test_an_image_by_tag_is_pinned_to_its_digest(
     cloud: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     create_prerequisites()
     tagged = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion:latest"
     assert main(["deploy", "--image", tagged, "-y"]) == 0
-    assert "has no @sha256: digest" in capsys.readouterr().err
-    assert get_job().template.template.containers[0].image == tagged
+    assert get_job().template.template.containers[0].image == IMAGE  # …@sha256:…
+    missing = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion:no-such-tag"
+    capsys.readouterr()
+    assert main(["deploy", "--image", missing, "-y"]) == 1
+    assert "does not exist in Artifact Registry" in capsys.readouterr().err
+
+
+def test_the_default_builds_the_bundled_job_with_cloud_build_once(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_prerequisites()
+    # The fixture built this source already: the plan reuses that image, pinned.
+    assert main(["deploy", "--allow-dirty", "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["image"] == IMAGE and plan["build"] is None
+    # A source never built: the plan says so, apply builds it and pins its digest.
+    other = f"{REGION}-docker.pkg.dev/{PROJECT}/other-repo/ingestion"
+    env = {"GOVCTL_JOB_IMAGE": other}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        assert main(["deploy", "--allow-dirty", "-y"]) == 0
+        err = capsys.readouterr().err
+        assert "is not built yet: apply builds it with Cloud Build first" in err
+        assert "created Artifact Registry repository other-repo" in err
+        image = get_job().template.template.containers[0].image
+        assert image.startswith(other + "@sha256:")
+        assert main(["deploy", "--allow-dirty", "-y"]) == 0  # built once: nothing to change
+        assert "no changes" in capsys.readouterr().err
 
 
 def test_deploy_and_schedule_help_import_no_google_cloud_module() -> None:
     import subprocess
-    import sys
 
     code = (
         "import sys\n"

@@ -29,18 +29,6 @@ def deployed(cloud: Emulator, capsys: pytest.CaptureFixture[str]) -> Iterator[Em
 
 
 @pytest.fixture
-def cloud(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
-    from tests.govctl import test_deploy
-
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-    monkeypatch.setenv("GOVCTL_PROJECT", test_deploy.PROJECT)
-    monkeypatch.setenv("GOVCTL_REGION", test_deploy.REGION)
-    monkeypatch.setenv("GOVCTL_BUCKET_NAME", test_deploy.BUCKET)
-    return emulator
-
-
-@pytest.fixture
 def local_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The operator's zone, made explicit so the local column can be checked."""
     monkeypatch.setenv("TZ", "America/New_York")
