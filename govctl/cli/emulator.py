@@ -11,7 +11,7 @@ import typer
 
 from govctl import __version__, config, render
 from govctl.emulator import images, process
-from govctl.errors import GovctlError
+from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(
     name="emulator",
@@ -69,6 +69,15 @@ def start(
             "Repeatable; tried before the default ingestion-image entries.",
         ),
     ] = None,
+    build_with: Annotated[
+        str | None,
+        typer.Option(
+            "--build-with",
+            metavar="ENGINE",
+            help="Cloud Build runs docker build steps with this engine (podman or docker, "
+            "optionally `podman build --build-arg …`) instead of recording the image unbuilt.",
+        ),
+    ] = None,
 ) -> None:
     """Start the emulator; print the `export` lines that point clients at it.
 
@@ -84,6 +93,7 @@ def start(
     )
     directory = cfg.state_dir.resolve()
     image_map = images.image_map(map_image or ())  # validate before anything starts
+    build_command = _build_command(build_with)
     running = process.read_record(directory)
     if running is not None:
         raise GovctlError(
@@ -96,6 +106,8 @@ def start(
         argv += ["--storage-port", str(cfg.emulator_storage_port), "--state-dir", str(directory)]
         for value in map_image or ():
             argv += ["--map-image", value]
+        if build_with:
+            argv += ["--build-with", build_with]
         record = process.spawn_detached(argv, directory)
         for line in process.export_lines(record.env()):
             render.out(line)
@@ -104,13 +116,31 @@ def start(
             f"{time.monotonic() - t0:.2f} s); `govctl emulator stop` stops it"
         )
         return
-    _serve(cfg, directory, image_map, t0)
+    _serve(cfg, directory, image_map, t0, build_command)
 
 
-def _serve(cfg: config.Config, directory: Path, image_map: dict[str, str], t0: float) -> None:
+def _build_command(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    from govctl.emulator.cloudbuild.engine import parse_build_with
+
+    try:
+        return parse_build_with(value)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _serve(
+    cfg: config.Config,
+    directory: Path,
+    image_map: dict[str, str],
+    t0: float,
+    build_command: list[str] | None = None,
+) -> None:
     from govctl.emulator.server import Emulator
 
     emu = Emulator(
+        build_with=build_command,
         host=cfg.emulator_host,
         port=cfg.emulator_port,
         state_dir=directory,

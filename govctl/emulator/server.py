@@ -26,6 +26,10 @@ STORAGE_LOG = "fake-gcs.log"
 SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
+    "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
+    # Before Run: it answers google.longrunning.Operations for its builds and hands the
+    # rest to Run (the first registered handler of a gRPC service name wins).
+    "govctl.emulator.cloudbuild.service:CloudBuildService",
     "govctl.emulator.run.service:RunService",
     "govctl.emulator.scheduler.service:SchedulerService",
     "govctl.emulator.billing.service:BillingService",
@@ -58,11 +62,12 @@ class Emulator(Server):
         image_map: dict[str, str] | None = None,
         storage: bool = True,
         storage_port: int = 0,
+        build_with: list[str] | None = None,
     ) -> None:
         self.host = host
         self.requested_port = port
         self.state_dir = state_dir
-        self.cloud = Cloud(state_dir, clock=clock, image_map=image_map)
+        self.cloud = Cloud(state_dir, clock=clock, image_map=image_map, build_with=build_with)
         self.port = 0
         self.storage: FakeGcs | None = None
         if storage:
@@ -117,6 +122,7 @@ class Emulator(Server):
                 self.storage.start()
             except RuntimeError as err:
                 raise GovctlError(str(err)) from None
+            self.cloud.storage_url = f"http://{self.client_host}:{self.storage.port}"
         self.cloud.load()
         # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
         server = grpc.server(
