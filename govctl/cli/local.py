@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import time
@@ -43,6 +44,9 @@ def run(
         "the source tree's Dockerfile as govctl-ingestion:local].", show_default=False)] = None,
     engine: Annotated[str | None, typer.Option("--engine", metavar="podman|docker",
         help="Container engine [default: podman, else docker].", show_default=False)] = None,
+    build_arg: Annotated[list[str] | None, typer.Option("--build-arg", metavar="NAME=VALUE",
+        help="Passed to the image build, e.g. BASE=python:3.12-slim (repeatable).",
+        show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run",
         help="Print the commands; run nothing.")] = False,
     project: Project = None,
@@ -57,13 +61,16 @@ def run(
     count = validate.integer(limit, "--limit", 1, 10_000_000) if limit is not None else None
     if engine is not None and engine not in local.ENGINES:
         raise UsageError(f"invalid --engine {engine!r}: expected podman or docker")
+    for value in build_arg or []:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", value):
+            raise UsageError(f"invalid --build-arg {value!r}: expected NAME=VALUE")
     target = local.sink_spec(sink, Path.cwd())
     cfg = settings(project, region)
     extra = list(args or [])
     if container:
         plan = local.container(
             cfg, target, count, extra, engine=local.find_engine(engine), image=image,
-            env=os.environ, source=local.source_root(),
+            env=os.environ, source=local.source_root(), build_args=build_arg or [],
         )  # fmt: skip
     else:
         plan = local.direct(cfg, target, count, extra)

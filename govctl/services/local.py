@@ -116,9 +116,10 @@ def dockerfile(source: Path) -> Path | None:
 
 
 def source_root() -> Path:
-    import govctl
+    """The directory holding the ``ingestion`` package: the build context in a checkout."""
+    import ingestion
 
-    return Path(govctl.__file__).resolve().parents[1]
+    return Path(ingestion.__file__).resolve().parents[1]
 
 
 def _local_feed(feed: str) -> Path | None:
@@ -139,6 +140,7 @@ def container(
     image: str | None,
     env: Mapping[str, str],
     source: Path,
+    build_args: Sequence[str] = (),
 ) -> Plan:
     notes: list[str] = []
     build = None
@@ -151,7 +153,8 @@ def container(
                 "--no-container",
             )
         image = LOCAL_IMAGE
-        build = [engine, "build", "-t", image, "-f", str(found), str(source)]
+        extra_build = [arg for value in build_args for arg in ("--build-arg", value)]
+        build = [engine, "build", *extra_build, "-t", image, "-f", str(found), str(source)]
     variables = job_env(cfg)
     mounts: list[str] = []
     args = job_args(cfg, sink, limit, extra)
