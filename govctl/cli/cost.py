@@ -169,7 +169,9 @@ def _show_estimate(est: costs.Estimate, job: str) -> None:
     render.table(["item", "per run", "per month", "unit price", "cost/run", "cost/day",
                   "cost/month"], rows)  # fmt: skip
     render.out()
-    render.out(f"About ${est.cost_per_month:,.0f} a month ({usd(est.cost_per_day)} a day); "
+    month = est.cost_per_month
+    about = f"${month:,.0f}" if abs(month) >= 10 else usd(month)
+    render.out(f"About {about} a month ({usd(est.cost_per_day)} a day); "
                f"one run {usd(est.cost_per_run)} before the free tier.")  # fmt: skip
     render.out()
     render.out("Prices:")

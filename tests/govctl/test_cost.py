@@ -194,3 +194,18 @@ def test_unit_prices_keep_every_digit() -> None:
     assert [rate(v) for v in (0.000024, 0.0000025, 0.1, 0.023, 2.0)] == [
         "$0.000024", "$0.0000025", "$0.10", "$0.023", "$2.00"
     ]  # fmt: skip
+
+
+def test_cost_and_local_run_help_import_no_google_library() -> None:
+    code = (
+        "import sys, json\n"
+        "from govctl.cli.main import main\n"
+        "codes = [main(a) for a in (['cost', '--help'], ['local', 'run', '--help'])]\n"
+        "heavy = sorted(m for m in sys.modules if m.startswith(('google.cloud', 'grpc')))\n"
+        "print(json.dumps({'codes': codes, 'heavy': heavy}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)  # fmt: skip
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result == {"codes": [0, 0], "heavy": []}
+    assert "--runs-per-day" in proc.stdout and "--no-container" in proc.stdout
