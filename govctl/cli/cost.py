@@ -176,8 +176,11 @@ def _show_estimate(est: costs.Estimate, job: str) -> None:
     render.out()
     render.out("Prices:")
     prices = est.prices
+    shown = {line.key for line in est.lines}
+    registry = prices.registry if "registry" in shown else None
     for name, price in (("CPU", prices.cpu), ("memory", prices.memory),
-                        ("storage", prices.storage), ("scheduler", prices.scheduler)):  # fmt: skip
+                        ("storage", prices.storage), ("scheduler", prices.scheduler),
+                        ("registry", registry)):  # fmt: skip
         if price is not None:
             render.out(f"  {name:<9} {rate(price.usd)} / {price.unit}   {_source(price)}")
     render.out("Assumptions:")
@@ -247,7 +250,8 @@ def _estimate_json(est: costs.Estimate, job: str) -> dict[str, Any]:
             "runs_per_month": est.runs_per_month,
         },
         "prices": {"cpu": _price_json(p.cpu), "memory": _price_json(p.memory),
-                   "storage": _price_json(p.storage), "scheduler": _price_json(p.scheduler)},
+                   "storage": _price_json(p.storage), "scheduler": _price_json(p.scheduler),
+                   "registry": _price_json(p.registry)},
         "prices_offline_reason": p.offline,
         "lines": [asdict(line) for line in est.lines],
         "total_per_run": est.cost_per_run,

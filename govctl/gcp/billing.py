@@ -55,6 +55,7 @@ class Prices:
     memory: Price
     storage: Price | None  # None: no Standard storage price known for the region
     scheduler: Price
+    registry: Price | None = None  # Artifact Registry storage (not in the catalog snapshot)
     offline: str | None = None  # why the bundled table was used
     reachable: bool = True  # False: no credentials or no answer, so other reads would fail too
 
@@ -72,6 +73,14 @@ class Prices:
 def table() -> dict[str, Any]:
     text = resources.files("govctl").joinpath("data/prices.json").read_text(encoding="utf-8")
     return json.loads(text)  # type: ignore[no-any-return]
+
+
+def registry_price() -> Price:
+    """Artifact Registry storage: the published price, from the bundled table."""
+    data = table()
+    row = data["artifact_registry"]
+    return Price(float(row["usd"]), "GiB-month", float(row["free_gib"]), float(row["usd"]),
+                 f"bundled table of {data['date']}", effective=data["date"])  # fmt: skip
 
 
 def bundled(region: str, reason: str | None = None) -> Prices:
@@ -107,6 +116,7 @@ def bundled(region: str, reason: str | None = None) -> Prices:
             source,
             effective=day,
         ),
+        registry=registry_price(),
         offline=reason,
     )
 
@@ -167,7 +177,7 @@ def catalog(region: str) -> Prices:
     if scheduler is None:
         scheduler = bundled(region).scheduler if region in table()["regions"] else Price(
             0.1, "job-month", 3, 0.1, f"bundled table of {table()['date']}")  # fmt: skip
-    return Prices(region, cpu, memory, storage, scheduler)
+    return Prices(region, cpu, memory, storage, scheduler, registry_price())
 
 
 def _unreachable(err: BaseException) -> bool:

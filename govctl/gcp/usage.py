@@ -25,6 +25,26 @@ def bucket_bytes(project: str, bucket: str, timeout_s: float = 20.0) -> int:
         return sum(blob.size or 0 for blob in blobs)
 
 
+def registry_bytes(project: str, location: str, repository: str) -> int | None:
+    """The Artifact Registry repository's size; None when it does not exist.
+
+    Google reports a repository's ``size_bytes``; where that is 0 (the emulator) the images'
+    sizes are summed, an upper bound as layers shared between images count once per image.
+    """
+    from google.api_core import exceptions as gexc
+
+    client = clients.artifact_registry()
+    name = f"projects/{project}/locations/{location}/repositories/{repository}"
+    with translate(f"read Artifact Registry repository {repository}"):
+        try:
+            size = client.get_repository(name=name).size_bytes
+        except gexc.NotFound:
+            return None
+        if size:
+            return int(size)
+        return sum(int(i.image_size_bytes) for i in client.list_docker_images(parent=name))
+
+
 @dataclass(frozen=True)
 class Usage:
     """One finished execution and the run time of each of its tasks that ran."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 
 from govctl import validate
@@ -109,6 +109,7 @@ def estimate(
     prices: Prices,
     *,
     bucket_bytes: int | None = None,
+    registry_bytes: int | None = None,
     scheduler_jobs: int = 1,
     free_tier: bool = True,
     assumptions: Sequence[str] = (),
@@ -133,6 +134,11 @@ def estimate(
     if bucket_bytes is not None and prices.storage is not None:
         storage_gib = bucket_bytes / GIB
         lines.append(_monthly("storage", "Cloud Storage (Standard)", prices.storage, storage_gib))
+    registry_gib = None
+    if registry_bytes is not None and prices.registry is not None:
+        registry_gib = registry_bytes / GIB
+        lines.append(_monthly("registry", "Artifact Registry storage", prices.registry,
+                              registry_gib))  # fmt: skip
     if free_tier:
         extra = [
             _free("free_tier_cpu", "free tier: CPU", prices.cpu, cpu_month,
@@ -145,6 +151,9 @@ def estimate(
         if storage_gib is not None and prices.storage is not None:
             extra.append(_free("free_tier_storage", "free tier: storage", prices.storage,
                                storage_gib, prices.storage.free))  # fmt: skip
+        if registry_gib is not None and prices.registry is not None:
+            extra.append(_free("free_tier_registry", "free tier: Artifact Registry",
+                               prices.registry, registry_gib, prices.registry.free))  # fmt: skip
         lines += [line for line in extra if line is not None]
     return Estimate(prices.region, shape, billed, runs_month, lines, free_tier, prices,
                     list(assumptions))  # fmt: skip
@@ -273,7 +282,7 @@ def load_prices(cfg: Config, price_cpu: float | None, price_mem: float | None) -
             raise
         # Both prices given: the table only lacks this region's storage price.
         found = billing.bundled("us-central1", reason=f"no bundled prices for {cfg.region}")
-        found = Prices(cfg.region, found.cpu, found.memory, None, found.scheduler, found.offline)
+        found = replace(found, region=cfg.region, storage=None)
     return found.with_flags(price_cpu, price_mem)
 
 
@@ -338,15 +347,41 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
             notes.append(f"bucket gs://{cfg.bucket} unreadable: storage not counted")
     if prices.storage is None:
         notes.append(f"no Standard storage price for {cfg.region}: storage not counted")
-    notes.append("Artifact Registry storage not counted: $0.10 per GB-month above the "
-                 "billing account's free 0.5 GB")  # fmt: skip
+    registry = None
+    if cfg.project is not None and prices.reachable:
+        registry, note = _registry(cfg, warn)
+        notes.append(note)
+    else:
+        notes.append(
+            "Artifact Registry storage not counted: "
+            + ("no project set" if cfg.project is None else "Google Cloud unreachable")
+        )
     notes.append(f"a month is {DAYS_PER_MONTH} days; prices in USD, list prices before "
                  "discounts and taxes")  # fmt: skip
     if request.free_tier:
         notes.append("the free tier belongs to the billing account and is shared by all its "
                      "projects; --no-free-tier leaves it out")  # fmt: skip
-    return estimate(shape, prices, bucket_bytes=size, free_tier=request.free_tier,
-                    assumptions=notes)  # fmt: skip
+    return estimate(shape, prices, bucket_bytes=size, registry_bytes=registry,
+                    free_tier=request.free_tier, assumptions=notes)  # fmt: skip
+
+
+def _registry(cfg: Config, warn: list[str]) -> tuple[int | None, str]:
+    """The size of the job image's Artifact Registry repository, and what to say about it."""
+    from govctl.gcp import artifacts, usage
+
+    try:
+        ref = artifacts.parse_image(cfg.job.image)
+    except GovctlError:
+        return None, f"Artifact Registry storage not counted: {cfg.job.image} is not in it"
+    where = f"{ref.location}-docker.pkg.dev/{ref.project}/{ref.repository}"
+    try:
+        size = usage.registry_bytes(ref.project, ref.location, ref.repository)
+    except GovctlError as err:
+        warn.append(str(err))
+        return None, f"Artifact Registry storage not counted: {where} unreadable"
+    if size is None:
+        return None, f"Artifact Registry storage not counted: {where} not found"
+    return size, f"Artifact Registry repository {where} holds {_size(size)} today"
 
 
 def past(cfg: Config, days: int, request: Request, now: datetime) -> History:

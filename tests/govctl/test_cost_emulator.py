@@ -200,3 +200,37 @@ def test_the_bucket_line_prices_its_size(
     status, out, _ = cost(capsys, "--region", "europe-west2", "--duration", "10m")
     assert status == 0
     assert "Cloud Storage (Standard)" in out
+
+
+def test_the_artifact_registry_line_prices_the_job_image_repository(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from google.cloud import artifactregistry_v1
+
+    parent = f"projects/{PROJECT}/locations/us-central1"
+    clients.artifact_registry().create_repository(
+        parent=parent, repository_id="govreposcrape",
+        repository=artifactregistry_v1.Repository(
+            format_=artifactregistry_v1.Repository.Format.DOCKER),
+    ).result(polling=FAST_POLL)  # fmt: skip
+    image = f"us-central1-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion"
+    registry = emulator.service("artifactregistry")
+    registry.record_image(image, "sha256:" + "a" * 64, ["v1"], 400 * 2**20)
+    registry.record_image(image, "sha256:" + "b" * 64, ["v2"], 300 * 2**20)
+
+    data = cost_json(capsys, "--region", "us-central1", "--duration", "10m")
+    lines = {line["key"]: line for line in data["lines"]}
+    assert lines["registry"]["quantity_per_month"] == pytest.approx(700 / 1024)
+    assert lines["registry"]["cost_per_month"] == pytest.approx(0.1 * 700 / 1024)
+    # 0.5 GiB of it is free for the billing account.
+    assert lines["free_tier_registry"]["cost_per_month"] == pytest.approx(-0.05)
+    assert any(f"{image.rsplit('/', 1)[0]} holds 700.0 MiB" in a for a in data["assumptions"])
+
+
+def test_no_registry_repository_is_said(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = cost_json(capsys, "--region", "us-central1", "--duration", "10m")
+    assert "registry" not in {line["key"] for line in data["lines"]}
+    assert any("Artifact Registry storage not counted: " in a and a.endswith("not found")
+               for a in data["assumptions"])  # fmt: skip
