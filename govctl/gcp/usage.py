@@ -57,16 +57,24 @@ class Usage:
         return self.execution.started or self.execution.created
 
 
-def finished(job_path: str, limit: int, since: datetime | None = None) -> list[Usage]:
+def finished(
+    job_path: str,
+    limit: int,
+    since: datetime | None = None,
+    *,
+    succeeded: int | None = None,
+) -> list[Usage]:
     """The job's finished executions (newest first, started after ``since``) with task times.
 
-    Tasks are read concurrently: one ListTasks call per execution.
+    ``succeeded=N`` keeps only the newest N successful ones. Tasks are read concurrently: one
+    ListTasks call per execution kept.
     """
     found = [
         e
         for e in executions.list_for_job(job_path, limit)
         if e.done and (since is None or ((e.started or e.created) or since) >= since)
-    ]
+        if succeeded is None or e.status == "succeeded"
+    ][:succeeded]
     if not found:
         return []
 

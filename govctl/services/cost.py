@@ -250,13 +250,15 @@ def median_task_seconds(runs: Sequence[Run]) -> float | None:
 # --- gathering ------------------------------------------------------------------------
 
 
-def recent(cfg: Config, limit: int, since: datetime | None = None) -> list[Run]:
+def recent(
+    cfg: Config, limit: int, since: datetime | None = None, succeeded: int | None = None
+) -> list[Run]:
     """The job's finished executions, newest first, as :class:`Run` records."""
     from govctl.gcp import usage
 
     return [
         Run(u.execution.name, u.execution.status, u.started, u.task_seconds)
-        for u in usage.finished(cfg.job_path, limit, since)
+        for u in usage.finished(cfg.job_path, limit, since, succeeded=succeeded)
         if u.started is not None
     ]
 
@@ -305,7 +307,7 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
             why = "Google Cloud unreachable"
         elif cfg.project is not None:
             try:
-                median = median_task_seconds(recent(cfg, 4 * MEDIAN_OF))
+                median = median_task_seconds(recent(cfg, 100, succeeded=MEDIAN_OF))
                 why = "no successful execution yet"
             except NotFound:
                 why = "the job is not deployed"
