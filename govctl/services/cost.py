@@ -302,12 +302,13 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
         duration_s = request.duration.total_seconds()
         notes.append(f"run time {validate.format_duration(duration_s)} per task (--duration)")
     else:
-        median, why = None, "no project set"
+        median, why, used = None, "no project set", 0
         if not prices.reachable:
             why = "Google Cloud unreachable"
         elif cfg.project is not None:
             try:
-                median = median_task_seconds(recent(cfg, 100, succeeded=MEDIAN_OF))
+                good = recent(cfg, 100, succeeded=MEDIAN_OF)
+                median, used = median_task_seconds(good), len(good)
                 why = "no successful execution yet"
             except NotFound:
                 why = "the job is not deployed"
@@ -317,7 +318,7 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
         if median is not None:
             duration_s = median
             notes.append(f"run time {validate.format_duration(median)} per task: the median of "
-                         f"the last {MEDIAN_OF} successful executions' tasks")  # fmt: skip
+                         f"the tasks of the last {used} successful execution(s)")  # fmt: skip
         else:
             duration_s = job.task_timeout.total_seconds()
             notes.append(f"run time {validate.format_duration(duration_s)} per task: the task "
