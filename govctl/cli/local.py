@@ -76,26 +76,33 @@ def run(
         plan = local.direct(cfg, target, count, extra)
     for note in plan.notes:
         render.info(note)
-    commands = [c for c in (plan.build, plan.run) if c]
     if dry_run:
         for name in sorted(plan.env):
             render.out(f"{name}={shlex.quote(plan.env[name])}")
-        for command in commands:
-            render.out(shlex.join(command))
+        for command in (plan.build, plan.run):
+            if command:
+                render.out(shlex.join(command))
         return
     env = {**os.environ, **plan.env}
     if not target.startswith("gs://"):
         Path(target).mkdir(parents=True, exist_ok=True)  # the engine would create it as root
+    if plan.build_from is not None:
+        with local.build_context(plan.build_from) as context:
+            _run(local.build_command(plan.run[0], context, build_arg or []), env)
     started = time.time()
-    for command in commands:
-        render.info("+ " + shlex.join(command))
-        try:
-            status = subprocess.run(command, env=env, check=False).returncode
-        except OSError as err:
-            raise GovctlError(f"cannot run {command[0]}: {err}") from None
-        if status != 0:
-            render.error(f"{Path(command[0]).name} exited {status}")
-            raise typer.Exit(status)
+    _run(plan.run, env)
     if not target.startswith("gs://"):
         written = [p for p in Path(target).rglob("*.md") if p.stat().st_mtime >= started - 1]
         render.info(f"{len(written)} digest(s) written to {target}")
+
+
+def _run(command: list[str], env: dict[str, str]) -> None:
+    """Run one step with the terminal's stdout/stderr; its failure is govctl's exit status."""
+    render.info("+ " + shlex.join(command))
+    try:
+        status = subprocess.run(command, env=env, check=False).returncode
+    except OSError as err:
+        raise GovctlError(f"cannot run {command[0]}: {err}") from None
+    if status != 0:
+        render.error(f"{Path(command[0]).name} exited {status}")
+        raise typer.Exit(status)

@@ -4,11 +4,11 @@ Two ways, one set of inputs (the settings' feed, args and env, plus ``--limit``/
 
 - ``--no-container``: ``python -m ingestion`` with this interpreter (what the image's
   ENTRYPOINT runs), for a quick try or a debugger;
-- ``--container``: the job's image under podman or docker, built from the source tree's
-  Dockerfile unless ``--image`` names one. Application Default Credentials are mounted
-  read-only at run time (never copied into an image); a local sink directory and a local
-  feed file are mounted too, and the host network is used so loopback servers (the
-  emulator, a test git daemon) are reachable as they are from the host.
+- ``--container``: the job's image under podman or docker, built (unless ``--image`` names
+  one) from the same bundle of ``ingestion/`` that ``govctl deploy`` builds. Application
+  Default Credentials are mounted read-only at run time (never copied into an image); a
+  local sink directory and a local feed file are mounted too, and the host network is used
+  so loopback servers (the emulator, a test git daemon) are reachable as from the host.
 
 Variable values reach the container through the engine's own environment (``-e NAME``), so
 they do not show in ``ps``.
@@ -16,10 +16,14 @@ they do not show in ``ps``.
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import sys
-from collections.abc import Mapping, Sequence
+import tarfile
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +47,8 @@ class Plan:
     run: list[str]
     env: dict[str, str]  # set on top of the operator's environment
     sink: str  # as the operator gave it (a gs:// URL or an absolute directory)
-    build: list[str] | None = None  # a `podman build` to run first
+    build_from: Path | None = None  # build the image from this source first (build_context)
+    build: list[str] | None = None  # the build command, its context shown as a placeholder
     notes: list[str] = field(default_factory=list)
 
 
@@ -105,14 +110,26 @@ def adc_file(env: Mapping[str, str]) -> Path | None:
     return path if path.is_file() else None
 
 
-def dockerfile(source: Path) -> Path | None:
-    """The image's Dockerfile in govctl's source tree (a checkout, not a wheel install)."""
-    if not (source / "pyproject.toml").is_file():
-        return None
-    for candidate in (source / "ingestion" / "Dockerfile", source / "Dockerfile"):
-        if candidate.is_file():
-            return candidate
-    return None
+def build_command(engine: str, context: Path | str, build_args: Sequence[str] = ()) -> list[str]:
+    """``podman|docker build`` of the image from a context holding ``ingestion/``."""
+    extra = [arg for value in build_args for arg in ("--build-arg", value)]
+    return [engine, "build", *extra, "-t", LOCAL_IMAGE, "-f", f"{context}/ingestion/Dockerfile",
+            str(context)]  # fmt: skip
+
+
+@contextmanager
+def build_context(source: Path) -> Iterator[Path]:
+    """The same files `govctl deploy` builds (``ingestion/``, .dockerignore honoured), unpacked.
+
+    Works from a checkout and from an installed wheel (the Dockerfile is package data).
+    """
+    from govctl.services import image
+
+    data, _ = image.source_bundle(source, allow_dirty=True)
+    with tempfile.TemporaryDirectory(prefix="govctl-local-") as tmp:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            tar.extractall(tmp, filter="data")
+        yield Path(tmp)
 
 
 def source_root() -> Path:
@@ -143,18 +160,10 @@ def container(
     build_args: Sequence[str] = (),
 ) -> Plan:
     notes: list[str] = []
-    build = None
+    build_from = build = None
     if image is None:
-        found = dockerfile(source)
-        if found is None:
-            raise GovctlError(
-                f"no Dockerfile in {source} to build the image from",
-                fix="pass --image IMAGE (e.g. the job's Artifact Registry image), or use "
-                "--no-container",
-            )
-        image = LOCAL_IMAGE
-        extra_build = [arg for value in build_args for arg in ("--build-arg", value)]
-        build = [engine, "build", *extra_build, "-t", image, "-f", str(found), str(source)]
+        build_from, image = source, LOCAL_IMAGE
+        build = build_command(engine, f"<ingestion/ of {source}>", build_args)
     variables = job_env(cfg)
     mounts: list[str] = []
     args = job_args(cfg, sink, limit, extra)
@@ -189,4 +198,4 @@ def container(
         user += ["--userns", "keep-id"]
     names = [arg for name in sorted(variables) for arg in ("-e", name)]
     run = [engine, "run", "--rm", "--network", "host", *user, *names, *mounts, image, *args]
-    return Plan(run, variables, sink, build, notes)
+    return Plan(run, variables, sink, build_from, build, notes)

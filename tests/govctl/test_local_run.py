@@ -93,15 +93,14 @@ def test_container_plan_mounts_credentials_read_only_and_never_builds_them_in(
     feed = tmp_path / "repos.json"
     feed.write_text("[]")
     source = tmp_path / "src"
-    (source / "ingestion").mkdir(parents=True)
-    (source / "pyproject.toml").write_text("")
-    (source / "ingestion" / "Dockerfile").write_text("FROM scratch\n")
     cfg = config.load(env={"GOVCTL_JOB_FEED": f"file://{feed}"}, project="demo-project")
     plan = local.container(cfg, str(tmp_path / "out"), 2, ["--force"], engine="/usr/bin/podman",
                            image=None, env={"CLOUDSDK_CONFIG": str(adc.parent)},
                            source=source)  # fmt: skip
+    assert plan.build_from == source
+    context = f"<ingestion/ of {source}>"
     assert plan.build == ["/usr/bin/podman", "build", "-t", local.LOCAL_IMAGE, "-f",
-                          str(source / "ingestion" / "Dockerfile"), str(source)]  # fmt: skip
+                          f"{context}/ingestion/Dockerfile", context]  # fmt: skip
     run = plan.run
     assert f"{adc}:{local.IN_CONTAINER_ADC}:ro" in run
     assert f"{feed}:{local.IN_CONTAINER_FEED}/repos.json:ro" in run
@@ -145,3 +144,14 @@ def test_bad_input_exits_2_in_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: invalid --"), err
     assert not (tmp_path / "digests").exists()
+
+
+def test_the_build_context_is_the_bundle_deploy_builds() -> None:
+    with local.build_context(local.source_root()) as context:
+        files = {p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file()}
+        command = local.build_command("podman", context, ["BASE=x"])
+    assert "ingestion/Dockerfile" in files and "ingestion/cli.py" in files
+    assert not any(f.startswith(("govctl/", "tests/")) for f in files)
+    assert command == ["podman", "build", "--build-arg", "BASE=x", "-t", local.LOCAL_IMAGE,
+                       "-f", f"{context}/ingestion/Dockerfile", str(context)]  # fmt: skip
+    assert not context.exists()  # removed after the build
