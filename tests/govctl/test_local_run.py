@@ -11,7 +11,9 @@ import pytest
 
 from govctl import config
 from govctl.cli.main import main
+from govctl.emulator.storage import FakeGcs
 from govctl.errors import GovctlError
+from govctl.gcp import clients
 from govctl.services import local
 from tests.support.git import GitServer, make_repo
 
@@ -56,6 +58,23 @@ def test_no_container_limit_2_writes_2_digests_to_a_directory(
     assert digests == ["alphagov/frontend.md", "alphagov/publisher.md"]
     assert f"2 digest(s) written to {out_dir}" in err
     assert git_server.upload_packs() == 2
+
+
+def test_no_container_writes_to_a_bucket_sink(
+    git_server: GitServer, fake_gcs: FakeGcs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    make_repo(git_server.root / "alphagov" / "frontend", {"README.md": "# frontend\n"})
+    feed = _feed(tmp_path / "repos.json", git_server, ["frontend"])
+    monkeypatch.setenv("GOVCTL_JOB_FEED", str(feed.as_uri()))
+    clients.storage_client("demo-project").create_bucket("digests-test")
+
+    status = main(["local", "run", "--no-container", "--sink", "gs://digests-test/local",
+                   "--", "--allow-host", git_server.host])  # fmt: skip
+
+    assert status == 0, capsys.readouterr().err
+    names = {b.name for b in clients.storage_client("demo-project").list_blobs("digests-test")}
+    assert "local/alphagov/frontend.md" in names
 
 
 def test_the_default_sink_is_a_local_directory_and_the_job_status_is_the_exit_status(
