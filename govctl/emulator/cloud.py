@@ -30,6 +30,7 @@ from typing import Any
 
 import grpc
 
+from govctl.emulator.children import Children
 from govctl.emulator.state import StateFile
 
 
@@ -103,11 +104,17 @@ class Cloud:
         *,
         clock: Clock | None = None,
         image_map: dict[str, str] | None = None,
+        run_unmapped_images: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.clock = clock or Clock()
         # image pattern (fnmatch) -> shell command run for each task of a job with that image
         self.image_map: dict[str, str] = dict(image_map or {})
+        # Whether a job whose image matches no pattern may run its own `command` on this host.
+        self.run_unmapped_images = run_unmapped_images
+        # What every task gets to reach this cloud (GOVCTL_EMULATOR_HOST, STORAGE_EMULATOR_HOST).
+        self.endpoints: dict[str, str] = {}
+        self.children = Children(state_dir)
         self._state = StateFile(state_dir)
         self._services: dict[str, Service] = {}
         self._dirty = threading.Event()
@@ -136,7 +143,10 @@ class Cloud:
         data = self._state.load()
         for svc in self._services.values():
             if svc.key in data:
-                svc.load(data[svc.key])
+                try:
+                    svc.load(data[svc.key])
+                except Exception as err:
+                    raise self._state.unreadable(f"bad {svc.key!r} section: {err}") from None
 
     def save(self) -> None:
         snapshot = {}
