@@ -53,19 +53,14 @@ def tasks(emulator: Emulator) -> run_v2.TasksClient:
 
 
 def logged(emulator: Emulator, execution_id: str) -> list[object]:
-    try:
-        logging = emulator.service("logging")
-    except LookupError:
-        pytest.skip("the logging service is not in this build")
-    client = clients.logging()
-    pager = client.list_log_entries(
+    """The Cloud Logging entries of one execution (the logging service is always loaded)."""
+    pager = clients.logging().list_log_entries(
         request={
             "resource_names": ["projects/demo-project"],
             "filter": f'labels."run.googleapis.com/execution_name"="{execution_id}"',
             "page_size": 1000,
         }
     )
-    assert logging is not None
     return list(pager)
 
 
