@@ -337,9 +337,7 @@ def _start_sleeper(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pids: P
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     container = run_v2.Container(
-        image="localhost/sleeper:1",
-        command=[sys.executable, "-c", SLEEPER],
-        env=[run_v2.EnvVar(name="PIDS", value=str(pids))],
+        image="localhost/sleeper:1", env=[run_v2.EnvVar(name="PIDS", value=str(pids))]
     )
     job = run_v2.Job(
         template=run_v2.ExecutionTemplate(
@@ -360,7 +358,10 @@ def _crash(state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
     """Start detached on fixed ports, run a sleeping job, kill -9 the emulator."""
     ports = ["--port", str(_free_port()), "--storage-port", str(_free_port())]
     base = ["--state-dir", str(state_dir)]
-    started = govctl("emulator", "start", "--detach", "--run-unmapped-images", *ports, *base)
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER)
+    image_map = ["--map-image", f"localhost/sleeper*={sys.executable} {script}"]
+    started = govctl("emulator", "start", "--detach", *image_map, *ports, *base)
     assert started.returncode == 0, started.stderr
     record = process.read_record(state_dir)
     assert record is not None
