@@ -102,6 +102,9 @@ class Children:
     def _save(self) -> None:
         if self.path is None:
             return
+        if not self._running:
+            self.path.unlink(missing_ok=True)  # nothing to reap
+            return
         tmp = self.path.with_name(f".{CHILDREN_FILE}.{os.getpid()}")
         tmp.write_text(json.dumps(list(self._running.values()), indent=1) + "\n")
         os.replace(tmp, self.path)
