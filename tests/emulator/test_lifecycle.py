@@ -158,6 +158,7 @@ def test_foreground_start_stops_cleanly_on_sigterm(state_dir: Path) -> None:
     assert "emulator stopped" in err
     assert gone(record.storage_pid)
     assert not (state_dir / process.RECORD_FILE).exists()
+    assert not (state_dir / "children.json").exists()  # nothing left to reap
     assert (state_dir / "state.json").exists()
 
 
@@ -375,6 +376,11 @@ def _crash(state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
         time.sleep(0.05)
     os.kill(record.pid, signal.SIGKILL)
     assert gone(record.pid)
+    if sys.platform.startswith("linux"):
+        # PR_SET_PDEATHSIG: the kernel kills its direct children with it, before any reaping;
+        # the task's own child is left for the reaper.
+        assert gone(record.storage_pid) and gone(task_pid)
+        assert process.pid_alive(grandchild_pid)
     return ports, base, record, execution, task_pid, grandchild_pid
 
 
