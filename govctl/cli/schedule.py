@@ -180,10 +180,10 @@ def trigger(project: Project = None, region: Region = None, json: Json = False) 
         result = service.trigger(cfg)
     ex = result.execution
     if json:
-        render.json_out({"schedule": cfg.schedule.name, "execution": ex.id,
-                         "execution_name": ex.name, "task_count": ex.task_count})  # fmt: skip
+        render.json_out({"schedule": cfg.schedule.name, "execution": ex.name,
+                         "execution_name": ex.full, "task_count": ex.task_count})  # fmt: skip
         return
-    render.out(ex.id)
-    render.info(f"{cfg.schedule.name} started execution {ex.id} of {cfg.job.name} "
+    render.out(ex.name)
+    render.info(f"{cfg.schedule.name} started execution {ex.name} of {cfg.job.name} "
                 f"({ex.task_count} task(s))")  # fmt: skip
-    render.info(f"next: govctl executions show {ex.id}")
+    render.info(f"next: govctl executions show {ex.name}")

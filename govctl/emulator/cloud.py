@@ -33,6 +33,7 @@ from typing import Any
 
 import grpc
 
+from govctl.emulator.children import Children
 from govctl.emulator.state import StateFile
 
 
@@ -107,6 +108,7 @@ class Cloud:
         clock: Clock | None = None,
         image_map: dict[str, str] | None = None,
         build_with: list[str] | None = None,
+        run_unmapped_images: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.clock = clock or Clock()
@@ -116,6 +118,11 @@ class Cloud:
         self.storage_url: str | None = None
         # a build command prefix (``podman build``): Cloud Build runs docker steps with it
         self.build_with: list[str] | None = build_with
+        # Whether a job whose image matches no pattern may run its own `command` on this host.
+        self.run_unmapped_images = run_unmapped_images
+        # What every task gets to reach this cloud (GOVCTL_EMULATOR_HOST, STORAGE_EMULATOR_HOST).
+        self.endpoints: dict[str, str] = {}
+        self.children = Children(state_dir)
         self._state = StateFile(state_dir)
         self._services: dict[str, Service] = {}
         self._dirty = threading.Event()
@@ -144,7 +151,10 @@ class Cloud:
         data = self._state.load()
         for svc in self._services.values():
             if svc.key in data:
-                svc.load(data[svc.key])
+                try:
+                    svc.load(data[svc.key])
+                except Exception as err:
+                    raise self._state.unreadable(f"bad {svc.key!r} section: {err}") from None
 
     def save(self) -> None:
         snapshot = {}

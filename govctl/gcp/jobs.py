@@ -53,31 +53,6 @@ class Policy:
     etag: bytes = b""
 
 
-@dataclass(frozen=True)
-class Execution:
-    name: str  # full resource name
-    id: str  # its last path segment, as the console and logs show it
-    create_time: datetime | None
-    start_time: datetime | None
-    completion_time: datetime | None
-    task_count: int
-    running: int
-    succeeded: int
-    failed: int
-    cancelled: int
-    completed: bool
-
-    @property
-    def succeeded_all(self) -> bool:
-        return self.completed and self.failed == 0 and self.cancelled == 0 and self.succeeded > 0
-
-    @property
-    def duration(self) -> timedelta | None:
-        if self.start_time and self.completion_time:
-            return self.completion_time - self.start_time
-        return None
-
-
 def _cpu(value: str) -> int | str:
     try:
         return validate.cpu(value)
@@ -235,37 +210,3 @@ def add_member(name: str, role: str, member: str, etag: bytes | None) -> Policy:
     with translate(what):
         stored = client.set_iam_policy(request={"resource": name, "policy": policy})
     return Policy(bindings={b.role: tuple(b.members) for b in stored.bindings}, etag=stored.etag)
-
-
-# Executions ------------------------------------------------------------------------------
-
-
-def _execution(ex: Any) -> Execution:
-    return Execution(
-        name=ex.name,
-        id=ex.name.rsplit("/", 1)[-1],
-        create_time=ex.create_time,
-        start_time=ex.start_time if "start_time" in ex else None,
-        completion_time=ex.completion_time if "completion_time" in ex else None,
-        task_count=ex.task_count,
-        running=ex.running_count,
-        succeeded=ex.succeeded_count,
-        failed=ex.failed_count,
-        cancelled=ex.cancelled_count,
-        completed="completion_time" in ex,
-    )
-
-
-def list_executions(job_name: str, limit: int = 10) -> list[Execution]:
-    """The job's executions, newest first."""
-    from google.cloud import run_v2
-
-    found: list[Execution] = []
-    with translate(f"list the executions of Cloud Run job {job_name}"):
-        request = run_v2.ListExecutionsRequest(parent=job_name, page_size=min(limit, 100))
-        for ex in clients.executions().list_executions(request=request):
-            found.append(_execution(ex))
-            if len(found) >= limit:
-                break
-    found.sort(key=lambda e: e.create_time or datetime.min, reverse=True)
-    return found

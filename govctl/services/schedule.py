@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from govctl import validate
 from govctl.config import Config
 from govctl.errors import CloudError, GovctlError, NotFound
-from govctl.gcp import jobs, scheduler
+from govctl.gcp import executions, scheduler
 from govctl.gcp.scheduler import ScheduleSpec
 
 GAP, OVERLAP = "gap", "overlap"
@@ -127,11 +127,12 @@ def shortest_interval(cron: str, time_zone: str, after: datetime | None = None) 
 def recent_run_time(cfg: Config) -> timedelta | None:
     """The median duration of the job's recent successful executions (None: no history)."""
     try:
-        recent = jobs.list_executions(cfg.job_path, 20)
+        recent = executions.list_for_job(cfg.job_path, 20)
     except NotFound:
         return None  # the scheduler outlived its job: nothing to compare with
-    durations = [e.duration for e in recent if e.succeeded_all and e.duration]
-    return statistics.median(durations) if durations else None  # type: ignore[type-var]
+    durations = [e.duration_s() for e in recent if e.status == "succeeded"]
+    seconds = [d for d in durations if d]
+    return timedelta(seconds=statistics.median(seconds)) if seconds else None
 
 
 # show ------------------------------------------------------------------------------------
@@ -273,19 +274,19 @@ def resume(cfg: Config) -> Switch:
 @dataclass(frozen=True)
 class Triggered:
     spec: ScheduleSpec
-    execution: jobs.Execution
+    execution: executions.Execution
 
 
 def trigger(cfg: Config, wait: float = 30.0) -> Triggered:
     """Fire the scheduler job now; the execution of the Run job that it started."""
     before = scheduler.require(cfg.schedule_path)
-    known = {e.name for e in jobs.list_executions(cfg.job_path, 20)}
+    known = {e.name for e in executions.list_for_job(cfg.job_path, 20)}
     spec = scheduler.run(cfg.schedule_path)
     # Production answers RunJob before the attempt is made (the emulator after it): wait for
     # the new execution, or for this attempt's failure. An older attempt's status is not it.
     deadline = time.monotonic() + wait
     while True:
-        new = [e for e in jobs.list_executions(cfg.job_path, 20) if e.name not in known]
+        new = [e for e in executions.list_for_job(cfg.job_path, 20) if e.name not in known]
         if new:
             return Triggered(spec, new[0])
         attempted = spec.last_attempt_time is not None and (
