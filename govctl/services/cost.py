@@ -289,40 +289,26 @@ def load_prices(cfg: Config, price_cpu: float | None, price_mem: float | None) -
 
 
 def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Estimate:
-    """The estimate for the settings, reading prices, run times and the bucket's size."""
-    from govctl.gcp import usage
+    """The estimate for the settings, reading prices, run times and the bucket's size.
+
+    Prices come first (when Google Cloud does not answer, nothing else is tried); the run
+    times, the bucket and the registry are then read concurrently.
+    """
+    from concurrent.futures import ThreadPoolExecutor
 
     prices = load_prices(cfg, request.price_cpu, request.price_mem)
     if prices.offline:
         warn.append(f"prices from govctl's bundled table of {_table_date()}, not the live "
                     f"catalog ({prices.offline})")  # fmt: skip
-    notes: list[str] = []
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        run_time = pool.submit(_run_time, cfg, request, prices)
+        bucket = pool.submit(_bucket, cfg, prices)
+        registry = pool.submit(_registry, cfg, prices)
+        (duration_s, time_note, w1), (size, bucket_note, w2), (image_size, image_note, w3) = (
+            run_time.result(), bucket.result(), registry.result())  # fmt: skip
+    warn += w1 + w2 + w3
+    notes = [time_note]
     job = cfg.job
-    if request.duration is not None:
-        duration_s = request.duration.total_seconds()
-        notes.append(f"run time {validate.format_duration(duration_s)} per task (--duration)")
-    else:
-        median, why, used = None, "no project set", 0
-        if not prices.reachable:
-            why = "Google Cloud unreachable"
-        elif cfg.project is not None:
-            try:
-                good = recent(cfg, 100, succeeded=MEDIAN_OF)
-                median, used = median_task_seconds(good), len(good)
-                why = "no successful execution yet"
-            except NotFound:
-                why = "the job is not deployed"
-            except GovctlError as err:
-                why = "executions unreadable"
-                warn.append(str(err))
-        if median is not None:
-            duration_s = median
-            notes.append(f"run time {validate.format_duration(median)} per task: the median of "
-                         f"the tasks of the last {used} successful execution(s)")  # fmt: skip
-        else:
-            duration_s = job.task_timeout.total_seconds()
-            notes.append(f"run time {validate.format_duration(duration_s)} per task: the task "
-                         f"timeout ({why}; a real run is usually much shorter)")  # fmt: skip
     if request.runs_per_day is not None:
         per_day = request.runs_per_day
         notes.append(f"{per_day:g} run(s) a day (--runs-per-day)")
@@ -334,57 +320,83 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
     notes.append(f"{job.tasks} task(s) x {job.cpu} vCPU x {job.memory}, each billed "
                  f"{validate.format_duration(billed_seconds(duration_s))} (at least 1 minute, "
                  f"in 100 ms steps)")  # fmt: skip
-    size = None
-    if cfg.project is None:
-        notes.append("bucket storage not counted: no project set")
-    elif not prices.reachable:
-        notes.append("bucket storage not counted: Google Cloud unreachable")
-    else:
-        try:
-            size = usage.bucket_bytes(cfg.project, cfg.bucket)
-            notes.append(f"bucket gs://{cfg.bucket} holds {_size(size)} today")
-        except NotFound:
-            notes.append(f"bucket gs://{cfg.bucket} not found: storage not counted")
-        except GovctlError as err:
-            warn.append(str(err))
-            notes.append(f"bucket gs://{cfg.bucket} unreadable: storage not counted")
+    notes.append(bucket_note)
     if prices.storage is None:
         notes.append(f"no Standard storage price for {cfg.region}: storage not counted")
-    registry = None
-    if cfg.project is not None and prices.reachable:
-        registry, note = _registry(cfg, warn)
-        notes.append(note)
-    else:
-        notes.append(
-            "Artifact Registry storage not counted: "
-            + ("no project set" if cfg.project is None else "Google Cloud unreachable")
-        )
+    notes.append(image_note)
     notes.append(f"a month is {DAYS_PER_MONTH} days; prices in USD, list prices before "
                  "discounts and taxes")  # fmt: skip
     if request.free_tier:
         notes.append("the free tier belongs to the billing account and is shared by all its "
                      "projects; --no-free-tier leaves it out")  # fmt: skip
-    return estimate(shape, prices, bucket_bytes=size, registry_bytes=registry,
+    return estimate(shape, prices, bucket_bytes=size, registry_bytes=image_size,
                     free_tier=request.free_tier, assumptions=notes)  # fmt: skip
 
 
-def _registry(cfg: Config, warn: list[str]) -> tuple[int | None, str]:
-    """The size of the job image's Artifact Registry repository, and what to say about it."""
+def _run_time(cfg: Config, request: Request, prices: Prices) -> tuple[float, str, list[str]]:
+    """One task's run time, what to say about where it came from, and warnings."""
+    if request.duration is not None:
+        seconds = request.duration.total_seconds()
+        return seconds, f"run time {validate.format_duration(seconds)} per task (--duration)", []
+    median, why, used, warns = None, "no project set", 0, []
+    if not prices.reachable:
+        why = "Google Cloud unreachable"
+    elif cfg.project is not None:
+        try:
+            good = recent(cfg, 100, succeeded=MEDIAN_OF)
+            median, used = median_task_seconds(good), len(good)
+            why = "no successful execution yet"
+        except NotFound:
+            why = "the job is not deployed"
+        except GovctlError as err:
+            why = "executions unreadable"
+            warns.append(str(err))
+    if median is not None:
+        return median, (f"run time {validate.format_duration(median)} per task: the median of "
+                        f"the tasks of the last {used} successful execution(s)"), warns  # fmt: skip
+    seconds = cfg.job.task_timeout.total_seconds()
+    return seconds, (f"run time {validate.format_duration(seconds)} per task: the task timeout "
+                     f"({why}; a real run is usually much shorter)"), warns  # fmt: skip
+
+
+def _bucket(cfg: Config, prices: Prices) -> tuple[int | None, str, list[str]]:
+    """The bucket's size, what to say about it, and warnings."""
+    from govctl.gcp import usage
+
+    if cfg.project is None:
+        return None, "bucket storage not counted: no project set", []
+    if not prices.reachable:
+        return None, "bucket storage not counted: Google Cloud unreachable", []
+    try:
+        size = usage.bucket_bytes(cfg.project, cfg.bucket)
+    except NotFound:
+        return None, f"bucket gs://{cfg.bucket} not found: storage not counted", []
+    except GovctlError as err:
+        return None, f"bucket gs://{cfg.bucket} unreadable: storage not counted", [str(err)]
+    return size, f"bucket gs://{cfg.bucket} holds {_size(size)} today", []
+
+
+def _registry(cfg: Config, prices: Prices) -> tuple[int | None, str, list[str]]:
+    """The size of the job image's Artifact Registry repository, what to say, and warnings."""
     from govctl.gcp import artifacts, usage
 
+    skipped = "Artifact Registry storage not counted"
+    if cfg.project is None:
+        return None, f"{skipped}: no project set", []
+    if not prices.reachable:
+        return None, f"{skipped}: Google Cloud unreachable", []
     try:
         ref = artifacts.parse_image(cfg.job.image)
     except GovctlError:
-        return None, f"Artifact Registry storage not counted: {cfg.job.image} is not in it"
+        return None, f"{skipped}: {cfg.job.image} is not in it", []
     where = f"{ref.location}-docker.pkg.dev/{ref.project}/{ref.repository}"
     try:
         size = usage.registry_bytes(ref.project, ref.location, ref.repository)
     except GovctlError as err:
-        warn.append(str(err))
-        return None, f"Artifact Registry storage not counted: {where} unreadable"
+        return None, f"{skipped}: {where} unreadable", [str(err)]
     if size is None:
-        return None, f"Artifact Registry storage not counted: {where} not found"
-    return size, f"Artifact Registry repository {where} holds {_size(size)} today"
+        return None, f"{skipped}: {where} not found", []
+    return size, f"Artifact Registry repository {where} holds {_size(size)} today", []
 
 
 def past(cfg: Config, days: int, request: Request, now: datetime) -> History:
