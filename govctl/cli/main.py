@@ -27,7 +27,11 @@ from govctl.errors import GovctlError
 GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
+    "deploy": "govctl.cli.deploy:app",
+    "schedule": "govctl.cli.schedule:app",
     "emulator": "govctl.cli.emulator:app",
+    "cost": "govctl.cli.cost:app",
+    "local": "govctl.cli.local:app",
     "doctor": "govctl.cli.doctor:app",
 }
 

@@ -1,0 +1,1 @@
+"""What the commands mean (deploy, run, ...), on top of the gcp adapters."""
