@@ -1,8 +1,9 @@
 """IAM as govctl records: policies of projects and jobs, what a caller may do, service accounts.
 
 Reads (``project_policy``, ``job_policy``, ``test_*``, ``service_account``) serve ``govctl
-doctor``; ``grant_on_project`` / ``grant_on_job`` are IAM's read-modify-write with the etag
-(a concurrent change is ABORTED and reported, never overwritten).
+doctor``; ``grant_on_project`` is IAM's read-modify-write with the etag (a concurrent change
+is ABORTED and reported, never overwritten). Granting on a job is
+:func:`govctl.gcp.jobs.add_member`.
 """
 
 from __future__ import annotations
@@ -185,18 +186,4 @@ def grant_on_project(project: str, role: str, member: str) -> bool:
         if not _add(policy, role, member):
             return False
         rm.set_iam_policy(request={"resource": f"projects/{project}", "policy": policy})
-    return True
-
-
-def grant_on_job(job_path: str, role: str, member: str) -> bool:
-    """Add ``member`` to ``role`` on the job (least privilege: this job only)."""
-    jobs = clients.jobs()
-    with translate(
-        f"grant {role} to {member} on job {job_path.rsplit('/', 1)[-1]}",
-        not_found="deploy it first: govctl deploy",
-    ):
-        policy = jobs.get_iam_policy(request={"resource": job_path})
-        if not _add(policy, role, member):
-            return False
-        jobs.set_iam_policy(request={"resource": job_path, "policy": policy})
     return True

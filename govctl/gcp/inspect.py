@@ -1,7 +1,6 @@
-"""Small reads of deployed resources that `govctl doctor` needs: the project, the Run job's
-spec, the scheduler job, the bucket and its digests, and log lines of an execution.
-
-(The deploy layer owns creating jobs and scheduler jobs; these reads only say what is there.)
+"""Small reads that `govctl doctor` needs beyond the deploy layer's: the project, the
+scheduler job as sent (its token kind and RunJob body, which :mod:`govctl.gcp.scheduler`'s
+managed spec leaves out), the bucket and its digests, and log lines of an execution.
 """
 
 from __future__ import annotations
@@ -21,17 +20,6 @@ class ProjectFacts:
     project_id: str
     number: str
     state: str
-
-
-@dataclass(frozen=True)
-class JobFacts:
-    name: str
-    image: str
-    memory: str  # as set, e.g. "4Gi"
-    cpu: str
-    timeout_s: float
-    service_account: str
-    task_count: int
 
 
 @dataclass(frozen=True)
@@ -95,27 +83,6 @@ def project(project_id: str, timeout: float | None = None) -> ProjectFacts:
     )
 
 
-def job(job_path: str) -> JobFacts | None:
-    """The job's spec, or None when it does not exist."""
-    try:
-        with translate(f"get job {job_path.rsplit('/', 1)[-1]}"):
-            j = clients.jobs().get_job(name=job_path)
-    except NotFound:
-        return None
-    tmpl = j.template.template
-    container = tmpl.containers[0] if tmpl.containers else None
-    limits = dict(container.resources.limits) if container is not None else {}
-    return JobFacts(
-        name=j.name,
-        image=container.image if container is not None else "",
-        memory=limits.get("memory", "512Mi"),
-        cpu=limits.get("cpu", "1"),
-        timeout_s=tmpl.timeout.total_seconds() if "timeout" in tmpl else 600.0,
-        service_account=tmpl.service_account,
-        task_count=j.template.task_count,
-    )
-
-
 def scheduler(path: str) -> SchedulerFacts | None:
     """The scheduler job, or None when it does not exist."""
     from google.cloud import scheduler_v1
@@ -150,11 +117,6 @@ def scheduler(path: str) -> SchedulerFacts | None:
         last_message=s.status.message if "status" in s else "",
         last_attempt=attempted,
     )
-
-
-def resume_scheduler(path: str) -> None:
-    with translate(f"resume scheduler job {path.rsplit('/', 1)[-1]}"):
-        clients.scheduler().resume_job(name=path)
 
 
 def bucket(name: str, project: str | None = None) -> BucketFacts | None:

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from govctl import config
-from govctl.errors import CloudError, GovctlError
-from govctl.gcp import billing_info, executions, iam, inspect, services
+from govctl import config, validate
+from govctl.errors import CloudError, GovctlError, NotFound, UsageError
+from govctl.gcp import artifacts, billing_info, executions, iam, inspect, jobs, scheduler, services
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 
@@ -62,13 +62,13 @@ class Action:
 
     def apply(self) -> None:
         if self.kind == "grant_job":
-            iam.grant_on_job(self.target, self.role, self.member)
+            jobs.add_member(self.target, self.role, self.member, None)
         elif self.kind == "grant_project":
             iam.grant_on_project(self.target, self.role, self.member)
         elif self.kind == "enable":
             services.enable(self.target, self.apis)
         else:
-            inspect.resume_scheduler(self.target)
+            scheduler.resume(self.target)
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Facts:
             "deploy_permissions": lambda: iam.test_project(p, DEPLOY_PERMISSIONS),
             "service_account": lambda: iam.service_account(p, sa),
             "project_policy": lambda: iam.project_policy(p),
-            "job": lambda: inspect.job(cfg.job_path),
+            "job": lambda: jobs.get_job(cfg.job_path),
             "job_policy": lambda: iam.job_policy(cfg.job_path),
             "scheduler": lambda: inspect.scheduler(cfg.schedule_path),
             "executions": lambda: executions.list_for_job(cfg.job_path, RECENT_EXECUTIONS),
@@ -352,8 +352,9 @@ class Doctor:
                 "job", FAIL, f"Cloud Run job {name} not found in {self.cfg.region}", "govctl deploy"
             )
         evidence = (
-            f"{name}: {job.task_count} task(s), {job.cpu} CPU, {job.memory}, "
-            f"timeout {_span(job.timeout_s)}, as {job.service_account or 'the default account'}"
+            f"{name}: {job.tasks} task(s), {job.cpu} CPU, {_memory(job)}, "
+            f"timeout {_span(_timeout_s(job))}, as "
+            f"{job.service_account or 'the default account'}"
         )
         if job.service_account != self.cfg.job.service_account:
             return Check(
@@ -536,15 +537,25 @@ class Doctor:
                 "push to Artifact Registry: govctl deploy (image "
                 f"{self.cfg.region}-docker.pkg.dev/{self.project}/REPOSITORY/IMAGE)",
             )
-        if not host.endswith("-docker.pkg.dev"):
+        try:
+            ref = artifacts.parse_image(image)
+        except UsageError:
             return Check("image", WARN, f"{image} is not in Artifact Registry", "govctl deploy")
-        pinned = "pinned to a digest" if "@sha256:" in image else "not pinned to a digest"
-        return Check(
-            "image",
-            OK,
-            f"{image} in Artifact Registry, {pinned} (whether it exists is not checked: "
-            "govctl has no Artifact Registry reader yet)",
-        )
+        if job is None:
+            return Check("image", SKIP, f"no job yet; the settings name {image} (see job)")
+        try:
+            digest = artifacts.resolve_digest(ref)
+        except NotFound as err:
+            return Check("image", FAIL, str(err).split(" — ")[0], err.fix)
+        if ref.digest is None:
+            return Check(
+                "image",
+                WARN,
+                f"{image} exists ({digest[:19]}…) but the job follows a tag, not a digest: a "
+                "push changes what runs",
+                "govctl deploy (it pins the digest)",
+            )
+        return Check("image", OK, f"{ref.path}@{digest[:19]}… exists in Artifact Registry")
 
     # -- executions ----------------------------------------------------------------------------
     def last_execution(self, facts: Facts) -> Check:
@@ -566,7 +577,7 @@ class Doctor:
             )
         return self._classify(newest, facts.get("job"))
 
-    def _classify(self, ex: executions.Execution, job: inspect.JobFacts) -> Check:
+    def _classify(self, ex: executions.Execution, job: jobs.JobSpec) -> Check:
         tasks = [t for t in executions.tasks(ex.full) if t.status == "failed"]
         name, region = self.cfg.job.name, self.cfg.region
         labels = f'labels."run.googleapis.com/execution_name"="{ex.name}"'
@@ -578,7 +589,7 @@ class Doctor:
             )
             oom = [line for line in system if line.startswith("Memory limit of")]
             if oom:
-                bigger = _double(job.memory)
+                bigger = _double(job.memory_mib)
                 return Check(
                     "last run",
                     FAIL,
@@ -593,10 +604,10 @@ class Doctor:
                 "last run",
                 FAIL,
                 f"{ex.name}: task {timed_out[0].index} reached its task timeout "
-                f"({_span(job.timeout_s)})",
+                f"({_span(_timeout_s(job))})",
                 "raise [job] task_timeout or add tasks ([job] tasks) in govctl.toml, then "
                 f"govctl deploy (or: gcloud run jobs update {name} --region {region} "
-                f"--task-timeout {_span(job.timeout_s * 2)})",
+                f"--task-timeout {_span(_timeout_s(job) * 2)})",
             )
         errors = inspect.log_texts(self.project, f"{labels} AND severity>=ERROR", limit=3)
         task = tasks[0] if tasks else None
@@ -636,11 +647,12 @@ class Doctor:
         if not times:
             return Check("run time", OK, "no successful execution to measure yet")
         median = statistics.median(times)
-        share = median / job.timeout_s if job.timeout_s else 0.0
+        timeout = _timeout_s(job)
+        share = median / timeout
         interval = self._interval(facts).total_seconds()
         evidence = (
             f"median {_span(median)} of {len(times)} run(s): {share:.0%} of the "
-            f"{_span(job.timeout_s)} task timeout; the schedule runs every {_span(interval)}"
+            f"{_span(timeout)} task timeout; the schedule runs every {_span(interval)}"
         )
         if median > interval:
             return Check(
@@ -705,14 +717,21 @@ class Doctor:
         return Check("digests", OK, evidence)
 
 
-def _double(memory: str) -> str:
-    """Twice a memory quantity, in the unit govctl writes ("512Mi" -> "1Gi")."""
-    m = re.fullmatch(r"(\d+)(Mi|Gi|M|G)?", memory)
-    if not m:
-        return memory
-    mib = int(m.group(1)) * {"Mi": 1, "Gi": 1024, "M": 1, "G": 1024, None: 1}[m.group(2)]
-    mib *= 2
-    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+def _double(memory_mib: int | str) -> str:
+    """Twice the job's memory, as govctl writes it ("512Mi" -> "1Gi")."""
+    if isinstance(memory_mib, int):
+        return validate.format_memory(memory_mib * 2)
+    return f"more than {memory_mib}"
+
+
+def _memory(job: jobs.JobSpec) -> str:
+    mib = job.memory_mib
+    return validate.format_memory(mib) if isinstance(mib, int) else mib or "512Mi"
+
+
+def _timeout_s(job: jobs.JobSpec) -> float:
+    # Unset means Cloud Run's default of 10 minutes.
+    return job.task_timeout.total_seconds() or 600.0
 
 
 def diagnose(cfg: config.Config) -> Report:

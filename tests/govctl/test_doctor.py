@@ -67,7 +67,7 @@ def failing(checks: dict[str, Any]) -> dict[str, str]:
     return {n: c["evidence"] for n, c in checks.items() if c["status"] == "fail"}
 
 
-def deploy() -> None:
+def deploy(emulator: Emulator) -> None:
     """Every piece a working deployment has, made with the official clients."""
     usage = clients.service_usage()
     usage.batch_enable_services(
@@ -86,6 +86,7 @@ def deploy() -> None:
     blob.upload_from_string("# digest", content_type="text/markdown")
     # Fake-gcs-server has no bucket IAM: the object grant is on the project here.
     grant_project("roles/storage.objectUser", MEMBER)
+    make_image(emulator)
     container = run_v2.Container(
         image=IMAGE, resources=run_v2.ResourceRequirements(limits={"memory": "512Mi"})
     )
@@ -114,6 +115,22 @@ def deploy() -> None:
     )
 
 
+def make_image(emulator: Emulator) -> None:
+    """The job's image in Artifact Registry (its repository made with the official client; the
+    image recorded as the emulated Cloud Build records what it builds)."""
+    from google.cloud import artifactregistry_v1
+
+    clients.artifact_registry().create_repository(
+        parent=PARENT,
+        repository_id="govreposcrape",
+        repository=artifactregistry_v1.Repository(
+            format_=artifactregistry_v1.Repository.Format.DOCKER
+        ),
+    ).result()
+    path, _, digest = IMAGE.partition("@")
+    emulator.service("artifactregistry").record_image(path, digest, ["latest"])
+
+
 def grant_project(role: str, member: str) -> None:
     rm = clients.projects()
     policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
@@ -133,7 +150,7 @@ def run_and_wait(overrides: executions.Overrides | None = None) -> executions.Ex
 
 @pytest.fixture
 def deployed(cloud: Emulator) -> Emulator:
-    deploy()
+    deploy(cloud)
     return cloud
 
 
@@ -447,3 +464,25 @@ def test_runs_near_the_task_timeout_warn(
     assert run_time["status"] == "warn", run_time
     assert "of the 4s task timeout" in run_time["evidence"]
     assert "task_timeout" in run_time["fix"]
+
+
+@pytest.mark.parametrize(
+    ("image", "status", "needle"),
+    [
+        (IMAGE.replace("ab" * 32, "cd" * 32), "fail", "does not exist in Artifact Registry"),
+        (IMAGE.partition("@")[0] + ":latest", "warn", "follows a tag, not a digest"),
+        ("gcr.io/demo-project/ingestion:latest", "fail", "Container Registry, which is shut"),
+    ],
+)
+def test_the_jobs_image(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str], image: str, status: str, needle: str
+) -> None:
+    jobs = clients.jobs()
+    job = jobs.get_job(name=JOB)
+    job.template.template.containers[0].image = image
+    jobs.update_job(job=job).result(polling=FAST_POLL)
+    code, checks = doctor(capsys)
+    assert checks["image"]["status"] == status, checks["image"]
+    assert needle in checks["image"]["evidence"]
+    assert code == (1 if status == "fail" else 0)
+    assert checks["image"]["fix"]
