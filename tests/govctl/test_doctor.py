@@ -486,3 +486,69 @@ def test_the_jobs_image(
     assert needle in checks["image"]["evidence"]
     assert code == (1 if status == "fail" else 0)
     assert checks["image"]["fix"]
+
+
+def test_a_caller_who_may_not_deploy(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rm = clients.projects()
+    policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
+    for binding in policy.bindings:
+        if binding.role == "roles/owner":
+            binding.role = "roles/viewer"
+    rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+    code, checks = doctor(capsys)
+    assert code == 1
+    rights = failing(checks)["deploy rights"]
+    assert rights.startswith("user:emulator@example.com lacks run.jobs.create")
+    assert "iam.serviceAccounts.actAs" in rights
+    fix = checks["deploy rights"]["fix"]
+    assert "--member=user:emulator@example.com --role=roles/run.developer" in fix
+    assert "--role=roles/cloudscheduler.admin" in fix
+    assert f"gcloud iam service-accounts add-iam-policy-binding {SA}" in fix
+
+
+class StubFacts:
+    """Facts as doctor's checks read them, without the cloud (for timing rules only)."""
+
+    def __init__(self, **values: Any) -> None:
+        self.values = values
+
+    def get(self, key: str) -> Any:
+        return self.values[key]
+
+
+def run_record(minutes: float) -> executions.Execution:
+    start = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    return executions.Execution(
+        name="x", full="x", job="j", status="succeeded", reason=None, message="",
+        created=start, started=start, completed=start + timedelta(minutes=minutes),
+        task_count=1, succeeded=1, failed=0, cancelled=0, running=0, retried=0, log_uri="",
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("cron", "minutes", "status", "needle"),
+    [
+        ("0 2 * * *", 30, "ok", "5% of the 10h00m task timeout; the schedule runs every 24h00m"),
+        ("0 2 * * *", 540, "warn", "median 9h00m of 3 run(s): 90% of the 10h00m task timeout"),
+        ("0 * * * *", 90, "warn", "runs would overlap"),
+    ],
+)
+def test_run_time_against_the_timeout_and_the_schedule(
+    cron: str, minutes: float, status: str, needle: str
+) -> None:
+    from govctl import config
+    from govctl.gcp import jobs
+    from govctl.services.doctor import model, runs
+
+    env = {"GOVCTL_PROJECT": PROJECT, "GOVCTL_SCHEDULE_CRON": cron, "CLOUDSDK_CONFIG": "/-"}
+    ctx = model.Context(config.load(env=env), PROJECT)
+    job = jobs.JobSpec(
+        image=IMAGE, cpu=1, memory_mib=512, task_timeout=timedelta(hours=10), max_retries=0,
+        tasks=1, parallelism=0, service_account=SA, env={}, args=(), labels={},
+    )  # fmt: skip
+    facts = StubFacts(job=job, executions=[run_record(minutes)] * 3, scheduler=None)
+    check = runs.run_time(ctx, facts)  # type: ignore[arg-type]
+    assert check.status == status, check
+    assert needle in check.evidence
