@@ -160,7 +160,7 @@ def test_an_empty_project_fails_and_names_every_missing_piece(
     code, checks = doctor(capsys)
     assert code == 1
     fails = failing(checks)
-    assert set(fails) == {"apis", "service account", "bucket access", "job", "scheduler", "bucket"}
+    assert set(fails) == {"apis", "service account", "job", "scheduler", "bucket"}
     for api in ("run", "cloudscheduler", "artifactregistry", "cloudbuild", "iam"):
         assert api in fails["apis"]
     assert SA in fails["service account"]
@@ -172,6 +172,7 @@ def test_an_empty_project_fails_and_names_every_missing_piece(
     assert "gcloud services enable run.googleapis.com" in checks["apis"]["fix"]
     # What cannot be judged yet says so rather than passing.
     assert checks["job access"]["status"] == "skip"
+    assert checks["bucket access"]["status"] == "skip"
 
 
 def test_a_complete_deployment_passes(
@@ -552,3 +553,23 @@ def test_run_time_against_the_timeout_and_the_schedule(
     check = runs.run_time(ctx, facts)  # type: ignore[arg-type]
     assert check.status == status, check
     assert needle in check.evidence
+
+
+def test_a_service_account_without_object_rights(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rm = clients.projects()
+    policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
+    kept = [b for b in policy.bindings if b.role != "roles/storage.objectUser"]
+    del policy.bindings[:]
+    policy.bindings.extend(kept)
+    rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+    code, checks = doctor(capsys)
+    access = checks["bucket access"]
+    # fake-gcs-server has no bucket IAM: doctor cannot see a bucket grant, so it warns.
+    assert (code, access["status"]) == (0, "warn")
+    assert access["evidence"].startswith(f"cannot read the IAM policy of gs://{BUCKET}")
+    assert access["fix"] == (
+        f"gcloud storage buckets add-iam-policy-binding gs://{BUCKET} --member={MEMBER} "
+        "--role=roles/storage.objectUser"
+    )
