@@ -18,6 +18,8 @@ from govctl.gcp.errors import translate
 
 # Under the emulator every call comes from this principal (docs/emulator/iam.md).
 EMULATOR_CALLER = "user:emulator@example.com"
+# User credentials often carry no email; fix commands then show this placeholder.
+UNKNOWN_USER = "user:YOUR_EMAIL"
 
 # Roles that grant a permission doctor asks about, beyond the basic roles (GCP-FACTS.md and
 # Google's role reference; the role lists are the subset govctl meets).
@@ -109,7 +111,7 @@ def caller() -> str:
     if email and "@" in email:
         return f"serviceAccount:{email}"
     account = getattr(creds, "account", None)
-    return f"user:{account}" if account else "user (Application Default Credentials)"
+    return f"user:{account}" if account else UNKNOWN_USER
 
 
 def project_policy(project: str) -> Policy:

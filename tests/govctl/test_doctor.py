@@ -573,3 +573,19 @@ def test_a_service_account_without_object_rights(
         f"gcloud storage buckets add-iam-policy-binding gs://{BUCKET} --member={MEMBER} "
         "--role=roles/storage.objectUser"
     )
+
+
+def test_no_credentials_is_one_failing_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No emulator and no Application Default Credentials: nothing is called.
+    monkeypatch.chdir(tmp_path)
+    for key in ("GOVCTL_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+    code, checks = doctor(capsys)
+    assert code == 1
+    assert set(failing(checks)) == {"credentials"}
+    assert "gcloud auth application-default login" in checks["credentials"]["fix"]

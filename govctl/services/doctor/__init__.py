@@ -66,10 +66,11 @@ def diagnose(cfg: config.Config, now: Callable[[], datetime] | None = None) -> R
         if not any(s in str(err) for s in ("did not answer", "credentials")):
             first = None  # e.g. permission denied: the checks will each say what they can
         else:
+            culprit = "credentials" if "credentials" in str(err) else "project"
             return Report(
                 [
                     failed(name, err)
-                    if name == "project"
+                    if name == culprit
                     else Check(name, SKIP, "not checked: Google Cloud could not be reached")
                     for name, _ in CHECKS
                 ]

@@ -27,6 +27,8 @@ ACT_AS = "iam.serviceAccounts.actAs"
 
 def credentials(ctx: Context, facts: Facts) -> Check:
     who = facts.get("caller")
+    if who == iam.UNKNOWN_USER:
+        who = "a user account (its email is not in the credentials: `gcloud auth list` shows it)"
     host = clients.emulator_host()
     where = f"govctl emulator at {host}" if host else "Application Default Credentials"
     return Check("credentials", OK, f"{who} ({where})")
