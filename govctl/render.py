@@ -69,6 +69,22 @@ def json_out(data: Any) -> None:
     out(to_json(data))
 
 
+def when(moment: datetime | None) -> str:
+    """A time in the operator's zone, with its offset: ``2026-11-30 14:02 (+00:00)``."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone()
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} ({offset[:3]}:{offset[3:]})"
+
+
+def plain(value: Any) -> Any:
+    """A dataclass as a dict (for ``--json``); anything else as it is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

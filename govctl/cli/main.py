@@ -29,6 +29,7 @@ GROUPS: dict[str, str] = {
     "config": "govctl.cli.config:app",
     "deploy": "govctl.cli.deploy:app",
     "schedule": "govctl.cli.schedule:app",
+    "status": "govctl.cli.status:app",
     "emulator": "govctl.cli.emulator:app",
     "cost": "govctl.cli.cost:app",
     "local": "govctl.cli.local:app",
