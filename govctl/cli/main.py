@@ -28,6 +28,9 @@ GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
     "emulator": "govctl.cli.emulator:app",
+    "run": "govctl.cli.run:app",
+    "executions": "govctl.cli.executions:app",
+    "logs": "govctl.cli.logs:app",
 }
 
 

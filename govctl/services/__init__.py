@@ -1,0 +1,1 @@
+"""What each command means, between the CLI (parsing, rendering) and the gcp adapters."""

@@ -1,0 +1,364 @@
+"""`govctl run`, `govctl executions` and `govctl logs` end to end on the loopback cloud.
+
+The job is created through the official client (as `govctl deploy` would), its image maps
+to the real ingestion package, repositories are served by `git daemon`, and every check
+reads the emulator's state or the command's output.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from google.cloud import run_v2
+
+from govctl.cli.main import main
+from govctl.emulator.images import default_image_map
+from govctl.emulator.server import Emulator
+from govctl.gcp import clients
+from govctl.services import logs as logs_service
+from govctl.services import watch
+from tests.emulator.run_support import FAST_POLL
+from tests.support.git import GitServer, make_repo
+
+PROJECT = "demo-project"
+REGION = "europe-west2"
+PARENT = f"projects/{PROJECT}/locations/{REGION}"
+JOB = "ingest"
+JOB_PATH = f"{PARENT}/jobs/{JOB}"
+IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion:latest"
+BUCKET = "govreposcrape-digests"
+
+
+@pytest.fixture
+def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
+    with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
+        for key, value in emu.env().items():
+            monkeypatch.setenv(key, value)
+        clients.storage_client(PROJECT).create_bucket(BUCKET)
+        monkeypatch.chdir(tmp_path)  # no govctl.toml of the developer's
+        monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+        monkeypatch.setenv("GOVCTL_REGION", REGION)
+        monkeypatch.setenv("GOVCTL_JOB_NAME", JOB)
+        monkeypatch.setenv("GOVCTL_BUCKET_NAME", "not-the-bucket-the-job-writes-to")
+        # Fast watching: Cloud Run every 0.2 s, Cloud Logging every 0.5 s.
+        monkeypatch.setattr(watch, "POLL_S", 0.2)
+        monkeypatch.setattr(watch, "LOG_POLL_S", 0.5)
+        monkeypatch.setattr(logs_service, "FOLLOW_CHECK_S", 0.3)
+        yield emu
+
+
+def _feed(path: Path, server: GitServer, names: list[str]) -> Path:
+    entries = [
+        {
+            "owner": "alphagov",
+            "name": name,
+            "url": server.url(f"alphagov/{name}"),
+            "pushedAt": "2026-11-01T00:00:00Z",
+        }
+        for name in names
+    ]
+    path.write_text(json.dumps(entries))
+    return path
+
+
+def _create_job(
+    feed: str, server: GitServer, *, tasks: int = 1, extra: tuple[str, ...] = ()
+) -> None:
+    container = run_v2.Container(
+        image=IMAGE,
+        args=["--allow-host", server.host, "--concurrency", "2", *extra],
+        env=[
+            run_v2.EnvVar(name="REPOS_FEED_URL", value=feed),
+            run_v2.EnvVar(name="GCS_BUCKET_NAME", value=BUCKET),
+        ],
+    )
+    job = run_v2.Job(
+        template=run_v2.ExecutionTemplate(
+            task_count=tasks,
+            template=run_v2.TaskTemplate(containers=[container], max_retries=0),
+        )
+    )
+    clients.jobs().create_job(parent=PARENT, job=job, job_id=JOB).result(polling=FAST_POLL)
+
+
+def _repos(server: GitServer, names: list[str]) -> None:
+    for name in names:
+        make_repo(server.root / "alphagov" / name, {"README.md": f"# {name}\n"})
+
+
+def _executions() -> list[run_v2.Execution]:
+    return list(clients.executions().list_executions(parent=JOB_PATH))
+
+
+def _govctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_run_limit_2_succeeds_appends_args_and_summarises(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = ["frontend", "publisher", "whitehall"]
+    _repos(git_server, names)
+    _create_job(str(_feed(tmp_path / "repos.json", git_server, names)), git_server, tasks=2)
+
+    code, out, err = _govctl(capsys, "run", "--limit", "2")
+
+    assert code == 0, err
+    assert "succeeded" in out and "2 processed, 0 unchanged, 0 failed" in out
+    assert "Execution ingest-" in err and "task 0" in err and "task 1" in err
+    (execution,) = _executions()
+    # The job's own arguments come first, then ours: appended, never replaced.
+    args = list(execution.template.containers[0].args)
+    assert args == ["--allow-host", git_server.host, "--concurrency", "2", "--limit", "2"]
+    blobs = {b.name for b in clients.storage_client(PROJECT).list_blobs(BUCKET)}
+    assert len([b for b in blobs if b.startswith("alphagov/")]) == 2
+
+    # executions list: one row with the name, its status and tasks ok/failed/cancelled.
+    name = execution.name.rsplit("/", 1)[1]
+    code, out, _ = _govctl(capsys, "executions", "list")
+    assert code == 0
+    row = next(line for line in out.splitlines() if line.startswith(name))
+    assert "succeeded" in row and "2/0/0" in row
+    code, out, _ = _govctl(capsys, "executions", "list", "--json")
+    assert json.loads(out)[0]["tasks"]["succeeded"] == 2
+
+    # executions show --latest: per task rows, run-report totals, the log filter.
+    code, out, _ = _govctl(capsys, "executions", "show", "--latest")
+    assert code == 0
+    assert f"execution     {name}" in out
+    assert "2 processed, 0 unchanged, 0 failed" in out
+    assert f'labels."run.googleapis.com/execution_name"="{name}"' in out
+    data = json.loads(_govctl(capsys, "executions", "show", name, "--json")[1])
+    assert [t["status"] for t in data["task_list"]] == ["succeeded", "succeeded"]
+    assert [t["exit_code"] for t in data["task_list"]] == [0, 0]
+    assert data["repositories"]["processed"] == 2
+
+    # A second run without --force skips what is unchanged; --json is the whole result.
+    code, out, _ = _govctl(capsys, "run", "--json")
+    result = json.loads(out)
+    assert code == 0 and result["status"] == "succeeded"
+    assert result["repositories"]["processed"] == 1
+    assert result["repositories"]["unchanged"] == 2
+
+
+def test_unknown_execution_lists_the_latest(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _repos(git_server, ["a"])
+    _create_job(str(_feed(tmp_path / "repos.json", git_server, ["a"])), git_server)
+    assert _govctl(capsys, "run", "--no-wait")[0] == 0
+    (execution,) = _executions()
+    name = execution.name.rsplit("/", 1)[1]
+
+    code, _, err = _govctl(capsys, "executions", "show", "ingest-nope")
+
+    assert code == 1
+    assert "ingest-nope not found" in err and f"latest: {name}" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_failing_run_exits_1_with_the_tasks_error_line(
+    cloud: Emulator, git_server: GitServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _create_job("http://127.0.0.1:9/repos.json", git_server)
+
+    code, out, err = _govctl(capsys, "run")
+
+    assert code == 1
+    assert "FAILED" in out and "1 of 1 tasks failed" in out
+    assert "task 0  exit 1" in out
+    assert "feed unreadable" in out  # the task's own CRITICAL line, not "view details"
+    (execution,) = _executions()
+    name = execution.name.rsplit("/", 1)[1]
+    assert f"Next: govctl logs --execution {name} --errors" in err
+
+
+def test_no_wait_prints_the_name_and_cancel_stops_it(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A feed on a server that never answers keeps the task running until cancelled.
+    silent = _SilentServer().start()
+    try:
+        _create_job(silent.url, git_server)
+        code, out, _ = _govctl(capsys, "run", "--no-wait")
+        assert code == 0
+        name = out.strip()
+        (execution,) = _executions()
+        assert execution.name.endswith("/" + name)
+
+        # Not on a terminal and no -y: refused, nothing cancelled.
+        code, _, err = _govctl(capsys, "executions", "cancel", name)
+        assert code == 2 and "-y" in err
+
+        code, out, err = _govctl(capsys, "executions", "cancel", "--latest", "-y")
+        assert code == 0, err
+        assert f"cancelled {name}" in out
+        final = clients.executions().get_execution(name=execution.name)
+        assert final.cancelled_count == 1
+        rows = _govctl(capsys, "executions", "list")[1].splitlines()
+        assert rows[1].split()[:2] == [name, "cancelled"] and "0/0/1" in rows[1]
+    finally:
+        silent.stop()
+
+
+def test_logs_errors_latest_shows_the_failing_repository(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _repos(git_server, ["present"])
+    _create_job(
+        str(_feed(tmp_path / "repos.json", git_server, ["present", "missing"])),
+        git_server,
+        extra=("--max-failure-ratio", "1"),
+    )
+    assert _govctl(capsys, "run")[0] == 0
+
+    code, out, err = _govctl(capsys, "logs", "--errors", "--latest")
+
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if "repo=alphagov/missing" in line]
+    assert lines and all(" ERROR " in line or "CRITICAL" in line for line in lines)
+    assert "task 0" in lines[0]
+    # --json: one object per line, with the job's fields.
+    code, out, _ = _govctl(capsys, "logs", "--errors", "--latest", "--json")
+    objects = [json.loads(line) for line in out.splitlines()]
+    assert any(o["fields"].get("repo") == "alphagov/missing" for o in objects)
+    assert all(o["severity"] in ("ERROR", "CRITICAL") for o in objects)
+    # -n: the newest N, newest last.
+    out = _govctl(capsys, "logs", "--latest", "-n", "3", "--json")[1]
+    last3 = [json.loads(line) for line in out.splitlines()]
+    everything = [
+        json.loads(line) for line in _govctl(capsys, "logs", "--json", "-n", "500")[1].splitlines()
+    ]
+    assert len(last3) == 3
+    assert [o["insert_id"] for o in last3] == [o["insert_id"] for o in everything[-3:]]
+    # The filter, for the console.
+    out = _govctl(capsys, "logs", "--errors", "--latest", "--show-filter")[1]
+    assert out.startswith('resource.type="cloud_run_job" AND resource.labels.job_name="ingest"')
+    assert "severity>=ERROR" in out
+
+
+def test_logs_follow_streams_a_running_execution_and_ends_by_itself(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    names = [f"repo{i}" for i in range(4)]
+    _repos(git_server, names)
+    slow = _SilentServer(delay_s=1.5, body=_feed(tmp_path / "f.json", git_server, names)).start()
+    try:
+        _create_job(slow.url, git_server)
+        assert _govctl(capsys, "run", "--no-wait")[0] == 0
+        started = time.monotonic()
+        code, out, err = _govctl(capsys, "logs", "--latest", "-f")
+        took = time.monotonic() - started
+    finally:
+        slow.stop()
+
+    assert code == 0, err
+    assert "ingestion starting" in out  # from the backlog or the tail, printed once
+    assert out.count("ingestion starting") == 1
+    assert "finished: 4 processed" in out  # written after -f began: streamed
+    assert "has succeeded" in err
+    assert took < 30
+
+
+def test_run_follow_streams_the_lines(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _repos(git_server, ["a", "b"])
+    _create_job(str(_feed(tmp_path / "repos.json", git_server, ["a", "b"])), git_server)
+
+    code, _, err = _govctl(capsys, "run", "--follow")
+
+    assert code == 0, err
+    assert err.count("ingestion starting") == 1
+    assert "finished: 2 processed" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--limit", "0"],
+        ["run", "--limit", "ten"],
+        ["run", "--tasks", "10001"],
+        ["run", "--env", "NOEQUALS"],
+        ["run", "--env", "1BAD=x"],
+        ["run", "--task-timeout", "soon"],
+        ["run", "--task-timeout", "200h"],
+        ["run", "--no-wait", "--follow"],
+        ["executions", "list", "--limit", "-1"],
+        ["executions", "show"],
+        ["executions", "show", "Bad_Name"],
+        ["executions", "show", "x", "--latest"],
+        ["executions", "cancel"],
+        ["logs", "--severity", "LOUD"],
+        ["logs", "--errors", "--severity", "INFO"],
+        ["logs", "--since", "yesterday"],
+        ["logs", "--from", "30/11/2026"],
+        ["logs", "--from", "2026-11-30T10:00Z", "--to", "2026-11-30T09:00Z"],
+        ["logs", "--since", "1h", "--from", "2026-11-30"],
+        ["logs", "-n", "0"],
+        ["logs", "-n", "-5"],
+        ["logs", "--execution", "UPPER"],
+        ["logs", "--execution", "x", "--latest"],
+        ["logs", "--scheduler", "--latest"],
+        ["logs", "--grep", " "],
+    ],
+)
+def test_bad_input_exits_2_in_one_line_without_a_call(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No emulator at all: any API call would fail with exit 1, not 2.
+    monkeypatch.setenv("GOVCTL_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+    code, out, err = _govctl(capsys, *argv)
+    assert code == 2, err
+    assert out == ""
+    assert "Traceback" not in err
+
+
+class _SilentServer:
+    """An HTTP server that answers after ``delay_s`` (or never): a feed that takes its time."""
+
+    def __init__(self, delay_s: float | None = None, body: Path | None = None) -> None:
+        import http.server
+
+        server_self = self
+        self.delay_s = delay_s
+        self.body = body.read_bytes() if body else b"[]"
+        self.release = threading.Event()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if server_self.delay_s is None:
+                    server_self.release.wait(60)
+                else:
+                    time.sleep(server_self.delay_s)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(server_self.body)
+                except OSError:
+                    pass  # the task was cancelled meanwhile
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/repos.json"
+
+    def start(self) -> _SilentServer:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self.release.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
