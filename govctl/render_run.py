@@ -48,9 +48,9 @@ SHOWN_FIELDS = ("repo", "reason", "stage")
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    c = Console(stderr=stderr, highlight=False, soft_wrap=not stderr)
+    c = Console(stderr=stderr, highlight=False)
     if not c.is_terminal:
-        c.width = 1000
+        c.width = 1000  # piped or captured: whole lines, never wrapped or cut
     return c
 
 
@@ -144,7 +144,7 @@ class EntryPrinter:
             json_line(entry_json(entry))
         else:
             assert self._console is not None
-            self._console.print(entry_text(entry), overflow="ignore", crop=False)
+            self._console.print(entry_text(entry))
 
 
 # --------------------------------------------------------------------------- live view
@@ -218,7 +218,7 @@ class LiveView:
 
     def line(self, renderable: RenderableType) -> None:
         """A followed log line, above the live display."""
-        self._console.print(renderable, overflow="ellipsis" if self.live else "ignore")
+        self._console.print(renderable)
 
     def _renderable(self) -> RenderableType:
         from datetime import UTC
@@ -324,7 +324,7 @@ def failed_task_lines(task: Task, errors: list[LogEntry]) -> list[Text]:
 def print_lines(lines: list[Any]) -> None:
     c = console()
     for line in lines:
-        c.print(line, overflow="ignore", crop=False)
+        c.print(line)
 
 
 def execution_rows(items: list[Execution], now: datetime) -> list[tuple[str, ...]]:

@@ -197,6 +197,8 @@ def _finish(cfg: Any, execution: Any, as_json: bool) -> None:
     if execution.status != "succeeded":
         render.info(f"Next: govctl logs --execution {execution.name} --errors")
         raise typer.Exit(1)
+    if not as_json:
+        render.info(f"Details: govctl executions show {execution.name}")
 
 
 def _totals_json(totals: Any) -> dict[str, Any] | None:

@@ -130,14 +130,15 @@ def wait_done(
 def task_errors(
     project: str, region: str, job: str, execution: str, per_task: int = 3
 ) -> dict[int, list[LogEntry]]:
-    """The last ERROR (and worse) lines of each task, in one read."""
+    """The last ERROR (and worse) lines of each task's last attempt, in one read."""
     where = f"{execution_filter(region, job, execution)} AND severity>=ERROR"
     by_task: dict[int, list[LogEntry]] = {}
-    for entry in logs.list_entries(project, where, limit=200):  # newest first
+    for entry in logs.list_entries(project, where, limit=300):  # newest first
         if entry.task_index is None:
             continue
         lines = by_task.setdefault(entry.task_index, [])
-        if len(lines) < per_task:
+        # The newest line names the last attempt; earlier attempts' lines would mislead.
+        if len(lines) < per_task and (not lines or lines[0].attempt == entry.attempt):
             lines.append(entry)
     return {i: list(reversed(lines)) for i, lines in by_task.items()}
 

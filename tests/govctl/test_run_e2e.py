@@ -362,3 +362,148 @@ class _SilentServer:
         self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def test_ctrl_c_detaches_and_the_execution_goes_on(
+    cloud: Emulator, git_server: GitServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    silent = _SilentServer().start()
+    try:
+        _create_job(silent.url, git_server)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "govctl", "run"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        assert proc.stderr is not None
+        header = proc.stderr.readline()  # the live view's first line: watching has begun
+        assert header.startswith("Execution ingest-")
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=30)[1]
+        (execution,) = _executions()
+        name = execution.name.rsplit("/", 1)[1]
+
+        assert proc.returncode == 130
+        assert f"execution {name} goes on" in rest
+        assert f"govctl executions cancel {name}" in rest and "Traceback" not in rest
+        assert execution.running_count == 1 and not execution.completion_time
+    finally:
+        silent.stop()
+
+
+def test_permission_denied_on_overrides_names_the_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Against a loopback Run API that refuses RunJob as Cloud Run does without
+    run.jobs.runWithOverrides (the emulator grants every caller everything)."""
+    import grpc
+    from google.longrunning import operations_pb2
+
+    def get_job(request: run_v2.GetJobRequest, context: grpc.ServicerContext) -> run_v2.Job:
+        container = run_v2.Container(image=IMAGE, args=["--concurrency", "2"])
+        return run_v2.Job(
+            name=request.name,
+            template=run_v2.ExecutionTemplate(template=run_v2.TaskTemplate(containers=[container])),
+        )
+
+    def run_job(request: run_v2.RunJobRequest, context: grpc.ServicerContext) -> None:
+        context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"Permission 'run.jobs.runWithOverrides' denied on resource '{request.name}'",
+        )
+
+    handlers = grpc.method_handlers_generic_handler(
+        "google.cloud.run.v2.Jobs",
+        {
+            "GetJob": grpc.unary_unary_rpc_method_handler(
+                get_job,
+                request_deserializer=run_v2.GetJobRequest.deserialize,
+                response_serializer=run_v2.Job.serialize,
+            ),
+            "RunJob": grpc.unary_unary_rpc_method_handler(
+                run_job,
+                request_deserializer=run_v2.RunJobRequest.deserialize,
+                response_serializer=operations_pb2.Operation.SerializeToString,
+            ),
+        },
+    )
+    from concurrent import futures
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers((handlers,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+        code, out, err = _govctl(capsys, "run", "--limit", "5")
+    finally:
+        server.stop(None)
+
+    assert code == 1 and out == ""
+    assert "permission denied" in err and "roles/run.jobsExecutorWithOverrides" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_follow_reconnects_without_duplicates_or_losses(cloud: Emulator) -> None:
+    """A dropped tail stream is reopened and the gap read back: each entry exactly once."""
+    from google.cloud.logging_v2.types import LogEntry as LogEntryType
+
+    from govctl.gcp import logs as gcp_logs
+
+    def write(*messages: str) -> None:
+        clients.logging().write_log_entries(
+            log_name=f"projects/{PROJECT}/logs/test",
+            resource={"type": "global", "labels": {}},
+            entries=[LogEntryType(text_payload=m) for m in messages],
+        )
+
+    tails: list[gcp_logs.Tail] = []
+
+    def tail_factory(project: str, filter_: str) -> gcp_logs.Tail:
+        tails.append(gcp_logs.Tail(project, filter_))
+        return tails[-1]
+
+    stop = threading.Event()
+    seen: list[str] = []
+    notices: list[str] = []
+
+    def consume() -> None:
+        for item in logs_service.follow(
+            PROJECT, 'logName:"logs/test"', backlog=10, stop=stop, tail_factory=tail_factory
+        ):
+            if isinstance(item, logs_service.Notice):
+                notices.append(item.message)
+            else:
+                seen.append(item.message)
+
+    write("before-1", "before-2")
+    reader = threading.Thread(target=consume)
+    reader.start()
+
+    def wait_for(n: int) -> None:
+        deadline = time.monotonic() + 10
+        while len(seen) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    wait_for(2)
+    write("live-1")
+    wait_for(3)
+    tails[0]._stream.cancel()  # the connection drops…
+    write("gap-1", "gap-2")  # …entries written while no stream is open
+    wait_for(5)
+    write("after-1")
+    wait_for(6)
+    stop.set()
+    reader.join(timeout=10)
+
+    assert seen == ["before-1", "before-2", "live-1", "gap-1", "gap-2", "after-1"]
+    assert len(tails) == 2 and any("reconnecting" in n for n in notices)
