@@ -217,6 +217,6 @@ def _scheduler(cfg: Any, filter_: str, count: int, as_json: bool) -> None:
         render.info(f"no scheduler attempts match: {filter_}")
         return
     render.table(
-        ["time", "attempt", "status", "execution"],
-        [(render_run.local(a.time), a.kind, a.status, a.execution or "-") for a in attempts],
+        ["fired", "execution", "status"],
+        [(render_run.local(a.time), a.execution or "-", a.status) for a in attempts],
     )

@@ -184,50 +184,44 @@ SCHEDULER_STATUS = {
 
 @dataclass(frozen=True)
 class Attempt:
-    time: datetime
-    kind: str  # started, finished
+    time: datetime  # when it fired (its AttemptStarted entry)
     status: str  # in words
-    code: str | None  # OK, PERMISSION_DENIED, …
+    code: str | None  # OK, PERMISSION_DENIED, …; None while unfinished
     execution: str | None  # the execution a successful attempt started
     debug_info: str = ""
 
 
 def scheduler_attempts(entries: list[LogEntry], recent: list[Any]) -> list[Attempt]:
-    """The scheduler's AttemptStarted/AttemptFinished entries in words; a successful
-    attempt is matched with the execution created right after it started."""
+    """One row per attempt (AttemptStarted + AttemptFinished entries, oldest first), the
+    status in words; a successful attempt is matched with the execution created then."""
     result: list[Attempt] = []
+    open_attempt = False
     for entry in entries:
-        kind_type = str(entry.fields.get("@type", ""))
-        started = kind_type.endswith("AttemptStarted")
-        code = None if started else str(entry.fields.get("status") or "OK")
-        if started:
-            status = "attempt started"
-        elif code == "OK":
+        if str(entry.fields.get("@type", "")).endswith("AttemptStarted"):
+            result.append(Attempt(entry.timestamp, "running", None, None))
+            open_attempt = True
+            continue
+        code = str(entry.fields.get("status") or "OK")
+        if code == "OK":
             status = "succeeded"
         else:
-            status = f"{code}: {SCHEDULER_STATUS.get(code or '', 'the attempt failed')}"
-        execution = None
-        if code == "OK":
-            window = [
-                e
-                for e in recent
-                if e.created
-                and entry.timestamp - timedelta(seconds=60)
-                <= e.created
-                <= entry.timestamp + timedelta(seconds=5)
-            ]
-            if window:
-                execution = min(
-                    window, key=lambda e: abs((e.created - entry.timestamp).total_seconds())
-                ).name
+            status = f"{code}: {SCHEDULER_STATUS.get(code, 'the attempt failed')}"
+        fired = result.pop().time if open_attempt and result else entry.timestamp
+        open_attempt = False
         result.append(
             Attempt(
-                entry.timestamp,
-                "started" if started else "finished",
+                fired,
                 status,
                 code,
-                execution,
+                _started_by(entry.timestamp, fired, recent) if code == "OK" else None,
                 str(entry.fields.get("debugInfo", "")),
             )
         )
     return result
+
+
+def _started_by(finished: datetime, fired: datetime, recent: list[Any]) -> str | None:
+    """The execution created while the attempt ran (Cloud Scheduler logs no name)."""
+    low, high = fired - timedelta(seconds=1), finished + timedelta(seconds=5)
+    window = [e for e in recent if e.created and low <= e.created <= high]
+    return min(window, key=lambda e: e.created).name if window else None

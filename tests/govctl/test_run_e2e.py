@@ -507,3 +507,64 @@ def test_follow_reconnects_without_duplicates_or_losses(cloud: Emulator) -> None
 
     assert seen == ["before-1", "before-2", "live-1", "gap-1", "gap-2", "after-1"]
     assert len(tails) == 2 and any("reconnecting" in n for n in notices)
+
+
+def test_logs_scheduler_says_each_attempt_in_words(
+    cloud: Emulator,
+    git_server: GitServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from google.cloud import scheduler_v1
+    from google.iam.v1 import policy_pb2
+
+    _repos(git_server, ["a"])
+    _create_job(str(_feed(tmp_path / "repos.json", git_server, ["a"])), git_server)
+    monkeypatch.setenv("GOVCTL_SCHEDULE_NAME", "nightly")
+    clients.iam().create_service_account(
+        name=f"projects/{PROJECT}", account_id="govreposcrape-sa", service_account={}
+    )
+    email = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
+    scheduler = clients.scheduler()
+    job = scheduler.create_job(
+        parent=PARENT,
+        job=scheduler_v1.Job(
+            name=f"{PARENT}/jobs/nightly",
+            schedule="0 2 * * *",
+            time_zone="Etc/UTC",
+            http_target=scheduler_v1.HttpTarget(
+                uri=f"https://run.googleapis.com/v2/{JOB_PATH}:run",
+                http_method=scheduler_v1.HttpMethod.POST,
+                oauth_token=scheduler_v1.OAuthToken(service_account_email=email),
+            ),
+        ),
+    )
+    scheduler.run_job(name=job.name)  # the account may not run the job yet
+    clients.jobs().set_iam_policy(
+        request={
+            "resource": JOB_PATH,
+            "policy": policy_pb2.Policy(
+                bindings=[
+                    policy_pb2.Binding(
+                        role="roles/run.invoker", members=[f"serviceAccount:{email}"]
+                    )
+                ]
+            ),
+        }
+    )
+    scheduler.run_job(name=job.name)
+    (execution,) = _executions()
+
+    code, out, err = _govctl(capsys, "logs", "--scheduler")
+
+    assert code == 0, err
+    rows = out.splitlines()[1:]
+    assert len(rows) == 2
+    assert "PERMISSION_DENIED" in rows[0] and "roles/run.invoker" in rows[0]
+    assert rows[1].split()[2:] == [execution.name.rsplit("/", 1)[1], "succeeded"]
+    objects = [
+        json.loads(line)
+        for line in _govctl(capsys, "logs", "--scheduler", "--json")[1].splitlines()
+    ]
+    assert [o["code"] for o in objects] == ["PERMISSION_DENIED", "OK"]
