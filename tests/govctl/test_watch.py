@@ -1,0 +1,67 @@
+"""The live view's numbers: each task's newest progress line, read from Cloud Logging."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from google.cloud.logging_v2.types import LogEntry
+
+from govctl.emulator.server import Emulator
+from govctl.gcp import clients
+from govctl.gcp.executions import Execution, Task
+from govctl.services import watch
+
+PROJECT = "demo-project"
+T0 = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
+
+
+def _line(execution: str, task: int, at: datetime, message: str, **fields: object) -> LogEntry:
+    return LogEntry(
+        log_name=f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
+        resource={
+            "type": "cloud_run_job",
+            "labels": {"project_id": PROJECT, "job_name": "ingest", "location": "europe-west2"},
+        },
+        labels={
+            "run.googleapis.com/execution_name": execution,
+            "run.googleapis.com/task_index": str(task),
+            "run.googleapis.com/task_attempt": "0",
+        },
+        timestamp=at,
+        json_payload={"message": message, **fields},
+    )
+
+
+def _task(index: int, status: str) -> Task:
+    return Task(index, status, 1, 0, None, None, "", T0, None)
+
+
+def test_each_tasks_newest_progress_or_plan_line_drives_the_totals(emulator: Emulator) -> None:
+    lines = [
+        _line("ingest-a", 0, T0, "plan: 10 to do, 5 unchanged", to_do=10, unchanged=5),
+        _line("ingest-a", 0, T0 + timedelta(seconds=30), "progress 4/10", done=4, total=10,
+              rate_per_s=0.13, eta_s=45.0),
+        _line("ingest-a", 0, T0 + timedelta(seconds=60), "progress 6/10", done=6, total=10,
+              rate_per_s=0.1, eta_s=40.0),
+        _line("ingest-a", 1, T0 + timedelta(seconds=5), "plan: 8 to do, 0 unchanged", to_do=8),
+        _line("ingest-a", 2, T0 + timedelta(seconds=50), "ingested alphagov/x", repo="x"),
+        _line("ingest-b", 2, T0, "progress 9/9", done=9, total=9, eta_s=0.0),  # another run
+    ]  # fmt: skip
+    clients.logging().write_log_entries(entries=lines)
+
+    progress = watch.read_progress(PROJECT, "europe-west2", "ingest", "ingest-a")
+
+    assert set(progress) == {0, 1}
+    assert (progress[0].done, progress[0].total, progress[0].eta_s) == (6, 10, 40.0)
+    assert (progress[1].done, progress[1].total, progress[1].eta_s) == (0, 8, None)
+
+    execution = Execution("ingest-a", "x", "ingest", "running", None, "", T0, T0, None, 3, 0,
+                          0, 0, 2, 0, "")  # fmt: skip
+    now = T0 + timedelta(seconds=70)  # 10 s after task 0 said "40 s to go"
+    snap = watch.Snapshot(execution, [_task(0, "running"), _task(1, "running")], progress, now)
+    assert snap.repositories() == (6, 18)
+    assert snap.eta_s() == 30.0
+    # A task that succeeded counts all its repositories, whatever its last line said.
+    done = watch.Snapshot(execution, [_task(0, "succeeded"), _task(1, "running")], progress, now)
+    assert done.repositories() == (10, 18)
+    assert done.eta_s() is None  # no running task has estimated yet
