@@ -170,7 +170,8 @@ class LiveView:
     def header(self) -> str:
         started = self.execution.started or self.execution.created
         when = f"{clock(started)} ({offset(started)})" if started else "just now"
-        return f"Execution {self.execution.name} started {when}"
+        n = self.execution.task_count
+        return f"Execution {self.execution.name} started {when}, {n} task{'s' * (n != 1)}"
 
     def __enter__(self) -> LiveView:
         if self.live:
@@ -255,7 +256,7 @@ class LiveView:
         if repos is not None:
             done, total = repos
             bar = Table.grid(padding=(0, 2))
-            eta = snap.eta_s() if snap else None
+            eta = snap.eta_s(now) if snap else None  # counts down between polls
             eta_text = f"ETA {elapsed(eta)}" if eta is not None and done < total else ""
             bar.add_row(
                 " repositories",

@@ -48,11 +48,12 @@ class Snapshot:
             done += p.total if status.get(index) == "succeeded" else min(p.done, p.total)
         return done, total
 
-    def eta_s(self) -> float | None:
+    def eta_s(self, now: datetime | None = None) -> float | None:
         """When the last running task expects to finish, from its newest progress line."""
+        now = now or self.now
         running = {t.index for t in self.tasks if t.status == "running"}
         etas = [
-            max(0.0, p.eta_s - (self.now - p.at).total_seconds())
+            max(0.0, p.eta_s - (now - p.at).total_seconds())
             for i, p in self.progress.items()
             if i in running and p.eta_s is not None
         ]
