@@ -114,7 +114,11 @@ def _quota_retry(on_retry: Callable[[str], None] | None) -> Any:
     say = on_retry or render.warn
 
     def said(err: Exception) -> None:
-        say(f"Cloud Logging read quota reached ({err.__class__.__name__}); retrying")
+        if isinstance(err, gex.ResourceExhausted):
+            say("Cloud Logging's read quota (about 60 reads a minute per project) is used up; "
+                "retrying with backoff")  # fmt: skip
+        else:
+            say(f"Cloud Logging did not answer ({type(err).__name__}); retrying with backoff")
 
     return retry.Retry(
         predicate=retry.if_exception_type(gex.ResourceExhausted, gex.ServiceUnavailable),

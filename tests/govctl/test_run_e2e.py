@@ -568,3 +568,60 @@ def test_logs_scheduler_says_each_attempt_in_words(
         for line in _govctl(capsys, "logs", "--scheduler", "--json")[1].splitlines()
     ]
     assert [o["code"] for o in objects] == ["PERMISSION_DENIED", "OK"]
+
+
+def test_read_quota_is_retried_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A loopback Logging API that answers RESOURCE_EXHAUSTED once, as the read quota does."""
+    from concurrent import futures
+
+    import grpc
+    from google.cloud.logging_v2.types import ListLogEntriesRequest, ListLogEntriesResponse
+    from google.cloud.logging_v2.types import LogEntry as LogEntryType
+
+    calls: list[str] = []
+
+    def list_entries(
+        request: ListLogEntriesRequest, context: grpc.ServicerContext
+    ) -> ListLogEntriesResponse:
+        calls.append(request.filter)
+        if len(calls) == 1:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Quota exceeded for ReadRequests")
+        entry = LogEntryType(
+            log_name=f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
+            resource={"type": "cloud_run_job", "labels": {"job_name": JOB}},
+            json_payload={"message": "hello from the job"},
+            severity=200,
+        )
+        return ListLogEntriesResponse(entries=[entry])
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "google.logging.v2.LoggingServiceV2",
+                {
+                    "ListLogEntries": grpc.unary_unary_rpc_method_handler(
+                        list_entries,
+                        request_deserializer=ListLogEntriesRequest.deserialize,
+                        response_serializer=ListLogEntriesResponse.serialize,
+                    )
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+        code, out, err = _govctl(capsys, "logs")
+    finally:
+        server.stop(None)
+
+    assert code == 0, err
+    assert len(calls) == 2
+    assert "read quota" in err and "retrying" in err and "Traceback" not in err
+    assert "INFO" in out and "hello from the job" in out
