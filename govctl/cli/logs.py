@@ -180,6 +180,11 @@ def _follow(project: str, filter_: str, backlog: int, target: Any, printer: Any)
     from govctl.services import logs as service
 
     ended = None
+    if target is not None and target.done:
+        for entry in service.read(project, filter_, backlog):
+            printer(entry)
+        render.info(f"execution {target.name} has {target.status}: nothing more to follow")
+        return
     if target is not None:
         full = target.full
 

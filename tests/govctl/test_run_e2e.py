@@ -625,3 +625,24 @@ def test_read_quota_is_retried_and_said(
     assert len(calls) == 2
     assert "read quota" in err and "retrying" in err and "Traceback" not in err
     assert "INFO" in out and "hello from the job" in out
+
+
+def test_a_task_over_its_timeout_is_said_to_have_timed_out(
+    cloud: Emulator, git_server: GitServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    silent = _SilentServer().start()  # the feed never comes: the task runs until killed
+    try:
+        _create_job(silent.url, git_server)
+        code, out, err = _govctl(capsys, "run", "--task-timeout", "2s", "--json")
+    finally:
+        silent.stop()
+
+    assert code == 1, err
+    result = json.loads(out)
+    assert result["status"] == "failed"
+    (task,) = result["failed_tasks"]
+    assert task["timed_out"] is True
+    (execution,) = _executions()
+    assert execution.template.timeout.seconds == 2  # the override reached Cloud Run
+    code, out, _ = _govctl(capsys, "logs", "--latest", "-f")
+    assert code == 0  # an execution that has ended is not followed: printed, then done
