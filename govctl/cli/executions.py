@@ -139,6 +139,8 @@ def show(
     render.out()
     render.out("Log filter (Logs Explorer, or gcloud logging read):")
     render.out(f"  {d.log_filter}")
+    if d.execution.log_uri:
+        render.out(f"Console: {d.execution.log_uri}")
 
 
 def _exit(task: Any) -> str:

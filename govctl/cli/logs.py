@@ -123,6 +123,8 @@ def logs(
         raise UsageError("--since and --from/--to exclude each other")
     if scheduler and (execution or latest):
         raise UsageError("--scheduler shows the scheduler's attempts: drop --execution/--latest")
+    if scheduler and follow:
+        raise UsageError("--scheduler lists the attempts; it does not follow (drop -f)")
     if execution and latest:
         raise UsageError("give --execution NAME or --latest, not both")
     min_severity = "ERROR" if errors else validate.severity(severity) if severity else None

@@ -69,7 +69,9 @@ def run(
         force=force,
         args=tuple(arg or ()),
         env=validate.env_pairs(env or (), "--env"),
-        tasks=validate.integer(tasks, "--tasks", 1, validate.MAX_TASKS) if tasks else None,
+        tasks=validate.integer(tasks, "--tasks", 1, validate.MAX_TASKS)
+        if tasks is not None
+        else None,
         task_timeout=validate.task_timeout(task_timeout, "--task-timeout")[0]
         if task_timeout is not None
         else None,

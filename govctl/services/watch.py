@@ -20,6 +20,7 @@ from govctl.services.logs import execution_filter
 
 POLL_S = 2.0
 LOG_POLL_S = 10.0
+TASKS_POLL_MANY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -102,10 +103,15 @@ def watch(
 ) -> Iterator[Snapshot]:
     """Snapshots until the execution has ended (the last one is the final state)."""
     progress: dict[int, TaskProgress] = {}
-    next_log_poll = 0.0
+    next_log_poll = next_task_poll = 0.0
+    # Listing 10,000 tasks is 20 pages: with many tasks, their rows refresh less often.
+    tasks_every = poll_s if execution.task_count <= 100 else max(poll_s, TASKS_POLL_MANY_S)
+    tasks: list[Task] = []
     while True:
         current = executions.get(execution.full)
-        tasks = executions.tasks(execution.full)
+        if time.monotonic() >= next_task_poll or current.done:
+            tasks = executions.tasks(execution.full)
+            next_task_poll = time.monotonic() + tasks_every
         started = any(t.started for t in tasks)
         if started and (time.monotonic() >= next_log_poll or current.done):
             progress = read_progress(project, region, job, current.name) or progress

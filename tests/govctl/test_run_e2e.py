@@ -234,11 +234,14 @@ def test_logs_errors_latest_shows_the_failing_repository(
     # -n: the newest N, newest last.
     out = _govctl(capsys, "logs", "--latest", "-n", "3", "--json")[1]
     last3 = [json.loads(line) for line in out.splitlines()]
-    everything = [
-        json.loads(line) for line in _govctl(capsys, "logs", "--json", "-n", "500")[1].splitlines()
-    ]
+    out_all = _govctl(capsys, "logs", "--json", "-n", "500")[1]
+    everything = [json.loads(line) for line in out_all.splitlines()]
     assert len(last3) == 3
     assert [o["insert_id"] for o in last3] == [o["insert_id"] for o in everything[-3:]]
+    # Time ranges: the last hour has them all, a range in the future none.
+    assert _govctl(capsys, "logs", "--since", "1h", "-n", "500", "--json")[1] == out_all
+    code, out, err = _govctl(capsys, "logs", "--from", "2099-01-01T00:00Z")
+    assert code == 0 and out == "" and "no entries match" in err
     # The filter, for the console.
     out = _govctl(capsys, "logs", "--errors", "--latest", "--show-filter")[1]
     assert out.startswith('resource.type="cloud_run_job" AND resource.labels.job_name="ingest"')
@@ -308,6 +311,8 @@ def test_run_follow_streams_the_lines(
         ["logs", "--execution", "UPPER"],
         ["logs", "--execution", "x", "--latest"],
         ["logs", "--scheduler", "--latest"],
+        ["logs", "--scheduler", "-f"],
+        ["run", "--tasks", "0"],
         ["logs", "--grep", " "],
     ],
 )
