@@ -110,3 +110,59 @@ def progress(message: str) -> Iterator[None]:
         return
     with console.status(message):
         yield
+
+
+_PLAN_MARK = {"create": "+", "update": "~", "unchanged": "="}
+_PLAN_COLOUR = {"create": "32", "update": "33", "unchanged": "2"}  # green, yellow, dim
+
+
+def _colour(text: str, action: str) -> str:
+    """ANSI colour on a terminal only, and never with NO_COLOR set (no-color.org)."""
+    import os
+
+    if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
+        return text
+    return f"\033[{_PLAN_COLOUR[action]}m{text}\033[0m"
+
+
+def _plan_value(value: Any) -> str:
+    if value is None:
+        return "(none)"
+    if isinstance(value, str) and "@sha256:" in value:
+        # an image: its repository path and a short digest, as `docker images` shows it
+        path, _, digest = value.partition("@sha256:")
+        return f"…/{path.rsplit('/', 1)[-1]}@sha256:{digest[:12]}"
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def plan(data: Mapping[str, Any]) -> None:
+    """A deploy plan like `terraform plan`: + create, ~ update `old → new`, = unchanged."""
+    out(f"Plan for project {data['project']}, {data['region']}")
+    out()
+    for res in data["resources"]:
+        mark = _PLAN_MARK[res["action"]]
+        kind = f"{res['kind']:<9}"
+        suffix = "   (unchanged)" if res["action"] == "unchanged" else ""
+        out(_colour(f"  {mark} {kind} {res['name']}{suffix}", res["action"]))
+        width = max((len(c["field"]) for c in res["changes"]), default=0)
+        for change in res["changes"]:
+            new = _plan_value(change["new"])
+            if change["field"] == "image" and data.get("commit"):
+                new += f" (commit {str(data['commit'])[:7]})"
+            if res["action"] == "create":
+                out(f"      {change['field']:<{width}}  {new}")
+            else:
+                out(f"      {change['field']:<{width}}  {_plan_value(change['old'])}  →  {new}")
+    summary = data["summary"]
+    out()
+    out(f"{summary['to_add']} to add, {summary['to_change']} to change, "
+        f"{summary['unchanged']} unchanged.")  # fmt: skip
+
+
+def confirm(question: str) -> bool:
+    """Ask on the terminal (stderr); no is the default."""
+    import typer
+
+    return typer.confirm(question, default=False, err=True)

@@ -280,7 +280,8 @@ def repositories_line(totals: Totals | None) -> str:
         f" repositories  {totals.processed} processed, {totals.unchanged} unchanged, "
         f"{totals.failed} failed"
     )
-    return text + (f", {totals.rejected} rejected" if totals.rejected else "")
+    text += f", {totals.rejected} rejected" if totals.rejected else ""
+    return text + (f", {totals.backing_off} backing off" if totals.backing_off else "")
 
 
 def outcome_line(execution: Execution, now: datetime | None = None) -> str:

@@ -175,8 +175,9 @@ def image(value: Any, where: str = "[job] image") -> str:
 
 
 def url(value: Any, where: str = "[job] feed") -> str:
-    if not isinstance(value, str) or not re.match(r"^(https?|gs)://[^\s/]+/?\S*$", value):
-        raise _bad(where, value, "an https://, http:// or gs:// URL")
+    # file:// only makes sense where the task runs on this machine (the emulator, local run).
+    if not isinstance(value, str) or not re.match(r"^((https?|gs)://[^\s/]+|file://)/?\S*$", value):
+        raise _bad(where, value, "an https://, http://, gs:// (or, locally, file://) URL")
     return value
 
 

@@ -12,35 +12,19 @@ import os
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
-DEFAULT_REPO_TIMEOUT = 300.0
-DEFAULT_MAX_FILE_SIZE = 524288
-DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 * 1024  # ingestion.digest.DEFAULT_MAX_TOTAL_SIZE (asserted)
-DEFAULT_MAX_FAILURE_RATIO = 0.05
-TRUE_WORDS = ("1", "true", "yes")
+from ingestion.settings import (
+    DEFAULT_FEED_URL,
+    DEFAULT_MAX_FAILURE_RATIO,
+    DEFAULT_MAX_FILE_SIZE,
+    DEFAULT_MAX_TOTAL_SIZE,
+    DEFAULT_REPO_TIMEOUT,
+    TRUE_WORDS,
+    Options,
+)
 
-
-@dataclass(frozen=True)
-class Options:
-    feed: str
-    sink: str
-    limit: int | None
-    tasks: int
-    task_index: int
-    concurrency: int
-    force: bool
-    dry_run: bool
-    repo_timeout: float
-    max_file_size: int
-    max_total_size: int
-    max_failure_ratio: float
-    allow_hosts: tuple[str, ...]
-    allow_local: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "allow_hosts": list(self.allow_hosts)}
+__all__ = ["Options", "UsageError", "build_parser", "main", "parse_options"]
 
 
 class UsageError(Exception):
@@ -150,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="redo everything ($FORCE_REINDEX)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; no clone, no write")
     p.add_argument(
+        "--allow-shrink",
+        action="store_true",
+        help="accept an empty feed, or one under half the last run's ($ALLOW_FEED_SHRINK)",
+    )
+    p.add_argument(
         "--repo-timeout",
         type=positive_float,
         default=DEFAULT_REPO_TIMEOUT,
@@ -168,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=DEFAULT_MAX_TOTAL_SIZE,
         metavar="B",
-        help="file contents per digest; files beyond it are left out (default %(default)s)",
+        help="bytes per digest, all included; files beyond it are left out (default %(default)s)",
     )
     p.add_argument(
         "--max-failure-ratio",
@@ -203,8 +192,6 @@ def _env_int(environ: Mapping[str, str], name: str, parse: Callable[[str], int])
 
 def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
     """Flags + environment → Options, or UsageError."""
-    from ingestion.feed import DEFAULT_FEED_URL
-
     args = build_parser().parse_args(list(argv))
 
     sink = args.sink
@@ -241,6 +228,8 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         concurrency=args.concurrency or default_concurrency(),
         force=force,
         dry_run=args.dry_run,
+        allow_shrink=args.allow_shrink
+        or environ.get("ALLOW_FEED_SHRINK", "").strip().lower() in TRUE_WORDS,
         repo_timeout=args.repo_timeout,
         max_file_size=args.max_file_size,
         max_total_size=args.max_total_size,

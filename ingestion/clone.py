@@ -47,6 +47,9 @@ _HARDENING = (
     "fetch.recurseSubmodules=false",
     "advice.detachedHead=false",
     "protocol.allow=never",
+    # A redirect could lead anywhere, off the allowed hosts (--allow-host); the feed names
+    # each repository's canonical URL, so there is nothing to follow.
+    "http.followRedirects=false",
 )
 
 _NOT_FOUND = (
@@ -71,7 +74,16 @@ _UNREACHABLE = (
     "connection reset",
     "unable to access",
     "returned error: 5",
+)
+# The server's copy is broken: upload-pack dies mid-pack, or sends objects that do not add up.
+# Retrying does not help; the repository's owner (or GitHub) has to repair it.
+_CORRUPT = (
     "early eof",
+    "index-pack failed",
+    "did not receive expected object",
+    "invalid index-pack output",
+    "is corrupt",
+    "bad object",
 )
 
 
@@ -80,7 +92,9 @@ class CloneError(Exception):
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        self.reason = reason  # timeout | unreachable | not_found | git_failed | cancelled
+        # timeout | unreachable | not_found | repository_corrupt | redirected | git_failed |
+        # cancelled
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -214,6 +228,10 @@ def classify(stderr: str) -> str:
     text = stderr.lower()
     if any(marker in text for marker in _NOT_FOUND):
         return "not_found"
+    if "returned error: 301" in text or "returned error: 302" in text:
+        return "redirected"  # moved (renamed?): the feed should name the new URL
+    if any(marker in text for marker in _CORRUPT):
+        return "repository_corrupt"
     if any(marker in text for marker in _UNREACHABLE):
         return "unreachable"
     return "git_failed"

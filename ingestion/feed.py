@@ -20,10 +20,6 @@ from typing import Any
 
 import urllib3
 
-DEFAULT_FEED_URL = (
-    "https://uk-x-gov-software-community.github.io/xgov-opensource-repo-scraper/repos.json"
-)
-
 # Retry timing for the feed download; a module constant so tests can shorten it.
 BACKOFF_FACTOR = 0.5
 BACKOFF_MAX = 10.0
@@ -80,6 +76,12 @@ def load_feed(
 
     ``limit`` keeps the first N *valid*, de-duplicated entries; nothing after them is looked at.
     """
+    entries = read_entries(source, timeout=timeout, retries=retries)
+    return parse_entries(entries, allow_hosts=allow_hosts, allow_local=allow_local, limit=limit)
+
+
+def read_entries(source: str, *, timeout: float = 30.0, retries: int = 3) -> list[Any]:
+    """The feed's entries, not yet validated: a JSON list, or FeedError."""
     if source.startswith(("http://", "https://")):
         raw = _fetch(source, timeout=timeout, retries=retries)
     else:
@@ -95,7 +97,19 @@ def load_feed(
             f"feed {source} is a JSON {type(entries).__name__}, expected a list of repositories "
             "— check that --feed points at repos.json"
         )
-    return parse_entries(entries, allow_hosts=allow_hosts, allow_local=allow_local, limit=limit)
+    return entries
+
+
+# The fields of an entry the job reads: a snapshot of the feed keeps these only.
+FIELDS = ("owner", "name", "url", "pushedAt", "size")
+
+
+def slim(entries: Sequence[Any]) -> list[Any]:
+    """``entries`` with only the fields :func:`parse_entries` reads (same validation result)."""
+    return [
+        {k: v for k, v in entry.items() if k in FIELDS} if isinstance(entry, dict) else entry
+        for entry in entries
+    ]
 
 
 def parse_entries(
@@ -236,6 +250,8 @@ def _parse_entry(
         problem = check_name(value)
         if problem:
             return Rejection(label, "bad_name", f"{field} {problem}")
+    if owner.startswith("_"):  # no GitHub owner does; the sink keeps "_" names for itself
+        return Rejection(label, "bad_name", f"owner {owner!r} starts with '_'")
     url_problem = check_url(url, allow_hosts=allow_hosts, allow_local=allow_local)
     if url_problem:
         return Rejection(label, *url_problem)

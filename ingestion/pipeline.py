@@ -5,7 +5,7 @@ K worker threads each carry one repository at a time through the three stages, s
 Python and threads do not speed it up) and uploads (network, in the thread) of different
 repositories overlap. At most K checkouts and K digests exist at once, whatever the feed size.
 A digest never crosses the process boundary or sits in memory whole: the worker streams it to a
-file in the work directory (at most ``--max-total-size`` of file contents) and the upload
+file in the work directory (at most ``--max-total-size`` bytes, all of it) and the upload
 streams from that file.
 
 Per-repository time limit without SIGALRM: the clone gets the limit as its own timeout, the
@@ -119,6 +119,11 @@ class Pipeline:
         self._inflight_lock = threading.Lock()
         self._upload_failures_in_a_row = 0
         self._pool: pebble.ProcessPool | None = None
+        # Repositories whose upload is under way; once the run gives up waiting for them they
+        # are counted as interrupted, and an upload that lands later records nothing more.
+        self._uploading = 0
+        self._closed = False
+        self._record_lock = threading.Lock()
 
     def run(self, jobs: Sequence[Job]) -> None:
         if not jobs:
@@ -143,7 +148,7 @@ class Pipeline:
                     stopped_at = time.monotonic()
                     self._cancel_digests()
                 elif time.monotonic() - stopped_at > STOP_GRACE_S:
-                    self._abandon_uploads(sum(t.is_alive() for t in threads))
+                    self._abandon_uploads()
                     break
         finally:
             if self.stop.is_set():
@@ -152,11 +157,15 @@ class Pipeline:
                 self._pool.close()
             self._pool.join(timeout=10)
 
-    def _abandon_uploads(self, busy: int) -> None:
+    def _abandon_uploads(self) -> None:
         """Count the repositories whose upload is still retrying as interrupted: the object
-        either lands whole or not at all, and the next run redoes it if it did not."""
-        for _ in range(busy):
-            self.report.record_interrupted()
+        either lands whole or not at all, and the next run redoes it if it did not. From now
+        on nothing is recorded, so the report being built cannot count one twice."""
+        with self._record_lock:
+            self._closed = True
+            busy = self._uploading
+            for _ in range(busy):
+                self.report.record_interrupted()
         self.log.warning(
             f"{busy} upload(s) still running {STOP_GRACE_S:.0f}s after the stop: not waiting",
             abandoned=busy,
@@ -235,12 +244,20 @@ class Pipeline:
             )
             return
         t = time.monotonic()
+        with self._record_lock:
+            self._uploading += 1
         try:
             outcome = self._upload(job, checkout.commit, digest)
         except SinkError as exc:
-            self._upload_failed()
-            self._fail(job, "upload_failed", str(exc), "upload", time.monotonic() - started)
+            if self._upload_done():
+                self._upload_failed()
+                self._fail(job, "upload_failed", str(exc), "upload", time.monotonic() - started)
             return
+        except BaseException:
+            self._upload_done()
+            raise
+        if not self._upload_done():
+            return  # already counted as interrupted: the report may be written by now
         with self._inflight_lock:
             self._upload_failures_in_a_row = 0
         timings["upload_s"] = self._lap("upload", t)
@@ -249,6 +266,7 @@ class Pipeline:
             size=outcome.size,
             files=digest.files,
             capped=digest.capped,
+            repo=repo.key,
         )
         self.log.info(
             f"ingested {repo.key}",
@@ -262,6 +280,12 @@ class Pipeline:
             duration_s=round(time.monotonic() - started, 3),
             **{k: round(v, 3) for k, v in timings.items()},
         )
+
+    def _upload_done(self) -> bool:
+        """An upload ended; False when the run has stopped waiting for it (counted already)."""
+        with self._record_lock:
+            self._uploading -= 1
+            return not self._closed
 
     def _lap(self, stage: str, since: float) -> float:
         seconds = time.monotonic() - since
@@ -324,13 +348,20 @@ class Pipeline:
             self.stop.set()
 
     def _fail(self, job: Job, reason: str, detail: str, stage: str, seconds: float) -> None:
-        self.report.record_failure(Failure(job.repo.key, reason, detail, stage))
-        self.log.error(
-            f"failed {job.repo.key}: {reason}",
+        failure = self.report.record_failure(
+            Failure(job.repo.key, reason, detail, stage, pushed_at=job.repo.pushed_at)
+        )
+        # A repository failing again as it did before is known: a WARNING, not a new ERROR.
+        self.log.log(
+            "WARNING" if failure.persistent else "ERROR",
+            f"{'persistent failure' if failure.persistent else 'failed'} {job.repo.key}: "
+            f"{reason}" + (f" since {failure.first_failed}" if failure.persistent else ""),
             repo=job.repo.key,
             reason=reason,
             stage=stage,
             detail=detail,
+            first_failed=failure.first_failed,
+            persistent=failure.persistent,
             duration_s=round(seconds, 3),
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import Counter
@@ -13,8 +14,11 @@ from ingestion.logs import rfc3339
 
 
 def execution_id(environ: dict[str, str]) -> str:
-    """Cloud Run's execution name, or a UTC timestamp outside Cloud Run."""
-    return environ.get("CLOUD_RUN_EXECUTION") or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    """Cloud Run's execution name; outside Cloud Run a UTC timestamp and a random suffix, so two
+    runs started in the same second never share a run report (the timestamp keeps them sorted)."""
+    return environ.get("CLOUD_RUN_EXECUTION") or (
+        datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(4)
+    )
 
 
 @dataclass
@@ -23,6 +27,10 @@ class Failure:
     reason: str
     detail: str = ""
     stage: str = ""
+    pushed_at: str = ""
+    # Set by RunReport.record_failure from the failures of earlier runs (ingestion.failures).
+    persistent: bool = False
+    first_failed: str = ""
 
 
 @dataclass
@@ -47,6 +55,10 @@ class RunReport:
     metadata_refreshed: int = 0
     interrupted: int = 0
     failures: list[Failure] = field(default_factory=list)
+    # Earlier runs' failures of this shard's repositories (ingestion.failures records).
+    known_failures: dict[str, dict[str, Any]] = field(default_factory=dict)
+    backing_off: list[str] = field(default_factory=list)  # keys not retried this run
+    succeeded: list[str] = field(default_factory=list)
     bytes_written: int = 0
     digest_bytes: int = 0
     files_digested: int = 0
@@ -68,6 +80,10 @@ class RunReport:
         return len(self.failures)
 
     @property
+    def failed_new(self) -> int:
+        return sum(not f.persistent for f in self.failures)
+
+    @property
     def attempted(self) -> int:
         return self.processed + self.failed
 
@@ -76,16 +92,20 @@ class RunReport:
         return self.processed + self.failed + self.interrupted
 
     def failure_ratio(self) -> float:
-        return self.failed / self.attempted if self.attempted else 0.0
+        """New failures over attempts: a repository failing again for the reason it failed
+        for before is already known to the operator, and does not turn the run red."""
+        return self.failed_new / self.attempted if self.attempted else 0.0
 
     def add_stage(self, stage: str, seconds: float) -> None:
         with self._lock:
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     def record_written(
-        self, *, rewritten: bool, size: int, files: int, capped: bool = False
+        self, *, rewritten: bool, size: int, files: int, capped: bool = False, repo: str = ""
     ) -> None:
         with self._lock:
+            if repo:
+                self.succeeded.append(repo)
             self.capped += capped
             if rewritten:
                 self.rewritten += 1
@@ -95,9 +115,16 @@ class RunReport:
             self.digest_bytes += size
             self.files_digested += files
 
-    def record_failure(self, failure: Failure) -> None:
+    def record_failure(self, failure: Failure) -> Failure:
+        """Count ``failure``, marked persistent when an earlier run failed it the same way."""
         with self._lock:
+            known = self.known_failures.get(failure.repo)
+            failure.persistent = known is not None and known.get("reason") == failure.reason
+            failure.first_failed = (
+                str(known["first_failed"]) if known else rfc3339(datetime.now(UTC))
+            )
             self.failures.append(failure)
+        return failure
 
     def record_interrupted(self) -> None:
         with self._lock:
@@ -114,6 +141,9 @@ class RunReport:
                 "metadata_refreshed": self.metadata_refreshed,
                 "unchanged": self.unchanged,
                 "failed": self.failed,
+                "failed_new": self.failed_new,
+                "failed_persistent": self.failed - self.failed_new,
+                "backing_off": len(self.backing_off),
                 "interrupted": self.interrupted,
                 "capped": self.capped,
                 "duplicates": self.duplicates,
@@ -125,6 +155,17 @@ class RunReport:
         if self.fatal or self.stopped_by:
             return 1
         return 0 if self.failure_ratio() <= max_failure_ratio else 1
+
+    def _persistent(self) -> list[dict[str, Any]]:
+        """Repositories failing since an earlier run: failed again, or not retried yet."""
+        rows = []
+        for f in self.failures:
+            if f.persistent:
+                known = self.known_failures[f.repo]
+                rows.append(_row(f.repo, known, retried=True))
+        for key in self.backing_off:
+            rows.append(_row(key, self.known_failures[key], retried=False))
+        return sorted(rows, key=lambda r: (r["first_failed"], r["repo"]))
 
     def to_dict(self) -> dict[str, Any]:
         elapsed = time.monotonic() - self._t0
@@ -141,9 +182,17 @@ class RunReport:
                 "counts": counts,
                 "failure_ratio": round(self.failure_ratio(), 4),
                 "failures": [
-                    {"repo": f.repo, "reason": f.reason, "stage": f.stage, "detail": f.detail}
+                    {
+                        "repo": f.repo,
+                        "reason": f.reason,
+                        "stage": f.stage,
+                        "detail": f.detail,
+                        "persistent": f.persistent,
+                        "first_failed": f.first_failed,
+                    }
                     for f in self.failures
                 ],
+                "persistent_failures": self._persistent(),
                 "durations_s": {"total": round(elapsed, 3), "plan": round(self.plan_seconds, 3)},
                 # Summed over repositories processed in parallel, so they can exceed "total".
                 "stage_seconds_summed": {
@@ -157,3 +206,14 @@ class RunReport:
                 "files_digested": self.files_digested,
                 "settings": self.settings,
             }
+
+
+def _row(repo: str, known: dict[str, Any], *, retried: bool) -> dict[str, Any]:
+    return {
+        "repo": repo,
+        "reason": known.get("reason", ""),
+        "first_failed": known.get("first_failed", ""),
+        "failures": known.get("failures", 0) + (1 if retried else 0),
+        "retried": retried,
+        "retry_after": None if retried else known.get("retry_after"),
+    }

@@ -17,18 +17,21 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from ingestion import INGEST_VERSION
-from ingestion.cli import Options
 from ingestion.cpus import available_cpus
 from ingestion.digest import DigestSettings
-from ingestion.feed import Feed, FeedError, load_feed
-from ingestion.logs import Logger, Progress
+from ingestion.failures import backing_off, failed_again, merged, now_utc
+from ingestion.feed import Feed, FeedError, parse_entries, read_entries, slim
+from ingestion.logs import Logger, Progress, utc_now
 from ingestion.pipeline import Pipeline, pipeline_stats
 from ingestion.plan import Plan, make_plan
 from ingestion.report import RunReport, execution_id
+from ingestion.settings import MIN_FEED_SHARE, Options
 from ingestion.shard import shard
 from ingestion.sinks import Sink, SinkError, open_sink
+from ingestion.sinks.base import FAILURES_PATH, LAST_FEED_PATH, feed_snapshot_path
 
 PROGRESS_INTERVAL_S = 30.0
 # Retry budget for the run report after SIGTERM (Cloud Run's notice is 10 s).
@@ -115,46 +118,55 @@ def _run(
 
     t = time.monotonic()
     try:
-        feed = load_feed(
-            options.feed,
-            allow_hosts=options.allow_hosts,
-            allow_local=options.allow_local,
-            limit=options.limit,
-        )
+        feed = _load_feed(sink, options, report, log)
     except FeedError as exc:
         report.fatal = f"feed unreadable: {exc}"
         log.critical(report.fatal, feed=options.feed)
         return _finish(sink, report, options, log)
+    except _FeedShrank as exc:
+        # Loud, and nothing written: not a digest, not the state, not even the report.
+        log.error(str(exc), valid=exc.valid, last_valid=exc.last_valid, feed=options.feed)
+        return 1
+    except SinkError as exc:
+        report.fatal = f"cannot read the job's state in the sink: {exc}"
+        log.critical(report.fatal, sink=options.sink)
+        return 1
     _note_feed(feed, options, report, log)
 
     mine = shard(feed.repos, options.tasks, options.task_index)
     try:
         stored = sink.list_metadata()
+        known, _ = sink.read_json(FAILURES_PATH)
     except SinkError as exc:
         report.fatal = f"cannot list the sink: {exc}"
         log.critical(report.fatal, sink=options.sink)
         return 1
     plan = make_plan(mine, stored, fingerprint, force=options.force)
+    _hold_back(plan, known if isinstance(known, dict) else {}, options, report, log)
     report.in_shard = len(mine)
     report.to_do = len(plan.to_do)
     report.unchanged = len(plan.unchanged)
     report.plan_seconds = time.monotonic() - t
     for repo in plan.unchanged:
         log.debug(f"unchanged {repo.key}", repo=repo.key, pushed_at=repo.pushed_at)
+    report.succeeded.extend(repo.key for repo in plan.unchanged)
+    feed_keys = None if options.limit else {repo.key for repo in feed.repos}
 
     if options.dry_run:
         _print_plan(plan, report, log)
         return 0
 
     log.info(
-        f"plan: {len(plan.to_do)} to do, {len(plan.unchanged)} unchanged",
+        f"plan: {len(plan.to_do)} to do, {len(plan.unchanged)} unchanged, "
+        f"{len(report.backing_off)} backing off",
         to_do=len(plan.to_do),
         unchanged=len(plan.unchanged),
+        backing_off=len(report.backing_off),
         in_shard=len(mine),
         why=plan.why_counts(),
     )
     if stop.is_set():
-        return _finish(sink, report, options, log)
+        return _finish(sink, report, options, log, feed_keys)
 
     workdir = Path(tempfile.mkdtemp(prefix=f"ingestion-task{options.task_index}-"))
     progress = Progress(
@@ -182,7 +194,126 @@ def _run(
         shutil.rmtree(workdir, ignore_errors=True)
     if report.to_do:
         progress.emit()
-    return _finish(sink, report, options, log)
+    return _finish(sink, report, options, log, feed_keys)
+
+
+class _FeedShrank(Exception):
+    def __init__(self, valid: int, last_valid: int | None) -> None:
+        self.valid = valid
+        self.last_valid = last_valid
+        if valid == 0:
+            what = "the feed has no valid entry" + (
+                f" (the last run's had {last_valid})" if last_valid else ""
+            )
+        else:
+            what = (
+                f"the feed has {valid} valid entries, under {MIN_FEED_SHARE:.0%} of the "
+                f"{last_valid} of the last run"
+            )
+        super().__init__(
+            f"{what}: refusing to run on a feed that looks empty or truncated (nothing "
+            "written) — check the feed, or pass --allow-shrink (ALLOW_FEED_SHRINK=1) if expected"
+        )
+
+
+def _load_feed(sink: Sink, options: Options, report: RunReport, log: Logger) -> Feed:
+    """The execution's feed: the snapshot of ``_runs/{execution}/feed.json`` when another task
+    made it, else fetched, checked against the last run's size, and snapshotted (create-only:
+    when two tasks race, both use the one that landed first). Every task of an execution thus
+    shards the very same list, even when the feed is republished while they start."""
+    snapshot = feed_snapshot_path(report.execution)
+    entries, _ = sink.read_json(snapshot)
+    source = "snapshot"
+    if not isinstance(entries, list):
+        entries = slim(read_entries(options.feed))
+        source = "fetched"
+    whole = parse_entries(entries, allow_hosts=options.allow_hosts, allow_local=options.allow_local)
+    last, _ = sink.read_json(LAST_FEED_PATH)
+    last_valid = last.get("valid") if isinstance(last, dict) else None
+    last_valid = last_valid if isinstance(last_valid, int) else None
+    valid = len(whole.repos)
+    if not options.allow_shrink and (
+        valid == 0 or (last_valid is not None and valid < MIN_FEED_SHARE * last_valid)
+    ):
+        raise _FeedShrank(valid, last_valid)
+    if (
+        source == "fetched"
+        and not options.dry_run
+        and not sink.write_json_if(snapshot, entries, "")
+    ):
+        taken, _ = sink.read_json(snapshot)
+        if isinstance(taken, list):
+            entries, source = taken, "snapshot"
+    if not options.dry_run and options.task_index == 0 and last_valid != valid:
+        sink.update_json(
+            LAST_FEED_PATH,
+            lambda _: {"valid": valid, "execution": report.execution, "at": utc_now()},
+        )
+    log.info(f"feed: {source} ({valid} valid)", feed_source=source, snapshot=snapshot)
+    if options.limit is None and source == "fetched":
+        return whole
+    return parse_entries(
+        entries,
+        allow_hosts=options.allow_hosts,
+        allow_local=options.allow_local,
+        limit=options.limit,
+    )
+
+
+def _hold_back(
+    plan: Plan, known: dict[str, Any], options: Options, report: RunReport, log: Logger
+) -> None:
+    """Take repositories that failed before and wait for their retry time out of the plan."""
+    mine = {job.repo.key for job in plan.to_do} | {repo.key for repo in plan.unchanged}
+    report.known_failures = {
+        k: v for k, v in known.items() if k in mine and isinstance(v, dict) and "first_failed" in v
+    }
+    if options.force:
+        return
+    now = now_utc()
+    kept = []
+    for job in plan.to_do:
+        record = report.known_failures.get(job.repo.key)
+        if record is None or not backing_off(record, job.repo, now):
+            kept.append(job)
+            continue
+        report.backing_off.append(job.repo.key)
+        log.warning(
+            f"persistent failure {job.repo.key}: {record.get('reason')} since "
+            f"{record['first_failed']}; next attempt after {record.get('retry_after')}",
+            repo=job.repo.key,
+            reason=record.get("reason"),
+            first_failed=record["first_failed"],
+            failures=record.get("failures"),
+            retry_after=record.get("retry_after"),
+            persistent=True,
+        )
+    plan.to_do = kept
+
+
+def _save_failures(sink: Sink, report: RunReport, feed_keys: set[str] | None, log: Logger) -> None:
+    now = now_utc()
+    failed = {
+        f.repo: failed_again(
+            report.known_failures.get(f.repo),
+            reason=f.reason,
+            detail=f.detail,
+            stage=f.stage,
+            pushed_at=f.pushed_at,
+            failed_at=f.first_failed,
+            now=now,
+        )
+        for f in report.failures
+    }
+    cleared = list(report.succeeded)
+
+    def change(current: Any) -> dict[str, Any]:
+        return merged(current, failed=failed, cleared=cleared, feed_keys=feed_keys)
+
+    try:
+        sink.update_json(FAILURES_PATH, change)
+    except SinkError as exc:
+        log.error(f"cannot record the failures for the next run: {exc}", reason="state_failed")
 
 
 def _note_feed(feed: Feed, options: Options, report: RunReport, log: Logger) -> None:
@@ -223,7 +354,13 @@ def _print_plan(plan: Plan, report: RunReport, log: Logger) -> None:
     )
 
 
-def _finish(sink: Sink, report: RunReport, options: Options, log: Logger) -> int:
+def _finish(
+    sink: Sink,
+    report: RunReport,
+    options: Options,
+    log: Logger,
+    feed_keys: set[str] | None = None,
+) -> int:
     if report.stopped_by:
         sink.hurry(STOPPING_RETRY_S)
     code = report.exit_code(options.max_failure_ratio)
@@ -234,6 +371,8 @@ def _finish(sink: Sink, report: RunReport, options: Options, log: Logger) -> int
         except SinkError as exc:
             log.error(f"cannot write the run report: {exc}", reason="report_failed")
             code = 1
+        if report.failures or report.succeeded:
+            _save_failures(sink, report, feed_keys, log)
     counts = body["counts"]
     summary = (
         f"finished: {counts['processed']} processed ({counts['rewritten']} rewritten, "

@@ -14,8 +14,11 @@ from tests.support.git import GitServer
 
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    """A fresh emulator with its state in ``tmp_path``; clients from govctl.gcp.clients reach it."""
-    with Emulator(state_dir=tmp_path / "emulator-state") as emu:
+    """A fresh emulator with its state in ``tmp_path``; clients from govctl.gcp.clients reach it.
+
+    Test jobs run their own ``command`` (a Python one-liner), hence ``run_unmapped_images``.
+    """
+    with Emulator(state_dir=tmp_path / "emulator-state", run_unmapped_images=True) as emu:
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
         yield emu

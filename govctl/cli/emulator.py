@@ -11,7 +11,7 @@ import typer
 
 from govctl import __version__, config, render
 from govctl.emulator import images, process
-from govctl.errors import GovctlError
+from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(
     name="emulator",
@@ -69,6 +69,32 @@ def start(
             "Repeatable; tried before the default ingestion-image entries.",
         ),
     ] = None,
+    build_with: Annotated[
+        str | None,
+        typer.Option(
+            "--build-with",
+            metavar="ENGINE",
+            help="Cloud Build runs docker build steps with this engine (podman or docker, "
+            "optionally `podman build --build-arg …`) instead of recording the image unbuilt.",
+        ),
+    ] = None,
+    run_unmapped_images: Annotated[
+        bool,
+        typer.Option(
+            "--run-unmapped-images",
+            help="Let a job whose image matches no --map-image or default entry run its own "
+            "`command` on this host (otherwise its tasks fail as for an image Cloud Run "
+            "cannot pull).",
+        ),
+    ] = False,
+    allow_remote: Annotated[
+        bool,
+        typer.Option(
+            "--allow-remote",
+            help="Accept a --host other machines can reach. Whoever reaches the port can "
+            "create jobs, and jobs run commands on this host.",
+        ),
+    ] = False,
 ) -> None:
     """Start the emulator; print the `export` lines that point clients at it.
 
@@ -84,6 +110,13 @@ def start(
     )
     directory = cfg.state_dir.resolve()
     image_map = images.image_map(map_image or ())  # validate before anything starts
+    build_command = _build_command(build_with)
+    process.check_host(cfg.emulator_host, allow_remote)
+    if not process.is_loopback(cfg.emulator_host):
+        render.info(
+            f"warning: listening on {cfg.emulator_host}: anyone who reaches ports "
+            f"{cfg.emulator_port} and {cfg.emulator_storage_port} can run commands on this host"
+        )
     running = process.read_record(directory)
     if running is not None:
         raise GovctlError(
@@ -96,6 +129,10 @@ def start(
         argv += ["--storage-port", str(cfg.emulator_storage_port), "--state-dir", str(directory)]
         for value in map_image or ():
             argv += ["--map-image", value]
+        if build_with:
+            argv += ["--build-with", build_with]
+        argv += ["--run-unmapped-images"] * run_unmapped_images
+        argv += ["--allow-remote"] * allow_remote
         record = process.spawn_detached(argv, directory)
         for line in process.export_lines(record.env()):
             render.out(line)
@@ -104,28 +141,49 @@ def start(
             f"{time.monotonic() - t0:.2f} s); `govctl emulator stop` stops it"
         )
         return
-    _serve(cfg, directory, image_map, t0)
+    _serve(cfg, directory, image_map, t0, build_command, run_unmapped_images, allow_remote)
 
 
-def _serve(cfg: config.Config, directory: Path, image_map: dict[str, str], t0: float) -> None:
+def _build_command(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    from govctl.emulator.cloudbuild.engine import parse_build_with
+
+    try:
+        return parse_build_with(value)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def _serve(
+    cfg: config.Config,
+    directory: Path,
+    image_map: dict[str, str],
+    t0: float,
+    build_command: list[str] | None,
+    run_unmapped_images: bool,
+    allow_remote: bool,
+) -> None:
     from govctl.emulator.server import Emulator
 
     emu = Emulator(
+        build_with=build_command,
         host=cfg.emulator_host,
         port=cfg.emulator_port,
         state_dir=directory,
         image_map=image_map,
         storage=True,
         storage_port=cfg.emulator_storage_port,
+        allow_remote=allow_remote,
+        run_unmapped_images=run_unmapped_images,
     )
     # Signals are caught from before the start: a stop that arrives while starting, or as
     # soon as the addresses appear, ends in a clean shutdown rather than orphaned servers.
     with process.StopSignals() as signals:
         emu.start()
         ready = time.monotonic() - t0
-        # Tasks inherit this environment: like a job on Cloud Run, they reach this cloud's
-        # storage (and APIs), not whatever the starting shell pointed at.
-        os.environ.update(emu.env())
+        if emu.reaped:
+            render.info(f"killed processes a crashed emulator left: {', '.join(emu.reaped)}")
         try:
             assert emu.storage is not None
             record = process.Record(
@@ -156,12 +214,32 @@ def stop(state_dir: StateDir = None) -> None:
     directory = _state_dir(state_dir)
     record = process.read_record(directory)
     if record is None:
-        render.info(f"no emulator is running on {directory}")
+        # It may have crashed (kill -9): what it started may still run.
+        reaped = _reap(directory)
+        render.info(f"no emulator is running on {directory}" + reaped)
         return
     if process.stop(record):
         render.info(f"emulator stopped (pid {record.pid})")
     else:
-        render.info(f"emulator (pid {record.pid}) did not stop on SIGTERM and was killed")
+        render.info(
+            f"emulator (pid {record.pid}) did not stop on SIGTERM and was killed" + _reap(directory)
+        )
+
+
+def _reap(directory: Path) -> str:
+    from govctl.emulator import children
+
+    if not directory.is_dir():
+        return ""
+    try:
+        fd = process.lock_state_dir(directory)
+    except GovctlError:
+        return ""  # an emulator is starting on it: it reaps them itself
+    try:
+        reaped = children.reap(directory)
+    finally:
+        os.close(fd)
+    return f"; killed what a crashed emulator left: {', '.join(reaped)}" if reaped else ""
 
 
 @app.command()

@@ -100,6 +100,7 @@ def show(
                 "failed": d.totals.failed,
                 "rejected": d.totals.rejected,
                 "interrupted": d.totals.interrupted,
+                "backing_off": d.totals.backing_off,
                 "failures": d.totals.failures,
             }
         )

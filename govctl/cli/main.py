@@ -27,6 +27,8 @@ from govctl.errors import GovctlError
 GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
+    "deploy": "govctl.cli.deploy:app",
+    "schedule": "govctl.cli.schedule:app",
     "emulator": "govctl.cli.emulator:app",
     "run": "govctl.cli.run:app",
     "executions": "govctl.cli.executions:app",

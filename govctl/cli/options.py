@@ -32,3 +32,25 @@ def settings(project: str | None = None, region: str | None = None, **flags: Any
     for warning in cfg.warnings:
         render.warn(warning)
     return cfg
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question (stdin is a terminal)."""
+    import sys
+
+    return sys.stdin.isatty()
+
+
+def confirm(yes: bool, question: str, alternative: str | None = None) -> None:
+    """Go on when ``-y`` was given or a person says yes; refuse (exit 2) without a terminal."""
+    from govctl.errors import GovctlError, UsageError
+
+    if yes:
+        return
+    if not interactive():
+        raise UsageError(
+            "refusing to apply without confirmation: stdin is not a terminal",
+            fix="pass -y to apply" + (f", or {alternative}" if alternative else ""),
+        )
+    if not render.confirm(question):
+        raise GovctlError("not applied", fix="rerun and answer y, or pass -y")

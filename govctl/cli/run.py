@@ -213,4 +213,5 @@ def _totals_json(totals: Any) -> dict[str, Any] | None:
         "failed": totals.failed,
         "rejected": totals.rejected,
         "interrupted": totals.interrupted,
+        "backing_off": totals.backing_off,
     }

@@ -15,6 +15,9 @@ Cross-service contracts (keep them stable):
   the new ``run_v2.Execution``; raises :class:`govctl.emulator.rpc.RpcError`.
 - ``cloud.service("run").job_iam_policy(job_name)``: the job's ``policy_pb2.Policy``.
 - ``cloud.service("iam").project_iam_policy(project)``: the project's ``policy_pb2.Policy``.
+- ``cloud.service("artifactregistry").record_image(image, digest, tags, size=0)``: record
+  ``REGION-docker.pkg.dev/P/R/IMAGE`` at ``sha256:…`` with ``tags`` (moved off other digests)
+  and return the ``artifactregistry_v1.DockerImage``; RpcError NOT_FOUND without the repository.
 - ``cloud.service("iam").allows(policy, member, permission)``: whether a binding of the
   policy grants ``permission`` (e.g. ``run.jobs.run``) to ``member``
   (``serviceAccount:x@p.iam.gserviceaccount.com``).
@@ -30,6 +33,7 @@ from typing import Any
 
 import grpc
 
+from govctl.emulator.children import Children
 from govctl.emulator.state import StateFile
 
 
@@ -103,11 +107,22 @@ class Cloud:
         *,
         clock: Clock | None = None,
         image_map: dict[str, str] | None = None,
+        build_with: list[str] | None = None,
+        run_unmapped_images: bool = False,
     ) -> None:
         self.state_dir = state_dir
         self.clock = clock or Clock()
         # image pattern (fnmatch) -> shell command run for each task of a job with that image
         self.image_map: dict[str, str] = dict(image_map or {})
+        # fake-gcs-server's base URL once it runs (Cloud Build reads its source objects there)
+        self.storage_url: str | None = None
+        # a build command prefix (``podman build``): Cloud Build runs docker steps with it
+        self.build_with: list[str] | None = build_with
+        # Whether a job whose image matches no pattern may run its own `command` on this host.
+        self.run_unmapped_images = run_unmapped_images
+        # What every task gets to reach this cloud (GOVCTL_EMULATOR_HOST, STORAGE_EMULATOR_HOST).
+        self.endpoints: dict[str, str] = {}
+        self.children = Children(state_dir)
         self._state = StateFile(state_dir)
         self._services: dict[str, Service] = {}
         self._dirty = threading.Event()
@@ -136,7 +151,10 @@ class Cloud:
         data = self._state.load()
         for svc in self._services.values():
             if svc.key in data:
-                svc.load(data[svc.key])
+                try:
+                    svc.load(data[svc.key])
+                except Exception as err:
+                    raise self._state.unreadable(f"bad {svc.key!r} section: {err}") from None
 
     def save(self) -> None:
         snapshot = {}

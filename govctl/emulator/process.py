@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from govctl.errors import GovctlError
+from govctl.errors import GovctlError, UsageError
 
 RECORD_FILE = "emulator.json"
 LOG_FILE = "emulator.log"
@@ -56,6 +56,29 @@ class Record:
 
 def export_lines(env: dict[str, str]) -> list[str]:
     return [f"export {key}={shlex.quote(value)}" for key, value in env.items()]
+
+
+# exposure -----------------------------------------------------------------------------------
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name (or "" = every interface): reachable from outside
+
+
+def check_host(host: str, allow_remote: bool) -> None:
+    """Refuse a bind address other machines can reach unless the caller opted in: whoever
+    reaches the port can create jobs, and a job runs commands on this host."""
+    if not allow_remote and not is_loopback(host):
+        raise UsageError(
+            f"refusing --host {host!r}: expected a loopback address (127.0.0.1, ::1, localhost)",
+            fix="anyone who reaches the port can run commands here; add --allow-remote "
+            "if that is what you want",
+        )
 
 
 # record file --------------------------------------------------------------------------------

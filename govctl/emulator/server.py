@@ -11,7 +11,7 @@ from typing import Any
 
 import grpc
 
-from govctl.emulator import process
+from govctl.emulator import children, process
 from govctl.emulator.cloud import Clock, Cloud, Service
 from govctl.emulator.lifecycle import Server
 from govctl.emulator.storage import FakeGcs
@@ -26,6 +26,10 @@ STORAGE_LOG = "fake-gcs.log"
 SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
+    "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
+    # Before Run: it answers google.longrunning.Operations for its builds and hands the
+    # rest to Run (the first registered handler of a gRPC service name wins).
+    "govctl.emulator.cloudbuild.service:CloudBuildService",
     "govctl.emulator.run.service:RunService",
     "govctl.emulator.scheduler.service:SchedulerService",
     "govctl.emulator.billing.service:BillingService",
@@ -44,8 +48,12 @@ class Emulator(Server):
     Use as a context manager. ``port=0`` / ``storage_port=0`` pick free ports.
     ``state_dir=None`` keeps everything in memory; otherwise the directory holds (see
     docs/emulator.md) ``state.json`` (the gRPC services' resources), ``storage/`` (the
-    objects, fake-gcs-server's filesystem backend), ``fake-gcs.log``, and ``emulator.lock``
-    (held while running, so two emulators never share one state directory).
+    objects, fake-gcs-server's filesystem backend), ``fake-gcs.log``, ``emulator.lock``
+    (held while running, so two emulators never share one state directory) and
+    ``children.json`` (the processes it started; a crashed emulator's are reaped on start).
+
+    A non-loopback ``host`` needs ``allow_remote=True``; a job whose image matches no
+    ``image_map`` pattern runs its own command only with ``run_unmapped_images=True``.
     """
 
     def __init__(
@@ -58,19 +66,31 @@ class Emulator(Server):
         image_map: dict[str, str] | None = None,
         storage: bool = True,
         storage_port: int = 0,
+        build_with: list[str] | None = None,
+        allow_remote: bool = False,
+        run_unmapped_images: bool = False,
     ) -> None:
+        process.check_host(host, allow_remote)
         self.host = host
         self.requested_port = port
         self.state_dir = state_dir
-        self.cloud = Cloud(state_dir, clock=clock, image_map=image_map)
+        self.cloud = Cloud(
+            state_dir,
+            clock=clock,
+            image_map=image_map,
+            build_with=build_with,
+            run_unmapped_images=run_unmapped_images,
+        )
         self.port = 0
         self.storage: FakeGcs | None = None
+        self.reaped: list[str] = []  # a crashed emulator's leftover processes, killed on start
         if storage:
             self.storage = FakeGcs(
                 host=host,
                 port=storage_port,
                 data_dir=state_dir / STORAGE_DIR if state_dir else None,
                 log_path=state_dir / STORAGE_LOG if state_dir else None,
+                children=self.cloud.children,
             )
         self._server: grpc.Server | None = None
         self._lock_fd: int | None = None
@@ -107,6 +127,8 @@ class Emulator(Server):
         if self.state_dir is not None:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._lock_fd = process.lock_state_dir(self.state_dir)
+            # Holding the lock, whatever children.json lists belongs to a dead emulator.
+            self.reaped = children.reap(self.state_dir)
         # Import the services (the slow part) before starting any process, so an
         # interrupted start leaves nothing running.
         for spec in SERVICES:
@@ -117,6 +139,7 @@ class Emulator(Server):
                 self.storage.start()
             except RuntimeError as err:
                 raise GovctlError(str(err)) from None
+            self.cloud.storage_url = f"http://{self.client_host}:{self.storage.port}"
         self.cloud.load()
         # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
         server = grpc.server(
@@ -136,6 +159,8 @@ class Emulator(Server):
             )
         server.start()
         self._server = server
+        # Tasks reach this cloud, never the caller's (or real) Google Cloud.
+        self.cloud.endpoints = self.env()
         self._cloud_started = True  # from here on, stop() must stop and save the cloud
         self.cloud.start()
 
@@ -162,8 +187,10 @@ class Emulator(Server):
 
 def _check_port_free(host: str, port: int, flag: str) -> None:
     # fake-gcs-server would exit on a taken port, but another server answering there could
-    # pass our readiness probe first: refuse up front.
+    # pass our readiness probe first: refuse up front. SO_REUSEADDR, as the server itself
+    # sets: without it the previous run's TIME_WAIT connections fail the probe for a minute.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

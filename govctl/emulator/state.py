@@ -18,6 +18,8 @@ import proto
 from google.protobuf import json_format
 from google.protobuf.message import Message as PbMessage
 
+from govctl.errors import GovctlError
+
 
 def to_jsonable(msg: Any) -> dict[str, Any]:
     """A proto-plus or raw protobuf message as a JSON-able dict (round-trips exactly)."""
@@ -52,9 +54,23 @@ class StateFile:
         path = self.path
         if path is None or not path.exists():
             return {}
-        with path.open(encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) else {}
+        try:
+            with path.open(encoding="utf-8") as fh:
+                data = json.load(fh)
+        except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError too
+            raise self.unreadable(f"{type(err).__name__}: {err}") from None
+        if not isinstance(data, dict):
+            raise self.unreadable("not a JSON object")
+        return data
+
+    def unreadable(self, why: str) -> GovctlError:
+        path = self.path
+        assert path is not None
+        return GovctlError(
+            f"cannot read the emulator state {path} ({why})",
+            fix=f"move it aside (`mv {path} {path}.bad`) to start with no jobs, schedules or "
+            "policies; stored objects (storage/) are kept",
+        )
 
     def save(self, data: dict[str, Any]) -> None:
         path = self.path

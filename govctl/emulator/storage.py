@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from govctl.emulator.children import Children
 from govctl.emulator.lifecycle import Server
 
 
@@ -42,8 +43,10 @@ class FakeGcs(Server):
         port: int = 0,
         data_dir: Path | None = None,
         log_path: Path | None = None,
+        children: Children | None = None,
     ) -> None:
         self.host = host
+        self.children = children or Children(None)
         self.port = port or free_port(host)
         self.data_dir = data_dir
         self.log_path = log_path
@@ -76,8 +79,8 @@ class FakeGcs(Server):
             cmd += ["-backend", "filesystem", "-filesystem-root", str(self.data_dir)]
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            self._proc = self.children.spawn(
+                cmd, "fake-gcs-server", stdin=subprocess.DEVNULL, stdout=log, stderr=log
             )
         finally:
             if log is not subprocess.DEVNULL:
@@ -100,11 +103,13 @@ class FakeGcs(Server):
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.children.forget(proc.pid)

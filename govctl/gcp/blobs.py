@@ -9,8 +9,14 @@ from govctl.gcp import clients
 from govctl.gcp.errors import translate
 
 
-def read_json_under(bucket: str, prefix: str, project: str | None = None) -> dict[str, Any]:
-    """Every ``*.json`` object under ``prefix``, by name; an unreadable one is left out."""
+def read_json_under(
+    bucket: str, prefix: str, name: str = r"[^/]*\.json", project: str | None = None
+) -> dict[str, Any]:
+    """The JSON objects right under ``prefix`` whose name matches the regular expression
+    ``name``, by full name; an unreadable one is left out."""
+    import re
+
+    pattern = re.compile(re.escape(prefix) + name)
     found: dict[str, Any] = {}
     with translate(
         f"read gs://{bucket}/{prefix}",
@@ -19,8 +25,8 @@ def read_json_under(bucket: str, prefix: str, project: str | None = None) -> dic
     ):
         client = clients.storage_client(project)
         for blob in client.list_blobs(bucket, prefix=prefix):
-            if not blob.name.endswith(".json"):
-                continue
+            if not pattern.fullmatch(blob.name):
+                continue  # e.g. the feed snapshot next to the reports: large, not wanted
             try:
                 found[blob.name] = json.loads(blob.download_as_bytes())
             except ValueError:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from google.cloud import (
+        artifactregistry_v1,
         billing_v1,
         iam_admin_v1,
         resourcemanager_v3,
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
         scheduler_v1,
         service_usage_v1,
     )
+    from google.cloud.devtools import cloudbuild_v1
     from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
     from google.cloud.storage import Client as StorageClient
 
@@ -113,6 +115,24 @@ def service_usage() -> service_usage_v1.ServiceUsageClient:
     )
 
     return _build(service_usage_v1.ServiceUsageClient, ServiceUsageGrpcTransport)  # type: ignore[no-any-return]
+
+
+def artifact_registry() -> artifactregistry_v1.ArtifactRegistryClient:
+    from google.cloud import artifactregistry_v1
+    from google.cloud.artifactregistry_v1.services.artifact_registry.transports import (
+        ArtifactRegistryGrpcTransport,
+    )
+
+    return _build(artifactregistry_v1.ArtifactRegistryClient, ArtifactRegistryGrpcTransport)  # type: ignore[no-any-return]
+
+
+def cloud_build() -> cloudbuild_v1.CloudBuildClient:
+    from google.cloud.devtools import cloudbuild_v1
+    from google.cloud.devtools.cloudbuild_v1.services.cloud_build.transports import (
+        CloudBuildGrpcTransport,
+    )
+
+    return _build(cloudbuild_v1.CloudBuildClient, CloudBuildGrpcTransport)  # type: ignore[no-any-return]
 
 
 def storage_client(project: str | None = None) -> StorageClient:

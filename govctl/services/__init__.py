@@ -1,1 +1,1 @@
-"""What each command means, between the CLI (parsing, rendering) and the gcp adapters."""
+"""What the commands mean (deploy, run, ...), on top of the gcp adapters."""

@@ -11,6 +11,8 @@ from typing import Any
 
 from govctl.gcp import blobs
 
+REPORT_NAME = r"task-\d+\.json"  # under the prefix, next to the run's feed snapshot
+
 
 def prefix(execution: str) -> str:
     """Where the tasks of ``execution`` write their reports."""
@@ -19,7 +21,7 @@ def prefix(execution: str) -> str:
 
 def read(bucket: str, execution: str, project: str | None = None) -> list[dict[str, Any]]:
     """The reports of an execution's tasks, by task index (missing tasks are absent)."""
-    found = blobs.read_json_under(bucket, prefix(execution), project)
+    found = blobs.read_json_under(bucket, prefix(execution), REPORT_NAME, project)
     reports = [r for r in found.values() if isinstance(r, dict)]
     return sorted(reports, key=lambda r: int(r.get("task_index", 0)))
 
@@ -32,6 +34,7 @@ class Totals:
     failed: int = 0
     rejected: int = 0
     interrupted: int = 0
+    backing_off: int = 0  # failed before, not retried yet (ingestion/failures.py)
     to_do: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)  # {repo, reason, stage, detail}
 
@@ -47,6 +50,7 @@ def totals(reports: list[dict[str, Any]]) -> Totals:
         failed=count("failed"),
         rejected=count("rejected"),
         interrupted=count("interrupted"),
+        backing_off=count("backing_off"),
         to_do=count("to_do"),
         failures=[f for r in reports for f in (r.get("failures") or []) if isinstance(f, dict)],
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +15,15 @@ from ingestion.feed import check_name
 
 DIGEST_CONTENT_TYPE = "text/markdown; charset=utf-8"
 REPORT_CONTENT_TYPE = "application/json"
+# The job's own objects live under names starting with "_", which no GitHub owner can start
+# with: the listing of digests leaves that whole range out (ingestion.sinks.gcs).
+RESERVED = "_"
 RUNS_DIR = "_runs"
+STATE_DIR = "_state"
+FAILURES_PATH = f"{STATE_DIR}/failures.json"
+LAST_FEED_PATH = f"{STATE_DIR}/last-feed.json"
+# Attempts of a read-modify-write of a shared state object before giving up (tasks race).
+UPDATE_ATTEMPTS = 20
 # Cloud Run execution names, or a timestamp (colons allowed) when run elsewhere.
 _EXECUTION_RE = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
@@ -50,6 +61,42 @@ class Sink(ABC):
         body = json.dumps(report, indent=2, sort_keys=True).encode() + b"\n"
         self._put_report(report_path(execution, task_index), body)
 
+    def read_json(self, relative: str) -> tuple[Any, str]:
+        """The JSON value at ``relative`` (None when absent) and a version token for
+        :meth:`write_json_if`; an unreadable value is a SinkError."""
+        data, version = self._read(relative)
+        if data is None:
+            return None, version
+        try:
+            return json.loads(data), version
+        except ValueError:
+            raise SinkError(
+                f"{self.url}/{relative} is not valid JSON — delete it (the job rebuilds it)"
+            ) from None
+
+    def write_json_if(self, relative: str, value: Any, version: str) -> bool:
+        """Store ``value`` at ``relative`` only if the object is still at ``version`` (``""``:
+        only if it does not exist yet). False when someone else changed it first."""
+        body = json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
+        return self._write_if(relative, body, version)
+
+    def update_json(self, relative: str, change: Callable[[Any], Any]) -> Any:
+        """Read-modify-write of a JSON object shared by the tasks: ``change`` gets the current
+        value (None when absent) and returns the new one; repeated when another task wrote in
+        between, so no task's change is lost."""
+        for attempt in range(UPDATE_ATTEMPTS):
+            current, version = self.read_json(relative)
+            new = change(current)
+            if new == current or (current is None and not new):
+                return new  # nothing to write
+            if self.write_json_if(relative, new, version):
+                return new
+            time.sleep(random.uniform(0, 0.05 * (attempt + 1)))  # let the other task finish
+        raise SinkError(
+            f"{self.url}/{relative} kept changing under {UPDATE_ATTEMPTS} attempts to update it "
+            "— re-run the job"
+        )
+
     def hurry(self, seconds: float) -> None:
         """From now on, give up retrying a failing request after ``seconds`` (when stopping:
         the run report must land before Cloud Run's SIGKILL). A directory does not retry."""
@@ -64,11 +111,17 @@ class Sink(ABC):
     @abstractmethod
     def _put_report(self, relative: str, body: bytes) -> None: ...
 
+    @abstractmethod
+    def _read(self, relative: str) -> tuple[bytes | None, str]: ...
+
+    @abstractmethod
+    def _write_if(self, relative: str, body: bytes, version: str) -> bool: ...
+
 
 def digest_key(relative: str) -> str | None:
     """``"owner/name"`` for a digest's path relative to the sink root, None for anything else."""
     owner, sep, filename = relative.partition("/")
-    if not sep or owner == RUNS_DIR or not filename.endswith(".md"):
+    if not sep or owner.startswith(RESERVED) or not filename.endswith(".md"):
         return None
     name = filename[: -len(".md")]
     if check_name(owner) or check_name(name):
@@ -82,15 +135,26 @@ def digest_path(owner: str, name: str) -> str:
         problem = check_name(value)
         if problem:
             raise ValueError(f"not a repository name: {problem}")
+    if owner.startswith(RESERVED):
+        raise ValueError(f"owner {owner!r} starts with {RESERVED!r}, kept for the job's objects")
     return f"{owner}/{name}.md"
 
 
-def report_path(execution: str, task_index: int) -> str:
+def run_dir(execution: str) -> str:
     if not _EXECUTION_RE.fullmatch(execution) or execution in (".", ".."):
         raise ValueError(f"not a usable execution name: {execution!r}")
+    return f"{RUNS_DIR}/{execution}"
+
+
+def report_path(execution: str, task_index: int) -> str:
     if task_index < 0:
         raise ValueError(f"task index must not be negative, got {task_index}")
-    return f"{RUNS_DIR}/{execution}/task-{task_index}.json"
+    return f"{run_dir(execution)}/task-{task_index}.json"
+
+
+def feed_snapshot_path(execution: str) -> str:
+    """The feed as the first task of ``execution`` read it; every other task reads this."""
+    return f"{run_dir(execution)}/feed.json"
 
 
 def check_metadata(metadata: dict[str, str]) -> None:

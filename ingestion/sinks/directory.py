@@ -9,13 +9,15 @@ goes last, and a digest without metadata counts as absent (it is redone next tim
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from ingestion.sinks.base import RUNS_DIR, Sink, SinkError, digest_key
+from ingestion.sinks.base import RESERVED, STATE_DIR, Sink, SinkError, digest_key
 
 META_SUFFIX = ".meta.json"
 
@@ -51,7 +53,7 @@ class DirSink(Sink):
         except OSError as exc:
             raise SinkError(f"cannot list the sink directory {self.root}: {exc}") from None
         for owner_dir in owners:
-            if owner_dir.name == RUNS_DIR or not owner_dir.is_dir(follow_symlinks=False):
+            if owner_dir.name.startswith(RESERVED) or not owner_dir.is_dir(follow_symlinks=False):
                 continue
             with os.scandir(owner_dir.path) as entries:
                 for entry in entries:
@@ -80,6 +82,35 @@ class DirSink(Sink):
     def _put_report(self, relative: str, body: bytes) -> None:
         self._write(self.root / relative, body)
 
+    def _read(self, relative: str) -> tuple[bytes | None, str]:
+        try:
+            data = (self.root / relative).read_bytes()
+        except FileNotFoundError:
+            return None, ""
+        except OSError as exc:
+            raise SinkError(f"cannot read {self.root / relative}: {exc.strerror or exc}") from None
+        return data, hashlib.sha256(data).hexdigest()
+
+    def _write_if(self, relative: str, body: bytes, version: str) -> bool:
+        path = self.root / relative
+        try:
+            if not version:
+                return create_exclusive(path, body)
+            # Every conditional update of this sink goes through one lock file, so the check
+            # and the write are one step for the tasks of this machine.
+            lock = self.root / STATE_DIR / ".lock"
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            with lock.open("a") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                if self._read(relative)[1] != version:
+                    return False
+                atomic_write(path, body)
+                return True
+        except OSError as exc:
+            raise SinkError(
+                f"cannot write {path}: {exc.strerror or exc} — check the sink directory"
+            ) from None
+
     def _write(self, path: Path, data: bytes | Path) -> None:
         try:
             atomic_write(path, data)
@@ -107,6 +138,25 @@ def atomic_write(path: Path, data: bytes | Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def create_exclusive(path: Path, data: bytes) -> bool:
+    """Create ``path`` whole with ``data`` unless it exists (then False): the file is written
+    aside and linked into place, which fails like O_EXCL when the name is taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.chmod(tmp, 0o644)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def _meta_path(digest: Path) -> Path:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 from ingestion.sinks.base import (
     DIGEST_CONTENT_TYPE,
     REPORT_CONTENT_TYPE,
+    RESERVED,
     RUNS_DIR,
     Sink,
     SinkError,
@@ -66,6 +67,7 @@ class GcsSink(Sink):
         # Object generations seen in the listing: the preconditions for overwriting them.
         self._generations: dict[str, int] = {}
         self._listed = False
+        self.listed_objects = 0  # objects the last listing returned (reports are not among them)
 
     # -- the interface ---------------------------------------------------------------------
 
@@ -91,22 +93,33 @@ class GcsSink(Sink):
     def list_metadata(self) -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
         generations: dict[str, int] = {}
+        listed = 0
+        # Two ranges around the names that start with "_" (the run reports, the feed snapshots
+        # and the state, which grow every day): the listing never returns them.
+        ranges = [
+            {"end_offset": self.prefix + RESERVED},
+            {"start_offset": self.prefix + chr(ord(RESERVED) + 1)},
+        ]
         with self._errors("list objects in"):
-            blobs = self.client.list_blobs(
-                self.bucket_name,
-                prefix=self.prefix or None,
-                fields="items(name,metadata,generation),nextPageToken",
-                retry=self._retry,
-            )
-            for blob in blobs:
-                key = digest_key(blob.name[len(self.prefix) :])
-                if key is None:
-                    continue
-                found[key] = dict(blob.metadata or {})
-                if blob.generation is not None:
-                    generations[key] = blob.generation
+            for bounds in ranges:
+                blobs = self.client.list_blobs(
+                    self.bucket_name,
+                    prefix=self.prefix or None,
+                    fields="items(name,metadata,generation),nextPageToken",
+                    retry=self._retry,
+                    **bounds,
+                )
+                for blob in blobs:
+                    listed += 1
+                    key = digest_key(blob.name[len(self.prefix) :])
+                    if key is None:
+                        continue
+                    found[key] = dict(blob.metadata or {})
+                    if blob.generation is not None:
+                        generations[key] = blob.generation
         self._generations = generations
         self._listed = True
+        self.listed_objects = listed
         return found
 
     def hurry(self, seconds: float) -> None:
@@ -142,6 +155,36 @@ class GcsSink(Sink):
         with self._errors("write objects to"):
             # The report of one task is written by that task only: overwriting is idempotent.
             blob.upload_from_string(body, content_type=REPORT_CONTENT_TYPE, retry=self._retry)
+
+    def _read(self, relative: str) -> tuple[bytes | None, str]:
+        from google.api_core.exceptions import NotFound
+
+        blob = self.bucket.blob(self.prefix + relative)
+        with self._errors("read objects in"):
+            try:
+                # The generation read with the bytes: the precondition of the next write.
+                data = blob.download_as_bytes(retry=self._retry)
+            except NotFound:
+                return None, ""
+        return data, str(blob.generation)
+
+    def _write_if(self, relative: str, body: bytes, version: str) -> bool:
+        from google.api_core.exceptions import PreconditionFailed
+
+        blob = self.bucket.blob(self.prefix + relative)
+        with self._errors("write objects to"):
+            try:
+                # Conditional, hence safe to retry: a retry of a write that landed gets 412
+                # and the caller reads again.
+                blob.upload_from_string(
+                    body,
+                    content_type=REPORT_CONTENT_TYPE,
+                    if_generation_match=int(version or 0),
+                    retry=self._retry,
+                )
+            except PreconditionFailed:
+                return False
+        return True
 
     # -- plumbing --------------------------------------------------------------------------
 

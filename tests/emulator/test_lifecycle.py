@@ -158,6 +158,7 @@ def test_foreground_start_stops_cleanly_on_sigterm(state_dir: Path) -> None:
     assert "emulator stopped" in err
     assert gone(record.storage_pid)
     assert not (state_dir / process.RECORD_FILE).exists()
+    assert not (state_dir / "children.json").exists()  # nothing left to reap
     assert (state_dir / "state.json").exists()
 
 
@@ -289,3 +290,169 @@ def test_record_whose_pid_was_reused_means_not_running(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert process.read_record(tmp_path) is None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_restart_on_the_same_fixed_ports_right_after_a_stop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each run serves a request, so its stop leaves TIME_WAIT connections on both ports.
+    port, storage_port = _free_port(), _free_port()
+    for _ in range(3):
+        with Emulator(port=port, storage_port=storage_port, state_dir=tmp_path) as emu:
+            assert (emu.port, emu.storage.port if emu.storage else 0) == (port, storage_port)
+            assert process.storage_answers(emu.env()["STORAGE_EMULATOR_HOST"])
+            assert process.grpc_answers(emu.grpc_address)
+
+
+def test_cli_stop_then_start_on_fixed_ports_succeeds_every_time(state_dir: Path) -> None:
+    ports = ["--port", str(_free_port()), "--storage-port", str(_free_port())]
+    base = ["--state-dir", str(state_dir)]
+    for _ in range(3):
+        started = govctl("emulator", "start", "--detach", *ports, *base)
+        assert started.returncode == 0, started.stderr
+        env = exports(started.stdout)
+        assert process.storage_answers(env["STORAGE_EMULATOR_HOST"])
+        stopped = govctl("emulator", "stop", *base)
+        assert stopped.returncode == 0, stopped.stderr
+
+
+# The task records its pid and its child's, then both sleep: a crash must not leave them.
+SLEEPER = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+open(os.environ["PIDS"] + ".tmp", "w").write(f"{os.getpid()} {child.pid}")
+os.replace(os.environ["PIDS"] + ".tmp", os.environ["PIDS"])
+time.sleep(120)
+"""
+
+
+def _start_sleeper(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pids: Path) -> str:
+    from google.cloud import run_v2
+
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    container = run_v2.Container(
+        image="localhost/sleeper:1", env=[run_v2.EnvVar(name="PIDS", value=str(pids))]
+    )
+    job = run_v2.Job(
+        template=run_v2.ExecutionTemplate(
+            template=run_v2.TaskTemplate(containers=[container], max_retries=0)
+        )
+    )
+    jobs = clients.jobs()
+    jobs.create_job(parent=JOB_PARENT, job=job, job_id="sleeper").result(timeout=10)
+    execution = jobs.run_job(name=f"{JOB_PARENT}/jobs/sleeper").metadata.name
+    deadline = time.monotonic() + 15
+    while not pids.exists():
+        assert time.monotonic() < deadline, "the task did not start"
+        time.sleep(0.05)
+    return str(execution)
+
+
+def _crash(state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple:
+    """Start detached on fixed ports, run a sleeping job, kill -9 the emulator."""
+    ports = ["--port", str(_free_port()), "--storage-port", str(_free_port())]
+    base = ["--state-dir", str(state_dir)]
+    script = tmp_path / "sleeper.py"
+    script.write_text(SLEEPER)
+    image_map = ["--map-image", f"localhost/sleeper*={sys.executable} {script}"]
+    started = govctl("emulator", "start", "--detach", *image_map, *ports, *base)
+    assert started.returncode == 0, started.stderr
+    record = process.read_record(state_dir)
+    assert record is not None
+    pids = tmp_path / "pids"
+    execution = _start_sleeper(monkeypatch, exports(started.stdout), pids)
+    task_pid, grandchild_pid = map(int, pids.read_text().split())
+    deadline = time.monotonic() + 5  # the state reaches disk within half a second
+    state = state_dir / "state.json"
+    while not state.exists() or '"Attempt 0 is running."' not in state.read_text():
+        assert time.monotonic() < deadline, "the running task never reached state.json"
+        time.sleep(0.05)
+    os.kill(record.pid, signal.SIGKILL)
+    assert gone(record.pid)
+    if sys.platform.startswith("linux"):
+        # PR_SET_PDEATHSIG: the kernel kills its direct children with it, before any reaping;
+        # the task's own child is left for the reaper.
+        assert gone(record.storage_pid) and gone(task_pid)
+        assert process.pid_alive(grandchild_pid)
+    return ports, base, record, execution, task_pid, grandchild_pid
+
+
+def test_after_a_crash_start_reaps_orphans_and_reuses_the_ports(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from google.cloud import run_v2
+
+    ports, base, record, execution, task_pid, grandchild_pid = _crash(
+        state_dir, monkeypatch, tmp_path
+    )
+    restarted = govctl("emulator", "start", "--detach", *ports, *base)
+    assert restarted.returncode == 0, restarted.stderr
+    for pid in (record.storage_pid, task_pid, grandchild_pid):
+        assert gone(pid), f"orphan {pid} survived"
+    env = exports(restarted.stdout)
+    assert env["GOVCTL_EMULATOR_HOST"] == f"127.0.0.1:{ports[1]}"
+    assert env["STORAGE_EMULATOR_HOST"] == f"http://127.0.0.1:{ports[3]}"
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    interrupted = clients.executions().get_execution(name=execution)
+    completed = next(c for c in interrupted.conditions if c.type_ == "Completed")
+    assert completed.execution_reason == run_v2.Condition.ExecutionReason.CANCELLED
+    assert interrupted.cancelled_count == 1 and interrupted.failed_count == 0
+    (task,) = clients.tasks().list_tasks(parent=execution)
+    assert task.last_attempt_result.status.message == "The task was cancelled."
+    assert govctl("emulator", "stop", *base).returncode == 0
+
+
+def test_stop_after_a_crash_reaps_what_it_left(
+    state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    _, base, record, _, task_pid, grandchild_pid = _crash(state_dir, monkeypatch, tmp_path)
+    stopped = govctl("emulator", "stop", *base)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "no emulator is running" in stopped.stderr
+    assert f"{task_pid} (task 0 of " in stopped.stderr
+    for pid in (record.storage_pid, task_pid, grandchild_pid):
+        assert gone(pid), f"orphan {pid} survived"
+    assert not (state_dir / "children.json").exists()
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "example.com"])
+def test_a_non_loopback_host_is_refused(
+    host: str, state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["emulator", "start", "--host", host, "--port", "0", "--storage-port", "0"]
+    assert main([*argv, "--state-dir", str(state_dir)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"refusing --host {host!r}: expected a loopback address" in err
+    assert "--allow-remote" in err
+    assert process.read_record(state_dir) is None
+    with pytest.raises(GovctlError, match="--allow-remote"):
+        Emulator(host=host)
+    Emulator(host=host, allow_remote=True, storage=False)  # the explicit opt-in is accepted
+
+
+def test_a_corrupt_state_file_names_the_file_and_the_fix(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state_dir.mkdir()
+    (state_dir / "state.json").write_text('{"run": {"jobs": [')
+    argv = ["emulator", "start", "--port", "0", "--storage-port", "0"]
+    assert main([*argv, "--state-dir", str(state_dir)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    path = state_dir / "state.json"
+    assert f"cannot read the emulator state {path} (JSONDecodeError" in err
+    assert f"mv {path} {path}.bad" in err
+    assert "internal error" not in err
+    # A section a service cannot load is the same error, naming the service.
+    path.write_text('{"run": {"jobs": [{"template": 5}]}}')
+    with pytest.raises(GovctlError, match=r"state\.json \(bad 'run' section"):
+        Emulator(state_dir=state_dir, storage=False).start()

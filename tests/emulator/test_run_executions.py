@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,19 +53,14 @@ def tasks(emulator: Emulator) -> run_v2.TasksClient:
 
 
 def logged(emulator: Emulator, execution_id: str) -> list[object]:
-    try:
-        logging = emulator.service("logging")
-    except LookupError:
-        pytest.skip("the logging service is not in this build")
-    client = clients.logging()
-    pager = client.list_log_entries(
+    """The Cloud Logging entries of one execution (the logging service is always loaded)."""
+    pager = clients.logging().list_log_entries(
         request={
             "resource_names": ["projects/demo-project"],
             "filter": f'labels."run.googleapis.com/execution_name"="{execution_id}"',
             "page_size": 1000,
         }
     )
-    assert logging is not None
     return list(pager)
 
 
@@ -310,7 +306,7 @@ def test_executions_list_get_delete(
 
 def test_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
-    with Emulator(state_dir=state) as emu:
+    with Emulator(state_dir=state, run_unmapped_images=True) as emu:
         monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
         jobs = clients.jobs()
         job = create(jobs, "kept")
@@ -326,11 +322,22 @@ def test_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert jobs.get_job(name=job.name).execution_count == 1
         assert executions.get_execution(name=done.name) == done
         assert jobs.get_iam_policy(request={"resource": job.name}) == policy
-        # The execution that was running when the emulator stopped ended with it.
+        # The execution that was running when the emulator stopped ended with it, as a
+        # cancelled one does.
         interrupted = executions.get_execution(name=running_op.metadata.name)
         assert "completion_time" in interrupted
-        assert condition(interrupted, "Completed").state == State.CONDITION_FAILED
+        completed = condition(interrupted, "Completed")
+        assert completed.state == State.CONDITION_FAILED
+        assert completed.execution_reason == run_v2.Condition.ExecutionReason.CANCELLED
+        assert "the emulator stopped" in completed.message
         assert interrupted.cancelled_count == 1
+        (task,) = clients.tasks().list_tasks(parent=interrupted.name)
+        assert task.last_attempt_result.status.message == "The task was cancelled."
+        assert task.last_attempt_result.term_signal == signal.SIGTERM
+        assert (
+            jobs.get_job(name=slow.name).latest_created_execution.completion_status
+            == run_v2.ExecutionReference.CompletionStatus.EXECUTION_CANCELLED
+        )
         op = jobs.get_operation(request={"name": running_op.operation.name})
-        assert op.done and op.error.code
+        assert op.done and not op.error.code
         assert json.dumps(len(list(clients.tasks().list_tasks(parent=done.name)))) == "1"

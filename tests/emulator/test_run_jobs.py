@@ -26,7 +26,7 @@ _locations = itertools.count()
 
 @pytest.fixture(scope="module")
 def shared_emulator() -> Iterator[Emulator]:
-    with Emulator() as emu, pytest.MonkeyPatch.context() as mp:
+    with Emulator(run_unmapped_images=True) as emu, pytest.MonkeyPatch.context() as mp:
         for key, value in emu.env().items():
             mp.setenv(key, value)
         yield emu

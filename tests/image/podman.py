@@ -1,4 +1,5 @@
-"""Build and run the project's Dockerfile with podman (RECIPES.md: no Docker, no registry)."""
+"""Build and run the job's image (ingestion/Dockerfile) with podman (RECIPES.md: no Docker, no
+registry)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_SCRIPT = ROOT / "scripts" / "podman-base.sh"
+DOCKERFILE = ROOT / "ingestion" / "Dockerfile"
 BASE_IMAGE = "localhost/pybase:bookworm"
 IMAGE = "localhost/govctl-ingestion:test"
 
@@ -39,8 +41,12 @@ def podman(
 
 
 def build_image(env: dict[str, str], tag: str = IMAGE) -> str:
-    """Build the Dockerfile at the project root on the debootstrap base; layers are cached."""
-    out = podman(env, "build", "--build-arg", f"BASE={BASE_IMAGE}", "-t", tag, str(ROOT))
+    """Build ingestion/Dockerfile (context: the repository root) on the debootstrap base;
+    layers are cached."""
+    out = podman(
+        env,
+        "build", "-f", str(DOCKERFILE), "--build-arg", f"BASE={BASE_IMAGE}", "-t", tag, str(ROOT),
+    )  # fmt: skip
     if out.returncode != 0:
         raise RuntimeError(f"podman build failed ({out.returncode}):\n{out.stderr[-6000:]}")
     return tag

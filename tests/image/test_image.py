@@ -68,6 +68,13 @@ def test_job_in_image_runs_as_non_root(
     digest = out_dir / "acme" / "solo.md"
     assert "README.md" in digest.read_text()
     assert digest.stat().st_uid != 0
+    # The image holds the job, not the operator toolkit (nor its dependencies).
+    found = podman(
+        env, "run", "--rm", "--entrypoint", "python", tag, "-c",
+        "import importlib.util as u; print([m for m in ('govctl', 'typer', 'rich', "
+        "'google.cloud.run_v2', 'grpc', 'gitingest', 'google.cloud.storage') if u.find_spec(m)])",
+    )  # fmt: skip
+    assert found.stdout.strip() == "['gitingest', 'google.cloud.storage']", found.stderr
     assert (out_dir / "acme" / "solo.md.meta.json").stat().st_uid != 0
 
 
@@ -99,7 +106,7 @@ def test_image_ingests_two_repositories_into_bucket(
     lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
     assert lines and all("severity" in line for line in lines)
 
-    blobs = {b.name: b for b in client.list_blobs(bucket) if not b.name.startswith("_runs/")}
+    blobs = {b.name: b for b in client.list_blobs(bucket) if not b.name.startswith("_")}
     assert sorted(blobs) == ["acme/alpha.md", "acme/beta.md"]
     for name, blob in blobs.items():
         assert blob.content_type.startswith("text/markdown")
@@ -108,4 +115,20 @@ def test_image_ingests_two_repositories_into_bucket(
         assert meta["commit"] == head(git_server.root / name.removesuffix(".md"))
         assert "README.md" in blob.download_as_text()
     assert bucket.blob("_runs/image-test/task-0.json").exists()
+    assert bucket.blob("_runs/image-test/feed.json").exists()
     assert git_server.upload_packs() == 2
+
+
+def test_image_fingerprint_is_the_pinned_one(image: tuple[str, dict[str, str]]) -> None:
+    """The image installs the pinned gitingest and pathspec, so its digests carry the same
+    settings fingerprint as everywhere else: a rebuild never makes the job redo everything."""
+    from ingestion.digest import DigestSettings
+
+    tag, env = image
+    out = podman(
+        env, "run", "--rm", "--entrypoint", "python", tag, "-c",
+        "from ingestion.digest import DigestSettings, check_pins; check_pins(); "
+        "print(DigestSettings().fingerprint())",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == DigestSettings().fingerprint()

@@ -8,16 +8,14 @@ import sys
 import pytest
 
 from ingestion import digest
-from ingestion.cli import (
+from ingestion.cli import UsageError, main, parse_options
+from ingestion.settings import (
+    DEFAULT_FEED_URL,
     DEFAULT_MAX_FAILURE_RATIO,
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_MAX_TOTAL_SIZE,
     DEFAULT_REPO_TIMEOUT,
-    UsageError,
-    main,
-    parse_options,
 )
-from ingestion.feed import DEFAULT_FEED_URL
 
 SINK = ["--sink", "/tmp/digests"]
 
@@ -33,7 +31,8 @@ def test_defaults() -> None:
     assert o.repo_timeout == DEFAULT_REPO_TIMEOUT == 300
     assert o.max_file_size == DEFAULT_MAX_FILE_SIZE == 524288
     assert o.max_failure_ratio == DEFAULT_MAX_FAILURE_RATIO == 0.05
-    assert o.max_total_size == DEFAULT_MAX_TOTAL_SIZE == digest.DEFAULT_MAX_TOTAL_SIZE
+    assert o.max_total_size == DEFAULT_MAX_TOTAL_SIZE == digest.DigestSettings().max_total_size
+    assert o.max_file_size == digest.DigestSettings().max_file_size
     assert o.allow_hosts == ("github.com",)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -261,7 +263,71 @@ def test_destination_must_not_exist(tmp_path: Path) -> None:
             "unreachable",
         ),
         ("fatal: protocol 'ext' is not supported", "git_failed"),
+        (
+            "remote: fatal: unable to read 3f2a…\nfatal: the remote end hung up unexpectedly\n"
+            "fatal: early EOF\nfatal: index-pack failed",
+            "repository_corrupt",
+        ),
     ],
 )
 def test_classify_github_messages(stderr: str, reason: str) -> None:
     assert classify(stderr) == reason
+
+
+def test_a_corrupt_repository_on_the_server_is_repository_corrupt(
+    git_server: GitServer, tmp_path: Path
+) -> None:
+    """upload-pack dies on a broken object: git says "early EOF", which is not a network issue."""
+    repo = make_repo(git_server.root / "org" / "broken", {"a.txt": "a" * 5000, "b.txt": "b\n"})
+    blob = git("rev-parse", "HEAD:a.txt", cwd=repo).strip()
+    loose = repo / ".git" / "objects" / blob[:2] / blob[2:]
+    loose.chmod(0o644)
+    loose.write_bytes(loose.read_bytes()[:20])
+    with pytest.raises(CloneError) as caught:
+        clone(git_server.url("org/broken"), tmp_path / "c", max_file_size=LIMIT * 100, timeout=30)
+    assert caught.value.reason == "repository_corrupt", str(caught.value)
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """Answers every GET with ``status`` (and ``location``), recording the paths asked for."""
+
+    status = 404
+    location = ""
+    seen: list[str]
+
+    def do_GET(self) -> None:
+        self.seen.append(self.path)
+        self.send_response(self.status)
+        if self.location:
+            self.send_header("Location", self.location + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _http(status: int, location: str = "") -> Iterator[tuple[str, list[str]]]:
+    seen: list[str] = []
+    handler = type("H", (_Recorder,), {"status": status, "location": location, "seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_git_does_not_follow_a_redirect_off_the_allowed_host(tmp_path: Path) -> None:
+    with (
+        _http(404) as (elsewhere, asked),
+        _http(301, elsewhere) as (allowed, _),
+        pytest.raises(CloneError) as caught,
+    ):
+        clone(f"{allowed}/org/repo.git", tmp_path / "c", max_file_size=LIMIT, timeout=30)
+    assert asked == [], f"git followed the redirect to {elsewhere}: {asked}"
+    assert caught.value.reason == "redirected", str(caught.value)

@@ -278,23 +278,53 @@ def test_hostile_files_do_not_fail_the_repository(tmp_path: Path) -> None:
     assert "ignored by a non-UTF-8 pattern" not in text
 
 
-def test_tiktoken_is_never_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import tiktoken
-
-    def refuse(name: str) -> None:
-        raise AssertionError(f"tiktoken.get_encoding({name!r}) called")
-
-    monkeypatch.setattr(tiktoken, "get_encoding", refuse)
-    text = digest(make_repo(tmp_path / "repo", {"a.py": "x = 1\n"})).text
-    assert "x = 1" in text and "Estimated tokens" not in text
-
-
 def test_fingerprint() -> None:
     default = DigestSettings().fingerprint()
     assert default == DigestSettings(524288).fingerprint()
     assert default.startswith("v1-") and len(default) == 15
     assert DigestSettings(1000).fingerprint() != default
     assert DigestSettings(max_total_size=1000).fingerprint() != default
+
+
+# The fingerprint of the default settings with today's pins. Changing it redoes all ~20,000
+# repositories: do it on purpose (a pin or INGEST_VERSION changed), never by accident.
+DEFAULT_FINGERPRINT = "v1-4113de92fa75"
+
+
+def test_fingerprint_depends_on_pinned_inputs_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An image rebuild that resolves other versions of anything must keep the fingerprint:
+    whatever the installed packages say, the fingerprint is the same."""
+    import importlib.metadata
+
+    import ingestion.digest as digest_module
+
+    digest_module._fingerprint.cache_clear()
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "999.0-unpinned")
+    monkeypatch.setattr(digest_module, "version", lambda name: "999.0-unpinned")
+    try:
+        assert DigestSettings().fingerprint() == DEFAULT_FINGERPRINT
+    finally:
+        digest_module._fingerprint.cache_clear()
+    with pytest.raises(RuntimeError, match=r"pinned to gitingest==0\.3\.1"):
+        digest_module.check_pins()
+
+
+def test_fingerprint_pins_are_the_pins_of_pyproject_and_the_lock() -> None:
+    import tomllib
+
+    import ingestion.digest as digest_module
+
+    root = Path(digest_module.__file__).parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    locked = {
+        line.split("==")[0]: line.split("==")[1]
+        for line in (root / "ingestion" / "requirements.lock").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    }
+    for package, pinned in digest_module.FINGERPRINT_PINS.items():
+        assert f"{package}=={pinned}" in declared, package
+        assert locked[package] == pinned, package
+    digest_module.check_pins()  # and the installed ones (this environment's)
 
 
 def test_written_digest_is_the_same_digest(tmp_path: Path, rich: Path) -> None:
@@ -310,7 +340,7 @@ def test_max_total_size_leaves_files_out_like_gitingest(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", files)
     full = digest_checkout(repo, DigestSettings(), label=LABEL)
     assert not full.capped and full.files == 5
-    capped = digest_checkout(repo, DigestSettings(max_total_size=2500), label=LABEL)
+    capped = digest_checkout(repo, DigestSettings(max_total_size=2900), label=LABEL)
     # In walk order, a file that would go over the cap is left out; a later small one fits.
     assert capped.capped and capped.files == 3
     for c, kept in zip("abcde", [True, True, False, False, True], strict=True):
@@ -386,3 +416,22 @@ def test_ignore_matcher_decides_like_pathspec(
     for parts in paths:
         rel = "/".join(parts)
         assert matcher(rel) == spec.match_file(rel), (lines, rel)
+
+
+@pytest.mark.parametrize("cap", [1500, 2300, 4000])
+def test_max_total_size_bounds_the_whole_digest(tmp_path: Path, cap: int) -> None:
+    """Summary, tree and per-file headers count too: 40 small files with long names are far
+    more digest than file contents, and the digest must still end up within the cap."""
+    files = {f"src/module_with_a_rather_long_name_{i:02d}.py": "x = 1\n" for i in range(40)}
+    repo = make_repo(tmp_path / "repo", files)
+    full = digest_checkout(repo, DigestSettings(), label=LABEL)
+    assert full.bytes > 4000 and not full.capped
+    capped = digest_checkout(repo, DigestSettings(max_total_size=cap), label=LABEL)
+    assert capped.bytes <= cap and capped.capped
+    assert 0 < capped.files < 40
+    assert f"Files analyzed: {capped.files}\n" in capped.text
+    assert capped.text.count("FILE: src/") == capped.files
+    assert capped.text.count(".py\n") == 2 * capped.files  # a tree line and a header each
+    settings = DigestSettings(max_total_size=cap)
+    written = write_digest(repo, settings, label=LABEL, out=tmp_path / "d")
+    assert written.path.read_bytes() == capped.text.encode() and written.size <= cap

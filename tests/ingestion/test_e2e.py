@@ -27,6 +27,8 @@ from google.cloud import storage
 
 from govctl.emulator.storage import FakeGcs
 from ingestion.cli import parse_options
+from ingestion.digest import DigestSettings
+from ingestion.feed import parse_entries
 from ingestion.logs import Logger
 from ingestion.runner import run
 from tests.support.git import GitServer, git, head, make_repo
@@ -189,7 +191,9 @@ def test_gcs_sink_happy_path_and_incremental(
 
     blobs = {b.name: b for b in client.list_blobs("digests")}
     assert sorted(blobs) == [
+        "daily/_runs/exec-gcs/feed.json",
         "daily/_runs/exec-gcs/task-0.json",
+        "daily/_state/last-feed.json",
         "daily/alpha/one.md",
         "daily/alpha/two.md",
         "daily/beta/three.md",
@@ -399,6 +403,107 @@ def test_limit_and_shards_cover_the_feed_once(git_server: GitServer, tmp_path: P
     assert sorted(r["task_index"] for r in reports(out)) == [0, 1, 2]
 
 
+def test_tasks_of_one_execution_shard_the_same_feed(git_server: GitServer, tmp_path: Path) -> None:
+    """The feed is republished between the starts of two tasks: both use the first one."""
+    names = [f"org/r{i}" for i in range(4)]
+    for rel in names:
+        make_repo(git_server.root / rel, {"f.txt": rel})
+    job = Job(git_server, tmp_path, [entry(git_server, r) for r in names])
+    same = {"CLOUD_RUN_EXECUTION": "exec-snap", "CLOUD_RUN_TASK_COUNT": "2"}
+    assert job(env={**same, "CLOUD_RUN_TASK_INDEX": "0"}) == 0
+    first = job.counts()["in_shard"]
+    job.write_feed([entry(git_server, r) for r in names[:2]])  # republished, shorter
+    assert job(env={**same, "CLOUD_RUN_TASK_INDEX": "1"}) == 0
+    assert job.counts()["in_shard"] == 4 - first and job.counts()["feed_entries"] == 4
+    assert sorted(stored(job.out)) == names
+    assert [r["feed_source"] for r in job.records if "feed_source" in r] == ["snapshot"]
+    snapshot = json.loads((job.out / "_runs" / "exec-snap" / "feed.json").read_text())
+    assert [f"{e['owner']}/{e['name']}" for e in snapshot] == names
+
+
+def test_an_empty_or_truncated_feed_fails_and_touches_nothing(
+    git_server: GitServer, tmp_path: Path
+) -> None:
+    names = [f"org/r{i}" for i in range(4)]
+    for rel in names:
+        make_repo(git_server.root / rel, {"f.txt": rel})
+    job = Job(git_server, tmp_path, [])
+    assert job() == 1
+    [error] = job.messages("ERROR")
+    assert (error["valid"], error.get("last_valid")) == (0, None)
+    assert "no valid entry" in error["message"] and "--allow-shrink" in error["message"]
+    assert every_byte(job.out) == b""
+
+    job.write_feed([entry(git_server, r) for r in names])
+    assert job() == 0
+    before = every_byte(job.out)
+    job.write_feed([entry(git_server, names[0])])
+    assert job() == 1
+    [error] = job.messages("ERROR")
+    assert (error["valid"], error["last_valid"]) == (1, 4)
+    assert "1 valid entries" in error["message"] and "4" in error["message"]
+    assert every_byte(job.out) == before  # no digest, no state, no report, no snapshot
+    job.write_feed([])
+    assert job() == 1 and job.messages("ERROR")[0]["last_valid"] == 4
+
+    job.write_feed([entry(git_server, names[0]), entry(git_server, names[1])])
+    assert job() == 0  # half of the last run's is still accepted
+    job.write_feed([entry(git_server, names[0])])
+    assert job("--allow-shrink") == 0
+    job.write_feed([])
+    assert job(env={"ALLOW_FEED_SHRINK": "1"}) == 0
+
+
+def test_an_upload_that_lands_after_it_was_abandoned_is_counted_once(
+    git_server: GitServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingestion.pipeline
+    from ingestion.pipeline import Pipeline
+    from ingestion.plan import make_plan
+    from ingestion.report import RunReport
+    from ingestion.sinks import DirSink
+
+    make_repo(git_server.root / "org/late", {"a.txt": "a\n"})
+    uploading = threading.Event()
+    release = threading.Event()
+    real_put = DirSink._put_digest
+
+    def late_upload(self: DirSink, relative: str, source: Path, metadata: Any) -> None:
+        uploading.set()
+        release.wait(30)
+        real_put(self, relative, source, metadata)
+
+    monkeypatch.setattr(DirSink, "_put_digest", late_upload)
+    monkeypatch.setattr(ingestion.pipeline, "STOP_GRACE_S", 0.2)
+    feed = parse_entries([entry(git_server, "org/late")], allow_hosts=[git_server.host])
+    report = RunReport(execution="e", task_index=0, task_count=1)
+    stop = threading.Event()
+    threading.Thread(target=lambda: uploading.wait(30) and stop.set(), daemon=True).start()
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    Pipeline(
+        sink=DirSink(tmp_path / "out"),
+        settings=DigestSettings(),
+        fingerprint="v-test",
+        concurrency=1,
+        digest_workers=1,
+        repo_timeout=30,
+        force=False,
+        workdir=workdir,
+        report=report,
+        logger=Logger(io.StringIO()),
+        stop=stop,
+    ).run(make_plan(feed.repos, {}, "v-test").to_do)
+    assert report.counts()["interrupted"] == 1
+    release.set()  # the abandoned upload lands while the report is being written
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("repo-") for t in threading.enumerate()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    counts = report.counts()
+    assert (counts["interrupted"], counts["processed"]) == (1, 0)
+
+
 # -- failures --------------------------------------------------------------------------------
 
 
@@ -453,10 +558,86 @@ def test_unreachable_repository_exit_status_follows_the_ratio(
     assert report["failure_ratio"] == 0.4
     assert proc.stderr == ""
 
-    # Same failures, but within the allowed ratio (the three good ones are now unchanged).
-    proc = run_module(*common, "--max-failure-ratio", "1")
+    # The next run leaves both alone (they back off) and exits 0: nothing new failed.
+    proc = run_module(*common)
     assert proc.returncode == 0, proc.stdout
-    assert json_lines(proc.stdout)[-1]["counts"]["failed"] == 2
+    assert json_lines(proc.stdout)[-1]["counts"]["backing_off"] == 2
+
+
+def failures_state(sink: Path) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads((sink / "_state" / "failures.json").read_text())
+    return state
+
+
+def make_due(sink: Path) -> None:
+    """As if the backoff had passed: every remembered failure may be retried now."""
+    state = failures_state(sink)
+    for record in state.values():
+        record["retry_after"] = "2000-01-01T00:00:00.000000Z"
+    (sink / "_state" / "failures.json").write_text(json.dumps(state))
+
+
+def test_a_repository_that_stays_broken_does_not_turn_every_run_red(
+    git_server: GitServer, three_repos: list[str], tmp_path: Path, silent_listener: int
+) -> None:
+    entries = [entry(git_server, r) for r in three_repos] + [entry(git_server, "gone/missing")]
+    job = Job(git_server, tmp_path, entries)
+    assert job() == 1  # a new failure: 1 of 4 is over the 5 % allowed
+    [first] = [r for r in job.messages("ERROR") if r.get("repo") == "gone/missing"]
+    assert first["reason"] == "not_found" and first["first_failed"]
+    since = failures_state(job.out)["gone/missing"]["first_failed"]
+    assert since == first["first_failed"]
+    clones = git_server.upload_packs()
+
+    # Next day, no change: the missing repository waits for its retry time; exit 0, and the
+    # report and the log say which repository keeps failing, why and since when.
+    assert job() == 0
+    assert job.counts()["backing_off"] == 1 and job.counts()["failed"] == 0
+    assert git_server.upload_packs() == clones  # nothing cloned the second time
+    [line] = [r for r in job.messages("WARNING") if r.get("repo") == "gone/missing"]
+    assert (line["reason"], line["first_failed"]) == ("not_found", since)
+    report = _report_of(job)
+    assert report["persistent_failures"] == [
+        {
+            "repo": "gone/missing",
+            "reason": "not_found",
+            "first_failed": since,
+            "failures": 1,
+            "retried": False,
+            "retry_after": failures_state(job.out)["gone/missing"]["retry_after"],
+        }
+    ]
+
+    # Its retry is due: it fails again, the same way: persistent, still exit 0, backoff grows.
+    make_due(job.out)
+    assert job() == 0
+    assert job.counts()["failed"] == 1 and job.counts()["failed_persistent"] == 1
+    assert not job.messages("ERROR")
+    record = failures_state(job.out)["gone/missing"]
+    assert record["failures"] == 2 and record["first_failed"] == since
+
+    # An outage: every clone fails, for a new reason: exit 1 whatever failed before.
+    make_due(job.out)
+    dead = [
+        {**e, "url": f"git://127.0.0.1:{silent_listener}/{e['owner']}/{e['name']}", "pushedAt": "x"}
+        for e in entries
+    ]
+    job.write_feed(dead)
+    assert job("--allow-host", f"127.0.0.1:{silent_listener}", "--repo-timeout", "1") == 1
+    assert job.counts()["failed_new"] == 4
+
+    # A repaired repository is forgotten.
+    make_repo(git_server.root / "gone/missing", {"a.txt": "back\n"})
+    job.write_feed(entries)
+    make_due(job.out)
+    assert job() == 0
+    assert failures_state(job.out) == {}
+
+
+def _report_of(job: Job) -> dict[str, Any]:
+    [path] = sorted(job.out.glob("_runs/*/task-0.json"), key=lambda p: p.stat().st_mtime)[-1:]
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
 
 
 def test_per_repository_timeout(

@@ -198,9 +198,10 @@ def test_local_feed_errors(tmp_path: Path) -> None:
 class FlakyFeed:
     """A loopback HTTP server answering 503 ``failures`` times, then the feed."""
 
-    def __init__(self, body: bytes, failures: int) -> None:
+    def __init__(self, body: bytes, failures: int, status: int = 503) -> None:
         self.body = body
         self.failures = failures
+        self.status = status  # what the first ``failures`` requests get
         self.requests = 0
         outer = self
 
@@ -208,7 +209,7 @@ class FlakyFeed:
             def do_GET(self) -> None:
                 outer.requests += 1
                 if outer.requests <= outer.failures:
-                    self.send_response(503)
+                    self.send_response(outer.status)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
@@ -271,8 +272,22 @@ def test_http_feed_that_never_answers_times_out_fast(fast_backoff: None) -> None
     assert time.monotonic() - started < 5
 
 
-def test_http_feed_404_is_not_retried_forever(flaky: FlakyFeed) -> None:
+def test_http_feed_404_is_a_feed_error_at_once(flaky: FlakyFeed) -> None:
+    """A wrong URL is not a transient failure: one request, and the error names the status."""
+    flaky.failures, flaky.status = 10**6, 404
+    with pytest.raises(FeedError, match="answered HTTP 404"):
+        load_feed(flaky.url, retries=3, timeout=5)
+    assert flaky.requests == 1
+
+
+def test_http_feed_that_is_not_json(flaky: FlakyFeed) -> None:
     flaky.failures = 0
     flaky.body = b"<html>not json</html>"
     with pytest.raises(FeedError, match="not valid JSON"):
         load_feed(flaky.url, retries=1, timeout=5)
+
+
+def test_an_owner_starting_with_underscore_is_rejected() -> None:
+    """No GitHub owner starts with "_"; the sink keeps those names for the job's own objects."""
+    feed = parse_entries([{"owner": "_runs", "name": "x", "url": "https://github.com/_runs/x"}])
+    assert feed.repos == [] and [r.reason for r in feed.rejected] == ["bad_name"]

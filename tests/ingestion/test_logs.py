@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
@@ -56,8 +57,19 @@ def test_odd_values_are_serialised_not_fatal() -> None:
     assert record["text"] == "é\u2603"
 
 
+class SlowStream(io.StringIO):
+    """A stream whose write hands over to other threads half-way through, as a pipe's may."""
+
+    def write(self, text: str) -> int:
+        half = len(text) // 2
+        super().write(text[:half])
+        time.sleep(0)  # release the GIL mid-line
+        super().write(text[half:])
+        return len(text)
+
+
 def test_concurrent_writers_never_interleave() -> None:
-    out = io.StringIO()
+    out = SlowStream()
     log = Logger(out)
 
     def spam(n: int) -> None:

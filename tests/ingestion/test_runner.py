@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -90,9 +92,15 @@ def test_report_body() -> None:
     assert body["counts"]["processed"] == 2
     assert body["counts"]["rewritten"] == 1 and body["counts"]["metadata_refreshed"] == 1
     assert body["counts"]["failed"] == 1 and body["counts"]["rejected"] == 2
-    assert body["failures"] == [
-        {"repo": "org/x", "reason": "timeout", "stage": "clone", "detail": "took too long"}
-    ]
+    [failure] = body["failures"]
+    assert failure.pop("first_failed")
+    assert failure == {
+        "repo": "org/x",
+        "reason": "timeout",
+        "stage": "clone",
+        "detail": "took too long",
+        "persistent": False,
+    }
     assert body["bytes"] == {"written": 100, "digests": 140}
     assert body["stage_seconds_summed"] == {"clone": 2.0}
     assert body["failure_ratio"] == round(1 / 3, 4)
@@ -100,8 +108,30 @@ def test_report_body() -> None:
 
 def test_execution_id() -> None:
     assert execution_id({"CLOUD_RUN_EXECUTION": "job-abc12"}) == "job-abc12"
-    assert re.fullmatch(r"\d{8}T\d{6}Z", execution_id({}))
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", execution_id({}))
 
 
-def test_available_cpus_is_positive() -> None:
-    assert 1 <= available_cpus() <= 4096
+def test_runs_started_in_the_same_second_get_their_own_execution() -> None:
+    ids = {execution_id({}) for _ in range(50)}  # well within one second, or a few
+    assert len(ids) == 50
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, 8),  # no cgroup limit: the affinity mask
+        ({"cpu.max": "max 100000\n"}, 8),
+        ({"cpu.max": "150000 100000\n"}, 2),  # 1.5 CPUs of quota: 2 workers
+        ({"cpu.max": "10000 100000\n"}, 1),  # a tenth of a CPU still gets one
+        ({"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"}, 3),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1", "cpu/cpu.cfs_period_us": "100000"}, 8),
+    ],
+)
+def test_available_cpus_follows_affinity_and_cgroup_quota(
+    files: dict[str, str], expected: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    for rel, text in files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert available_cpus(tmp_path) == expected

@@ -179,6 +179,48 @@ def test_listing_ignores_runs_and_foreign_objects(sink_and_store: tuple[Sink, St
     assert sink.list_metadata() == {"o/r": meta()}
 
 
+def test_gcs_listing_leaves_out_reports_and_state(fake_gcs: FakeGcs) -> None:
+    """A year of daily reports must not be listed again by every task every day."""
+    gcs_client().create_bucket(BUCKET)
+    sink = GcsSink(BUCKET, "daily")
+    sink.check()
+    put(sink, "o", "r", b"digest", meta())
+    put(sink, "z", "last", b"digest", meta())
+    for day in range(5):
+        sink.put_report(f"exec-{day}", 0, {"processed": 1})
+    sink.write_json_if("_runs/exec-0/feed.json", [], "")
+    sink.update_json("_state/failures.json", lambda _: {"o/x": {}})
+    assert sink.list_metadata() == {"o/r": meta(), "z/last": meta()}
+    assert sink.listed_objects == 2
+
+
+def test_create_only_and_conditional_updates(sink_and_store: tuple[Sink, Stored]) -> None:
+    """The feed snapshot is created once (the first task wins); a shared state object is
+    updated only from the version read, so racing tasks never overwrite each other."""
+    sink, _ = sink_and_store
+    sink.check()
+    assert sink.read_json("_runs/e/feed.json") == (None, "")
+    assert sink.write_json_if("_runs/e/feed.json", ["first"], "")
+    assert not sink.write_json_if("_runs/e/feed.json", ["second"], "")
+    assert sink.read_json("_runs/e/feed.json")[0] == ["first"]
+
+    _, version = sink.read_json("_runs/e/feed.json")
+    assert sink.write_json_if("_runs/e/feed.json", ["update"], version)
+    assert not sink.write_json_if("_runs/e/feed.json", ["stale"], version)
+
+    def add(n: int) -> Callable[[Any], Any]:
+        return lambda current: sorted({*(current or []), n})
+
+    threads = [
+        threading.Thread(target=sink.update_json, args=("_state/s.json", add(n))) for n in range(6)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sink.read_json("_state/s.json")[0] == list(range(6))
+
+
 def test_run_report(sink_and_store: tuple[Sink, Stored]) -> None:
     sink, stored = sink_and_store
     sink.check()

@@ -51,6 +51,19 @@ def logs_explorer_uri(project: str, location: str, job: str, execution: str) -> 
     )
 
 
+# What a task inherits from the emulator's own environment: what a container image's base
+# layer would set. Nothing else, above all no credentials (GOOGLE_APPLICATION_CREDENTIALS,
+# CLOUDSDK_*, ...): a task must reach this cloud, never the caller's.
+INHERITED = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP")
+
+
+def task_environment() -> dict[str, str]:
+    """The environment every task starts from, before the job's own variables."""
+    env = {k: v for k, v in os.environ.items() if k in INHERITED or k.startswith("LC_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
 class ExecutionsRpcs(RunResources):
     def executions_handlers(self) -> list[grpc.GenericRpcHandler]:
         op = operations_pb2.Operation
@@ -111,7 +124,9 @@ class ExecutionsRpcs(RunResources):
             )
             op = self.operations.new(parent, execution)
             self.execution_ops[execution.name] = [(op.name, "run")]
-            runner = ExecutionRunner(execution.name, plan, Tracker(self, execution.name, jn))
+            runner = ExecutionRunner(
+                execution.name, plan, Tracker(self, execution.name, jn), self.cloud.children
+            )
             self.runners[execution.name] = runner
             self.changed()
             runner.start()
@@ -221,24 +236,29 @@ class ExecutionsRpcs(RunResources):
             argv = [*shlex.split(mapped), *container.args]
         else:
             argv = [*container.command, *container.args]
-        if not argv:
+        if mapped is None and not self.cloud.run_unmapped_images:
+            # Whoever reaches the emulator's port could otherwise run any command here.
+            start_error = (
+                f"Image '{container.image}' not found: it matches no entry of the emulator's "
+                "image map. Start the emulator with --map-image PATTERN=COMMAND, or with "
+                "--run-unmapped-images to run the job's own command on this host."
+            )
+        elif not argv:
             start_error = (
                 f"Container {container.name or 'container-0'!r} has no entrypoint: image "
                 f"{container.image!r} is not in the emulator's image map "
                 "(govctl emulator start --map-image PATTERN=COMMAND) and the job sets no command."
             )
-        # Tasks inherit the emulator's environment (PATH, STORAGE_EMULATOR_HOST, ...) under
-        # the container's own variables, as a local stand-in for the image's environment.
-        env = dict(os.environ)
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env = task_environment()
         for var in container.env:
             if "value_source" in var:
-                start_error = (
+                start_error = start_error or (
                     f"Environment variable {var.name} reads a secret; Secret Manager is not "
                     "emulated, use a plain value."
                 )
                 continue
             env[var.name] = var.value
+        env.update(self.cloud.endpoints)  # not even the job's own env may point elsewhere
         env["CLOUD_RUN_JOB"] = jn.job
         env["CLOUD_RUN_EXECUTION"] = ex_id
         cwd = (

@@ -20,6 +20,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from govctl.emulator.children import Children
+
 Stream = Literal["stdout", "stderr"]
 Outcome = Literal["succeeded", "failed", "cancelled", "interrupted"]
 
@@ -54,6 +56,8 @@ class AttemptResult:
     timed_out: bool = False
     cancelled: bool = False
     start_error: str | None = None
+    # Set when the emulator failed reading the task's output (the task was then killed).
+    reader_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,6 +67,7 @@ class AttemptResult:
             and not self.timed_out
             and not self.cancelled
             and self.start_error is None
+            and self.reader_error is None
         )
 
 
@@ -111,10 +116,13 @@ def stop_process(proc: subprocess.Popen[bytes], grace: float) -> threading.Timer
 
 
 class ExecutionRunner(threading.Thread):
-    def __init__(self, name: str, plan: TaskPlan, hooks: Hooks) -> None:
+    def __init__(
+        self, name: str, plan: TaskPlan, hooks: Hooks, children: Children | None = None
+    ) -> None:
         super().__init__(name=f"run-{name.rsplit('/', 1)[-1]}", daemon=True)
         self.plan = plan
         self.hooks = hooks
+        self.children = children or Children(None)
         self._events: queue.Queue[tuple[_Attempt, AttemptResult] | None] = queue.Queue()
         self._cancel_reason: Outcome | None = None
         self._grace = KILL_GRACE
@@ -123,12 +131,14 @@ class ExecutionRunner(threading.Thread):
 
     # control ------------------------------------------------------------------------------
     def cancel(self, *, interrupted: bool = False) -> None:
-        """Kill running tasks, never start pending ones; ``interrupted`` when the emulator stops."""
+        """Kill running tasks, never start pending ones; ``interrupted`` when the emulator stops.
+
+        Both stop tasks the same way (SIGTERM, then SIGKILL after the grace), so an
+        interrupted task records the exit status a cancelled one does.
+        """
         with self._lock:
             if self._cancel_reason is None:
                 self._cancel_reason = "interrupted" if interrupted else "cancelled"
-            if interrupted:
-                self._grace = 0
         self._events.put(None)
 
     # scheduling ---------------------------------------------------------------------------
@@ -195,8 +205,6 @@ class ExecutionRunner(threading.Thread):
             if att.proc is not None and not att.cancelled and not att.timed_out:
                 att.cancelled = True
                 att.kill_timer = stop_process(att.proc, self._grace)
-            elif att.proc is not None and self._grace == 0:
-                _signal_group(att.proc, signal.SIGKILL)
 
     def _start(self, index: int, attempt: int) -> None:
         plan = self.plan
@@ -213,14 +221,14 @@ class ExecutionRunner(threading.Thread):
             CLOUD_RUN_TASK_COUNT=str(plan.task_count),
         )
         try:
-            proc = subprocess.Popen(
+            proc = self.children.spawn(
                 plan.argv,
+                f"task {index} of {self.name.removeprefix('run-')}",
                 env=env,
                 cwd=plan.cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                start_new_session=True,
             )
         except OSError as err:
             message = f"Application failed to start: {plan.argv[0]!r}: {err.strerror or err}"
@@ -236,8 +244,37 @@ class ExecutionRunner(threading.Thread):
 
     # one thread per running attempt -------------------------------------------------------
     def _watch(self, att: _Attempt) -> None:
+        # Whatever goes wrong while reading, the attempt's result is posted: without it the
+        # execution would wait for this task forever.
         proc = att.proc
-        assert proc is not None and proc.stdout is not None and proc.stderr is not None
+        assert proc is not None
+        reader_error = None
+        try:
+            self._read_output(att, proc)
+        except Exception as err:
+            reader_error = (
+                f"The emulator failed reading the task's output ({type(err).__name__}: {err}); "
+                "the task was stopped."
+            )
+            _signal_group(proc, signal.SIGKILL)
+        finally:
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
+            code = proc.wait()
+            self.children.forget(proc.pid)
+            result = AttemptResult(
+                exit_code=code if code >= 0 else 128 - code,
+                term_signal=-code if code < 0 else 0,
+                timed_out=att.timed_out,
+                cancelled=att.cancelled,
+                reader_error=reader_error,
+            )
+            self._events.put((att, result))
+
+    def _read_output(self, att: _Attempt, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
         streams: dict[int, Stream] = {
             proc.stdout.fileno(): "stdout",
             proc.stderr.fileno(): "stderr",
@@ -273,18 +310,8 @@ class ExecutionRunner(threading.Thread):
                         break
         finally:
             sel.close()
-            for stream, buf in buffers.items():
-                self._flush(att, stream, buf, final=True)
-            proc.stdout.close()
-            proc.stderr.close()
-        code = proc.wait()
-        result = AttemptResult(
-            exit_code=code if code >= 0 else 128 - code,
-            term_signal=-code if code < 0 else 0,
-            timed_out=att.timed_out,
-            cancelled=att.cancelled,
-        )
-        self._events.put((att, result))
+        for stream, buf in buffers.items():
+            self._flush(att, stream, buf, final=True)
 
     def _flush(self, att: _Attempt, stream: Stream, buf: bytearray, *, final: bool) -> None:
         while True:

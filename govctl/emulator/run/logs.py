@@ -74,9 +74,19 @@ def task_log_entry(
             payload = json.loads(line)
         except ValueError:
             payload = None
-    if not isinstance(payload, dict):
-        entry.text_payload = line
-        return entry
+    if isinstance(payload, dict):
+        try:
+            return _structured(entry, payload)
+        except (ValueError, TypeError, OverflowError):
+            # A JSON object protobuf's Struct cannot hold (an integer too large for a
+            # double): Cloud Logging keeps such a line as text.
+            entry = LogEntry(entry)
+    entry.text_payload = line
+    return entry
+
+
+def _structured(entry: LogEntry, payload: dict[str, Any]) -> LogEntry:
+    entry = LogEntry(entry)  # fill a copy: a failure half-way leaves the caller's intact
     severity = severity_of(payload.get("severity"))
     if "severity" in payload and severity is not None:
         entry.severity = severity

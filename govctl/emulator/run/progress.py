@@ -9,10 +9,12 @@ RunJob operation's metadata and writes task output to Cloud Logging.
 from __future__ import annotations
 
 import contextlib
+import signal
 from datetime import datetime
 from typing import Any
 
 from google.cloud import run_v2
+from google.logging.type import log_severity_pb2
 from google.rpc import code_pb2
 
 from govctl.emulator.run import names
@@ -38,8 +40,11 @@ def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
     tasks = run.tasks_of(ex_name)
     for task in tasks:
         if "completion_time" not in task:
-            # Only reached when the emulator stopped mid-run (or crashed, on load).
-            end_task(task, ex, now, "cancelled", "The emulator stopped before the task ended.")
+            # Only reached when the emulator stopped mid-run (or crashed, on load): the task
+            # records what a cancel records, as the runner would have on a clean stop.
+            if "start_time" in task and not task.last_attempt_result.status.code:
+                task.last_attempt_result = cancelled_attempt()
+            end_task(task, ex, now, "cancelled", CANCELLED_TASK)
     ex.running_count = 0
     ex.reconciling = False
     ex.completion_time = now
@@ -78,15 +83,14 @@ def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
         completed = completed_failed(now, message, Cond.ExecutionReason.NON_ZERO_EXIT_CODE)
         status = CompletionStatus.EXECUTION_FAILED
         error = (code_pb2.FAILED_PRECONDITION, message)
-    elif outcome == "cancelled":
+    else:
+        # An execution the emulator's stop (or crash) interrupted ends as a cancelled one, so
+        # whoever watches it sees one outcome, with the cause in the message.
         message = "The execution was cancelled."
+        if outcome == "interrupted":
+            message = "The execution was cancelled: the emulator stopped while it was running."
         completed = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
         status = CompletionStatus.EXECUTION_CANCELLED
-    else:
-        message = "The emulator stopped while this execution was running; its tasks were cancelled."
-        completed = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
-        status = CompletionStatus.EXECUTION_FAILED
-        error = (code_pb2.ABORTED, message)
     set_condition(ex.conditions, completed)
     job = run.jobs.get(names.job_of(ex_name))
     if job is not None and job.latest_created_execution.name == ex_name:
@@ -96,6 +100,18 @@ def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
         # A cancelled execution still answers RunJob with the execution, not an error.
         run.operations.finish(op_name, ex, ex, error=error if kind == "run" else None)
     run.changed()
+
+
+CANCELLED_TASK = "The task was cancelled."
+
+
+def cancelled_attempt() -> run_v2.TaskAttemptResult:
+    """The attempt result of a task killed by a cancel (SIGTERM)."""
+    return run_v2.TaskAttemptResult(
+        status={"code": code_pb2.CANCELLED, "message": CANCELLED_TASK},
+        exit_code=128 + signal.SIGTERM,
+        term_signal=signal.SIGTERM,
+    )
 
 
 def completed_failed(now: datetime, message: str, reason: Any) -> Cond:
@@ -184,6 +200,8 @@ class Tracker:
             ex, task, now = found
             ex.running_count = max(0, ex.running_count - 1)
             code, message = _attempt_status(result, f"{int(task.timeout.total_seconds())}s")
+            if result.start_error is not None or result.reader_error is not None:
+                self._system_log(index, attempt, message)
             task.last_attempt_result = run_v2.TaskAttemptResult(
                 status={"code": code, "message": message},
                 exit_code=result.exit_code,
@@ -214,24 +232,44 @@ class Tracker:
             if (found := self._state(index, unfinished=True)) is None:
                 return
             ex, task, now = found
-            end_task(task, ex, now, "cancelled", "The task was cancelled.")
+            end_task(task, ex, now, "cancelled", CANCELLED_TASK)
             self._touched(ex, now)
 
     def log_line(self, index: int, attempt: int, stream: Stream, line: str) -> None:
-        entry = task_log_entry(
-            project=self.job.project,
-            location=self.job.location,
-            job=self.job.job,
-            execution=self.ex_id,
-            task_index=index,
-            attempt=attempt,
-            stream=stream,
-            line=line,
-            now=self.svc.now(),
-        )
-        # A line the logging service refuses (e.g. an entry over 256 KiB) is dropped: the
-        # reader thread must keep draining the task's pipes, or the task would block.
+        # A line that cannot become an entry, or that the logging service refuses (e.g. over
+        # 256 KiB), is dropped: the reader thread must keep draining the task's pipes, or the
+        # task would block.
         with contextlib.suppress(Exception):
+            entry = task_log_entry(
+                project=self.job.project,
+                location=self.job.location,
+                job=self.job.job,
+                execution=self.ex_id,
+                task_index=index,
+                attempt=attempt,
+                stream=stream,
+                line=line,
+                now=self.svc.now(),
+            )
+            self.svc.cloud.service("logging").write_entries([entry])
+
+    def _system_log(self, index: int, attempt: int, message: str) -> None:
+        """An ERROR entry in the job's system log, where Cloud Run reports a container that
+        could not start (e.g. an image it cannot pull)."""
+        with contextlib.suppress(Exception):
+            entry = task_log_entry(
+                project=self.job.project,
+                location=self.job.location,
+                job=self.job.job,
+                execution=self.ex_id,
+                task_index=index,
+                attempt=attempt,
+                stream="varlog/system",
+                line=message,
+                now=self.svc.now(),
+            )
+            entry.log_name = entry.log_name.replace("varlog/system", "varlog%2Fsystem")
+            entry.severity = log_severity_pb2.ERROR
             self.svc.cloud.service("logging").write_entries([entry])
 
     def execution_finished(self, outcome: Outcome) -> None:
@@ -242,8 +280,10 @@ class Tracker:
 def _attempt_status(result: AttemptResult, timeout_text: str) -> tuple[int, str]:
     if result.start_error is not None:
         return code_pb2.FAILED_PRECONDITION, result.start_error
+    if result.reader_error is not None:
+        return code_pb2.INTERNAL, result.reader_error
     if result.cancelled:
-        return code_pb2.CANCELLED, "The task was cancelled."
+        return code_pb2.CANCELLED, CANCELLED_TASK
     if result.timed_out:
         return code_pb2.DEADLINE_EXCEEDED, f"The configured timeout was reached ({timeout_text})."
     if result.term_signal:

@@ -1,0 +1,120 @@
+"""``python -m govctl.demo`` (``make demo``): the operator's loop on the loopback cloud.
+
+No Google account and no network: the sample repositories of ``ingestion/sample`` are
+created as local git repositories, ``govctl emulator`` is started in the background on free
+ports, and then the commands an operator types are run one by one, each shown as
+``$ govctl …`` with its real output: deploy, run, executions, logs, schedule and cost.
+The emulator is stopped at the end, whatever happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+PROJECT = "demo-project"
+REGION = "europe-west2"
+STEPS: list[list[str]] = [
+    ["deploy", "--dry-run"],
+    ["deploy", "-y"],
+    ["run", "--limit", "10"],
+    ["executions", "show", "--latest"],
+    ["logs", "--errors", "--latest"],
+    ["schedule", "show"],
+    ["cost"],
+    ["status"],
+]
+
+
+def _say(text: str) -> None:
+    bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    print(f"\n\033[1m{text}\033[0m" if bold else f"\n{text}", flush=True)
+
+
+def _govctl(args: Sequence[str], env: dict[str, str], cwd: Path, *, show: bool = True) -> int:
+    if show:
+        _say("$ govctl " + shlex.join(args))
+    command = [sys.executable, "-m", "govctl", *args]
+    return subprocess.run(command, env=env, cwd=cwd, check=False).returncode
+
+
+def _start_emulator(work: Path, env: dict[str, str]) -> dict[str, str]:
+    argv = [sys.executable, "-m", "govctl", "emulator", "start", "--detach"]
+    argv += ["--port", "0", "--storage-port", "0", "--state-dir", str(work / "emulator")]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(proc.returncode)
+    exports = {}
+    for line in proc.stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        exports[key] = shlex.split(value)[0] if value else ""
+    return exports
+
+
+def _one_time_setup(env: dict[str, str]) -> None:
+    """What the project's one-time setup creates: the job's service account and bucket."""
+    code = (
+        "from govctl.gcp import clients\n"
+        "from google.cloud import iam_admin_v1\n"
+        f"clients.iam().create_service_account(request=iam_admin_v1.CreateServiceAccountRequest("
+        f"name='projects/{PROJECT}', account_id='govreposcrape-sa'))\n"
+        f"clients.storage_client('{PROJECT}').create_bucket('govreposcrape-summaries', "
+        f"location='{REGION}')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)
+
+
+def _write_settings(work: Path, feed: Path) -> Path:
+    path = work / "govctl.toml"
+    path.write_text(
+        f'project = "{PROJECT}"\nregion = "{REGION}"\n\n[job]\n'
+        f"feed = {json.dumps(feed.resolve().as_uri())}\n"
+        "# The sample repositories are local (file://) and so is the emulator's task.\n"
+        'args = ["--allow-local"]\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from ingestion.demo import build
+
+    parser = argparse.ArgumentParser(prog="python -m govctl.demo", description=__doc__)
+    parser.add_argument("--work", type=Path, default=Path(".govctl-demo"))
+    args = parser.parse_args(argv)
+    if shutil.which("git") is None:
+        print("govctl demo: error: git is not installed", file=sys.stderr)
+        return 1
+    work = args.work.resolve()
+    if (work / "emulator").exists():
+        shutil.rmtree(work / "emulator")  # each demo starts from an empty cloud
+    work.mkdir(parents=True, exist_ok=True)
+    feed = build(work)
+    settings = _write_settings(work, feed)
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GOVCTL_", "STORAGE_EMU"))}
+    base["GOVCTL_CONFIG"] = str(settings)
+    _say(f'$ eval "$(govctl emulator start --detach)"   # state in {work / "emulator"}')
+    env = {**base, **_start_emulator(work, base)}
+    failed = 0
+    try:
+        _say("# one-time setup: the job's service account and the digest bucket")
+        _one_time_setup(env)
+        for step in STEPS:
+            code = _govctl(step, env, work)
+            failed += code != 0
+    finally:
+        _govctl(["emulator", "stop", "--state-dir", str(work / "emulator")], env, work)
+    _say(f"settings: {settings}; {failed} step(s) failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Artifact Registry v1 in the loopback cloud (Docker repositories, images, tags)."""

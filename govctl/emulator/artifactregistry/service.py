@@ -1,0 +1,324 @@
+"""Artifact Registry v1 (``google.devtools.artifactregistry.v1.ArtifactRegistry``), Docker only.
+
+Repositories live in memory as ``artifactregistry_v1.Repository`` messages, images as
+``DockerImage`` messages keyed by repository, package (the image name) and digest. Images are
+never pushed here by a registry protocol: Cloud Build records them through the public contract
+:meth:`ArtifactRegistryService.record_image`. A tag belongs to one image of a package at a time;
+recording it on another digest moves it, as ``docker push`` does.
+See docs/emulator/artifactregistry.md for the fidelity of every RPC.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+from urllib.parse import quote, unquote
+
+import grpc
+from google.cloud import artifactregistry_v1 as ar
+from google.longrunning import operations_pb2
+
+from govctl.emulator import rpc
+from govctl.emulator.cloud import Cloud, Service
+from govctl.emulator.rpc import Method, invalid_argument, not_found
+from govctl.emulator.state import from_jsonable, to_jsonable
+
+RepositoryPb: Any = ar.Repository.pb()
+DockerImagePb: Any = ar.DockerImage.pb()
+
+_PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
+_REPO_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)/repositories/([^/]+)")
+# https://cloud.google.com/artifact-registry/docs/repositories/create-repos: lowercase letters,
+# digits and hyphens, starting with a letter and not ending with a hyphen, at most 63.
+_REPO_ID_RE = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+# An image path in a Docker repository: REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE
+_URI_RE = re.compile(r"([a-z0-9-]+)-docker\.pkg\.dev/([^/]+)/([^/]+)/([a-z0-9._/-]+)")
+DOCKER_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+
+
+def _check_parent(parent: str) -> re.Match[str]:
+    m = _PARENT_RE.fullmatch(parent)
+    if not m:
+        raise invalid_argument(
+            f'Invalid parent {parent!r}: expected "projects/<PROJECT>/locations/<LOCATION>".'
+        )
+    return m
+
+
+def _check_repo_name(name: str) -> re.Match[str]:
+    m = _REPO_RE.fullmatch(name)
+    if not m:
+        raise invalid_argument(
+            f"Invalid repository name {name!r}: expected "
+            '"projects/<PROJECT>/locations/<LOCATION>/repositories/<REPOSITORY>".'
+        )
+    return m
+
+
+def _copy(pb: Any, cls: Any) -> Any:
+    out = type(pb)()
+    out.CopyFrom(pb)
+    return cls.wrap(out)
+
+
+class ArtifactRegistryService(Service):
+    key = "artifactregistry"
+
+    def __init__(self, cloud: Cloud) -> None:
+        super().__init__(cloud)
+        self._repos: dict[str, Any] = {}  # name -> raw Repository pb
+        # repository name -> {image name (DockerImage.name) -> raw DockerImage pb}
+        self._images: dict[str, dict[str, Any]] = {}
+
+    # public contract (see govctl/emulator/cloud.py) ------------------------------------------
+    def record_image(
+        self, image: str, digest: str, tags: list[str], size: int = 0
+    ) -> ar.DockerImage:
+        """Record ``REGION-docker.pkg.dev/P/R/IMAGE`` at ``digest`` (``sha256:…``) with ``tags``.
+
+        Raises RpcError NOT_FOUND when the repository does not exist, INVALID_ARGUMENT for a
+        path outside Artifact Registry's Docker hosts.
+        """
+        m = _URI_RE.fullmatch(image)
+        if not m:
+            raise invalid_argument(
+                f"{image!r} is not an Artifact Registry image path "
+                "(LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE)."
+            )
+        if not _DIGEST_RE.fullmatch(digest):
+            raise invalid_argument(f"{digest!r} is not a sha256 digest.")
+        location, project, repo_id, package = m.groups()
+        repo_name = f"projects/{project}/locations/{location}/repositories/{repo_id}"
+        name = f"{repo_name}/dockerImages/{quote(package, safe='')}@{digest}"
+        now = self.cloud.clock.now()
+        with self.lock:
+            if repo_name not in self._repos:
+                raise not_found(f"Repository {repo_name} not found.")
+            images = self._images.setdefault(repo_name, {})
+            prefix = f"{repo_name}/dockerImages/{quote(package, safe='')}@"
+            for other_name, other in images.items():
+                if other_name.startswith(prefix) and other_name != name:
+                    kept = [t for t in other.tags if t not in tags]
+                    del other.tags[:]
+                    other.tags.extend(kept)
+            pb = images.get(name)
+            if pb is None:
+                pb = DockerImagePb(
+                    name=name,
+                    uri=f"{image}@{digest}",
+                    image_size_bytes=size,
+                    media_type=DOCKER_MEDIA_TYPE,
+                )
+                pb.upload_time.FromDatetime(now)
+                pb.build_time.FromDatetime(now)
+                images[name] = pb
+            pb.tags.extend(t for t in tags if t not in pb.tags)
+            pb.update_time.FromDatetime(now)
+            self.changed()
+            return _copy(pb, ar.DockerImage)
+
+    # repositories -----------------------------------------------------------------------------
+    def create_repository(self, request: ar.CreateRepositoryRequest, context: Any) -> Any:
+        m = _check_parent(request.parent)
+        if not _REPO_ID_RE.fullmatch(request.repository_id):
+            raise invalid_argument(
+                f"Invalid repository_id {request.repository_id!r}: use lowercase letters, digits "
+                "and hyphens, starting with a letter, at most 63 characters."
+            )
+        repo = RepositoryPb()
+        repo.CopyFrom(ar.Repository.pb(request.repository))
+        if repo.format_ == ar.Repository.Format.FORMAT_UNSPECIFIED:
+            raise invalid_argument("Repository format is required.")
+        if repo.format_ != ar.Repository.Format.DOCKER:
+            raise invalid_argument("The emulator serves DOCKER repositories only.")
+        repo.name = f"{request.parent}/repositories/{request.repository_id}"
+        if repo.mode == ar.Repository.Mode.MODE_UNSPECIFIED:
+            repo.mode = ar.Repository.Mode.STANDARD_REPOSITORY
+        now = self.cloud.clock.now()
+        repo.create_time.FromDatetime(now)
+        repo.update_time.FromDatetime(now)
+        repo.registry_uri = f"{m.group(2)}-docker.pkg.dev/{m.group(1)}/{request.repository_id}"
+        with self.lock:
+            if repo.name in self._repos:
+                raise rpc.already_exists(f"the repository already exists: {repo.name}")
+            self._repos[repo.name] = repo
+            self.changed()
+            out = _copy(repo, ar.Repository)
+        # Creating a repository takes a moment in production; here it is done at once.
+        op: operations_pb2.Operation = rpc.operation(
+            f"{request.parent}/operations/{uuid.uuid4()}", ar.OperationMetadata(), out
+        )
+        return op
+
+    def _repo(self, name: str) -> Any:
+        _check_repo_name(name)
+        repo = self._repos.get(name)
+        if repo is None:
+            raise not_found(f"Requested entity was not found: repository {name}.")
+        return repo
+
+    def get_repository(self, request: ar.GetRepositoryRequest, context: Any) -> Any:
+        with self.lock:
+            return _copy(self._repo(request.name), ar.Repository)
+
+    def list_repositories(self, request: ar.ListRepositoriesRequest, context: Any) -> Any:
+        _check_parent(request.parent)
+        if request.filter:
+            raise invalid_argument("The emulator does not support a filter on ListRepositories.")
+        prefix = request.parent + "/repositories/"
+        with self.lock:
+            repos = [
+                _copy(r, ar.Repository)
+                for n, r in sorted(self._repos.items())
+                if n.startswith(prefix)
+            ]
+        items, token = rpc.page(
+            repos, request.page_size, request.page_token, default_size=1000, max_size=1000
+        )
+        return ar.ListRepositoriesResponse(repositories=items, next_page_token=token)
+
+    def delete_repository(self, request: ar.DeleteRepositoryRequest, context: Any) -> Any:
+        with self.lock:
+            self._repo(request.name)
+            del self._repos[request.name]
+            self._images.pop(request.name, None)
+            self.changed()
+        parent = request.name.rsplit("/repositories/", 1)[0]
+        from google.protobuf import empty_pb2
+
+        return rpc.operation(
+            f"{parent}/operations/{uuid.uuid4()}", ar.OperationMetadata(), empty_pb2.Empty()
+        )
+
+    # images and tags --------------------------------------------------------------------------
+    def list_docker_images(self, request: ar.ListDockerImagesRequest, context: Any) -> Any:
+        with self.lock:
+            self._repo(request.parent)
+            images = [
+                _copy(pb, ar.DockerImage)
+                for _, pb in sorted(self._images.get(request.parent, {}).items())
+            ]
+        if request.order_by:
+            field, _, direction = request.order_by.partition(" ")
+            if field not in ("update_time", "upload_time", "build_time", "name"):
+                raise invalid_argument(f"Unsupported order_by {request.order_by!r}.")
+            reverse = direction.strip().lower() == "desc"
+            images.sort(key=lambda i: getattr(i, field), reverse=reverse)
+        items, token = rpc.page(
+            images, request.page_size, request.page_token, default_size=1000, max_size=1000
+        )
+        return ar.ListDockerImagesResponse(docker_images=items, next_page_token=token)
+
+    def get_docker_image(self, request: ar.GetDockerImageRequest, context: Any) -> Any:
+        repo_name, sep, image = request.name.partition("/dockerImages/")
+        if not sep or not image:
+            raise invalid_argument(
+                f"Invalid docker image name {request.name!r}: expected "
+                '".../repositories/<REPOSITORY>/dockerImages/<IMAGE>@sha256:<DIGEST>".'
+            )
+        with self.lock:
+            self._repo(repo_name)
+            pb = self._images.get(repo_name, {}).get(request.name)
+            if pb is None:
+                raise not_found(f"Requested entity was not found: image {request.name}.")
+            return _copy(pb, ar.DockerImage)
+
+    def _package_images(self, package_name: str) -> tuple[str, list[Any]]:
+        repo_name, sep, package = package_name.partition("/packages/")
+        if not sep or not package or "/" in package:
+            raise invalid_argument(
+                f"Invalid package name {package_name!r}: expected "
+                '".../repositories/<REPOSITORY>/packages/<PACKAGE>" (the image name, with / '
+                "written %2F)."
+            )
+        self._repo(repo_name)
+        prefix = f"{repo_name}/dockerImages/{quote(unquote(package), safe='')}@"
+        images = [pb for n, pb in self._images.get(repo_name, {}).items() if n.startswith(prefix)]
+        if not images:
+            raise not_found(f"Requested entity was not found: package {package_name}.")
+        return package_name, images
+
+    @staticmethod
+    def _tag(package_name: str, tag: str, image: Any) -> ar.Tag:
+        digest = image.name.rsplit("@", 1)[1]
+        return ar.Tag(
+            name=f"{package_name}/tags/{tag}", version=f"{package_name}/versions/{digest}"
+        )
+
+    def list_tags(self, request: ar.ListTagsRequest, context: Any) -> Any:
+        if request.filter:
+            raise invalid_argument("The emulator does not support a filter on ListTags.")
+        with self.lock:
+            package_name, images = self._package_images(request.parent)
+            tags = sorted(
+                (self._tag(package_name, t, pb) for pb in images for t in pb.tags),
+                key=lambda t: t.name,
+            )
+        items, token = rpc.page(tags, request.page_size, request.page_token)
+        return ar.ListTagsResponse(tags=items, next_page_token=token)
+
+    def get_tag(self, request: ar.GetTagRequest, context: Any) -> Any:
+        package_name, sep, tag = request.name.partition("/tags/")
+        if not sep or not tag:
+            raise invalid_argument(
+                f'Invalid tag name {request.name!r}: expected ".../packages/<PACKAGE>/tags/<TAG>".'
+            )
+        with self.lock:
+            package_name, images = self._package_images(package_name)
+            for pb in images:
+                if tag in pb.tags:
+                    return self._tag(package_name, tag, pb)
+        raise not_found(f"Requested entity was not found: tag {request.name}.")
+
+    # gRPC, persistence ------------------------------------------------------------------------
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        op = operations_pb2.Operation
+        return [
+            rpc.service(
+                "google.devtools.artifactregistry.v1.ArtifactRegistry",
+                {
+                    "CreateRepository": Method(
+                        self.create_repository, ar.CreateRepositoryRequest, op
+                    ),
+                    "GetRepository": Method(
+                        self.get_repository, ar.GetRepositoryRequest, ar.Repository
+                    ),
+                    "ListRepositories": Method(
+                        self.list_repositories,
+                        ar.ListRepositoriesRequest,
+                        ar.ListRepositoriesResponse,
+                    ),
+                    "DeleteRepository": Method(
+                        self.delete_repository, ar.DeleteRepositoryRequest, op
+                    ),
+                    "ListDockerImages": Method(
+                        self.list_docker_images,
+                        ar.ListDockerImagesRequest,
+                        ar.ListDockerImagesResponse,
+                    ),
+                    "GetDockerImage": Method(
+                        self.get_docker_image, ar.GetDockerImageRequest, ar.DockerImage
+                    ),
+                    "ListTags": Method(self.list_tags, ar.ListTagsRequest, ar.ListTagsResponse),
+                    "GetTag": Method(self.get_tag, ar.GetTagRequest, ar.Tag),
+                },
+            )
+        ]
+
+    def dump(self) -> Any:
+        return {
+            "repositories": [to_jsonable(r) for r in self._repos.values()],
+            "images": [to_jsonable(i) for imgs in self._images.values() for i in imgs.values()],
+        }
+
+    def load(self, data: Any) -> None:
+        data = data or {}
+        for rec in data.get("repositories", []):
+            repo = ar.Repository.pb(from_jsonable(ar.Repository, rec))
+            self._repos[repo.name] = repo
+        for rec in data.get("images", []):
+            img = ar.DockerImage.pb(from_jsonable(ar.DockerImage, rec))
+            repo_name = img.name.partition("/dockerImages/")[0]
+            self._images.setdefault(repo_name, {})[img.name] = img

@@ -1,0 +1,183 @@
+"""Artifact Registry: Docker repositories and image references.
+
+``parse_image`` is pure (no Google import); the other functions call the
+``artifactregistry_v1`` API through :mod:`govctl.gcp.clients`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import quote
+
+from govctl.errors import NotFound, UsageError
+from govctl.gcp import clients
+from govctl.gcp.errors import translate
+
+_HOST_RE = re.compile(r"(?P<location>[a-z]+(?:-[a-z0-9]+)+)-docker\.pkg\.dev")
+_REPO_ID_RE = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
+_IMAGE_RE = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+_FORM = "LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE[:TAG|@sha256:DIGEST]"
+
+ADMIN_FIX = "grant yourself roles/artifactregistry.admin on the project"
+READER_FIX = "grant yourself roles/artifactregistry.reader on the repository"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """A Docker image in Artifact Registry, by tag or by digest (or by path alone)."""
+
+    location: str
+    project: str
+    repository: str
+    image: str
+    tag: str | None = None
+    digest: str | None = None
+
+    @property
+    def path(self) -> str:
+        """``LOCATION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE``, without tag or digest."""
+        return f"{self.location}-docker.pkg.dev/{self.project}/{self.repository}/{self.image}"
+
+    @property
+    def repository_name(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/repositories/{self.repository}"
+
+    def __str__(self) -> str:
+        if self.digest:
+            return f"{self.path}@{self.digest}"
+        return f"{self.path}:{self.tag}" if self.tag else self.path
+
+
+@dataclass(frozen=True)
+class Repository:
+    name: str  # projects/P/locations/L/repositories/R
+    location: str
+    repository: str
+    format: str  # DOCKER, MAVEN, ...
+    registry_uri: str  # LOCATION-docker.pkg.dev/P/R
+    create_time: datetime | None
+
+
+def parse_image(uri: str) -> ImageRef:
+    """Parse an Artifact Registry image reference; UsageError (exit 2) for any other form.
+
+    Container Registry (``gcr.io``, ``*.gcr.io``) is refused: it is shut down.
+    """
+    text = uri.strip()
+    host, _, rest = text.partition("/")
+    if host == "gcr.io" or host.endswith(".gcr.io"):
+        raise UsageError(
+            f"image {uri!r}: Container Registry is shut down: use Artifact Registry "
+            "REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE"
+        )
+    m = _HOST_RE.fullmatch(host)
+    if not m or rest.count("/") < 2:
+        raise UsageError(f"image {uri!r} is not an Artifact Registry image: expected {_FORM}")
+    project, repository, image = rest.split("/", 2)
+    tag = digest = None
+    if "@" in image:
+        image, _, digest = image.partition("@")
+        if not _DIGEST_RE.fullmatch(digest):
+            raise UsageError(
+                f"image {uri!r}: digest {digest!r} is not sha256: followed by 64 hex digits"
+            )
+    elif ":" in image:
+        image, _, tag = image.rpartition(":")
+        if not _TAG_RE.fullmatch(tag):
+            raise UsageError(f"image {uri!r}: {tag!r} is not a valid tag (expected {_FORM})")
+    if not _REPO_ID_RE.fullmatch(repository):
+        raise UsageError(
+            f"image {uri!r}: repository {repository!r} is not a valid repository id "
+            "(lowercase letters, digits, hyphens)"
+        )
+    if not _IMAGE_RE.fullmatch(image) or not project:
+        raise UsageError(f"image {uri!r} is not an Artifact Registry image: expected {_FORM}")
+    return ImageRef(m.group("location"), project, repository, image, tag, digest)
+
+
+def get_repository(project: str, location: str, repository: str) -> Repository | None:
+    """The repository, or None when it does not exist."""
+    from google.api_core import exceptions as gexc
+
+    client = clients.artifact_registry()
+    name = f"projects/{project}/locations/{location}/repositories/{repository}"
+    with translate(f"reading Artifact Registry repository {name}", denied=READER_FIX):
+        try:
+            return _repository(client.get_repository(name=name))
+        except gexc.NotFound:
+            return None
+
+
+def create_repository(
+    project: str, location: str, repository: str, *, description: str = ""
+) -> Repository:
+    """Create a Docker repository (standard mode) and wait for it."""
+    from google.cloud import artifactregistry_v1 as ar
+
+    client = clients.artifact_registry()
+    parent = f"projects/{project}/locations/{location}"
+    with translate(
+        f"creating Artifact Registry repository {repository} in {location}",
+        denied=ADMIN_FIX,
+        not_found=f"enable the API: gcloud services enable artifactregistry.googleapis.com "
+        f"--project {project}",
+    ):
+        op = client.create_repository(
+            parent=parent,
+            repository_id=repository,
+            repository=ar.Repository(
+                format_=ar.Repository.Format.DOCKER,
+                description=description,
+                labels={"managed-by": "govctl"},
+            ),
+        )
+        return _repository(op.result(timeout=300))
+
+
+def resolve_digest(ref: ImageRef) -> str:
+    """The ``sha256:…`` digest ``ref`` names (its tag, ``latest`` without one, or its digest
+    when it exists). NotFound with the fix when the image, tag or repository is missing."""
+    from google.api_core import exceptions as gexc
+
+    client = clients.artifact_registry()
+    package = f"{ref.repository_name}/packages/{quote(ref.image, safe='')}"
+    missing = NotFound(
+        f"image {ref} does not exist in Artifact Registry",
+        fix="build it with `govctl deploy --build cloud`, or pass an image that "
+        f"`gcloud artifacts docker images list {ref.path} --include-tags` shows",
+    )
+    with translate(f"reading image {ref}", denied=READER_FIX):
+        try:
+            if ref.digest:
+                name = (
+                    f"{ref.repository_name}/dockerImages/{quote(ref.image, safe='')}@{ref.digest}"
+                )
+                client.get_docker_image(name=name)
+                return ref.digest
+            tag = client.get_tag(name=f"{package}/tags/{ref.tag or 'latest'}")
+        except gexc.NotFound:
+            raise missing from None
+    digest = tag.version.rsplit("/versions/", 1)[-1]
+    if not _DIGEST_RE.fullmatch(digest):
+        raise missing
+    return digest
+
+
+def _repository(repo: object) -> Repository:
+    from google.cloud import artifactregistry_v1 as ar
+
+    assert isinstance(repo, ar.Repository)
+    _, project, _, location, _, repository = repo.name.split("/")
+    created = repo.create_time
+    return Repository(
+        name=repo.name,
+        location=location,
+        repository=repository,
+        format=ar.Repository.Format(repo.format_).name,
+        registry_uri=repo.registry_uri or f"{location}-docker.pkg.dev/{project}/{repository}",
+        create_time=created if isinstance(created, datetime) else None,
+    )

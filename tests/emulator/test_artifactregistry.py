@@ -1,0 +1,105 @@
+"""Conformance of the emulated Artifact Registry v1, driven through the official client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from google.api_core import exceptions
+from google.cloud import artifactregistry_v1 as ar
+
+from govctl.emulator.rpc import RpcError
+from govctl.emulator.server import Emulator
+from govctl.gcp import clients
+
+PROJECT = "demo-project"
+REGION = "europe-west2"
+PARENT = f"projects/{PROJECT}/locations/{REGION}"
+REPO = f"{PARENT}/repositories/govreposcrape"
+IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion"
+D1 = "sha256:" + "1" * 64
+D2 = "sha256:" + "2" * 64
+
+
+def create_repo(client: ar.ArtifactRegistryClient, repo_id: str = "govreposcrape") -> ar.Repository:
+    op = client.create_repository(
+        parent=PARENT,
+        repository_id=repo_id,
+        repository=ar.Repository(format_=ar.Repository.Format.DOCKER, description="images"),
+    )
+    return op.result(timeout=5)
+
+
+def test_create_get_list_repository(emulator: Emulator) -> None:
+    client = clients.artifact_registry()
+    repo = create_repo(client)
+    assert repo.name == REPO
+    assert repo.format_ == ar.Repository.Format.DOCKER
+    assert repo.mode == ar.Repository.Mode.STANDARD_REPOSITORY
+    assert repo.registry_uri == f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape"
+    assert client.get_repository(name=REPO).description == "images"
+    create_repo(client, "other")
+    names = [r.name for r in client.list_repositories(parent=PARENT)]
+    assert names == [f"{PARENT}/repositories/govreposcrape", f"{PARENT}/repositories/other"]
+    assert list(client.list_repositories(parent=f"projects/{PROJECT}/locations/us-east1")) == []
+
+
+def test_repository_errors(emulator: Emulator) -> None:
+    client = clients.artifact_registry()
+    with pytest.raises(exceptions.NotFound):
+        client.get_repository(name=REPO)
+    create_repo(client)
+    with pytest.raises(exceptions.AlreadyExists):
+        create_repo(client)
+    for bad in ("Upper", "9starts-with-digit", "ends-with-", "a" * 64):
+        with pytest.raises(exceptions.InvalidArgument, match="repository_id"):
+            create_repo(client, bad)
+    with pytest.raises(exceptions.InvalidArgument, match="format"):
+        client.create_repository(parent=PARENT, repository_id="nofmt", repository=ar.Repository())
+    with pytest.raises(exceptions.InvalidArgument, match="repository name"):
+        client.get_repository(name="projects/p/repositories/x")
+
+
+def test_recorded_images_tags_and_digests(emulator: Emulator) -> None:
+    client = clients.artifact_registry()
+    registry = emulator.service("artifactregistry")
+    with pytest.raises(RpcError, match="not found"):
+        registry.record_image(IMAGE, D1, ["v1"])
+    create_repo(client)
+    registry.record_image(IMAGE, D1, ["v1", "latest"], 123)
+    registry.record_image(IMAGE, D2, ["v2", "latest"], 456)
+    images = {i.uri: list(i.tags) for i in client.list_docker_images(parent=REPO)}
+    # "latest" moved to the newer digest, as a push moves a tag.
+    assert images == {f"{IMAGE}@{D1}": ["v1"], f"{IMAGE}@{D2}": ["v2", "latest"]}
+    got = client.get_docker_image(name=f"{REPO}/dockerImages/ingestion@{D2}")
+    assert got.image_size_bytes == 456
+    assert got.media_type == "application/vnd.docker.distribution.manifest.v2+json"
+    package = f"{REPO}/packages/ingestion"
+    tag = client.get_tag(name=f"{package}/tags/latest")
+    assert tag.version == f"{package}/versions/{D2}"
+    assert [t.name.rsplit("/", 1)[1] for t in client.list_tags(parent=package)] == [
+        "latest",
+        "v1",
+        "v2",
+    ]
+    with pytest.raises(exceptions.NotFound):
+        client.get_tag(name=f"{package}/tags/nope")
+    with pytest.raises(exceptions.NotFound):
+        client.get_docker_image(name=f"{REPO}/dockerImages/ingestion@sha256:{'3' * 64}")
+    with pytest.raises(exceptions.NotFound):
+        client.get_tag(name=f"{REPO}/packages/other/tags/latest")
+
+
+def test_repositories_and_images_survive_a_restart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    with Emulator(state_dir=state, storage=False) as emu:
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
+        create_repo(clients.artifact_registry())
+        emu.service("artifactregistry").record_image(IMAGE, D1, ["v1"])
+    with Emulator(state_dir=state, storage=False) as emu:
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
+        client = clients.artifact_registry()
+        assert client.get_repository(name=REPO).name == REPO
+        assert [list(i.tags) for i in client.list_docker_images(parent=REPO)] == [["v1"]]
