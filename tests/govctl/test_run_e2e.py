@@ -651,3 +651,19 @@ def test_a_task_over_its_timeout_is_said_to_have_timed_out(
     assert execution.template.timeout.seconds == 2  # the override reached Cloud Run
     code, out, _ = _govctl(capsys, "logs", "--latest", "-f")
     assert code == 0  # an execution that has ended is not followed: printed, then done
+
+
+def test_help_of_run_executions_and_logs_imports_no_google_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from govctl.cli.main import main\n"
+        "helps = [['run', '--help'], ['executions', '--help'], ['executions', 'show', '-h'],\n"
+        "         ['executions', 'cancel', '-h'], ['logs', '--help']]\n"
+        "assert [main(argv) for argv in helps] == [0] * 5\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('google.cloud', 'grpc'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
