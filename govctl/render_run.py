@@ -97,6 +97,8 @@ def entry_text(entry: LogEntry, *, with_date: bool = True) -> Text:
     line.append(f"{severity:<8} ", style=SEVERITY_STYLE.get(entry.severity, ""))
     if entry.task_index is not None:
         line.append(f"task {entry.task_index:<3} ", style="cyan")
+        if entry.attempt:  # a retry: its lines are not the first attempt's
+            line.append(f"(attempt {entry.attempt + 1}) ", style="cyan")
     line.append(entry.message or _payload_text(entry))
     extra = [f"{k}={entry.fields[k]}" for k in SHOWN_FIELDS if entry.fields.get(k) is not None]
     if extra:
@@ -165,6 +167,7 @@ class LiveView:
         self.snapshot: Snapshot | None = None
         self._said: dict[int, tuple[str, int]] = {}
         self._said_repos: tuple[int, int] | None = None
+        self._said_counts = ""
         self._live: Any = None
 
     def header(self) -> str:
@@ -200,6 +203,31 @@ class LiveView:
         self.execution = snapshot.execution
         if self.live:
             return  # redrawn by the Live thread
+        if len(snapshot.tasks) > MAX_TASK_ROWS:
+            self._print_counts(snapshot)
+        else:
+            self._print_tasks(snapshot)
+        repos = snapshot.repositories()
+        if repos is not None and repos != self._said_repos:
+            self._said_repos = repos
+            eta = snapshot.eta_s()
+            tail = f"   ETA {elapsed(eta)}" if eta is not None and repos[0] < repos[1] else ""
+            self._console.print(f" repositories  {repos[0]}/{repos[1]}{tail}")
+
+    def _print_counts(self, snapshot: Snapshot) -> None:
+        """Many tasks: their counts when they change, and each failure as it happens."""
+        counts: dict[str, int] = {}
+        for task in snapshot.tasks:
+            counts[task.status] = counts.get(task.status, 0) + 1
+            if task.status == "failed" and self._said.get(task.index) != ("failed", task.attempt):
+                self._said[task.index] = ("failed", task.attempt)
+                self._console.print(f" task {task.index:<3} failed     attempt {task.attempt}")
+        text = ", ".join(f"{counts[s]} {s}" for s in STATUS_STYLE if counts.get(s))
+        if text != self._said_counts:
+            self._said_counts = text
+            self._console.print(f" tasks  {text}")
+
+    def _print_tasks(self, snapshot: Snapshot) -> None:
         for task in snapshot.tasks:
             said = (task.status, task.attempt)
             if self._said.get(task.index) == said or task.status == "pending":
@@ -210,12 +238,6 @@ class LiveView:
             self._console.print(
                 f" task {task.index:<3} {status:<10} {attempt:<10} {shown}".rstrip()
             )
-        repos = snapshot.repositories()
-        if repos is not None and repos != self._said_repos:
-            self._said_repos = repos
-            eta = snapshot.eta_s()
-            tail = f"   ETA {elapsed(eta)}" if eta is not None and repos[0] < repos[1] else ""
-            self._console.print(f" repositories  {repos[0]}/{repos[1]}{tail}")
 
     def line(self, renderable: RenderableType) -> None:
         """A followed log line, above the live display."""

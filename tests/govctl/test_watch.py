@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from google.cloud.logging_v2.types import LogEntry
 
 from govctl.emulator.server import Emulator
@@ -65,3 +66,33 @@ def test_each_tasks_newest_progress_or_plan_line_drives_the_totals(emulator: Emu
     done = watch.Snapshot(execution, [_task(0, "succeeded"), _task(1, "running")], progress, now)
     assert done.repositories() == (10, 18)
     assert done.eta_s() is None  # no running task has estimated yet
+
+
+def test_the_view_off_a_terminal_tells_changes_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from govctl.render_run import LiveView, clock, offset
+
+    execution = Execution("ingest-a", "x", "ingest", "running", None, "", T0, T0, None, 2, 0,
+                          0, 0, 2, 0, "")  # fmt: skip
+    few = [_task(0, "running"), _task(1, "pending")]
+    with LiveView(execution, live=False) as view:
+        view.update(watch.Snapshot(execution, few, {}, T0))
+        view.update(watch.Snapshot(execution, few, {}, T0))  # nothing new: nothing said
+        view.update(watch.Snapshot(execution, [_task(0, "succeeded"), _task(1, "running")]))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"Execution ingest-a started {clock(T0)} ({offset(T0)}), 2 tasks"
+    assert [line.split()[:3] for line in err[1:]] == [
+        ["task", "0", "running"], ["task", "0", "succeeded"], ["task", "1", "running"]
+    ]  # fmt: skip
+
+    # Many tasks: counts when they change, and each failure by itself.
+    many = [_task(i, "running") for i in range(20)]
+    with LiveView(execution, live=False) as view:
+        view.update(watch.Snapshot(execution, many, {}, T0))
+        many[3] = _task(3, "failed")
+        view.update(watch.Snapshot(execution, many, {}, T0))
+    err = capsys.readouterr().err.splitlines()
+    assert err[1:] == [
+        " tasks  20 running",
+        " task 3   failed     attempt 1",
+        " tasks  19 running, 1 failed",
+    ]
