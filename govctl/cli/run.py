@@ -9,7 +9,7 @@ import typer
 
 from govctl import render, render_run, validate
 from govctl.cli.options import Json, Project, Region, settings
-from govctl.errors import UsageError
+from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
@@ -98,6 +98,11 @@ def _run(cfg: Any, request: Any, *, no_wait: bool, follow: bool, as_json: bool) 
         return
     try:
         final = _watch(cfg, execution, follow)
+    except GovctlError as err:
+        raise GovctlError(
+            f"stopped watching execution {execution.name}, which goes on: {err}",
+            fix=f"govctl executions show {execution.name}",
+        ) from None
     except KeyboardInterrupt:
         render.info(f"\nStopped watching; execution {execution.name} goes on.")
         render.info(_hints(execution.name))

@@ -231,9 +231,30 @@ def job_container(job_path: str) -> JobContainer:
     )
 
 
-def get(full_name: str) -> Execution:
+def _patient(patient: bool) -> Any:
+    """For a watcher: ride out a minute of UNAVAILABLE or timeouts rather than stop
+    watching an execution that goes on regardless (reads are safe to repeat)."""
+    from google.api_core import exceptions as gex
+    from google.api_core import gapic_v1, retry
+
+    if not patient:
+        return gapic_v1.method.DEFAULT
+    return retry.Retry(
+        predicate=retry.if_exception_type(gex.ServiceUnavailable, gex.DeadlineExceeded),
+        initial=0.5,
+        maximum=10.0,
+        timeout=PATIENCE_S,
+    )
+
+
+PATIENCE_S = 60.0
+
+
+def get(full_name: str, *, patient: bool = False) -> Execution:
     with translate(f"get execution {full_name.rsplit('/', 1)[-1]}"):
-        return to_execution(clients.executions().get_execution(name=full_name))
+        return to_execution(
+            clients.executions().get_execution(name=full_name, retry=_patient(patient))
+        )
 
 
 def list_for_job(job_path: str, limit: int = 20) -> list[Execution]:
@@ -256,12 +277,13 @@ def list_for_job(job_path: str, limit: int = 20) -> list[Execution]:
     return result
 
 
-def tasks(full_name: str) -> list[Task]:
+def tasks(full_name: str, *, patient: bool = False) -> list[Task]:
     from google.cloud import run_v2
 
     with translate(f"list tasks of {full_name.rsplit('/', 1)[-1]}"):
         pager = clients.tasks().list_tasks(
-            request=run_v2.ListTasksRequest(parent=full_name, page_size=500)
+            request=run_v2.ListTasksRequest(parent=full_name, page_size=500),
+            retry=_patient(patient),
         )
         return sorted((to_task(t) for t in pager), key=lambda t: t.index)
 

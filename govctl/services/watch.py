@@ -108,9 +108,9 @@ def watch(
     tasks_every = poll_s if execution.task_count <= 100 else max(poll_s, TASKS_POLL_MANY_S)
     tasks: list[Task] = []
     while True:
-        current = executions.get(execution.full)
+        current = executions.get(execution.full, patient=True)
         if time.monotonic() >= next_task_poll or current.done:
-            tasks = executions.tasks(execution.full)
+            tasks = executions.tasks(execution.full, patient=True)
             next_task_poll = time.monotonic() + tasks_every
         started = any(t.started for t in tasks)
         if started and (time.monotonic() >= next_log_poll or current.done):

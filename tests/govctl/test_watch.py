@@ -96,3 +96,52 @@ def test_the_view_off_a_terminal_tells_changes_once(capsys: pytest.CaptureFixtur
         " task 3   failed     attempt 1",
         " tasks  19 running, 1 failed",
     ]
+
+
+def test_a_watcher_rides_out_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a loopback Run API that is UNAVAILABLE twice before it answers."""
+    from concurrent import futures
+
+    import grpc
+    from google.cloud import run_v2
+
+    from govctl.errors import CloudError
+    from govctl.gcp import executions
+
+    calls: list[str] = []
+
+    def get_execution(
+        request: run_v2.GetExecutionRequest, context: grpc.ServicerContext
+    ) -> run_v2.Execution:
+        calls.append(request.name)
+        if len(calls) % 3:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
+        return run_v2.Execution(name=request.name, task_count=1, running_count=1)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "google.cloud.run.v2.Executions",
+                {
+                    "GetExecution": grpc.unary_unary_rpc_method_handler(
+                        get_execution,
+                        request_deserializer=run_v2.GetExecutionRequest.deserialize,
+                        response_serializer=run_v2.Execution.serialize,
+                    )
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    name = "projects/p/locations/europe-west2/jobs/ingest/executions/ingest-a"
+    try:
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+        with pytest.raises(CloudError, match="did not answer"):
+            executions.get(name)  # a one-off read says so at once
+        calls.clear()
+        assert executions.get(name, patient=True).status == "running"
+    finally:
+        server.stop(None)
+    assert len(calls) == 3
