@@ -667,3 +667,38 @@ def test_help_of_run_executions_and_logs_imports_no_google_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from google.cloud.logging_v2.types import LogEntry as LogEntryType
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "govctl", "logs", "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    try:
+        time.sleep(1.5)  # started and tailing (nothing to print yet)
+        clients.logging().write_log_entries(
+            log_name=f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
+            resource={
+                "type": "cloud_run_job",
+                "labels": {"project_id": PROJECT, "job_name": JOB, "location": REGION},
+            },
+            entries=[LogEntryType(json_payload={"message": "written while following"})],
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert "written while following" in line
+    assert proc.returncode == 0 and "Traceback" not in err
