@@ -293,9 +293,9 @@ class LiveView:
 # --------------------------------------------------------------------------- results
 
 
-def repositories_line(totals: Totals | None) -> str:
-    if totals is None:
-        return " repositories  unknown (the run reports could not be read)"
+def repositories_line(totals: Totals) -> str:
+    if totals.error:
+        return f" repositories  unknown: {totals.error}"
     if totals.tasks == 0:
         return " repositories  unknown (no task wrote a run report)"
     text = (

@@ -90,20 +90,17 @@ def show(
             }
             for t in d.tasks
         ]
-        data["repositories"] = (
-            None
-            if d.totals is None
-            else {
-                "reports": d.totals.tasks,
-                "processed": d.totals.processed,
-                "unchanged": d.totals.unchanged,
-                "failed": d.totals.failed,
-                "rejected": d.totals.rejected,
-                "interrupted": d.totals.interrupted,
-                "backing_off": d.totals.backing_off,
-                "failures": d.totals.failures,
-            }
-        )
+        data["repositories"] = {
+            "reports": d.totals.tasks,
+            "processed": d.totals.processed,
+            "unchanged": d.totals.unchanged,
+            "failed": d.totals.failed,
+            "rejected": d.totals.rejected,
+            "interrupted": d.totals.interrupted,
+            "backing_off": d.totals.backing_off,
+            "failures": d.totals.failures,
+            "error": d.totals.error,
+        }
         data["log_filter"] = d.log_filter
         data["log_uri"] = d.execution.log_uri
         render.json_out(data)
@@ -131,7 +128,7 @@ def show(
             for t in d.tasks
         ],
     )
-    if d.totals is not None and d.totals.failures:
+    if d.totals.failures:
         render.out()
         render.table(
             ["failed repository", "reason", "stage"],

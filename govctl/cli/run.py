@@ -208,9 +208,7 @@ def _finish(cfg: Any, execution: Any, as_json: bool) -> None:
         render.info(f"Details: govctl executions show {execution.name}")
 
 
-def _totals_json(totals: Any) -> dict[str, Any] | None:
-    if totals is None:
-        return None
+def _totals_json(totals: Any) -> dict[str, Any]:
     return {
         "reports": totals.tasks,
         "processed": totals.processed,
@@ -219,4 +217,5 @@ def _totals_json(totals: Any) -> dict[str, Any] | None:
         "rejected": totals.rejected,
         "interrupted": totals.interrupted,
         "backing_off": totals.backing_off,
+        "error": totals.error,
     }

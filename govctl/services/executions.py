@@ -59,7 +59,7 @@ def resolve(cfg: Config, name: str | None) -> Execution:
 class Details:
     execution: Execution
     tasks: list[Task]
-    totals: reports.Totals | None  # None when the reports cannot be read
+    totals: reports.Totals
     log_filter: str
     bucket: str
 
@@ -69,11 +69,12 @@ def bucket_of(cfg: Config, execution: Execution) -> str:
     return execution.env.get("GCS_BUCKET_NAME") or cfg.bucket
 
 
-def totals_of(cfg: Config, execution: Execution) -> reports.Totals | None:
+def totals_of(cfg: Config, execution: Execution) -> reports.Totals:
+    """The run reports' totals; when they cannot be read, why (the rest still shows)."""
     try:
         found = reports.read(bucket_of(cfg, execution), execution.name, cfg.project)
-    except GovctlError:
-        return None
+    except GovctlError as err:
+        return reports.Totals(tasks=0, error=str(err))
     return reports.totals(found)
 
 

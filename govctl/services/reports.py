@@ -37,6 +37,7 @@ class Totals:
     backing_off: int = 0  # failed before, not retried yet (ingestion/failures.py)
     to_do: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)  # {repo, reason, stage, detail}
+    error: str | None = None  # why the reports could not be read
 
 
 def totals(reports: list[dict[str, Any]]) -> Totals:

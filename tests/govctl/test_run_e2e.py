@@ -180,6 +180,13 @@ def test_a_failing_run_exits_1_with_the_tasks_error_line(
     name = execution.name.rsplit("/", 1)[1]
     assert f"Next: govctl logs --execution {name} --errors" in err
 
+    # Without the bucket the reports cannot be read: said, and the rest still shows.
+    clients.storage_client(PROJECT).bucket(BUCKET).delete(force=True)
+    code, out, _ = _govctl(capsys, "executions", "show", "--latest")
+    assert code == 0
+    assert f"repositories  unknown: read gs://{BUCKET}/_runs/{name}/: not found" in out
+    assert "task  status" in out
+
 
 def test_no_wait_prints_the_name_and_cancel_stops_it(
     cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
