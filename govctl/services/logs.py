@@ -19,6 +19,8 @@ from govctl.gcp import logs
 from govctl.gcp.logs import LogEntry, Suppressed
 
 EXECUTION_LABEL = logs.EXECUTION_LABEL
+FOLLOW_CHECK_S = 5.0  # how often `logs -f --execution` asks whether the execution ended
+GAP_MARGIN = timedelta(seconds=5)  # how far back a reconnect re-reads
 
 
 def quote(text: str) -> str:
@@ -124,7 +126,9 @@ def follow(
                 del seen[key]
 
     def gap() -> list[LogEntry]:
-        where = f'{filter_} AND timestamp>="{rfc3339(state["last"])}"'
+        # From a little before the last entry seen: tasks' clocks and log delivery are not in
+        # lockstep, so an entry stamped slightly earlier can arrive later. Overlaps are dropped.
+        where = f'{filter_} AND timestamp>="{rfc3339(state["last"] - GAP_MARGIN)}"'
         return logs.list_entries(project, where, limit=logs.MAX_PAGE, newest_first=False)
 
     tail = tail_factory(project, filter_).start()
@@ -166,8 +170,6 @@ def follow(
     finally:
         tail.close()
 
-
-FOLLOW_CHECK_S = 5.0  # how often `logs -f --execution` asks whether the execution ended
 
 # What a failed scheduler attempt's status means for this deployment (GCP-FACTS.md).
 SCHEDULER_STATUS = {
