@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import threading
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from govctl import render, render_run, validate
 from govctl.cli.options import Json, Project, Region, settings
+from govctl.config import Config
 from govctl.errors import GovctlError, UsageError
+
+if TYPE_CHECKING:
+    from govctl.gcp.executions import Execution
+    from govctl.render_run import LiveView
+    from govctl.services.reports import Totals
+    from govctl.services.run import RunRequest
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
@@ -81,7 +88,7 @@ def run(
     _run(cfg, request, no_wait=no_wait, follow=follow, as_json=json)
 
 
-def _run(cfg: Any, request: Any, *, no_wait: bool, follow: bool, as_json: bool) -> None:
+def _run(cfg: Config, request: RunRequest, *, no_wait: bool, follow: bool, as_json: bool) -> None:
     from govctl.services import executions as ex_service
     from govctl.services import run as run_service
     from govctl.services import watch
@@ -114,7 +121,7 @@ def _hints(name: str) -> str:
     return f"Follow: govctl logs --execution {name} -f\nCancel: govctl executions cancel {name}"
 
 
-def _watch(cfg: Any, execution: Any, follow: bool) -> Any:
+def _watch(cfg: Config, execution: Execution, follow: bool) -> Execution:
     from govctl.services import watch
 
     view = render_run.LiveView(execution)
@@ -123,7 +130,7 @@ def _watch(cfg: Any, execution: Any, follow: bool) -> Any:
         follower = _follower(cfg, execution, view, ended) if follow else None
         try:
             for snapshot in watch.watch(
-                cfg.project,
+                cfg.require_project(),
                 cfg.region,
                 cfg.job.name,
                 execution,
@@ -139,7 +146,9 @@ def _watch(cfg: Any, execution: Any, follow: bool) -> Any:
     return execution
 
 
-def _follower(cfg: Any, execution: Any, view: Any, ended: threading.Event) -> threading.Thread:
+def _follower(
+    cfg: Config, execution: Execution, view: LiveView, ended: threading.Event
+) -> threading.Thread:
     from govctl.services import logs
 
     filter_ = logs.execution_filter(cfg.region, cfg.job.name, execution.name)
@@ -148,7 +157,7 @@ def _follower(cfg: Any, execution: Any, view: Any, ended: threading.Event) -> th
     def pump() -> None:
         try:
             for item in logs.follow(
-                cfg.project, filter_, since=since, ended=ended.is_set, check_every=0.5
+                cfg.require_project(), filter_, since=since, ended=ended.is_set, check_every=0.5
             ):
                 if isinstance(item, logs.Notice):
                     view.line(f"[dim]{item.message}[/]")
@@ -162,7 +171,7 @@ def _follower(cfg: Any, execution: Any, view: Any, ended: threading.Event) -> th
     return thread
 
 
-def _finish(cfg: Any, execution: Any, as_json: bool) -> None:
+def _finish(cfg: Config, execution: Execution, as_json: bool) -> None:
     from govctl.gcp import executions
     from govctl.services import executions as ex_service
     from govctl.services import watch
@@ -171,7 +180,7 @@ def _finish(cfg: Any, execution: Any, as_json: bool) -> None:
     totals = ex_service.totals_of(cfg, execution)
     failed: list[tuple[Any, list[Any]]] = []
     if execution.status != "succeeded":
-        errors = watch.task_errors(cfg.project, cfg.region, cfg.job.name, execution.name)
+        errors = watch.task_errors(cfg.require_project(), cfg.region, cfg.job.name, execution.name)
         tasks = executions.tasks(execution.full)
         failed = [(t, errors.get(t.index, [])) for t in tasks if t.status == "failed"]
     if as_json:
@@ -208,7 +217,7 @@ def _finish(cfg: Any, execution: Any, as_json: bool) -> None:
         render.info(f"Details: govctl executions show {execution.name}")
 
 
-def _totals_json(totals: Any) -> dict[str, Any]:
+def _totals_json(totals: Totals) -> dict[str, Any]:
     return {
         "reports": totals.tasks,
         "processed": totals.processed,
