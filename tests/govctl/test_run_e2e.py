@@ -142,11 +142,17 @@ def test_run_limit_2_succeeds_appends_args_and_summarises(
     assert data["repositories"]["processed"] == 2
 
     # A second run without --force skips what is unchanged; --json is the whole result.
-    code, out, _ = _govctl(capsys, "run", "--json")
+    code, out, _ = _govctl(capsys, "run", "--json", "--tasks", "1", "--env", "MARK=second")
     result = json.loads(out)
     assert code == 0 and result["status"] == "succeeded"
     assert result["repositories"]["processed"] == 1
     assert result["repositories"]["unchanged"] == 2
+    second = clients.executions().get_execution(name=f"{JOB_PATH}/executions/{result['name']}")
+    assert second.task_count == 1
+    container = second.template.containers[0]
+    assert {e.name: e.value for e in container.env}["MARK"] == "second"
+    assert "GCS_BUCKET_NAME" in {e.name for e in container.env}  # added to, not replaced
+    assert list(container.args) == ["--allow-host", git_server.host, "--concurrency", "2"]
 
 
 def test_unknown_execution_lists_the_latest(
