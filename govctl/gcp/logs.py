@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from govctl import render
+from govctl.errors import CloudError
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
 
@@ -180,11 +181,20 @@ class Tail:
         request = TailLogEntriesRequest(
             resource_names=[f"projects/{self.project}"], filter=self.filter
         )
+        from google.api_core import exceptions as gex
+
         with translate(
             "follow logs", denied="following logs needs roles/logging.viewer on the project"
         ):
-            # The client reads the first response before returning: the stream is open.
-            self._stream = clients.logging().tail_log_entries(requests=iter([request]))
+            try:
+                # The client reads the first response before returning: the stream is open.
+                self._stream = clients.logging().tail_log_entries(requests=iter([request]))
+            except gex.ResourceExhausted as err:
+                raise CloudError(
+                    f"follow logs: Cloud Logging refused another live tail ({err.message})",
+                    fix="a project has at most 10 at once: stop another `govctl logs -f` or "
+                    "`gcloud logging tail`, or read without -f",
+                ) from None
         self._thread.start()
         return self
 

@@ -715,3 +715,45 @@ def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> 
         proc.kill()
     assert "written while following" in line
     assert proc.returncode == 0 and "Traceback" not in err
+
+
+def test_too_many_live_tails_is_said_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Against a loopback Logging API refusing TailLogEntries as at its 10-session limit."""
+    from concurrent import futures
+
+    import grpc
+    from google.cloud.logging_v2.types import TailLogEntriesRequest, TailLogEntriesResponse
+
+    def tail(requests: object, context: grpc.ServicerContext) -> None:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Too many concurrent tail sessions")
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "google.logging.v2.LoggingServiceV2",
+                {
+                    "TailLogEntries": grpc.stream_stream_rpc_method_handler(
+                        tail,
+                        request_deserializer=TailLogEntriesRequest.deserialize,
+                        response_serializer=TailLogEntriesResponse.serialize,
+                    )
+                },
+            ),
+        )
+    )
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+        code, out, err = _govctl(capsys, "logs", "-f")
+    finally:
+        server.stop(None)
+
+    assert code == 1 and out == ""
+    assert "refused another live tail" in err and "at most 10" in err
+    assert len(err.strip().splitlines()) == 1
