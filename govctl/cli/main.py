@@ -33,6 +33,8 @@ GROUPS: dict[str, str] = {
     "run": "govctl.cli.run:app",
     "executions": "govctl.cli.executions:app",
     "logs": "govctl.cli.logs:app",
+    "cost": "govctl.cli.cost:app",
+    "local": "govctl.cli.local:app",
 }
 
 

@@ -1,0 +1,87 @@
+"""What the job has used: the bucket's size, and its executions' task run times."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+from govctl.gcp import clients, executions
+from govctl.gcp.errors import translate
+
+
+def bucket_bytes(project: str, bucket: str, timeout_s: float = 20.0) -> int:
+    """The sum of the bucket's object sizes (live objects; one listing, retried ``timeout_s``)."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    with translate(f"list gs://{bucket}", not_found="create it with `govctl setup`"):
+        client = clients.storage_client(project)
+        blobs = client.list_blobs(
+            bucket,
+            fields="items(name,size),nextPageToken",
+            timeout=timeout_s,
+            retry=DEFAULT_RETRY.with_timeout(timeout_s),
+        )
+        return sum(blob.size or 0 for blob in blobs)
+
+
+def registry_bytes(project: str, location: str, repository: str) -> int | None:
+    """The Artifact Registry repository's size; None when it does not exist.
+
+    Google reports a repository's ``size_bytes``; where that is 0 (the emulator) the images'
+    sizes are summed, an upper bound as layers shared between images count once per image.
+    """
+    from google.api_core import exceptions as gexc
+
+    client = clients.artifact_registry()
+    name = f"projects/{project}/locations/{location}/repositories/{repository}"
+    with translate(f"read Artifact Registry repository {repository}"):
+        try:
+            size = client.get_repository(name=name).size_bytes
+        except gexc.NotFound:
+            return None
+        if size:
+            return int(size)
+        return sum(int(i.image_size_bytes) for i in client.list_docker_images(parent=name))
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One finished execution and the run time of each of its tasks that ran."""
+
+    execution: executions.Execution
+    task_seconds: tuple[float, ...]
+
+    @property
+    def started(self) -> datetime | None:
+        return self.execution.started or self.execution.created
+
+
+def finished(
+    job_path: str,
+    limit: int,
+    since: datetime | None = None,
+    *,
+    succeeded: int | None = None,
+) -> list[Usage]:
+    """The job's finished executions (newest first, started after ``since``) with task times.
+
+    ``succeeded=N`` keeps only the newest N successful ones. Tasks are read concurrently: one
+    ListTasks call per execution kept.
+    """
+    found = [
+        e
+        for e in executions.list_for_job(job_path, limit)
+        if e.done and (since is None or ((e.started or e.created) or since) >= since)
+        if succeeded is None or e.status == "succeeded"
+    ][:succeeded]
+    if not found:
+        return []
+
+    def times(ex: executions.Execution) -> tuple[float, ...]:
+        return tuple(
+            d for t in executions.tasks(ex.full) if (d := t.duration_s()) is not None and d >= 0
+        )
+
+    with ThreadPoolExecutor(max_workers=min(8, len(found))) as pool:
+        return [Usage(e, t) for e, t in zip(found, pool.map(times, found), strict=True)]
