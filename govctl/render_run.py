@@ -87,7 +87,7 @@ def _styled(text: str, style: str) -> str:
 # --------------------------------------------------------------------------- log entries
 
 
-def entry_text(entry: LogEntry, *, with_date: bool = True) -> Text:
+def entry_text(entry: LogEntry, *, with_date: bool = True, with_task: bool = True) -> Text:
     """One compact line: time, severity (coloured), task, message, then repo/reason/stage."""
     from rich.text import Text
 
@@ -95,7 +95,7 @@ def entry_text(entry: LogEntry, *, with_date: bool = True) -> Text:
     line = Text(when + " ", style="dim")
     severity = entry.severity if entry.severity != "DEFAULT" else "-"
     line.append(f"{severity:<8} ", style=SEVERITY_STYLE.get(entry.severity, ""))
-    if entry.task_index is not None:
+    if entry.task_index is not None and with_task:
         line.append(f"task {entry.task_index:<3} ", style="cyan")
         if entry.attempt:  # a retry: its lines are not the first attempt's
             line.append(f"(attempt {entry.attempt + 1}) ", style="cyan")
@@ -322,26 +322,48 @@ def outcome_line(execution: Execution, now: datetime | None = None) -> str:
     return f"Execution {execution.name} {execution.status} for {took}"
 
 
-def failed_task_lines(task: Task, errors: list[LogEntry]) -> list[Text]:
-    from rich.text import Text
-
-    how = []
-    if task.timed_out:
-        how.append("timed out")
+def _how(task: Task) -> str:
+    how = ["timed out"] if task.timed_out else []
     if task.term_signal:
         how.append(f"signal {task.term_signal}")
     elif task.exit_code is not None:
         how.append(f"exit {task.exit_code}")
-    how.append(f"attempt {task.attempt}")
-    lines = [Text(f" task {task.index}  " + "  ".join(how), style="bold")]
-    if task.message and not errors:
-        lines.append(Text(f"   {task.message}"))
-    for entry in errors:
-        line = Text("   ")
-        line.append_text(entry_text(entry, with_date=False))
-        lines.append(line)
-    if not errors:
-        lines.append(Text("   (no ERROR log line from this task)", style="dim"))
+    return "  ".join([*how, f"attempt {task.attempt}"])
+
+
+def _causes(errors: list[LogEntry]) -> list[LogEntry]:
+    """The lines that say why: the job's closing summary line (it carries ``counts``) only
+    when there is nothing else."""
+    causes = [e for e in errors if "counts" not in e.fields]
+    return causes or errors
+
+
+def failed_tasks_lines(failed: list[tuple[Task, list[LogEntry]]], limit: int = 10) -> list[Text]:
+    """Each failed task's exit and its last ERROR lines; tasks that failed the same way
+    (same exit, same messages) are said once, as a group."""
+    from rich.text import Text
+
+    groups: dict[tuple[str, tuple[str, ...]], list[tuple[Task, list[LogEntry]]]] = {}
+    for task, errors in failed:
+        causes = _causes(errors)
+        key = (_how(task), tuple(e.message for e in causes) or (task.message,))
+        groups.setdefault(key, []).append((task, causes))
+    lines: list[Text] = []
+    for (how, _), members in list(groups.items())[:limit]:
+        task, causes = members[0]
+        indexes = [str(t.index) for t, _ in members]
+        who = f"task {indexes[0]}" if len(members) == 1 else "tasks " + ", ".join(indexes[:8])
+        if len(members) > 8:
+            who += f" and {len(members) - 8} more"
+        lines.append(Text(f" {who}  {how}", style="bold"))
+        for entry in causes:
+            line = Text("   ")
+            line.append_text(entry_text(entry, with_date=False, with_task=len(members) == 1))
+            lines.append(line)
+        if not causes:
+            lines.append(Text(f"   {task.message or '(no ERROR log line from this task)'}"))
+    if len(groups) > limit:
+        lines.append(Text(f" … and {len(groups) - limit} more kinds of failure"))
     return lines
 
 

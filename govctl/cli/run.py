@@ -205,11 +205,7 @@ def _finish(cfg: Config, execution: Execution, as_json: bool) -> None:
             render_run.outcome_line(execution),
             render_run.repositories_line(totals),
         ]
-        for task, errs in failed[:10]:
-            lines += render_run.failed_task_lines(task, errs)
-        if len(failed) > 10:
-            lines.append(f" … and {len(failed) - 10} more failed tasks")
-        render_run.print_lines(lines)
+        render_run.print_lines(lines + render_run.failed_tasks_lines(failed))
     if execution.status != "succeeded":
         render.info(f"Next: govctl logs --execution {execution.name} --errors")
         raise typer.Exit(1)

@@ -174,14 +174,16 @@ def test_unknown_execution_lists_the_latest(
 def test_a_failing_run_exits_1_with_the_tasks_error_line(
     cloud: Emulator, git_server: GitServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _create_job("http://127.0.0.1:9/repos.json", git_server)
+    _create_job("http://127.0.0.1:9/repos.json", git_server, tasks=2)
 
     code, out, err = _govctl(capsys, "run")
 
     assert code == 1
-    assert "FAILED" in out and "1 of 1 tasks failed" in out
-    assert "task 0  exit 1" in out
-    assert "feed unreadable" in out  # the task's own CRITICAL line, not "view details"
+    assert "FAILED" in out and "2 of 2 tasks failed" in out
+    # The tasks failed alike: said once, with the tasks' own CRITICAL line, not "view details".
+    assert " tasks 0, 1  exit 1  attempt 1" in out
+    assert out.count("feed unreadable") == 1
+    assert "finished:" not in out  # the job's closing summary adds nothing to the cause
     (execution,) = _executions()
     name = execution.name.rsplit("/", 1)[1]
     assert f"Next: govctl logs --execution {name} --errors" in err
