@@ -191,7 +191,7 @@ def _follow(project: str, filter_: str, backlog: int, target: Any, printer: Any)
         full = target.full
 
         def ended() -> bool:
-            return executions.get(full).done
+            return executions.get(full, patient=True).done
 
     try:
         for item in service.follow(

@@ -21,6 +21,7 @@ from govctl.gcp.logs import LogEntry, Suppressed
 EXECUTION_LABEL = logs.EXECUTION_LABEL
 FOLLOW_CHECK_S = 5.0  # how often `logs -f --execution` asks whether the execution ended
 GAP_MARGIN = timedelta(seconds=5)  # how far back a reconnect re-reads
+GAP_LIMIT = 100_000  # entries a reconnect reads back (pages of 1,000)
 
 
 def quote(text: str) -> str:
@@ -129,7 +130,7 @@ def follow(
         # From a little before the last entry seen: tasks' clocks and log delivery are not in
         # lockstep, so an entry stamped slightly earlier can arrive later. Overlaps are dropped.
         where = f'{filter_} AND timestamp>="{rfc3339(state["last"] - GAP_MARGIN)}"'
-        return logs.list_entries(project, where, limit=logs.MAX_PAGE, newest_first=False)
+        return logs.list_entries(project, where, limit=GAP_LIMIT, newest_first=False)
 
     tail = tail_factory(project, filter_).start()
     try:
