@@ -518,14 +518,15 @@ def test_follow_reconnects_without_duplicates_or_losses(cloud: Emulator) -> None
     write("live-1")
     wait_for(3)
     tails[0]._stream.cancel()  # the connection drops…
-    write("gap-1", "gap-2")  # …entries written while no stream is open
-    wait_for(5)
+    gap = [f"gap-{i}" for i in range(1200)]  # more than a page of ListLogEntries
+    write(*gap)  # …entries written while no stream is open
+    wait_for(1203)
     write("after-1")
-    wait_for(6)
+    wait_for(1204)
     stop.set()
     reader.join(timeout=10)
 
-    assert seen == ["before-1", "before-2", "live-1", "gap-1", "gap-2", "after-1"]
+    assert seen == ["before-1", "before-2", "live-1", *gap, "after-1"]
     assert len(tails) == 2 and any("reconnecting" in n for n in notices)
 
 
