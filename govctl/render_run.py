@@ -249,6 +249,7 @@ class LiveView:
         from rich.console import Group
         from rich.progress_bar import ProgressBar
         from rich.table import Table
+        from rich.text import Text
 
         now = datetime.now(UTC)
         rows = Table.grid(padding=(0, 2))
@@ -275,6 +276,8 @@ class LiveView:
         if not tasks:
             parts.append(" waiting for the tasks to start")
         repos = snap.repositories() if snap else None
+        if repos is None and any(t.status == "running" for t in tasks):
+            parts.append(Text(" repositories  counted once the tasks have planned", style="dim"))
         if repos is not None:
             done, total = repos
             bar = Table.grid(padding=(0, 2))

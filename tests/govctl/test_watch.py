@@ -145,3 +145,34 @@ def test_a_watcher_rides_out_unavailable(monkeypatch: pytest.MonkeyPatch) -> Non
     finally:
         server.stop(None)
     assert len(calls) == 3
+
+
+def test_the_live_view_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from rich.console import Console
+
+    from govctl.render_run import LiveView
+
+    execution = Execution("ingest-a", "x", "ingest", "running", None, "", T0, T0, None, 2, 0,
+                          0, 0, 2, 0, "")  # fmt: skip
+    view = LiveView(execution, live=True)  # not entered: no refresh thread
+
+    def draw() -> str:
+        out = io.StringIO()
+        Console(file=out, width=100, color_system=None).print(view._renderable())
+        return out.getvalue()
+
+    view.update(watch.Snapshot(execution, [_task(0, "running"), _task(1, "pending")], {}, T0))
+    assert "counted once the tasks have planned" in draw()
+
+    now = datetime.now(UTC)
+    progress = {
+        0: watch.TaskProgress(5, 10, 60.0, now),
+        1: watch.TaskProgress(0, 10, None, now),
+    }
+    view.update(watch.Snapshot(execution, [_task(0, "running"), _task(1, "running")],
+                               progress, now))  # fmt: skip
+    screen = draw()
+    assert "task 0" in screen and "attempt 1" in screen
+    assert "5/20" in screen and "ETA 0:5" in screen  # 60 s from a line written just now
