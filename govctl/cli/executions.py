@@ -139,6 +139,8 @@ def show(
     render.out(f"  {d.log_filter}")
     if d.execution.log_uri:
         render.out(f"Console: {d.execution.log_uri}")
+    if e.status == "failed":
+        render.info(f"Next: govctl logs --execution {e.name} --errors")
 
 
 def _exit(task: Any) -> str:
