@@ -253,6 +253,9 @@ def test_logs_errors_latest_shows_the_failing_repository(
     everything = [json.loads(line) for line in out_all.splitlines()]
     assert len(last3) == 3
     assert [o["insert_id"] for o in last3] == [o["insert_id"] for o in everything[-3:]]
+    # --grep: a text anywhere in the entry.
+    found = _govctl(capsys, "logs", "--latest", "--grep", "alphagov/missing", "--json")[1]
+    assert found and all("alphagov/missing" in line for line in found.splitlines())
     # Time ranges: the last hour has them all, a range in the future none.
     assert _govctl(capsys, "logs", "--since", "1h", "-n", "500", "--json")[1] == out_all
     code, out, err = _govctl(capsys, "logs", "--from", "2099-01-01T00:00Z")
