@@ -763,3 +763,34 @@ def test_too_many_live_tails_is_said_with_the_fix(
     assert code == 1 and out == ""
     assert "refused another live tail" in err and "at most 10" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_logs_piped_into_head_ends_quietly(cloud: Emulator) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from google.cloud.logging_v2.types import LogEntry as LogEntryType
+
+    clients.logging().write_log_entries(
+        log_name=f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
+        resource={
+            "type": "cloud_run_job",
+            "labels": {"project_id": PROJECT, "job_name": JOB, "location": REGION},
+        },
+        entries=[
+            LogEntryType(json_payload={"message": f"line {i} " + "x" * 200}) for i in range(1000)
+        ],
+    )
+    proc = subprocess.run(
+        f"{sys.executable} -m govctl logs -n 1000 --json | head -n 1; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        timeout=60,
+    )
+    assert proc.returncode == 1  # click's convention for a closed pipe (EPIPE), said quietly
+    assert proc.stderr == ""
+    assert json.loads(proc.stdout)["message"].startswith("line 0 ")
