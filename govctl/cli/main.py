@@ -31,6 +31,9 @@ GROUPS: dict[str, str] = {
     "schedule": "govctl.cli.schedule:app",
     "status": "govctl.cli.status:app",
     "emulator": "govctl.cli.emulator:app",
+    "run": "govctl.cli.run:app",
+    "executions": "govctl.cli.executions:app",
+    "logs": "govctl.cli.logs:app",
     "cost": "govctl.cli.cost:app",
     "local": "govctl.cli.local:app",
 }
