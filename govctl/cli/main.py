@@ -28,14 +28,14 @@ GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
     "deploy": "govctl.cli.deploy:app",
-    "schedule": "govctl.cli.schedule:app",
-    "status": "govctl.cli.status:app",
-    "emulator": "govctl.cli.emulator:app",
     "run": "govctl.cli.run:app",
     "executions": "govctl.cli.executions:app",
     "logs": "govctl.cli.logs:app",
+    "schedule": "govctl.cli.schedule:app",
+    "status": "govctl.cli.status:app",
     "cost": "govctl.cli.cost:app",
     "local": "govctl.cli.local:app",
+    "emulator": "govctl.cli.emulator:app",
 }
 
 

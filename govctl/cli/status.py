@@ -37,12 +37,16 @@ def _lines(st: Any, now: datetime) -> list[tuple[str, str]]:
     else:
         job = st.job.value
         commit = job.labels.get("commit-sha", "")
-        rows.append(("Job", f"{_short_image(job.image)}" + (f" (commit {commit[:7]})" if commit
-                     else "") + (f", deployed {when(job.update_time)}" if job.update_time else "")))  # fmt: skip
-        memory = validate.format_memory(job.memory_mib) if isinstance(job.memory_mib, int) else (
-            job.memory_mib)  # fmt: skip
+        image = _short_image(job.image) + (f" (commit {commit[:7]})" if commit else "")
+        if job.update_time:
+            image += f", deployed {when(job.update_time)}"
+        rows.append(("Job", image))
+        memory = job.memory_mib
+        if isinstance(memory, int):
+            memory = validate.format_memory(memory)
+        timeout = validate.format_duration(job.task_timeout)
         rows.append(("", f"{job.cpu} vCPU · {memory} · {job.tasks} task(s) · timeout "
-                     f"{validate.format_duration(job.task_timeout)} · retries {job.max_retries}"))  # fmt: skip
+                     f"{timeout} · retries {job.max_retries}"))  # fmt: skip
     if st.schedule.error:
         rows.append(("Schedule", f"unreadable: {st.schedule.error}"))
     elif st.schedule.value[0] is None:
@@ -73,7 +77,8 @@ def _lines(st: Any, now: datetime) -> list[tuple[str, str]]:
         shown = ", ".join(f"{f['repo']} ({f.get('reason', '?')} since "
                           f"{f.get('first_failed', '?')[:10]})" for f in items[:3])  # fmt: skip
         more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-        rows.append(("Failing", f"{len(items)} repositories keep failing: {shown}{more}"))
+        count = "1 repository keeps" if len(items) == 1 else f"{len(items)} repositories keep"
+        rows.append(("Failing", f"{count} failing: {shown}{more}"))
     if st.cost.error:
         rows.append(("Cost", f"unavailable: {st.cost.error}"))
     else:
@@ -101,15 +106,14 @@ def _json(st: Any) -> dict[str, Any]:
         return {"error": p.error} if p.error else value
 
     spec, words, upcoming = st.schedule.value if st.schedule.value else (None, "", None)
+    schedule = spec and {**render.plain(spec), "description": words, "next": upcoming}
+    runs = [{**render.plain(r.execution), "reports": r.totals} for r in st.runs.value or []]
     return {
         "project": st.project,
         "region": st.region,
         "job": part(st.job, st.job.value),
-        "schedule": part(st.schedule, spec and {**render.plain(spec), "description": words,
-                                                "next": upcoming}),  # fmt: skip
-        "executions": part(st.runs, [
-            {**render.plain(r.execution), "reports": r.totals} for r in st.runs.value or []
-        ]),  # fmt: skip
+        "schedule": part(st.schedule, schedule),
+        "executions": part(st.runs, runs),
         "bucket": part(st.bucket, st.bucket.value),
         "persistent_failures": part(st.failing, st.failing.value),
         "cost_per_month_usd": part(st.cost, st.cost.value),
