@@ -13,8 +13,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from govctl.config import Config
-from govctl.errors import GovctlError
+from govctl.errors import GovctlError, NotFound
 from govctl.gcp import executions, jobs, scheduler, usage
+from govctl.services import executions as runs
 from govctl.services import reports
 from govctl.services import schedule as schedules
 
@@ -66,13 +67,14 @@ def _schedule(cfg: Config, now: datetime) -> tuple[Any, str, datetime | None]:
 
 
 def _runs(cfg: Config) -> list[Run]:
-    recent = executions.list_for_job(cfg.job_path, RECENT)
+    try:
+        recent = executions.list_for_job(cfg.job_path, RECENT)
+    except NotFound:
+        return []  # not deployed: the job's line says so
 
     def with_totals(ex: executions.Execution) -> Run:
-        try:
-            return Run(ex, reports.totals(reports.read(cfg.bucket, ex.name, cfg.project)))
-        except GovctlError:
-            return Run(ex, None)
+        totals = runs.totals_of(cfg, ex)
+        return Run(ex, None if totals.error else totals)
 
     with ThreadPoolExecutor(max_workers=RECENT) as pool:
         return list(pool.map(with_totals, recent))
