@@ -11,7 +11,7 @@ install: $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 
 demo: install
-	$(PY) -m ingestion.demo
+	$(PY) -m govctl.demo
 
 lint: install
 	$(VENV)/bin/ruff check govctl ingestion tests

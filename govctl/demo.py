@@ -21,16 +21,21 @@ from pathlib import Path
 
 PROJECT = "demo-project"
 REGION = "europe-west2"
-STEPS: list[list[str]] = [
-    ["deploy", "--dry-run"],
-    ["deploy", "-y"],
-    ["run", "--limit", "10"],
-    ["executions", "show", "--latest"],
-    ["logs", "--errors", "--latest"],
-    ["schedule", "show"],
-    ["cost"],
-    ["status"],
+# (the command, the exit status it should have). The sample feed names one repository that
+# no longer exists: the first run fails on it and says why; the next, with nothing changed,
+# skips it as a known failure and succeeds.
+STEPS: list[tuple[list[str], int]] = [
+    (["deploy", "--dry-run"], 0),
+    (["deploy", "-y"], 0),
+    (["run", "--limit", "10"], 1),
+    (["logs", "--errors", "--latest"], 0),
+    (["run"], 0),
+    (["executions", "list"], 0),
+    (["schedule", "show", "--next", "3"], 0),
+    (["cost"], 0),
+    (["status"], 0),
 ]
+GONE = {"owner": "demo-org", "name": "demo-retired-service", "pushedAt": "2024-01-01T00:00:00Z"}
 
 
 def _say(text: str) -> None:
@@ -98,6 +103,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(work / "emulator")  # each demo starts from an empty cloud
     work.mkdir(parents=True, exist_ok=True)
     feed = build(work)
+    entries = json.loads(feed.read_text(encoding="utf-8"))
+    gone = work / "repos" / GONE["owner"] / GONE["name"]  # never created: deleted upstream
+    entries.append({**GONE, "url": gone.as_uri()})
+    feed.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
     settings = _write_settings(work, feed)
     base = {k: v for k, v in os.environ.items() if not k.startswith(("GOVCTL_", "STORAGE_EMU"))}
     base["GOVCTL_CONFIG"] = str(settings)
@@ -107,9 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         _say("# one-time setup: the job's service account and the digest bucket")
         _one_time_setup(env)
-        for step in STEPS:
+        for step, expected in STEPS:
             code = _govctl(step, env, work)
-            failed += code != 0
+            if code != expected:
+                failed += 1
+                _say(f"# unexpected: exit {code}, expected {expected}")
     finally:
         _govctl(["emulator", "stop", "--state-dir", str(work / "emulator")], env, work)
     _say(f"settings: {settings}; {failed} step(s) failed")

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ def error(message: str) -> None:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, enum.Enum):
@@ -67,6 +69,22 @@ def to_json(data: Any) -> str:
 
 def json_out(data: Any) -> None:
     out(to_json(data))
+
+
+def when(moment: datetime | None) -> str:
+    """A time in the operator's zone, with its offset: ``2026-11-30 14:02 (+00:00)``."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone()
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} ({offset[:3]}:{offset[3:]})"
+
+
+def plain(value: Any) -> Any:
+    """A dataclass as a dict (for ``--json``); anything else as it is."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
 
 
 def _cell(value: Any) -> str:

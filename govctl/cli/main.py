@@ -28,11 +28,15 @@ GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
     "deploy": "govctl.cli.deploy:app",
+    "run": "govctl.cli.run:app",
+    "executions": "govctl.cli.executions:app",
+    "logs": "govctl.cli.logs:app",
     "schedule": "govctl.cli.schedule:app",
-    "emulator": "govctl.cli.emulator:app",
+    "status": "govctl.cli.status:app",
     "cost": "govctl.cli.cost:app",
     "local": "govctl.cli.local:app",
     "doctor": "govctl.cli.doctor:app",
+    "emulator": "govctl.cli.emulator:app",
 }
 
 

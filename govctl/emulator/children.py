@@ -3,8 +3,9 @@
 Three layers, because a ``kill -9`` of the emulator runs none of its cleanup code:
 
 - On Linux each child asks the kernel to SIGKILL it when the emulator dies
-  (``PR_SET_PDEATHSIG``). The kernel ties that to the *thread* that forked the child, so all
-  children are forked by one thread that lives as long as the process.
+  (``PR_SET_PDEATHSIG``, set by ``setpriv`` before it execs the command). The kernel ties
+  that to the *thread* that forked the child, so all children are forked by one thread that
+  lives as long as the process.
 - Each child runs in its own session (its process group id is its pid) and is recorded,
   with its start time, in ``children.json`` in the state directory while it runs.
 - The next ``start`` on that directory (or ``govctl emulator stop`` when nothing runs)
@@ -19,12 +20,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -36,24 +38,21 @@ CHILDREN_FILE = "children.json"
 _SPAWNER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spawner")
 
 
-def _die_with_parent_fn() -> Callable[[], None] | None:
+def _die_with_parent_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL --`` (util-linux) on Linux: the child sets PR_SET_PDEATHSIG
+    itself and then execs the command.
+
+    Not a ``preexec_fn``: that makes Python fork() instead of vfork(), and fork() runs gRPC's
+    atfork handlers, which pause and resume the emulator's own gRPC threads under load —
+    streams were reset (RST_STREAM) and task output lost. ``setpriv`` keeps the spawn a vfork.
+    """
     if not sys.platform.startswith("linux"):
-        return None
-    import ctypes
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before fork, not in the child
-    pr_set_pdeathsig = 1
-    parent = os.getpid()
-
-    def die_with_parent() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() != parent:  # the emulator died before prctl took effect
-            os._exit(1)
-
-    return die_with_parent
+        return []
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
-_DIE_WITH_PARENT = _die_with_parent_fn()
+_DIE_WITH_PARENT = _die_with_parent_prefix()
 
 
 def start_time(pid: int) -> str | None:
@@ -85,7 +84,7 @@ class Children:
 
         def start() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
-                list(argv), start_new_session=True, preexec_fn=_DIE_WITH_PARENT, **popen
+                [*_DIE_WITH_PARENT, *argv], start_new_session=True, **popen
             )
 
         proc = _SPAWNER.submit(start).result()

@@ -41,6 +41,9 @@ class Execution:
     retried: int
     log_uri: str
     labels: dict[str, str] = field(default_factory=dict)
+    # The first container as this execution ran it (the job's spec with the run's overrides).
+    args: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def done(self) -> bool:
@@ -71,6 +74,16 @@ class Task:
     def duration_s(self, now: datetime | None = None) -> float | None:
         end = self.completed or now
         return (end - self.started).total_seconds() if self.started and end else None
+
+
+@dataclass(frozen=True)
+class JobContainer:
+    """The deployed job's (first) container: what a run starts from."""
+
+    image: str
+    args: tuple[str, ...]
+    env: dict[str, str]
+    task_count: int
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,8 @@ def to_execution(ex: Any) -> Execution:
         status = "running"
     else:
         status = "pending"
+    containers = ex.template.containers if "template" in ex else []
+    container = containers[0] if containers else None
     return Execution(
         name=ex.name.rsplit("/", 1)[-1],
         full=ex.name,
@@ -135,6 +150,8 @@ def to_execution(ex: Any) -> Execution:
         retried=ex.retried_count,
         log_uri=ex.log_uri,
         labels=dict(ex.labels),
+        args=tuple(container.args) if container is not None else (),
+        env={e.name: e.value for e in container.env} if container is not None else {},
     )
 
 
@@ -198,9 +215,46 @@ def run(job_path: str, overrides: Overrides | None = None) -> Execution:
         return to_execution(operation.metadata)
 
 
-def get(full_name: str) -> Execution:
+def job_container(job_path: str) -> JobContainer:
+    """The job's image, arguments and environment, as deployed."""
+    with translate(
+        f"get job {job_path.rsplit('/', 1)[-1]}", not_found="deploy it first: govctl deploy"
+    ):
+        job = clients.jobs().get_job(name=job_path)
+    containers = job.template.template.containers
+    first = containers[0] if containers else None
+    return JobContainer(
+        image=first.image if first is not None else "",
+        args=tuple(first.args) if first is not None else (),
+        env={e.name: e.value for e in first.env} if first is not None else {},
+        task_count=job.template.task_count or 1,
+    )
+
+
+def _patient(patient: bool) -> Any:
+    """For a watcher: ride out a minute of UNAVAILABLE or timeouts rather than stop
+    watching an execution that goes on regardless (reads are safe to repeat)."""
+    from google.api_core import exceptions as gex
+    from google.api_core import gapic_v1, retry
+
+    if not patient:
+        return gapic_v1.method.DEFAULT
+    return retry.Retry(
+        predicate=retry.if_exception_type(gex.ServiceUnavailable, gex.DeadlineExceeded),
+        initial=0.5,
+        maximum=10.0,
+        timeout=PATIENCE_S,
+    )
+
+
+PATIENCE_S = 60.0
+
+
+def get(full_name: str, *, patient: bool = False) -> Execution:
     with translate(f"get execution {full_name.rsplit('/', 1)[-1]}"):
-        return to_execution(clients.executions().get_execution(name=full_name))
+        return to_execution(
+            clients.executions().get_execution(name=full_name, retry=_patient(patient))
+        )
 
 
 def list_for_job(job_path: str, limit: int = 20) -> list[Execution]:
@@ -223,12 +277,13 @@ def list_for_job(job_path: str, limit: int = 20) -> list[Execution]:
     return result
 
 
-def tasks(full_name: str) -> list[Task]:
+def tasks(full_name: str, *, patient: bool = False) -> list[Task]:
     from google.cloud import run_v2
 
     with translate(f"list tasks of {full_name.rsplit('/', 1)[-1]}"):
         pager = clients.tasks().list_tasks(
-            request=run_v2.ListTasksRequest(parent=full_name, page_size=500)
+            request=run_v2.ListTasksRequest(parent=full_name, page_size=500),
+            retry=_patient(patient),
         )
         return sorted((to_task(t) for t in pager), key=lambda t: t.index)
 

@@ -85,3 +85,72 @@ def finished(
 
     with ThreadPoolExecutor(max_workers=min(8, len(found))) as pool:
         return [Usage(e, t) for e, t in zip(found, pool.map(times, found), strict=True)]
+
+
+@dataclass(frozen=True)
+class DigestStats:
+    """The digests in the bucket (``owner/name.md``; the job's own ``_…`` objects left out)."""
+
+    bucket: str
+    location: str | None
+    digests: int
+    bytes: int
+    oldest: datetime | None  # processedAt metadata
+    newest: datetime | None
+
+
+def _processed_at(metadata: dict[str, str] | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat((metadata or {})["processedAt"].replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
+
+
+def digest_stats(project: str, bucket: str) -> DigestStats | None:
+    """One listing of the bucket; None when the bucket does not exist."""
+    from google.api_core import exceptions as gexc
+
+    with translate(f"list gs://{bucket}"):
+        client = clients.storage_client(project)
+        try:
+            location = client.get_bucket(bucket).location
+        except gexc.NotFound:
+            return None
+        count = size = 0
+        times: list[datetime] = []
+        for blob in client.list_blobs(bucket, fields="items(name,size,metadata),nextPageToken"):
+            if blob.name.startswith("_") or not blob.name.endswith(".md"):
+                continue
+            count += 1
+            size += blob.size or 0
+            at = _processed_at(blob.metadata)
+            if at is not None:
+                times.append(at)
+    return DigestStats(bucket, location, count, size, min(times, default=None),
+                       max(times, default=None))  # fmt: skip
+
+
+# Where the job remembers repositories that keep failing (ingestion/failures.py).
+FAILURES_OBJECT = "_state/failures.json"
+
+
+def persistent_failures(project: str, bucket: str) -> list[dict[str, str]]:
+    """The repositories that failed in their last attempt: repo, reason, first/last failure,
+    failures, retry_after; the longest-failing first."""
+    import json
+
+    from google.api_core import exceptions as gexc
+
+    with translate(f"read gs://{bucket}/{FAILURES_OBJECT}"):
+        blob = clients.storage_client(project).bucket(bucket).blob(FAILURES_OBJECT)
+        try:
+            data = json.loads(blob.download_as_bytes())
+        except gexc.NotFound:
+            return []
+        except ValueError:
+            return []  # half-written or foreign: the job itself reports that
+    if not isinstance(data, dict):
+        return []
+    found = [{"repo": str(repo), **{k: str(v) for k, v in record.items()}}
+             for repo, record in data.items() if isinstance(record, dict)]  # fmt: skip
+    return sorted(found, key=lambda r: r.get("first_failed", ""))
