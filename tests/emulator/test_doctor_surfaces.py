@@ -4,10 +4,6 @@ and tasks killed for exceeding their memory limit."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 from google.api_core import exceptions
 from google.cloud import billing_v1, iam_admin_v1, scheduler_v1
@@ -155,18 +151,3 @@ def test_a_task_within_its_limit_is_not_killed(emulator: Emulator) -> None:
     job = create(jobs, "small", job_spec("x = b'x' * (100 << 20); print(len(x))", memory="512Mi"))
     name = jobs.run_job(name=job.name).metadata.name
     assert wait_execution(executions, name).succeeded_count == 1
-
-
-def test_grpc_fork_support_is_off_before_grpc_is_imported() -> None:
-    # With it on, children forked while RPCs were served sometimes aborted before exec
-    # (signal 6): tasks and fake-gcs-server failed at random (7 of 480 spawns under load).
-    code = (
-        "import sys, os\n"
-        "import govctl.emulator.server\n"
-        "print(os.environ.get('GRPC_ENABLE_FORK_SUPPORT'))\n"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "GRPC_ENABLE_FORK_SUPPORT"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-    )
-    assert proc.stdout.strip() == "0"
