@@ -83,9 +83,7 @@ class Children:
         """``subprocess.Popen`` in a new session, dying with the emulator, recorded."""
 
         def start() -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                [*_DIE_WITH_PARENT, *argv], start_new_session=True, **popen
-            )
+            return subprocess.Popen([*_DIE_WITH_PARENT, *argv], start_new_session=True, **popen)
 
         proc = _SPAWNER.submit(start).result()
         with self._lock:
