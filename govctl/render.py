@@ -156,12 +156,14 @@ def _plan_value(value: Any) -> str:
 
 
 def plan(data: Mapping[str, Any]) -> None:
-    """A deploy plan like `terraform plan`: + create, ~ update `old → new`, = unchanged."""
+    """A plan (deploy's, setup's) like `terraform plan`: + create, ~ update `old → new`,
+    = unchanged; then its notes, and the counts."""
     out(f"Plan for project {data['project']}, {data['region']}")
     out()
+    kind_width = max([9, *(len(r["kind"]) for r in data["resources"])])
     for res in data["resources"]:
         mark = _PLAN_MARK[res["action"]]
-        kind = f"{res['kind']:<9}"
+        kind = f"{res['kind']:<{kind_width}}"
         suffix = "   (unchanged)" if res["action"] == "unchanged" else ""
         out(_colour(f"  {mark} {kind} {res['name']}{suffix}", res["action"]))
         width = max((len(c["field"]) for c in res["changes"]), default=0)
@@ -173,6 +175,11 @@ def plan(data: Mapping[str, Any]) -> None:
                 out(f"      {change['field']:<{width}}  {new}")
             else:
                 out(f"      {change['field']:<{width}}  {_plan_value(change['old'])}  →  {new}")
+    notes = data.get("notes") or ()
+    if notes:
+        out()
+    for note in notes:
+        out(f"  note: {note}")
     summary = data["summary"]
     out()
     out(f"{summary['to_add']} to add, {summary['to_change']} to change, "

@@ -27,6 +27,7 @@ from govctl.errors import GovctlError
 GROUPS: dict[str, str] = {
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
+    "setup": "govctl.cli.setup:app",
     "deploy": "govctl.cli.deploy:app",
     "run": "govctl.cli.run:app",
     "executions": "govctl.cli.executions:app",

@@ -2,8 +2,9 @@
 
 Reads (``project_policy``, ``job_policy``, ``test_*``, ``service_account``) serve ``govctl
 doctor``; ``grant_on_project`` is IAM's read-modify-write with the etag (a concurrent change
-is ABORTED and reported, never overwritten). Granting on a job is
-:func:`govctl.gcp.jobs.add_member`.
+is ABORTED and reported, never overwritten); ``create_service_account`` serves ``govctl
+setup``. Granting on a job is :func:`govctl.gcp.jobs.add_member`, on a bucket
+:func:`govctl.gcp.buckets.add_member`.
 """
 
 from __future__ import annotations
@@ -189,3 +190,34 @@ def grant_on_project(project: str, role: str, member: str) -> bool:
             return False
         rm.set_iam_policy(request={"resource": f"projects/{project}", "policy": policy})
     return True
+
+
+def create_service_account(
+    project: str, account_id: str, display_name: str = "", description: str = ""
+) -> ServiceAccount:
+    """Create ``account_id@project.iam.gserviceaccount.com``; an account made meanwhile (by
+    someone else, or a retried call) is returned as it is."""
+    from google.api_core import exceptions
+    from google.cloud import iam_admin_v1
+
+    email = f"{account_id}@{project}.iam.gserviceaccount.com"
+    with translate(
+        f"create service account {email}",
+        denied="creating service accounts needs roles/iam.serviceAccountAdmin on the project",
+    ):
+        try:
+            sa = clients.iam().create_service_account(
+                request=iam_admin_v1.CreateServiceAccountRequest(
+                    name=f"projects/{project}",
+                    account_id=account_id,
+                    service_account=iam_admin_v1.ServiceAccount(
+                        display_name=display_name, description=description
+                    ),
+                )
+            )
+        except exceptions.AlreadyExists:
+            found = service_account(project, email)
+            if found is None:  # deleted again in between: say so rather than loop
+                raise
+            return found
+    return ServiceAccount(email=sa.email, name=sa.name, disabled=bool(sa.disabled))

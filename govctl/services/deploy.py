@@ -19,6 +19,16 @@ from govctl.errors import GovctlError
 from govctl.gcp import jobs, lookups, scheduler
 from govctl.gcp.jobs import JobSpec
 from govctl.gcp.scheduler import ScheduleSpec
+from govctl.services.plan import (
+    CREATE,
+    UNCHANGED,
+    UPDATE,
+    Change,
+    Problem,
+    ResourcePlan,
+    as_dict,
+)
+from govctl.services.plan import resource as _resource
 
 INVOKER = "roles/run.invoker"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -26,33 +36,6 @@ SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 # leaves room for a slow API without holding the attempt open for the whole run.
 ATTEMPT_DEADLINE = timedelta(minutes=3)
 MANAGED_BY = "govctl"
-
-CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
-
-
-@dataclass(frozen=True)
-class Change:
-    field: str
-    old: Any  # None when the resource (or the field) does not exist yet
-    new: Any
-
-
-@dataclass(frozen=True)
-class ResourcePlan:
-    kind: str  # "run job", "scheduler", "iam"
-    name: str
-    action: str  # create / update / unchanged
-    changes: tuple[Change, ...] = ()
-    # What the plan saw, to detect a change between plan and apply.
-    etag: Any = None
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something deploy needs but does not create, with the fix."""
-
-    what: str
-    fix: str
 
 
 @dataclass(frozen=True)
@@ -85,39 +68,8 @@ class Plan:
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data (stable snake_case keys)."""
-        return {
-            "project": self.project,
-            "region": self.region,
-            "image": self.image,
-            "commit": self.commit,
-            "resources": [
-                {
-                    "kind": r.kind,
-                    "name": r.name,
-                    "action": r.action,
-                    "changes": [
-                        {"field": c.field, "old": _shown(c.old), "new": _shown(c.new)}
-                        for c in r.changes
-                    ],
-                }
-                for r in self.resources
-            ],
-            "summary": {
-                "to_add": self.count(CREATE),
-                "to_change": self.count(UPDATE),
-                "unchanged": self.count(UNCHANGED),
-            },
-            "problems": [{"what": p.what, "fix": p.fix} for p in self.problems],
-        }
-
-
-def _shown(value: Any) -> Any:
-    """A field value as the operator writes it (4Gi, 6h, lists)."""
-    if isinstance(value, timedelta):
-        return validate.format_duration(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+        return as_dict(self.project, self.region, self.resources, self.problems,
+                       image=self.image, commit=self.commit)  # fmt: skip
 
 
 # Desired state ---------------------------------------------------------------------------
@@ -215,13 +167,6 @@ def _schedule_changes(current: ScheduleSpec | None, desired: ScheduleSpec) -> tu
         if old != new:
             changes.append(Change(label, old, new))
     return tuple(changes)
-
-
-def _resource(
-    kind: str, name: str, exists: bool, changes: tuple[Change, ...], etag: Any
-) -> ResourcePlan:
-    action = CREATE if not exists else UPDATE if changes else UNCHANGED
-    return ResourcePlan(kind, name, action, changes, etag)
 
 
 # Plan and apply --------------------------------------------------------------------------

@@ -571,7 +571,7 @@ def test_a_service_account_without_object_rights(
     assert access["evidence"].startswith(f"cannot read the IAM policy of gs://{BUCKET}")
     assert access["fix"] == (
         f"gcloud storage buckets add-iam-policy-binding gs://{BUCKET} --member={MEMBER} "
-        "--role=roles/storage.objectUser"
+        "--role=roles/storage.objectAdmin"
     )
 
 

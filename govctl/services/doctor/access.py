@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from govctl.gcp import clients, iam, inspect
+from govctl.gcp import buckets, clients, iam, inspect
 from govctl.services.doctor.facts import DEPLOY_PERMISSIONS, Facts
 from govctl.services.doctor.model import (
     FAIL,
@@ -21,7 +21,7 @@ from govctl.services.doctor.model import (
 AGENT_ROLE = "roles/cloudscheduler.serviceAgent"
 INVOKER = "roles/run.invoker"
 WITH_OVERRIDES = "roles/run.jobsExecutorWithOverrides"
-BUCKET_ROLE = "roles/storage.objectUser"  # create, overwrite (delete), read, list: this bucket
+BUCKET_ROLE = buckets.JOB_ROLE  # what `govctl setup` grants, on this bucket only
 ACT_AS = "iam.serviceAccounts.actAs"
 
 

@@ -1,0 +1,361 @@
+"""What `govctl setup` means: the one-time pieces a deployment stands on, planned like deploy
+(the same plan model and rendering) and made idempotently.
+
+Resources, in the order they are applied (each needs the ones before): the APIs; the job's
+service account; the digest bucket (in the job's region, uniform bucket-level access, public
+access prevention enforced); the service account's object rights on **this bucket only**; the
+Artifact Registry repository of the image; ``run.invoker`` on **this job** when the job exists
+(``govctl deploy`` grants it when it creates the job). Checked and reported, not made:
+billing (a problem: nothing is applied without it) and whether the caller may act as the
+service account (what deploy will need).
+
+Reads of a service whose API is still disabled are not made (Google refuses them): the
+resource is planned as "create if missing", and apply looks again once the API is on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from govctl.config import Config
+from govctl.errors import GovctlError
+from govctl.gcp import artifacts, billing_info, buckets, iam, jobs, services
+from govctl.services.plan import (
+    CREATE,
+    UNCHANGED,
+    UPDATE,
+    Change,
+    Problem,
+    ResourcePlan,
+    as_dict,
+    has_changes,
+)
+
+INVOKER = "roles/run.invoker"
+ACT_AS = "iam.serviceAccounts.actAs"
+DISPLAY_NAME = "govreposcrape ingestion (govctl)"
+REPOSITORY_DESCRIPTION = "govreposcrape ingestion images (govctl)"
+# Project-wide grants the old runbook made; setup's are per bucket and per job instead.
+PROJECT_WIDE = ("roles/storage.objectAdmin", "roles/storage.admin", INVOKER)
+
+# ResourcePlan.kind of each resource setup manages
+API, ACCOUNT, BUCKET, IAM, REPOSITORY = "api", "service account", "bucket", "iam", "repository"
+
+
+@dataclass(frozen=True)
+class SetupPlan:
+    project: str
+    region: str
+    resources: tuple[ResourcePlan, ...]
+    problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()
+    # what apply needs besides the resources
+    account: str = ""
+    bucket: str = ""
+    repository: artifacts.ImageRef | None = None
+    job_path: str = ""
+
+    @property
+    def has_changes(self) -> bool:
+        return has_changes(self.resources)
+
+    @property
+    def member(self) -> str:
+        return f"serviceAccount:{self.account}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return as_dict(self.project, self.region, self.resources, self.problems, self.notes)
+
+
+def _apis(project: str) -> tuple[list[ResourcePlan], dict[str, bool]]:
+    state = services.enabled(project)
+    plans = [ResourcePlan(API, name, UNCHANGED if on else CREATE) for name, on in state.items()]
+    return plans, state
+
+
+def _account(cfg: Config, project: str, readable: bool) -> tuple[ResourcePlan, Any, list[str]]:
+    """The service account's plan, the account as read (None: missing or unread), notes."""
+    email = cfg.job.service_account
+    found = iam.service_account(project, email) if readable else None
+    notes = []
+    if found is not None and found.disabled:
+        notes.append(
+            f"service account {email} is disabled: the job's tasks get no credentials; "
+            f"enable it: gcloud iam service-accounts enable {email} --project {project}"
+        )
+    if found is not None:
+        return ResourcePlan(ACCOUNT, email, UNCHANGED), found, notes
+    changes = (Change("display_name", None, DISPLAY_NAME),)
+    if not readable:
+        notes.append(
+            f"service account {email}: not read while the iam API is off; created once it "
+            "is on, unless it exists"
+        )
+    return ResourcePlan(ACCOUNT, email, CREATE, changes), None, notes
+
+
+def _own_account(cfg: Config, project: str) -> Problem | None:
+    """setup can create only an account of this project, named ID@PROJECT.iam…"""
+    email = cfg.job.service_account
+    if email.endswith(f"@{project}.iam.gserviceaccount.com"):
+        return None
+    return Problem(
+        f"service account {email} does not exist and is not one setup can create in "
+        f"project {project}",
+        f"create it where it belongs, or set [job] service_account to "
+        f"NAME@{project}.iam.gserviceaccount.com",
+    )
+
+
+def _bucket(cfg: Config, project: str, readable: bool) -> tuple[ResourcePlan, Any, list[str]]:
+    name, region = cfg.bucket, cfg.region
+    found = buckets.get(name, project) if readable else None
+    label = f"gs://{name}"
+    if found is None:
+        new = (
+            Change("location", None, region.upper()),
+            Change("uniform_bucket_level_access", None, "on"),
+            Change("public_access_prevention", None, buckets.ENFORCED),
+        )
+        return ResourcePlan(BUCKET, label, CREATE, new), None, []
+    notes = []
+    if found.location and found.location != region.upper():
+        notes.append(
+            f"{label} is in {found.location}, the job in {region.upper()}: every digest crosses "
+            "regions, and a bucket cannot move; for a bucket in the region set [bucket] name "
+            "to a new name and rerun setup"
+        )
+    changes: list[Change] = []
+    unknown: list[str] = []
+    if found.uniform_access is None:
+        unknown.append("uniform bucket-level access")
+    elif not found.uniform_access:
+        changes.append(Change("uniform_bucket_level_access", "off", "on"))
+    if found.public_access_prevention is None:
+        unknown.append("public access prevention")
+    elif found.public_access_prevention != buckets.ENFORCED:
+        changes.append(
+            Change("public_access_prevention", found.public_access_prevention, buckets.ENFORCED)
+        )
+    if unknown:
+        notes.append(
+            f"{label}: {' and '.join(unknown)} not checked: the storage server does not report "
+            "them (fake-gcs-server keeps neither)"
+        )
+    action = UPDATE if changes else UNCHANGED
+    return ResourcePlan(BUCKET, label, action, tuple(changes), found.metageneration), found, notes
+
+
+def _bucket_iam(
+    cfg: Config, project: str, bucket_found: Any, member: str
+) -> tuple[ResourcePlan | None, list[str]]:
+    role, label = buckets.JOB_ROLE, f"gs://{cfg.bucket}"
+    name = f"{role} on {label}"
+    if bucket_found is None:
+        return ResourcePlan(IAM, name, CREATE, (Change("member", None, member),)), []
+    policy = buckets.get_policy(cfg.bucket, project)
+    if policy == buckets.UNSUPPORTED:
+        return None, [
+            f"{role} for {cfg.job.service_account} on {label}: not checked and not applied: "
+            "the storage server has no bucket IAM (fake-gcs-server); on Google Cloud setup "
+            "grants it"
+        ]
+    assert isinstance(policy, buckets.BucketPolicy)
+    if policy.policy.holds(member, role):
+        return ResourcePlan(IAM, name, UNCHANGED), []
+    changes = (Change("member", None, member),)
+    return ResourcePlan(IAM, name, CREATE, changes, policy.etag), []
+
+
+def _repository(cfg: Config, readable: bool) -> tuple[ResourcePlan, artifacts.ImageRef, list[str]]:
+    target = artifacts.parse_image(cfg.job.image)
+    label = f"{target.repository} ({target.location}-docker.pkg.dev/{target.project})"
+    found = (
+        artifacts.get_repository(target.project, target.location, target.repository)
+        if readable
+        else None
+    )
+    if found is not None:
+        if found.format != "DOCKER":
+            raise GovctlError(
+                f"Artifact Registry repository {found.name} holds {found.format}, not Docker "
+                "images",
+                fix="set [job] image to a path in a Docker repository",
+            )
+        return ResourcePlan(REPOSITORY, label, UNCHANGED), target, []
+    changes = (Change("format", None, "DOCKER"), Change("location", None, target.location))
+    return ResourcePlan(REPOSITORY, label, CREATE, changes), target, []
+
+
+def _job_iam(cfg: Config, member: str, readable: bool) -> tuple[ResourcePlan | None, list[str]]:
+    name = f"{INVOKER} on job {cfg.job.name}"
+    later = (
+        f"{INVOKER} for {cfg.job.service_account} on job {cfg.job.name}: the job does not exist "
+        "yet; `govctl deploy` creates it and grants the role"
+    )
+    if not readable:
+        return None, [later]
+    if jobs.get_job(cfg.job_path) is None:
+        return None, [later]
+    policy = jobs.get_policy(cfg.job_path)
+    if member in policy.bindings.get(INVOKER, ()):
+        return ResourcePlan(IAM, name, UNCHANGED), []
+    return ResourcePlan(IAM, name, CREATE, (Change("member", None, member),), policy.etag), []
+
+
+def _billing(project: str) -> tuple[Problem | None, str]:
+    info = billing_info.project_billing(project)
+    if info.enabled:
+        return None, f"billing is enabled ({info.account})"
+    return (
+        Problem(
+            f"billing is disabled for project {project}: Cloud Run jobs cannot run without it",
+            f"gcloud billing projects link {project} --billing-account=ACCOUNT_ID "
+            "(list accounts: gcloud billing accounts list)",
+        ),
+        "billing is disabled",
+    )
+
+
+def _act_as(project: str, email: str, account_exists: bool) -> str:
+    """Whether the caller may act as the job's service account (deploy needs it)."""
+    caller = iam.caller()
+    if account_exists:
+        held = ACT_AS in iam.test_service_account(project, email, [ACT_AS])
+    else:  # a new account inherits the project's grants
+        held = ACT_AS in iam.test_project(project, [ACT_AS])
+    if held:
+        return f"{caller} may act as {email} ({ACT_AS}), as deploy needs"
+    return (
+        f"{caller} lacks {ACT_AS} on {email}: `govctl deploy` will be refused; ask an owner: "
+        f"gcloud iam service-accounts add-iam-policy-binding {email} --member={caller} "
+        "--role=roles/iam.serviceAccountUser"
+    )
+
+
+def _project_wide(project: str, member: str) -> list[str]:
+    policy = iam.project_policy(project)
+    wide = [r for r in PROJECT_WIDE if policy.holds(member, r)]
+    return [
+        f"{member} also holds {role} on the whole project (the old runbook's grant), so it "
+        f"reaches every bucket or job of it; remove it: gcloud projects "
+        f"remove-iam-policy-binding {project} --member={member} --role={role}"
+        for role in wide
+    ]
+
+
+def plan(cfg: Config) -> SetupPlan:
+    """What setup would change; reads only."""
+    project = cfg.require_project()
+    member = f"serviceAccount:{cfg.job.service_account}"
+    problems: list[Problem] = []
+    notes: list[str] = []
+
+    billing_problem, billing_note = _billing(project)
+    notes.append(billing_note)
+    if billing_problem:
+        problems.append(billing_problem)
+
+    api_plans, on = _apis(project)
+
+    def readable(api: str) -> bool:
+        return on.get(f"{api}.googleapis.com", True)
+
+    account_plan, account, more = _account(cfg, project, readable("iam"))
+    notes += more
+    if account_plan.action == CREATE and (wrong := _own_account(cfg, project)):
+        problems.append(wrong)
+    bucket_plan, bucket_found, more = _bucket(cfg, project, readable("storage"))
+    notes += more
+    bucket_iam, more = _bucket_iam(cfg, project, bucket_found, member)
+    notes += more
+    repo_plan, target, more = _repository(cfg, readable("artifactregistry"))
+    notes += more
+    job_iam, more = _job_iam(cfg, member, readable("run"))
+    notes += more
+    if account is not None:
+        notes += _project_wide(project, member)
+    if readable("iam"):
+        notes.append(_act_as(project, cfg.job.service_account, account is not None))
+    else:
+        notes.append(
+            f"whether you may act as {cfg.job.service_account} ({ACT_AS}, which deploy needs) "
+            "is checked once the iam API is on: `govctl doctor`"
+        )
+
+    resources = [*api_plans, account_plan, bucket_plan]
+    resources += [bucket_iam] if bucket_iam else []
+    resources.append(repo_plan)
+    resources += [job_iam] if job_iam else []
+    return SetupPlan(
+        project=project,
+        region=cfg.region,
+        resources=tuple(resources),
+        problems=tuple(problems),
+        notes=tuple(notes),
+        account=cfg.job.service_account,
+        bucket=cfg.bucket,
+        repository=target,
+        job_path=cfg.job_path,
+    )
+
+
+@dataclass(frozen=True)
+class Applied:
+    done: tuple[str, ...]
+    warnings: tuple[str, ...] = ()
+
+
+def apply(p: SetupPlan) -> Applied:
+    """Make the plan's changes, in order; writes nothing when it has none or has problems."""
+    if p.problems:
+        raise GovctlError(
+            "cannot set up: " + "; ".join(x.what for x in p.problems),
+            fix="; ".join(dict.fromkeys(x.fix for x in p.problems)),
+        )
+    todo = [r for r in p.resources if r.action != UNCHANGED]
+    done: list[str] = []
+    warnings: list[str] = []
+    apis = [r.name for r in todo if r.kind == API]
+    if apis:
+        services.enable(p.project, apis)
+        done.append(f"enabled {', '.join(apis)}")
+    for r in todo:
+        if r.kind == ACCOUNT:
+            account_id = p.account.split("@", 1)[0]
+            iam.create_service_account(p.project, account_id, DISPLAY_NAME)
+            done.append(f"created service account {p.account}")
+        elif r.kind == BUCKET and r.action == CREATE:
+            if buckets.get(p.bucket, p.project) is None:  # made meanwhile, or its API was off
+                buckets.create(p.bucket, p.project, p.region)
+                done.append(f"created bucket gs://{p.bucket} in {p.region}")
+        elif r.kind == BUCKET:
+            buckets.secure(p.bucket, p.project, r.etag)
+            done.append(
+                f"updated bucket gs://{p.bucket}: uniform bucket-level access on, public access "
+                "prevention enforced"
+            )
+        elif r.kind == REPOSITORY:
+            assert p.repository is not None
+            ref = p.repository
+            if artifacts.get_repository(ref.project, ref.location, ref.repository) is None:
+                artifacts.create_repository(
+                    ref.project, ref.location, ref.repository, description=REPOSITORY_DESCRIPTION
+                )
+                done.append(f"created Artifact Registry repository {r.name}")
+        elif r.kind == IAM and r.name.endswith(f"gs://{p.bucket}"):
+            granted = buckets.add_member(p.bucket, buckets.JOB_ROLE, p.member, r.etag, p.project)
+            if granted is None:
+                warnings.append(
+                    f"{buckets.JOB_ROLE} on gs://{p.bucket} not applied: the storage server has "
+                    "no bucket IAM (fake-gcs-server); on Google Cloud: gcloud storage buckets "
+                    f"add-iam-policy-binding gs://{p.bucket} --member={p.member} "
+                    f"--role={buckets.JOB_ROLE}"
+                )
+            else:
+                done.append(f"granted {buckets.JOB_ROLE} to {p.member} on gs://{p.bucket}")
+        elif r.kind == IAM:
+            jobs.add_member(p.job_path, INVOKER, p.member, r.etag)
+            done.append(f"granted {INVOKER} to {p.member} on job {p.job_path.rsplit('/', 1)[-1]}")
+    return Applied(tuple(done), tuple(warnings))
