@@ -1,0 +1,331 @@
+"""`govctl setup` end to end on the loopback cloud: from an empty project, doctor fails and
+names every missing piece → setup → deploy → doctor passes; a second setup writes nothing;
+a dry run writes nothing; a disabled API is enabled; problems and bad input stop it."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud import billing_v1, service_usage_v1
+
+from govctl.cli.main import main
+from govctl.emulator.server import Emulator
+from govctl.gcp import clients
+from govctl.gcp.services import NEEDED
+
+PROJECT = "setup-project"
+REGION = "us-central1"  # fake-gcs-server puts every bucket in US-CENTRAL1
+PARENT = f"projects/{PROJECT}/locations/{REGION}"
+JOB = f"{PARENT}/jobs/govreposcrape-ingestion"
+SA = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
+MEMBER = f"serviceAccount:{SA}"
+BUCKET = "setup-test-digests"
+REPOSITORY = f"{PARENT}/repositories/govreposcrape"
+
+
+@pytest.fixture
+def empty(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    """The emulator with nothing in the project; settings from the environment only."""
+    monkeypatch.chdir(tmp_path)
+    for key in ("GOVCTL_DEBUG", "GOVCTL_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+    monkeypatch.setenv("GOVCTL_REGION", REGION)
+    monkeypatch.setenv("GOVCTL_BUCKET_NAME", BUCKET)
+    # The emulator makes a project when a request first names it; an empty project exists.
+    clients.projects().get_project(name=f"projects/{PROJECT}")
+    return emulator
+
+
+def snapshot(emulator: Emulator) -> Any:
+    """Everything the loopback cloud holds: each service's saved state, and the buckets."""
+    state = {}
+    for svc in emulator.cloud.services:
+        with svc.lock:
+            state[svc.key] = copy.deepcopy(svc.dump())
+    storage = clients.storage_client(PROJECT)
+    buckets = [(b.name, b.metageneration, b.etag) for b in storage.list_buckets()]
+    return state, buckets
+
+
+def setup(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["setup", *args])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return code, out.out, out.err
+
+
+def plan_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    code, out, _ = setup(capsys, "--dry-run", "--json")
+    assert code == 0
+    return json.loads(out)  # type: ignore[no-any-return]
+
+
+def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()
+    code = main(["doctor", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    return code, {c["name"]: c for c in report["checks"]}
+
+
+def failing(checks: dict[str, Any]) -> dict[str, str]:
+    return {n: c["evidence"] for n, c in checks.items() if c["status"] == "fail"}
+
+
+def enabled_apis() -> set[str]:
+    answer = clients.service_usage().list_services(
+        request={"parent": f"projects/{PROJECT}", "filter": "state:ENABLED"}
+    )
+    return {s.config.name for s in answer}
+
+
+def test_from_an_empty_project_doctor_setup_deploy_doctor(
+    empty: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, checks = doctor(capsys)
+    assert code == 1
+    fails = failing(checks)
+    assert set(fails) == {"apis", "service account", "job", "scheduler", "bucket"}
+    for api in ("run", "cloudscheduler", "artifactregistry", "cloudbuild", "iam"):
+        assert api in fails["apis"]
+    assert f"{SA} does not exist" in fails["service account"]
+    assert f"gs://{BUCKET} does not exist" in fails["bucket"]
+    assert checks["service account"]["fix"].startswith("govctl setup")
+    assert checks["bucket"]["fix"].startswith("govctl setup")
+
+    code, out, err = setup(capsys, "-y")
+    assert code == 0
+    assert "  + api             run.googleapis.com" in out
+    assert "  = api             storage.googleapis.com   (unchanged)" in out
+    assert f"  + service account {SA}" in out
+    assert f"  + bucket          gs://{BUCKET}" in out
+    assert "      public_access_prevention     enforced" in out
+    assert f"  + iam             roles/storage.objectAdmin on gs://{BUCKET}" in out
+    assert "  + repository      govreposcrape (us-central1-docker.pkg.dev/setup-project)" in out
+    # run.invoker on the job: the job is deploy's; the plan says so.
+    assert (
+        f"roles/run.invoker for {SA} on job govreposcrape-ingestion: the job does not exist "
+        "yet; `govctl deploy` creates it and grants the role"
+    ) in out
+    assert "note: billing is enabled (billingAccounts/" in out
+    assert "9 to add, 0 to change, 2 unchanged." in out
+    assert f"created service account {SA}" in err
+    assert f"created bucket gs://{BUCKET} in {REGION}" in err
+    # fake-gcs-server has no bucket IAM: said, not faked.
+    assert "warning: roles/storage.objectAdmin on gs://setup-test-digests not applied" in err
+    assert err.rstrip().endswith("next: govctl deploy")
+    assert set(NEEDED) <= enabled_apis()
+    assert clients.iam().get_service_account(name=f"projects/{PROJECT}/serviceAccounts/{SA}")
+    repo = clients.artifact_registry().get_repository(name=REPOSITORY)
+    assert repo.format_.name == "DOCKER"
+    assert clients.storage_client(PROJECT).lookup_bucket(BUCKET) is not None
+
+    assert main(["deploy", "-y", "--allow-dirty"]) == 0
+    assert "created run job govreposcrape-ingestion" in capsys.readouterr().err
+
+    code, checks = doctor(capsys)
+    assert failing(checks) == {}, checks
+    assert code == 0
+    assert checks["apis"]["status"] == "ok"
+    assert checks["service account"]["status"] == "ok"
+    assert checks["job access"]["status"] == "ok"
+    assert checks["bucket"]["evidence"] == f"gs://{BUCKET} in US-CENTRAL1"
+    # What only the emulator lacks (bucket IAM) is a warning, not a pass.
+    assert checks["bucket access"]["status"] == "warn"
+
+    # After deploy, setup finds the job's grant in place and nothing to do.
+    code, out, err = setup(capsys)
+    assert code == 0
+    assert "  = iam             roles/run.invoker on job govreposcrape-ingestion   (unchanged)" in (
+        out
+    )
+    assert "nothing to do" in err
+
+
+def test_setup_twice_the_second_writes_nothing(
+    empty: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert setup(capsys, "-y")[0] == 0
+    before = snapshot(empty)
+    code, out, err = setup(capsys, "-y")
+    assert code == 0
+    assert "0 to add, 0 to change, 10 unchanged." in out
+    assert "+" not in out.replace("(+00:00)", "")
+    assert "nothing to do" in err and "created" not in err and "enabled " not in err
+    assert err.rstrip().endswith("next: govctl deploy")
+    # The emulator tells what it could not check rather than pretending.
+    assert "not checked and not applied: the storage server has no bucket IAM" in out
+    assert "not checked: the storage server does not report them" in out
+    assert snapshot(empty) == before
+    assert plan_json(capsys)["summary"] == {"to_add": 0, "to_change": 0, "unchanged": 10}
+
+
+def test_a_dry_run_writes_nothing(empty: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    before = snapshot(empty)
+    code, out, err = setup(capsys, "--dry-run")
+    assert code == 0
+    assert "9 to add, 0 to change, 2 unchanged." in out
+    assert "dry run: nothing written" in err
+    assert snapshot(empty) == before
+    plan = plan_json(capsys)
+    assert {(r["kind"], r["action"]) for r in plan["resources"]} >= {
+        ("api", "create"), ("service account", "create"), ("bucket", "create"),
+        ("iam", "create"), ("repository", "create"),
+    }  # fmt: skip
+    bucket = next(r for r in plan["resources"] if r["kind"] == "bucket")
+    assert {c["field"]: c["new"] for c in bucket["changes"]} == {
+        "location": "US-CENTRAL1",
+        "uniform_bucket_level_access": "on",
+        "public_access_prevention": "enforced",
+    }
+    assert snapshot(empty) == before
+
+
+def test_a_disabled_api_is_enabled(empty: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
+    assert setup(capsys, "-y")[0] == 0
+    clients.service_usage().disable_service(
+        request=service_usage_v1.DisableServiceRequest(
+            name=f"projects/{PROJECT}/services/run.googleapis.com"
+        )
+    ).result()
+    assert "run.googleapis.com" not in enabled_apis()
+    code, out, err = setup(capsys, "-y")
+    assert code == 0
+    assert "  + api             run.googleapis.com" in out
+    assert "1 to add, 0 to change, 9 unchanged." in out
+    assert "enabled run.googleapis.com" in err
+    assert set(NEEDED) <= enabled_apis()
+
+
+def test_the_job_invoker_is_granted_on_the_job_when_missing(
+    empty: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert setup(capsys, "-y")[0] == 0
+    assert main(["deploy", "-y", "--allow-dirty"]) == 0
+    jobs = clients.jobs()
+    policy = jobs.get_iam_policy(request={"resource": JOB})
+    del policy.bindings[:]
+    jobs.set_iam_policy(request={"resource": JOB, "policy": policy})
+    # The old runbook's project-wide grant is named, with the command that removes it.
+    rm = clients.projects()
+    project_policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
+    project_policy.bindings.add(role="roles/storage.objectAdmin", members=[MEMBER])
+    rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": project_policy})
+
+    code, out, err = setup(capsys, "-y")
+    assert code == 0
+    assert "  + iam             roles/run.invoker on job govreposcrape-ingestion" in out
+    assert f"      member  {MEMBER}" in out
+    assert (
+        f"{MEMBER} also holds roles/storage.objectAdmin on the whole project" in out
+        and f"remove-iam-policy-binding {PROJECT} --member={MEMBER} "
+        "--role=roles/storage.objectAdmin"
+        in out
+    )
+    assert f"granted roles/run.invoker to {MEMBER} on job govreposcrape-ingestion" in err
+    bindings = jobs.get_iam_policy(request={"resource": JOB}).bindings
+    assert [(b.role, list(b.members)) for b in bindings] == [("roles/run.invoker", [MEMBER])]
+
+
+def test_billing_disabled_is_a_problem_and_nothing_is_written(
+    empty: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clients.billing().update_project_billing_info(
+        name=f"projects/{PROJECT}",
+        project_billing_info=billing_v1.ProjectBillingInfo(billing_account_name=""),
+    )
+    before = snapshot(empty)
+    code, out, err = setup(capsys, "-y")
+    assert code == 1
+    assert "note: billing is disabled" in out
+    assert err.count("\n") == 1, err  # one line: the reason and the fix
+    assert f"cannot set up: billing is disabled for project {PROJECT}" in err
+    assert f"gcloud billing projects link {PROJECT} --billing-account=ACCOUNT_ID" in err
+    assert snapshot(empty) == before
+
+
+def test_without_yes_a_terminal_is_asked_and_a_pipe_refused(
+    empty: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = snapshot(empty)
+    code, _, err = setup(capsys)
+    assert code == 2
+    assert "refusing to apply without confirmation: stdin is not a terminal" in err
+    assert "pass -y to apply, or --dry-run to only see the plan" in err
+    monkeypatch.setattr("govctl.cli.options.interactive", lambda: True)
+    monkeypatch.setattr("govctl.render.confirm", lambda question: False)
+    code, _, err = setup(capsys)
+    assert code == 1 and "not applied" in err
+    assert snapshot(empty) == before
+    monkeypatch.setattr("govctl.render.confirm", lambda question: True)
+    assert setup(capsys)[0] == 0
+    assert clients.storage_client(PROJECT).lookup_bucket(BUCKET) is not None
+
+
+def test_a_service_account_of_another_project_is_a_problem(
+    empty: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = "ingest-robot@elsewhere-project.iam.gserviceaccount.com"
+    monkeypatch.setenv("GOVCTL_JOB_SERVICE_ACCOUNT", other)
+    # The iam API on, so the account is looked up (and found missing).
+    clients.service_usage().enable_service(
+        request={"name": f"projects/{PROJECT}/services/iam.googleapis.com"}
+    ).result()
+    code, _, err = setup(capsys, "--dry-run")
+    assert code == 1
+    assert f"service account {other} does not exist and is not one setup can create" in err
+    assert f"NAME@{PROJECT}.iam.gserviceaccount.com" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "needle"),
+    [
+        (["--region", "mars-north1"], {}, "mars-north1"),
+        ([], {"GOVCTL_BUCKET_NAME": "gs://digests"}, "'digests'"),
+        ([], {"GOVCTL_JOB_SERVICE_ACCOUNT": "robot"}, "service account"),
+        ([], {"GOVCTL_JOB_IMAGE": "gcr.io/p/ingestion"}, "Artifact Registry"),
+        (["--dry-run", "--frobnicate"], {}, "--frobnicate"),
+    ],
+)
+def test_bad_input_is_exit_2_with_no_call(
+    tmp_path: Path, args: list[str], env: dict[str, str], needle: str
+) -> None:
+    """In a subprocess whose GOVCTL_EMULATOR_HOST is a closed port: an API call before the
+    check would be exit 1 (unreachable), not 2."""
+    environ = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "CLOUDSDK_CONFIG": str(tmp_path / "no-gcloud"),
+        "GOVCTL_EMULATOR_HOST": "127.0.0.1:9",
+        "STORAGE_EMULATOR_HOST": "http://127.0.0.1:9",
+        "GOVCTL_PROJECT": PROJECT,
+        **env,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "govctl", "setup", *args],
+        env=environ,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert needle in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_no_project_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
+    for key in ("GOVCTL_PROJECT", "GOVCTL_CONFIG"):
+        monkeypatch.delenv(key, raising=False)
+    assert main(["setup", "--dry-run"]) == 2
