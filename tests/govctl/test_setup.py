@@ -329,3 +329,35 @@ def test_no_project_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     for key in ("GOVCTL_PROJECT", "GOVCTL_CONFIG"):
         monkeypatch.delenv(key, raising=False)
     assert main(["setup", "--dry-run"]) == 2
+
+
+def test_an_open_bucket_is_secured_and_a_far_one_is_said(
+    empty: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fake-gcs-server reports no access settings (so the emulator's bucket is "not checked");
+    here the adapter's reading is replaced by what Cloud Storage reports for an old bucket:
+    uniform access off, public access prevention inherited, in another region. The update
+    itself is sent to fake-gcs-server (which accepts and ignores it)."""
+    from govctl.gcp import buckets
+
+    assert setup(capsys, "-y")[0] == 0
+    real_get = buckets.get
+    meta = real_get(BUCKET, PROJECT).metageneration  # type: ignore[union-attr]
+
+    def old_bucket(name: str, project: str | None = None) -> buckets.Bucket | None:
+        found = real_get(name, project)
+        if found is None:
+            return None
+        return buckets.Bucket(name, "EUROPE-WEST2", False, "inherited", meta)
+
+    monkeypatch.setattr(buckets, "get", old_bucket)
+    code, out, err = setup(capsys, "-y")
+    assert code == 0
+    assert f"  ~ bucket          gs://{BUCKET}" in out
+    assert "      uniform_bucket_level_access  off  →  on" in out
+    assert "      public_access_prevention     inherited  →  enforced" in out
+    assert (
+        f"gs://{BUCKET} is in EUROPE-WEST2, the job in US-CENTRAL1: every digest crosses regions"
+    ) in out
+    assert "0 to add, 1 to change, 9 unchanged." in out
+    assert f"updated bucket gs://{BUCKET}: uniform bucket-level access on" in err
