@@ -168,7 +168,9 @@ def _bucket_iam(
     return ResourcePlan(IAM, name, CREATE, changes, policy.etag), []
 
 
-def _repository(cfg: Config, readable: bool) -> tuple[ResourcePlan, artifacts.ImageRef, list[str]]:
+def _repository(
+    cfg: Config, readable: bool
+) -> tuple[ResourcePlan, artifacts.ImageRef, Problem | None]:
     target = artifacts.parse_image(cfg.job.image)
     label = f"{target.repository} ({target.location}-docker.pkg.dev/{target.project})"
     found = (
@@ -177,15 +179,16 @@ def _repository(cfg: Config, readable: bool) -> tuple[ResourcePlan, artifacts.Im
         else None
     )
     if found is not None:
+        problem = None
         if found.format != "DOCKER":
-            raise GovctlError(
+            problem = Problem(
                 f"Artifact Registry repository {found.name} holds {found.format}, not Docker "
                 "images",
-                fix="set [job] image to a path in a Docker repository",
+                "set [job] image to a path in a Docker repository",
             )
-        return ResourcePlan(REPOSITORY, label, UNCHANGED), target, []
+        return ResourcePlan(REPOSITORY, label, UNCHANGED), target, problem
     changes = (Change("format", None, "DOCKER"), Change("location", None, target.location))
-    return ResourcePlan(REPOSITORY, label, CREATE, changes), target, []
+    return ResourcePlan(REPOSITORY, label, CREATE, changes), target, None
 
 
 def _job_iam(cfg: Config, member: str, readable: bool) -> tuple[ResourcePlan | None, list[str]]:
@@ -221,14 +224,16 @@ def _billing(project: str) -> tuple[Problem | None, str]:
 def _act_as(project: str, email: str, account_exists: bool) -> str:
     """Whether the caller may act as the job's service account (deploy needs it)."""
     caller = iam.caller()
+    who = "you" if caller == iam.UNKNOWN_USER else caller
     if account_exists:
         held = ACT_AS in iam.test_service_account(project, email, [ACT_AS])
     else:  # a new account inherits the project's grants
         held = ACT_AS in iam.test_project(project, [ACT_AS])
     if held:
-        return f"{caller} may act as {email} ({ACT_AS}), as deploy needs"
+        return f"{who} may act as {email} ({ACT_AS}), as deploy needs"
     return (
-        f"{caller} lacks {ACT_AS} on {email}: `govctl deploy` will be refused; ask an owner: "
+        f"{who} lack{'' if who == 'you' else 's'} {ACT_AS} on {email}: `govctl deploy` "
+        "will be refused; ask an owner: "
         f"gcloud iam service-accounts add-iam-policy-binding {email} --member={caller} "
         "--role=roles/iam.serviceAccountUser"
     )
@@ -270,8 +275,8 @@ def plan(cfg: Config) -> SetupPlan:
     notes += more
     bucket_iam, more = _bucket_iam(cfg, project, bucket_found, member)
     notes += more
-    repo_plan, target, more = _repository(cfg, readable("artifactregistry"))
-    notes += more
+    repo_plan, target, repo_problem = _repository(cfg, readable("artifactregistry"))
+    problems += [repo_problem] if repo_problem else []
     job_iam, more = _job_iam(cfg, member, readable("run"))
     notes += more
     if account is not None:

@@ -361,3 +361,23 @@ def test_an_open_bucket_is_secured_and_a_far_one_is_said(
     ) in out
     assert "0 to add, 1 to change, 9 unchanged." in out
     assert f"updated bucket gs://{BUCKET}: uniform bucket-level access on" in err
+
+
+def test_a_caller_who_may_not_act_as_the_account_is_told_before_deploy(
+    empty: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert setup(capsys, "-y")[0] == 0
+    rm = clients.projects()
+    policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
+    for binding in policy.bindings:
+        if binding.role == "roles/owner":
+            binding.role = "roles/viewer"  # may read everything, act as no one
+    rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+    code, out, err = setup(capsys, "--dry-run")
+    assert code == 0 and "nothing to do" in err
+    assert (
+        f"note: user:emulator@example.com lacks iam.serviceAccounts.actAs on {SA}: "
+        "`govctl deploy` will be refused; ask an owner: gcloud iam service-accounts "
+        f"add-iam-policy-binding {SA} --member=user:emulator@example.com "
+        "--role=roles/iam.serviceAccountUser"
+    ) in out
