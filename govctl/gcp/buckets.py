@@ -20,8 +20,9 @@ ENFORCED = "enforced"
 # What the job's service account gets on its bucket, and only there: objects read, written,
 # overwritten, listed (the old runbook granted it on every bucket of the project).
 JOB_ROLE = "roles/storage.objectAdmin"
-# A service account just created can take a minute to be known to Cloud Storage, which
-# refuses a binding naming it with 400 "… does not exist" meanwhile.
+# A service account just created can take a minute to be known everywhere; IAM policies
+# naming it are refused meanwhile with 400 "Service account … does not exist." (the message
+# Resource Manager gives, seen in public reports; assumed the same for Cloud Storage).
 NEW_ACCOUNT_WAIT = 90.0
 UNSUPPORTED = "unsupported"  # get_policy: the server has no bucket IAM (fake-gcs-server)
 ADMIN_FIX = "creating and securing buckets needs roles/storage.admin on the project"
