@@ -33,6 +33,7 @@ SERVICES = [
     "govctl.emulator.run.service:RunService",
     "govctl.emulator.scheduler.service:SchedulerService",
     "govctl.emulator.billing.service:BillingService",
+    "govctl.emulator.monitoring.service:MonitoringService",
 ]
 
 
