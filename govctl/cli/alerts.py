@@ -20,8 +20,6 @@ app = typer.Typer(
 
 # Deliberately loose (one @, a dot in the domain, no spaces): Cloud Monitoring has the last say.
 _EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;.]+")
-# Metric-absence windows are whole minutes, at least 2 (AlertPolicy.Condition.MetricAbsence).
-MIN_STALE = timedelta(minutes=2)
 
 
 @app.callback()
@@ -39,11 +37,13 @@ def _emails(values: list[str]) -> tuple[str, ...]:
 
 
 def _stale_after(value: str) -> timedelta:
+    from govctl.services.alerts import MAX_STALE_AFTER, MIN_STALE_AFTER
+
     result = validate.duration(value, "--stale-after")
-    if result < MIN_STALE or result.total_seconds() % 60:
+    if not MIN_STALE_AFTER <= result <= MAX_STALE_AFTER or result.total_seconds() % 60:
         raise UsageError(
-            f"invalid --stale-after {value!r}: expected whole minutes, at least 2m "
-            "(such as 48h, 2d or 90m)"
+            f"invalid --stale-after {value!r}: expected whole minutes from 2m to 24h30m, "
+            "Cloud Monitoring's range for metric-absence conditions (such as 26h or 90m)"
         )
     return result
 
@@ -63,8 +63,8 @@ def set_(
         typer.Option(
             "--stale-after",
             metavar="DUR",
-            help="Alert when no execution succeeded for this long (48h, 2d) [default: the "
-            "current window, or two intervals of the schedule].",
+            help="Alert when no execution succeeded for this long (2m to 24h30m) [default: "
+            "the current window, or two intervals of the schedule, at most 24h30m].",
             show_default=False,
         ),
     ] = None,
@@ -91,6 +91,8 @@ def set_(
 
     with render.progress("reading the current alerts"):
         plan = service.plan(cfg, emails, window)
+    for warning in plan.warnings:
+        render.warn(warning)
     if json:
         render.json_out(plan.to_dict())
     else:

@@ -37,17 +37,30 @@ COMPLETED_EXECUTIONS = "run.googleapis.com/job/completed_execution_count"
 # Log-based policies must say how often they may notify; one e-mail per 5 minutes at most.
 LOG_RATE_LIMIT = timedelta(minutes=5)
 FAILED, STALE, SCHEDULER = "execution-failed", "stale", "scheduler-failed"
+# Metric-absence windows: whole minutes from 2 minutes (alert.proto, MetricAbsence.duration) to
+# 24.5 hours through the API (cloud.google.com/monitoring/alerts/types-of-conditions).
+MIN_STALE_AFTER = timedelta(minutes=2)
+MAX_STALE_AFTER = timedelta(hours=24, minutes=30)
 
 
 def channel_name(email: str) -> str:
     return f"govctl: {email}"
 
 
-def default_stale_after(cfg: Config) -> timedelta:
-    """Two intervals of the schedule: one missed run is not yet an alert, two are."""
+def default_stale_after(cfg: Config) -> tuple[timedelta, str | None]:
+    """Two intervals of the schedule (one missed run is not yet an alert, two are), capped at
+    Cloud Monitoring's longest metric-absence window; the warning when capped."""
     from govctl.services.schedule import shortest_interval
 
-    return 2 * shortest_interval(cfg.schedule.cron, cfg.schedule.time_zone)
+    two = 2 * shortest_interval(cfg.schedule.cron, cfg.schedule.time_zone)
+    if two <= MAX_STALE_AFTER:
+        return two, None
+    return MAX_STALE_AFTER, (
+        f"two intervals of the schedule ({validate.format_duration(two)}) exceed Cloud "
+        f"Monitoring's longest metric-absence window ({validate.format_duration(MAX_STALE_AFTER)}):"
+        f" using {validate.format_duration(MAX_STALE_AFTER)}, so a run that ends later than the "
+        "day before may alert; the failed-execution and scheduler alerts cover failed runs"
+    )
 
 
 # Desired state --------------------------------------------------------------------------
@@ -154,6 +167,7 @@ class Plan:
     desired_policies: dict[str, Policy] = field(default_factory=dict, repr=False)  # by kind
     current_channels: dict[str, Channel] = field(default_factory=dict, repr=False)  # by email
     current_policies: dict[str, Policy] = field(default_factory=dict, repr=False)  # by kind
+    warnings: tuple[str, ...] = ()
 
     @property
     def resources(self) -> tuple[ResourcePlan, ...]:
@@ -171,6 +185,7 @@ class Plan:
             "project": self.project,
             "region": self.region,
             "stale_after": validate.format_duration(self.stale_after),
+            "warnings": list(self.warnings),
             "resources": [
                 {
                     "kind": r.kind,
@@ -272,7 +287,7 @@ def plan(cfg: Config, emails: tuple[str, ...] | None, stale_after: timedelta | N
     """The changes that make the alerts match; reads only.
 
     ``emails`` None keeps the addresses govctl's channels have; ``stale_after`` None keeps the
-    current window (or the default, two schedule intervals).
+    current window (or the default: two schedule intervals, at most 24h30m).
     """
     project = cfg.require_project()
     channels = monitoring.list_channels(project)
@@ -293,12 +308,17 @@ def plan(cfg: Config, emails: tuple[str, ...] | None, stale_after: timedelta | N
                 "no e-mail address to alert",
                 fix="pass --email ADDRESS (repeat it for several addresses)",
             )
+    warnings: list[str] = []
     label = {"managed-by": MANAGED_BY}
     wanted = {e: Channel(channel_name(e), e, True, label) for e in dict.fromkeys(emails)}
     if stale_after is None:
         stale = current.get(STALE)
         old = stale.conditions[0].duration if stale and stale.conditions else None
-        stale_after = old or default_stale_after(cfg)
+        if old is None:
+            stale_after, warning = default_stale_after(cfg)
+            warnings += [warning] if warning else []
+        else:
+            stale_after = old
 
     desired = desired_policies(cfg, stale_after, tuple(sorted(wanted)))
     return Plan(
@@ -311,6 +331,7 @@ def plan(cfg: Config, emails: tuple[str, ...] | None, stale_after: timedelta | N
         desired_policies=desired,
         current_channels=mine,
         current_policies=current,
+        warnings=tuple(warnings),
     )
 
 

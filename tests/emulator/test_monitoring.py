@@ -145,6 +145,7 @@ def test_policies_are_validated_as_monitoring_does(emulator: Emulator) -> None:
     ops = _channel()
     policies = clients.alert_policies()
     absent = {"filter": FAILED_RUNS.format(job="j"), "duration": timedelta(seconds=90)}
+    too_long = {"filter": FAILED_RUNS.format(job="j"), "duration": timedelta(hours=24, minutes=31)}
     no_channel = f"projects/{PROJECT}/notificationChannels/9"
     log = Cond(condition_matched_log={"filter": "severity>=ERROR"})  # needs a rate limit
     no_resource = Cond(condition_threshold={"filter": 'metric.type = "x"'})
@@ -153,6 +154,7 @@ def test_policies_are_validated_as_monitoring_does(emulator: Emulator) -> None:
         (exceptions.NotFound, {"notification_channels": [no_channel]}),
         (exceptions.InvalidArgument, {"conditions": [log]}),
         (exceptions.InvalidArgument, {"conditions": [Cond(condition_absent=absent)]}),
+        (exceptions.InvalidArgument, {"conditions": [Cond(condition_absent=too_long)]}),
         (exceptions.InvalidArgument, {"conditions": [no_resource]}),
         (exceptions.InvalidArgument, {"user_labels": {"Managed-By": "govctl"}}),
     ]

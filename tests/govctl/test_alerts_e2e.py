@@ -66,8 +66,9 @@ def test_a_failed_run_mails_the_operator_once_and_a_second_set_writes_nothing(
     assert code == 0, err
     assert f"+ channel   {EMAIL}" in out
     assert "+ policy    govreposcrape: execution failed" in out
-    # The default window is two intervals of the default daily schedule.
-    assert "+ policy    govreposcrape: no successful execution in 48h" in out
+    # Two intervals of the daily schedule (48h) are over Cloud Monitoring's longest window.
+    assert "+ policy    govreposcrape: no successful execution in 24h30m" in out
+    assert "warning: two intervals of the schedule (48h) exceed" in err
     assert "+ policy    govreposcrape: scheduler attempt failed" in out
     assert "4 to add, 0 to change, 0 unchanged." in out
     assert "created alert policy 'govreposcrape: execution failed'" in err
@@ -127,15 +128,16 @@ def test_new_addresses_and_window_change_only_what_differs(
 ) -> None:
     assert _govctl(capsys, "alerts", "set", "--email", EMAIL, "-y")[0] == 0
 
-    code, out, _ = _govctl(capsys, "alerts", "set", "--stale-after", "3d", "--dry-run")
+    code, out, err = _govctl(capsys, "alerts", "set", "--stale-after", "20h", "--dry-run")
     assert code == 0
-    assert "~ policy    govreposcrape: no successful execution in 72h" in out
-    assert "duration       48h  →  72h" in out
+    assert "warning" not in err  # an existing window is not a default
+    assert "~ policy    govreposcrape: no successful execution in 20h" in out
+    assert "duration       24h30m  →  20h" in out
     assert "1 to change" in out
     assert len(_policies()) == 3  # dry run: nothing written
 
     code, out, err = _govctl(
-        capsys, "alerts", "set", "--email", "oncall@example.org", "--stale-after", "3d", "-y"
+        capsys, "alerts", "set", "--email", "oncall@example.org", "--stale-after", "20h", "-y"
     )
     assert code == 0, err
     assert "+ channel   oncall@example.org" in out and f"- channel   {EMAIL}" in out
@@ -158,7 +160,8 @@ def test_first_set_needs_an_address(cloud: Emulator, capsys: pytest.CaptureFixtu
         (("--email", "ops.example.org"), "invalid --email 'ops.example.org': expected an e-mail"),
         (("--email", "a@b.c", "--email", "x@@y.z"), "invalid --email 'x@@y.z'"),
         (("--email", "a@b.co", "--stale-after", "soon"), "invalid --stale-after 'soon'"),
-        (("--email", "a@b.co", "--stale-after", "90s"), "expected whole minutes, at least 2m"),
+        (("--email", "a@b.co", "--stale-after", "90s"), "expected whole minutes from 2m to 24h30m"),
+        (("--email", "a@b.co", "--stale-after", "2d"), "invalid --stale-after '2d'"),
     ],
 )
 def test_bad_input_exits_2_in_one_line_without_a_call(
@@ -177,3 +180,18 @@ def test_bad_input_exits_2_in_one_line_without_a_call(
     assert code == 2
     assert said in err and len(err.strip().splitlines()) == 1
     assert out == ""
+
+
+def test_help_of_alerts_imports_no_google_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from govctl.cli.main import main\n"
+        "helps = [['alerts', '--help'], ['alerts', 'set', '--help'], ['alerts', 'show', '-h']]\n"
+        "assert [main(argv) for argv in helps] == [0] * 3\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('google.cloud', 'grpc'))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

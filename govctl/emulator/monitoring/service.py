@@ -37,7 +37,11 @@ _LABEL_KEY = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_CONDITIONS = 6
+# Metric-absence windows: 120 s (MetricAbsence.duration in alert.proto) to 24.5 h through the
+# API ("24 hours if you use the Google Cloud console and 24.5 hours if you use the Cloud
+# Monitoring API": cloud.google.com/monitoring/alerts/types-of-conditions).
 MIN_ABSENCE = timedelta(seconds=120)
+MAX_ABSENCE = timedelta(hours=24, minutes=30)
 SENDER = "alerting-noreply@google.com"
 # What a caller may change on a policy / a channel; the rest is output only.
 _POLICY_FIELDS = ("display_name", "documentation", "user_labels", "conditions", "combiner",
@@ -103,10 +107,10 @@ class MonitoringService(Service):
             elif kind == "condition_absent":
                 conditions.parse_filter(cond.condition_absent.filter)
                 d = _duration(cond.condition_absent.duration)
-                if d < MIN_ABSENCE or d.seconds % 60:
+                if not MIN_ABSENCE <= d <= MAX_ABSENCE or d.total_seconds() % 60:
                     raise invalid_argument(
-                        "condition_absent.duration must be at least 120s and a whole number "
-                        f"of minutes, got {int(d.total_seconds())}s."
+                        "condition_absent.duration must be a whole number of minutes from 120s "
+                        f"to {int(MAX_ABSENCE.total_seconds())}s, got {int(d.total_seconds())}s."
                     )
             elif kind == "condition_matched_log":
                 has_log = True
