@@ -213,3 +213,34 @@ def test_policies_and_channels_outlive_a_restart(
     with Emulator(state_dir=state, storage=False) as emu:
         monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
         assert clients.alert_policies().get_alert_policy(name=made.name) == made
+
+
+def test_an_absence_condition_fires_once_per_gap_after_a_first_point(emulator: Emulator) -> None:
+    ops = _channel()
+    create(clients.jobs(), "ingest", job_spec("print('ok')"))
+    succeeded = FAILED_RUNS.format(job="ingest").replace('"failed"', '"succeeded"')
+    _policy(
+        Cond(
+            display_name="no success in 1h",
+            condition_absent=Cond.MetricAbsence(filter=succeeded, duration=timedelta(hours=1)),
+        ),
+        channels=[ops.name],
+        display_name="stale",
+    )
+    clock = emulator.cloud.clock
+    clock.advance(timedelta(hours=2))  # no point yet: nothing is absent
+    assert _mail(emulator, 1, wait=1.0) == []
+
+    _run("ingest")
+    clock.advance(timedelta(minutes=59))
+    assert _mail(emulator, 1, wait=1.0) == []
+    clock.advance(timedelta(minutes=2))
+    (message,) = _mail(emulator, 1)
+    assert message["subject"].startswith("[ALERT - No severity] stale on cloud_run_job")
+    assert "No data for no success in 1h in 60 minutes" in message["body"]
+    clock.advance(timedelta(hours=3))  # the same gap is reported once
+    assert len(_mail(emulator, 2, wait=1.0)) == 1
+
+    _run("ingest")  # a new point, then a new gap
+    clock.advance(timedelta(minutes=61))
+    assert len(_mail(emulator, 2)) == 2

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timedelta
+import threading
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -42,6 +43,7 @@ MAX_CONDITIONS = 6
 # Monitoring API": cloud.google.com/monitoring/alerts/types-of-conditions).
 MIN_ABSENCE = timedelta(seconds=120)
 MAX_ABSENCE = timedelta(hours=24, minutes=30)
+TICK_SECONDS = 0.5  # how often absence conditions are checked
 SENDER = "alerting-noreply@google.com"
 # What a caller may change on a policy / a channel; the rest is output only.
 _POLICY_FIELDS = ("display_name", "documentation", "user_labels", "conditions", "combiner",
@@ -87,6 +89,12 @@ class MonitoringService(Service):
         self._policies: dict[str, Any] = {}
         self._channels: dict[str, Any] = {}
         self._last_notified: dict[str, float] = {}  # policy name -> clock timestamp (rate limit)
+        # absence condition name -> {"last": timestamp of its last point, "labels": the point's
+        # resource labels, "fired": whether this gap was reported}; a condition is absent from
+        # here until a point arrives after the policy was made or changed (as in Monitoring).
+        self._absence: dict[str, dict[str, Any]] = {}
+        self._stopping = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     # validation ---------------------------------------------------------------------------
     def _check_policy(self, policy: Any, project: str) -> None:
@@ -228,14 +236,18 @@ class MonitoringService(Service):
             self._name_conditions(updated, {c.name: c for c in current.conditions})
             self._record(updated, "mutation_record")
             self._policies[updated.name] = updated
+            for cond in updated.conditions:  # a changed policy waits for a new first point
+                self._absence.pop(cond.name, None)
             self.changed()
             return _copy(updated)
 
     def delete_alert_policy(self, request: Any, context: Any) -> Any:
         with self.lock:
             self._policy(request.name)
-            del self._policies[request.name]
+            gone = self._policies.pop(request.name)
             self._last_notified.pop(request.name, None)
+            for cond in gone.conditions:
+                self._absence.pop(cond.name, None)
             self.changed()
         return empty_pb2.Empty()
 
@@ -332,6 +344,7 @@ class MonitoringService(Service):
         project = point["resource.labels.project_id"]
         with self.lock:
             for policy in self._enabled_policies(project):
+                self._saw_point(policy, point)
                 fired = [
                     c
                     for c in policy.conditions
@@ -365,6 +378,54 @@ class MonitoringService(Service):
                     extra={"execution": event["execution"], "job": event["job"]},
                     at=event["time"],
                 )
+
+    def _saw_point(self, policy: Any, point: dict[str, str]) -> None:
+        for c in policy.conditions:
+            if c.WhichOneof("condition") == "condition_absent" and conditions.matches(
+                conditions.parse_filter(c.condition_absent.filter), point
+            ):
+                labels = {
+                    k.removeprefix("resource.labels."): v
+                    for k, v in point.items()
+                    if k.startswith("resource.labels.")
+                }
+                now = self.cloud.clock.timestamp()
+                self._absence[c.name] = {"last": now, "labels": labels, "fired": False}
+                self.changed()
+
+    def check_absence(self) -> None:
+        """Report each absence condition whose metric has had no point for its duration."""
+        now = self.cloud.clock.timestamp()
+        with self.lock:
+            for policy in self._policies.values():
+                if not _enabled(policy):
+                    continue
+                for c in policy.conditions:
+                    seen = self._absence.get(c.name)
+                    if c.WhichOneof("condition") != "condition_absent" or not seen:
+                        continue
+                    window = _duration(c.condition_absent.duration)
+                    if seen["fired"] or now - seen["last"] < window.total_seconds():
+                        continue
+                    seen["fired"] = True
+                    self.changed()
+                    last = datetime.fromtimestamp(seen["last"], UTC)
+                    self._notify(
+                        policy,
+                        c,
+                        resource={"type": conditions.RUN_JOB_RESOURCE, "labels": seen["labels"]},
+                        summary=(
+                            f"No data for {c.display_name or c.name} in "
+                            f"{int(window.total_seconds() // 60)} minutes: the last point of "
+                            f"its metric was at {last.isoformat()}."
+                        ),
+                        extra={"last_point_at": last},
+                        at=self.cloud.clock.now(),
+                    )
+
+    def _tick_loop(self) -> None:
+        while not self._stopping.wait(TICK_SECONDS):
+            self.check_absence()
 
     def entries_written(self, event: dict[str, Any]) -> None:
         with self.lock:
@@ -461,6 +522,17 @@ class MonitoringService(Service):
     def start(self) -> None:
         self.cloud.subscribe("run.execution_completed", self.execution_completed)
         self.cloud.subscribe("logging.entries_written", self.entries_written)
+        self._stopping.clear()
+        self._ticker = threading.Thread(
+            target=self._tick_loop, name="monitoring-absence", daemon=True
+        )
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         m = monitoring_v3
@@ -523,6 +595,7 @@ class MonitoringService(Service):
         return {
             "alert_policies": [to_jsonable(p) for p in self._policies.values()],
             "notification_channels": [to_jsonable(c) for c in self._channels.values()],
+            "absence": self._absence,
         }
 
     def load(self, data: Any) -> None:
@@ -534,6 +607,7 @@ class MonitoringService(Service):
                 from_jsonable(monitoring_v3.NotificationChannel, rec)
             )
             self._channels[channel.name] = channel
+        self._absence = dict((data or {}).get("absence", {}))
 
 
 def _copy(msg: Any) -> Any:
