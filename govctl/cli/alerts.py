@@ -11,6 +11,7 @@ import typer
 
 from govctl import render, validate
 from govctl.cli.options import Json, Project, Region, Yes, confirm, settings
+from govctl.config import Config
 from govctl.errors import UsageError
 
 app = typer.Typer(
@@ -86,7 +87,21 @@ def set_(
     window = _stale_after(stale_after) if stale_after is not None else None
     cfg = settings(project, region)
     cfg.require_project()
+    if apply_alerts(cfg, emails, window, dry_run=dry_run, yes=yes, json=json):
+        render.info("next: govctl alerts show")
 
+
+def apply_alerts(
+    cfg: Config,
+    emails: tuple[str, ...] | None,
+    window: timedelta | None = None,
+    *,
+    dry_run: bool = False,
+    yes: bool = False,
+    json: bool = False,
+) -> bool:
+    """Plan, show, confirm and apply the alerts (``govctl setup`` calls this too); whether
+    anything was written. ``emails``/``window`` None keep what is set (see services.alerts)."""
     from govctl.services import alerts as service
 
     with render.progress("reading the current alerts"):
@@ -99,16 +114,16 @@ def set_(
         render.plan(plan.to_dict())
     if not plan.has_changes:
         render.info("no changes")
-        return
+        return False
     if dry_run:
         render.info("dry run: nothing written")
-        return
+        return False
     confirm(yes, "Apply?", alternative="--dry-run to only see the plan")
     with render.progress("applying"):
         applied = service.apply(plan)
     for line in applied.done:
         render.info(line)
-    render.info("next: govctl alerts show")
+    return True
 
 
 @app.command()

@@ -421,3 +421,41 @@ def show(cfg: Config) -> View:
     policies = monitoring.list_policies(project)
     policies.sort(key=lambda p: p.display_name)
     return View(channels, policies, {c.name: c.email for c in channels if c.email})
+
+
+# Doctor ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Status:
+    """What `govctl doctor` says about alerting: ``level`` "ok" or "warn", and the fix."""
+
+    level: str
+    summary: str
+    fix: str | None = None
+
+
+def status(cfg: Config) -> Status:
+    """Whether the job's three alerts exist, are enabled and e-mail someone."""
+    view = show(cfg)
+    mine = {
+        p.user_labels.get("govctl-alert"): p
+        for p in view.policies
+        if _managed(p.user_labels) and p.user_labels.get("job") == cfg.job.name
+    }
+    fix = "run `govctl alerts set --email ADDRESS`"
+    if not mine:
+        return Status("warn", f"no alert policy for {cfg.job.name}: nobody hears of a failure", fix)
+    missing = [k for k in (FAILED, STALE, SCHEDULER) if k not in mine]
+    off = sorted(p.display_name for p in mine.values() if not p.enabled)
+    on = {c.name: c.email for c in view.channels if c.enabled and c.email}
+    emails = sorted({on[c] for p in mine.values() for c in p.channels if c in on})
+    if missing or off:
+        said = "; ".join(
+            ([f"missing: {', '.join(missing)}"] if missing else [])
+            + ([f"disabled: {', '.join(off)}"] if off else [])
+        )
+        return Status("warn", f"alerts incomplete ({said})", "run `govctl alerts set`")
+    if not emails:
+        return Status("warn", "alert policies notify no enabled e-mail channel", fix)
+    return Status("ok", f"{len(mine)} alert policies, e-mail to {', '.join(emails)}")

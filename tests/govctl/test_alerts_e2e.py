@@ -195,3 +195,30 @@ def test_help_of_alerts_imports_no_google_library() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_status_for_doctor_warns_until_alerts_are_set_and_enabled(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from govctl import config
+    from govctl.services import alerts
+
+    cfg = config.load()
+    first = alerts.status(cfg)
+    assert first.level == "warn" and first.fix == "run `govctl alerts set --email ADDRESS`"
+    assert _govctl(capsys, "alerts", "set", "--email", EMAIL, "-y")[0] == 0
+    assert alerts.status(cfg) == alerts.Status("ok", f"3 alert policies, e-mail to {EMAIL}")
+
+    policy = next(p for p in _policies() if p.display_name.endswith("execution failed"))
+    policy.enabled = False
+    clients.alert_policies().update_alert_policy(
+        alert_policy=policy, update_mask={"paths": ["enabled"]}
+    )
+    said = alerts.status(cfg)
+    assert said.level == "warn"
+    assert said.summary == "alerts incomplete (disabled: govreposcrape: execution failed)"
+    # and `alerts set` puts it right
+    code, out, _ = _govctl(capsys, "alerts", "set", "-y")
+    assert code == 0 and "~ policy    govreposcrape: execution failed" in out
+    assert "      enabled  False  →  True" in out
+    assert alerts.status(cfg).level == "ok"
