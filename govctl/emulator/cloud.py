@@ -25,8 +25,9 @@ Cross-service contracts (keep them stable):
   query (RpcError INVALID_ARGUMENT for a query the emulator cannot evaluate).
 
 Events (``cloud.publish(event, payload)`` / ``cloud.subscribe(event, fn)``): a publisher
-never knows who listens, and a listener's error never reaches the publisher. Called without
-the publisher's lock held.
+never knows who listens, and a listener's error never reaches the publisher. Listeners run in
+the publisher's thread once the publishing service released its own lock (its caller may
+still hold another service's): they must be quick and must not call a service's RPCs.
 
 - ``"run.execution_completed"``: an execution of a Cloud Run job ended; payload
   ``{"execution": full name, "job": full job name, "result": "succeeded" | "failed" |

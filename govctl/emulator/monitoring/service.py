@@ -460,7 +460,7 @@ class MonitoringService(Service):
                         summary=f"Log entry {entry.insert_id} in {entry.log_name} matched: "
                         f"{text or '(no message)'}",
                         extra={"log_name": entry.log_name, "insert_id": entry.insert_id},
-                        at=entry.timestamp.ToDatetime(),
+                        at=entry.timestamp.ToDatetime(tzinfo=UTC),
                     )
 
     def _rate_limited(self, policy: Any) -> bool:
