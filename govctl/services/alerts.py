@@ -56,10 +56,9 @@ def default_stale_after(cfg: Config) -> tuple[timedelta, str | None]:
     if two <= MAX_STALE_AFTER:
         return two, None
     return MAX_STALE_AFTER, (
-        f"two intervals of the schedule ({validate.format_duration(two)}) exceed Cloud "
-        f"Monitoring's longest metric-absence window ({validate.format_duration(MAX_STALE_AFTER)}):"
-        f" using {validate.format_duration(MAX_STALE_AFTER)}, so a run that ends later than the "
-        "day before may alert; the failed-execution and scheduler alerts cover failed runs"
+        f"two schedule intervals ({validate.format_duration(two)}) exceed Cloud Monitoring's "
+        f"{validate.format_duration(MAX_STALE_AFTER)} limit for metric-absence conditions: "
+        f"using {validate.format_duration(MAX_STALE_AFTER)} (choose with --stale-after)"
     )
 
 

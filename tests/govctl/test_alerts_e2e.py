@@ -68,7 +68,7 @@ def test_a_failed_run_mails_the_operator_once_and_a_second_set_writes_nothing(
     assert "+ policy    govreposcrape: execution failed" in out
     # Two intervals of the daily schedule (48h) are over Cloud Monitoring's longest window.
     assert "+ policy    govreposcrape: no successful execution in 24h30m" in out
-    assert "warning: two intervals of the schedule (48h) exceed" in err
+    assert "warning: two schedule intervals (48h) exceed" in err
     assert "+ policy    govreposcrape: scheduler attempt failed" in out
     assert "4 to add, 0 to change, 0 unchanged." in out
     assert "created alert policy 'govreposcrape: execution failed'" in err
