@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -222,3 +223,40 @@ def test_status_for_doctor_warns_until_alerts_are_set_and_enabled(
     assert code == 0 and "~ policy    govreposcrape: execution failed" in out
     assert "      enabled  False  →  True" in out
     assert alerts.status(cfg).level == "ok"
+
+
+def test_the_scheduler_and_staleness_policies_fire_on_what_they_watch(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from google.cloud import scheduler_v1
+
+    assert _govctl(capsys, "alerts", "set", "--email", EMAIL, "-y")[0] == 0
+    # The schedule's attempt fails (its service account does not exist): the log-based policy.
+    parent = f"projects/{PROJECT}/locations/{REGION}"
+    sched = clients.scheduler()
+    job = sched.create_job(
+        parent=parent,
+        job=scheduler_v1.Job(
+            name=f"{parent}/jobs/govreposcrape-daily-ingest",
+            schedule="0 2 * * *",
+            http_target=scheduler_v1.HttpTarget(
+                uri=f"https://run.googleapis.com/v2/{parent}/jobs/{JOB}:run",
+                oauth_token={"service_account_email": f"nobody@{PROJECT}.iam.gserviceaccount.com"},
+            ),
+        ),
+    )
+    sched.run_job(name=job.name)
+    (message,) = _mail(cloud, 1)
+    assert "govreposcrape: scheduler attempt failed on cloud_scheduler_job" in message["subject"]
+    assert "`govctl logs --scheduler`" in message["body"]
+
+    # A successful run, then nothing for longer than the window: the absence policy.
+    sched.pause_job(name=job.name)  # (its next cron time would fail and mail again)
+    _repos(git_server, ["frontend"])
+    _create_job(str(_feed(tmp_path / "repos.json", git_server, ["frontend"])), git_server)
+    assert _govctl(capsys, "run")[0] == 0
+    cloud.cloud.clock.advance(timedelta(hours=24, minutes=31))
+    first, stale = _mail(cloud, 2)
+    assert first == message
+    assert "govreposcrape: no successful execution in 24h30m" in stale["subject"]
+    assert "`govctl schedule show`" in stale["body"]
