@@ -147,6 +147,10 @@ def test_new_addresses_and_window_change_only_what_differs(
     assert [c["email"] for c in data["channels"]] == ["oncall@example.org"]
     assert all(p["channels"] == ["oncall@example.org"] for p in data["policies"])
     assert _govctl(capsys, "alerts", "set", "-y")[2].strip().endswith("no changes")
+    plan = json.loads(_govctl(capsys, "alerts", "set", "--json", "--dry-run")[1])
+    assert plan["summary"] == {"to_add": 0, "to_change": 0, "to_delete": 0, "unchanged": 4}
+    assert plan["stale_after"] == "20h" and plan["warnings"] == []
+    assert [r["kind"] for r in plan["resources"]] == ["channel", "policy", "policy", "policy"]
 
 
 def test_first_set_needs_an_address(cloud: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
@@ -260,3 +264,26 @@ def test_the_scheduler_and_staleness_policies_fire_on_what_they_watch(
     assert first == message
     assert "govreposcrape: no successful execution in 24h30m" in stale["subject"]
     assert "`govctl schedule show`" in stale["body"]
+
+
+def test_a_policy_changed_after_the_plan_is_not_overwritten(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from govctl import config
+    from govctl.errors import GovctlError
+    from govctl.services import alerts
+
+    assert _govctl(capsys, "alerts", "set", "--email", EMAIL, "-y")[0] == 0
+    cfg = config.load()
+    plan = alerts.plan(cfg, None, timedelta(hours=20))
+    assert [r.action for r in plan.policies] == ["unchanged", "update", "unchanged"]
+    stale = next(p for p in _policies() if "no successful execution" in p.display_name)
+    stale.display_name = "someone else's name"
+    clients.alert_policies().update_alert_policy(
+        alert_policy=stale, update_mask={"paths": ["display_name"]}
+    )
+    with pytest.raises(GovctlError, match="changed since the plan was made"):
+        alerts.apply(plan)
+    assert clients.alert_policies().get_alert_policy(name=stale.name).display_name == (
+        "someone else's name"
+    )
