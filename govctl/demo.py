@@ -27,13 +27,16 @@ REGION = "europe-west2"
 STEPS: list[tuple[list[str], int]] = [
     (["deploy", "--dry-run"], 0),
     (["deploy", "-y"], 0),
+    (["alerts", "set", "--email", "ops@example.org", "-y"], 0),
     (["run", "--limit", "10"], 1),
+    (["MAIL"], 0),
     (["logs", "--errors", "--latest"], 0),
     (["run"], 0),
     (["executions", "list"], 0),
     (["schedule", "show", "--next", "3"], 0),
     (["cost"], 0),
     (["status"], 0),
+    (["alerts", "show"], 0),
 ]
 GONE = {"owner": "demo-org", "name": "demo-retired-service", "pushedAt": "2024-01-01T00:00:00Z"}
 
@@ -48,6 +51,20 @@ def _govctl(args: Sequence[str], env: dict[str, str], cwd: Path, *, show: bool =
         _say("$ govctl " + shlex.join(args))
     command = [sys.executable, "-m", "govctl", *args]
     return subprocess.run(command, env=env, cwd=cwd, check=False).returncode
+
+
+def _show_mail(state_dir: Path) -> None:
+    """The e-mail the failed run's alert sent (the emulator delivers it to a file)."""
+    import time
+
+    from govctl.emulator.monitoring.conditions import MAILBOX, read_mailbox
+
+    deadline = time.monotonic() + 5
+    while not read_mailbox(state_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _say(f"# the operator's inbox ({state_dir / MAILBOX})")
+    for mail in read_mailbox(state_dir):
+        print(f"To: {mail['to']}\nSubject: {mail['subject']}\n\n{mail['body']}\n", flush=True)
 
 
 def _start_emulator(work: Path, env: dict[str, str]) -> dict[str, str]:
@@ -117,6 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say("# one-time setup: the job's service account and the digest bucket")
         _one_time_setup(env)
         for step, expected in STEPS:
+            if step == ["MAIL"]:
+                _show_mail(work / "emulator")
+                continue
             code = _govctl(step, env, work)
             if code != expected:
                 failed += 1

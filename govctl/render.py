@@ -130,8 +130,8 @@ def progress(message: str) -> Iterator[None]:
         yield
 
 
-_PLAN_MARK = {"create": "+", "update": "~", "unchanged": "="}
-_PLAN_COLOUR = {"create": "32", "update": "33", "unchanged": "2"}  # green, yellow, dim
+_PLAN_MARK = {"create": "+", "update": "~", "unchanged": "=", "delete": "-"}
+_PLAN_COLOUR = {"create": "32", "update": "33", "unchanged": "2", "delete": "31"}
 
 
 def _colour(text: str, action: str) -> str:
@@ -175,7 +175,8 @@ def plan(data: Mapping[str, Any]) -> None:
                 out(f"      {change['field']:<{width}}  {_plan_value(change['old'])}  →  {new}")
     summary = data["summary"]
     out()
-    out(f"{summary['to_add']} to add, {summary['to_change']} to change, "
+    deleted = f"{summary['to_delete']} to delete, " if summary.get("to_delete") else ""
+    out(f"{summary['to_add']} to add, {summary['to_change']} to change, {deleted}"
         f"{summary['unchanged']} unchanged.")  # fmt: skip
 
 

@@ -33,6 +33,7 @@ GROUPS: dict[str, str] = {
     "logs": "govctl.cli.logs:app",
     "schedule": "govctl.cli.schedule:app",
     "status": "govctl.cli.status:app",
+    "alerts": "govctl.cli.alerts:app",
     "cost": "govctl.cli.cost:app",
     "local": "govctl.cli.local:app",
     "doctor": "govctl.cli.doctor:app",

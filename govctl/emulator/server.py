@@ -34,6 +34,7 @@ SERVICES = [
     "govctl.emulator.scheduler.service:SchedulerService",
     "govctl.emulator.billing.service:BillingService",
     "govctl.emulator.billing.projects:ProjectBillingService",
+    "govctl.emulator.monitoring.service:MonitoringService",
 ]
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         artifactregistry_v1,
         billing_v1,
         iam_admin_v1,
+        monitoring_v3,
         resourcemanager_v3,
         run_v2,
         scheduler_v1,
@@ -140,6 +141,26 @@ def cloud_build() -> cloudbuild_v1.CloudBuildClient:
     )
 
     return _build(cloudbuild_v1.CloudBuildClient, CloudBuildGrpcTransport)  # type: ignore[no-any-return]
+
+
+def alert_policies() -> monitoring_v3.AlertPolicyServiceClient:
+    from google.cloud import monitoring_v3
+    from google.cloud.monitoring_v3.services.alert_policy_service.transports import (
+        AlertPolicyServiceGrpcTransport,
+    )
+
+    return _build(monitoring_v3.AlertPolicyServiceClient, AlertPolicyServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def notification_channels() -> monitoring_v3.NotificationChannelServiceClient:
+    from google.cloud import monitoring_v3
+    from google.cloud.monitoring_v3.services.notification_channel_service.transports import (
+        NotificationChannelServiceGrpcTransport,
+    )
+
+    return _build(  # type: ignore[no-any-return]
+        monitoring_v3.NotificationChannelServiceClient, NotificationChannelServiceGrpcTransport
+    )
 
 
 def storage_client(project: str | None = None) -> StorageClient:
