@@ -33,6 +33,7 @@ GROUPS: dict[str, str] = {
     "logs": "govctl.cli.logs:app",
     "schedule": "govctl.cli.schedule:app",
     "status": "govctl.cli.status:app",
+    "index": "govctl.cli.index:app",
     "cost": "govctl.cli.cost:app",
     "local": "govctl.cli.local:app",
     "emulator": "govctl.cli.emulator:app",

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from google.cloud import (
         artifactregistry_v1,
         billing_v1,
+        discoveryengine_v1,
         iam_admin_v1,
         resourcemanager_v3,
         run_v2,
@@ -133,6 +134,33 @@ def cloud_build() -> cloudbuild_v1.CloudBuildClient:
     )
 
     return _build(cloudbuild_v1.CloudBuildClient, CloudBuildGrpcTransport)  # type: ignore[no-any-return]
+
+
+def data_stores() -> discoveryengine_v1.DataStoreServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.data_store_service.transports import (
+        DataStoreServiceGrpcTransport,
+    )
+
+    return _build(de.DataStoreServiceClient, DataStoreServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def documents() -> discoveryengine_v1.DocumentServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.document_service.transports import (
+        DocumentServiceGrpcTransport,
+    )
+
+    return _build(de.DocumentServiceClient, DocumentServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def search() -> discoveryengine_v1.SearchServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.search_service.transports import (
+        SearchServiceGrpcTransport,
+    )
+
+    return _build(de.SearchServiceClient, SearchServiceGrpcTransport)  # type: ignore[no-any-return]
 
 
 def storage_client(project: str | None = None) -> StorageClient:
