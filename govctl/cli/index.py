@@ -92,13 +92,18 @@ def sync(
     from govctl.services import index
 
     began = time.monotonic()
-    render.info(f"importing {gindex.import_uri(cfg.bucket)} into {cfg.values['index.data_store']}")
+    began_import: list[str] = []  # the import's name, once it has started
     with render.counter("documents") as update:
-        run = index.sync(
-            cfg,
-            wait=wait,
-            progress=lambda r: update(r.success_count + r.failure_count, r.total_count),
-        )
+
+        def progress(run: Any) -> None:
+            if not began_import:
+                began_import.append(run.name)
+                source = gindex.import_uri(cfg.bucket)
+                render.info(f"importing {source} into {cfg.values['index.data_store']}")
+            if run.total_count:
+                update(run.success_count + run.failure_count, run.total_count)
+
+        run = index.sync(cfg, wait=wait, progress=progress)
     if json:
         render.json_out(render.plain(run))
     elif not run.done:

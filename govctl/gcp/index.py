@@ -206,24 +206,14 @@ def _repository(link: str, bucket_prefix: str = "gs://") -> str:
     return path.removesuffix(".md")
 
 
-def _plain(value: Any) -> Any:
-    """proto-plus map/list composites as plain dicts and lists."""
-    if hasattr(value, "items"):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, str | int | float | bool) or value is None:
-        return value
-    try:
-        return [_plain(v) for v in value]
-    except TypeError:
-        return value
-
-
 def search(path: str, query: str, limit: int) -> tuple[list[Hit], int]:
     """The top ``limit`` results of ``query`` with a snippet each, and the total matched."""
     import html
     import re
 
     from google.cloud import discoveryengine_v1 as de
+    from google.protobuf import json_format
+    from google.protobuf.message import Message
 
     request = de.SearchRequest(
         serving_config=f"{path}/servingConfigs/{SERVING_CONFIG}",
@@ -238,7 +228,10 @@ def search(path: str, query: str, limit: int) -> tuple[list[Hit], int]:
         page = next(iter(response.pages))
     hits = []
     for result in page.results[:limit]:
-        data = _plain(result.document.derived_struct_data) or {}
+        doc = result.document
+        # The pager's pages may hold raw protobuf messages or proto-plus ones.
+        raw = doc if isinstance(doc, Message) else de.Document.pb(doc)
+        data = json_format.MessageToDict(raw.derived_struct_data)
         link = str(data.get("link") or "")
         snippets = data.get("snippets") or []
         raw = str(snippets[0].get("snippet", "")) if snippets else ""
