@@ -183,8 +183,8 @@ def start_import(path: str, bucket: str) -> ImportRun:
     with translate(
         f"import gs://{bucket} into {path.rsplit('/', 1)[-1]}",
         not_found=CREATE_FIX,
-        denied="importing needs roles/discoveryengine.editor, and the Discovery Engine service "
-        "agent needs roles/storage.objectViewer on the bucket",
+        denied="importing needs roles/discoveryengine.editor (and, for a bucket in another "
+        "project, roles/storage.objectViewer on it for the Discovery Engine service agent)",
     ):
         operation = clients.documents().import_documents(request=request)
         return _import_run(operation.operation)
