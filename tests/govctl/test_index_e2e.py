@@ -177,3 +177,19 @@ def test_bad_input_is_exit_2_before_any_call(
     assert code == 2, err
     assert says in err and out == ""
     assert len(err.strip().splitlines()) == 1
+
+
+def test_settings_from_govctl_toml_name_the_data_store(
+    cloud: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "govctl.toml").write_text('[index]\ndata_store = "digests-eu"\nlocation = "eu"\n')
+
+    assert _govctl(capsys, "index", "create")[0] == 0
+    data = json.loads(_govctl(capsys, "index", "status", "--json")[1])
+
+    assert (data["data_store"], data["location"], data["exists"]) == ("digests-eu", "eu", True)
+    store = clients.data_stores().get_data_store(
+        name="projects/demo-project/locations/eu/collections/default_collection/"
+        "dataStores/digests-eu"
+    )
+    assert store.content_config.name == "CONTENT_REQUIRED"

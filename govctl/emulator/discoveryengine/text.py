@@ -33,6 +33,10 @@ def snippet(text: str, terms: list[str]) -> str:
         if m and (first is None or m.start() < first):
             first = m.start()
     start = max(0, (first or 0) - SNIPPET_CHARS // 3)
+    if start:
+        # Begin at a word, past any rule of punctuation (digests separate files with "====").
+        m = re.compile(r"\s+[^\w\s]*\s*").search(text, start, first)
+        start = m.end() if m else start
     piece = " ".join(text[start : start + SNIPPET_CHARS].split())
     out = html.escape(piece)
     for term in terms:
