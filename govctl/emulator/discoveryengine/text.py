@@ -27,16 +27,18 @@ def score(text: str, terms: list[str]) -> int:
 def snippet(text: str, terms: list[str]) -> str:
     """About SNIPPET_CHARS characters around the first term, the terms in ``<b>…</b>`` and the
     rest HTML-escaped, as Vertex AI Search's snippets are."""
-    first = None
+    first = len(text)
     for term in terms:
         m = re.search(rf"(?i)\b{re.escape(term)}\b", text)
-        if m and (first is None or m.start() < first):
-            first = m.start()
-    start = max(0, (first or 0) - SNIPPET_CHARS // 3)
+        if m:
+            first = min(first, m.start())
+    if first == len(text):
+        first = 0
+    start = max(0, first - SNIPPET_CHARS // 3)
     if start:
         # Begin at a word, past any rule of punctuation (digests separate files with "====").
-        m = re.compile(r"\s+[^\w\s]*\s*").search(text, start, first)
-        start = m.end() if m else start
+        rule = re.compile(r"\s+[^\w\s]*\s*").search(text, start, first)
+        start = rule.end() if rule else start
     piece = " ".join(text[start : start + SNIPPET_CHARS].split())
     out = html.escape(piece)
     for term in terms:
