@@ -103,7 +103,14 @@ def sync(
             if run.total_count:
                 update(run.success_count + run.failure_count, run.total_count)
 
-        run = index.sync(cfg, wait=wait, progress=progress)
+        try:
+            run = index.sync(cfg, wait=wait, progress=progress)
+        except KeyboardInterrupt:
+            if not began_import:
+                raise
+            render.info(f"\nStopped watching; import {began_import[0]} goes on.")
+            render.info("Follow: govctl index status")
+            raise typer.Exit(130) from None
     if json:
         render.json_out(render.plain(run))
     elif not run.done:

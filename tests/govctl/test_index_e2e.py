@@ -193,3 +193,23 @@ def test_settings_from_govctl_toml_name_the_data_store(
         "dataStores/digests-eu"
     )
     assert store.content_config.name == "CONTENT_REQUIRED"
+
+
+def test_ctrl_c_while_syncing_detaches(
+    cloud: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from govctl.gcp import index as gcp_index
+
+    assert _govctl(capsys, "index", "create")[0] == 0
+
+    def interrupted(name: str) -> None:
+        raise KeyboardInterrupt
+
+    # The operator presses Ctrl-C while the import is being followed.
+    monkeypatch.setattr(gcp_index, "get_import", interrupted)
+    monkeypatch.setattr(gcp_index.ImportRun, "done", property(lambda self: False))
+    code, _, err = _govctl(capsys, "index", "sync")
+
+    assert code == 130
+    assert "Stopped watching; import projects/demo-project/" in err
+    assert "goes on" in err and "govctl index status" in err
