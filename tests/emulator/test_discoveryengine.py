@@ -210,3 +210,34 @@ def test_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 def test_unknown_branch_is_not_found(store: de.DataStore) -> None:
     with pytest.raises(gexc.NotFound):
         clients.documents().list_documents(parent=f"{STORE}/branches/7")
+
+
+def test_wait_and_delete_operation(store: de.DataStore, emulator: Emulator) -> None:
+    import grpc
+    from google.longrunning import operations_pb2
+
+    _put("a/one.md", "alpha")
+    op = clients.documents().import_documents(
+        request=de.ImportDocumentsRequest(
+            parent=BRANCH,
+            gcs_source=de.GcsSource(input_uris=[f"gs://{BUCKET}/*/*.md"], data_schema="content"),
+        )
+    )
+    name = op.operation.name
+    channel = grpc.insecure_channel(emulator.grpc_address)
+    wait = channel.unary_unary(
+        "/google.longrunning.Operations/WaitOperation",
+        request_serializer=operations_pb2.WaitOperationRequest.SerializeToString,
+        response_deserializer=operations_pb2.Operation.FromString,
+    )
+    delete = channel.unary_unary(
+        "/google.longrunning.Operations/DeleteOperation",
+        request_serializer=operations_pb2.DeleteOperationRequest.SerializeToString,
+        response_deserializer=lambda b: b,
+    )
+    done = wait(operations_pb2.WaitOperationRequest(name=name), timeout=10)
+    assert done.done and done.HasField("response")
+    delete(operations_pb2.DeleteOperationRequest(name=name), timeout=10)
+    with pytest.raises(gexc.NotFound):
+        clients.documents().get_operation(request={"name": name})
+    channel.close()

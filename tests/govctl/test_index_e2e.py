@@ -141,6 +141,10 @@ def test_sync_no_wait_prints_the_operation(
     assert code == 0, err
     assert "/branches/0/operations/import-documents-" in out
     assert "govctl index status" in err
+    # --json: the finished import, as `status --json` shows it.
+    result = json.loads(_govctl(capsys, "index", "sync", "--json")[1])
+    assert result["state"] == "succeeded" and result["total_count"] == 0
+    assert result["name"].startswith("projects/demo-project/locations/global/")
 
 
 @pytest.mark.parametrize(
