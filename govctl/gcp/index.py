@@ -10,7 +10,7 @@ repository is found again through the document's ``content.uri`` / the result's 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from govctl.gcp import clients
@@ -167,7 +167,8 @@ def imports(path: str) -> list[ImportRun]:
             token = page.next_page_token
             if not token:
                 break
-    return sorted(found, key=lambda r: (r.started is not None, r.started), reverse=True)
+    never = datetime.min.replace(tzinfo=UTC)
+    return sorted(found, key=lambda r: r.started or never, reverse=True)
 
 
 def start_import(path: str, bucket: str) -> ImportRun:
