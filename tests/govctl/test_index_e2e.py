@@ -217,3 +217,19 @@ def test_ctrl_c_while_syncing_detaches(
     assert code == 130
     assert "Stopped watching; import projects/demo-project/" in err
     assert "goes on" in err and "govctl index status" in err
+
+
+def test_an_import_that_fails_says_why(
+    cloud: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _govctl(capsys, "index", "create")[0] == 0
+    monkeypatch.setenv("GOVCTL_BUCKET_NAME", "no-such-bucket")
+
+    code, out, err = _govctl(capsys, "index", "sync")
+
+    assert code == 1
+    assert "Import failed in" in out
+    assert "error: the import failed: Cloud Storage bucket no-such-bucket does not exist." in err
+    data = json.loads(_govctl(capsys, "index", "status", "--json")[1])
+    assert data["last_import"]["state"] == "failed" and data["last_success"] is None
+    assert data["bucket_error"].startswith("list gs://no-such-bucket: not found")
