@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,26 @@ def _count(low: int, high: int) -> Callable[[Any, str], int]:
     return lambda value, where: validate.integer(value, where, low, high)
 
 
+# Discovery Engine data store ids (RFC-1034-like, as the API documents) and its locations.
+_DATA_STORE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+INDEX_LOCATIONS = ("global", "us", "eu")
+
+
+def _data_store(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _DATA_STORE_ID.fullmatch(value):
+        raise UsageError(
+            f"invalid {where} {value!r}: expected a data store id of lowercase letters, digits, "
+            "'-' and '_' (at most 63, starting with a letter or digit)"
+        )
+    return value
+
+
+def _index_location(value: Any, where: str) -> str:
+    if value not in INDEX_LOCATIONS:
+        raise UsageError(f"invalid {where} {value!r}: expected one of {', '.join(INDEX_LOCATIONS)}")
+    return str(value)
+
+
 KEYS: dict[str, Key] = {
     k.name: k
     for k in [
@@ -122,6 +143,10 @@ KEYS: dict[str, Key] = {
             "when the job runs (five-field unix cron)"),
         Key("schedule.time_zone", "GOVCTL_SCHEDULE_TIME_ZONE", validate.time_zone, "Etc/UTC",
             "time zone of the cron (IANA name)"),
+        Key("index.data_store", "GOVCTL_INDEX_DATA_STORE", _data_store, "govreposcrape-search",
+            "Vertex AI Search data store that indexes the bucket's digests"),
+        Key("index.location", "GOVCTL_INDEX_LOCATION", _index_location, "global",
+            "location of the data store: global, us or eu"),
         Key("emulator.state_dir", "GOVCTL_EMULATOR_STATE_DIR", _path, None,
             "where `govctl emulator` keeps its state (default: the user data dir)"),
         Key("emulator.host", "GOVCTL_EMULATOR_BIND", _str, DEFAULT_EMULATOR_HOST,
@@ -132,7 +157,7 @@ KEYS: dict[str, Key] = {
             "fake-gcs-server port of `govctl emulator`; 0 = a free port"),
     ]
 }  # fmt: skip
-SECTIONS = ("job", "bucket", "schedule", "emulator")
+SECTIONS = ("job", "bucket", "schedule", "index", "emulator")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ STEPS: list[tuple[list[str], int]] = [
     (["cost"], 0),
     (["status"], 0),
     (["alerts", "show"], 0),
+    (["index", "create"], 0),
+    (["index", "sync"], 0),
+    (["index", "status"], 0),
+    (["index", "search", "text messages"], 0),
 ]
 GONE = {"owner": "demo-org", "name": "demo-retired-service", "pushedAt": "2024-01-01T00:00:00Z"}
 

@@ -185,3 +185,33 @@ def confirm(question: str) -> bool:
     import typer
 
     return typer.confirm(question, default=False, err=True)
+
+
+@contextmanager
+def counter(message: str) -> Iterator[Any]:
+    """Progress of a count (done of total) on stderr: a bar on a terminal, otherwise a line
+    each time the count changes. Yields ``update(done, total)``."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        said: list[tuple[int, int]] = []
+
+        def say(done: int, total: int) -> None:
+            if not said or said[-1] != (done, total):
+                said.append((done, total))
+                info(f" {message}  {done}/{total}")
+
+        yield say
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn(message), BarColumn(), MofNCompleteColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task(message, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update

@@ -34,6 +34,7 @@ GROUPS: dict[str, str] = {
     "schedule": "govctl.cli.schedule:app",
     "status": "govctl.cli.status:app",
     "alerts": "govctl.cli.alerts:app",
+    "index": "govctl.cli.index:app",
     "cost": "govctl.cli.cost:app",
     "local": "govctl.cli.local:app",
     "doctor": "govctl.cli.doctor:app",

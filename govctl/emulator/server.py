@@ -27,6 +27,9 @@ SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
     "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
+    # Before Cloud Build: it answers google.longrunning.Operations for its own operations
+    # (names with /collections/) and hands the rest to Cloud Build's handler.
+    "govctl.emulator.discoveryengine.service:DiscoveryEngineService",
     # Before Run: it answers google.longrunning.Operations for its builds and hands the
     # rest to Run (the first registered handler of a gRPC service name wins).
     "govctl.emulator.cloudbuild.service:CloudBuildService",

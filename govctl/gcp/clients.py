@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from google.cloud import (
         artifactregistry_v1,
         billing_v1,
+        discoveryengine_v1,
         iam_admin_v1,
         monitoring_v3,
         resourcemanager_v3,
@@ -161,6 +162,33 @@ def notification_channels() -> monitoring_v3.NotificationChannelServiceClient:
     return _build(  # type: ignore[no-any-return]
         monitoring_v3.NotificationChannelServiceClient, NotificationChannelServiceGrpcTransport
     )
+
+
+def data_stores() -> discoveryengine_v1.DataStoreServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.data_store_service.transports import (
+        DataStoreServiceGrpcTransport,
+    )
+
+    return _build(de.DataStoreServiceClient, DataStoreServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def documents() -> discoveryengine_v1.DocumentServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.document_service.transports import (
+        DocumentServiceGrpcTransport,
+    )
+
+    return _build(de.DocumentServiceClient, DocumentServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def search() -> discoveryengine_v1.SearchServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.search_service.transports import (
+        SearchServiceGrpcTransport,
+    )
+
+    return _build(de.SearchServiceClient, SearchServiceGrpcTransport)  # type: ignore[no-any-return]
 
 
 def storage_client(project: str | None = None) -> StorageClient:

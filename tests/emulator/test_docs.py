@@ -44,6 +44,9 @@ PAGES = {
     "google.devtools.cloudbuild.v1.CloudBuild": "cloudbuild.md",
     "google.monitoring.v3.AlertPolicyService": "monitoring.md",
     "google.monitoring.v3.NotificationChannelService": "monitoring.md",
+    "google.cloud.discoveryengine.v1.DataStoreService": "discoveryengine.md",
+    "google.cloud.discoveryengine.v1.DocumentService": "discoveryengine.md",
+    "google.cloud.discoveryengine.v1.SearchService": "discoveryengine.md",
 }
 
 
