@@ -34,6 +34,7 @@ GROUPS: dict[str, str] = {
     "schedule": "govctl.cli.schedule:app",
     "status": "govctl.cli.status:app",
     "cost": "govctl.cli.cost:app",
+    "secrets": "govctl.cli.secrets:app",
     "local": "govctl.cli.local:app",
     "emulator": "govctl.cli.emulator:app",
 }

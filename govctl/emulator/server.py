@@ -27,6 +27,7 @@ SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
     "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
+    "govctl.emulator.secretmanager.service:SecretManagerService",
     # Before Run: it answers google.longrunning.Operations for its builds and hands the
     # rest to Run (the first registered handler of a gRPC service name wins).
     "govctl.emulator.cloudbuild.service:CloudBuildService",

@@ -42,6 +42,7 @@ def test_every_served_rpc_is_in_the_docs_table() -> None:
 PAGES = {
     "google.devtools.artifactregistry.v1.ArtifactRegistry": "artifactregistry.md",
     "google.devtools.cloudbuild.v1.CloudBuild": "cloudbuild.md",
+    "google.cloud.secretmanager.v1.SecretManagerService": "secretmanager.md",
 }
 
 
