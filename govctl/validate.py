@@ -375,7 +375,7 @@ def secret_map(value: Any, where: str = "[job] secrets") -> dict[str, str]:
     result = {}
     for name, item in value.items():
         env_name(name, f"{where} name")
-        result[name] = format_secret_ref(*secret_ref(item, f"{where}.{name}"))
+        result[name] = format_secret_ref(*secret_ref(item, f"{where} entry {name}"))
     return result
 
 
