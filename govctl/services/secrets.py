@@ -4,7 +4,8 @@ and say, for each ``[job] secrets`` entry, whether the job will be able to read 
 Values go one way: in through :func:`set_value`, out only to the job's tasks (Cloud Run
 reads them). Nothing here returns, logs or renders a value. ``status`` is also what
 ``govctl setup`` and ``govctl doctor`` call to check that the job's service account can read
-each referenced secret and that the version it names is enabled.
+each referenced secret and that the version it names is enabled; ``ensure_access`` is their
+fix for a missing grant.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def secret_for(cfg: Config, name: str) -> tuple[str, str]:
     """(secret id, version) of ``NAME``: its ``[job] secrets`` entry, else ``github-token``
     for ``GITHUB_TOKEN`` at ``latest``."""
     if name in cfg.job.secrets:
-        return validate.secret_ref(cfg.job.secrets[name], f"[job] secrets.{name}")
+        return validate.secret_ref(cfg.job.secrets[name], f"[job] secrets entry {name}")
     return validate.secret_id_for(name), "latest"
 
 
@@ -111,7 +112,7 @@ def status(cfg: Config) -> list[SecretStatus]:
     member = f"serviceAccount:{cfg.job.service_account}"
     found = []
     for name, ref in sorted(cfg.job.secrets.items()):
-        secret, version = validate.secret_ref(ref, f"[job] secrets.{name}")
+        secret, version = validate.secret_ref(ref, f"[job] secrets entry {name}")
         versions = secrets.versions(project, secret)
         set_fix = f"run `govctl secrets set {name}`"
         if versions is None:
@@ -148,3 +149,20 @@ def status(cfg: Config) -> list[SecretStatus]:
             problem, fix,
         ))  # fmt: skip
     return found
+
+
+def ensure_access(cfg: Config) -> list[str]:
+    """Grant the job's service account read access on each existing ``[job] secrets``
+    secret it cannot read yet (what `govctl setup` and `govctl doctor --fix` do); returns
+    what was granted. Missing secrets and versions are left to `govctl secrets set`."""
+    from govctl.gcp import secrets
+
+    project = cfg.require_project()
+    member = f"serviceAccount:{cfg.job.service_account}"
+    done = []
+    for name, ref in sorted(cfg.job.secrets.items()):
+        secret, _ = validate.secret_ref(ref, f"[job] secrets entry {name}")
+        if secrets.exists(project, secret) and not secrets.can_access(project, secret, member):
+            secrets.grant_access(project, secret, member)
+            done.append(f"granted {secrets.ACCESSOR} to {member} on secret {secret}")
+    return done

@@ -274,3 +274,39 @@ def test_set_uses_the_configured_secret_and_an_explicit_one(
     secret = clients.secret_manager().get_secret(name=f"projects/{PROJECT}/secrets/gh-pat")
     assert secret.replication.automatic == sm.Replication.Automatic()
     assert secret.labels["managed-by"] == "govctl"
+
+
+def test_ensure_access_grants_what_is_missing_once(govctl: Transcript, tmp_path: Path) -> None:
+    from govctl import config
+    from govctl.services import secrets as service
+
+    assert govctl("secrets", "set", "GITHUB_TOKEN", stdin=b"v")[0] == 0
+    client = clients.secret_manager()
+    policy = client.get_iam_policy(request={"resource": SECRET})
+    del policy.bindings[:]
+    client.set_iam_policy(request={"resource": SECRET, "policy": policy})
+    _configure(tmp_path)
+    cfg = config.load()
+    assert [s.access for s in service.status(cfg)] == [False]
+
+    assert service.ensure_access(cfg) == [
+        f"granted roles/secretmanager.secretAccessor to serviceAccount:{SA} on secret github-token"
+    ]
+    assert service.ensure_access(cfg) == []
+    assert [s.ok for s in service.status(cfg)] == [True]
+
+
+def test_a_reference_dropped_from_the_settings_is_removed_by_deploy(
+    govctl: Transcript, tmp_path: Path
+) -> None:
+    assert govctl("secrets", "set", "GITHUB_TOKEN", stdin=b"v")[0] == 0
+    _configure(tmp_path)
+    assert govctl("deploy", "--image", test_deploy.IMAGE, "-y")[0] == 0
+    (tmp_path / "govctl.toml").write_text("")
+
+    code, out, err = govctl("deploy", "--image", test_deploy.IMAGE, "-y")
+
+    assert code == 0, err
+    assert "secret GITHUB_TOKEN  github-token  →  (none)" in out
+    env = clients.jobs().get_job(name=JOB).template.template.containers[0].env
+    assert "GITHUB_TOKEN" not in {e.name for e in env}
