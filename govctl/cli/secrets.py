@@ -23,10 +23,12 @@ def _read_value() -> bytes:
     return str(entered).encode()
 
 
-@app.command("set")
+# Extra words are collected rather than refused by the parser: its message would echo them,
+# and an extra word here is most likely the value itself.
+@app.command("set", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def set_(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The job's environment variable, e.g. GITHUB_TOKEN.")],
-    extra: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
     secret: Annotated[
         str | None,
         typer.Option(
@@ -46,8 +48,7 @@ def set_(
     secret (automatic replication) or adds a version, then grants the job's service account
     `roles/secretmanager.secretAccessor` on it. The value is never printed.
     """
-    if extra:
-        # Never echo it: it may well be the value itself.
+    if ctx.args:
         raise UsageError(
             "`govctl secrets set` takes only NAME: the value is read from stdin or a hidden "
             "prompt, never from the command line (shell history and `ps` would keep it)",
@@ -60,6 +61,14 @@ def set_(
             raise UsageError(f"invalid --secret {secret!r}: expected a secret id, no version")
     cfg = settings(project, region)
     cfg.require_project()
+    if secret is not None and name in cfg.job.secrets:
+        configured = cfg.job.secrets[name].partition(":")[0]
+        if configured != secret:
+            raise UsageError(
+                f"invalid --secret {secret!r}: [job] secrets maps {name} to {configured!r}, "
+                "so the job would not read it",
+                fix=f"drop --secret, or change [job] secrets entry {name} first",
+            )
 
     from govctl.services import secrets as service
 

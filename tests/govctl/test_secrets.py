@@ -232,16 +232,29 @@ def test_an_empty_or_oversized_value_exits_2(
     assert "the secret's value is" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra", [[VALUE], ["--value", VALUE], [f"--value={VALUE}"]])
 def test_a_value_on_the_command_line_is_refused_and_not_echoed(
+    extra: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
+    monkeypatch.setenv("GOVCTL_EMULATOR_HOST", "127.0.0.1:9")
+    assert main(["secrets", "set", "GITHUB_TOKEN", *extra]) == 2
+    out, err = capsys.readouterr()
+    assert "never from the command line" in err
+    assert VALUE not in out + err
+
+
+def test_a_secret_flag_that_contradicts_the_settings_exits_2(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
     monkeypatch.setenv("GOVCTL_EMULATOR_HOST", "127.0.0.1:9")
-    assert main(["secrets", "set", "GITHUB_TOKEN", VALUE]) == 2
-    out, err = capsys.readouterr()
-    assert "never from the command line" in err
-    assert VALUE not in out + err
+    _configure(tmp_path, "gh-pat")
+    assert main(["secrets", "set", "GITHUB_TOKEN", "--secret", "other"]) == 2
+    assert "maps GITHUB_TOKEN to 'gh-pat'" in capsys.readouterr().err
 
 
 def test_secrets_help_imports_no_google_cloud_module() -> None:
