@@ -316,6 +316,17 @@ def looks_secret(name: str) -> bool:
     return any(word in upper for word in SECRET_WORDS)
 
 
+def plain_env_name(name: str, where: str) -> str:
+    """Refuse a plain variable whose name says credential (its value is never echoed)."""
+    if looks_secret(name):
+        raise UsageError(
+            f"invalid {where} {name!r}: it looks like a secret, and a plain value is readable "
+            "by anyone who can view the job",
+            fix=f"use [job] secrets and `govctl secrets set {name}`",
+        )
+    return name
+
+
 def env_map(value: Any, where: str = "[job] env") -> dict[str, str]:
     """A TOML table, or ``K=V`` words (``GOVCTL_JOB_ENV``), as a dict of strings.
 
@@ -329,12 +340,7 @@ def env_map(value: Any, where: str = "[job] env") -> dict[str, str]:
     result = {}
     for name, item in value.items():
         env_name(name, f"{where} name")
-        if looks_secret(name):
-            raise UsageError(
-                f"invalid {where} name {name!r}: it looks like a secret, and a plain value "
-                "is readable by anyone who can view the job",
-                fix=f"use [job] secrets and `govctl secrets set {name}`",
-            )
+        plain_env_name(name, f"{where} name")
         if not isinstance(item, str | int | float) or isinstance(item, bool):
             raise _bad(f"{where}.{name}", item, "a string")
         result[name] = str(item)

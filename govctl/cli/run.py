@@ -71,6 +71,8 @@ def run(
 
     if no_wait and follow:
         raise UsageError("--no-wait and --follow exclude each other")
+    for item in env or ():
+        validate.plain_env_name(item.partition("=")[0], "--env name")
     request = RunRequest(
         limit=validate.integer(limit, "--limit", 1, 10**9) if limit is not None else None,
         force=force,

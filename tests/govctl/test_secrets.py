@@ -195,6 +195,8 @@ def test_a_pinned_version_is_deployed_as_that_version(govctl: Transcript, tmp_pa
          "looks like a secret"),
         (["deploy"], {}, '[job]\nsecrets = { API_URL = "t" }\nenv = { API_URL = "u" }\n',
          "API_URL is also in [job] env"),
+        (["run", "--env", f"GITHUB_TOKEN={VALUE}"], {}, "",
+         "invalid --env name 'GITHUB_TOKEN': it looks like a secret"),
         (["secrets", "set", "1BAD"], {}, "", "invalid NAME '1BAD'"),
         (["secrets", "set", "GITHUB_TOKEN", "--secret", "a/b"], {}, "", "invalid --secret"),
         (["secrets", "list"], {"GOVCTL_JOB_SECRETS": "X=y:0"}, "",
@@ -215,8 +217,10 @@ def test_bad_input_exits_2_before_any_call(
     if toml:
         (tmp_path / "govctl.toml").write_text(toml)
     assert main(argv) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    out, err_text = capsys.readouterr()
+    err = err_text.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
+    assert VALUE not in out + err_text
 
 
 @pytest.mark.parametrize("stdin", [b"", b"\n", b"x" * (64 * 1024 + 1)])
