@@ -101,26 +101,21 @@ def test_iam_policy_read_modify_write_with_etag(client: sm.SecretManagerServiceC
         client.set_iam_policy(request={"resource": name, "policy": bad})
 
 
-def test_state_survives_a_restart(tmp_path: Path) -> None:
+def test_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
     with Emulator(state_dir=state, storage=False) as emu:
-        import os
-
-        os.environ["GOVCTL_EMULATOR_HOST"] = emu.grpc_address
-        try:
-            c = clients.secret_manager()
-            name = _secret(c)
-            c.add_secret_version(parent=name, payload=sm.SecretPayload(data=b"kept"))
-        finally:
-            del os.environ["GOVCTL_EMULATOR_HOST"]
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
+        c = clients.secret_manager()
+        name = _secret(c)
+        c.add_secret_version(parent=name, payload=sm.SecretPayload(data=b"kept"))
+        _grant(c, name, f"serviceAccount:{SA}")
     assert (state / "state.json").stat().st_mode & 0o077 == 0  # only the owner can read it
     with Emulator(state_dir=state, storage=False) as emu:
-        os.environ["GOVCTL_EMULATOR_HOST"] = emu.grpc_address
-        try:
-            got = clients.secret_manager().access_secret_version(name=f"{name}/versions/latest")
-        finally:
-            del os.environ["GOVCTL_EMULATOR_HOST"]
-    assert got.payload.data == b"kept"
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
+        c = clients.secret_manager()
+        assert c.access_secret_version(name=f"{name}/versions/latest").payload.data == b"kept"
+        policy = c.get_iam_policy(request={"resource": name})
+        assert [list(b.members) for b in policy.bindings] == [[f"serviceAccount:{SA}"]]
 
 
 # Cloud Run reading secrets --------------------------------------------------------------
@@ -216,6 +211,7 @@ def test_a_task_fails_at_start_with_the_reason(
     assert ex.failed_count == 1
     completed = condition(ex, "Completed")
     assert completed.state == run_v2.Condition.State.CONDITION_FAILED
+    assert message in completed.message
     (task,) = clients.tasks().list_tasks(parent=ex.name)
     assert message in task.last_attempt_result.status.message
     assert "GITHUB_TOKEN" in task.last_attempt_result.status.message
