@@ -80,6 +80,12 @@ def set_(
         f"{'created secret' if result.created else 'secret'} {result.secret}: "
         f"added version {result.version}"
     )
+    if result.account_missing:
+        render.warn(
+            f"service account {result.service_account} does not exist yet, so it was not "
+            "granted access: `govctl setup` creates it and grants it, or rerun this command "
+            "after creating it"
+        )
     if result.granted:
         render.info(
             f"granted roles/secretmanager.secretAccessor to {result.service_account} on "

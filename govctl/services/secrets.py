@@ -51,6 +51,7 @@ class SetResult:
     granted: bool  # the job's service account was granted access now
     service_account: str
     configured: bool  # NAME is already in [job] secrets
+    account_missing: bool = False  # no such service account yet: nothing could be granted
 
 
 def secret_for(cfg: Config, name: str) -> tuple[str, str]:
@@ -81,7 +82,7 @@ def check_value(value: bytes) -> bytes:
 def set_value(cfg: Config, name: str, value: bytes, secret_id: str | None = None) -> SetResult:
     """Store ``value`` as a new version of NAME's secret (creating the secret), and let the
     job's service account read it."""
-    from govctl.gcp import secrets
+    from govctl.gcp import lookups, secrets
 
     project = cfg.require_project()
     secret = secret_id or secret_for(cfg, name)[0]
@@ -91,7 +92,12 @@ def set_value(cfg: Config, name: str, value: bytes, secret_id: str | None = None
         created = True
     version = secrets.add_version(project, secret, value)
     account = cfg.job.service_account
-    granted = secrets.grant_access(project, secret, f"serviceAccount:{account}")
+    # IAM refuses a grant to an account that does not exist; the value is kept all the
+    # same, and `govctl setup` grants access once it has created the account.
+    missing = not lookups.service_account_exists(project, account)
+    granted = (
+        False if missing else secrets.grant_access(project, secret, f"serviceAccount:{account}")
+    )
     return SetResult(
         name=name,
         secret=secret,
@@ -100,6 +106,7 @@ def set_value(cfg: Config, name: str, value: bytes, secret_id: str | None = None
         granted=granted,
         service_account=account,
         configured=name in cfg.job.secrets,
+        account_missing=missing,
     )
 
 

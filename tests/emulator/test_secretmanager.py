@@ -20,8 +20,16 @@ SA = "job-sa@demo-project.iam.gserviceaccount.com"
 AUTOMATIC = sm.Replication(automatic=sm.Replication.Automatic())
 
 
+def _create_account(email: str = SA) -> None:
+    account_id, _, rest = email.partition("@")
+    clients.iam().create_service_account(
+        request={"name": f"projects/{rest.split('.')[0]}", "account_id": account_id}
+    )
+
+
 @pytest.fixture
 def client(emulator: Emulator) -> sm.SecretManagerServiceClient:
+    _create_account()
     return clients.secret_manager()
 
 
@@ -99,12 +107,20 @@ def test_iam_policy_read_modify_write_with_etag(client: sm.SecretManagerServiceC
     bad.bindings.add(role="roles/secretmanager.notARole", members=["user:a@example.org"])
     with pytest.raises(exceptions.InvalidArgument):
         client.set_iam_policy(request={"resource": name, "policy": bad})
+    ghost = client.get_iam_policy(request={"resource": name})
+    ghost.bindings.add(
+        role="roles/secretmanager.secretAccessor",
+        members=["serviceAccount:ghost@demo-project.iam.gserviceaccount.com"],
+    )
+    with pytest.raises(exceptions.InvalidArgument, match=r"ghost@.* does not exist"):
+        client.set_iam_policy(request={"resource": name, "policy": ghost})
 
 
 def test_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
     with Emulator(state_dir=state, storage=False) as emu:
         monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
+        _create_account()
         c = clients.secret_manager()
         name = _secret(c)
         c.add_secret_version(parent=name, payload=sm.SecretPayload(data=b"kept"))

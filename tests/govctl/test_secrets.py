@@ -327,3 +327,15 @@ def test_a_reference_dropped_from_the_settings_is_removed_by_deploy(
     assert "secret GITHUB_TOKEN  github-token  →  (none)" in out
     env = clients.jobs().get_job(name=JOB).template.template.containers[0].env
     assert "GITHUB_TOKEN" not in {e.name for e in env}
+
+
+def test_set_before_the_account_exists_keeps_the_value_and_says_so(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    govctl = Transcript(capsys, monkeypatch)
+    code, _, err = govctl("secrets", "set", "GITHUB_TOKEN", stdin=b"v")
+    assert code == 0, err
+    assert f"service account {SA} does not exist yet" in err and "govctl setup" in err
+    assert "granted" not in err.replace("not granted", "")
+    stored = clients.secret_manager().access_secret_version(name=f"{SECRET}/versions/1")
+    assert stored.payload.data == b"v"

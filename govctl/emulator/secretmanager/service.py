@@ -334,6 +334,16 @@ class SecretManagerService(Service):
                 raise invalid_argument(f"bindings[{i}].role: Role {binding.role} is not supported.")
             if not binding.members:
                 raise invalid_argument(f"bindings[{i}]: a binding needs at least one member.")
+            for member in binding.members:
+                email = member.removeprefix("serviceAccount:")
+                # IAM refuses a grant to a service account that does not exist (Google's own
+                # accounts, such as service agents, are not modelled: they are let through).
+                if (
+                    member.startswith("serviceAccount:")
+                    and email.endswith(".iam.gserviceaccount.com")
+                    and self.cloud.service("iam").service_account(email) is None
+                ):
+                    raise invalid_argument(f"Service account {email} does not exist.")
         version = iam_policy.stored_version(new.bindings)
         if version == 3 and new.version != 3:
             raise invalid_argument("A policy with conditions must use version 3.")
