@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -71,6 +72,7 @@ _NOT_FOUND = (
     "could not read username",
     "terminal prompts disabled",
 )
+_HTTP_NOT_FOUND = re.compile(r"fatal: repository '[^']*' not found")
 _UNREACHABLE = (
     "connection refused",
     "unable to connect",
@@ -277,7 +279,9 @@ class _Git:
 def classify(stderr: str) -> str:
     """The failure reason a git error message points at."""
     text = stderr.lower()
-    if any(marker in text for marker in _NOT_FOUND):
+    # git's own words for an HTTP 404 ("fatal: repository 'URL/' not found"); GitHub adds
+    # "remote: Repository not found." before it, other smart-HTTP servers do not.
+    if any(marker in text for marker in _NOT_FOUND) or _HTTP_NOT_FOUND.search(text):
         return "not_found"
     if "returned error: 301" in text or "returned error: 302" in text:
         return "redirected"  # moved (renamed?): the feed should name the new URL
