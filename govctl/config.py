@@ -135,6 +135,9 @@ KEYS: dict[str, Key] = {
             "extra arguments for `python -m ingestion`"),
         Key("job.env", "GOVCTL_JOB_ENV", validate.env_map, {},
             "extra environment variables for the job"),
+        Key("job.secrets", "GOVCTL_JOB_SECRETS", validate.secret_map, {},
+            'environment variables read from Secret Manager: NAME = "secret-id[:version]" '
+            "(`govctl secrets set NAME` stores the value)"),
         Key("bucket.name", "GOVCTL_BUCKET_NAME", validate.bucket_name, "govreposcrape-summaries",
             "Cloud Storage bucket of the digests (becomes GCS_BUCKET_NAME)"),
         Key("schedule.name", "GOVCTL_SCHEDULE_NAME", validate.scheduler_name,
@@ -174,6 +177,7 @@ class JobSettings:
     feed: str
     args: tuple[str, ...]
     env: dict[str, str]
+    secrets: dict[str, str] = field(default_factory=dict)  # NAME -> secret-id[:version]
 
     @property
     def memory(self) -> str:
@@ -373,6 +377,13 @@ def _where(key: Key, source: str, path: Path | None) -> str:
 def _check_combinations(values: dict[str, Any], sources: dict[str, str], path: Path | None) -> None:
     validate.cpu_memory(values["job.cpu"], values["job.memory"],
                         _where(KEYS["job.memory"], sources["job.memory"], path))  # fmt: skip
+    both = sorted(set(values["job.env"]) & set(values["job.secrets"]))
+    if both:
+        raise UsageError(
+            f"invalid {_where(KEYS['job.secrets'], sources['job.secrets'], path)}: "
+            f"{both[0]} is also in [job] env; expected each variable in one of them",
+            fix=f"remove {both[0]} from [job] env",
+        )
     if values["job.parallelism"] > values["job.tasks"]:
         raise UsageError(
             f"invalid {_where(KEYS['job.parallelism'], sources['job.parallelism'], path)} "
@@ -398,6 +409,7 @@ def _build(
         feed=values["job.feed"],
         args=values["job.args"],
         env=values["job.env"],
+        secrets=values["job.secrets"],
     )
     return Config(
         project=values["project"],

@@ -36,6 +36,7 @@ GROUPS: dict[str, str] = {
     "alerts": "govctl.cli.alerts:app",
     "index": "govctl.cli.index:app",
     "cost": "govctl.cli.cost:app",
+    "secrets": "govctl.cli.secrets:app",
     "local": "govctl.cli.local:app",
     "doctor": "govctl.cli.doctor:app",
     "emulator": "govctl.cli.emulator:app",

@@ -18,6 +18,9 @@ Cross-service contracts (keep them stable):
 - ``cloud.service("artifactregistry").record_image(image, digest, tags, size=0)``: record
   ``REGION-docker.pkg.dev/P/R/IMAGE`` at ``sha256:…`` with ``tags`` (moved off other digests)
   and return the ``artifactregistry_v1.DockerImage``; RpcError NOT_FOUND without the repository.
+- ``cloud.service("secretmanager").resolve(project, secret, version, member)``: the value of a
+  Cloud Run ``secret_key_ref`` (``version`` a number or ``latest``) read as ``member``; raises
+  ``LookupError`` with Cloud Run's message when the secret, version or access is missing.
 - ``cloud.service("iam").allows(policy, member, permission)``: whether a binding of the
   policy grants ``permission`` (e.g. ``run.jobs.run``) to ``member``
   (``serviceAccount:x@p.iam.gserviceaccount.com``).

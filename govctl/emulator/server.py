@@ -30,6 +30,7 @@ SERVICES = [
     # Before Cloud Build: it answers google.longrunning.Operations for its own operations
     # (names with /collections/) and hands the rest to Cloud Build's handler.
     "govctl.emulator.discoveryengine.service:DiscoveryEngineService",
+    "govctl.emulator.secretmanager.service:SecretManagerService",
     # Before Run: it answers google.longrunning.Operations for its builds and hands the
     # rest to Run (the first registered handler of a gRPC service name wins).
     "govctl.emulator.cloudbuild.service:CloudBuildService",

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         resourcemanager_v3,
         run_v2,
         scheduler_v1,
+        secretmanager_v1,
         service_usage_v1,
     )
     from google.cloud.devtools import cloudbuild_v1
@@ -189,6 +190,17 @@ def search() -> discoveryengine_v1.SearchServiceClient:
     )
 
     return _build(de.SearchServiceClient, SearchServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def secret_manager() -> secretmanager_v1.SecretManagerServiceClient:
+    from google.cloud import secretmanager_v1
+    from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+        SecretManagerServiceGrpcTransport,
+    )
+
+    return _build(  # type: ignore[no-any-return]
+        secretmanager_v1.SecretManagerServiceClient, SecretManagerServiceGrpcTransport
+    )
 
 
 def storage_client(project: str | None = None) -> StorageClient:

@@ -47,6 +47,7 @@ PAGES = {
     "google.cloud.discoveryengine.v1.DataStoreService": "discoveryengine.md",
     "google.cloud.discoveryengine.v1.DocumentService": "discoveryengine.md",
     "google.cloud.discoveryengine.v1.SearchService": "discoveryengine.md",
+    "google.cloud.secretmanager.v1.SecretManagerService": "secretmanager.md",
 }
 
 
