@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,6 +82,26 @@ def _count(low: int, high: int) -> Callable[[Any, str], int]:
     return lambda value, where: validate.integer(value, where, low, high)
 
 
+# Discovery Engine data store ids (RFC-1034-like, as the API documents) and its locations.
+_DATA_STORE_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+INDEX_LOCATIONS = ("global", "us", "eu")
+
+
+def _data_store(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not _DATA_STORE_ID.fullmatch(value):
+        raise UsageError(
+            f"invalid {where} {value!r}: expected a data store id of lowercase letters, digits, "
+            "'-' and '_' (at most 63, starting with a letter or digit)"
+        )
+    return value
+
+
+def _index_location(value: Any, where: str) -> str:
+    if value not in INDEX_LOCATIONS:
+        raise UsageError(f"invalid {where} {value!r}: expected one of {', '.join(INDEX_LOCATIONS)}")
+    return str(value)
+
+
 KEYS: dict[str, Key] = {
     k.name: k
     for k in [
@@ -114,6 +135,9 @@ KEYS: dict[str, Key] = {
             "extra arguments for `python -m ingestion`"),
         Key("job.env", "GOVCTL_JOB_ENV", validate.env_map, {},
             "extra environment variables for the job"),
+        Key("job.secrets", "GOVCTL_JOB_SECRETS", validate.secret_map, {},
+            'environment variables read from Secret Manager: NAME = "secret-id[:version]" '
+            "(`govctl secrets set NAME` stores the value)"),
         Key("bucket.name", "GOVCTL_BUCKET_NAME", validate.bucket_name, "govreposcrape-summaries",
             "Cloud Storage bucket of the digests (becomes GCS_BUCKET_NAME)"),
         Key("schedule.name", "GOVCTL_SCHEDULE_NAME", validate.scheduler_name,
@@ -122,6 +146,10 @@ KEYS: dict[str, Key] = {
             "when the job runs (five-field unix cron)"),
         Key("schedule.time_zone", "GOVCTL_SCHEDULE_TIME_ZONE", validate.time_zone, "Etc/UTC",
             "time zone of the cron (IANA name)"),
+        Key("index.data_store", "GOVCTL_INDEX_DATA_STORE", _data_store, "govreposcrape-search",
+            "Vertex AI Search data store that indexes the bucket's digests"),
+        Key("index.location", "GOVCTL_INDEX_LOCATION", _index_location, "global",
+            "location of the data store: global, us or eu"),
         Key("emulator.state_dir", "GOVCTL_EMULATOR_STATE_DIR", _path, None,
             "where `govctl emulator` keeps its state (default: the user data dir)"),
         Key("emulator.host", "GOVCTL_EMULATOR_BIND", _str, DEFAULT_EMULATOR_HOST,
@@ -132,7 +160,7 @@ KEYS: dict[str, Key] = {
             "fake-gcs-server port of `govctl emulator`; 0 = a free port"),
     ]
 }  # fmt: skip
-SECTIONS = ("job", "bucket", "schedule", "emulator")
+SECTIONS = ("job", "bucket", "schedule", "index", "emulator")
 
 
 @dataclass(frozen=True)
@@ -149,6 +177,7 @@ class JobSettings:
     feed: str
     args: tuple[str, ...]
     env: dict[str, str]
+    secrets: dict[str, str] = field(default_factory=dict)  # NAME -> secret-id[:version]
 
     @property
     def memory(self) -> str:
@@ -348,6 +377,13 @@ def _where(key: Key, source: str, path: Path | None) -> str:
 def _check_combinations(values: dict[str, Any], sources: dict[str, str], path: Path | None) -> None:
     validate.cpu_memory(values["job.cpu"], values["job.memory"],
                         _where(KEYS["job.memory"], sources["job.memory"], path))  # fmt: skip
+    both = sorted(set(values["job.env"]) & set(values["job.secrets"]))
+    if both:
+        raise UsageError(
+            f"invalid {_where(KEYS['job.secrets'], sources['job.secrets'], path)}: "
+            f"{both[0]} is also in [job] env; expected each variable in one of them",
+            fix=f"remove {both[0]} from [job] env",
+        )
     if values["job.parallelism"] > values["job.tasks"]:
         raise UsageError(
             f"invalid {_where(KEYS['job.parallelism'], sources['job.parallelism'], path)} "
@@ -373,6 +409,7 @@ def _build(
         feed=values["job.feed"],
         args=values["job.args"],
         env=values["job.env"],
+        secrets=values["job.secrets"],
     )
     return Config(
         project=values["project"],

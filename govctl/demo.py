@@ -3,8 +3,9 @@
 No Google account and no network: the sample repositories of ``ingestion/sample`` are
 created as local git repositories, ``govctl emulator`` is started in the background on free
 ports, and then the commands an operator types are run one by one, each shown as
-``$ govctl …`` with its real output: setup, deploy, run, executions, logs, schedule, cost,
-status and doctor. The emulator is stopped at the end, whatever happened.
+``$ govctl …`` with its real output: setup, deploy, alerts, run, logs, executions,
+schedule, cost, status, doctor and the search index. The emulator is stopped at the end,
+whatever happened.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ STEPS: list[tuple[list[str], int]] = [
     (["setup", "-y"], 0),
     (["deploy", "--dry-run"], 0),
     (["deploy", "-y"], 0),
+    (["alerts", "set", "--email", "ops@example.org", "-y"], 0),
     (["run", "--limit", "10"], 1),
+    (["MAIL"], 0),
     (["logs", "--errors", "--latest"], 0),
     (["run"], 0),
     (["executions", "list"], 0),
@@ -40,6 +43,11 @@ STEPS: list[tuple[list[str], int]] = [
     (["cost"], 0),
     (["status"], 0),
     (["doctor"], 0),
+    (["alerts", "show"], 0),
+    (["index", "create"], 0),
+    (["index", "sync"], 0),
+    (["index", "status"], 0),
+    (["index", "search", "text messages"], 0),
 ]
 GONE = {"owner": "demo-org", "name": "demo-retired-service", "pushedAt": "2024-01-01T00:00:00Z"}
 
@@ -54,6 +62,20 @@ def _govctl(args: Sequence[str], env: dict[str, str], cwd: Path, *, show: bool =
         _say("$ govctl " + shlex.join(args))
     command = [sys.executable, "-m", "govctl", *args]
     return subprocess.run(command, env=env, cwd=cwd, check=False).returncode
+
+
+def _show_mail(state_dir: Path) -> None:
+    """The e-mail the failed run's alert sent (the emulator delivers it to a file)."""
+    import time
+
+    from govctl.emulator.monitoring.conditions import MAILBOX, read_mailbox
+
+    deadline = time.monotonic() + 5
+    while not read_mailbox(state_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    _say(f"# the operator's inbox ({state_dir / MAILBOX})")
+    for mail in read_mailbox(state_dir):
+        print(f"To: {mail['to']}\nSubject: {mail['subject']}\n\n{mail['body']}\n", flush=True)
 
 
 def _start_emulator(work: Path, env: dict[str, str]) -> dict[str, str]:
@@ -108,6 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     failed = 0
     try:
         for step, expected in STEPS:
+            if step == ["MAIL"]:
+                _show_mail(work / "emulator")
+                continue
             code = _govctl(step, env, work)
             if code != expected:
                 failed += 1

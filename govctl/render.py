@@ -130,8 +130,8 @@ def progress(message: str) -> Iterator[None]:
         yield
 
 
-_PLAN_MARK = {"create": "+", "update": "~", "unchanged": "="}
-_PLAN_COLOUR = {"create": "32", "update": "33", "unchanged": "2"}  # green, yellow, dim
+_PLAN_MARK = {"create": "+", "update": "~", "unchanged": "=", "delete": "-"}
+_PLAN_COLOUR = {"create": "32", "update": "33", "unchanged": "2", "delete": "31"}
 
 
 def _colour(text: str, action: str) -> str:
@@ -182,7 +182,8 @@ def plan(data: Mapping[str, Any]) -> None:
         out(f"  note: {note}")
     summary = data["summary"]
     out()
-    out(f"{summary['to_add']} to add, {summary['to_change']} to change, "
+    deleted = f"{summary['to_delete']} to delete, " if summary.get("to_delete") else ""
+    out(f"{summary['to_add']} to add, {summary['to_change']} to change, {deleted}"
         f"{summary['unchanged']} unchanged.")  # fmt: skip
 
 
@@ -191,3 +192,33 @@ def confirm(question: str) -> bool:
     import typer
 
     return typer.confirm(question, default=False, err=True)
+
+
+@contextmanager
+def counter(message: str) -> Iterator[Any]:
+    """Progress of a count (done of total) on stderr: a bar on a terminal, otherwise a line
+    each time the count changes. Yields ``update(done, total)``."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        said: list[tuple[int, int]] = []
+
+        def say(done: int, total: int) -> None:
+            if not said or said[-1] != (done, total):
+                said.append((done, total))
+                info(f" {message}  {done}/{total}")
+
+        yield say
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    with Progress(
+        TextColumn(message), BarColumn(), MofNCompleteColumn(), console=console, transient=True
+    ) as bar:
+        task = bar.add_task(message, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update

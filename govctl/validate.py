@@ -92,6 +92,8 @@ RESERVED_ENV = frozenset(
         "CLOUD_RUN_TASK_COUNT",
     ]
 )
+# Words in a variable's name that mean a credential: such a variable must come from Secret Manager.
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
 OWN_ENV = {"REPOS_FEED_URL": "[job] feed", "GCS_BUCKET_NAME": "[bucket] name"}
 SEVERITIES = ("DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT",
               "EMERGENCY")  # fmt: skip
@@ -101,6 +103,9 @@ _JOB_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _SCHEDULER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets/create
+_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
+_VERSION_NUMBER = re.compile(r"^[1-9][0-9]*$")
 _SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gserviceaccount\.com$")
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
@@ -305,8 +310,29 @@ def env_name(name: Any, where: str) -> str:
     return name
 
 
+def looks_secret(name: str) -> bool:
+    """Whether a variable's name says it holds a credential (…TOKEN…, …KEY…, …)."""
+    upper = name.upper()
+    return any(word in upper for word in SECRET_WORDS)
+
+
+def plain_env_name(name: str, where: str) -> str:
+    """Refuse a plain variable whose name says credential (its value is never echoed)."""
+    if looks_secret(name):
+        raise UsageError(
+            f"invalid {where} {name!r}: it looks like a secret, and a plain value is readable "
+            "by anyone who can view the job",
+            fix=f"use [job] secrets and `govctl secrets set {name}`",
+        )
+    return name
+
+
 def env_map(value: Any, where: str = "[job] env") -> dict[str, str]:
-    """A TOML table, or ``K=V`` words (``GOVCTL_JOB_ENV``), as a dict of strings."""
+    """A TOML table, or ``K=V`` words (``GOVCTL_JOB_ENV``), as a dict of strings.
+
+    A name that looks like a credential is refused: a plain value is stored in the job's
+    spec, readable by anyone who can view the job, and shown in plans.
+    """
     if isinstance(value, str):
         value = env_pairs(shlex.split(value), where)
     if not isinstance(value, Mapping):
@@ -314,6 +340,7 @@ def env_map(value: Any, where: str = "[job] env") -> dict[str, str]:
     result = {}
     for name, item in value.items():
         env_name(name, f"{where} name")
+        plain_env_name(name, f"{where} name")
         if not isinstance(item, str | int | float) or isinstance(item, bool):
             raise _bad(f"{where}.{name}", item, "a string")
         result[name] = str(item)
@@ -328,6 +355,39 @@ def env_pairs(values: Iterable[str], where: str = "--env") -> dict[str, str]:
             raise _bad(where, item, "NAME=VALUE")
         result[env_name(name, where)] = val
     return result
+
+
+def secret_ref(value: Any, where: str) -> tuple[str, str]:
+    """``secret-id`` or ``secret-id:VERSION`` (a version number or ``latest``)."""
+    if isinstance(value, str):
+        secret, _, version = value.partition(":")
+        version = version or "latest"
+        if _SECRET_ID.match(secret) and (version == "latest" or _VERSION_NUMBER.match(version)):
+            return secret, version
+    raise _bad(where, value, "a Secret Manager secret id with an optional version, such as "
+               "github-token or github-token:3 (letters, digits, '-' and '_')")  # fmt: skip
+
+
+def format_secret_ref(secret: str, version: str) -> str:
+    return secret if version == "latest" else f"{secret}:{version}"
+
+
+def secret_map(value: Any, where: str = "[job] secrets") -> dict[str, str]:
+    """``{NAME = "secret-id[:version]"}`` (or ``NAME=secret-id`` words) as NAME -> reference."""
+    if isinstance(value, str):
+        value = env_pairs(shlex.split(value), where)
+    if not isinstance(value, Mapping):
+        raise _bad(where, value, 'a table of NAME = "secret-id[:version]"')
+    result = {}
+    for name, item in value.items():
+        env_name(name, f"{where} name")
+        result[name] = format_secret_ref(*secret_ref(item, f"{where} entry {name}"))
+    return result
+
+
+def secret_id_for(name: str) -> str:
+    """The secret id a variable gets by default: ``GITHUB_TOKEN`` -> ``github-token``."""
+    return re.sub(r"-+", "-", name.lower().replace("_", "-")).strip("-") or "secret"
 
 
 def string_list(value: Any, where: str = "[job] args") -> tuple[str, ...]:

@@ -14,19 +14,29 @@ the missing blobs marked skip-worktree and every protocol forbidden, so no lazy 
 
 Every git process runs in its own process group, killed as a whole when the deadline passes or
 ``cancel`` is set (``SIGALRM`` only works on the main thread).
+
+A :class:`HostToken` (``GITHUB_TOKEN`` for github.com) authenticates clones from its host only:
+an ``Authorization`` header scoped by git's URL matching to that scheme, host and port, handed
+to the one ``git clone`` that fetches through ``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` — never on
+the command line (``ps`` shows argv to every user), never in the checkout's ``.git/config``
+(environment configuration is not written there), never to another host (redirects are not
+followed, and the header's scope would not match one), never in an error message.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ingestion.feed import is_local
 
@@ -62,6 +72,7 @@ _NOT_FOUND = (
     "could not read username",
     "terminal prompts disabled",
 )
+_HTTP_NOT_FOUND = re.compile(r"fatal: repository '[^']*' not found")
 _UNREACHABLE = (
     "connection refused",
     "unable to connect",
@@ -98,6 +109,36 @@ class CloneError(Exception):
 
 
 @dataclass(frozen=True)
+class HostToken:
+    """A token sent to one host (``github.com``); ``https`` only unless ``allow_http``
+    (loopback test servers). Its repr hides the token, so no log or traceback shows it."""
+
+    host: str  # as in the URL: "github.com", "127.0.0.1:8080"
+    token: str = field(repr=False)
+    allow_http: bool = False
+
+    def applies_to(self, url: str) -> bool:
+        parts = urlsplit(url)
+        schemes = ("https", "http") if self.allow_http else ("https",)
+        # Exact host (and port): no userinfo, no look-alike (github.com.evil.example).
+        return (
+            parts.scheme in schemes
+            and "@" not in parts.netloc
+            and parts.netloc.lower() == self.host.lower()
+        )
+
+    def config(self, url: str) -> dict[str, str]:
+        """The environment that makes git send the header to this host only."""
+        scheme = urlsplit(url).scheme
+        basic = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
+        return {
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": f"http.{scheme}://{self.host}/.extraheader",
+            "GIT_CONFIG_VALUE_0": f"Authorization: Basic {basic}",
+        }
+
+
+@dataclass(frozen=True)
 class Checkout:
     path: Path
     commit: str  # HEAD sha; "" for an empty repository (no commits)
@@ -110,11 +151,17 @@ def clone(
     max_file_size: int,
     timeout: float,
     cancel: threading.Event | None = None,
+    auth: HostToken | None = None,
 ) -> Checkout:
-    """Clone ``url`` into ``dest`` (which must not exist); ``dest`` is removed on any failure."""
+    """Clone ``url`` into ``dest`` (which must not exist); ``dest`` is removed on any failure.
+
+    ``auth`` is used when ``url`` is on its host, and ignored otherwise."""
     if os.path.lexists(dest):
         raise FileExistsError(f"clone destination {dest} already exists")
     git = _Git(url, dest, deadline=time.monotonic() + timeout, cancel=cancel)
+    if auth is not None and auth.token and auth.applies_to(url):
+        git.auth_env = auth.config(url)
+        git.redact = (auth.token, git.auth_env["GIT_CONFIG_VALUE_0"].rsplit(" ", 1)[1])
     try:
         return git.run_all(max_file_size)
     except BaseException:
@@ -131,6 +178,8 @@ class _Git:
         self.deadline = deadline
         self.cancel = cancel
         self.local = is_local(url)
+        self.auth_env: dict[str, str] = {}  # for the one command that fetches
+        self.redact: tuple[str, ...] = ()  # never in an error message, whatever git prints
 
     def run_all(self, max_file_size: int) -> Checkout:
         protocols = ["https", "http", "git"] + (["file"] if self.local else [])
@@ -154,6 +203,7 @@ class _Git:
             ],
             protocols=protocols,
             in_repo=False,
+            extra_env=self.auth_env,
         )
         head = self.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], check=False)
         if head.returncode != 0:
@@ -186,6 +236,7 @@ class _Git:
         in_repo: bool = True,
         check: bool = True,
         stdin: bytes | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         """Run one git command; ``protocols=None`` forbids every transport (no lazy fetch)."""
         allowed = protocols or []
@@ -194,7 +245,7 @@ class _Git:
         proc = subprocess.Popen(
             command,
             cwd=self.dest if in_repo else None,
-            env=_environment(allowed),
+            env={**_environment(allowed), **(extra_env or {})},
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -217,6 +268,8 @@ class _Git:
         result = subprocess.CompletedProcess(command, proc.returncode, out, err)
         if check and result.returncode != 0:
             text = err.decode(errors="replace").strip()
+            for secret in self.redact:
+                text = text.replace(secret, "[redacted]")
             reason = classify(text)
             shown = text if len(text) <= _STDERR_SHOWN else "…" + text[-_STDERR_SHOWN:]
             raise CloneError(reason, f"git {args[0]} of {self.url} failed ({reason}): {shown}")
@@ -226,7 +279,9 @@ class _Git:
 def classify(stderr: str) -> str:
     """The failure reason a git error message points at."""
     text = stderr.lower()
-    if any(marker in text for marker in _NOT_FOUND):
+    # git's own words for an HTTP 404 ("fatal: repository 'URL/' not found"); GitHub adds
+    # "remote: Repository not found." before it, other smart-HTTP servers do not.
+    if any(marker in text for marker in _NOT_FOUND) or _HTTP_NOT_FOUND.search(text):
         return "not_found"
     if "returned error: 301" in text or "returned error: 302" in text:
         return "redirected"  # moved (renamed?): the feed should name the new URL

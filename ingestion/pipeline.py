@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import pebble
 
-from ingestion.clone import CloneError, clone
+from ingestion.clone import CloneError, HostToken, clone
 from ingestion.logs import Logger, utc_now
 from ingestion.plan import Job
 from ingestion.report import Failure, RunReport
@@ -101,7 +101,9 @@ class Pipeline:
         report: RunReport,
         logger: Logger,
         stop: threading.Event,
+        auth: HostToken | None = None,
     ) -> None:
+        self.auth = auth
         self.sink = sink
         self.settings = settings
         self.fingerprint = fingerprint
@@ -215,6 +217,7 @@ class Pipeline:
                     max_file_size=self.settings.max_file_size,
                     timeout=self.repo_timeout,
                     cancel=self.stop,
+                    auth=self.auth,
                 )
             except CloneError as exc:
                 if exc.reason == "cancelled" or self.stop.is_set():

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from ingestion import INGEST_VERSION
+from ingestion.clone import HostToken
 from ingestion.cpus import available_cpus
 from ingestion.digest import DigestSettings
 from ingestion.failures import backing_off, failed_again, merged, now_utc
@@ -28,7 +29,7 @@ from ingestion.logs import Logger, Progress, utc_now
 from ingestion.pipeline import Pipeline, pipeline_stats
 from ingestion.plan import Plan, make_plan
 from ingestion.report import RunReport, execution_id
-from ingestion.settings import MIN_FEED_SHARE, Options
+from ingestion.settings import GITHUB_HOST, GITHUB_TOKEN_ENV, MIN_FEED_SHARE, Options
 from ingestion.shard import shard
 from ingestion.sinks import Sink, SinkError, open_sink
 from ingestion.sinks.base import FAILURES_PATH, LAST_FEED_PATH, feed_snapshot_path
@@ -79,7 +80,7 @@ def run(options: Options, *, environ: Mapping[str, str], logger: Logger | None =
     stop = threading.Event()
     with stop_on_signals(stop, report, log):
         try:
-            return _run(options, settings, fingerprint, report, log, stop)
+            return _run(options, settings, fingerprint, report, log, stop, github_auth(environ))
         except Exception as exc:
             # A bug: one CRITICAL record (a bare traceback would be split into many entries).
             log.critical(
@@ -89,6 +90,12 @@ def run(options: Options, *, environ: Mapping[str, str], logger: Logger | None =
             return 1
 
 
+def github_auth(environ: Mapping[str, str]) -> HostToken | None:
+    """GITHUB_TOKEN as a credential for github.com only; None when unset or blank."""
+    token = environ.get(GITHUB_TOKEN_ENV, "").strip()
+    return HostToken(GITHUB_HOST, token) if token else None
+
+
 def _run(
     options: Options,
     settings: DigestSettings,
@@ -96,10 +103,13 @@ def _run(
     report: RunReport,
     log: Logger,
     stop: threading.Event,
+    auth: HostToken | None = None,
 ) -> int:
     log.info(
         "ingestion starting",
         execution=report.execution,
+        # Whether clones from github.com authenticate; never the token.
+        github_token="set" if auth else "unset",
         task_count=options.tasks,
         sink=options.sink,
         feed=options.feed,
@@ -188,6 +198,7 @@ def _run(
             report=report,
             logger=log,
             stop=stop,
+            auth=auth,
         ).run(plan.to_do)
     finally:
         progress.stop()

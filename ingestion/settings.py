@@ -22,6 +22,10 @@ DEFAULT_MAX_FAILURE_RATIO = 0.05
 # A feed with fewer valid entries than this share of the last run's is refused (--allow-shrink).
 MIN_FEED_SHARE = 0.5
 TRUE_WORDS = ("1", "true", "yes")
+# GITHUB_TOKEN (from Secret Manager on Cloud Run) authenticates clones from this host only:
+# 5,000 requests an hour instead of 60 for anonymous clients (GitHub's REST limits).
+GITHUB_HOST = "github.com"
+GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
 
 
 @dataclass(frozen=True)

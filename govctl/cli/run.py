@@ -71,6 +71,8 @@ def run(
 
     if no_wait and follow:
         raise UsageError("--no-wait and --follow exclude each other")
+    for item in env or ():
+        validate.plain_env_name(item.partition("=")[0], "--env name")
     request = RunRequest(
         limit=validate.integer(limit, "--limit", 1, 10**9) if limit is not None else None,
         force=force,
@@ -171,6 +173,13 @@ def _follower(
     return thread
 
 
+def _secret_failure(message: str) -> bool:
+    """Whether a task failed to start because Cloud Run could not read one of its secrets."""
+    return "on secret: projects/" in message or (
+        message.startswith("Environment variable ") and " Secret projects/" in message
+    )
+
+
 def _finish(cfg: Config, execution: Execution, as_json: bool) -> None:
     from govctl.gcp import executions
     from govctl.services import executions as ex_service
@@ -207,7 +216,10 @@ def _finish(cfg: Config, execution: Execution, as_json: bool) -> None:
         ]
         render_run.print_lines(lines + render_run.failed_tasks_lines(failed))
     if execution.status != "succeeded":
-        render.info(f"Next: govctl logs --execution {execution.name} --errors")
+        if any(_secret_failure(t.message) for t, _ in failed):
+            render.info("Next: govctl secrets list   (a task could not read a [job] secrets entry)")
+        else:
+            render.info(f"Next: govctl logs --execution {execution.name} --errors")
         raise typer.Exit(1)
     if not as_json:
         render.info(f"Details: govctl executions show {execution.name}")

@@ -18,15 +18,32 @@ Cross-service contracts (keep them stable):
 - ``cloud.service("artifactregistry").record_image(image, digest, tags, size=0)``: record
   ``REGION-docker.pkg.dev/P/R/IMAGE`` at ``sha256:…`` with ``tags`` (moved off other digests)
   and return the ``artifactregistry_v1.DockerImage``; RpcError NOT_FOUND without the repository.
+- ``cloud.service("secretmanager").resolve(project, secret, version, member)``: the value of a
+  Cloud Run ``secret_key_ref`` (``version`` a number or ``latest``) read as ``member``; raises
+  ``LookupError`` with Cloud Run's message when the secret, version or access is missing.
 - ``cloud.service("iam").allows(policy, member, permission)``: whether a binding of the
   policy grants ``permission`` (e.g. ``run.jobs.run``) to ``member``
   (``serviceAccount:x@p.iam.gserviceaccount.com``).
+- ``cloud.service("logging").matcher(filter)``: a ``LogEntry`` pb predicate for a Logging
+  query (RpcError INVALID_ARGUMENT for a query the emulator cannot evaluate).
+
+Events (``cloud.publish(event, payload)`` / ``cloud.subscribe(event, fn)``): a publisher
+never knows who listens, and a listener's error never reaches the publisher. Listeners run in
+the publisher's thread once the publishing service released its own lock (its caller may
+still hold another service's): they must be quick and must not call a service's RPCs.
+
+- ``"run.execution_completed"``: an execution of a Cloud Run job ended; payload
+  ``{"execution": full name, "job": full job name, "result": "succeeded" | "failed" |
+  "cancelled", "message": the Completed condition's message, "time": datetime}``.
+- ``"logging.entries_written"``: payload ``{"entries": [LogEntry pb, ...]}`` as stored.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -125,6 +142,7 @@ class Cloud:
         self.children = Children(state_dir)
         self._state = StateFile(state_dir)
         self._services: dict[str, Service] = {}
+        self._subscribers: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
         self._dirty = threading.Event()
         self._stopping = threading.Event()
         self._saver: threading.Thread | None = None
@@ -142,6 +160,17 @@ class Cloud:
     @property
     def services(self) -> list[Service]:
         return list(self._services.values())
+
+    # events (see the module docstring) ------------------------------------------------------
+    def subscribe(self, event: str, fn: Callable[[dict[str, Any]], None]) -> None:
+        self._subscribers.setdefault(event, []).append(fn)
+
+    def publish(self, event: str, payload: dict[str, Any]) -> None:
+        for fn in list(self._subscribers.get(event, ())):
+            try:
+                fn(payload)
+            except Exception:  # a listener's bug must not fail the execution or the write
+                logging.getLogger("govctl.emulator").exception("listener of %s failed", event)
 
     # persistence --------------------------------------------------------------------------
     def mark_dirty(self) -> None:

@@ -27,6 +27,10 @@ SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
     "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
+    # Before Cloud Build: it answers google.longrunning.Operations for its own operations
+    # (names with /collections/) and hands the rest to Cloud Build's handler.
+    "govctl.emulator.discoveryengine.service:DiscoveryEngineService",
+    "govctl.emulator.secretmanager.service:SecretManagerService",
     # Before Run: it answers google.longrunning.Operations for its builds and hands the
     # rest to Run (the first registered handler of a gRPC service name wins).
     "govctl.emulator.cloudbuild.service:CloudBuildService",
@@ -34,6 +38,7 @@ SERVICES = [
     "govctl.emulator.scheduler.service:SchedulerService",
     "govctl.emulator.billing.service:BillingService",
     "govctl.emulator.billing.projects:ProjectBillingService",
+    "govctl.emulator.monitoring.service:MonitoringService",
 ]
 
 

@@ -18,10 +18,13 @@ if TYPE_CHECKING:
     from google.cloud import (
         artifactregistry_v1,
         billing_v1,
+        discoveryengine_v1,
         iam_admin_v1,
+        monitoring_v3,
         resourcemanager_v3,
         run_v2,
         scheduler_v1,
+        secretmanager_v1,
         service_usage_v1,
     )
     from google.cloud.devtools import cloudbuild_v1
@@ -140,6 +143,64 @@ def cloud_build() -> cloudbuild_v1.CloudBuildClient:
     )
 
     return _build(cloudbuild_v1.CloudBuildClient, CloudBuildGrpcTransport)  # type: ignore[no-any-return]
+
+
+def alert_policies() -> monitoring_v3.AlertPolicyServiceClient:
+    from google.cloud import monitoring_v3
+    from google.cloud.monitoring_v3.services.alert_policy_service.transports import (
+        AlertPolicyServiceGrpcTransport,
+    )
+
+    return _build(monitoring_v3.AlertPolicyServiceClient, AlertPolicyServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def notification_channels() -> monitoring_v3.NotificationChannelServiceClient:
+    from google.cloud import monitoring_v3
+    from google.cloud.monitoring_v3.services.notification_channel_service.transports import (
+        NotificationChannelServiceGrpcTransport,
+    )
+
+    return _build(  # type: ignore[no-any-return]
+        monitoring_v3.NotificationChannelServiceClient, NotificationChannelServiceGrpcTransport
+    )
+
+
+def data_stores() -> discoveryengine_v1.DataStoreServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.data_store_service.transports import (
+        DataStoreServiceGrpcTransport,
+    )
+
+    return _build(de.DataStoreServiceClient, DataStoreServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def documents() -> discoveryengine_v1.DocumentServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.document_service.transports import (
+        DocumentServiceGrpcTransport,
+    )
+
+    return _build(de.DocumentServiceClient, DocumentServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def search() -> discoveryengine_v1.SearchServiceClient:
+    from google.cloud import discoveryengine_v1 as de
+    from google.cloud.discoveryengine_v1.services.search_service.transports import (
+        SearchServiceGrpcTransport,
+    )
+
+    return _build(de.SearchServiceClient, SearchServiceGrpcTransport)  # type: ignore[no-any-return]
+
+
+def secret_manager() -> secretmanager_v1.SecretManagerServiceClient:
+    from google.cloud import secretmanager_v1
+    from google.cloud.secretmanager_v1.services.secret_manager_service.transports import (
+        SecretManagerServiceGrpcTransport,
+    )
+
+    return _build(  # type: ignore[no-any-return]
+        secretmanager_v1.SecretManagerServiceClient, SecretManagerServiceGrpcTransport
+    )
 
 
 def storage_client(project: str | None = None) -> StorageClient:

@@ -1,7 +1,7 @@
 """Cloud Run jobs as govctl sees them: the fields govctl manages, read and written with etags.
 
 ``JobSpec`` holds exactly what ``govctl deploy`` manages; every other field of a job (volumes,
-annotations, other labels, secret-backed variables, …) is kept as it is on update, because
+annotations, other labels, …) is kept as it is on update, because
 updates are read-modify-write on the stored job, sent with the etag that was read, so a
 change made meanwhile is refused by Cloud Run (ABORTED) instead of overwritten.
 """
@@ -41,6 +41,9 @@ class JobSpec:
     env: dict[str, str]
     args: tuple[str, ...]
     labels: dict[str, str]
+    # NAME -> "secret-id[:version]": variables Cloud Run reads from Secret Manager (references
+    # only; govctl never holds a value).
+    secrets: dict[str, str] = field(default_factory=dict)
     etag: str = ""
     update_time: datetime | None = None
 
@@ -83,9 +86,19 @@ def _spec(job: run_v2.Job) -> JobSpec:
         env={e.name: e.value for e in container.env if not e.value_source} if container else {},
         args=tuple(container.args) if container else (),
         labels=dict(job.labels),
+        secrets=_secret_refs(container.env) if container else {},
         etag=job.etag,
         update_time=job.update_time,  # type: ignore[arg-type]
     )
+
+
+def _secret_refs(env: Any) -> dict[str, str]:
+    refs = {}
+    for e in env:
+        if e.value_source:
+            ref = e.value_source.secret_key_ref
+            refs[e.name] = validate.format_secret_ref(ref.secret, ref.version or "latest")
+    return refs
 
 
 def get_job(name: str) -> JobSpec | None:
@@ -112,9 +125,16 @@ def _apply(job: run_v2.Job, spec: JobSpec) -> None:
         validate.format_memory(memory) if isinstance(memory, int) else memory
     )
     container.args = list(spec.args)
-    # Secret-backed variables are not govctl's: keep them, replace the plain ones.
-    secrets = [e for e in container.env if e.value_source and e.name not in spec.env]
-    container.env = [run_v2.EnvVar(name=k, value=v) for k, v in spec.env.items()] + secrets
+    # Every variable is govctl's: the plain ones from [job] env, the secret references from
+    # [job] secrets (Cloud Run reads the value when a task starts).
+    refs = []
+    for name, ref in spec.secrets.items():
+        secret, _, version = ref.partition(":")
+        source = run_v2.EnvVarSource(
+            secret_key_ref=run_v2.SecretKeySelector(secret=secret, version=version or "latest")
+        )
+        refs.append(run_v2.EnvVar(name=name, value_source=source))
+    container.env = [run_v2.EnvVar(name=k, value=v) for k, v in spec.env.items()] + refs
     task.timeout = spec.task_timeout
     task.max_retries = spec.max_retries
     task.service_account = spec.service_account

@@ -94,6 +94,7 @@ def desired_job(cfg: Config, image: str, commit: str | None, current: JobSpec | 
         env=env,
         args=tuple(cfg.job.args),
         labels=labels,
+        secrets=dict(cfg.job.secrets),
     )
 
 
@@ -152,6 +153,13 @@ def _job_changes(current: JobSpec | None, desired: JobSpec) -> tuple[Change, ...
     for name in sorted(set(old_env) | set(desired.env)):
         if old_env.get(name) != desired.env.get(name):
             changes.append(Change(f"env {name}", old_env.get(name), desired.env.get(name)))
+    # References only ("github-token:3"): a plan never holds a secret's value.
+    old_secrets = current.secrets if current else {}
+    for name in sorted(set(old_secrets) | set(desired.secrets)):
+        if old_secrets.get(name) != desired.secrets.get(name):
+            changes.append(
+                Change(f"secret {name}", old_secrets.get(name), desired.secrets.get(name))
+            )
     old_labels = current.labels if current else {}
     for name in jobs.MANAGED_LABELS:
         if old_labels.get(name) != desired.labels.get(name):
@@ -190,7 +198,19 @@ def problems(cfg: Config) -> tuple[Problem, ...]:
             f"run `govctl setup`, or `gcloud storage buckets create gs://{cfg.bucket} "
             f"--project {project} --location {cfg.region} --uniform-bucket-level-access`",
         ))  # fmt: skip
+    found += secret_problems(cfg)
     return tuple(found)
+
+
+def secret_problems(cfg: Config) -> list[Problem]:
+    """Each [job] secrets entry the job could not read: a task would fail at start."""
+    from govctl.services import secrets as secret_service
+
+    return [
+        Problem(f"{s.name}: {s.problem}", s.fix)
+        for s in secret_service.status(cfg)
+        if s.problem is not None and s.fix is not None
+    ]
 
 
 def plan(cfg: Config, image: str, commit: str | None = None) -> Plan:

@@ -42,6 +42,12 @@ def test_every_served_rpc_is_in_the_docs_table() -> None:
 PAGES = {
     "google.devtools.artifactregistry.v1.ArtifactRegistry": "artifactregistry.md",
     "google.devtools.cloudbuild.v1.CloudBuild": "cloudbuild.md",
+    "google.monitoring.v3.AlertPolicyService": "monitoring.md",
+    "google.monitoring.v3.NotificationChannelService": "monitoring.md",
+    "google.cloud.discoveryengine.v1.DataStoreService": "discoveryengine.md",
+    "google.cloud.discoveryengine.v1.DocumentService": "discoveryengine.md",
+    "google.cloud.discoveryengine.v1.SearchService": "discoveryengine.md",
+    "google.cloud.secretmanager.v1.SecretManagerService": "secretmanager.md",
 }
 
 

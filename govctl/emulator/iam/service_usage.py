@@ -33,6 +33,7 @@ SERVICE_CATALOG: dict[str, tuple[str, bool]] = {
     "logging.googleapis.com": ("Cloud Logging API", True),
     "monitoring.googleapis.com": ("Cloud Monitoring API", True),
     "run.googleapis.com": ("Cloud Run Admin API", False),
+    "secretmanager.googleapis.com": ("Secret Manager API", False),
     "serviceusage.googleapis.com": ("Service Usage API", True),
     "storage.googleapis.com": ("Cloud Storage API", True),
 }

@@ -235,6 +235,10 @@ class LoggingService(Service):
             pbs.append(pb)
         self._append(pbs)
 
+    def matcher(self, text: str) -> Any:
+        """A predicate over ``LogEntry`` pbs for the query ``text``; RpcError if unsupported."""
+        return _compile(text).matches
+
     def _append(self, pbs: list[Any]) -> None:
         if not pbs:
             return
@@ -265,6 +269,7 @@ class LoggingService(Service):
                 del self._chunks[: drop // size]
                 self._clean = max(0, self._clean - drop)
         self.changed()
+        self.cloud.publish("logging.entries_written", {"entries": pbs})
 
     # --- RPCs ---------------------------------------------------------------------------------
     def handlers(self) -> list[grpc.GenericRpcHandler]:

@@ -252,10 +252,10 @@ class ExecutionsRpcs(RunResources):
         env = task_environment()
         for var in container.env:
             if "value_source" in var:
-                start_error = start_error or (
-                    f"Environment variable {var.name} reads a secret; Secret Manager is not "
-                    "emulated, use a plain value."
-                )
+                try:
+                    env[var.name] = self._secret_value(var, tmpl, jn)
+                except LookupError as err:
+                    start_error = start_error or str(err)
                 continue
             env[var.name] = var.value
         env.update(self.cloud.endpoints)  # not even the job's own env may point elsewhere
@@ -279,6 +279,30 @@ class ExecutionsRpcs(RunResources):
                 container.resources.limits.get("memory", validate.DEFAULT_MEMORY)
             ),
         )
+
+    def _secret_value(
+        self, var: run_v2.EnvVar, tmpl: run_v2.TaskTemplate, jn: names.JobName
+    ) -> str:
+        """The value of a ``secret_key_ref`` variable, read as the task's service account.
+
+        Cloud Run reads secrets when an instance starts, so a missing secret, version or
+        access fails every task at start with Secret Manager's reason (LookupError here).
+        """
+        ref = var.value_source.secret_key_ref
+        account = tmpl.service_account or f"{jn.project}-compute@developer.gserviceaccount.com"
+        try:
+            secrets = self.cloud.service("secretmanager")
+        except LookupError:
+            raise LookupError(
+                f"Environment variable {var.name} reads a secret; Secret Manager is not running."
+            ) from None
+        try:
+            value: str = secrets.resolve(
+                jn.project, ref.secret, ref.version, f"serviceAccount:{account}"
+            )
+        except LookupError as err:  # Secret Manager's reason, as Cloud Run shows it
+            raise LookupError(f"Environment variable {var.name}: {err}") from None
+        return value
 
     # Executions ------------------------------------------------------------------------------
     def get_execution(

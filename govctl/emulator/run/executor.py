@@ -45,7 +45,7 @@ class TaskPlan:
     max_retries: int
     timeout: float
     cwd: str | None = None
-    # Set when the spec cannot run at all (no entrypoint, unsupported env source): every
+    # Set when the spec cannot run at all (no entrypoint, an unreadable secret): every
     # task fails at start with this message, as a container that cannot start would.
     start_error: str | None = None
     memory_limit: int | None = None  # bytes; enforced by govctl.emulator.run.limits

@@ -30,6 +30,10 @@ from govctl.emulator.run.resources import (
 )
 
 
+def condition_of(ex: run_v2.Execution, kind: str) -> Cond | None:
+    return next((c for c in ex.conditions if c.type_ == kind), None)
+
+
 def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
     """Fill the final fields of an execution and finish its operations (caller holds the lock)."""
     ex = run.executions.get(ex_name)
@@ -277,6 +281,19 @@ class Tracker:
     def execution_finished(self, outcome: Outcome) -> None:
         with self.svc.lock:
             finish_execution(self.svc, self.execution, outcome)
+            ex = self.svc.executions.get(self.execution)
+            if ex is None or "completion_time" not in ex:
+                return
+            completed = condition_of(ex, "Completed")
+            event = {
+                "execution": self.execution,
+                "job": names.job_of(self.execution),
+                "result": {"succeeded": "succeeded", "failed": "failed"}.get(outcome, "cancelled"),
+                "message": completed.message if completed else "",
+                "time": ex.completion_time,
+            }
+        # Cloud Monitoring's completed-execution metric; listeners run outside Run's lock.
+        self.svc.cloud.publish("run.execution_completed", event)
 
 
 def _attempt_status(result: AttemptResult, timeout_text: str) -> tuple[int, str]:

@@ -123,6 +123,10 @@ def check_resources(limits: dict[str, str], where: str) -> None:
         )
 
 
+# A secret of the job's project, or of another project by its full name.
+_SECRET_REF = re.compile(r"([A-Za-z0-9_-]{1,255}|projects/[^/]+/secrets/[A-Za-z0-9_-]{1,255})")
+
+
 def check_env(env: Any, where: str) -> None:
     seen: set[str] = set()
     for i, var in enumerate(env):
@@ -138,6 +142,21 @@ def check_env(env: Any, where: str) -> None:
         if name in seen:
             raise invalid_argument(f"{where}.env[{i}].name: duplicate environment variable {name}")
         seen.add(name)
+        if "value_source" in var:
+            if var.value:
+                raise invalid_argument(
+                    f"{where}.env[{i}]: value and value_source are mutually exclusive"
+                )
+            ref = var.value_source.secret_key_ref
+            if not ref.secret:
+                raise invalid_argument(
+                    f"{where}.env[{i}].value_source.secret_key_ref.secret: a secret is required"
+                )
+            if not _SECRET_REF.fullmatch(ref.secret):
+                raise invalid_argument(
+                    f"{where}.env[{i}].value_source.secret_key_ref.secret: invalid secret "
+                    f"{ref.secret!r}: expected SECRET or projects/PROJECT/secrets/SECRET"
+                )
 
 
 def check_timeout(timeout: timedelta, where: str) -> None:

@@ -1,0 +1,1 @@
+"""Discovery Engine v1 (Vertex AI Search) for the loopback cloud."""

@@ -1,0 +1,1 @@
+"""Cloud Monitoring v3 alerting (policies, notification channels) in the loopback cloud."""

@@ -1,0 +1,275 @@
+"""The Vertex AI Search data store that indexes the bucket (Discovery Engine v1).
+
+Names: the data store is ``projects/P/locations/L/collections/default_collection/dataStores/D``;
+its one branch ``…/branches/0`` holds the documents and the import operations; searches go
+through its serving config ``…/servingConfigs/default_search``. Unstructured documents imported
+from Cloud Storage get the id ``sha256(gs://URI)[:32]`` (GcsSource.data_schema "content"), so a
+repository is found again through the document's ``content.uri`` / the result's ``link``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from govctl.gcp import clients
+from govctl.gcp.errors import translate
+
+COLLECTION = "default_collection"
+BRANCH = "0"
+SERVING_CONFIG = "default_search"
+IMPORT_OP = "/operations/import-documents-"
+CREATE_FIX = "create it with `govctl index create`"
+
+
+def store_path(project: str, location: str, data_store: str) -> str:
+    collection = f"projects/{project}/locations/{location}/collections/{COLLECTION}"
+    return f"{collection}/dataStores/{data_store}"
+
+
+def branch_path(store: str) -> str:
+    return f"{store}/branches/{BRANCH}"
+
+
+def import_uri(bucket: str) -> str:
+    """Every digest: ``{owner}/{name}.md`` (the job's own objects under ``_…`` are .json)."""
+    return f"gs://{bucket}/*/*.md"
+
+
+@dataclass(frozen=True)
+class DataStore:
+    name: str
+    display_name: str
+    content_config: str
+    created: datetime | None
+
+
+@dataclass(frozen=True)
+class ImportRun:
+    name: str
+    state: str  # running | succeeded | failed
+    started: datetime | None
+    updated: datetime | None
+    success_count: int
+    failure_count: int
+    total_count: int
+    errors: tuple[str, ...]  # the operation's error, then the service's error samples
+
+    @property
+    def done(self) -> bool:
+        return self.state != "running"
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    repository: str  # owner/name, from the document's Cloud Storage link
+    link: str
+    snippet: str
+
+
+def _time(ts: Any) -> datetime | None:
+    return ts if isinstance(ts, datetime) and ts.timestamp() > 0 else None
+
+
+def _data_store(store: Any) -> DataStore:
+    return DataStore(
+        name=store.name,
+        display_name=store.display_name,
+        content_config=store.content_config.name,
+        created=_time(store.create_time),
+    )
+
+
+def get_data_store(path: str) -> DataStore | None:
+    """The data store; None when it does not exist."""
+    from google.api_core import exceptions as gexc
+
+    with translate(f"read data store {path.rsplit('/', 1)[-1]}"):
+        try:
+            return _data_store(clients.data_stores().get_data_store(name=path))
+        except gexc.NotFound:
+            return None
+
+
+def create_data_store(path: str, display_name: str) -> DataStore:
+    """Create a search data store for unstructured documents; wait for the operation."""
+    from google.cloud import discoveryengine_v1 as de
+
+    parent, _, store_id = path.rpartition("/dataStores/")
+    store = de.DataStore(
+        display_name=display_name,
+        industry_vertical=de.IndustryVertical.GENERIC,
+        solution_types=[de.SolutionType.SOLUTION_TYPE_SEARCH],
+        content_config=de.DataStore.ContentConfig.CONTENT_REQUIRED,
+    )
+    with translate(
+        f"create data store {store_id}",
+        denied="creating a data store needs roles/discoveryengine.admin, and the "
+        "discoveryengine.googleapis.com API enabled",
+    ):
+        op = clients.data_stores().create_data_store(
+            parent=parent, data_store=store, data_store_id=store_id
+        )
+        return _data_store(op.result(timeout=300))
+
+
+def count_documents(path: str) -> int:
+    """The documents in the data store's branch (ListDocuments, 1,000 a page)."""
+    from google.cloud import discoveryengine_v1 as de
+
+    with translate(f"list the documents of {path.rsplit('/', 1)[-1]}", not_found=CREATE_FIX):
+        pages = clients.documents().list_documents(
+            request=de.ListDocumentsRequest(parent=branch_path(path), page_size=1000)
+        )
+        return sum(len(page.documents) for page in pages.pages)
+
+
+def _import_run(op: Any) -> ImportRun:
+    from google.cloud import discoveryengine_v1 as de
+
+    meta = de.ImportDocumentsMetadata.deserialize(op.metadata.value)
+    errors: list[str] = []
+    if op.HasField("error"):
+        errors.append(op.error.message)
+    if op.HasField("response"):
+        response = de.ImportDocumentsResponse.deserialize(op.response.value)
+        errors += [s.message for s in response.error_samples]
+    state = "running" if not op.done else "failed" if op.HasField("error") else "succeeded"
+    return ImportRun(
+        name=op.name,
+        state=state,
+        started=_time(meta.create_time),
+        updated=_time(meta.update_time),
+        success_count=int(meta.success_count),
+        failure_count=int(meta.failure_count),
+        total_count=int(meta.total_count),
+        errors=tuple(errors),
+    )
+
+
+def imports(path: str) -> list[ImportRun]:
+    """The data store's document imports, newest first."""
+    from google.longrunning import operations_pb2
+
+    found: list[ImportRun] = []
+    with translate(f"list the imports of {path.rsplit('/', 1)[-1]}", not_found=CREATE_FIX):
+        client = clients.documents()
+        token = ""
+        while True:
+            page = client.list_operations(
+                request=operations_pb2.ListOperationsRequest(
+                    name=branch_path(path), page_size=100, page_token=token
+                )
+            )
+            found += [_import_run(op) for op in page.operations if IMPORT_OP in op.name]
+            token = page.next_page_token
+            if not token:
+                break
+    never = datetime.min.replace(tzinfo=UTC)
+    return sorted(found, key=lambda r: r.started or never, reverse=True)
+
+
+def start_import(path: str, bucket: str) -> ImportRun:
+    """An INCREMENTAL import of the bucket's digests: new and changed ones are (re)indexed,
+    nothing is deleted. Returns at once; follow it with :func:`get_import`."""
+    from google.cloud import discoveryengine_v1 as de
+
+    request = de.ImportDocumentsRequest(
+        parent=branch_path(path),
+        gcs_source=de.GcsSource(input_uris=[import_uri(bucket)], data_schema="content"),
+        reconciliation_mode=de.ImportDocumentsRequest.ReconciliationMode.INCREMENTAL,
+    )
+    with translate(
+        f"import gs://{bucket} into {path.rsplit('/', 1)[-1]}",
+        not_found=CREATE_FIX,
+        denied="importing needs roles/discoveryengine.editor (and, for a bucket in another "
+        "project, roles/storage.objectViewer on it for the Discovery Engine service agent)",
+    ):
+        operation = clients.documents().import_documents(request=request)
+        return _import_run(operation.operation)
+
+
+def get_import(name: str) -> ImportRun:
+    from google.longrunning import operations_pb2
+
+    with translate(f"read import {name.rsplit('/', 1)[-1]}"):
+        op = clients.documents().get_operation(
+            request=operations_pb2.GetOperationRequest(name=name)
+        )
+    return _import_run(op)
+
+
+def _repository(link: str, bucket_prefix: str = "gs://") -> str:
+    """``gs://bucket/owner/name.md`` → ``owner/name``."""
+    path = link.removeprefix(bucket_prefix).partition("/")[2]
+    return path.removesuffix(".md")
+
+
+def search(path: str, query: str, limit: int) -> tuple[list[Hit], int]:
+    """The top ``limit`` results of ``query`` with a snippet each, and the total matched."""
+    import html
+    import re
+
+    from google.cloud import discoveryengine_v1 as de
+    from google.protobuf import json_format
+    from google.protobuf.message import Message
+
+    request = de.SearchRequest(
+        serving_config=f"{path}/servingConfigs/{SERVING_CONFIG}",
+        query=query,
+        page_size=limit,
+        content_search_spec=de.SearchRequest.ContentSearchSpec(
+            snippet_spec=de.SearchRequest.ContentSearchSpec.SnippetSpec(return_snippet=True)
+        ),
+    )
+    with translate(f"search {path.rsplit('/', 1)[-1]}", not_found=CREATE_FIX):
+        response = clients.search().search(request=request)
+        page = next(iter(response.pages))
+    hits = []
+    for result in page.results[:limit]:
+        doc = result.document
+        # The pager's pages may hold raw protobuf messages or proto-plus ones.
+        raw = doc if isinstance(doc, Message) else de.Document.pb(doc)
+        data = json_format.MessageToDict(raw.derived_struct_data)
+        link = str(data.get("link") or "")
+        snippets = data.get("snippets") or []
+        raw = str(snippets[0].get("snippet", "")) if snippets else ""
+        # Snippets are HTML with the matched words in <b>…</b>: shown as plain text.
+        snippet = html.unescape(re.sub(r"</?b>", "", raw))
+        hits.append(
+            Hit(
+                id=result.id,
+                repository=_repository(link) if link else result.id,
+                link=link,
+                snippet=snippet,
+            )
+        )
+    return hits, int(page.total_size)
+
+
+def digests_newer_than(project: str, bucket: str, since: datetime | None) -> tuple[int, int]:
+    """(digests in the bucket, how many were written after ``since``); one listing.
+
+    A digest's time is its object's update time (what an import sees), or its processedAt
+    metadata when the listing has no update time. ``since=None`` counts every digest as newer.
+    """
+    with translate(f"list gs://{bucket}", not_found="create it with `govctl setup`"):
+        client = clients.storage_client(project)
+        total = newer = 0
+        for blob in client.list_blobs(bucket, fields="items(name,updated,metadata),nextPageToken"):
+            if blob.name.startswith("_") or not blob.name.endswith(".md"):
+                continue
+            total += 1
+            at = blob.updated or _processed_at(blob.metadata)
+            if since is None or at is None or at > since:
+                newer += 1
+    return total, newer
+
+
+def _processed_at(metadata: dict[str, str] | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat((metadata or {})["processedAt"].replace("Z", "+00:00"))
+    except (KeyError, ValueError):
+        return None
