@@ -62,4 +62,12 @@ def setup(
         render.info(line)
     for line in applied.warnings:
         render.warn(line)
+    if plan.deferred:
+        # Shown, then applied: nothing is written that the plan did not show, so what
+        # could only be read once its API was on is planned by a second run.
+        render.info(
+            f"next: govctl setup again, to plan {' and '.join(plan.deferred)} now that "
+            "their APIs are on; then govctl deploy"
+        )
+        return
     render.info(NEXT)

@@ -5,7 +5,9 @@ Resources, in the order they are applied (each needs the ones before): the APIs;
 service account; the digest bucket (in the job's region, uniform bucket-level access, public
 access prevention enforced); the service account's object rights on **this bucket only**; the
 Artifact Registry repository of the image; ``run.invoker`` on **this job** when the job exists
-(``govctl deploy`` grants it when it creates the job). Checked and reported, not made:
+(``govctl deploy`` grants it when it creates the job); read access to each ``[job] secrets``
+secret that exists (Secret Manager's API is enabled only when secrets are configured; values
+are ``govctl secrets set``'s, never setup's). Checked and reported, not made:
 billing (a problem: nothing is applied without it) and whether the caller may act as the
 service account (what deploy will need).
 
@@ -15,7 +17,7 @@ resource is planned as "create if missing", and apply looks again once the API i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from govctl.config import Config
@@ -33,6 +35,7 @@ from govctl.services.plan import (
 )
 
 INVOKER = "roles/run.invoker"
+SECRETS_API = "secretmanager.googleapis.com"
 ACT_AS = "iam.serviceAccounts.actAs"
 DISPLAY_NAME = "govreposcrape ingestion (govctl)"
 REPOSITORY_DESCRIPTION = "govreposcrape ingestion images (govctl)"
@@ -55,6 +58,9 @@ class SetupPlan:
     bucket: str = ""
     repository: artifacts.ImageRef | None = None
     job_path: str = ""
+    secret_ids: dict[str, str] = field(default_factory=dict)  # resource name -> secret id
+    # what could not be planned until an API this plan enables is on: a rerun plans it
+    deferred: tuple[str, ...] = ()
 
     @property
     def has_changes(self) -> bool:
@@ -68,8 +74,8 @@ class SetupPlan:
         return as_dict(self.project, self.region, self.resources, self.problems, self.notes)
 
 
-def _apis(project: str) -> tuple[list[ResourcePlan], dict[str, bool]]:
-    state = services.enabled(project)
+def _apis(project: str, names: tuple[str, ...]) -> tuple[list[ResourcePlan], dict[str, bool]]:
+    state = services.enabled(project, names)
     plans = [ResourcePlan(API, name, UNCHANGED if on else CREATE) for name, on in state.items()]
     return plans, state
 
@@ -207,6 +213,37 @@ def _job_iam(cfg: Config, member: str, readable: bool) -> tuple[ResourcePlan | N
     return ResourcePlan(IAM, name, CREATE, (Change("member", None, member),), policy.etag), []
 
 
+def _secrets(
+    cfg: Config, member: str, readable: bool
+) -> tuple[list[ResourcePlan], dict[str, str], list[str]]:
+    """For each ``[job] secrets`` entry whose secret exists: read access for the service
+    account (a resource); anything setup cannot make (a missing secret or version) is a note
+    with `govctl secrets set`. Also resource name -> secret id, for apply."""
+    from govctl.gcp import secrets as secret_store
+    from govctl.services import secrets
+
+    if not cfg.job.secrets:
+        return [], {}, []
+    if not readable:
+        names = ", ".join(sorted(cfg.job.secrets))
+        return [], {}, [f"[job] secrets ({names}): checked once the secretmanager API is on"]
+
+    plans, ids, notes = [], {}, []
+    for st in secrets.status(cfg):
+        if not st.exists:
+            notes.append(f"{st.problem}: {st.fix}")
+            continue
+        name = f"{secret_store.ACCESSOR} on secret {st.secret}"
+        ids[name] = st.secret
+        if st.access:
+            plans.append(ResourcePlan(IAM, name, UNCHANGED))
+        else:
+            plans.append(ResourcePlan(IAM, name, CREATE, (Change("member", None, member),)))
+        if st.problem and not st.problem.endswith(f"cannot read secret {st.secret}"):
+            notes.append(f"{st.problem}: {st.fix}")  # a version setup cannot make
+    return plans, ids, notes
+
+
 def _billing(project: str) -> tuple[Problem | None, str]:
     info = billing_info.project_billing(project)
     if info.enabled:
@@ -262,7 +299,7 @@ def plan(cfg: Config) -> SetupPlan:
     if billing_problem:
         problems.append(billing_problem)
 
-    api_plans, on = _apis(project)
+    api_plans, on = _apis(project, services.NEEDED + ((SECRETS_API,) if cfg.job.secrets else ()))
 
     def readable(api: str) -> bool:
         return on.get(f"{api}.googleapis.com", True)
@@ -279,6 +316,9 @@ def plan(cfg: Config) -> SetupPlan:
     problems += [repo_problem] if repo_problem else []
     job_iam, more = _job_iam(cfg, member, readable("run"))
     notes += more
+    secret_plans, secret_ids, more = _secrets(cfg, member, readable("secretmanager"))
+    notes += more
+    deferred = ("[job] secrets",) if cfg.job.secrets and not readable("secretmanager") else ()
     if account is not None:
         notes += _project_wide(project, member)
     if readable("iam"):
@@ -293,6 +333,7 @@ def plan(cfg: Config) -> SetupPlan:
     resources += [bucket_iam] if bucket_iam else []
     resources.append(repo_plan)
     resources += [job_iam] if job_iam else []
+    resources += secret_plans
     return SetupPlan(
         project=project,
         region=cfg.region,
@@ -303,6 +344,8 @@ def plan(cfg: Config) -> SetupPlan:
         bucket=cfg.bucket,
         repository=target,
         job_path=cfg.job_path,
+        secret_ids=secret_ids,
+        deferred=deferred,
     )
 
 
@@ -360,6 +403,11 @@ def apply(p: SetupPlan) -> Applied:
                 )
             else:
                 done.append(f"granted {buckets.JOB_ROLE} to {p.member} on gs://{p.bucket}")
+        elif r.kind == IAM and r.name in p.secret_ids:
+            from govctl.gcp import secrets
+
+            secrets.grant_access(p.project, p.secret_ids[r.name], p.member)
+            done.append(f"granted {r.name.replace(' on ', f' to {p.member} on ', 1)}")
         elif r.kind == IAM:
             jobs.add_member(p.job_path, INVOKER, p.member, r.etag)
             done.append(f"granted {INVOKER} to {p.member} on job {p.job_path.rsplit('/', 1)[-1]}")

@@ -381,3 +381,53 @@ def test_a_caller_who_may_not_act_as_the_account_is_told_before_deploy(
         f"add-iam-policy-binding {SA} --member=user:emulator@example.com "
         "--role=roles/iam.serviceAccountUser"
     ) in out
+
+
+def test_the_job_account_gets_read_access_to_each_configured_secret(
+    empty: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import secretmanager_v1 as sm
+
+    monkeypatch.setenv("GOVCTL_JOB_SECRETS", "GITHUB_TOKEN=github-token DB_PASSWORD=db-password")
+    store = clients.secret_manager()
+    store.create_secret(
+        parent=f"projects/{PROJECT}",
+        secret_id="github-token",
+        secret=sm.Secret(replication=sm.Replication(automatic=sm.Replication.Automatic())),
+    )
+    secret = f"projects/{PROJECT}/secrets/github-token"
+    store.add_secret_version(parent=secret, payload=sm.SecretPayload(data=b"t0ken"))
+
+    # Secret Manager's API is off in a new project: its secrets are read (and planned) by
+    # the next run, once this one has enabled it; nothing unplanned is written.
+    code, out, err = setup(capsys, "-y")
+    assert code == 0, err
+    assert "  + api             secretmanager.googleapis.com" in out
+    assert "note: [job] secrets (DB_PASSWORD, GITHUB_TOKEN): checked once the secretmanager" in out
+    assert "secretAccessor" not in out + err
+    assert err.rstrip().endswith(
+        "next: govctl setup again, to plan [job] secrets now that their APIs are on; "
+        "then govctl deploy"
+    )
+
+    code, out, err = setup(capsys, "-y")
+    assert code == 0, err
+    assert "  + iam             roles/secretmanager.secretAccessor on secret github-token" in out
+    # A value is `govctl secrets set`'s to store, never setup's: said with the command.
+    assert (
+        f"note: secret db-password does not exist in project {PROJECT}: run `govctl secrets "
+        "set DB_PASSWORD`"
+    ) in out
+    assert f"granted roles/secretmanager.secretAccessor to {MEMBER} on secret github-token" in err
+    policy = store.get_iam_policy(request={"resource": secret})
+    assert [(b.role, list(b.members)) for b in policy.bindings] == [
+        ("roles/secretmanager.secretAccessor", [MEMBER])
+    ]
+    assert "t0ken" not in out + err
+
+    code, out, err = setup(capsys)
+    assert code == 0 and "nothing to do" in err
+    assert (
+        "  = iam             roles/secretmanager.secretAccessor on secret github-token   "
+        "(unchanged)"
+    ) in out
