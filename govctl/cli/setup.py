@@ -8,17 +8,52 @@ import typer
 
 from govctl import render
 from govctl.cli.options import Json, Project, Region, Yes, confirm, settings
-from govctl.errors import GovctlError
+from govctl.config import Config
+from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
 NEXT = "next: govctl deploy"
 
 
+def _alerts_note(cfg: Config) -> None:
+    """Offer alerts when none would tell anyone of a failed run (a read; never fatal)."""
+    from govctl.services import alerts
+
+    try:
+        state = alerts.status(cfg)
+    except GovctlError as err:
+        render.info(f"alerts not checked ({str(err).split(' — ')[0]})")
+        return
+    if state.level != "ok":
+        render.info(
+            f"alerts: {state.summary}; add them with `govctl setup --alert-email ADDRESS` "
+            "(or `govctl alerts set --email ADDRESS`)"
+        )
+
+
 @app.command()
 def setup(
     project: Project = None,
     region: Region = None,
+    with_index: Annotated[
+        bool,
+        typer.Option(
+            "--with-index",
+            help="Also enable Discovery Engine and create the Vertex AI Search data store "
+            "that indexes the bucket ([index] data_store).",
+        ),
+    ] = False,
+    alert_email: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--alert-email",
+            metavar="ADDRESS",
+            help="Then set the job's alerts to e-mail this address (repeatable), as "
+            "`govctl alerts set --email` does.",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the plan and stop; writes nothing.")
     ] = False,
@@ -32,13 +67,29 @@ def setup(
     says "nothing to do". Checks that billing is enabled and that you may act as the service
     account (deploy needs it). Without `-y` it asks on a terminal and refuses elsewhere.
     """
+    emails = None
+    if alert_email:
+        from govctl.cli.alerts import _EMAIL
+
+        if json:
+            raise UsageError(
+                "--json and --alert-email exclude each other (each would print its own plan)",
+                fix="run `govctl setup --json`, then `govctl alerts set --email ADDRESS --json`",
+            )
+        for value in alert_email:
+            if not _EMAIL.fullmatch(value.strip()):
+                raise UsageError(
+                    f"invalid --alert-email {value!r}: expected an e-mail address such as "
+                    "ops@example.org"
+                )
+        emails = tuple(dict.fromkeys(v.strip() for v in alert_email))
     cfg = settings(project, region)
     cfg.require_project()
 
     from govctl.services import setup as service
 
     with render.progress("reading the current state"):
-        plan = service.plan(cfg)
+        plan = service.plan(cfg, with_index=with_index)
     if json:
         render.json_out(plan.to_dict())
     else:
@@ -50,19 +101,26 @@ def setup(
         )
     if not plan.has_changes:
         render.info("nothing to do")
-        render.info(NEXT)
-        return
-    if dry_run:
+    elif dry_run:
         render.info("dry run: nothing written")
+    else:
+        confirm(yes, "Apply?", alternative="--dry-run to only see the plan")
+        with render.progress("applying"):
+            applied = service.apply(plan)
+        for line in applied.done:
+            render.info(line)
+        for line in applied.warnings:
+            render.warn(line)
+    if emails:
+        from govctl.cli.alerts import apply_alerts
+
+        render.info("")
+        apply_alerts(cfg, emails, None, dry_run=dry_run, yes=yes)
+    elif not json:
+        _alerts_note(cfg)
+    if dry_run:
         return
-    confirm(yes, "Apply?", alternative="--dry-run to only see the plan")
-    with render.progress("applying"):
-        applied = service.apply(plan)
-    for line in applied.done:
-        render.info(line)
-    for line in applied.warnings:
-        render.warn(line)
-    if plan.deferred:
+    if plan.deferred and plan.has_changes:
         # Shown, then applied: nothing is written that the plan did not show, so what
         # could only be read once its API was on is planned by a second run.
         render.info(

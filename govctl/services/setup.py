@@ -36,6 +36,7 @@ from govctl.services.plan import (
 
 INVOKER = "roles/run.invoker"
 SECRETS_API = "secretmanager.googleapis.com"
+INDEX_API = "discoveryengine.googleapis.com"
 ACT_AS = "iam.serviceAccounts.actAs"
 DISPLAY_NAME = "govreposcrape ingestion (govctl)"
 REPOSITORY_DESCRIPTION = "govreposcrape ingestion images (govctl)"
@@ -44,6 +45,7 @@ PROJECT_WIDE = ("roles/storage.objectAdmin", "roles/storage.admin", INVOKER)
 
 # ResourcePlan.kind of each resource setup manages
 API, ACCOUNT, BUCKET, IAM, REPOSITORY = "api", "service account", "bucket", "iam", "repository"
+INDEX = "data store"
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class SetupPlan:
     secret_ids: dict[str, str] = field(default_factory=dict)  # resource name -> secret id
     # what could not be planned until an API this plan enables is on: a rerun plans it
     deferred: tuple[str, ...] = ()
+    index_path: str = ""  # the data store, with --with-index
 
     @property
     def has_changes(self) -> bool:
@@ -244,6 +247,23 @@ def _secrets(
     return plans, ids, notes
 
 
+def _index_path(cfg: Config) -> str:
+    from govctl.services.index import data_store_path
+
+    return data_store_path(cfg)
+
+
+def _index(cfg: Config, readable: bool) -> ResourcePlan:
+    """The Vertex AI Search data store that indexes the bucket (``--with-index``)."""
+    from govctl.gcp import index
+
+    path = _index_path(cfg)
+    name = f"{cfg.values['index.data_store']} ({cfg.values['index.location']})"
+    if readable and index.get_data_store(path) is not None:
+        return ResourcePlan(INDEX, name, UNCHANGED)
+    return ResourcePlan(INDEX, name, CREATE, (Change("indexes", None, f"gs://{cfg.bucket}"),))
+
+
 def _billing(project: str) -> tuple[Problem | None, str]:
     info = billing_info.project_billing(project)
     if info.enabled:
@@ -287,8 +307,8 @@ def _project_wide(project: str, member: str) -> list[str]:
     ]
 
 
-def plan(cfg: Config) -> SetupPlan:
-    """What setup would change; reads only."""
+def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
+    """What setup would change; reads only. ``with_index`` adds the search data store."""
     project = cfg.require_project()
     member = f"serviceAccount:{cfg.job.service_account}"
     problems: list[Problem] = []
@@ -299,7 +319,8 @@ def plan(cfg: Config) -> SetupPlan:
     if billing_problem:
         problems.append(billing_problem)
 
-    api_plans, on = _apis(project, services.NEEDED + ((SECRETS_API,) if cfg.job.secrets else ()))
+    wanted = services.NEEDED + ((SECRETS_API,) if cfg.job.secrets else ())
+    api_plans, on = _apis(project, wanted + ((INDEX_API,) if with_index else ()))
 
     def readable(api: str) -> bool:
         return on.get(f"{api}.googleapis.com", True)
@@ -334,6 +355,7 @@ def plan(cfg: Config) -> SetupPlan:
     resources.append(repo_plan)
     resources += [job_iam] if job_iam else []
     resources += secret_plans
+    resources += [_index(cfg, readable("discoveryengine"))] if with_index else []
     return SetupPlan(
         project=project,
         region=cfg.region,
@@ -346,6 +368,7 @@ def plan(cfg: Config) -> SetupPlan:
         job_path=cfg.job_path,
         secret_ids=secret_ids,
         deferred=deferred,
+        index_path=_index_path(cfg) if with_index else "",
     )
 
 
@@ -403,6 +426,12 @@ def apply(p: SetupPlan) -> Applied:
                 )
             else:
                 done.append(f"granted {buckets.JOB_ROLE} to {p.member} on gs://{p.bucket}")
+        elif r.kind == INDEX:
+            from govctl.gcp import index
+
+            if index.get_data_store(p.index_path) is None:  # its API may have been off
+                index.create_data_store(p.index_path, f"govreposcrape digests (gs://{p.bucket})")
+                done.append(f"created data store {r.name}")
         elif r.kind == IAM and r.name in p.secret_ids:
             from govctl.gcp import secrets
 

@@ -431,3 +431,47 @@ def test_the_job_account_gets_read_access_to_each_configured_secret(
         "  = iam             roles/secretmanager.secretAccessor on secret github-token   "
         "(unchanged)"
     ) in out
+
+
+def test_with_index_and_alert_email_set_those_up_too(
+    empty: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = setup(capsys, "-y")
+    assert code == 0
+    assert (
+        "alerts: no alert policy for govreposcrape-ingestion: nobody hears of a failure; add "
+        "them with `govctl setup --alert-email ADDRESS`"
+    ) in err
+
+    code, out, err = setup(capsys, "-y", "--with-index", "--alert-email", "ops@example.org")
+    assert code == 0, err
+    assert "  + api             discoveryengine.googleapis.com" in out
+    assert "  + data store      govreposcrape-search (global)" in out
+    assert f"      indexes  gs://{BUCKET}" in out
+    assert "created data store govreposcrape-search (global)" in err
+    store = f"projects/{PROJECT}/locations/global/collections/default_collection/dataStores/"
+    assert clients.data_stores().get_data_store(name=store + "govreposcrape-search")
+    assert "ops@example.org" in out  # the alerts' own plan, shown before it is applied
+    channels = clients.notification_channels().list_notification_channels(
+        name=f"projects/{PROJECT}"
+    )
+    assert [c.labels["email_address"] for c in channels] == ["ops@example.org"]
+    assert "alerts: no alert policy" not in err
+
+    before = snapshot(empty)
+    code, out, err = setup(capsys, "-y", "--with-index", "--alert-email", "ops@example.org")
+    assert code == 0, err
+    assert "  = data store      govreposcrape-search (global)   (unchanged)" in out
+    assert "nothing to do" in err and "no changes" in err
+    assert snapshot(empty) == before
+
+
+def test_alert_email_is_checked_before_any_call_and_not_with_json(
+    empty: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = snapshot(empty)
+    code, _, err = setup(capsys, "-y", "--alert-email", "nobody")
+    assert code == 2 and "invalid --alert-email 'nobody': expected an e-mail address" in err
+    code, _, err = setup(capsys, "-y", "--json", "--alert-email", "ops@example.org")
+    assert code == 2 and "--json and --alert-email exclude each other" in err
+    assert snapshot(empty) == before
