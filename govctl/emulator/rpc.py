@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -163,3 +165,32 @@ def page(
     end = start + size
     token = base64.urlsafe_b64encode(f"o:{end}".encode()).decode() if end < len(items) else ""
     return list(items[start:end]), token
+
+
+def wait_operation(
+    request: operations_pb2.WaitOperationRequest,
+    context: grpc.ServicerContext,
+    cond: threading.Condition,
+    get: Callable[[], operations_pb2.Operation],
+    stopping: threading.Event,
+    cap: float = 60.0,
+) -> operations_pb2.Operation:
+    """``google.longrunning.Operations/WaitOperation``: the operation once done, or as it is
+    when the request's timeout (at most ``cap``), the caller's deadline or the emulator's stop
+    comes first. ``get`` is called under ``cond``, which is notified on every change."""
+    timeout = cap
+    if request.HasField("timeout"):
+        timeout = min(request.timeout.ToTimedelta().total_seconds(), cap)
+    remaining = context.time_remaining()
+    if remaining is not None:
+        timeout = min(timeout, max(0.0, remaining - 0.05))  # answer before the caller gives up
+    deadline = time.monotonic() + timeout
+    with cond:
+        op = get()
+        while not op.done and not stopping.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            cond.wait(min(left, 0.5))
+            op = get()
+        return op

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from govctl.cli.main import main
-from govctl.emulator.images import default_image_map
 from govctl.emulator.monitoring.conditions import read_mailbox
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
-from govctl.services import watch
 from tests.govctl.test_run_e2e import BUCKET, JOB, PROJECT, REGION, _create_job, _feed, _repos
+from tests.support.cloud import job_cloud
 from tests.support.git import GitServer
 
 EMAIL = "ops@example.org"
@@ -26,17 +25,8 @@ EMAIL = "ops@example.org"
 
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
-        for key, value in emu.env().items():
-            monkeypatch.setenv(key, value)
-        clients.storage_client(PROJECT).create_bucket(BUCKET)
-        monkeypatch.chdir(tmp_path)  # no govctl.toml of the developer's
-        monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
-        monkeypatch.setenv("GOVCTL_REGION", REGION)
-        monkeypatch.setenv("GOVCTL_JOB_NAME", JOB)
-        monkeypatch.setattr(watch, "POLL_S", 0.2)
-        monkeypatch.setattr(watch, "LOG_POLL_S", 0.5)
+    with job_cloud(tmp_path, monkeypatch, project=PROJECT, region=REGION, bucket=BUCKET,
+                   settings={"GOVCTL_JOB_NAME": JOB}) as emu:  # fmt: skip
         yield emu
 
 

@@ -189,11 +189,30 @@ def test_a_complete_deployment_passes(
     assert checks["digests"]["status"] == "ok"
     # Fake-gcs-server has no bucket IAM, so the grant is project-wide: doctor says so.
     assert checks["bucket access"]["status"] == "warn"
+    # Nobody would hear of a failure yet, and no secret is read.
+    assert (
+        checks["alerts"]["status"] == "warn" and "no alert policy" in checks["alerts"]["evidence"]
+    )
+    assert checks["alerts"]["fix"] == "run `govctl alerts set --email ADDRESS`"
+    assert checks["secrets"]["status"] == "skip"
     # The human form: one line per check, the summary last, exit 0.
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["ok", "credentials"]
-    assert out[-1] == "0 failing, 1 warning."
+    assert out[-1] == "0 failing, 2 warnings."
+
+
+def test_alerts_and_secrets_after_deploy(
+    deployed: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["alerts", "set", "--email", "ops@example.org", "-y"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("GOVCTL_JOB_SECRETS", "GITHUB_TOKEN=github-token")
+    code, checks = doctor(capsys)
+    assert checks["alerts"]["status"] == "ok" and "ops@example.org" in checks["alerts"]["evidence"]
+    assert checks["secrets"]["status"] == "fail" and code == 1
+    assert "github-token does not exist" in checks["secrets"]["evidence"]
+    assert checks["secrets"]["fix"] == "run `govctl secrets set GITHUB_TOKEN`"
 
 
 def test_missing_invoker_on_the_job_is_named_and_fixed(

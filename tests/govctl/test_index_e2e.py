@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from govctl.emulator.images import default_image_map
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from govctl.services import index as index_service
-from govctl.services import logs as logs_service
-from govctl.services import watch
 from tests.govctl.test_run_e2e import BUCKET, JOB, PROJECT, REGION, _create_job, _feed, _govctl
+from tests.support.cloud import job_cloud
 from tests.support.git import GitServer, make_repo
 
 READMES = {
@@ -27,19 +25,9 @@ READMES = {
 
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
-        for key, value in emu.env().items():
-            monkeypatch.setenv(key, value)
-        clients.storage_client(PROJECT).create_bucket(BUCKET)
-        monkeypatch.chdir(tmp_path)  # no govctl.toml of the developer's
-        monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
-        monkeypatch.setenv("GOVCTL_REGION", REGION)
-        monkeypatch.setenv("GOVCTL_JOB_NAME", JOB)
-        monkeypatch.setenv("GOVCTL_BUCKET_NAME", BUCKET)
-        monkeypatch.setattr(watch, "POLL_S", 0.2)
-        monkeypatch.setattr(watch, "LOG_POLL_S", 0.5)
-        monkeypatch.setattr(logs_service, "FOLLOW_CHECK_S", 0.3)
+    settings = {"GOVCTL_JOB_NAME": JOB, "GOVCTL_BUCKET_NAME": BUCKET}
+    with job_cloud(tmp_path, monkeypatch, project=PROJECT, region=REGION, bucket=BUCKET,
+                   settings=settings) as emu:  # fmt: skip
         monkeypatch.setattr(index_service, "POLL_S", 0.1)
         yield emu
 

@@ -17,12 +17,11 @@ import pytest
 from google.cloud import run_v2
 
 from govctl.cli.main import main
-from govctl.emulator.images import default_image_map
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from govctl.services import logs as logs_service
-from govctl.services import watch
 from tests.emulator.run_support import FAST_POLL
+from tests.support.cloud import job_cloud
 from tests.support.git import GitServer, make_repo
 
 PROJECT = "demo-project"
@@ -36,20 +35,10 @@ BUCKET = "govreposcrape-digests"
 
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
-        for key, value in emu.env().items():
-            monkeypatch.setenv(key, value)
-        clients.storage_client(PROJECT).create_bucket(BUCKET)
-        monkeypatch.chdir(tmp_path)  # no govctl.toml of the developer's
-        monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
-        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
-        monkeypatch.setenv("GOVCTL_REGION", REGION)
-        monkeypatch.setenv("GOVCTL_JOB_NAME", JOB)
-        monkeypatch.setenv("GOVCTL_BUCKET_NAME", "not-the-bucket-the-job-writes-to")
-        # Fast watching: Cloud Run every 0.2 s, Cloud Logging every 0.5 s.
-        monkeypatch.setattr(watch, "POLL_S", 0.2)
-        monkeypatch.setattr(watch, "LOG_POLL_S", 0.5)
-        monkeypatch.setattr(logs_service, "FOLLOW_CHECK_S", 0.3)
+    # The settings name another bucket than the job's: reports are found through the job.
+    settings = {"GOVCTL_JOB_NAME": JOB, "GOVCTL_BUCKET_NAME": "not-the-bucket-the-job-writes-to"}
+    with job_cloud(tmp_path, monkeypatch, project=PROJECT, region=REGION, bucket=BUCKET,
+                   settings=settings) as emu:  # fmt: skip
         yield emu
 
 

@@ -10,25 +10,16 @@ from pathlib import Path
 import pytest
 
 from govctl.cli.main import main
-from govctl.emulator.images import default_image_map
 from govctl.emulator.server import Emulator
-from govctl.services import watch
 from tests.govctl.test_deploy import BUCKET, PROJECT, REGION, create_prerequisites
+from tests.support.cloud import job_cloud
 from tests.support.git import GitServer, make_repo
 
 
 @pytest.fixture
 def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
-    with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
-        for key, value in emu.env().items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "no-gcloud"))
-        monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
-        monkeypatch.setenv("GOVCTL_REGION", REGION)
-        monkeypatch.setenv("GOVCTL_BUCKET_NAME", BUCKET)
-        monkeypatch.setattr(watch, "POLL_S", 0.2)
-        monkeypatch.setattr(watch, "LOG_POLL_S", 0.5)
+    with job_cloud(tmp_path, monkeypatch, project=PROJECT, region=REGION,
+                   settings={"GOVCTL_BUCKET_NAME": BUCKET}) as emu:  # fmt: skip
         yield emu
 
 

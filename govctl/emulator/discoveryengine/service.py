@@ -519,21 +519,8 @@ class DiscoveryEngineService(Service):
     def wait_operation(self, request: operations_pb2.WaitOperationRequest, context: Any) -> Any:
         if not self._ours(request.name):
             return self._delegate("wait_operation", request, context)
-        timeout = 60.0
-        if request.HasField("timeout"):
-            timeout = min(request.timeout.ToTimedelta().total_seconds(), timeout)
-        remaining = context.time_remaining()
-        if remaining is not None:
-            timeout = min(timeout, max(0.0, remaining - 0.05))
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            op = self._op(request.name)
-            while not op.done and not self._stopping.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(min(left, 0.5))
-            return _copy(op)
+        get = lambda: self._op(request.name)  # noqa: E731
+        return _copy(rpc.wait_operation(request, context, self._cond, get, self._stopping))
 
     def list_operations(self, request: operations_pb2.ListOperationsRequest, context: Any) -> Any:
         if not self._ours(request.name):

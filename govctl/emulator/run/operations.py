@@ -8,7 +8,6 @@ block in WaitOperation.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -131,22 +130,11 @@ class OperationStore:
         self, request: operations_pb2.WaitOperationRequest, context: grpc.ServicerContext
     ) -> operations_pb2.Operation:
         names.check_operation(request.name)
-        timeout = DEFAULT_WAIT
-        if request.HasField("timeout"):
-            timeout = min(request.timeout.ToTimedelta().total_seconds(), DEFAULT_WAIT)
-        remaining = context.time_remaining()
-        if remaining is not None:
-            timeout = min(timeout, max(0.0, remaining - 0.05))
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            op = self._get(request.name)
-            while not op.done and not self.stopping.is_set():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(min(left, 0.5))
-                op = self._get(request.name)
-            return _copy(op)
+        op = rpc.wait_operation(
+            request, context, self._cond, lambda: self._get(request.name), self.stopping,
+            DEFAULT_WAIT,
+        )  # fmt: skip
+        return _copy(op)
 
     def _get(self, name: str) -> operations_pb2.Operation:
         op = self._ops.get(name)
