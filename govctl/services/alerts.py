@@ -28,9 +28,9 @@ from govctl.config import Config
 from govctl.errors import UsageError
 from govctl.gcp import monitoring
 from govctl.gcp.monitoring import ABSENCE, LOG_MATCH, THRESHOLD, Channel, Condition, Policy
-from govctl.services.deploy import CREATE, UNCHANGED, UPDATE, Change, ResourcePlan
+from govctl.services import plan as plans
+from govctl.services.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, ResourcePlan
 
-DELETE = "delete"
 MANAGED_BY = "govctl"
 PREFIX = "govreposcrape"
 COMPLETED_EXECUTIONS = "run.googleapis.com/job/completed_execution_count"
@@ -172,46 +172,15 @@ class Plan:
     def resources(self) -> tuple[ResourcePlan, ...]:
         return (*self.channels, *self.policies)
 
-    def count(self, action: str) -> int:
-        return sum(r.action == action for r in self.resources)
-
     @property
     def has_changes(self) -> bool:
-        return any(r.action != UNCHANGED for r in self.resources)
+        return plans.has_changes(self.resources)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "project": self.project,
-            "region": self.region,
-            "stale_after": validate.format_duration(self.stale_after),
-            "warnings": list(self.warnings),
-            "resources": [
-                {
-                    "kind": r.kind,
-                    "name": r.name,
-                    "action": r.action,
-                    "changes": [
-                        {"field": c.field, "old": _shown(c.old), "new": _shown(c.new)}
-                        for c in r.changes
-                    ],
-                }
-                for r in self.resources
-            ],
-            "summary": {
-                "to_add": self.count(CREATE),
-                "to_change": self.count(UPDATE),
-                "to_delete": self.count(DELETE),
-                "unchanged": self.count(UNCHANGED),
-            },
-        }
-
-
-def _shown(value: Any) -> Any:
-    if isinstance(value, timedelta):
-        return validate.format_duration(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+        return plans.as_dict(
+            self.project, self.region, self.resources,
+            stale_after=validate.format_duration(self.stale_after), warnings=list(self.warnings),
+        )  # fmt: skip
 
 
 def _gist(doc: str | None) -> str | None:
@@ -403,7 +372,7 @@ class View:
                             "display_name": c.display_name,
                             "kind": c.kind,
                             "filter": c.filter,
-                            "duration": _shown(c.duration),
+                            "duration": plans.shown(c.duration),
                         }
                         for c in p.conditions
                     ],

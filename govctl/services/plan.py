@@ -1,7 +1,8 @@
-"""The plan model that `deploy` and `setup` share: resources, each to create, update or leave
-unchanged (field by field), the problems that stop an apply, and notes for the operator.
+"""The plan model that `deploy`, `setup` and `alerts set` share: resources, each to create,
+update, delete or leave unchanged (field by field), the problems that stop an apply, and
+notes for the operator.
 
-``render.plan`` draws :func:`as_dict`'s data the same way for both commands, and ``--json``
+``render.plan`` draws :func:`as_dict`'s data the same way for every command, and ``--json``
 prints it: stable snake_case keys.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from govctl import validate
 
-CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
+CREATE, UPDATE, DELETE, UNCHANGED = "create", "update", "delete", "unchanged"
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Change:
 class ResourcePlan:
     kind: str  # "run job", "scheduler", "iam", "api", "bucket", …
     name: str
-    action: str  # create / update / unchanged
+    action: str  # create / update / delete / unchanged
     changes: tuple[Change, ...] = ()
     # What the plan saw, to detect a change between plan and apply.
     etag: Any = None
@@ -87,6 +88,7 @@ def as_dict(
     data["summary"] = {
         "to_add": sum(r.action == CREATE for r in listed),
         "to_change": sum(r.action == UPDATE for r in listed),
+        "to_delete": sum(r.action == DELETE for r in listed),
         "unchanged": sum(r.action == UNCHANGED for r in listed),
     }
     data["problems"] = [{"what": p.what, "fix": p.fix} for p in problems]

@@ -137,7 +137,12 @@ def test_plan_apply_and_unchanged_redeploy(
     assert clients.jobs().get_iam_policy(request={"resource": JOB}).etag == policy_etag
     assert clients.scheduler().get_job(name=SCHEDULE).user_update_time == user_update
     code, plan = plan_json(capsys)
-    assert code == 0 and plan["summary"] == {"to_add": 0, "to_change": 0, "unchanged": 3}
+    assert code == 0 and plan["summary"] == {
+        "to_add": 0,
+        "to_change": 0,
+        "to_delete": 0,
+        "unchanged": 3,
+    }
 
 
 def test_a_changed_setting_is_one_field_of_the_plan(

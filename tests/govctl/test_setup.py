@@ -165,7 +165,12 @@ def test_setup_twice_the_second_writes_nothing(
     assert "not checked and not applied: the storage server has no bucket IAM" in out
     assert "not checked: the storage server does not report them" in out
     assert snapshot(empty) == before
-    assert plan_json(capsys)["summary"] == {"to_add": 0, "to_change": 0, "unchanged": 10}
+    assert plan_json(capsys)["summary"] == {
+        "to_add": 0,
+        "to_change": 0,
+        "to_delete": 0,
+        "unchanged": 10,
+    }
 
 
 def test_a_dry_run_writes_nothing(empty: Emulator, capsys: pytest.CaptureFixture[str]) -> None:
