@@ -25,21 +25,22 @@ from govctl.errors import GovctlError
 
 # command group -> "module:Typer attribute". Add a group here; the module is loaded lazily.
 GROUPS: dict[str, str] = {
+    # in the order of the operator's loop: set up, deploy, run, watch, price, repair
     "init": "govctl.cli.init:app",
     "config": "govctl.cli.config:app",
     "setup": "govctl.cli.setup:app",
+    "secrets": "govctl.cli.secrets:app",
     "deploy": "govctl.cli.deploy:app",
     "run": "govctl.cli.run:app",
     "executions": "govctl.cli.executions:app",
     "logs": "govctl.cli.logs:app",
     "schedule": "govctl.cli.schedule:app",
     "status": "govctl.cli.status:app",
+    "doctor": "govctl.cli.doctor:app",
     "alerts": "govctl.cli.alerts:app",
     "index": "govctl.cli.index:app",
     "cost": "govctl.cli.cost:app",
-    "secrets": "govctl.cli.secrets:app",
     "local": "govctl.cli.local:app",
-    "doctor": "govctl.cli.doctor:app",
     "emulator": "govctl.cli.emulator:app",
 }
 

@@ -1,10 +1,11 @@
 """What `govctl deploy` means: the desired state from the settings, the current state from
 Google, the plan between them (per resource, field by field), and applying it.
 
-Three resources, applied in this order because each needs the one before: the Cloud Run job,
-the IAM binding that lets the service account run it, the scheduler job that runs it as that
-service account. Every write is read-modify-write with the etag (or update time) the plan
-saw, so a change made in between is an error, never overwritten.
+Four resources, applied in this order because each needs the one before: the Artifact
+Registry repository of the image, the Cloud Run job, the IAM binding that lets the service
+account run it, the scheduler job that runs it as that service account. Every write is
+read-modify-write with the etag (or update time) the plan saw, so a change made in between is
+an error, never overwritten.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from govctl import validate
 from govctl.config import Config
 from govctl.errors import GovctlError
-from govctl.gcp import jobs, lookups, scheduler
+from govctl.gcp import artifacts, jobs, lookups, scheduler
 from govctl.gcp.jobs import JobSpec
 from govctl.gcp.scheduler import ScheduleSpec
 from govctl.services.plan import (
@@ -44,6 +45,7 @@ class Plan:
     region: str
     image: str
     commit: str | None
+    repository: ResourcePlan
     job: ResourcePlan
     iam: ResourcePlan
     schedule: ResourcePlan
@@ -57,7 +59,7 @@ class Plan:
 
     @property
     def resources(self) -> tuple[ResourcePlan, ...]:
-        return (self.job, self.iam, self.schedule)
+        return (self.repository, self.job, self.iam, self.schedule)
 
     def count(self, action: str) -> int:
         return sum(r.action == action for r in self.resources)
@@ -213,6 +215,17 @@ def secret_problems(cfg: Config) -> list[Problem]:
     ]
 
 
+def _repository(cfg: Config) -> ResourcePlan:
+    """The Artifact Registry repository ``[job] image`` lives in (the etag slot keeps its
+    parsed reference, for apply)."""
+    ref = artifacts.parse_image(cfg.job.image)
+    name = f"{ref.repository} ({ref.location}-docker.pkg.dev/{ref.project})"
+    if artifacts.get_repository(ref.project, ref.location, ref.repository) is not None:
+        return ResourcePlan("repository", name, UNCHANGED, etag=ref)
+    changes = (Change("format", None, "DOCKER"), Change("location", None, ref.location))
+    return ResourcePlan("repository", name, CREATE, changes, etag=ref)
+
+
 def plan(cfg: Config, image: str, commit: str | None = None) -> Plan:
     """The changes that would make the project match the settings; reads only.
 
@@ -220,6 +233,7 @@ def plan(cfg: Config, image: str, commit: str | None = None) -> Plan:
     it); ``commit`` becomes the ``commit-sha`` label.
     """
     cfg.require_project()
+    repository_plan = _repository(cfg)
     current_job = jobs.get_job(cfg.job_path)
     want_job = desired_job(cfg, image, commit, current_job)
     job_plan = _resource("run job", cfg.job.name, current_job is not None,
@@ -248,6 +262,7 @@ def plan(cfg: Config, image: str, commit: str | None = None) -> Plan:
         region=cfg.region,
         image=image,
         commit=commit,
+        repository=repository_plan,
         job=job_plan,
         iam=iam_plan,
         schedule=schedule_plan,
@@ -277,6 +292,12 @@ def apply(p: Plan) -> Applied:
     assert p.desired_job is not None and p.desired_schedule is not None
     done: list[str] = []
     parent = p.job_path.rsplit("/jobs/", 1)[0]
+    if p.repository.action == CREATE:
+        from govctl.services.image import ensure_repository
+
+        ref = p.repository.etag
+        if ensure_repository(ref.project, ref.location, ref.repository):
+            done.append(f"created Artifact Registry repository {p.repository.name}")
     if p.job.action == CREATE:
         jobs.create_job(parent, p.job.name, p.desired_job)
         done.append(f"created run job {p.job.name}")

@@ -70,19 +70,20 @@ def test_plan_apply_and_unchanged_redeploy(
     assert deploy("--dry-run", "--exit-code") == 3
     out = capsys.readouterr()
     assert "Plan for project deploy-project, europe-west2" in out.out
-    assert "  + run job   govreposcrape-ingestion" in out.out
-    assert "  + scheduler govreposcrape-daily-ingest" in out.out
-    assert f"  + iam       roles/run.invoker for {SA}" in out.out
-    assert "3 to add, 0 to change, 0 unchanged." in out.out
+    assert "  + run job    govreposcrape-ingestion" in out.out
+    assert "  + scheduler  govreposcrape-daily-ingest" in out.out
+    assert f"  + iam        roles/run.invoker for {SA}" in out.out
+    assert "3 to add, 0 to change, 1 unchanged." in out.out
     assert "dry run: nothing written" in out.err
     assert not job_exists() and not schedule_exists()
 
     code, plan = plan_json(capsys)
     assert code == 3
     assert [(r["kind"], r["action"]) for r in plan["resources"]] == [
+        ("repository", "unchanged"),  # the fixture's build created it
         ("run job", "create"), ("iam", "create"), ("scheduler", "create"),
     ]  # fmt: skip
-    fields = {c["field"]: c["new"] for c in plan["resources"][0]["changes"]}
+    fields = {c["field"]: c["new"] for c in plan["resources"][1]["changes"]}
     assert fields["memory"] == "4Gi" and fields["task_timeout"] == "6h"
     assert fields["env GCS_BUCKET_NAME"] == BUCKET
     assert fields["label managed-by"] == "govctl"
@@ -131,7 +132,7 @@ def test_plan_apply_and_unchanged_redeploy(
     user_update = clients.scheduler().get_job(name=SCHEDULE).user_update_time
     assert deploy("-y") == 0
     captured = capsys.readouterr()
-    assert "0 to add, 0 to change, 3 unchanged." in captured.out
+    assert "0 to add, 0 to change, 4 unchanged." in captured.out
     assert "no changes" in captured.err and "created" not in captured.err
     assert get_job().etag == etag
     assert clients.jobs().get_iam_policy(request={"resource": JOB}).etag == policy_etag
@@ -141,7 +142,7 @@ def test_plan_apply_and_unchanged_redeploy(
         "to_add": 0,
         "to_change": 0,
         "to_delete": 0,
-        "unchanged": 3,
+        "unchanged": 4,
     }
 
 
@@ -154,16 +155,16 @@ def test_a_changed_setting_is_one_field_of_the_plan(
 
     code, plan = plan_json(capsys)
     assert code == 3
-    job_plan, iam_plan, schedule_plan = plan["resources"]
-    assert job_plan["action"] == "update"
+    repository_plan, job_plan, iam_plan, schedule_plan = plan["resources"]
+    assert repository_plan["action"] == "unchanged" and job_plan["action"] == "update"
     assert job_plan["changes"] == [{"field": "memory", "old": "4Gi", "new": "8Gi"}]
     assert iam_plan["action"] == schedule_plan["action"] == "unchanged"
 
     assert deploy("--dry-run") == 0
     out = capsys.readouterr().out
-    assert "  ~ run job   govreposcrape-ingestion" in out
+    assert "  ~ run job    govreposcrape-ingestion" in out
     assert "      memory  4Gi  →  8Gi" in out
-    assert "0 to add, 1 to change, 2 unchanged." in out
+    assert "0 to add, 1 to change, 3 unchanged." in out
     assert get_job().template.template.containers[0].resources.limits["memory"] == "4Gi"
 
     # Applied: only that field moved; what govctl does not manage is kept.
@@ -388,3 +389,20 @@ def test_the_plan_shows_images_by_short_digest_and_commit(
         "(commit 1c2d3e4)\n"
     ) in out
     assert "\033[" not in out  # no colour when stdout is not a terminal
+
+
+def test_a_missing_repository_is_planned_and_created(
+    cloud: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_prerequisites()
+    # The image lives elsewhere; the settings name a repository that does not exist yet.
+    monkeypatch.setenv("GOVCTL_JOB_IMAGE", f"{REGION}-docker.pkg.dev/{PROJECT}/fresh/ingestion")
+    assert plan_json(capsys)[0] == 3
+    plan = plan_json(capsys)[1]
+    repository = plan["resources"][0]
+    assert (repository["kind"], repository["action"]) == ("repository", "create")
+    assert repository["name"] == f"fresh ({REGION}-docker.pkg.dev/{PROJECT})"
+    assert deploy("-y") == 0
+    assert "created Artifact Registry repository fresh" in capsys.readouterr().err
+    name = f"projects/{PROJECT}/locations/{REGION}/repositories/fresh"
+    assert clients.artifact_registry().get_repository(name=name).format_.name == "DOCKER"
