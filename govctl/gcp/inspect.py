@@ -47,14 +47,6 @@ class SchedulerFacts:
         return isinstance(data, dict) and bool(data.get("overrides"))
 
 
-@dataclass(frozen=True)
-class BucketFacts:
-    name: str
-    location: str  # upper case as Cloud Storage reports it, e.g. "EUROPE-WEST2"
-    digests: int
-    newest_processed_at: datetime | None
-
-
 def project(project_id: str, timeout: float | None = None) -> ProjectFacts:
     """The project; ``timeout`` bounds the whole call, retries included."""
     from google.api_core import retry as retries
@@ -117,51 +109,6 @@ def scheduler(path: str) -> SchedulerFacts | None:
         last_message=s.status.message if "status" in s else "",
         last_attempt=attempted,
     )
-
-
-def bucket(name: str, project: str | None = None) -> BucketFacts | None:
-    """The bucket's location and its digests' freshness, or None when it does not exist."""
-    from google.api_core import exceptions
-
-    client = clients.storage_client(project)
-    with translate(f"read bucket gs://{name}"):
-        try:
-            b = client.get_bucket(name)
-        except exceptions.NotFound:
-            return None
-        count, newest = 0, None
-        for blob in client.list_blobs(name):
-            if not blob.name.endswith(".md"):
-                continue
-            count += 1
-            stamp = _parse((blob.metadata or {}).get("processedAt"))
-            if stamp is not None and (newest is None or stamp > newest):
-                newest = stamp
-    return BucketFacts(
-        name=name, location=(b.location or "").upper(), digests=count, newest_processed_at=newest
-    )
-
-
-def bucket_policy(name: str, project: str | None = None) -> Any:
-    """The bucket's IAM policy as :class:`govctl.gcp.iam.Policy`, or None when it cannot be
-    read (no such bucket, no storage.buckets.getIamPolicy, or fake-gcs-server, which has no
-    bucket IAM)."""
-    from google.api_core import exceptions
-
-    from govctl.gcp.iam import Policy
-
-    try:
-        pol = (
-            clients.storage_client(project).bucket(name).get_iam_policy(requested_policy_version=3)
-        )
-    except exceptions.GoogleAPICallError:
-        return None
-    plain: dict[str, set[str]] = {}
-    for binding in pol.bindings:
-        if binding.get("condition"):
-            continue
-        plain.setdefault(binding["role"], set()).update(binding["members"])
-    return Policy({r: frozenset(m) for r, m in plain.items()})
 
 
 def log_texts(project: str, filter_: str, limit: int = 20) -> list[str]:

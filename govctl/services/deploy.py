@@ -17,7 +17,7 @@ from typing import Any
 from govctl import validate
 from govctl.config import Config
 from govctl.errors import GovctlError
-from govctl.gcp import artifacts, jobs, lookups, scheduler
+from govctl.gcp import artifacts, buckets, iam, jobs, scheduler
 from govctl.gcp.jobs import JobSpec
 from govctl.gcp.scheduler import ScheduleSpec
 from govctl.services.plan import (
@@ -187,14 +187,14 @@ def problems(cfg: Config) -> tuple[Problem, ...]:
     project = cfg.require_project()
     found = []
     account = cfg.job.service_account
-    if not lookups.service_account_exists(project, account):
+    if iam.service_account(project, account) is None:
         account_id = account.split("@", 1)[0]
         found.append(Problem(
             f"service account {account} does not exist",
             f"run `govctl setup`, or `gcloud iam service-accounts create {account_id} "
             f"--project {project}`",
         ))  # fmt: skip
-    if not lookups.bucket_exists(project, cfg.bucket):
+    if buckets.get(cfg.bucket, project) is None:
         found.append(Problem(
             f"bucket gs://{cfg.bucket} does not exist",
             f"run `govctl setup`, or `gcloud storage buckets create gs://{cfg.bucket} "

@@ -82,7 +82,7 @@ def check_value(value: bytes) -> bytes:
 def set_value(cfg: Config, name: str, value: bytes, secret_id: str | None = None) -> SetResult:
     """Store ``value`` as a new version of NAME's secret (creating the secret), and let the
     job's service account read it."""
-    from govctl.gcp import lookups, secrets
+    from govctl.gcp import iam, secrets
 
     project = cfg.require_project()
     secret = secret_id or secret_for(cfg, name)[0]
@@ -94,7 +94,7 @@ def set_value(cfg: Config, name: str, value: bytes, secret_id: str | None = None
     account = cfg.job.service_account
     # IAM refuses a grant to an account that does not exist; the value is kept all the
     # same, and `govctl setup` grants access once it has created the account.
-    missing = not lookups.service_account_exists(project, account)
+    missing = iam.service_account(project, account) is None
     granted = (
         False if missing else secrets.grant_access(project, secret, f"serviceAccount:{account}")
     )

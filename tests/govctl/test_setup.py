@@ -72,7 +72,9 @@ def plan_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
 def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
     capsys.readouterr()
     code = main(["doctor", "--json"])
-    report = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert captured.out, captured.err
+    report = json.loads(captured.out)
     return code, {c["name"]: c for c in report["checks"]}
 
 

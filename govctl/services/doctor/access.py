@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from govctl.gcp import buckets, clients, iam, inspect
+from govctl.errors import GovctlError
+from govctl.gcp import buckets, clients, iam
+from govctl.gcp.iam import Policy
 from govctl.services.doctor.facts import DEPLOY_PERMISSIONS, Facts
 from govctl.services.doctor.model import (
     FAIL,
@@ -129,7 +131,7 @@ def bucket_write(ctx: Context, facts: Facts) -> Check:
         f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member={member} "
         f"--role={BUCKET_ROLE}"
     )
-    held = inspect.bucket_policy(bucket, ctx.project)
+    held = _bucket_policy(bucket, ctx.project)
     if held is not None and held.grants(member, "storage.objects.create"):
         return Check("bucket access", OK, f"{member} may write objects in gs://{bucket}")
     project_policy = facts.get("project_policy")
@@ -234,3 +236,13 @@ def scheduler_agent(ctx: Context, facts: Facts) -> Check:
         f"--member={agent} --role={AGENT_ROLE})",
         (Action("grant_project", ctx.project, AGENT_ROLE, agent),),
     )
+
+
+def _bucket_policy(bucket: str, project: str) -> Policy | None:
+    """The bucket's policy, or None when it cannot be read (no storage.buckets.getIamPolicy,
+    or fake-gcs-server, which has no bucket IAM)."""
+    try:
+        found = buckets.get_policy(bucket, project)
+    except GovctlError:
+        return None
+    return None if found == buckets.UNSUPPORTED else found.policy  # type: ignore[union-attr]

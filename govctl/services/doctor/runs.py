@@ -200,11 +200,11 @@ def digests(ctx: Context, facts: Facts) -> Check:
     b = facts.get("bucket")
     if b is None:
         return Check("digests", SKIP, "no bucket (see bucket)")
-    if b.newest_processed_at is None:
-        return Check("digests", WARN, f"no digests in gs://{b.name} yet", "govctl run --limit 10")
+    if b.newest is None:
+        return Check("digests", WARN, f"no digests in gs://{b.bucket} yet", "govctl run --limit 10")
     interval = schedule_interval(ctx, facts)
-    age = ctx.now() - b.newest_processed_at
-    evidence = f"{b.digests} digest(s); newest written {ago(b.newest_processed_at, ctx.now())}"
+    age = ctx.now() - b.newest
+    evidence = f"{b.digests} digest(s); newest written {ago(b.newest, ctx.now())}"
     if age > 2 * interval:
         return Check(
             "digests",
