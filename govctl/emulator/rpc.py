@@ -18,7 +18,7 @@ from typing import Any, Literal, TypeVar
 import grpc
 import proto
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, empty_pb2
 
 T = TypeVar("T")
 
@@ -194,3 +194,22 @@ def wait_operation(
             cond.wait(min(left, 0.5))
             op = get()
         return op
+
+
+def operations_service(owner: Any) -> grpc.GenericRpcHandler:
+    """``google.longrunning.Operations`` served by ``owner``'s ``get_operation``,
+    ``wait_operation``, ``list_operations`` and ``delete_operation``."""
+    o = operations_pb2
+    return service(
+        "google.longrunning.Operations",
+        {
+            "GetOperation": Method(owner.get_operation, o.GetOperationRequest, o.Operation),
+            "WaitOperation": Method(owner.wait_operation, o.WaitOperationRequest, o.Operation),
+            "ListOperations": Method(
+                owner.list_operations, o.ListOperationsRequest, o.ListOperationsResponse
+            ),
+            "DeleteOperation": Method(
+                owner.delete_operation, o.DeleteOperationRequest, empty_pb2.Empty
+            ),
+        },
+    )

@@ -445,21 +445,7 @@ class CloudBuildService(Service):
                     "CancelBuild": Method(self.cancel_build, cb.CancelBuildRequest, cb.Build),
                 },
             ),
-            rpc.service(
-                "google.longrunning.Operations",
-                {
-                    "GetOperation": Method(self.get_operation, o.GetOperationRequest, o.Operation),
-                    "WaitOperation": Method(
-                        self.wait_operation, o.WaitOperationRequest, o.Operation
-                    ),
-                    "ListOperations": Method(
-                        self.list_operations, o.ListOperationsRequest, o.ListOperationsResponse
-                    ),
-                    "DeleteOperation": Method(
-                        self.delete_operation, o.DeleteOperationRequest, empty_pb2.Empty
-                    ),
-                },
-            ),
+            rpc.operations_service(self),
         ]
 
     def start(self) -> None:

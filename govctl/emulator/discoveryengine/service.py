@@ -582,21 +582,7 @@ class DiscoveryEngineService(Service):
                 "google.cloud.discoveryengine.v1.SearchService",
                 {"Search": Method(self.search, de.SearchRequest, de.SearchResponse)},
             ),
-            rpc.service(
-                "google.longrunning.Operations",
-                {
-                    "GetOperation": Method(self.get_operation, o.GetOperationRequest, o.Operation),
-                    "WaitOperation": Method(
-                        self.wait_operation, o.WaitOperationRequest, o.Operation
-                    ),
-                    "ListOperations": Method(
-                        self.list_operations, o.ListOperationsRequest, o.ListOperationsResponse
-                    ),
-                    "DeleteOperation": Method(
-                        self.delete_operation, o.DeleteOperationRequest, empty_pb2.Empty
-                    ),
-                },
-            ),
+            rpc.operations_service(self),
         ]
 
     def start(self) -> None:

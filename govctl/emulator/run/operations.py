@@ -17,7 +17,7 @@ from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
 from govctl.emulator import rpc
-from govctl.emulator.rpc import Method, invalid_argument, not_found, pack
+from govctl.emulator.rpc import invalid_argument, not_found, pack
 from govctl.emulator.run import names
 from govctl.emulator.state import from_jsonable, to_jsonable
 
@@ -143,27 +143,7 @@ class OperationStore:
         return op
 
     def handler(self) -> grpc.GenericRpcHandler:
-        return rpc.service(
-            "google.longrunning.Operations",
-            {
-                "GetOperation": Method(
-                    self.get_operation, operations_pb2.GetOperationRequest, operations_pb2.Operation
-                ),
-                "ListOperations": Method(
-                    self.list_operations,
-                    operations_pb2.ListOperationsRequest,
-                    operations_pb2.ListOperationsResponse,
-                ),
-                "DeleteOperation": Method(
-                    self.delete_operation, operations_pb2.DeleteOperationRequest, empty_pb2.Empty
-                ),
-                "WaitOperation": Method(
-                    self.wait_operation,
-                    operations_pb2.WaitOperationRequest,
-                    operations_pb2.Operation,
-                ),
-            },
-        )
+        return rpc.operations_service(self)
 
     def wake(self) -> None:
         with self._cond:
