@@ -105,8 +105,14 @@ def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
             standalone_mode=False,
         )
     except typer.TyperException as err:  # click's usage errors (exit 2) and friends
-        err.show()  # type: ignore[attr-defined]
-        return err.exit_code
+        ctx = getattr(err, "ctx", None)
+        if getattr(err, "exit_code", 1) == 2 and hasattr(err, "format_message"):
+            # One line, like every other bad input: what was wrong, and where help is.
+            where = f" (`{ctx.command_path} --help`)" if ctx is not None else ""
+            render.error(" ".join(err.format_message().split()) + where)
+        else:
+            err.show()  # type: ignore[attr-defined]
+        return err.exit_code  # type: ignore[attr-defined,no-any-return]
     except (typer.Abort, KeyboardInterrupt):
         render.info("aborted")
         return 130

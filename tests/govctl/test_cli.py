@@ -59,7 +59,10 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert main(argv) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert "Error" in captured.err
+    # One line, like every other bad input, naming what was wrong and where help is.
+    assert captured.err.count("\n") == 1 and captured.err.startswith("error: ")
+    assert argv[-1] in captured.err or "--port" in captured.err
+    assert "--help`)" in captured.err
 
 
 def test_govctl_error_is_one_line_with_its_fix(
