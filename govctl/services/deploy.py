@@ -50,6 +50,7 @@ class Plan:
     iam: ResourcePlan
     schedule: ResourcePlan
     problems: tuple[Problem, ...] = ()
+    notes: tuple[str, ...] = ()
     # the desired state, for apply
     desired_job: JobSpec | None = field(default=None, repr=False)
     desired_schedule: ScheduleSpec | None = field(default=None, repr=False)
@@ -71,7 +72,7 @@ class Plan:
     def to_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready data (stable snake_case keys)."""
         return as_dict(self.project, self.region, self.resources, self.problems,
-                       image=self.image, commit=self.commit)  # fmt: skip
+                       self.notes or None, image=self.image, commit=self.commit)  # fmt: skip
 
 
 # Desired state ---------------------------------------------------------------------------
@@ -226,6 +227,13 @@ def _repository(cfg: Config) -> ResourcePlan:
     return ResourcePlan("repository", name, CREATE, changes, etag=ref)
 
 
+def _schedule_notes(cfg: Config, current: ScheduleSpec | None) -> tuple[str, ...]:
+    if current is not None and current.state == "PAUSED":
+        return (f"scheduler {cfg.schedule.name} is PAUSED and stays so: the job runs only by "
+                "hand until `govctl schedule resume`",)  # fmt: skip
+    return ()
+
+
 def plan(cfg: Config, image: str, commit: str | None = None) -> Plan:
     """The changes that would make the project match the settings; reads only.
 
@@ -267,6 +275,7 @@ def plan(cfg: Config, image: str, commit: str | None = None) -> Plan:
         iam=iam_plan,
         schedule=schedule_plan,
         problems=problems(cfg),
+        notes=_schedule_notes(cfg, current_schedule),
         desired_job=want_job,
         desired_schedule=want_schedule,
         job_path=cfg.job_path,

@@ -406,3 +406,16 @@ def test_a_missing_repository_is_planned_and_created(
     assert "created Artifact Registry repository fresh" in capsys.readouterr().err
     name = f"projects/{PROJECT}/locations/{REGION}/repositories/fresh"
     assert clients.artifact_registry().get_repository(name=name).format_.name == "DOCKER"
+
+
+def test_a_paused_scheduler_is_said_in_the_plan(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    create_prerequisites()
+    assert deploy("-y") == 0
+    clients.scheduler().pause_job(name=SCHEDULE)
+    capsys.readouterr()
+    assert deploy("--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "note: scheduler govreposcrape-daily-ingest is PAUSED and stays so" in out
+    assert "govctl schedule resume" in out
