@@ -1,7 +1,5 @@
-"""Small reads that `govctl doctor` needs beyond the deploy layer's: the project, the
-scheduler job as sent (its token kind and RunJob body, which :mod:`govctl.gcp.scheduler`'s
-managed spec leaves out), the bucket and its digests, and log lines of an execution.
-"""
+"""Small reads that `govctl doctor` needs beyond the other adapters': the project (with a
+bounded first call) and log lines of an execution."""
 
 from __future__ import annotations
 
@@ -10,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from govctl.errors import NotFound
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
 
@@ -20,31 +17,6 @@ class ProjectFacts:
     project_id: str
     number: str
     state: str
-
-
-@dataclass(frozen=True)
-class SchedulerFacts:
-    name: str
-    uri: str
-    http_method: str
-    token: str | None  # "oauth", "oidc" or None
-    service_account: str
-    body: bytes
-    state: str  # ENABLED, PAUSED, DISABLED, UPDATE_FAILED
-    schedule: str
-    time_zone: str
-    last_status: str | None  # None = never attempted; "OK", "PERMISSION_DENIED", …
-    last_message: str
-    last_attempt: datetime | None
-
-    @property
-    def overrides(self) -> bool:
-        """Whether the RunJob body carries overrides (then runWithOverrides is needed)."""
-        try:
-            data = json.loads(self.body or b"{}")
-        except ValueError:
-            return False
-        return isinstance(data, dict) and bool(data.get("overrides"))
 
 
 def project(project_id: str, timeout: float | None = None) -> ProjectFacts:
@@ -72,42 +44,6 @@ def project(project_id: str, timeout: float | None = None) -> ProjectFacts:
         project_id=p.project_id,
         number=p.name.rsplit("/", 1)[-1],
         state=resourcemanager_v3.Project.State(p.state).name,
-    )
-
-
-def scheduler(path: str) -> SchedulerFacts | None:
-    """The scheduler job, or None when it does not exist."""
-    from google.cloud import scheduler_v1
-    from google.rpc import code_pb2
-
-    try:
-        with translate(f"get scheduler job {path.rsplit('/', 1)[-1]}"):
-            s = clients.scheduler().get_job(name=path)
-    except NotFound:
-        return None
-    http = s.http_target
-    token, account = None, ""
-    if "oauth_token" in http:
-        token, account = "oauth", http.oauth_token.service_account_email
-    elif "oidc_token" in http:
-        token, account = "oidc", http.oidc_token.service_account_email
-    attempted = _time(s.last_attempt_time)
-    status = None
-    if attempted is not None:
-        status = code_pb2.Code.Name(s.status.code) if "status" in s else "OK"
-    return SchedulerFacts(
-        name=s.name,
-        uri=http.uri,
-        http_method=scheduler_v1.HttpMethod(http.http_method).name,
-        token=token,
-        service_account=account,
-        body=bytes(http.body),
-        state=scheduler_v1.Job.State(s.state).name,
-        schedule=s.schedule,
-        time_zone=s.time_zone or "Etc/UTC",
-        last_status=status,
-        last_message=s.status.message if "status" in s else "",
-        last_attempt=attempted,
     )
 
 

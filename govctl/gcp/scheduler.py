@@ -8,6 +8,7 @@ write is not detected: the API offers nothing better.)
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,23 @@ class ScheduleSpec:
     status_message: str = ""
     status_name: str = ""  # the code's name: OK, PERMISSION_DENIED, …
     auth: str = ""  # "oauth", "oidc" or "" (none)
+    body: bytes = b""  # the RunJob request body it sends (not managed: deploy sends none)
+
+    @property
+    def last_status(self) -> str | None:
+        """The last attempt's status name ("OK", "PERMISSION_DENIED", …); None before any."""
+        if self.last_attempt_time is None:
+            return None
+        return self.status_name or "OK"
+
+    @property
+    def overrides(self) -> bool:
+        """Whether the RunJob body carries overrides (then runWithOverrides is needed)."""
+        try:
+            data = json.loads(self.body or b"{}")
+        except ValueError:
+            return False
+        return isinstance(data, dict) and bool(data.get("overrides"))
 
 
 def _time(value: Any) -> datetime | None:
@@ -74,6 +92,7 @@ def _spec(job: scheduler_v1.Job) -> ScheduleSpec:
         status_message=job.status.message if has_status else "",
         status_name=_code_name(code_pb2, job.status.code) if has_status else "",
         auth=auth,
+        body=bytes(target.body),
     )
 
 

@@ -58,6 +58,7 @@ def cloud(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
     code = main(["doctor", "--json", *args])
     captured = capsys.readouterr()
+    assert captured.out, captured.err
     report = json.loads(captured.out)
     assert "Traceback" not in captured.err
     return code, {c["name"]: c for c in report["checks"]}

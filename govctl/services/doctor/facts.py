@@ -7,7 +7,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from govctl import config
-from govctl.gcp import billing_info, executions, iam, inspect, jobs, services, usage
+from govctl.gcp import billing_info, executions, iam, inspect, jobs, scheduler, services, usage
 
 RECENT_EXECUTIONS = 20
 # What deploying needs on the project (run jobs, scheduler jobs) and the role that grants it.
@@ -37,7 +37,7 @@ class Facts:
             "project_policy": lambda: iam.project_policy(p),
             "job": lambda: jobs.get_job(cfg.job_path),
             "job_policy": lambda: iam.job_policy(cfg.job_path),
-            "scheduler": lambda: inspect.scheduler(cfg.schedule_path),
+            "scheduler": lambda: scheduler.get(cfg.schedule_path),
             "executions": lambda: executions.list_for_job(cfg.job_path, RECENT_EXECUTIONS),
             "bucket": lambda: usage.digest_stats(p, cfg.bucket),
         }

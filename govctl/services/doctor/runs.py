@@ -129,7 +129,7 @@ def schedule_interval(ctx: Context, facts: Facts) -> timedelta:
     from croniter import croniter
 
     sched = facts.get("scheduler")
-    cron = sched.schedule if sched is not None else ctx.cfg.schedule.cron
+    cron = sched.cron if sched is not None else ctx.cfg.schedule.cron
     tz = sched.time_zone if sched is not None else ctx.cfg.schedule.time_zone
     it = croniter(cron, ctx.now().astimezone(ZoneInfo(tz)))
     first: datetime = it.get_next(datetime)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from govctl.gcp import inspect
+from govctl.gcp.scheduler import ScheduleSpec
 from govctl.services.doctor.access import (
     AGENT_ROLE,
     INVOKER,
@@ -37,8 +37,8 @@ def scheduler_target(ctx: Context, facts: Facts) -> Check:
             f"sends {sched.http_method}; RunJob takes POST",
             f"govctl deploy (or: {update} --http-method=POST)",
         )
-    if sched.token != "oauth":
-        what = "an OIDC token, which Google APIs refuse" if sched.token else "no token"
+    if sched.auth != "oauth":
+        what = "an OIDC token, which Google APIs refuse" if sched.auth else "no token"
         email = sched.service_account or ctx.cfg.job.service_account
         return Check(
             "scheduler",
@@ -51,14 +51,14 @@ def scheduler_target(ctx: Context, facts: Facts) -> Check:
         return Check(
             "scheduler",
             WARN if sched.state == "PAUSED" else FAIL,
-            f"{name} is {sched.state}: the job is not run on schedule ({sched.schedule})",
+            f"{name} is {sched.state}: the job is not run on schedule ({sched.cron})",
             f"govctl doctor --fix (or: gcloud scheduler jobs resume {name} --location {region})",
             (Action("resume", ctx.cfg.schedule_path),),
         )
     return Check(
         "scheduler",
         OK,
-        f"{name} ({sched.schedule} {sched.time_zone}) POSTs to the job's :run with an "
+        f"{name} ({sched.cron} {sched.time_zone}) POSTs to the job's :run with an "
         f"OAuth token of {sched.service_account}",
     )
 
@@ -69,7 +69,7 @@ def scheduler_last_attempt(ctx: Context, facts: Facts) -> Check:
         return Check("last attempt", SKIP, "no scheduler job (see scheduler)")
     if sched.last_status is None:
         return Check("last attempt", OK, "no attempt yet")
-    when = sched.last_attempt.astimezone() if sched.last_attempt else None
+    when = sched.last_attempt_time.astimezone() if sched.last_attempt_time else None
     stamp = when.strftime("%Y-%m-%d %H:%M %z") if when else "?"
     if sched.last_status == "OK":
         return Check("last attempt", OK, f"{stamp} OK")
@@ -85,11 +85,9 @@ def scheduler_last_attempt(ctx: Context, facts: Facts) -> Check:
     return Check("last attempt", FAIL, evidence, fix)
 
 
-def _attempt_cause(
-    ctx: Context, sched: inspect.SchedulerFacts, facts: Facts
-) -> tuple[str, str, bool]:
+def _attempt_cause(ctx: Context, sched: ScheduleSpec, facts: Facts) -> tuple[str, str, bool]:
     """What a failed attempt means, its fix, and whether the cause is still there."""
-    message = sched.last_message
+    message = sched.status_message
     member = sched.service_account or ctx.cfg.job.service_account
     if sched.last_status == "PERMISSION_DENIED":
         if "service agent" in message or "serviceAgent" in message:
@@ -114,7 +112,7 @@ def _attempt_cause(
         )
     if sched.last_status == "UNAUTHENTICATED":
         account = facts.get("service_account")
-        still = sched.token != "oauth" or account is None or account.disabled
+        still = sched.auth != "oauth" or account is None or account.disabled
         return (
             f"no OAuth token could be sent ({message})",
             "govctl deploy (OAuth token of an existing service account)",
