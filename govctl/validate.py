@@ -123,11 +123,15 @@ def suggest(value: str, choices: Iterable[str]) -> str | None:
     return f"did you mean {close[0]}?" if close else None
 
 
-def project(value: Any, where: str = "project") -> str:
-    if not isinstance(value, str) or not _PROJECT.match(value):
-        raise _bad(where, value, "a project id: 6-30 lowercase letters, digits or hyphens, "
-                   "starting with a letter (e.g. govreposcrape)")  # fmt: skip
+def _matching(value: Any, pattern: re.Pattern[str], where: str, expected: str) -> str:
+    if not isinstance(value, str) or not pattern.match(value):
+        raise _bad(where, value, expected)
     return value
+
+
+def project(value: Any, where: str = "project") -> str:
+    return _matching(value, _PROJECT, where, "a project id: 6-30 lowercase letters, digits or "
+                     "hyphens, starting with a letter (e.g. govreposcrape)")  # fmt: skip
 
 
 def region(value: Any, where: str = "region") -> str:
@@ -138,16 +142,14 @@ def region(value: Any, where: str = "region") -> str:
 
 
 def job_name(value: Any, where: str = "[job] name") -> str:
-    if not isinstance(value, str) or not _JOB_NAME.match(value):
-        raise _bad(where, value, "a Cloud Run job name: up to 63 lowercase letters, digits or "
-                   "hyphens, starting with a letter, not ending with a hyphen")  # fmt: skip
-    return value
+    return _matching(value, _JOB_NAME, where, "a Cloud Run job name: up to 63 lowercase "
+                     "letters, digits or hyphens, starting with a letter, not ending with a "
+                     "hyphen")  # fmt: skip
 
 
 def scheduler_name(value: Any, where: str = "[schedule] name") -> str:
-    if not isinstance(value, str) or not _SCHEDULER_NAME.match(value):
-        raise _bad(where, value, "a scheduler job id: letters, digits, hyphens or underscores")
-    return value
+    expected = "a scheduler job id: letters, digits, hyphens or underscores"
+    return _matching(value, _SCHEDULER_NAME, where, expected)
 
 
 def bucket_name(value: Any, where: str = "[bucket] name") -> str:
@@ -160,10 +162,8 @@ def bucket_name(value: Any, where: str = "[bucket] name") -> str:
 
 
 def service_account(value: Any, where: str = "[job] service_account") -> str:
-    if not isinstance(value, str) or not _SERVICE_ACCOUNT.match(value):
-        raise _bad(where, value, "a service account e-mail such as "
-                   "name@PROJECT.iam.gserviceaccount.com")  # fmt: skip
-    return value
+    expected = "a service account e-mail such as name@PROJECT.iam.gserviceaccount.com"
+    return _matching(value, _SERVICE_ACCOUNT, where, expected)
 
 
 def image(value: Any, where: str = "[job] image") -> str:
