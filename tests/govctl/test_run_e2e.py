@@ -23,6 +23,7 @@ from govctl.services import logs as logs_service
 from tests.emulator.run_support import FAST_POLL
 from tests.support.cloud import job_cloud
 from tests.support.git import GitServer, make_repo
+from tests.support.stand_in import stand_in
 
 PROJECT = "demo-project"
 REGION = "europe-west2"
@@ -431,34 +432,23 @@ def test_permission_denied_on_overrides_names_the_role(
             f"Permission 'run.jobs.runWithOverrides' denied on resource '{request.name}'",
         )
 
-    handlers = grpc.method_handlers_generic_handler(
-        "google.cloud.run.v2.Jobs",
-        {
-            "GetJob": grpc.unary_unary_rpc_method_handler(
-                get_job,
-                request_deserializer=run_v2.GetJobRequest.deserialize,
-                response_serializer=run_v2.Job.serialize,
-            ),
-            "RunJob": grpc.unary_unary_rpc_method_handler(
-                run_job,
-                request_deserializer=run_v2.RunJobRequest.deserialize,
-                response_serializer=operations_pb2.Operation.SerializeToString,
-            ),
-        },
-    )
-    from concurrent import futures
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers((handlers,))
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    methods = {
+        "GetJob": grpc.unary_unary_rpc_method_handler(
+            get_job,
+            request_deserializer=run_v2.GetJobRequest.deserialize,
+            response_serializer=run_v2.Job.serialize,
+        ),
+        "RunJob": grpc.unary_unary_rpc_method_handler(
+            run_job,
+            request_deserializer=run_v2.RunJobRequest.deserialize,
+            response_serializer=operations_pb2.Operation.SerializeToString,
+        ),
+    }
+    with stand_in("google.cloud.run.v2.Jobs", methods) as address:
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", address)
         monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
         code, out, err = _govctl(capsys, "run", "--limit", "5")
-    finally:
-        server.stop(None)
 
     assert code == 1 and out == ""
     assert "permission denied" in err and "roles/run.jobsExecutorWithOverrides" in err
@@ -587,7 +577,6 @@ def test_read_quota_is_retried_and_said(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A loopback Logging API that answers RESOURCE_EXHAUSTED once, as the read quota does."""
-    from concurrent import futures
 
     import grpc
     from google.cloud.logging_v2.types import ListLogEntriesRequest, ListLogEntriesResponse
@@ -609,30 +598,18 @@ def test_read_quota_is_retried_and_said(
         )
         return ListLogEntriesResponse(entries=[entry])
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "google.logging.v2.LoggingServiceV2",
-                {
-                    "ListLogEntries": grpc.unary_unary_rpc_method_handler(
-                        list_entries,
-                        request_deserializer=ListLogEntriesRequest.deserialize,
-                        response_serializer=ListLogEntriesResponse.serialize,
-                    )
-                },
-            ),
+    methods = {
+        "ListLogEntries": grpc.unary_unary_rpc_method_handler(
+            list_entries,
+            request_deserializer=ListLogEntriesRequest.deserialize,
+            response_serializer=ListLogEntriesResponse.serialize,
         )
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    }
+    with stand_in("google.logging.v2.LoggingServiceV2", methods) as address:
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", address)
         monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
         code, out, err = _govctl(capsys, "logs")
-    finally:
-        server.stop(None)
 
     assert code == 0, err
     assert len(calls) == 2
@@ -716,7 +693,6 @@ def test_too_many_live_tails_is_said_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Against a loopback Logging API refusing TailLogEntries as at its 10-session limit."""
-    from concurrent import futures
 
     import grpc
     from google.cloud.logging_v2.types import TailLogEntriesRequest, TailLogEntriesResponse
@@ -724,30 +700,18 @@ def test_too_many_live_tails_is_said_with_the_fix(
     def tail(requests: object, context: grpc.ServicerContext) -> None:
         context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "Too many concurrent tail sessions")
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "google.logging.v2.LoggingServiceV2",
-                {
-                    "TailLogEntries": grpc.stream_stream_rpc_method_handler(
-                        tail,
-                        request_deserializer=TailLogEntriesRequest.deserialize,
-                        response_serializer=TailLogEntriesResponse.serialize,
-                    )
-                },
-            ),
+    methods = {
+        "TailLogEntries": grpc.stream_stream_rpc_method_handler(
+            tail,
+            request_deserializer=TailLogEntriesRequest.deserialize,
+            response_serializer=TailLogEntriesResponse.serialize,
         )
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
+    }
+    with stand_in("google.logging.v2.LoggingServiceV2", methods) as address:
         monkeypatch.chdir(tmp_path)
-        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", address)
         monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
         code, out, err = _govctl(capsys, "logs", "-f")
-    finally:
-        server.stop(None)
 
     assert code == 1 and out == ""
     assert "refused another live tail" in err and "at most 10" in err

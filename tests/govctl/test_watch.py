@@ -11,6 +11,7 @@ from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from govctl.gcp.executions import Execution, Task
 from govctl.services import watch
+from tests.support.stand_in import stand_in
 
 PROJECT = "demo-project"
 T0 = datetime(2026, 11, 30, 14, 0, tzinfo=UTC)
@@ -100,7 +101,6 @@ def test_the_view_off_a_terminal_tells_changes_once(capsys: pytest.CaptureFixtur
 
 def test_a_watcher_rides_out_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Against a loopback Run API that is UNAVAILABLE twice before it answers."""
-    from concurrent import futures
 
     import grpc
     from google.cloud import run_v2
@@ -118,32 +118,20 @@ def test_a_watcher_rides_out_unavailable(monkeypatch: pytest.MonkeyPatch) -> Non
             context.abort(grpc.StatusCode.UNAVAILABLE, "try again")
         return run_v2.Execution(name=request.name, task_count=1, running_count=1)
 
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    server.add_generic_rpc_handlers(
-        (
-            grpc.method_handlers_generic_handler(
-                "google.cloud.run.v2.Executions",
-                {
-                    "GetExecution": grpc.unary_unary_rpc_method_handler(
-                        get_execution,
-                        request_deserializer=run_v2.GetExecutionRequest.deserialize,
-                        response_serializer=run_v2.Execution.serialize,
-                    )
-                },
-            ),
+    methods = {
+        "GetExecution": grpc.unary_unary_rpc_method_handler(
+            get_execution,
+            request_deserializer=run_v2.GetExecutionRequest.deserialize,
+            response_serializer=run_v2.Execution.serialize,
         )
-    )
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
+    }
     name = "projects/p/locations/europe-west2/jobs/ingest/executions/ingest-a"
-    try:
-        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", f"127.0.0.1:{port}")
+    with stand_in("google.cloud.run.v2.Executions", methods) as address:
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", address)
         with pytest.raises(CloudError, match="did not answer"):
             executions.get(name)  # a one-off read says so at once
         calls.clear()
         assert executions.get(name, patient=True).status == "running"
-    finally:
-        server.stop(None)
     assert len(calls) == 3
 
 
