@@ -56,6 +56,7 @@ def cloud(emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def doctor(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
+    capsys.readouterr()  # only doctor's own output is parsed
     code = main(["doctor", "--json", *args])
     captured = capsys.readouterr()
     assert captured.out, captured.err

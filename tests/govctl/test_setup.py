@@ -18,6 +18,7 @@ from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from govctl.gcp.services import NEEDED
+from tests.govctl.test_doctor import doctor, failing
 
 PROJECT = "setup-project"
 REGION = "us-central1"  # fake-gcs-server puts every bucket in US-CENTRAL1
@@ -67,19 +68,6 @@ def plan_json(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     code, out, _ = setup(capsys, "--dry-run", "--json")
     assert code == 0
     return json.loads(out)  # type: ignore[no-any-return]
-
-
-def doctor(capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
-    capsys.readouterr()
-    code = main(["doctor", "--json"])
-    captured = capsys.readouterr()
-    assert captured.out, captured.err
-    report = json.loads(captured.out)
-    return code, {c["name"]: c for c in report["checks"]}
-
-
-def failing(checks: dict[str, Any]) -> dict[str, str]:
-    return {n: c["evidence"] for n, c in checks.items() if c["status"] == "fail"}
 
 
 def enabled_apis() -> set[str]:
