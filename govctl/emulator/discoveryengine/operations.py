@@ -32,7 +32,7 @@ def own(svc: DiscoveryEngineResources) -> rpc.OwnOperations:
         mine=_mine,
         list_mine=_mine,
         listing=listing,
-        fallback=lambda: svc.cloud.service("cloudbuild"),
+        fallback=lambda: svc.cloud.service("cloudbuild").operations,
     )
 
 
