@@ -213,3 +213,73 @@ def operations_service(owner: Any) -> grpc.GenericRpcHandler:
             ),
         },
     )
+
+
+class OwnOperations:
+    """``google.longrunning.Operations`` for one service's own operations (``ops``, guarded by
+    ``cond``); every name ``mine`` rejects goes to ``fallback()``, the next service's handler.
+    One gRPC server carries every API, so the first registered handler of the service name
+    answers for all of them: Discovery Engine hands on to Cloud Build, which hands on to Run.
+    ListOperations stays with each service (``list_mine`` and ``listing``): they list
+    differently."""
+
+    def __init__(
+        self,
+        ops: dict[str, operations_pb2.Operation],
+        cond: threading.Condition,
+        stopping: threading.Event,
+        changed: Callable[[], None],
+        *,
+        mine: Callable[[str], bool],
+        list_mine: Callable[[str], bool],
+        listing: Callable[[operations_pb2.ListOperationsRequest], list[operations_pb2.Operation]],
+        fallback: Callable[[], Any],
+    ) -> None:
+        self._ops, self._cond, self._stopping, self._changed = ops, cond, stopping, changed
+        self._mine, self._list_mine, self._listing = mine, list_mine, listing
+        self._fallback = fallback
+
+    def get(self, name: str) -> operations_pb2.Operation:
+        """The stored operation (not a copy; callers hold the lock)."""
+        op = self._ops.get(name)
+        if op is None:
+            raise not_found(f"Operation {name} not found.")
+        return op
+
+    def get_operation(self, request: operations_pb2.GetOperationRequest, context: Any) -> Any:
+        if not self._mine(request.name):
+            return self._fallback().get_operation(request, context)
+        with self._cond:
+            return copy_operation(self.get(request.name))
+
+    def wait_operation(self, request: operations_pb2.WaitOperationRequest, context: Any) -> Any:
+        if not self._mine(request.name):
+            return self._fallback().wait_operation(request, context)
+        get = lambda: self.get(request.name)  # noqa: E731
+        return copy_operation(wait_operation(request, context, self._cond, get, self._stopping))
+
+    def list_operations(self, request: operations_pb2.ListOperationsRequest, context: Any) -> Any:
+        if not self._list_mine(request.name):
+            return self._fallback().list_operations(request, context)
+        with self._cond:
+            ops = [copy_operation(op) for op in self._listing(request)]
+        chunk, token = page(ops, request.page_size, request.page_token)
+        return operations_pb2.ListOperationsResponse(operations=chunk, next_page_token=token)
+
+    def delete_operation(self, request: operations_pb2.DeleteOperationRequest, context: Any) -> Any:
+        if not self._mine(request.name):
+            return self._fallback().delete_operation(request, context)
+        with self._cond:
+            self.get(request.name)
+            del self._ops[request.name]
+            self._changed()
+        return empty_pb2.Empty()
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return operations_service(self)
+
+
+def copy_operation(op: operations_pb2.Operation) -> operations_pb2.Operation:
+    out = operations_pb2.Operation()
+    out.CopyFrom(op)
+    return out

@@ -12,9 +12,23 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 from govctl.emulator.children import Children
 from govctl.emulator.lifecycle import Server
+
+
+def object_path(bucket: str, name: str, generation: int = 0) -> str:
+    """The JSON API path that reads an object's bytes (``alt=media``)."""
+    path = f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}?alt=media"
+    return path + (f"&generation={generation}" if generation else "")
+
+
+def read(base: str, path: str) -> bytes:
+    """GET ``path`` from fake-gcs-server at ``base`` (``cloud.storage_url``), as emulated
+    services read buckets; an ``urllib.error.HTTPError`` or ``OSError`` says why not."""
+    with urllib.request.urlopen(base + path, timeout=30) as resp:
+        return bytes(resp.read())
 
 
 def binary_path() -> Path:

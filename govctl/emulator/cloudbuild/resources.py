@@ -1,0 +1,118 @@
+"""The builds and operations of the emulated Cloud Build, and the helpers its modules share.
+
+:class:`CloudBuildResources` holds builds and their operations in memory under the service
+lock and turns a build's status into its operation (:meth:`~CloudBuildResources._finish`). The
+build itself runs in :mod:`.builder` (with the source from :mod:`.source`); :mod:`.builds` has
+the RPCs, :mod:`.operations` the ``google.longrunning.Operations`` handler, and :mod:`.service`
+wires them into the :class:`~govctl.emulator.cloud.Service` the emulator loads.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from typing import Any
+
+from google.cloud.devtools import cloudbuild_v1 as cb
+from google.longrunning import operations_pb2
+from google.rpc import code_pb2, status_pb2
+
+from govctl.emulator import rpc
+from govctl.emulator.cloud import Cloud, Service
+from govctl.emulator.cloudbuild import engine, operations
+from govctl.emulator.rpc import invalid_argument, not_found
+
+BuildPb: Any = cb.Build.pb()
+Status = cb.Build.Status
+FailureType = cb.Build.FailureInfo.FailureType
+TERMINAL = {
+    Status.SUCCESS,
+    Status.FAILURE,
+    Status.INTERNAL_ERROR,
+    Status.TIMEOUT,
+    Status.CANCELLED,
+    Status.EXPIRED,
+}
+NAME_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)/builds/([^/]+)")
+OP_PREFIX = operations.OP_PREFIX
+
+
+class Failed(Exception):
+    """Why a build failed: its ``FailureInfo`` type and detail."""
+
+    def __init__(self, kind: int, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def op_name(project: str, build_id: str) -> str:
+    return OP_PREFIX + project + "/" + base64.b64encode(build_id.encode()).decode()
+
+
+def wrap(build: Any) -> cb.Build:
+    out = BuildPb()
+    out.CopyFrom(build)
+    return cb.Build.wrap(out)
+
+
+class CloudBuildResources(Service):
+    def __init__(self, cloud: Cloud) -> None:
+        super().__init__(cloud)
+        self._builds: dict[str, Any] = {}  # build id -> raw Build pb
+        self._ops: dict[str, operations_pb2.Operation] = {}
+        self._cond = threading.Condition(self.lock)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        # --build-with: run docker build steps with a local engine instead of recording them.
+        self._engine = engine.Engine(cloud.build_with) if cloud.build_with else None
+        self.operations = operations.own(self)
+
+    def _build(self, project: str, build_id: str, name: str) -> Any:
+        if name:
+            m = NAME_RE.fullmatch(name)
+            if not m:
+                raise invalid_argument(
+                    f'Invalid build name {name!r}: expected "projects/P/locations/L/builds/ID".'
+                )
+            project, build_id = m.group(1), m.group(3)
+        if not build_id:
+            raise invalid_argument("The build id is required.")
+        build = self._builds.get(build_id)
+        if build is None or (project and build.project_id != project):
+            raise not_found(f"Build {build_id} not found in project {project}.")
+        return build
+
+    def _finish(self, build: Any, status: int, detail: str) -> None:
+        """Set a terminal status and finish the build's operation (caller holds the lock)."""
+        build.status = status
+        build.status_detail = detail
+        build.finish_time.FromDatetime(self.cloud.clock.now())
+        op = self._ops.get(op_name(build.project_id, build.id))
+        if op is not None and not op.done:
+            op.metadata.CopyFrom(rpc.pack(self._metadata(build)))
+            if status == Status.SUCCESS:
+                op.response.CopyFrom(rpc.pack(cb.Build.pb(wrap(build))))
+            else:
+                # What Cloud Build's operation carries for a build that did not succeed.
+                message = f"Build {'failed' if status == Status.FAILURE else Status(status).name}"
+                op.error.CopyFrom(
+                    status_pb2.Status(
+                        code=code_pb2.UNKNOWN,
+                        message=f"{message}; check build logs for details",
+                    )
+                )
+            op.done = True
+        self.changed()
+        self._cond.notify_all()
+
+    def _sync(self, build: Any) -> None:
+        op = self._ops.get(op_name(build.project_id, build.id))
+        if op is not None and not op.done:
+            op.metadata.CopyFrom(rpc.pack(self._metadata(build)))
+        self.changed()
+
+    @staticmethod
+    def _metadata(build: Any) -> cb.BuildOperationMetadata:
+        return cb.BuildOperationMetadata(build=wrap(build))

@@ -1,0 +1,101 @@
+"""DocumentService: get and list documents, and ImportDocuments from Cloud Storage (checked
+here, run by :mod:`.importer`)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import grpc
+from google.cloud import discoveryengine_v1 as de
+from google.longrunning import operations_pb2
+
+from govctl.emulator import rpc
+from govctl.emulator.discoveryengine.importer import Importer, Mode
+from govctl.emulator.discoveryengine.resources import DOC_RE, copy
+from govctl.emulator.rpc import Method, invalid_argument, not_found
+
+
+class DocumentsRpcs(Importer):
+    def documents_handler(self) -> grpc.GenericRpcHandler:
+        return rpc.service(
+            "google.cloud.discoveryengine.v1.DocumentService",
+            {
+                "GetDocument": Method(self.get_document, de.GetDocumentRequest, de.Document),
+                "ListDocuments": Method(
+                    self.list_documents, de.ListDocumentsRequest, de.ListDocumentsResponse
+                ),
+                "ImportDocuments": Method(
+                    self.import_documents, de.ImportDocumentsRequest, operations_pb2.Operation
+                ),
+            },
+        )
+
+    def get_document(self, request: de.GetDocumentRequest, context: Any) -> Any:
+        m = DOC_RE.fullmatch(request.name)
+        if not m:
+            raise invalid_argument(f"Invalid document name {request.name!r}.")
+        with self.lock:
+            store = self._branch(request.name.rsplit("/documents/", 1)[0])
+            doc = self._docs[store].get(m.group(6))
+            if doc is None:
+                raise not_found(f"Document {request.name} not found.")
+            return de.Document.wrap(copy(doc))
+
+    def list_documents(self, request: de.ListDocumentsRequest, context: Any) -> Any:
+        with self.lock:
+            store = self._branch(request.parent)
+            # Page the ids, then copy only the page: a data store may hold ~20,000 documents.
+            ids, token = rpc.page(sorted(self._docs[store]), request.page_size, request.page_token)
+            items = [de.Document.wrap(copy(self._docs[store][i])) for i in ids]
+        return de.ListDocumentsResponse(documents=items, next_page_token=token)
+
+    def import_documents(self, request: de.ImportDocumentsRequest, context: Any) -> Any:
+        pb = de.ImportDocumentsRequest.pb(request)
+        with self.lock:
+            store_name = self._branch(request.parent)
+            store = self._stores[store_name]
+        if pb.WhichOneof("source") != "gcs_source":
+            raise invalid_argument("The emulator imports only from gcs_source.")
+        source = request.gcs_source
+        if source.data_schema != "content":
+            raise invalid_argument(
+                f"The emulator imports only data_schema 'content' (unstructured documents), "
+                f"not {source.data_schema or 'document'!r}."
+            )
+        if store.content_config != de.DataStore.ContentConfig.CONTENT_REQUIRED:
+            raise invalid_argument(
+                f"Data store {store_name} has no content (content_config "
+                f"{de.DataStore.ContentConfig(store.content_config).name}): unstructured "
+                "documents need CONTENT_REQUIRED."
+            )
+        if not source.input_uris:
+            raise invalid_argument("gcs_source.input_uris is required.")
+        patterns = []
+        for uri in source.input_uris:
+            bucket, _, obj = uri.removeprefix("gs://").partition("/")
+            if not uri.startswith("gs://") or not bucket or not obj or len(uri) > 2000:
+                raise invalid_argument(
+                    f"Invalid input URI {uri!r}: expected gs://BUCKET/OBJECT or a pattern "
+                    "such as gs://BUCKET/dir/*.md."
+                )
+            patterns.append((bucket, obj))
+        mode = request.reconciliation_mode or Mode.INCREMENTAL
+        now = self.cloud.clock.now()
+        meta = de.ImportDocumentsMetadata(create_time=now, update_time=now)
+        with self._cond:
+            op = rpc.operation(
+                f"{store_name}/branches/0/operations/{self._op_id('import-documents')}", meta
+            )
+            self._ops[op.name] = op
+            self.changed()
+            out = copy(op)
+        thread = threading.Thread(
+            target=self._import,
+            args=(op.name, store_name, patterns, mode),
+            name=f"import-{op.name[-8:]}",
+            daemon=True,
+        )
+        self._threads.append(thread)
+        thread.start()
+        return out

@@ -1,0 +1,81 @@
+"""SearchService.Search: plain keyword search over a data store's documents (:mod:`.text`)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import grpc
+from google.cloud import discoveryengine_v1 as de
+from google.protobuf import struct_pb2
+
+from govctl.emulator import rpc
+from govctl.emulator.discoveryengine import text
+from govctl.emulator.discoveryengine.resources import SERVING_RE, DiscoveryEngineResources
+from govctl.emulator.rpc import Method, invalid_argument
+
+SEARCH_DEFAULT_SIZE, SEARCH_MAX_SIZE = 50, 100
+
+
+class SearchRpcs(DiscoveryEngineResources):
+    def search_handler(self) -> grpc.GenericRpcHandler:
+        return rpc.service(
+            "google.cloud.discoveryengine.v1.SearchService",
+            {"Search": Method(self.search, de.SearchRequest, de.SearchResponse)},
+        )
+
+    def search(self, request: de.SearchRequest, context: Any) -> Any:
+        m = SERVING_RE.fullmatch(request.serving_config)
+        if not m:
+            raise invalid_argument(
+                f"Invalid serving_config {request.serving_config!r}: the emulator serves "
+                '"projects/P/locations/L/collections/C/dataStores/D/servingConfigs/S".'
+            )
+        if request.page_size < 0 or request.offset < 0:
+            raise invalid_argument("page_size and offset must not be negative.")
+        if request.filter:
+            raise invalid_argument("The emulator does not support a search filter.")
+        store_name = request.serving_config.rsplit("/servingConfigs/", 1)[0]
+        terms = text.words(request.query)
+        size = min(request.page_size or SEARCH_DEFAULT_SIZE, SEARCH_MAX_SIZE)
+        with self.lock:
+            self._store(store_name)
+            scored = []
+            for doc_id, body in self._texts[store_name].items():
+                points = text.score(body, terms) if terms else 1
+                if points:
+                    scored.append((-points, doc_id, body))
+            scored.sort()
+            docs = dict(self._docs[store_name])
+        start = request.offset
+        if request.page_token:
+            try:
+                start = int(request.page_token)
+            except ValueError:
+                raise invalid_argument(f"Invalid page_token {request.page_token!r}.") from None
+        results = []
+        spec = request.content_search_spec.snippet_spec
+        for _, doc_id, body in scored[start : start + size]:
+            doc = de.Document.pb()()
+            doc.name, doc.id = docs[doc_id].name, doc_id
+            derived: dict[str, Any] = {
+                "link": docs[doc_id].content.uri,
+                "title": docs[doc_id].content.uri.split("/", 3)[-1].removesuffix(".md"),
+            }
+            if spec.return_snippet:
+                derived["snippets"] = [
+                    {"snippet": text.snippet(body, terms), "snippet_status": "SUCCESS"}
+                ]
+            st = struct_pb2.Struct()
+            st.update(derived)
+            doc.derived_struct_data.CopyFrom(st)
+            results.append(
+                de.SearchResponse.SearchResult(id=doc_id, document=de.Document.wrap(doc))
+            )
+        end = start + size
+        return de.SearchResponse(
+            results=results,
+            total_size=len(scored),
+            attribution_token=f"emulator-{random.randrange(10**12)}",
+            next_page_token=str(end) if end < len(scored) else "",
+        )
