@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,6 +25,7 @@ from govctl.emulator.cloud import Cloud, Service
 from govctl.emulator.monitoring import conditions
 from govctl.emulator.rpc import Method, RpcError, invalid_argument, not_found
 from govctl.emulator.state import from_jsonable, to_jsonable
+from govctl.emulator.ticker import Ticker
 
 PolicyPb: Any = monitoring_v3.AlertPolicy.pb()
 ChannelPb: Any = monitoring_v3.NotificationChannel.pb()
@@ -93,8 +93,7 @@ class MonitoringService(Service):
         # resource labels, "fired": whether this gap was reported}; a condition is absent from
         # here until a point arrives after the policy was made or changed (as in Monitoring).
         self._absence: dict[str, dict[str, Any]] = {}
-        self._stopping = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self._ticker = Ticker("monitoring-absence", TICK_SECONDS, self.check_absence)
 
     # validation ---------------------------------------------------------------------------
     def _check_policy(self, policy: Any, project: str) -> None:
@@ -423,10 +422,6 @@ class MonitoringService(Service):
                         at=self.cloud.clock.now(),
                     )
 
-    def _tick_loop(self) -> None:
-        while not self._stopping.wait(TICK_SECONDS):
-            self.check_absence()
-
     def entries_written(self, event: dict[str, Any]) -> None:
         with self.lock:
             policies = [
@@ -522,17 +517,10 @@ class MonitoringService(Service):
     def start(self) -> None:
         self.cloud.subscribe("run.execution_completed", self.execution_completed)
         self.cloud.subscribe("logging.entries_written", self.entries_written)
-        self._stopping.clear()
-        self._ticker = threading.Thread(
-            target=self._tick_loop, name="monitoring-absence", daemon=True
-        )
         self._ticker.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=5)
-            self._ticker = None
+        self._ticker.stop()
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
         m = monitoring_v3
