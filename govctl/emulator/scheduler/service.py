@@ -10,7 +10,6 @@ attempt is written to Cloud Logging the way Cloud Scheduler writes it
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,6 +26,7 @@ from govctl.emulator.cloud import Cloud, Service
 from govctl.emulator.rpc import Method, invalid_argument, not_found
 from govctl.emulator.scheduler import targets
 from govctl.emulator.state import from_jsonable, to_jsonable
+from govctl.emulator.ticker import Ticker
 
 JobPb: Any = scheduler_v1.Job.pb()
 State = scheduler_v1.Job.State
@@ -164,8 +164,7 @@ class SchedulerService(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
         self._jobs: dict[str, Any] = {}  # name -> raw Job pb
-        self._stopping = threading.Event()
-        self._ticker: threading.Thread | None = None
+        self._ticker = Ticker("scheduler-ticker", TICK_SECONDS, self._tick)
 
     # validation -------------------------------------------------------------------------------
     def _validate(self, job: Any) -> None:
@@ -339,25 +338,17 @@ class SchedulerService(Service):
                     self.changed()
         return due
 
-    def _tick_loop(self) -> None:
-        while not self._stopping.wait(TICK_SECONDS):
-            for job, at in self._due(self.cloud.clock.now()):
-                if self._stopping.is_set():
-                    return
-                self._attempt(job, at)
+    def _tick(self) -> None:
+        for job, at in self._due(self.cloud.clock.now()):
+            if self._ticker.stopping:
+                return
+            self._attempt(job, at)
 
     def start(self) -> None:
-        self._stopping.clear()
-        self._ticker = threading.Thread(
-            target=self._tick_loop, name="scheduler-ticker", daemon=True
-        )
         self._ticker.start()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=5)
-            self._ticker = None
+        self._ticker.stop()
 
     # wiring and persistence ------------------------------------------------------------------
     def handlers(self) -> list[grpc.GenericRpcHandler]:

@@ -1,0 +1,91 @@
+"""The resources of the emulated Secret Manager and the lookups its modules share.
+
+:class:`SecretResources` holds secrets (``Secret`` messages), their versions
+(``SecretVersion`` messages), the versions' payloads (bytes) and the secrets' IAM policies in
+memory under the service lock. The RPCs build on it: :mod:`.secrets` (secrets and their IAM
+policies), :mod:`.versions` (versions and their payloads) and :mod:`.resolve` (what Cloud Run
+reads); :mod:`.service` wires them into one :class:`~govctl.emulator.cloud.Service`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from google.cloud import secretmanager_v1 as sm
+from google.iam.v1 import policy_pb2
+
+from govctl.emulator.cloud import Cloud, Service
+from govctl.emulator.rpc import invalid_argument, not_found
+
+State = sm.SecretVersion.State
+
+PROJECT = re.compile(r"projects/([^/]+)")
+SECRET = re.compile(r"projects/([^/]+)/secrets/([^/]+)")
+_VERSION = re.compile(r"projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)")
+
+
+def copy(pb: Any, cls: Any) -> Any:
+    out = type(pb)()
+    out.CopyFrom(pb)
+    return cls.wrap(out)
+
+
+def crc32c(data: bytes) -> int:
+    import google_crc32c
+
+    return int(google_crc32c.value(data))
+
+
+def new_etag() -> str:
+    return f'"{os.urandom(6).hex()}"'
+
+
+def _secret_name(name: str, field: str = "name") -> str:
+    m = SECRET.fullmatch(name)
+    if not m:
+        raise invalid_argument(f"Invalid {field} {name!r}: expected projects/*/secrets/*.")
+    return name
+
+
+def _version_name(name: str) -> tuple[str, str]:
+    m = _VERSION.fullmatch(name)
+    if not m:
+        raise invalid_argument(f"Invalid name {name!r}: expected projects/*/secrets/*/versions/*.")
+    version = m.group(3)
+    if version != "latest" and not version.isdigit():
+        raise invalid_argument(f"Invalid version {version!r}: a version number or 'latest'.")
+    return f"projects/{m.group(1)}/secrets/{m.group(2)}", version
+
+
+class SecretResources(Service):
+    def __init__(self, cloud: Cloud) -> None:
+        super().__init__(cloud)
+        self.secrets: dict[str, Any] = {}  # name -> raw Secret pb
+        self.versions: dict[str, list[Any]] = {}  # secret name -> versions, oldest first
+        self.payloads: dict[str, bytes] = {}  # version name -> data (gone once destroyed)
+        self.policies: dict[str, policy_pb2.Policy] = {}
+
+    def require_secret(self, name: str) -> Any:
+        pb = self.secrets.get(_secret_name(name))
+        if pb is None:
+            raise not_found(f"Secret [{name}] not found or has no versions.")
+        return pb
+
+    def find_version(self, secret: str, version: str) -> Any | None:
+        versions = self.versions.get(secret, [])
+        if version == "latest":
+            # "latest" is the most recently created version, whatever its state (Google's
+            # reference for GetSecretVersion / AccessSecretVersion).
+            return versions[-1] if versions else None
+        index = int(version) - 1
+        return versions[index] if 0 <= index < len(versions) else None
+
+    def require_version(self, name: str) -> Any:
+        secret, version = _version_name(name)
+        self.require_secret(secret)
+        pb = self.find_version(secret, version)
+        if pb is None:
+            raise not_found(f"Secret Version [{name}] not found.")
+        return pb
