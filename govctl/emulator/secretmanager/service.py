@@ -21,7 +21,7 @@ from google.iam.v1 import policy_pb2
 
 from govctl.emulator import rpc
 from govctl.emulator.secretmanager.resolve import Resolution
-from govctl.emulator.secretmanager.secrets import SecretsRpcs
+from govctl.emulator.secretmanager.secret_rpcs import SecretsRpcs
 from govctl.emulator.secretmanager.versions import VersionsRpcs
 from govctl.emulator.state import from_jsonable, to_jsonable
 
