@@ -54,6 +54,8 @@ def _jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
+    if isinstance(value, bytes):  # e.g. a scheduler job's request body
+        return value.decode("utf-8", "replace")
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, enum.Enum):
