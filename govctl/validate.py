@@ -262,16 +262,19 @@ def format_duration(delta: timedelta | float) -> str:
     return f"{secs}s"
 
 
-def task_timeout(value: Any, where: str = "[job] task_timeout") -> tuple[timedelta, str | None]:
-    """The timeout and a warning when it is long enough to need saying."""
+def task_timeout(value: Any, where: str = "[job] task_timeout") -> timedelta:
     result = duration(value, where)
     if result > MAX_TASK_TIMEOUT:
         raise _bad(where, value, "a duration of at most 168h (Cloud Run's task timeout limit)")
-    warning = None
-    if result > LONG_TASK_TIMEOUT:
-        warning = (f"{where} {format_duration(result)} is over 24h: Cloud Run bills the whole "
-                   "task and such timeouts were Preview; consider more tasks")  # fmt: skip
-    return result, warning
+    return result
+
+
+def task_timeout_warning(timeout: timedelta, where: str = "[job] task_timeout") -> str | None:
+    """What to say about a valid timeout long enough to need saying."""
+    if timeout <= LONG_TASK_TIMEOUT:
+        return None
+    return (f"{where} {format_duration(timeout)} is over 24h: Cloud Run bills the whole "
+            "task and such timeouts were Preview; consider more tasks")  # fmt: skip
 
 
 def cron(value: Any, where: str = "[schedule] cron") -> str:

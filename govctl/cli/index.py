@@ -99,7 +99,7 @@ def sync(
             if not began_import:
                 began_import.append(run.name)
                 source = gindex.import_uri(cfg.bucket)
-                render.info(f"importing {source} into {cfg.values['index.data_store']}")
+                render.info(f"importing {source} into {cfg.index.data_store}")
             if run.total_count:
                 update(run.success_count + run.failure_count, run.total_count)
 
@@ -151,7 +151,7 @@ def search(
     query = index.check_query(query, limit)
     cfg = settings(project)
     cfg.require_project()
-    with render.progress(f"searching {cfg.values['index.data_store']}"):
+    with render.progress(f"searching {cfg.index.data_store}"):
         hits, total = index.search(cfg, query, limit)
     if json:
         results = [render.plain(h) for h in hits]
@@ -173,7 +173,7 @@ def create(project: Project = None) -> None:
     cfg.require_project()
     from govctl.services import index
 
-    with render.progress(f"creating data store {cfg.values['index.data_store']}"):
+    with render.progress(f"creating data store {cfg.index.data_store}"):
         store, created = index.ensure_data_store(cfg)
     render.out(f"{'created' if created else 'exists'}  {store.name}")
     if created:

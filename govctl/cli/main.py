@@ -98,12 +98,15 @@ def _debug() -> bool:
 
 def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
     """Run a (typer-built) click command the way `govctl` runs; return the exit status."""
+    from govctl.services import command_scope
+
     try:
-        rv: Any = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="govctl",
-            standalone_mode=False,
-        )
+        with command_scope():
+            rv: Any = command.main(
+                args=list(argv) if argv is not None else None,
+                prog_name="govctl",
+                standalone_mode=False,
+            )
     except typer.TyperException as err:  # click's usage errors (exit 2) and friends
         ctx = getattr(err, "ctx", None)
         if getattr(err, "exit_code", 1) == 2 and hasattr(err, "format_message"):

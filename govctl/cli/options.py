@@ -27,10 +27,14 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmat
 
 
 def settings(project: str | None = None, region: str | None = None, **flags: Any) -> config.Config:
-    """The resolved settings; their warnings are said once, on stderr."""
+    """The resolved settings (their warnings said once, on stderr); Google clients made
+    from now on talk to where they say (Google, or the emulator)."""
+    from govctl import services
+
     cfg = config.load(project=project, region=region, **flags)
     for warning in cfg.warnings:
         render.warn(warning)
+    services.connect(cfg)
     return cfg
 
 

@@ -81,7 +81,7 @@ def run(
         tasks=validate.integer(tasks, "--tasks", 1, validate.MAX_TASKS)
         if tasks is not None
         else None,
-        task_timeout=validate.task_timeout(task_timeout, "--task-timeout")[0]
+        task_timeout=validate.task_timeout(task_timeout, "--task-timeout")
         if task_timeout is not None
         else None,
     )

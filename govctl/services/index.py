@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from govctl.config import Config
@@ -23,15 +23,13 @@ MAX_RESULTS = 100  # SearchRequest.page_size maximum for unstructured data
 def data_store_path(cfg: Config) -> str:
     from govctl.gcp import index
 
-    return index.store_path(
-        cfg.require_project(), cfg.values["index.location"], cfg.values["index.data_store"]
-    )
+    return index.store_path(cfg.require_project(), cfg.index.location, cfg.index.data_store)
 
 
 def _missing(cfg: Config) -> GovctlError:
     return GovctlError(
-        f"data store {cfg.values['index.data_store']} missing "
-        f"(project {cfg.project}, location {cfg.values['index.location']})",
+        f"data store {cfg.index.data_store} missing "
+        f"(project {cfg.project}, location {cfg.index.location})",
         fix="create it with `govctl index create`",
     )
 
@@ -56,27 +54,28 @@ def status(cfg: Config) -> IndexStatus:
     from govctl.gcp import index
 
     path = data_store_path(cfg)
-    base = {
-        "project": cfg.require_project(),
-        "location": cfg.values["index.location"],
-        "data_store": cfg.values["index.data_store"],
-        "bucket": cfg.bucket,
-    }
+    missing = IndexStatus(
+        project=cfg.require_project(),
+        location=cfg.index.location,
+        data_store=cfg.index.data_store,
+        bucket=cfg.bucket,
+        exists=False,
+    )
     store = index.get_data_store(path)
     if store is None:
-        return IndexStatus(**base, exists=False)
+        return missing
     runs = index.imports(path)
     last_success = next((r for r in runs if r.state == "succeeded"), None)
     digests = pending = None
     bucket_error = None
     try:
         digests, pending = index.digests_newer_than(
-            base["project"], cfg.bucket, last_success.started if last_success else None
+            missing.project, cfg.bucket, last_success.started if last_success else None
         )
     except GovctlError as err:
         bucket_error = str(err)
-    return IndexStatus(
-        **base,
+    return replace(
+        missing,
         exists=True,
         content_config=store.content_config,
         documents=index.count_documents(path),

@@ -258,7 +258,7 @@ def _index(cfg: Config, readable: bool) -> ResourcePlan:
     from govctl.gcp import index
 
     path = _index_path(cfg)
-    name = f"{cfg.values['index.data_store']} ({cfg.values['index.location']})"
+    name = f"{cfg.index.data_store} ({cfg.index.location})"
     if readable and index.get_data_store(path) is not None:
         return ResourcePlan(INDEX, name, UNCHANGED)
     return ResourcePlan(INDEX, name, CREATE, (Change("indexes", None, f"gs://{cfg.bucket}"),))
