@@ -110,6 +110,7 @@ _SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gser
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
 _MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
 _LOOSE_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)(B?)$", re.IGNORECASE)
+_EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;.]+")
 _IMAGE = re.compile(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[\w.-]{1,128})?(@sha256:[0-9a-f]{64})?$")
 
 
@@ -399,6 +400,15 @@ def string_list(value: Any, where: str = "[job] args") -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise _bad(where, value, 'a list of strings such as ["--concurrency", "8"]')
     return tuple(value)
+
+
+def emails(values: Iterable[str], where: str = "--email") -> tuple[str, ...]:
+    """E-mail addresses, trimmed and without repeats; checked loosely (one @, a dot in the
+    domain, no spaces): Cloud Monitoring has the last say."""
+    for value in values:
+        if not _EMAIL.fullmatch(value.strip()):
+            raise _bad(where, value, "an e-mail address such as ops@example.org")
+    return tuple(dict.fromkeys(v.strip() for v in values))
 
 
 def severity(value: Any, where: str = "--severity") -> str:

@@ -26,6 +26,14 @@ CONCURRENT_FIX = (
 )
 
 
+def job_id(path: str) -> str:
+    """The job's id in its resource name ``projects/P/locations/R/jobs/ID`` (the client
+    library's own parser; a name of another form is returned as it is)."""
+    from google.cloud import run_v2
+
+    return run_v2.JobsClient.parse_job_path(path).get("job", path)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """The fields of a Cloud Run job that govctl manages (+ etag and update time when read)."""

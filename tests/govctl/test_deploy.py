@@ -375,14 +375,11 @@ def test_the_plan_shows_images_by_short_digest_and_commit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from govctl import render
+    from govctl.services.plan import UPDATE, Change, Plan, ResourcePlan
 
     old, new = IMAGE, IMAGE.replace("3f", "9b")
-    render.plan({
-        "project": PROJECT, "region": REGION, "commit": "1c2d3e4f5a6b",
-        "resources": [{"kind": "run job", "name": "j", "action": "update",
-                       "changes": [{"field": "image", "old": old, "new": new}]}],
-        "summary": {"to_add": 0, "to_change": 1, "unchanged": 0},
-    })  # fmt: skip
+    change = Change("image", old, new, note="commit 1c2d3e4")
+    render.plan(Plan(PROJECT, REGION, (ResourcePlan("run job", "j", UPDATE, (change,)),)))
     out = capsys.readouterr().out
     assert (
         "      image  …/ingestion@sha256:3f3f3f3f3f3f  →  …/ingestion@sha256:9b9b9b9b9b9b "
