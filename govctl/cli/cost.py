@@ -13,8 +13,8 @@ import typer
 from govctl import render, validate
 from govctl.cli.options import Json, Project, Region, settings
 from govctl.errors import UsageError
-from govctl.gcp.billing import Price
 from govctl.services import cost as costs
+from govctl.services.cost import Price
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
@@ -87,7 +87,9 @@ def cost(
         cfg.require_project()
         with render.progress("reading executions and prices"):
             past = costs.past(cfg, period, request, now)
-        _warn_offline(past.prices.offline)
+        offline = costs.offline_warning(past.prices)
+        if offline:
+            render.warn(offline)
         if json:
             render.json_out(_history_json(past))
         else:
@@ -102,14 +104,6 @@ def cost(
         render.json_out(_estimate_json(estimate, cfg.job.name))
     else:
         _show_estimate(estimate, cfg.job.name)
-
-
-def _warn_offline(reason: str | None) -> None:
-    if reason:
-        from govctl.gcp import billing
-
-        render.warn(f"prices from govctl's bundled table of {billing.table()['date']}, not the "
-                    f"live catalog ({reason})")  # fmt: skip
 
 
 # --- text -----------------------------------------------------------------------------

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from govctl import render, render_run, validate
 from govctl.cli.options import Json, Project, Region, settings
 from govctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from govctl.config import Config
+    from govctl.render_run import EntryPrinter
+    from govctl.services.executions import Execution
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
@@ -115,43 +120,22 @@ def logs(
     from govctl.services import logs as service
 
     count = validate.integer(lines, "-n", 1, 10_000)
-    if errors and severity:
-        raise UsageError(
-            "--errors and --severity exclude each other (--errors is --severity ERROR)"
-        )
-    if since and (from_ or to):
-        raise UsageError("--since and --from/--to exclude each other")
-    if scheduler and (execution or latest):
-        raise UsageError("--scheduler shows the scheduler's attempts: drop --execution/--latest")
-    if scheduler and follow:
-        raise UsageError("--scheduler lists the attempts; it does not follow (drop -f)")
-    if execution and latest:
-        raise UsageError("give --execution NAME or --latest, not both")
+    _exclusive(errors=errors, severity=severity, since=since, range_=bool(from_ or to),
+               scheduler=scheduler, execution=execution, latest=latest, follow=follow)  # fmt: skip
     min_severity = "ERROR" if errors else validate.severity(severity) if severity else None
-    start = end = None
-    if since:
-        start = datetime.now(UTC) - validate.duration(since, "--since")
-    if from_:
-        start = validate.timestamp(from_, "--from")
-    if to:
-        end = validate.timestamp(to, "--to")
-    if start and end and end <= start:
-        raise UsageError(f"--to {to} is not after the start of the range")
+    start, end = _time_range(since, from_, to)
     name = ex_service.check_name(execution, "--execution") if execution else None
     if grep is not None and not grep.strip():
         raise UsageError("invalid --grep '': expected some text to look for")
 
     cfg = settings(project, region)
     project_id = cfg.require_project()
-    target = None
-    if latest or name:
-        target = ex_service.resolve(cfg, name)
-        name = target.name
+    target = ex_service.resolve(cfg, name) if latest or name else None
     query = service.Query(
         region=cfg.region,
         job=cfg.job.name,
         schedule=cfg.schedule.name,
-        execution=name,
+        execution=target.name if target else None,
         min_severity=min_severity,
         since=start,
         until=end,
@@ -162,36 +146,78 @@ def logs(
     if show_filter:
         render.out(filter_)
         render.info(f"gcloud logging read '{filter_}' --project {project_id} --limit {count}")
-        return
-    if scheduler:
+    elif scheduler:
         _scheduler(cfg, filter_, count, json)
-        return
-    printer = render_run.EntryPrinter(json)
-    if not follow:
-        entries = service.read(project_id, filter_, count)
-        for entry in entries:
-            printer(entry)
-        if not entries and not json:
-            render.info(f"no entries match: {filter_}")
-        return
-    _follow(project_id, filter_, count, target, printer)
+    elif follow:
+        _follow(project_id, filter_, count, target, render_run.EntryPrinter(json))
+    else:
+        _read(project_id, filter_, count, render_run.EntryPrinter(json))
 
 
-def _follow(project: str, filter_: str, backlog: int, target: Any, printer: Any) -> None:
-    from govctl.gcp import executions
+def _exclusive(
+    *,
+    errors: bool,
+    severity: str | None,
+    since: str | None,
+    range_: bool,
+    scheduler: bool,
+    execution: str | None,
+    latest: bool,
+    follow: bool,
+) -> None:
+    """Refuse flags that exclude each other (exit 2, before any call)."""
+    rules = [
+        (errors and severity, "--errors and --severity exclude each other (--errors is "
+         "--severity ERROR)"),
+        (since and range_, "--since and --from/--to exclude each other"),
+        (scheduler and (execution or latest), "--scheduler shows the scheduler's attempts: "
+         "drop --execution/--latest"),
+        (scheduler and follow, "--scheduler lists the attempts; it does not follow (drop -f)"),
+        (execution and latest, "give --execution NAME or --latest, not both"),
+    ]  # fmt: skip
+    for broken, message in rules:
+        if broken:
+            raise UsageError(message)
+
+
+def _time_range(
+    since: str | None, from_: str | None, to: str | None
+) -> tuple[datetime | None, datetime | None]:
+    start = datetime.now(UTC) - validate.duration(since, "--since") if since else None
+    if from_:
+        start = validate.timestamp(from_, "--from")
+    end = validate.timestamp(to, "--to") if to else None
+    if start and end and end <= start:
+        raise UsageError(f"--to {to} is not after the start of the range")
+    return start, end
+
+
+def _read(project: str, filter_: str, count: int, printer: EntryPrinter) -> None:
     from govctl.services import logs as service
 
-    ended = None
+    entries = service.read(project, filter_, count)
+    for entry in entries:
+        printer(entry)
+    if not entries and not printer.as_json:
+        render.info(f"no entries match: {filter_}")
+
+
+def _follow(
+    project: str, filter_: str, backlog: int, target: Execution | None, printer: EntryPrinter
+) -> None:
+    from govctl.services import executions as ex_service
+    from govctl.services import logs as service
+
     if target is not None and target.done:
-        for entry in service.read(project, filter_, backlog):
-            printer(entry)
+        _read(project, filter_, backlog, printer)
         render.info(f"execution {target.name} has {target.status}: nothing more to follow")
         return
+    ended = None
     if target is not None:
-        full = target.full
+        watched = target
 
         def ended() -> bool:
-            return executions.get(full, patient=True).done
+            return ex_service.refresh(watched, patient=True).done
 
     try:
         for item in service.follow(
@@ -204,17 +230,16 @@ def _follow(project: str, filter_: str, backlog: int, target: Any, printer: Any)
     except KeyboardInterrupt:
         return  # Ctrl-C is how one stops following: not an error
     if target is not None:
-        final = executions.get(target.full)
+        final = ex_service.refresh(target)
         render.info(f"execution {final.name} has {final.status}")
 
 
-def _scheduler(cfg: Any, filter_: str, count: int, as_json: bool) -> None:
-    from govctl.gcp import executions
+def _scheduler(cfg: Config, filter_: str, count: int, as_json: bool) -> None:
+    from govctl.services import executions as ex_service
     from govctl.services import logs as service
 
-    project = cfg.require_project()
-    entries = service.read(project, filter_, count)
-    recent = executions.list_for_job(cfg.job_path, limit=50) if entries else []
+    entries = service.read(cfg.require_project(), filter_, count)
+    recent = ex_service.recent(cfg, 50) if entries else []
     attempts = service.scheduler_attempts(entries, recent)
     if as_json:
         for a in attempts:

@@ -11,6 +11,7 @@ or an unexpected error ("internal error: …"); 2 bad usage; 130 interrupted.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -96,8 +97,24 @@ def _debug() -> bool:
     return os.environ.get("GOVCTL_DEBUG", "") not in ("", "0")
 
 
+class _Warnings(logging.Handler):
+    """govctl's own warnings (e.g. "retrying with backoff" from an adapter) on stderr, where
+    render says everything that is not data; the layers below log, they never print."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        render.warn(record.getMessage())
+
+
+def _say_warnings() -> None:
+    logger = logging.getLogger("govctl")
+    if not any(isinstance(h, _Warnings) for h in logger.handlers):
+        logger.addHandler(_Warnings(logging.WARNING))
+        logger.propagate = False  # a root handler of the host program must not repeat them
+
+
 def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
     """Run a (typer-built) click command the way `govctl` runs; return the exit status."""
+    _say_warnings()
     from govctl.services import command_scope
 
     try:

@@ -16,7 +16,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from govctl.gcp import logs
-from govctl.gcp.logs import LogEntry, Suppressed
+from govctl.gcp.logs import LogEntry as LogEntry
+from govctl.gcp.logs import Suppressed
 
 EXECUTION_LABEL = logs.EXECUTION_LABEL
 FOLLOW_CHECK_S = 5.0  # how often `logs -f --execution` asks whether the execution ended
@@ -77,6 +78,23 @@ def build_filter(query: Query) -> str:
     if query.grep:
         parts.append(quote(query.grep))
     return " AND ".join(parts)
+
+
+def entry_dict(entry: LogEntry) -> dict[str, object]:
+    """A log entry as `logs --json` (and `run --json`'s task errors) print it."""
+    return {
+        "timestamp": entry.timestamp,
+        "severity": entry.severity,
+        "message": entry.message,
+        "execution": entry.execution,
+        "task_index": entry.task_index,
+        "task_attempt": entry.attempt,
+        "fields": entry.fields,
+        "insert_id": entry.insert_id,
+        "log_name": entry.log_name,
+        "resource": {"type": entry.resource_type, "labels": entry.resource_labels},
+        "labels": entry.labels,
+    }
 
 
 def read(project: str, filter_: str, limit: int) -> list[LogEntry]:
