@@ -132,7 +132,7 @@ def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
             render.error(" ".join(err.format_message().split()) + where)
         else:
             err.show()  # type: ignore[attr-defined]
-        return err.exit_code  # type: ignore[attr-defined,no-any-return]
+        return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         render.info("aborted")
         return 130

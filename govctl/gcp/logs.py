@@ -96,7 +96,7 @@ def to_entry(entry: Any) -> LogEntry:
     elif kind == "text_payload":
         message = pb.text_payload
     elif kind == "proto_payload":
-        message = pb.proto_payload.type_url.rsplit("/", 1)[-1]
+        message = pb.proto_payload.TypeName()
     return LogEntry(
         timestamp=pb.timestamp.ToDatetime(tzinfo=UTC),
         severity=log_severity_pb2.LogSeverity.Name(pb.severity),

@@ -20,7 +20,7 @@ _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,125}[a-z0-9])?")
 
 def check_name(name: str, where: str = "NAME") -> str:
     """An execution id (``govreposcrape-ingestion-x7k2p``) or its full resource name."""
-    short = name.rsplit("/", 1)[-1] if name.startswith("projects/") else name
+    short = executions.execution_id(name) if name.startswith("projects/") else name
     if not _NAME.fullmatch(short):
         raise UsageError(
             f"invalid {where} {name!r}: expected an execution name such as "
