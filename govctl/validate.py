@@ -9,6 +9,7 @@ Cloud Scheduler's (../shared/GCP-FACTS.md; the emulator enforces the same ones).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -193,6 +194,17 @@ def integer(value: Any, where: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise _bad(where, value, f"a whole number from {low} to {high:,}")
     return value
+
+
+def number(value: Any, where: str, low: float, high: float, form: str) -> float:
+    """A finite number from ``low`` to ``high``; ``form`` says what is expected."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        result = math.nan
+    if not math.isfinite(result) or not low <= result <= high:
+        raise _bad(where, value, form)
+    return result
 
 
 def cpu(value: Any, where: str = "[job] cpu") -> int:

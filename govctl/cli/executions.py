@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from govctl import render, render_run, validate
-from govctl.cli.options import Json, Project, Region, Yes, settings
+from govctl import render, render_run
+from govctl.cli.options import Json, Project, Region, Yes, settings, whole
 from govctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,16 +38,22 @@ def list_(
     project: Project = None,
     region: Region = None,
     limit: Annotated[
-        str, typer.Option("--limit", "-n", metavar="N", help="How many, newest first.")
-    ] = "20",
+        int,
+        typer.Option(
+            "--limit",
+            "-n",
+            metavar="N",
+            help="How many, newest first.",
+            parser=whole("--limit", 1, 1000),
+        ),
+    ] = 20,
     json: Json = False,
 ) -> None:
     """The newest executions: status, start (local time), duration, tasks ok/failed/cancelled."""
     from govctl.services import executions as service
 
-    count = validate.integer(limit, "--limit", 1, 1000)
     cfg = settings(project, region)
-    items = service.recent(cfg, count)
+    items = service.recent(cfg, limit)
     now = datetime.now(UTC)
     if json:
         render.json_out([service.summary_json(e, now) for e in items])

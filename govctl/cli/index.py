@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from govctl import render, validate
-from govctl.cli.options import Json, Project, settings
+from govctl.cli.options import Json, Project, settings, whole
 from govctl.errors import GovctlError
+from govctl.services.index import MAX_RESULTS
 
 if TYPE_CHECKING:
     from govctl.services.index import ImportRun, IndexStatus
@@ -154,15 +155,21 @@ def _raise_if_failed(run: ImportRun) -> None:
 def search(
     query: Annotated[str, typer.Argument(help="Words to look for.", show_default=False)],
     project: Project = None,
-    n: Annotated[
-        str, typer.Option("-n", "--limit", metavar="N", help="How many results (1-100).")
-    ] = "5",
+    limit: Annotated[
+        int,
+        typer.Option(
+            "-n",
+            "--limit",
+            metavar="N",
+            help="How many results (1-100).",
+            parser=whole("-n", 1, MAX_RESULTS),
+        ),
+    ] = 5,
     json: Json = False,
 ) -> None:
     """Run one query and print the top results: repository and snippet."""
     from govctl.services import index
 
-    limit = validate.integer(n, "-n", 1, index.MAX_RESULTS)
     query = index.check_query(query, limit)
     cfg = settings(project)
     cfg.require_project()

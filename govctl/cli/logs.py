@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from govctl import render, render_run, validate
-from govctl.cli.options import Json, Project, Region, settings
+from govctl.cli.options import Json, Project, Region, settings, whole
 from govctl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -99,8 +99,15 @@ def logs(
         ),
     ] = False,
     lines: Annotated[
-        str, typer.Option("--lines", "-n", metavar="N", help="How many entries (newest last).")
-    ] = "50",
+        int,
+        typer.Option(
+            "--lines",
+            "-n",
+            metavar="N",
+            help="How many entries (newest last).",
+            parser=whole("-n", 1, 10_000),
+        ),
+    ] = 50,
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new entries (Ctrl-C stops).")
     ] = False,
@@ -119,7 +126,7 @@ def logs(
     from govctl.services import executions as ex_service
     from govctl.services import logs as service
 
-    count = validate.integer(lines, "-n", 1, 10_000)
+    count = lines
     _exclusive(errors=errors, severity=severity, since=since, range_=bool(from_ or to),
                scheduler=scheduler, execution=execution, latest=latest, follow=follow)  # fmt: skip
     min_severity = "ERROR" if errors else validate.severity(severity) if severity else None

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from govctl import render, render_run, validate
-from govctl.cli.options import Json, Project, Region, settings
+from govctl.cli.options import Json, Project, Region, settings, whole
 from govctl.config import Config
 from govctl.errors import GovctlError, UsageError
 
@@ -27,10 +27,22 @@ def run(
     project: Project = None,
     region: Region = None,
     limit: Annotated[
-        str | None, typer.Option("--limit", help="Only the first N feed entries.", **N)
+        int | None,
+        typer.Option(
+            "--limit",
+            help="Only the first N feed entries.",
+            parser=whole("--limit", 1, 10**9),
+            **N,
+        ),
     ] = None,
     tasks: Annotated[
-        str | None, typer.Option("--tasks", help="Tasks of this run [default: the job's].", **N)
+        int | None,
+        typer.Option(
+            "--tasks",
+            help="Tasks of this run [default: the job's].",
+            parser=whole("--tasks", 1, validate.MAX_TASKS),
+            **N,
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Redo every repository, changed or not.")
@@ -73,13 +85,11 @@ def run(
     for item in env or ():
         validate.plain_env_name(item.partition("=")[0], "--env name")
     request = RunRequest(
-        limit=validate.integer(limit, "--limit", 1, 10**9) if limit is not None else None,
+        limit=limit,
         force=force,
         args=tuple(arg or ()),
         env=validate.env_pairs(env or (), "--env"),
-        tasks=validate.integer(tasks, "--tasks", 1, validate.MAX_TASKS)
-        if tasks is not None
-        else None,
+        tasks=tasks,
         task_timeout=validate.task_timeout(task_timeout, "--task-timeout")
         if task_timeout is not None
         else None,
