@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,102 +18,61 @@ if TYPE_CHECKING:
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
-Filters = "Filters"
+
+def _filter(flag: str, metavar: str, help: str) -> Any:
+    """A filter option: a value that narrows the entries, in the help's Filters panel."""
+    return typer.Option(flag, metavar=metavar, help=help, show_default=False,
+                        rich_help_panel="Filters")  # fmt: skip
+
+
+def _switch(flag: str, help: str) -> Any:
+    return typer.Option(flag, help=help, rich_help_panel="Filters")
+
+
+ExecutionName = Annotated[
+    str | None, typer.Option("--execution", "-e", metavar="NAME", show_default=False,
+                             help="Only this execution's entries.", rich_help_panel="Filters")
+]  # fmt: skip
+Latest = Annotated[bool, _switch("--latest", "Only the newest execution's.")]
+Errors = Annotated[bool, _switch("--errors", "Only ERROR and worse.")]
+Severity = Annotated[
+    str | None, _filter("--severity", "LEVEL", "Only LEVEL and worse (e.g. WARNING).")
+]
+Since = Annotated[str | None, _filter("--since", "DUR", "Only the last DUR (e.g. 30m, 1h, 2d).")]
+From = Annotated[
+    str | None, _filter("--from", "TS", "From this time (ISO 8601; local if no zone).")
+]
+To = Annotated[str | None, _filter("--to", "TS", "Up to this time.")]
+Grep = Annotated[str | None, _filter("--grep", "TEXT", "Only entries containing TEXT anywhere.")]
+Scheduler = Annotated[
+    bool, _switch("--scheduler", "The scheduler's attempts instead of the job's logs.")
+]
+Lines = Annotated[
+    int, typer.Option("--lines", "-n", metavar="N", help="How many entries (newest last).",
+                      parser=whole("-n", 1, 10_000))
+]  # fmt: skip
+Follow = Annotated[
+    bool, typer.Option("--follow", "-f", help="Keep printing new entries (Ctrl-C stops).")
+]
+ShowFilter = Annotated[
+    bool, typer.Option("--show-filter", help="Print the Cloud Logging filter and stop.")
+]
 
 
 @app.command()
 def logs(
-    execution: Annotated[
-        str | None,
-        typer.Option(
-            "--execution",
-            "-e",
-            metavar="NAME",
-            help="Only this execution's entries.",
-            show_default=False,
-            rich_help_panel=Filters,
-        ),
-    ] = None,
-    latest: Annotated[
-        bool, typer.Option("--latest", help="Only the newest execution's.", rich_help_panel=Filters)
-    ] = False,
-    errors: Annotated[
-        bool, typer.Option("--errors", help="Only ERROR and worse.", rich_help_panel=Filters)
-    ] = False,
-    severity: Annotated[
-        str | None,
-        typer.Option(
-            "--severity",
-            metavar="LEVEL",
-            help="Only LEVEL and worse (e.g. WARNING).",
-            show_default=False,
-            rich_help_panel=Filters,
-        ),
-    ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--since",
-            metavar="DUR",
-            help="Only the last DUR (e.g. 30m, 1h, 2d).",
-            show_default=False,
-            rich_help_panel=Filters,
-        ),
-    ] = None,
-    from_: Annotated[
-        str | None,
-        typer.Option(
-            "--from",
-            metavar="TS",
-            help="From this time (ISO 8601; local if no zone).",
-            show_default=False,
-            rich_help_panel=Filters,
-        ),
-    ] = None,
-    to: Annotated[
-        str | None,
-        typer.Option(
-            "--to",
-            metavar="TS",
-            help="Up to this time.",
-            show_default=False,
-            rich_help_panel=Filters,
-        ),
-    ] = None,
-    grep: Annotated[
-        str | None,
-        typer.Option(
-            "--grep",
-            metavar="TEXT",
-            help="Only entries containing TEXT anywhere.",
-            show_default=False,
-            rich_help_panel=Filters,
-        ),
-    ] = None,
-    scheduler: Annotated[
-        bool,
-        typer.Option(
-            "--scheduler",
-            help="The scheduler's attempts instead of the job's logs.",
-            rich_help_panel=Filters,
-        ),
-    ] = False,
-    lines: Annotated[
-        int,
-        typer.Option(
-            "--lines",
-            "-n",
-            metavar="N",
-            help="How many entries (newest last).",
-            parser=whole("-n", 1, 10_000),
-        ),
-    ] = 50,
-    follow: Annotated[
-        bool, typer.Option("--follow", "-f", help="Keep printing new entries (Ctrl-C stops).")
-    ] = False,
-    show_filter: Annotated[
-        bool, typer.Option("--show-filter", help="Print the Cloud Logging filter and stop.")
-    ] = False,
+    execution: ExecutionName = None,
+    latest: Latest = False,
+    errors: Errors = False,
+    severity: Severity = None,
+    since: Since = None,
+    from_: From = None,
+    to: To = None,
+    grep: Grep = None,
+    scheduler: Scheduler = False,
+    lines: Lines = 50,
+    follow: Follow = False,
+    show_filter: ShowFilter = False,
     project: Project = None,
     region: Region = None,
     json: Json = False,
