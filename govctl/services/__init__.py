@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -21,11 +22,13 @@ def connect(cfg: Config) -> None:
 @contextmanager
 def command_scope() -> Iterator[None]:
     """One command's run: the cloud target its settings chose is forgotten afterwards, so the
-    next command (or a test in the same process) resolves its own."""
-    from govctl.gcp import clients
-
-    saved = clients.use(None)
+    next command (or a test in the same process) resolves its own. A command that made no
+    client (``--help``) never loads the client factory, and leaves nothing to forget."""
+    loaded = sys.modules.get("govctl.gcp.clients")
+    saved = loaded.use(None) if loaded is not None else None
     try:
         yield
     finally:
-        clients.use(saved)
+        loaded = sys.modules.get("govctl.gcp.clients")
+        if loaded is not None:
+            loaded.use(saved)
