@@ -180,13 +180,6 @@ class AlertsPlan:
     def project(self) -> str:
         return self.plan.project
 
-    @property
-    def has_changes(self) -> bool:
-        return self.plan.has_changes
-
-    def to_dict(self) -> dict[str, object]:
-        return self.plan.to_dict()
-
 
 def _gist(doc: object) -> object:
     """The first line of a policy's documentation (the plan shows that much)."""

@@ -72,18 +72,6 @@ class DeployPlan:
     policy_etag: bytes | None  # the job's IAM policy; None when the job does not exist
     schedule_seen: datetime | None  # the scheduler job's user_update_time
 
-    @property
-    def problems(self) -> tuple[Problem, ...]:
-        return self.plan.problems
-
-    @property
-    def has_changes(self) -> bool:
-        return self.plan.has_changes
-
-    def to_dict(self) -> dict[str, object]:
-        """The plan as JSON-ready data (stable snake_case keys)."""
-        return self.plan.to_dict()
-
 
 # The image ----------------------------------------------------------------------------------
 

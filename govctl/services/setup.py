@@ -76,19 +76,12 @@ class SetupPlan:
         return self.plan.region
 
     @property
-    def problems(self) -> tuple[Problem, ...]:
-        return self.plan.problems
-
-    @property
     def has_changes(self) -> bool:
         return self.plan.has_changes
 
     @property
     def member(self) -> str:
         return f"serviceAccount:{self.account}"
-
-    def to_dict(self) -> dict[str, object]:
-        return self.plan.to_dict()
 
 
 def _apis(project: str, names: tuple[str, ...]) -> tuple[list[ResourcePlan], dict[str, bool]]:
