@@ -183,14 +183,24 @@ def test_directory_sink_happy_path(
 
 
 def test_gcs_sink_happy_path_and_incremental(
-    git_server: GitServer, three_repos: list[str], tmp_path: Path, fake_gcs: FakeGcs
+    git_server: GitServer,
+    three_repos: list[str],
+    tmp_path: Path,
+    fake_gcs: FakeGcs,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = storage.Client(project="p", credentials=AnonymousCredentials())
     client.create_bucket("digests")
+    # The job finds the emulator through its options (resolved once, by the CLI), not by
+    # looking at this process's environment deep inside the sink.
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+    emulator = {"STORAGE_EMULATOR_HOST": fake_gcs.url}
     job = Job(
         git_server, tmp_path, [entry(git_server, r) for r in three_repos], sink="gs://digests/daily"
     )
-    assert job(env={"CLOUD_RUN_EXECUTION": "exec-gcs"}) == 0
+    assert job(env={"CLOUD_RUN_EXECUTION": "exec-gcs", **emulator}) == 0
+    [start] = [r for r in job.records if r["message"] == "ingestion starting"]
+    assert start["storage_endpoint"] == fake_gcs.url
 
     blobs = {b.name: b for b in client.list_blobs("digests")}
     [snapshot] = [name for name in blobs if name.startswith("daily/_runs/feeds/")]
@@ -213,7 +223,7 @@ def test_gcs_sink_happy_path_and_incremental(
     report = json.loads(blobs["daily/_runs/exec-gcs/task-0.json"].download_as_bytes())
     assert report["counts"]["rewritten"] == 3
 
-    assert job() == 0
+    assert job(env=emulator) == 0
     assert git_server.upload_packs() == 3
     assert job.counts()["unchanged"] == 3 and job.counts()["processed"] == 0
 
