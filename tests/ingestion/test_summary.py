@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
