@@ -239,11 +239,9 @@ class _Task:
         stored = {key: item.metadata for key, item in listing.items()}
         plan = make_plan(mine, stored, self.fingerprint, force=o.force)
         _hold_back(plan, known if isinstance(known, dict) else {}, o, report)
-        report.in_shard, report.to_do, report.unchanged = (
-            len(mine),
-            len(plan.to_do),
-            len(plan.unchanged),
-        )
+        report.in_shard = len(mine)
+        report.to_do = len(plan.to_do)
+        report.unchanged = len(plan.unchanged)
         report.plan_seconds = time.monotonic() - t
         for repo in plan.unchanged:
             log.debug(
