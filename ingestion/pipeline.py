@@ -246,11 +246,11 @@ class Pipeline:
             )
 
     def _stopping(self) -> None:
-        why = self.report.stopped_by or "stop"
+        signal_name = self.report.stopped_by  # empty when the run stops itself (the sink failed)
         log.warning(
             "%s: taking no new repository, cancelling clones and digests",
-            f"{why} received" if self.report.stopped_by else "stopping",
-            extra={"stopped_by": self.report.stopped_by or None},
+            f"{signal_name} received" if signal_name else "stopping",
+            extra={"stopped_by": signal_name or None},
         )
         with self._inflight_lock:
             futures = list(self._inflight)
