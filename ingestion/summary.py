@@ -171,7 +171,9 @@ def _with_task(run: Any, task: TaskResult) -> dict[str, Any] | None:
     entries = [t for t in tasks.values() if isinstance(t, dict)]
     counts: Counter[str] = Counter()
     for t in entries:
-        counts.update({k: int(v) for k, v in (t.get("counts") or {}).items()})
+        task_counts = t.get("counts")
+        if isinstance(task_counts, dict):
+            counts.update({k: _int(v) for k, v in task_counts.items()})
     codes = [t.get("exit_code") for t in entries]
     if any(code != 0 for code in codes):
         outcome = "failed"
@@ -241,13 +243,13 @@ class Summary:
         if not isinstance(section, dict) or not isinstance(section.get("shards"), dict):
             return None
         shards = [s for s in section["shards"].values() if isinstance(s, dict)]
-        task_count = int(section.get("task_count") or 0)
+        task_count = _int(section.get("task_count"))
         oldest = [str(s["oldest_processed_at"]) for s in shards if s.get("oldest_processed_at")]
         newest = [str(s["newest_processed_at"]) for s in shards if s.get("newest_processed_at")]
         keys = {str(i) for i in range(task_count)}
         return Totals(
-            count=sum(int(s.get("count", 0)) for s in shards),
-            bytes=sum(int(s.get("bytes", 0)) for s in shards),
+            count=sum(_int(s.get("count")) for s in shards),
+            bytes=sum(_int(s.get("bytes")) for s in shards),
             oldest_processed_at=min(oldest, default=None),
             newest_processed_at=max(newest, default=None),
             task_count=task_count,
@@ -279,7 +281,7 @@ class Summary:
             return 0
         since = [s.get("since_index") for s in shards]
         if all(isinstance(s, dict) and s.get("watermark") == watermark for s in since):
-            return sum(int(s["count"]) for s in since if isinstance(s, dict))
+            return sum(_int(s.get("count")) for s in since if isinstance(s, dict))
         return None
 
 
@@ -296,6 +298,12 @@ def read_summary(sink: Sink) -> Summary | None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int:
+    """An integer field of a stored summary; 0 for anything else (a foreign or broken value
+    must not stop a task at its end, nor a reader)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _by_index(item: tuple[str, Any]) -> tuple[int, str]:

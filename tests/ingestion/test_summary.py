@@ -250,3 +250,17 @@ def test_the_summary_in_a_directory_sink(git_server: GitServer, tmp_path: Path) 
     totals = summary.totals()
     assert totals is not None and totals.exact
     assert (totals.count, totals.bytes) == (1, (out / "org" / "a.md").stat().st_size)
+
+
+def test_a_broken_summary_is_rebuilt_not_fatal() -> None:
+    broken = {
+        "schema": SCHEMA,
+        "digests": {"task_count": "two", "shards": {"0": {"count": "many"}}},
+        "last_run": {"execution": "e1", "started_at": T0, "tasks": {"1": {"counts": ["x"]}}},
+        "index": "not an object",
+    }
+    summary = updated(broken, task(0, 2), {"o/a": "not a record"}, now=T0)
+    totals = parse_summary(summary).totals()
+    assert totals is not None and totals.count == 5 and not totals.exact
+    assert summary["failures"] == {"count": 0, "by_reason": {}}
+    assert summary["index"] == "not an object"  # not the job's to repair
