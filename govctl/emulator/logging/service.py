@@ -26,9 +26,10 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
 from govctl.emulator.logging.filter import FilterError, LogFilter
-from govctl.emulator.rpc import Method, RpcError, invalid_argument, service
+from govctl.emulator.rpc import RpcError, invalid_argument
 
 LogEntryPb: Any = types.LogEntry.pb()
 WriteRequestPb: Any = types.WriteLogEntriesRequest.pb()
@@ -272,17 +273,17 @@ class LoggingService(Service):
         self.cloud.publish("logging.entries_written", {"entries": pbs})
 
     # --- RPCs ---------------------------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
+    def rpcs(self) -> list[Bound]:
+        # Raw requests: entries are stored as raw LogEntry protobufs, and this is the hot path.
+        api = gapic_api("google.cloud.logging_v2.services.logging_service_v2")
         return [
-            service(
-                "google.logging.v2.LoggingServiceV2",
+            api.bind(
                 {
-                    "WriteLogEntries": Method(self._write, WriteRequestPb, WriteResponsePb),
-                    "ListLogEntries": Method(self._list, ListRequestPb, ListResponsePb),
-                    "TailLogEntries": Method(
-                        self._tail, TailRequestPb, TailResponsePb, kind="stream_stream"
-                    ),
+                    "WriteLogEntries": self._write,
+                    "ListLogEntries": self._list,
+                    "TailLogEntries": self._tail,
                 },
+                raw=True,
             )
         ]
 

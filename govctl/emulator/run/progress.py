@@ -242,6 +242,16 @@ class Tracker:
             self._touched(ex, now)
 
     def log_line(self, index: int, attempt: int, stream: Stream, line: str) -> None:
+        self._write(index, attempt, stream, line)
+
+    def _system_log(self, index: int, attempt: int, message: str) -> None:
+        """An ERROR entry in the job's system log, where Cloud Run reports a container that
+        could not start (e.g. an image it cannot pull)."""
+        self._write(index, attempt, "varlog/system", message, log_severity_pb2.ERROR)
+
+    def _write(
+        self, index: int, attempt: int, stream: str, line: str, severity: int | None = None
+    ) -> None:
         # A line that cannot become an entry, or that the logging service refuses (e.g. over
         # 256 KiB), is dropped: the reader thread must keep draining the task's pipes, or the
         # task would block.
@@ -257,25 +267,9 @@ class Tracker:
                 line=line,
                 now=self.svc.now(),
             )
-            self.svc.cloud.service("logging").write_entries([entry])
-
-    def _system_log(self, index: int, attempt: int, message: str) -> None:
-        """An ERROR entry in the job's system log, where Cloud Run reports a container that
-        could not start (e.g. an image it cannot pull)."""
-        with contextlib.suppress(Exception):
-            entry = task_log_entry(
-                project=self.job.project,
-                location=self.job.location,
-                job=self.job.job,
-                execution=self.ex_id,
-                task_index=index,
-                attempt=attempt,
-                stream="varlog/system",
-                line=message,
-                now=self.svc.now(),
-            )
-            entry.log_name = entry.log_name.replace("varlog/system", "varlog%2Fsystem")
-            entry.severity = log_severity_pb2.ERROR
+            if severity is not None:
+                entry.log_name = entry.log_name.replace("varlog/system", "varlog%2Fsystem")
+                entry.severity = severity
             self.svc.cloud.service("logging").write_entries([entry])
 
     def execution_finished(self, outcome: Outcome) -> None:
