@@ -38,6 +38,7 @@ import grpc
 import proto
 from google.api import annotations_pb2, http_pb2
 from google.protobuf import descriptor, descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import Message as PbMessage
 
 Kind = Literal["unary_unary", "unary_stream", "stream_unary", "stream_stream"]
 # A handler: ``fn(request, context)``; it returns the response (or yields them, for a stream).
@@ -270,10 +271,21 @@ def _add_file(file: descriptor.FileDescriptor) -> None:
     _POOL.Add(proto_file)
 
 
+def is_proto_plus(cls: type) -> bool:
+    return issubclass(cls, proto.Message)
+
+
+def pb_class(cls: type) -> type[PbMessage]:
+    """The raw protobuf class of a proto-plus or ``_pb2`` message class."""
+    given: Any = cls
+    found = given.pb() if is_proto_plus(cls) else given
+    if not (isinstance(found, type) and issubclass(found, PbMessage)):
+        raise TypeError(f"{cls!r} is not a protobuf message class")
+    return found
+
+
 def _message_descriptor(cls: type) -> descriptor.Descriptor:
-    if issubclass(cls, proto.Message):
-        return cls.pb().DESCRIPTOR  # type: ignore[no-any-return]
-    return cls.DESCRIPTOR  # type: ignore[attr-defined,no-any-return]
+    return pb_class(cls).DESCRIPTOR
 
 
 def _synthesize(

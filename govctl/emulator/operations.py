@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.longrunning import operations_pb2
+from google.longrunning.operations_pb2 import Operation
 from google.protobuf import empty_pb2
 from google.rpc import status_pb2
 
@@ -32,7 +33,6 @@ from govctl.emulator.store import copy
 if TYPE_CHECKING:
     from govctl.emulator.cloud import Service
 
-Operation = operations_pb2.Operation
 # WaitOperation without a timeout returns after this long, as a server may (AIP-151).
 DEFAULT_WAIT = 60.0
 

@@ -25,7 +25,7 @@ from google.api import http_pb2
 from google.protobuf import descriptor
 from google.protobuf.message import Message as PbMessage
 
-from govctl.emulator.apis import Api, Bound, Handler, Kind, MethodSpec
+from govctl.emulator.apis import Api, Bound, Handler, Kind, MethodSpec, is_proto_plus, pb_class
 from govctl.emulator.rpc import RpcError
 
 
@@ -73,41 +73,35 @@ class Endpoint:
 
     def request_pb_class(self) -> type[PbMessage]:
         """The raw protobuf class of the request (what JSON or bytes parse into)."""
-        return _pb_class(self.request)
+        return pb_class(self.request)
 
     def request_from_pb(self, pb: PbMessage) -> Any:
         """A parsed raw request as ``handler`` takes it."""
-        if issubclass(self.request, proto.Message):
-            return self.request.wrap(pb)
-        return pb
+        wrapper: Any = self.request
+        return wrapper.wrap(pb) if is_proto_plus(wrapper) else pb
 
     def response_pb(self, response: Any) -> PbMessage:
         """A handler's response as its raw protobuf message."""
-        if isinstance(response, proto.Message):
-            return type(response).pb(response)  # type: ignore[no-any-return]
-        if not isinstance(response, PbMessage):
+        raw: Any = type(response).pb(response) if isinstance(response, proto.Message) else response
+        if not isinstance(raw, PbMessage):
             raise TypeError(f"{self.path} returned {type(response).__name__}")
-        return response
+        return raw
 
     def grpc_handler(self) -> grpc.RpcMethodHandler:
-        pb_class = self.request_pb_class()
-        if issubclass(self.request, proto.Message):
-            wrapper = self.request
+        parse = self.request_pb_class().FromString
 
-            def deserialize(data: bytes) -> Any:
-                return wrapper.wrap(pb_class.FromString(data))
-        else:
-            deserialize = pb_class.FromString
+        def deserialize(data: bytes) -> Any:
+            return self.request_from_pb(parse(data))
 
         def serialize(response: Any) -> bytes:
-            return self.response_pb(response).SerializeToString()
+            data: bytes = self.response_pb(response).SerializeToString()
+            return data
 
         make, guarded = _GRPC[self.kind]
-        return make(  # type: ignore[no-any-return]
-            guarded(self.handler),
-            request_deserializer=deserialize,
-            response_serializer=serialize,
+        handler: grpc.RpcMethodHandler = make(
+            guarded(self.handler), request_deserializer=deserialize, response_serializer=serialize
         )
+        return handler
 
 
 @dataclass(frozen=True)
@@ -169,18 +163,10 @@ def _served(table: Bound, extra: Mapping[str, list[http_pb2.HttpRule]]) -> Serve
     methods = {}
     for name, handler in table.handlers.items():
         spec = api.methods[name]
-        request = _pb_class(spec.request) if table.raw else spec.request
+        request = pb_class(spec.request) if table.raw else spec.request
         more = tuple(extra.get(f"{api.full_name}.{name}", ()))
         methods[name] = Endpoint(api.full_name, spec, request, handler, more)
     return ServedApi(api.full_name, api.descriptor, methods)
-
-
-def _pb_class(cls: type) -> type[PbMessage]:
-    if issubclass(cls, proto.Message):
-        return cls.pb()  # type: ignore[no-any-return]
-    if not issubclass(cls, PbMessage):
-        raise TypeError(f"{cls!r} is not a protobuf message class")
-    return cls
 
 
 # RpcError → gRPC status ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ more key in the service's ``dump`` / ``load``.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar, cast
 
 import proto
 from google.protobuf import field_mask_pb2
@@ -30,22 +30,31 @@ from google.protobuf.message import Message as PbMessage
 from govctl.emulator.rpc import RpcError, aborted, already_exists, invalid_argument, not_found
 from govctl.emulator.state import from_jsonable, to_jsonable
 
-M = TypeVar("M")
+M = TypeVar("M")  # the stored message (raw protobuf, or proto-plus when raw=False)
+W = TypeVar("W")  # its proto-plus class, which handlers answer with
 P = TypeVar("P", bound=PbMessage)
+T = TypeVar("T")
 
 
 def copy(msg: P) -> P:
     """A copy of a raw protobuf message."""
-    out = type(msg)()
+    out: P = type(msg)()
     out.CopyFrom(msg)
     return out
 
 
-def clone(msg: Any) -> Any:
+def clone(msg: T) -> T:
     """A copy of a proto-plus or raw protobuf message."""
-    if isinstance(msg, proto.Message):
-        return type(msg).wrap(copy(type(msg).pb(msg)))
-    return copy(msg)
+    given: Any = msg
+    if isinstance(given, proto.Message):
+        return cast(T, type(given).wrap(copy(type(given).pb(given))))
+    return cast(T, copy(given))
+
+
+def wrap(cls: type[T], pb: Any) -> T:
+    """``pb`` in its proto-plus class ``cls`` (no copy)."""
+    wrapper: Any = cls
+    return cast(T, wrapper.wrap(pb))
 
 
 def _by_name(msg: Any) -> str:
@@ -60,7 +69,7 @@ def _error(
     return how
 
 
-class Store(Generic[M]):
+class Store(Generic[M, W]):
     """Resources of one kind by key (the resource name unless ``key`` says otherwise).
 
     ``message`` is the proto-plus class of the resource; ``raw=True`` (the default) stores the
@@ -72,14 +81,14 @@ class Store(Generic[M]):
 
     def __init__(
         self,
-        message: Any,
+        message: type[W],
         *,
         raw: bool = True,
         missing: str | Callable[[str], RpcError] = "{name} not found.",
         exists: str | Callable[[str], RpcError] = "{name} already exists.",
         key: Callable[[M], str] = _by_name,
     ) -> None:
-        self.message = message
+        self.message: Any = message
         self.raw = raw
         self.items: dict[str, M] = {}
         self._missing = _error(missing, not_found)
@@ -134,15 +143,14 @@ class Store(Generic[M]):
         """The resources whose key starts with ``prefix``, by key (not copies)."""
         return [r for k, r in sorted(self.items.items()) if k.startswith(prefix)]
 
-    def copies(self, prefix: str) -> list[Any]:
+    def copies(self, prefix: str) -> list[W]:
         """Copies (:meth:`out`) of the resources under ``prefix``, by key: a List's items."""
         return [self.out(r) for r in self.under(prefix)]
 
-    def out(self, resource: M) -> Any:
+    def out(self, resource: M) -> W:
         """A proto-plus copy of a stored resource, to answer with."""
-        if self.raw:
-            return self.message.wrap(copy(resource))  # type: ignore[type-var]
-        return clone(resource)
+        stored: Any = resource
+        return cast(W, self.message.wrap(copy(stored)) if self.raw else clone(stored))
 
     def new(self) -> Any:
         """An empty message of the stored kind."""

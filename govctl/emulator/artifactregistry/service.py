@@ -64,13 +64,13 @@ class ArtifactRegistryService(Service):
 
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._repos: Store[Any] = Store(
+        self._repos: Store[Any, ar.Repository] = Store(
             ar.Repository,
             missing="Requested entity was not found: repository {name}.",
             exists="the repository already exists: {name}",
         )
         # by image name: REPOSITORY/dockerImages/PACKAGE@sha256:DIGEST
-        self._images: Store[Any] = Store(
+        self._images: Store[Any, ar.DockerImage] = Store(
             ar.DockerImage,
             missing="Requested entity was not found: image {name}.",
         )

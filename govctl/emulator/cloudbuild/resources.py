@@ -18,6 +18,7 @@ from typing import Any
 from google.cloud.devtools import cloudbuild_v1 as cb
 from google.rpc import code_pb2
 
+from govctl.emulator import store
 from govctl.emulator.cloud import Cloud, Service
 from govctl.emulator.cloudbuild import engine
 from govctl.emulator.operations import Operations
@@ -53,7 +54,7 @@ def op_name(project: str, build_id: str) -> str:
 
 
 def wrap(build: Any) -> cb.Build:
-    return cb.Build.wrap(copy(build))
+    return store.wrap(cb.Build, copy(build))
 
 
 def _build_id(build: Any) -> str:
@@ -63,8 +64,8 @@ def _build_id(build: Any) -> str:
 class CloudBuildResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._builds: Store[Any] = Store(cb.Build, key=_build_id)  # by build id
-        self.operations = Operations(
+        self._builds: Store[Any, cb.Build] = Store(cb.Build, key=_build_id)  # by build id
+        self.operations: Operations = Operations(
             self,
             claims=lambda name: name.startswith(OP_PREFIX),
             claims_list=lambda name: name.startswith(OP_PREFIX.rstrip("/")),

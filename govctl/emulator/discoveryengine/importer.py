@@ -151,7 +151,10 @@ class Importer(DiscoveryEngineResources):
     def _meta(self, op_name: str) -> de.ImportDocumentsMetadata:
         with self.lock:
             op = self.operations.require(op_name)
-            return de.ImportDocumentsMetadata.deserialize(op.metadata.value)
+            meta: de.ImportDocumentsMetadata = de.ImportDocumentsMetadata.deserialize(
+                op.metadata.value
+            )
+            return meta
 
     def _storage(self, path: str) -> bytes:
         base = self.cloud.storage_url

@@ -42,14 +42,14 @@ _STORE_FORM = "projects/P/locations/L/collections/C/dataStores/D"
 class DiscoveryEngineResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._stores: Store[Any] = Store(
+        self._stores: Store[Any, de.DataStore] = Store(
             de.DataStore,
             missing="DataStore {name} not found.",
             exists="DataStore {name} already exists.",
         )
         self._docs: dict[str, dict[str, Any]] = {}  # data store name -> id -> raw Document pb
         self._texts: dict[str, dict[str, str]] = {}  # data store name -> id -> indexed text
-        self.operations = Operations(self, claims=lambda name: "/collections/" in name)
+        self.operations: Operations = Operations(self, claims=lambda name: "/collections/" in name)
         self._cond = self.operations.cond
         self._stopping = self.operations.stopping
 

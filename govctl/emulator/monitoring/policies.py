@@ -20,6 +20,7 @@ from govctl.emulator.monitoring.resources import (
     check_labels,
     duration,
     new_id,
+    project_of,
 )
 from govctl.emulator.rpc import invalid_argument, not_found
 from govctl.emulator.store import copy, masked_update
@@ -58,22 +59,17 @@ class AlertPoliciesRpcs(MonitoringResources):
         if len(policy.conditions) > 1 and policy.combiner == Combiner.COMBINE_UNSPECIFIED:
             raise invalid_argument("A combiner is required for a policy with several conditions.")
         check_labels(policy.user_labels, "user_labels")
-        has_log = False
-        for cond in policy.conditions:
-            has_log = self._check_condition(cond) or has_log
-        if has_log:
+        kinds = [self._check_condition(cond) for cond in policy.conditions]
+        if "condition_matched_log" in kinds:
             _check_log_policy(policy)
         for channel in policy.notification_channels:
             m = CHANNEL_RE.fullmatch(channel)
             if not m or m.group(1) != project or channel not in self.channels:
                 raise not_found(f"Notification channel {channel} does not exist.")
-        if policy.documentation.content and not policy.documentation.mime_type:
-            policy.documentation.mime_type = "text/markdown"
-        if policy.documentation.mime_type not in ("", "text/markdown"):
-            raise invalid_argument('documentation.mime_type must be "text/markdown".')
+        _check_documentation(policy.documentation)
 
-    def _check_condition(self, cond: Any) -> bool:
-        """Check one condition; whether it is a log-match condition."""
+    def _check_condition(self, cond: Any) -> str:
+        """Check one condition; its kind."""
         kind = cond.WhichOneof("condition")
         if kind == "condition_threshold":
             conditions.parse_filter(cond.condition_threshold.filter)
@@ -88,7 +84,7 @@ class AlertPoliciesRpcs(MonitoringResources):
                 f"The emulator supports metric-threshold, metric-absence and log-match "
                 f"conditions, not {kind or 'an empty condition'}."
             )
-        return kind == "condition_matched_log"
+        return str(kind)
 
     # alert policies -------------------------------------------------------------------------
     def _name_conditions(self, policy: Any, keep: dict[str, Any]) -> None:
@@ -132,8 +128,7 @@ class AlertPoliciesRpcs(MonitoringResources):
                 updated.creation_record.CopyFrom(current.creation_record)
                 if not updated.HasField("enabled"):
                     updated.enabled.value = True
-            project = self.policy_kind.pattern.fullmatch(src.name).group(1)  # type: ignore[union-attr]
-            self._check_policy(updated, project)
+            self._check_policy(updated, project_of(src.name.split("/alertPolicies/")[0]))
             self._name_conditions(updated, {c.name: c for c in current.conditions})
             self.record(updated, "mutation_record")
             self.policies.put(updated)
@@ -160,6 +155,13 @@ def _check_absent(absent: Any) -> None:
             "condition_absent.duration must be a whole number of minutes from 120s "
             f"to {int(MAX_ABSENCE.total_seconds())}s, got {int(d.total_seconds())}s."
         )
+
+
+def _check_documentation(documentation: Any) -> None:
+    if documentation.content and not documentation.mime_type:
+        documentation.mime_type = "text/markdown"
+    if documentation.mime_type not in ("", "text/markdown"):
+        raise invalid_argument('documentation.mime_type must be "text/markdown".')
 
 
 def _check_log_policy(policy: Any) -> None:

@@ -82,7 +82,7 @@ class Kind:
     def __init__(self, message: Any, collection: str, noun: str) -> None:
         self.collection = collection  # "alertPolicies"
         self.pattern = re.compile(rf"projects/([^/]+)/{collection}/([^/]+)")
-        self.store: Store[Any] = Store(message, missing=f"{noun} {{name}} does not exist.")
+        self.store: Store[Any, Any] = Store(message, missing=f"{noun} {{name}} does not exist.")
 
     def require(self, name: str) -> Any:
         """The stored resource; INVALID_ARGUMENT for a malformed name, else NOT_FOUND."""

@@ -66,15 +66,15 @@ class RunResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
         # proto-plus messages: the Run modules work on them field by field
-        self.jobs: Store[run_v2.Job] = Store(
+        self.jobs: Store[run_v2.Job, run_v2.Job] = Store(
             run_v2.Job, raw=False, missing=_job_missing, exists=_job_exists
         )
-        self.executions: Store[run_v2.Execution] = Store(
+        self.executions: Store[run_v2.Execution, run_v2.Execution] = Store(
             run_v2.Execution,
             raw=False,
             missing="Execution {name} does not exist.",
         )
-        self.tasks: Store[run_v2.Task] = Store(
+        self.tasks: Store[run_v2.Task, run_v2.Task] = Store(
             run_v2.Task, raw=False, missing="Task {name} does not exist."
         )
         self.policies = JobPolicies(self)

@@ -165,7 +165,7 @@ class SchedulerService(Service):
 
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._jobs: Store[Any] = Store(
+        self._jobs: Store[Any, scheduler_v1.Job] = Store(
             scheduler_v1.Job,
             missing="Job not found: {name}.",
             exists="Job {name} already exists.",

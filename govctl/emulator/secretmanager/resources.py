@@ -61,7 +61,7 @@ def _version_name(name: str) -> tuple[str, str]:
 class SecretResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self.secrets: Store[Any] = Store(
+        self.secrets: Store[Any, sm.Secret] = Store(
             sm.Secret,
             missing="Secret [{name}] not found or has no versions.",
             exists="Secret [{name}] already exists.",

@@ -19,13 +19,13 @@ from govctl.emulator.secretmanager.resources import (
     crc32c,
     new_etag,
 )
-from govctl.emulator.store import check_etag, copy
+from govctl.emulator.store import check_etag, copy, wrap
 
 VersionPb: Any = sm.SecretVersion.pb()
 
 
 def _out(pb: Any) -> sm.SecretVersion:
-    return sm.SecretVersion.wrap(copy(pb))
+    return wrap(sm.SecretVersion, copy(pb))
 
 
 MAX_PAYLOAD = 64 * 1024  # Secret Manager's payload limit (64 KiB)
