@@ -2,8 +2,11 @@
 
 Each emulated API is a :class:`Service`. Services reach each other only through the
 :class:`Cloud` they are given (``cloud.service("run")``), never by importing each other's
-modules, so every one can be built and tested on its own. Plain helper modules are shared:
-``rpc``, ``state`` and ``iam.policy`` (the IAM policy protocol, also used by Run jobs).
+modules, so every one can be built and tested on its own. Plain helper modules are shared, one
+implementation each: ``apis`` (the API a service serves, read from Google's client library) and
+``registry`` (every served RPC, for gRPC and other transports), ``store`` (resources by name,
+update masks, etags, the state file), ``rpc`` (errors, paging), ``operations`` (long-running
+operations) and ``iam.policy`` (Get/Set/TestIamPermissions on any resource).
 
 Cross-service contracts (keep them stable):
 
