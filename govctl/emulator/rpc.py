@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -46,6 +47,15 @@ failed_precondition = _status(grpc.StatusCode.FAILED_PRECONDITION)
 aborted = _status(grpc.StatusCode.ABORTED)
 permission_denied = _status(grpc.StatusCode.PERMISSION_DENIED)
 unavailable = _status(grpc.StatusCode.UNAVAILABLE)
+
+
+def matched(pattern: re.Pattern[str], value: str, message: str) -> re.Match[str]:
+    """``value`` matched whole against a resource-name ``pattern``, or INVALID_ARGUMENT with
+    ``message`` (which names the value and the expected form)."""
+    m = pattern.fullmatch(value)
+    if not m:
+        raise invalid_argument(message)
+    return m
 
 
 def pack(msg: Any) -> any_pb2.Any:

@@ -21,7 +21,7 @@ from google.protobuf import empty_pb2
 from govctl.emulator import rpc
 from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import Paging, invalid_argument, not_found, paged, refuse_filter
+from govctl.emulator.rpc import Paging, invalid_argument, matched, not_found, paged, refuse_filter
 from govctl.emulator.store import Store
 
 DockerImagePb: Any = ar.DockerImage.pb()
@@ -41,22 +41,13 @@ _PAGING = Paging(default=1000, maximum=1000)
 
 
 def _check_parent(parent: str) -> re.Match[str]:
-    m = _PARENT_RE.fullmatch(parent)
-    if not m:
-        raise invalid_argument(
-            f'Invalid parent {parent!r}: expected "projects/<PROJECT>/locations/<LOCATION>".'
-        )
-    return m
+    form = "projects/<PROJECT>/locations/<LOCATION>"
+    return matched(_PARENT_RE, parent, f'Invalid parent {parent!r}: expected "{form}".')
 
 
 def _check_repo_name(name: str) -> re.Match[str]:
-    m = _REPO_RE.fullmatch(name)
-    if not m:
-        raise invalid_argument(
-            f"Invalid repository name {name!r}: expected "
-            '"projects/<PROJECT>/locations/<LOCATION>/repositories/<REPOSITORY>".'
-        )
-    return m
+    form = "projects/<PROJECT>/locations/<LOCATION>/repositories/<REPOSITORY>"
+    return matched(_REPO_RE, name, f'Invalid repository name {name!r}: expected "{form}".')
 
 
 class ArtifactRegistryService(Service):

@@ -15,7 +15,7 @@ from google.cloud import billing_v1
 
 from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
-from govctl.emulator.rpc import invalid_argument
+from govctl.emulator.rpc import invalid_argument, matched
 
 DEFAULT_ACCOUNT = "billingAccounts/012345-6789AB-CDEF01"
 _ACCOUNT_RE = re.compile(r"billingAccounts/[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}")
@@ -42,9 +42,7 @@ class ProjectBillingService(Service):
         ]
 
     def _project(self, name: str) -> str:
-        m = _NAME_RE.fullmatch(name)
-        if not m:
-            raise invalid_argument(f"invalid project name {name!r}: want projects/PROJECT_ID")
+        m = matched(_NAME_RE, name, f"invalid project name {name!r}: want projects/PROJECT_ID")
         # The IAM service owns projects: it validates the id and maps a number to its id.
         iam = self.cloud.service("iam")
         with iam.lock:

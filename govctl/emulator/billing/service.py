@@ -19,7 +19,7 @@ from google.type import money_pb2
 
 from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import Paging, invalid_argument, not_found
+from govctl.emulator.rpc import Paging, invalid_argument, matched, not_found
 
 _SERVICE_RE = re.compile(r"services/([0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4})")
 CURRENCY = "USD"
@@ -114,12 +114,12 @@ class BillingService(Service):
         return _PAGING.respond(billing_v1.ListServicesResponse, "services", self._services, request)
 
     def list_skus(self, request: billing_v1.ListSkusRequest, context: Any) -> Any:
-        m = _SERVICE_RE.fullmatch(request.parent)
-        if not m:
-            raise invalid_argument(
-                f"invalid parent {request.parent!r}: want services/SERVICE_ID (e.g. "
-                "services/152E-C115-5142)"
-            )
+        m = matched(
+            _SERVICE_RE,
+            request.parent,
+            f"invalid parent {request.parent!r}: want services/SERVICE_ID (e.g. "
+            "services/152E-C115-5142)",
+        )
         if m.group(1) not in self._skus:
             raise not_found(f"Service {request.parent} not found.")
         if request.currency_code and request.currency_code.upper() != CURRENCY:

@@ -12,7 +12,7 @@ from google.cloud.devtools import cloudbuild_v1 as cb
 from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloudbuild.builder import Builder
 from govctl.emulator.cloudbuild.resources import TERMINAL, Status, op_name, wrap
-from govctl.emulator.rpc import invalid_argument, paged, refuse_filter
+from govctl.emulator.rpc import invalid_argument, matched, paged, refuse_filter
 
 _PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
 
@@ -20,11 +20,8 @@ _PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
 def _where(parent: str, project_id: str) -> tuple[str, str]:
     """(project, location) of a request that names either a parent or a project id."""
     if parent:
-        m = _PARENT_RE.fullmatch(parent)
-        if not m:
-            raise invalid_argument(
-                f'Invalid parent {parent!r}: expected "projects/<PROJECT>/locations/<LOCATION>".'
-            )
+        form = "projects/<PROJECT>/locations/<LOCATION>"
+        m = matched(_PARENT_RE, parent, f'Invalid parent {parent!r}: expected "{form}".')
         if project_id and project_id != m.group(1):
             raise invalid_argument(f"project_id {project_id!r} does not match parent {parent!r}.")
         return m.group(1), m.group(2)

@@ -18,7 +18,7 @@ from google.cloud import discoveryengine_v1 as de
 
 from govctl.emulator.cloud import Cloud, Service
 from govctl.emulator.operations import Operations
-from govctl.emulator.rpc import invalid_argument, not_found
+from govctl.emulator.rpc import matched, not_found
 from govctl.emulator.store import Store
 
 COLLECTION_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)/collections/([^/]+)")
@@ -30,10 +30,7 @@ SERVING_RE = re.compile(STORE_RE.pattern + r"/servingConfigs/([^/]+)")
 
 def parse(pattern: re.Pattern[str], name: str, what: str, form: str) -> re.Match[str]:
     """``name`` matched against ``pattern``, or INVALID_ARGUMENT naming the expected ``form``."""
-    m = pattern.fullmatch(name)
-    if not m:
-        raise invalid_argument(f'Invalid {what} {name!r}: expected "{form}".')
-    return m
+    return matched(pattern, name, f'Invalid {what} {name!r}: expected "{form}".')
 
 
 _STORE_FORM = "projects/P/locations/L/collections/C/dataStores/D"

@@ -11,7 +11,7 @@ from google.protobuf import struct_pb2
 from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.discoveryengine import text
 from govctl.emulator.discoveryengine.resources import SERVING_RE, DiscoveryEngineResources
-from govctl.emulator.rpc import invalid_argument
+from govctl.emulator.rpc import invalid_argument, matched
 
 SEARCH_DEFAULT_SIZE, SEARCH_MAX_SIZE = 50, 100
 
@@ -22,12 +22,12 @@ class SearchRpcs(DiscoveryEngineResources):
         return api.bind({"Search": self.search})
 
     def search(self, request: de.SearchRequest, context: Any) -> Any:
-        m = SERVING_RE.fullmatch(request.serving_config)
-        if not m:
-            raise invalid_argument(
-                f"Invalid serving_config {request.serving_config!r}: the emulator serves "
-                '"projects/P/locations/L/collections/C/dataStores/D/servingConfigs/S".'
-            )
+        form = "projects/P/locations/L/collections/C/dataStores/D/servingConfigs/S"
+        matched(
+            SERVING_RE,
+            request.serving_config,
+            f'Invalid serving_config {request.serving_config!r}: the emulator serves "{form}".',
+        )
         if request.page_size < 0 or request.offset < 0:
             raise invalid_argument("page_size and offset must not be negative.")
         if request.filter:

@@ -23,7 +23,7 @@ from google.rpc import status_pb2
 from govctl.emulator import rpc
 from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import Paging, invalid_argument
+from govctl.emulator.rpc import Paging, invalid_argument, matched
 from govctl.emulator.scheduler import targets
 from govctl.emulator.store import Store, copy, masked_update
 from govctl.emulator.ticker import Ticker
@@ -192,10 +192,7 @@ class SchedulerService(Service):
 
     @staticmethod
     def _name(name: str) -> re.Match[str]:
-        m = _NAME_RE.fullmatch(name)
-        if not m:
-            raise invalid_argument(_NAME_FORMAT)
-        return m
+        return matched(_NAME_RE, name, _NAME_FORMAT)
 
     def _get(self, name: str) -> Any:
         self._name(name)
