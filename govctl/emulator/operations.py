@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import grpc
 from google.longrunning import operations_pb2
@@ -30,11 +30,16 @@ from govctl.emulator.rpc import invalid_argument, not_found, pack
 from govctl.emulator.state import from_jsonable, to_jsonable
 from govctl.emulator.store import copy
 
-if TYPE_CHECKING:
-    from govctl.emulator.cloud import Service
-
 # WaitOperation without a timeout returns after this long, as a server may (AIP-151).
 DEFAULT_WAIT = 60.0
+
+
+class Owner(Protocol):
+    """What a store needs of its service (a :class:`govctl.emulator.cloud.Service`)."""
+
+    lock: threading.RLock
+
+    def changed(self) -> None: ...
 
 
 class Operations:
@@ -49,7 +54,7 @@ class Operations:
 
     def __init__(
         self,
-        service: Service,
+        service: Owner,
         *,
         claims: Callable[[str], bool] | None = None,
         claims_list: Callable[[str], bool] | None = None,

@@ -9,22 +9,19 @@ store takes every operation name no other service claims.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from google.longrunning import operations_pb2
 
-from govctl.emulator.operations import Operations
+from govctl.emulator.operations import Operations, Owner
 from govctl.emulator.rpc import invalid_argument
 from govctl.emulator.run import names
-
-if TYPE_CHECKING:
-    from govctl.emulator.cloud import Service
 
 
 class RunOperations(Operations):
     """Operations named under a location, listed with the ``done`` filter Cloud Run offers."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Owner) -> None:
         super().__init__(service, check_name=names.check_operation, listing=self._listing)
 
     def start(

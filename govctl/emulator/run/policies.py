@@ -6,7 +6,7 @@ The protocol (etags, versions, the three RPCs) is :class:`govctl.emulator.iam.po
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from google.iam.v1 import policy_pb2
@@ -16,7 +16,7 @@ from govctl.emulator.rpc import invalid_argument
 from govctl.emulator.run import names
 
 if TYPE_CHECKING:
-    from govctl.emulator.run.resources import RunResources
+    from govctl.emulator.cloud import Service
 
 _ROLE = re.compile(r"^(roles/[A-Za-z0-9_.]+|(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+)$")
 _MEMBER_PREFIXES = (
@@ -37,15 +37,15 @@ class JobPolicies(IamPolicies):
 
     permission_prefix = "run."
 
-    def __init__(self, service: RunResources) -> None:
+    def __init__(self, service: Service, require_job: Callable[[str], object]) -> None:
         super().__init__(service)
-        self.run = service
+        self._require_job = require_job
 
     def check_name(self, resource: str) -> None:
         names.parse_job(resource, "resource")
 
     def check_exists(self, resource: str) -> None:
-        self.run.require_job(resource)
+        self._require_job(resource)
 
     def bindings(self, bindings: Sequence[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
         for i, binding in enumerate(bindings):

@@ -77,7 +77,7 @@ class RunResources(Service):
         self.tasks: Store[run_v2.Task, run_v2.Task] = Store(
             run_v2.Task, raw=False, missing="Task {name} does not exist."
         )
-        self.policies = JobPolicies(self)
+        self.policies = JobPolicies(self, self.require_job)
         self.operations: RunOperations = RunOperations(self)
         # execution name -> operations finished with it: (operation name, "run" | "cancel")
         self.execution_ops: dict[str, list[tuple[str, str]]] = {}

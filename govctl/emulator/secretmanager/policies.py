@@ -5,7 +5,7 @@ The protocol (etags, versions, the three RPCs) is :class:`govctl.emulator.iam.po
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from google.iam.v1 import policy_pb2
@@ -15,7 +15,7 @@ from govctl.emulator.iam.policy import IamPolicies
 from govctl.emulator.rpc import invalid_argument
 
 if TYPE_CHECKING:
-    from govctl.emulator.secretmanager.resources import SecretResources
+    from govctl.emulator.cloud import Service
 
 
 class SecretPolicies(IamPolicies):
@@ -23,12 +23,12 @@ class SecretPolicies(IamPolicies):
 
     permission_prefix = "secretmanager."
 
-    def __init__(self, service: SecretResources) -> None:
+    def __init__(self, service: Service, require_secret: Callable[[str], object]) -> None:
         super().__init__(service)
-        self.secrets = service
+        self._require_secret = require_secret
 
     def check_exists(self, resource: str) -> None:
-        self.secrets.require_secret(resource)
+        self._require_secret(resource)
 
     def bindings(self, bindings: Sequence[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
         for i, binding in enumerate(bindings):

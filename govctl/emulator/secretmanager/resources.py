@@ -68,7 +68,7 @@ class SecretResources(Service):
         )
         self.versions: dict[str, list[Any]] = {}  # secret name -> versions, oldest first
         self.payloads: dict[str, bytes] = {}  # version name -> data (gone once destroyed)
-        self.policies = SecretPolicies(self)
+        self.policies = SecretPolicies(self, self.require_secret)
 
     def require_secret(self, name: str) -> Any:
         return self.secrets.require(_secret_name(name))
