@@ -17,10 +17,10 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from govctl.services.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, Plan, shown
-
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from govctl.services.plan import Change, Plan
 
 T = TypeVar("T")
 
@@ -183,6 +183,8 @@ def _plan_value(value: object) -> str:
 
 
 def _change_line(action: str, change: Change, width: int) -> str:
+    from govctl.services.plan import shown
+
     label = f"      {change.field:<{width}}  "
     new = _plan_value(shown(change.new)) + (f" ({change.note})" if change.note else "")
     if action == "create":
@@ -196,6 +198,8 @@ def plan(p: Plan) -> None:
     """A plan like `terraform plan`: ``+`` create, ``~`` update ``old → new``, ``-`` delete
     (with what goes), ``=`` unchanged; then its notes, and the counts."""
     from rich.text import Text
+
+    from govctl.services.plan import CREATE, DELETE, UNCHANGED, UPDATE
 
     c = console()
     out(f"Plan for project {p.project}, {p.region}")

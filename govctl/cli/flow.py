@@ -28,14 +28,16 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
 
 import typer
 
 from govctl import render
 from govctl.cli.options import confirm
 from govctl.errors import UsageError
-from govctl.services.plan import Applied, Planned
+
+if TYPE_CHECKING:
+    from govctl.services.plan import Applied, Planned
 
 EXIT_CHANGES = 3  # --dry-run --exit-code: there is something to apply
 
@@ -47,7 +49,7 @@ ExitCode = Annotated[
     ),
 ]
 
-P = TypeVar("P", bound=Planned)
+P = TypeVar("P", bound="Planned")
 
 
 @dataclass(frozen=True)

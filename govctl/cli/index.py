@@ -10,9 +10,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from govctl import render, validate
-from govctl.cli.options import Json, Project, settings, whole
+from govctl.cli.options import Json, Project, settings
 from govctl.errors import GovctlError
-from govctl.services.index import MAX_RESULTS
 
 if TYPE_CHECKING:
     from govctl.services.index import ImportRun, IndexStatus
@@ -151,6 +150,13 @@ def _raise_if_failed(run: ImportRun) -> None:
         )
 
 
+def _results(text: str) -> int:
+    """-n of search: 1 to the API's page limit (the service's MAX_RESULTS)."""
+    from govctl.services.index import MAX_RESULTS
+
+    return validate.integer(text, "-n", 1, MAX_RESULTS)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Words to look for.", show_default=False)],
@@ -162,7 +168,7 @@ def search(
             "--limit",
             metavar="N",
             help="How many results (1-100).",
-            parser=whole("-n", 1, MAX_RESULTS),
+            parser=_results,
         ),
     ] = 5,
     json: Json = False,
