@@ -91,7 +91,7 @@ class ServiceAccountsApi:
         self, request: iam_admin_v1.CreateServiceAccountRequest, context: Any
     ) -> Any:
         account_id = request.account_id
-        if not 6 <= len(account_id) <= 30 or not ACCOUNT_ID_RE.match(account_id):
+        if not 6 <= len(account_id) <= 30 or not ACCOUNT_ID_RE.fullmatch(account_id):
             raise invalid_argument(
                 f"Invalid account_id {account_id!r}: it must be 6 to 30 characters and match "
                 "[a-z]([-a-z0-9]*[a-z0-9])"
@@ -173,7 +173,7 @@ class ServiceAccountsApi:
         """What the caller may do with the account. Service accounts keep no policy of their
         own here, so the answer comes from the project's policy (where roles such as
         roles/iam.serviceAccountUser are usually granted)."""
-        bad = [p for p in request.permissions if not roles.PERMISSION_RE.match(p)]
+        bad = [p for p in request.permissions if not roles.PERMISSION_RE.fullmatch(p)]
         if bad:
             raise invalid_argument(f"Permission {bad[0]} is not valid.")
         with self.svc.lock:

@@ -40,12 +40,13 @@ def checked_update(current: policy_pb2.Policy, new: policy_pb2.Policy) -> policy
     if new.version not in (0, 1, 3):
         raise invalid_argument(f"Invalid policy version {new.version}: must be 1 or 3")
     for i, binding in enumerate(new.bindings):
-        if not _ROLE.match(binding.role):
+        if not _ROLE.fullmatch(binding.role):
             raise invalid_argument(f"bindings[{i}].role: invalid role {binding.role!r}")
         if not binding.members:
             raise invalid_argument(f"bindings[{i}]: a binding needs at least one member")
         for member in binding.members:
-            if member not in _MEMBER_WORDS and not member.startswith(_MEMBER_PREFIXES):
+            known = member in _MEMBER_WORDS or member.startswith(_MEMBER_PREFIXES)
+            if not known or any(c.isspace() for c in member):
                 raise invalid_argument(f"bindings[{i}]: invalid member {member!r}")
     version = iam_policy.stored_version(new.bindings)
     if version == 3 and new.version != 3:
