@@ -104,19 +104,24 @@ class Emulator(Server):
 
     @property
     def client_host(self) -> str:
-        """The address a client on this machine dials (127.0.0.1 for a 0.0.0.0 bind)."""
-        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        """The address a client on this machine dials (the loopback of a wildcard bind)."""
+        return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
 
     @property
     def grpc_address(self) -> str:
-        return f"{self.client_host}:{self.port}"
+        return process.host_port(self.client_host, self.port)
 
     def env(self) -> dict[str, str]:
         """What clients need: ``GOVCTL_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``."""
         env = {"GOVCTL_EMULATOR_HOST": self.grpc_address}
         if self.storage is not None:
-            env["STORAGE_EMULATOR_HOST"] = f"http://{self.client_host}:{self.storage.port}"
+            env["STORAGE_EMULATOR_HOST"] = self.storage_url
         return env
+
+    @property
+    def storage_url(self) -> str:
+        assert self.storage is not None
+        return f"http://{process.host_port(self.client_host, self.storage.port)}"
 
     def service(self, key: str) -> Any:
         return self.cloud.service(key)
@@ -145,7 +150,7 @@ class Emulator(Server):
                 self.storage.start()
             except RuntimeError as err:
                 raise GovctlError(str(err)) from None
-            self.cloud.storage_url = f"http://{self.client_host}:{self.storage.port}"
+            self.cloud.storage_url = self.storage_url
         self.cloud.load()
         # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
         server = grpc.server(
@@ -154,7 +159,7 @@ class Emulator(Server):
         )
         for svc in self.cloud.services:
             server.add_generic_rpc_handlers(tuple(svc.handlers()))
-        address = f"{self.host}:{self.requested_port}"
+        address = process.host_port(self.host, self.requested_port)
         try:
             self.port = server.add_insecure_port(address)
         except RuntimeError:
@@ -195,11 +200,12 @@ def _check_port_free(host: str, port: int, flag: str) -> None:
     # fake-gcs-server would exit on a taken port, but another server answering there could
     # pass our readiness probe first: refuse up front. SO_REUSEADDR, as the server itself
     # sets: without it the previous run's TIME_WAIT connections fail the probe for a minute.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(process.socket_family(host), socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
             raise GovctlError(
-                f"cannot listen on {host}:{port} (in use?)", fix=f"pass {flag} 0 for a free port"
+                f"cannot listen on {process.host_port(host, port)} (in use?)",
+                fix=f"pass {flag} 0 for a free port",
             ) from None

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 from govctl.emulator.children import Children
 from govctl.emulator.lifecycle import Server
+from govctl.emulator.process import host_port, socket_family
 
 
 def object_path(bucket: str, name: str, generation: int = 0) -> str:
@@ -38,7 +39,7 @@ def binary_path() -> Path:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(socket_family(host), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
@@ -72,7 +73,7 @@ class FakeGcs(Server):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{host_port(self.host, self.port)}"
 
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.url}
@@ -81,9 +82,11 @@ class FakeGcs(Server):
         cmd = [
             str(binary_path()),
             "-scheme", "http",
-            "-host", self.host,
+            # fake-gcs-server joins host and port with a colon: an IPv6 address needs its
+            # brackets there ("-host ::1" fails with "too many colons in address").
+            "-host", f"[{self.host}]" if ":" in self.host else self.host,
             "-port", str(self.port),
-            "-public-host", f"{self.host}:{self.port}",
+            "-public-host", host_port(self.host, self.port),
             "-log-level", "warn",
         ]  # fmt: skip
         if self.data_dir is None:
