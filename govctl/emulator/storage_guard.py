@@ -9,9 +9,9 @@ https://cloud.google.com/storage/docs/naming-objects); the emulator cannot store
 
 The guard listens where clients connect (the storage port) and forwards every request to
 fake-gcs-server on a private loopback port. A request naming a bucket or object with a ``..``
-path segment — in its path, its query or the JSON of an upload, compose or copy (the first
-part of a multipart upload) — gets 400 in Cloud Storage's JSON error shape and never reaches
-fake-gcs-server.
+path segment — in its path, its query, the JSON of an upload, compose or copy (the first part
+of a multipart upload), a form upload's fields or any request of a batch — gets 400 in Cloud
+Storage's JSON error shape and never reaches fake-gcs-server.
 """
 
 from __future__ import annotations
@@ -53,32 +53,62 @@ def _json_names(data: Any) -> Iterator[str]:
             yield from _json_names(item)
 
 
-def _first_part(body: bytes, content_type: str) -> bytes:
-    """The first part of a ``multipart/related`` body: an upload's JSON metadata."""
-    boundary = next(
-        (p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")[1:]
-         if p.strip().lower().startswith("boundary=")),
-        "",
-    )  # fmt: skip
+def _param(header: str, key: str) -> str:
+    """A parameter of a header value: ``boundary`` of a Content-Type, ``filename`` of a
+    Content-Disposition ("" when absent)."""
+    for item in header.split(";")[1:]:
+        name, _, value = item.strip().partition("=")
+        if name.lower() == key:
+            return value.strip().strip('"')
+    return ""
+
+
+def _headers(block: bytes) -> dict[str, str]:
+    lines = block.decode("latin-1").split("\r\n")
+    pairs = (line.partition(":") for line in lines if ":" in line)
+    return {name.strip().lower(): value.strip() for name, _, value in pairs}
+
+
+def _parts(body: bytes, content_type: str) -> Iterator[tuple[dict[str, str], bytes]]:
+    """The parts of a multipart body: (headers, payload)."""
+    boundary = _param(content_type, "boundary")
     if not boundary:
-        return b""
-    delimiter = b"--" + boundary.encode()
-    start = body.find(delimiter)
-    if start < 0:
-        return b""
-    end = body.find(b"\r\n" + delimiter, start + len(delimiter))
-    part = body[start + len(delimiter) : end if end >= 0 else len(body)]
-    return part.partition(b"\r\n\r\n")[2]
+        return
+    for chunk in body.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            return  # the closing delimiter
+        head, _, payload = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        yield _headers(head), payload.removesuffix(b"\r\n")
+
+
+def _http_names(raw: bytes) -> Iterator[str]:
+    """The names of one request of a batch (``application/http``: request line, headers)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    request_line, _, rest = head.partition(b"\r\n")
+    words = request_line.decode("latin-1").split()
+    if len(words) >= 2:
+        yield from names(words[1], _headers(rest).get("content-type", ""), body)
 
 
 def _body_names(body: bytes, content_type: str) -> Iterator[str]:
+    """Where a body may name an object: an upload's or a compose's JSON (``name``), the first
+    part of a multipart upload, the fields of a form upload (``key``), a batch's requests."""
     kind = content_type.split(";")[0].strip().lower()
-    if kind.startswith("multipart/"):
-        body = _first_part(body, content_type)
-    elif kind != "application/json":
-        return
-    with contextlib.suppress(ValueError):
-        yield from _json_names(json.loads(body))
+    if kind == "application/json":
+        with contextlib.suppress(ValueError):
+            yield from _json_names(json.loads(body))
+    elif kind == "multipart/related":
+        for headers, payload in _parts(body, content_type):
+            yield from _body_names(payload, headers.get("content-type", "application/json"))
+            break  # the metadata; the rest is the object's own bytes
+    elif kind == "multipart/form-data":
+        for headers, payload in _parts(body, content_type):
+            if not _param(headers.get("content-disposition", ""), "filename"):
+                yield payload.decode("utf-8", "replace")
+    elif kind == "multipart/mixed":
+        for headers, payload in _parts(body, content_type):
+            if headers.get("content-type", "").lower().startswith("application/http"):
+                yield from _http_names(payload)
 
 
 def names(target: str, content_type: str, body: bytes) -> Iterator[str]:
@@ -91,7 +121,10 @@ def names(target: str, content_type: str, body: bytes) -> Iterator[str]:
 
 
 def refusal(target: str, content_type: str, body: bytes) -> str | None:
-    bad = next((n for n in names(target, content_type, body) if _escapes(n)), None)
+    try:
+        bad = next((n for n in names(target, content_type, body) if _escapes(n)), None)
+    except RecursionError:  # batches nested in batches, on purpose
+        return "The emulator refuses a request nested this deep."
     if bad is None:
         return None
     return (
