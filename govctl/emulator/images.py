@@ -4,7 +4,7 @@ Keys are ``fnmatch`` patterns matched against the whole image reference; the fir
 pattern that matches wins (``--map-image`` entries come before the defaults). An image no
 pattern matches runs the container's ``command`` + ``args`` from the job spec as given.
 
-By default the project's own ingestion image runs ``python -I -m ingestion`` with the
+By default the project's own ingestion image runs ``python -I -u -m ingestion`` with the
 interpreter govctl runs under, so the installed package is what executes (``-I``: nothing in
 the task's environment or working directory changes what it imports):
 
@@ -25,7 +25,8 @@ from govctl.errors import UsageError
 def ingestion_command() -> str:
     # -I (isolated): no PYTHON* variable, user site directory or working directory decides
     # what this interpreter imports; only the installed package runs (docs/emulator.md).
-    return f"{shlex.quote(sys.executable)} -I -m ingestion"
+    # -u: what PYTHONUNBUFFERED=1 did before -I made the interpreter ignore it (live logs).
+    return f"{shlex.quote(sys.executable)} -I -u -m ingestion"
 
 
 def default_image_map() -> dict[str, str]:

@@ -22,16 +22,20 @@ PROJECT = "demo-project"
 
 
 def _create_job(job_id: str) -> object:
-    return clients.jobs().create_job(parent=PARENT, job_id=job_id, job=job_spec()).result(
-        polling=FAST_POLL
+    return (
+        clients.jobs()
+        .create_job(parent=PARENT, job_id=job_id, job=job_spec())
+        .result(polling=FAST_POLL)
     )
 
 
 def _job_env(name: str) -> object:
     spec = job_spec()
     spec.template.template.containers[0].env = [run_v2.EnvVar(name=name, value="x")]
-    return clients.jobs().create_job(parent=PARENT, job_id="envjob", job=spec).result(
-        polling=FAST_POLL
+    return (
+        clients.jobs()
+        .create_job(parent=PARENT, job_id="envjob", job=spec)
+        .result(polling=FAST_POLL)
     )
 
 

@@ -1,7 +1,7 @@
 """What a task of a mapped image may take from its job: the emulator's trust model.
 
 A job whose image the image map names runs a command installed on this host (by default
-``python -I -m ingestion``, the installed package). Whoever reaches the emulator's port
+``python -I -u -m ingestion``, the installed package). Whoever reaches the emulator's port
 writes the job spec, so nothing in it may choose code or paths on this host
 (docs/emulator.md#trust-model):
 
