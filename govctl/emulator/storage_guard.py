@@ -136,6 +136,7 @@ def refusal(target: str, content_type: str, body: bytes) -> str | None:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _GuardServer
+    _backend: http.client.HTTPConnection | None = None  # this client's, kept alive
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # fake-gcs-server logs requests itself
@@ -159,10 +160,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, status: int, reason: str, headers: list[tuple[str, str]], data: bytes) -> None:
         self.send_response(status, reason)
+        length = str(len(data))
         for key, value in headers:
             if key.lower() not in _HOP:
                 self.send_header(key, value)
-        self.send_header("Content-Length", str(len(data)))
+            elif key.lower() == "content-length" and self.command == "HEAD":
+                length = value  # what a GET would send
+        self.send_header("Content-Length", length)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
@@ -208,7 +212,6 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers and body leave in separate writes: without this, Nagle's algorithm and the
         # client's delayed ACK hold every response back ~40 ms.
         self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._backend: http.client.HTTPConnection | None = None
 
     def finish(self) -> None:
         try:
