@@ -103,8 +103,10 @@ def sink_refusal(args: Sequence[str], env: Mapping[str, str], workdir: str) -> s
     The job's own parser decides what the sink is (abbreviated flags, ``--sink=``, the last
     one given, ``GCS_BUCKET_NAME``); arguments it refuses are left for the job to refuse.
     """
-    from ingestion.cli import UsageError, parse_options
-
+    try:
+        from ingestion.cli import UsageError, parse_options
+    except ImportError as err:  # then `python -m ingestion` could not start either
+        return f"The emulator cannot read the job's arguments: {err}; see {DOCS}."
     try:
         sink = parse_options(list(args), env).sink
     except UsageError:
