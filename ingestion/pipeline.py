@@ -250,7 +250,7 @@ class Pipeline:
         with self._record_lock:
             self._uploading += 1
         try:
-            outcome = self._upload(job, checkout.commit, digest)
+            outcome = self._upload(job, digest)
         except SinkError as exc:
             if self._upload_done():
                 self._upload_failed()
@@ -276,7 +276,7 @@ class Pipeline:
             repo=repo.key,
             why=job.why,
             action=outcome.action,
-            commit=checkout.commit or None,
+            commit=digest.commit or None,
             files=digest.files,
             size=outcome.size,
             capped=digest.capped or None,
@@ -322,7 +322,7 @@ class Pipeline:
             with self._inflight_lock:
                 self._inflight.discard(future)
 
-    def _upload(self, job: Job, commit: str, digest: DigestFile) -> _Outcome:
+    def _upload(self, job: Job, digest: DigestFile) -> _Outcome:
         repo = job.repo
         metadata = {
             "org": repo.owner,
@@ -330,10 +330,11 @@ class Pipeline:
             "url": repo.url,
             "pushedAt": repo.pushed_at,
             "processedAt": utc_now(),
-            "commit": commit,
+            "commit": digest.commit,
             "size": str(digest.size),
             "sha256": digest.sha256,
             "ingest_version": self.fingerprint,
+            **digest.metadata(),  # a capped digest says why and what it left out
         }
         if not self.force and job.stored.get("sha256") == digest.sha256:
             self.sink.put_metadata(repo.owner, repo.name, metadata)

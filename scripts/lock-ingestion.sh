@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
 # Regenerate ingestion/requirements.lock: the exact versions the job's image installs.
 #
-# The inputs are what ingestion/ imports (gitingest, google-cloud-storage, pathspec, pebble,
-# urllib3, loguru), each pinned; pip resolves them against PyPI (--isolated: no local index,
+# The inputs are what ingestion/ imports (google-cloud-storage, pathspec, pebble, urllib3),
+# each pinned; pip resolves them against PyPI (--isolated: no local index,
 # no constraints) and every package of the resolution, transitive ones included, is written
 # as name==version. Edit the pins below (and pyproject.toml's where the digest fingerprint
-# depends on them: gitingest, pathspec), then run this and commit the lock.
+# depends on it: pathspec), then run this and commit the lock.
 #
 # Usage: scripts/lock-ingestion.sh [PYTHON]   (default .venv/bin/python; pip >= 23 needed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${1:-.venv/bin/python}"
 INPUTS=(
-  gitingest==0.3.1
   google-cloud-storage==3.17.1
-  loguru==0.7.3
   pathspec==1.1.1
   pebble==5.2.3
   urllib3==2.8.0
