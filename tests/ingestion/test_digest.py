@@ -406,7 +406,7 @@ def test_a_cap_keeps_root_files_and_readmes_first(tmp_path: Path) -> None:
     small root files were left out."""
     root_files = ["buildspec.yml", "docker-compose.yml", "docker-compose.dev.yml",
                   "docker-entrypoint.sh", "README.md"]  # fmt: skip
-    files: dict[str, str | bytes] = {name: f"{name} at the root\n" for name in root_files}
+    files: dict[str, str | bytes] = {name: f"{name} at the root\n" * 150 for name in root_files}
     files |= {f"app/migrations/{i:04d}_auto.py": f"# {i}\n" + "x = 1\n" * 700 for i in range(40)}
     files |= {"app/models.py": "class M: pass\n", "docs/guide/README.md": "how to\n"}
     repo = make_repo(tmp_path / "repo", files)
