@@ -156,7 +156,8 @@ class Objects:
                     pending -= 1
                     yield self._answer(stdout)
             finally:
-                for _ in range(pending):
+                while pending and self._batch.returncode is None:
+                    pending -= 1
                     self._answer(stdout)
 
     def _answer(self, stdout: IO[bytes]) -> Answer:

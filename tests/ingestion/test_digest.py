@@ -238,6 +238,23 @@ def test_empty_repository(tmp_path: Path) -> None:
     )
 
 
+def test_a_partial_clone_is_digested_without_asking_for_what_it_lacks(tmp_path: Path) -> None:
+    """Asking git for a blob the partial-clone filter left out makes it try the promisor
+    remote (and die, with every protocol forbidden): the digest must never ask."""
+    from ingestion.clone import clone
+
+    repo = make_repo(tmp_path / "src", {"small.txt": "small\n", "big.txt": "B" * 5000})
+    fetched = clone(str(repo), tmp_path / "bare", max_file_size=1000, timeout=30)
+    held = subprocess.run(
+        ["git", "cat-file", "--batch-all-objects", "--batch-check=%(objectsize)"],
+        cwd=fetched.path, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert "5000" not in held  # the filter did leave it out
+    result = digest_repository(fetched.path, DigestSettings(1000), label=LABEL)
+    assert "FILE: small.txt" in result.text and "big.txt" not in result.text
+    assert result.commit == head(repo)
+
+
 def test_max_file_size_setting(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "repo", {"small.txt": "s" * 10, "big.txt": "b" * 100})
     assert "big.txt" in digest(repo).text
