@@ -75,6 +75,8 @@ class Emulator(Server):
         build_with: list[str] | None = None,
         allow_remote: bool = False,
         run_unmapped_images: bool = False,
+        rest: bool = True,
+        rest_port: int = 0,
     ) -> None:
         process.check_host(host, allow_remote)
         self.host = host
@@ -99,6 +101,11 @@ class Emulator(Server):
                 children=self.cloud.children,
             )
         self._server: grpc.Server | None = None
+        # The REST gateway (HTTP/1.1 JSON, and the Run v1 view gcloud uses) beside gRPC.
+        self.rest = rest
+        self.requested_rest_port = rest_port
+        self.rest_port = 0
+        self._rest: Any = None
         self._lock_fd: int | None = None
         self._cloud_started = False
 
@@ -152,8 +159,8 @@ class Emulator(Server):
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
             options=[("grpc.so_reuseport", 0)],
         )
-        for svc in self.cloud.services:
-            server.add_generic_rpc_handlers(tuple(svc.handlers()))
+        handlers = [h for svc in self.cloud.services for h in svc.handlers()]
+        server.add_generic_rpc_handlers(tuple(handlers))
         address = f"{self.host}:{self.requested_port}"
         try:
             self.port = server.add_insecure_port(address)
@@ -165,17 +172,42 @@ class Emulator(Server):
             )
         server.start()
         self._server = server
+        if self.rest:
+            self._start_rest(handlers)
         # Tasks reach this cloud, never the caller's (or real) Google Cloud.
         self.cloud.endpoints = self.env()
         self._cloud_started = True  # from here on, stop() must stop and save the cloud
         self.cloud.start()
 
+    def _start_rest(self, handlers: list[grpc.GenericRpcHandler]) -> None:
+        from govctl.emulator.rest import build
+
+        try:
+            self._rest = build(self.host, self.requested_rest_port, handlers).start()
+        except OSError:
+            raise GovctlError(
+                f"cannot listen on {self.host}:{self.requested_rest_port} (in use?)",
+                fix="pass --rest-port 0 for a free port",
+            ) from None
+        self.rest_port = self._rest.port
+
+    def gcloud_env(self) -> dict[str, str]:
+        """What a plain ``gcloud`` needs to talk to this emulator's REST gateway."""
+        from govctl.emulator.rest.gcloud import gcloud_env
+
+        if not self.rest_port:
+            return {}
+        return gcloud_env(self.client_host, self.rest_port, self.state_dir)
+
     def stop(self) -> None:
+        if self._cloud_started and (self._server is not None or self._rest is not None):
+            # Let services end open streams first, so clients see them end cleanly
+            # rather than cancelled when the grace period runs out.
+            self.cloud.stopping()
+        if self._rest is not None:
+            self._rest.stop()
+            self._rest = None
         if self._server is not None:
-            if self._cloud_started:
-                # Let services end open streams first, so clients see them end cleanly
-                # rather than cancelled when the grace period runs out.
-                self.cloud.stopping()
             # Stop accepting RPCs before the services stop, so no mutation races the final save.
             self._server.stop(grace=0.5).wait()
             self._server = None

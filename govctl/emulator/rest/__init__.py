@@ -1,0 +1,26 @@
+"""The emulator's REST face: HTTP/1.1 JSON transcoded to the same servicers as gRPC.
+
+:mod:`.registry` lists the served RPCs and their ``google.api.http`` rules, :mod:`.templates`
+matches path templates, :mod:`.transcode` maps JSON to protobuf and back, :mod:`.gateway`
+routes and answers (errors in Google's envelope), :mod:`.server` is the HTTP server;
+:mod:`.knative` is the Cloud Run Admin API v1 view ``gcloud run jobs`` uses and
+:mod:`.crm_v1` the Resource Manager v1 IAM methods ``gcloud projects`` uses; :mod:`.gcloud`
+says how to point gcloud here. See docs/emulator.md ("REST and gcloud").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import grpc
+
+from govctl.emulator.rest.server import RestServer
+
+
+def build(host: str, port: int, handlers: Iterable[grpc.GenericRpcHandler]) -> RestServer:
+    """The gateway for the gRPC ``handlers`` the emulator registered, on ``host:port``."""
+    from govctl.emulator.rest import crm_v1, knative, registry
+    from govctl.emulator.rest.gateway import Gateway
+
+    gateway = Gateway(registry.from_grpc_handlers(handlers), [*knative.routes(), *crm_v1.routes()])
+    return RestServer(host, port, gateway)

@@ -1,0 +1,5 @@
+from govctl.emulator.rest.gateway import NativeRoute
+
+
+def routes() -> list[NativeRoute]:
+    return []
