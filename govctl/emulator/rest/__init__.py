@@ -11,16 +11,17 @@ says how to point gcloud here. See docs/emulator.md ("REST and gcloud").
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-import grpc
+if TYPE_CHECKING:  # the package stays light: `govctl emulator env` imports .gcloud only
+    from govctl.emulator.rest.server import RestServer
 
-from govctl.emulator.rest.server import RestServer
 
-
-def build(host: str, port: int, handlers: Iterable[grpc.GenericRpcHandler]) -> RestServer:
+def build(host: str, port: int, handlers: Iterable[Any]) -> RestServer:
     """The gateway for the gRPC ``handlers`` the emulator registered, on ``host:port``."""
     from govctl.emulator.rest import crm_v1, knative, registry
     from govctl.emulator.rest.gateway import Gateway
+    from govctl.emulator.rest.server import RestServer
 
-    gateway = Gateway(registry.from_grpc_handlers(handlers), [*knative.routes(), *crm_v1.routes()])
-    return RestServer(host, port, gateway)
+    routes = [*knative.routes(), *crm_v1.routes()]
+    return RestServer(host, port, Gateway(registry.from_grpc_handlers(handlers), routes))

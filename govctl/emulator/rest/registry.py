@@ -82,7 +82,8 @@ def _type_names(service: str, method: str) -> tuple[str, str]:
 
 def message_class(full_name: str) -> type[message.Message]:
     desc = descriptor_pool.Default().FindMessageTypeByName(full_name)
-    return message_factory.GetMessageClass(desc)
+    cls: type[message.Message] = message_factory.GetMessageClass(desc)
+    return cls
 
 
 def _kind(handler: grpc.RpcMethodHandler) -> Kind:
@@ -118,11 +119,11 @@ def from_grpc_handlers(handlers: Iterable[grpc.GenericRpcHandler]) -> list[Rpc]:
     out: list[Rpc] = []
     seen: set[str] = set()
     for handler in handlers:
-        service = handler.service_name()  # type: ignore[attr-defined]
+        service = handler.service_name()
         if service in seen:
             continue
         seen.add(service)
-        methods: dict[str, grpc.RpcMethodHandler] = handler._method_handlers  # type: ignore[attr-defined]  # noqa: SLF001
+        methods: dict[str, grpc.RpcMethodHandler] = handler._method_handlers
         for path, method_handler in methods.items():
             name = path.rsplit("/", 1)[1]
             request_name, response_name = _type_names(service, name)

@@ -61,14 +61,14 @@ def is_system_parameter(name: str) -> bool:
     return name.lstrip("$") in SYSTEM_PARAMETERS or name in SYSTEM_PARAMETERS
 
 
-def _field(desc: descriptor.Descriptor, name: str) -> _FD | None:
-    fd = desc.fields_by_name.get(name)
+def _field(desc: descriptor.Descriptor, name: str) -> descriptor.FieldDescriptor | None:
+    fd: descriptor.FieldDescriptor | None = desc.fields_by_name.get(name)
     if fd is None:
         fd = next((f for f in desc.fields if f.json_name == name), None)
     return fd
 
 
-def _scalar(fd: _FD, value: str, where: str) -> Any:
+def _scalar(fd: descriptor.FieldDescriptor, value: str, where: str) -> Any:
     """A query-string value as the JSON value json_format expects for ``fd``."""
     kind = fd.type
     if kind == _FD.TYPE_MESSAGE:
@@ -109,7 +109,8 @@ def _assign(
                 f"'{part}' could not be found in request message.",
                 path,
             )
-        node.pop(fd.name, None)  # one spelling per field: the JSON name
+        if fd.name != fd.json_name and fd.name in node:  # one spelling per field: JSON's
+            node[fd.json_name] = node.pop(fd.name)
         if i == len(parts) - 1:
             converted = _scalar(fd, value, path)
             if fd.is_repeated:
@@ -125,6 +126,29 @@ def _assign(
         node, current = child, fd.message_type
 
 
+def _unknown_in_map(item: Any, fd: descriptor.FieldDescriptor, path: str) -> str | None:
+    value_fd = fd.message_type.fields_by_name["value"]
+    if value_fd.type != _FD.TYPE_MESSAGE or not isinstance(item, dict):
+        return None
+    for sub in item.values():
+        found = unknown_name(sub, value_fd.message_type, f"{path}[...]")
+        if found:
+            return found
+    return None
+
+
+def _unknown_in_field(item: Any, fd: descriptor.FieldDescriptor, path: str) -> str | None:
+    if fd.message_type.GetOptions().map_entry:
+        return _unknown_in_map(item, fd, path)
+    items = item if isinstance(item, list) and fd.is_repeated else [item]
+    for i, sub in enumerate(items):
+        suffix = f"[{i}]" if fd.is_repeated else ""
+        found = unknown_name(sub, fd.message_type, path + suffix)
+        if found:
+            return found
+    return None
+
+
 def unknown_name(value: Any, desc: descriptor.Descriptor, where: str = "") -> str | None:
     """Google's message for the first JSON name ``desc`` does not have, if any."""
     if not isinstance(value, dict) or desc.full_name in _OPAQUE | _STRING_MESSAGES | _WRAPPERS:
@@ -134,21 +158,8 @@ def unknown_name(value: Any, desc: descriptor.Descriptor, where: str = "") -> st
         if fd is None:
             at = f" at '{where}'" if where else ""
             return f'Invalid JSON payload received. Unknown name "{key}"{at}: Cannot find field.'
-        if fd.type != _FD.TYPE_MESSAGE:
-            continue
-        path = f"{where}.{fd.name}" if where else fd.name
-        if fd.message_type.GetOptions().map_entry:
-            value_fd = fd.message_type.fields_by_name["value"]
-            if value_fd.type == _FD.TYPE_MESSAGE and isinstance(item, dict):
-                for sub in item.values():
-                    found = unknown_name(sub, value_fd.message_type, f"{path}[...]")
-                    if found:
-                        return found
-            continue
-        items = item if isinstance(item, list) and fd.is_repeated else [item]
-        for i, sub in enumerate(items):
-            suffix = f"[{i}]" if fd.is_repeated else ""
-            found = unknown_name(sub, fd.message_type, path + suffix)
+        if fd.type == _FD.TYPE_MESSAGE:
+            found = _unknown_in_field(item, fd, f"{where}.{fd.name}" if where else fd.name)
             if found:
                 return found
     return None
@@ -163,7 +174,7 @@ def parse_body(raw: bytes) -> Any:
         raise bad_request(f"Invalid JSON payload received. {err}.") from None
 
 
-def _body_field(desc: descriptor.Descriptor, name: str) -> _FD:
+def _body_field(desc: descriptor.Descriptor, name: str) -> descriptor.FieldDescriptor:
     fd = _field(desc, name)
     if fd is None:  # a rule naming a field its request lacks: the rules file is wrong
         raise RuntimeError(f"body field {name!r} is not in {desc.full_name}")
