@@ -12,7 +12,6 @@ import typer
 
 from govctl import __version__, config, render
 from govctl.emulator import images, process
-from govctl.emulator.rest.gcloud import DEFAULT_REST_PORT
 from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(
@@ -59,11 +58,13 @@ def start(
         ),
     ] = None,
     rest_port: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="REST gateway port (HTTP/1.1 JSON, what gcloud and curl use); 0 = a free port.",
+            help="REST gateway port (HTTP/1.1 JSON, what gcloud and curl use); 0 = a free "
+            "port. [default: the gRPC port + 1, a free port when that is 0]",
+            show_default=False,
         ),
-    ] = DEFAULT_REST_PORT,
+    ] = None,
     state_dir: StateDir = None,
     detach: Annotated[
         bool, typer.Option("--detach", help="Run in the background; return once ready.")
@@ -117,6 +118,8 @@ def start(
         emulator_state_dir=state_dir,
     )
     directory = cfg.state_dir.resolve()
+    if rest_port is None:  # beside the gRPC port: 8087 by default, free when that is free
+        rest_port = cfg.emulator_port + 1 if cfg.emulator_port else 0
     image_map = images.image_map(map_image or ())  # validate before anything starts
     build_command = _build_command(build_with)
     process.check_host(cfg.emulator_host, allow_remote)
@@ -317,7 +320,7 @@ def env(
         raise GovctlError(
             f"no emulator is running on {directory}", fix="run `govctl emulator start --detach`"
         )
-    values = record.gcloud_env() if gcloud else record.env()
+    values = record.gcloud_env() if gcloud else record.env() | record.gcloud_env()
     if gcloud and not values:
         raise GovctlError(
             f"the emulator on {directory} serves no REST gateway (started by an older govctl)",

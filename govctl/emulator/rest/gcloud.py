@@ -14,8 +14,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# The REST gateway's port when none is given (the gRPC port is 8086).
-DEFAULT_REST_PORT = 8087
 # gcloud's API names (``CLOUDSDK_API_ENDPOINT_OVERRIDES_<NAME>``) for the APIs the emulator
 # serves over REST.
 APIS = (
