@@ -409,7 +409,7 @@ def overrides(body: dict[str, Any]) -> dict[str, Any]:
 # label selectors (Kubernetes syntax, as gcloud writes them) -----------------------------------
 _TERM = re.compile(
     r"\s*(?P<neg>!)?\s*(?P<key>[\w./-]+)\s*(?:(?P<op>==|=|!=)\s*(?P<value>[\w./-]*)|"
-    r"\s+(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?\s*"
+    r"(?P<set>in|notin)\s*\((?P<values>[^)]*)\))?\s*"
 )
 
 
