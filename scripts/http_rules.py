@@ -104,7 +104,14 @@ def rule_json(rule: http_pb2.HttpRule) -> dict[str, Any]:
     return json_format.MessageToDict(rule)
 
 
-def method_rules(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
+def api_hosts(root: Path) -> dict[str, str]:
+    """proto file -> the API's host (the service configuration's ``name``)."""
+    return {
+        proto: yaml.safe_load((root / config).read_text())["name"] for proto, config in SOURCES
+    }
+
+
+def method_rules(fds: descriptor_pb2.FileDescriptorSet, hosts: dict[str, str]) -> dict[str, Any]:
     services: dict[str, Any] = {}
     for f in fds.file:
         for svc in f.service:
@@ -120,7 +127,7 @@ def method_rules(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
                     "server_streaming": m.server_streaming,
                     "http": rule_json(m.options.Extensions[annotations_pb2.http]),
                 }
-            services[full] = {"proto": f.name, "methods": methods}
+            services[full] = {"proto": f.name, "host": hosts[f.name], "methods": methods}
     return services
 
 
@@ -152,7 +159,7 @@ def main() -> None:
     data = {
         "source": f"https://github.com/googleapis/googleapis/tree/{commit}",
         "generated_by": "scripts/http_rules.py",
-        "services": method_rules(compile_protos(root)),
+        "services": method_rules(compile_protos(root), api_hosts(root)),
         "mixins": mixin_rules(root),
     }
     target = Path(__file__).resolve().parents[1] / "govctl/emulator/data/http_rules.json"

@@ -105,7 +105,7 @@ def served_rules() -> dict[str, dict[str, list[tuple[str, str]]]]:
     emu = Emulator(storage=False)
     emu.start()
     try:
-        for rpc in emu._rest.gateway.rpcs.values():  # noqa: SLF001
+        for rpc in emu._rest.gateway.rpcs.values():
             rules = [(r.WhichOneof("pattern"), r) for r in rpc.rules]
             out.setdefault(rpc.service, {})[rpc.method] = [
                 (kind.upper(), getattr(r, kind)) for kind, r in rules

@@ -14,6 +14,7 @@ from google.cloud import run_v2
 from google.cloud.logging_v2.types import LogEntry, WriteLogEntriesRequest
 
 from govctl.emulator.rest import knative_convert, registry
+from govctl.emulator.rest.gateway import Request
 from govctl.emulator.rest.templates import compile_template
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
@@ -60,14 +61,18 @@ def call(
 # routing ----------------------------------------------------------------------------------------
 def test_every_served_method_with_an_http_rule_is_routed_to_itself(emu: Emulator) -> None:
     gateway = emu._rest.gateway
+    hosts = {s: api for api, services in registry.api_hosts().items() for s in services}
+    hosts.pop("google.longrunning.Operations")
     checked = 0
     for name, rpc in gateway.rpcs.items():
         for rule in rpc.rules:
             verb = rule.WhichOneof("pattern")
             template = compile_template(getattr(rule, verb))
             path = _sample_path(template.text)
-            route, _ = gateway._match(_Req(verb.upper(), path))
-            assert route.name == name, (name, path, route.name)
+            # on the API's own host (gcloud's overrides), and on a bare address (curl)
+            for host in (hosts.get(rpc.service, ""), "127.0.0.1"):
+                route, _ = gateway._match(Request.of(verb.upper(), host, path))
+                assert route.name == name, (name, host, path, route.name)
             checked += 1
     served = {r.service for r in gateway.rpcs.values()}
     # Every API the emulator serves has its REST face (streaming TailLogEntries included).
@@ -92,11 +97,6 @@ def test_every_served_method_with_an_http_rule_is_routed_to_itself(emu: Emulator
     unrouted = [n for n, r in gateway.rpcs.items() if not r.rules]
     assert unrouted == [], "served methods without a google.api.http rule"
     assert checked > 100
-
-
-class _Req:
-    def __init__(self, method: str, path: str) -> None:
-        self.method, self.path = method, path
 
 
 def _sample_path(text: str) -> str:
@@ -338,3 +338,28 @@ def test_the_gateway_stops_with_the_emulator_and_frees_its_port() -> None:
     again = Emulator(storage=False, rest_port=port).start()  # ... and the port is free at once
     assert again.rest_port == port
     again.stop()
+
+
+def test_the_host_names_the_api_as_at_google(emu: Emulator) -> None:
+    # /v1/projects/P/locations/L/jobs/J is a Cloud Scheduler job on its host and a Cloud Run
+    # job (v1 projects.locations.jobs) on Run's; gcloud's overrides name each API's host.
+    call(emu, "POST", f"/v1/{PARENT}/jobs", SCHEDULE)
+    job = run_v2.Job(
+        template=run_v2.ExecutionTemplate(
+            template=run_v2.TaskTemplate(containers=[run_v2.Container(image="busybox")])
+        )
+    )
+    clients.jobs().create_job(parent=PARENT, job=job, job_id="nightly").result(timeout=10)
+    path = f"/v1/{PARENT}/jobs/nightly"
+    status, body = call(
+        emu, "GET", path, host=f"cloudscheduler.googleapis.com.localhost:{emu.rest_port}"
+    )
+    assert status == 200 and body["schedule"] == "0 2 * * *"
+    status, body = call(emu, "GET", f"{path}:getIamPolicy", host="run.googleapis.com.localhost")
+    assert status == 200 and body["etag"]
+    # Scheduler's host has no such method: its GetJob sees a malformed name.
+    status, _ = call(emu, "GET", f"{path}:getIamPolicy", host="cloudscheduler.googleapis.com")
+    assert status == 400
+    # Run's host does not serve Scheduler's methods.
+    status, body = call(emu, "GET", path, host="us-central1-run.googleapis.com.localhost")
+    assert status == 404 and body["error"]["status"] == "NOT_FOUND"

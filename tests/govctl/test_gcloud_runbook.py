@@ -323,3 +323,29 @@ def test_configuration_lines_show_as_drift_in_govctl_deploy(
            "--parallelism", "5")  # fmt: skip
     job = clients.jobs().get_job(name=JOB_PATH)
     assert (job.template.task_count, job.template.parallelism) == (10, 5)
+
+
+def test_troubleshooting_lines(
+    cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _create_service_account(cloud)
+    _create_job(cloud, _feed(tmp_path, git_server), git_server.host)
+    assert gcloud(cloud, "config", "get-value", "project").stdout.strip() == PROJECT
+    enabled = gcloud(cloud, "services", "list", "--enabled", "--format=value(config.name)")
+    assert set(enabled.stdout.split()) == {
+        name for name, on in gcp_services.enabled(PROJECT, list(gcp_services.NEEDED)).items() if on
+    } | {"monitoring.googleapis.com", "serviceusage.googleapis.com"}
+    billing = gcloud(cloud, "billing", "projects", "describe", PROJECT, "--format=json")
+    assert json.loads(billing.stdout)["billingEnabled"] is True
+    account = gcloud(cloud, "iam", "service-accounts", "describe", SA, "--format=json")
+    assert json.loads(account.stdout)["email"] == SA
+    # The job's own policy: Run v1's projects.locations.jobs IAM, whose path is also a Cloud
+    # Scheduler job's; the gateway tells them apart by host, as Google does.
+    gcloud(cloud, "run", "jobs", "add-iam-policy-binding", JOB, "--region", REGION,
+           "--member", f"serviceAccount:{SA}", "--role", "roles/run.invoker")  # fmt: skip
+    assert gcp_iam.job_policy(JOB_PATH).holds(f"serviceAccount:{SA}", "roles/run.invoker")
+    policy = gcloud(cloud, "run", "jobs", "get-iam-policy", JOB, "--region", REGION,
+                    "--format=json")  # fmt: skip
+    assert json.loads(policy.stdout)["bindings"] == [
+        {"members": [f"serviceAccount:{SA}"], "role": "roles/run.invoker"}
+    ]

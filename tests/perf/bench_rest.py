@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from google.cloud import run_v2, scheduler_v1  # noqa: E402
-from google.cloud.logging_v2.types import LogEntry, WriteLogEntriesRequest  # noqa: E402
+from google.cloud import run_v2, scheduler_v1
+from google.cloud.logging_v2.types import LogEntry, WriteLogEntriesRequest
 
-from govctl.emulator.server import Emulator  # noqa: E402
-from govctl.gcp import clients  # noqa: E402
+from govctl.emulator.server import Emulator
+from govctl.gcp import clients
 
 PROJECT = "bench-project"
 PARENT = f"projects/{PROJECT}/locations/europe-west2"

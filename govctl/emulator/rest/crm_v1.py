@@ -34,7 +34,12 @@ def _iam(method: str) -> Any:
 
 def routes() -> list[NativeRoute]:
     return [
-        NativeRoute("POST", re.compile(rf"/v1/projects/(?P<project>[^/:]+):{verb}"), _iam(method))
+        NativeRoute(
+            "POST",
+            re.compile(rf"/v1/projects/(?P<project>[^/:]+):{verb}"),
+            _iam(method),
+            api="cloudresourcemanager.googleapis.com",
+        )
         for verb, method in (
             ("getIamPolicy", "GetIamPolicy"),
             ("setIamPolicy", "SetIamPolicy"),

@@ -71,15 +71,32 @@ class Route:
     rule: http_pb2.HttpRule
     name: str  # "google.cloud.run.v2.Jobs.GetJob"
 
+    @property
+    def service(self) -> str:
+        return self.name.rsplit(".", 1)[0]
+
 
 @dataclass(frozen=True)
 class NativeRoute:
-    """A hand-written REST method: ``handle(gateway, request, match)`` returns JSON data."""
+    """A hand-written REST method: ``handle(gateway, request, match)`` returns JSON data.
+    ``api``: the API host it belongs to (``run.googleapis.com``), None for any."""
 
     verb: str
     pattern: re.Pattern[str]
     handle: Callable[[Gateway, Request, re.Match[str]], Any]
-    host: re.Pattern[str] | None = None
+    api: str | None = None
+
+
+# A regional host (us-central1-run.googleapis.com) and the suffix gcloud's endpoint overrides
+# add (govctl.emulator.rest.gcloud: API.localhost:PORT).
+_REGION_PREFIX = re.compile(r"^[a-z]+-[a-z]+[0-9]+-")
+
+
+def api_of(host: str) -> str:
+    """The API a request's host names (``run.googleapis.com``), or "" for a bare address."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = _REGION_PREFIX.sub("", name.lower()).removesuffix(".localhost")
+    return name if name.endswith(".googleapis.com") else ""
 
 
 def _verb(rule: http_pb2.HttpRule) -> tuple[str, str]:
@@ -98,6 +115,10 @@ class Gateway:
     def __init__(self, rpcs: list[registry.Rpc], native: list[NativeRoute] = ()) -> None:  # type: ignore[assignment]
         self.rpcs = {f"{r.service}.{r.method}": r for r in rpcs}
         self.native = list(native)
+        # Google routes by host first: /v1/projects/P/locations/L/jobs/J is a Cloud Scheduler
+        # job on cloudscheduler.googleapis.com and a Cloud Run job on run.googleapis.com. A
+        # request to a bare address (curl to 127.0.0.1) is matched against every API.
+        self.apis = registry.api_hosts()
         routes: list[Route] = []
         served_services = {r.service for r in rpcs}
         for rpc in rpcs:
@@ -128,14 +149,10 @@ class Gateway:
             alt = request.param("alt", request.param("$alt", "json"))
             if alt not in ("json", "proto"):
                 raise bad_request(f"Invalid value for alt: {alt!r} (json or proto)", "alt")
-            for route in self.native:
-                m = route.pattern.fullmatch(request.path)
-                if (
-                    m
-                    and route.verb == request.method
-                    and (route.host is None or route.host.fullmatch(request.host))
-                ):
-                    return Reply(200, dumps(route.handle(self, request, m), pretty))
+            native = self._native(request)
+            if native is not None:
+                route, m = native
+                return Reply(200, dumps(route.handle(self, request, m), pretty))
             return self._transcoded(request, alt, pretty)
         except RestError as err:
             return Reply(err.http_status, dumps(err.envelope(), pretty))
@@ -144,9 +161,22 @@ class Gateway:
             failure = RestError(grpc.StatusCode.UNKNOWN, f"Exception calling application: {err}")
             return Reply(failure.http_status, dumps(failure.envelope(), pretty))
 
+    def _native(self, request: Request) -> tuple[NativeRoute, re.Match[str]] | None:
+        api = api_of(request.host)
+        for route in self.native:
+            m = route.pattern.fullmatch(request.path)
+            if m is None or route.verb != request.method:
+                continue
+            if not api or route.api is None or route.api == api:
+                return route, m
+        return None
+
     def _match(self, request: Request) -> tuple[Route, dict[str, str]]:
+        services = self.apis.get(api_of(request.host))  # None: any API
         for route in self.routes:
             if route.verb != request.method:
+                continue
+            if services is not None and route.service not in services:
                 continue
             values = route.template.match(request.path)
             if values is not None:

@@ -35,9 +35,16 @@ APIS = (
 ACCOUNT = "emulator@example.com"
 
 
+def endpoint(api: str, port: int) -> str:
+    """The override for ``api``: its Google host name under ``.localhost`` (RFC 6761, a
+    loopback name), so the gateway routes by host as Google's front end does (Run's and
+    Scheduler's ``/v1/projects/P/locations/L/jobs/J`` are different methods), and gcloud's
+    regional hosts (``us-central1-run.googleapis.com.localhost``) keep naming the API. The
+    requests reach the gateway as its proxy, never by that name."""
+    return f"http://{api}.googleapis.com.localhost:{port}/"
+
+
 def gcloud_env(host: str, port: int, state_dir: Path | None) -> dict[str, str]:
-    url_host = f"[{host}]" if ":" in host else host
-    base = f"http://{url_host}:{port}/"
     env = {
         "CLOUDSDK_PROXY_TYPE": "http",
         "CLOUDSDK_PROXY_ADDRESS": host,
@@ -51,5 +58,5 @@ def gcloud_env(host: str, port: int, state_dir: Path | None) -> dict[str, str]:
     if state_dir is not None:
         env["CLOUDSDK_CONFIG"] = str(state_dir / "gcloud")
     for api in APIS:
-        env[f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}"] = base
+        env[f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api.upper()}"] = endpoint(api, port)
     return env

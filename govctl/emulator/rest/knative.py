@@ -232,6 +232,24 @@ def get_task(gateway: Gateway, request: Request, m: re.Match[str]) -> Any:
     )
 
 
+# IAM of a job: Run v1 serves it as projects.locations.jobs.getIamPolicy/setIamPolicy on the
+# regional host (https://cloud.google.com/run/docs/reference/rest/v1/projects.locations.jobs);
+# the same path under Cloud Scheduler's host is a scheduler job, hence the host condition.
+_V1_JOB = r"/v1/projects/(?P<ns>[^/]+)/locations/(?P<loc>[^/]+)/jobs/(?P<id>[^/:]+)"
+
+
+def _job_iam(method: str) -> Handler:
+    def handle(gateway: Gateway, request: Request, m: re.Match[str]) -> Any:
+        resource = f"projects/{m.group('ns')}/locations/{m.group('loc')}/jobs/{m.group('id')}"
+        body: dict[str, Any] = {} if request.method == "GET" else _body(request)
+        version = request.param("options.requestedPolicyVersion")
+        if version:
+            body["options"] = {"requestedPolicyVersion": int(version)}
+        return _dict(gateway.call(f"{JOBS}.{method}", body | {"resource": resource}))
+
+    return handle
+
+
 def routes() -> list[NativeRoute]:
     table: list[tuple[str, str, Handler]] = [
         ("GET", f"{_NS}/jobs", list_jobs),
@@ -247,4 +265,12 @@ def routes() -> list[NativeRoute]:
         ("GET", f"{_NS}/tasks", list_tasks),
         ("GET", f"{_NS}/tasks/{_ID}", get_task),
     ]
-    return [NativeRoute(verb, re.compile(pattern), fn) for verb, pattern, fn in table]
+    iam = [
+        ("GET", f"{_V1_JOB}:getIamPolicy", _job_iam("GetIamPolicy")),
+        ("POST", f"{_V1_JOB}:setIamPolicy", _job_iam("SetIamPolicy")),
+        ("POST", f"{_V1_JOB}:testIamPermissions", _job_iam("TestIamPermissions")),
+    ]
+    run = "run.googleapis.com"
+    return [NativeRoute(verb, re.compile(pattern), fn, api=run) for verb, pattern, fn in table] + [
+        NativeRoute(verb, re.compile(pattern), fn, api=run) for verb, pattern, fn in iam
+    ]

@@ -146,3 +146,12 @@ def from_grpc_handlers(handlers: Iterable[grpc.GenericRpcHandler]) -> list[Rpc]:
 def declared_methods(service: str) -> list[str]:
     """The methods Google's proto declares with an HTTP rule for ``service``."""
     return sorted(_rules_data()["services"].get(service, {}).get("methods", {}))
+
+
+def api_hosts() -> dict[str, set[str]]:
+    """API host (``run.googleapis.com``) -> the services it serves, from each API's service
+    configuration (its ``name``); ``google.longrunning.Operations`` is every API's mixin."""
+    out: dict[str, set[str]] = {}
+    for service, data in _rules_data()["services"].items():
+        out.setdefault(data["host"], {"google.longrunning.Operations"}).add(service)
+    return out
