@@ -134,11 +134,11 @@ def _create_service_account(emu: Emulator) -> None:
            "--display-name", "govreposcrape")  # fmt: skip
 
 
-def _create_job(emu: Emulator, feed: Path, host: str) -> None:
-    """deploy-job.sh's `gcloud run jobs deploy` flags, with `create` (the job's own args let
-    it clone from the test's git server, as github.com is allowed by default)."""
+def _create_job(emu: Emulator, feed: Path, host: str, verb: str = "create") -> None:
+    """deploy-job.sh's `gcloud run jobs deploy` flags (with `create`, or `deploy` itself); the
+    job's own args let it clone from the test's git server, as github.com is by default."""
     gcloud(
-        emu, "run", "jobs", "create", JOB, "--image", IMAGE, "--region", REGION,
+        emu, "run", "jobs", verb, JOB, "--image", IMAGE, "--region", REGION,
         "--cpu", "2", "--memory", "4Gi", "--task-timeout", "6h", "--max-retries", "0",
         "--service-account", SA,
         "--set-env-vars", f"REPOS_FEED_URL={feed},GCS_BUCKET_NAME={BUCKET}",
@@ -329,7 +329,10 @@ def test_troubleshooting_lines(
     cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _create_service_account(cloud)
-    _create_job(cloud, _feed(tmp_path, git_server), git_server.host)
+    # deploy-job.sh's own command; it checks that the Run API is enabled first.
+    gcloud(cloud, "services", "enable", "run.googleapis.com")
+    _create_job(cloud, _feed(tmp_path, git_server), git_server.host, verb="deploy")
+    assert clients.jobs().get_job(name=JOB_PATH).template.template.max_retries == 0
     assert gcloud(cloud, "config", "get-value", "project").stdout.strip() == PROJECT
     enabled = gcloud(cloud, "services", "list", "--enabled", "--format=value(config.name)")
     assert set(enabled.stdout.split()) == {
