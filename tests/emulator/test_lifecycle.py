@@ -111,6 +111,11 @@ def test_detached_start_status_env_stop_and_restart(
 
     assert main(["emulator", "env", *base]) == 0
     assert capsys.readouterr().out == started.stdout
+    assert main(["emulator", "env", "--gcloud", *base]) == 0
+    gcloud_env = exports(capsys.readouterr().out)
+    assert set(gcloud_env) == {k for k in env if k.startswith("CLOUDSDK_")}
+    assert gcloud_env["CLOUDSDK_PROXY_PORT"] == str(status["rest_port"])
+    assert gcloud_env["CLOUDSDK_CONFIG"] == str(state_dir / "gcloud")
 
     # A second start on the same state directory is refused, pointing at the running one.
     assert main(["emulator", "start", "--detach", "--port", "0", *base]) == 1
