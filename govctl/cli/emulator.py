@@ -16,7 +16,8 @@ from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(
     name="emulator",
-    help="Run the loopback Google Cloud (Cloud Run, Scheduler, Logging, Billing, IAM, Storage).",
+    help="Run the loopback Google Cloud (Cloud Run, Scheduler, Logging, Billing, IAM, Storage) "
+    "over gRPC and REST.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -105,7 +106,7 @@ def start(
         ),
     ] = False,
 ) -> None:
-    """Start the emulator; print the `export` lines that point clients at it.
+    """Start the emulator; print the `export` lines that point clients (and gcloud) at it.
 
     Foreground until Ctrl-C or SIGTERM. `eval "$(govctl emulator start --detach)"` starts
     it in the background and sets the variables in your shell.

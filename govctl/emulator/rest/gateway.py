@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -112,7 +112,7 @@ def dumps(data: Any, pretty: bool) -> bytes:
 
 
 class Gateway:
-    def __init__(self, rpcs: list[registry.Rpc], native: list[NativeRoute] = ()) -> None:  # type: ignore[assignment]
+    def __init__(self, rpcs: list[registry.Rpc], native: Sequence[NativeRoute] = ()) -> None:
         self.rpcs = {f"{r.service}.{r.method}": r for r in rpcs}
         self.native = list(native)
         # Google routes by host first: /v1/projects/P/locations/L/jobs/J is a Cloud Scheduler
