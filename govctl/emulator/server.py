@@ -14,6 +14,7 @@ import grpc
 from govctl.emulator import children, process
 from govctl.emulator.cloud import Clock, Cloud, Service
 from govctl.emulator.lifecycle import Server
+from govctl.emulator.registry import Registry
 from govctl.emulator.storage import FakeGcs
 from govctl.errors import GovctlError
 
@@ -27,12 +28,8 @@ SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
     "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
-    # Before Cloud Build: it answers google.longrunning.Operations for its own operations
-    # (names with /collections/) and hands the rest to Cloud Build's handler.
     "govctl.emulator.discoveryengine.service:DiscoveryEngineService",
     "govctl.emulator.secretmanager.service:SecretManagerService",
-    # Before Run: it answers google.longrunning.Operations for its builds and hands the
-    # rest to Run (the first registered handler of a gRPC service name wins).
     "govctl.emulator.cloudbuild.service:CloudBuildService",
     "govctl.emulator.run.service:RunService",
     "govctl.emulator.scheduler.service:SchedulerService",
@@ -159,8 +156,8 @@ class Emulator(Server):
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
             options=[("grpc.so_reuseport", 0)],
         )
-        handlers = [h for svc in self.cloud.services for h in svc.handlers()]
-        server.add_generic_rpc_handlers(tuple(handlers))
+        registry = self.cloud.registry()
+        server.add_generic_rpc_handlers(tuple(registry.grpc_handlers()))
         address = f"{self.host}:{self.requested_port}"
         try:
             self.port = server.add_insecure_port(address)
@@ -173,17 +170,17 @@ class Emulator(Server):
         server.start()
         self._server = server
         if self.rest:
-            self._start_rest(handlers)
+            self._start_rest(registry)
         # Tasks reach this cloud, never the caller's (or real) Google Cloud.
         self.cloud.endpoints = self.env()
         self._cloud_started = True  # from here on, stop() must stop and save the cloud
         self.cloud.start()
 
-    def _start_rest(self, handlers: list[grpc.GenericRpcHandler]) -> None:
+    def _start_rest(self, registry: Registry) -> None:
         from govctl.emulator.rest import build
 
         try:
-            self._rest = build(self.host, self.requested_rest_port, handlers).start()
+            self._rest = build(self.host, self.requested_rest_port, registry).start()
         except OSError:
             raise GovctlError(
                 f"cannot listen on {self.host}:{self.requested_rest_port} (in use?)",

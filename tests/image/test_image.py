@@ -115,7 +115,8 @@ def test_image_ingests_two_repositories_into_bucket(
         assert meta["commit"] == head(git_server.root / name.removesuffix(".md"))
         assert "README.md" in blob.download_as_text()
     assert bucket.blob("_runs/image-test/task-0.json").exists()
-    assert bucket.blob("_runs/image-test/feed.json").exists()
+    assert bucket.blob("_runs/image-test/feed-ref.json").exists()
+    assert bucket.blob("_state/summary.json").exists()
     assert git_server.upload_packs() == 2
 
 

@@ -18,7 +18,7 @@ from ingestion import clone as clone_module
 from ingestion import runner
 from ingestion.cli import parse_options
 from ingestion.clone import CloneError, HostToken, clone
-from ingestion.logs import Logger
+from ingestion.logs import configured
 from tests.ingestion.test_clone import _http
 from tests.support.git import make_repo
 from tests.support.git_http import SmartHttpServer
@@ -163,8 +163,8 @@ def test_a_run_with_the_token_clones_with_it_and_never_logs_it(
     environ = {"CLOUD_RUN_EXECUTION": f"exec-{time.monotonic_ns()}", "GITHUB_TOKEN": TOKEN}
     argv = ["--feed", str(feed), "--sink", str(tmp_path / "out"), "--allow-host", github.host]
     out = io.StringIO()
-    runner.run(parse_options(argv, environ), environ=environ,
-               logger=Logger(out, min_severity="DEBUG"))  # fmt: skip
+    with configured(out, level="DEBUG", human=False):
+        runner.run(parse_options(argv, environ), environ=environ)
 
     assert {r.authorization for r in github.requests} == {BASIC}
     logged = out.getvalue()

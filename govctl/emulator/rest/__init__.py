@@ -10,18 +10,18 @@ says how to point gcloud here. See docs/emulator.md ("REST and gcloud").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the package stays light: `govctl emulator env` imports .gcloud only
+    from govctl.emulator.registry import Registry
     from govctl.emulator.rest.server import RestServer
 
 
-def build(host: str, port: int, handlers: Iterable[Any]) -> RestServer:
-    """The gateway for the gRPC ``handlers`` the emulator registered, on ``host:port``."""
+def build(host: str, port: int, served: Registry) -> RestServer:
+    """The gateway for the emulator's RPC registry, on ``host:port``."""
     from govctl.emulator.rest import crm_v1, knative, registry
     from govctl.emulator.rest.gateway import Gateway
     from govctl.emulator.rest.server import RestServer
 
     routes = [*knative.routes(), *crm_v1.routes()]
-    return RestServer(host, port, Gateway(registry.from_grpc_handlers(handlers), routes))
+    return RestServer(host, port, Gateway(registry.from_registry(served), routes))

@@ -2,27 +2,33 @@
 
 The gateway needs, per served method: its service and method name, the raw protobuf classes
 of its request and response, how it streams, a callable taking a request message and a
-context, and the ``google.api.http`` rules that bind it to URLs. The callables come from the
-gRPC handlers the services register (:func:`from_grpc_handlers`, over today's
-``govctl.emulator.rpc.service`` registration): calling them is calling the very servicer the
-gRPC port calls, so REST and gRPC cannot disagree. The rules come from
+context, and the ``google.api.http`` rules that bind it to URLs. All of it comes from the
+emulator's RPC registry (:mod:`govctl.emulator.registry`, the very endpoints the gRPC port
+serves, so REST and gRPC cannot disagree), read by :func:`from_registry`.
+
+The rules are the registry's (the client libraries' REST transports), and where a client
+library ships no REST transport (Logging, IAM Admin, Monitoring) those of
 ``govctl/emulator/data/http_rules.json``, generated from Google's protos and service
-configurations by ``scripts/http_rules.py`` (the installed client libraries register no
-service descriptors to read them from at run time).
+configurations by ``scripts/http_rules.py``; that file also names each API's host
+(``run.googleapis.com``), by which the gateway routes as Google's front end does.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Any, Literal
 
-import grpc
 from google.api import http_pb2
 from google.protobuf import descriptor_pool, json_format, message, message_factory
+
+from govctl.emulator.apis import pb_class
+from govctl.emulator.registry import Endpoint, Registry
+from govctl.emulator.rest.errors import RestError
+from govctl.emulator.rpc import RpcError
 
 Kind = Literal["unary_unary", "unary_stream", "stream_stream", "stream_unary"]
 
@@ -71,75 +77,54 @@ def http_rules(service: str, method: str) -> tuple[http_pb2.HttpRule, ...]:
     return tuple(out)
 
 
-def _type_names(service: str, method: str) -> tuple[str, str]:
-    try:
-        desc = descriptor_pool.Default().FindServiceByName(service).FindMethodByName(method)
-        return desc.input_type.full_name, desc.output_type.full_name
-    except KeyError:
-        own = _rules_data()["services"][service]["methods"][method]
-        return own["input"], own["output"]
-
-
 def message_class(full_name: str) -> type[message.Message]:
     desc = descriptor_pool.Default().FindMessageTypeByName(full_name)
     cls: type[message.Message] = message_factory.GetMessageClass(desc)
     return cls
 
 
-def _kind(handler: grpc.RpcMethodHandler) -> Kind:
-    if handler.request_streaming:
-        return "stream_stream" if handler.response_streaming else "stream_unary"
-    return "unary_stream" if handler.response_streaming else "unary_unary"
-
-
-def _invoker(
-    handler: grpc.RpcMethodHandler, response: type[message.Message], kind: Kind
-) -> Callable[[message.Message, Any], Any]:
-    deserialize = handler.request_deserializer
-    serialize = handler.response_serializer
-    fn = getattr(handler, kind)
-
-    def as_pb(result: Any) -> message.Message:
-        return response.FromString(serialize(result))
+def _invoker(endpoint: Endpoint) -> Callable[[message.Message, Any], Any]:
+    """``endpoint``'s handler taking and returning raw messages; RpcError → RestError."""
 
     def unary(request: message.Message, context: Any) -> message.Message:
-        return as_pb(fn(deserialize(request.SerializeToString()), context))
+        try:
+            arg = endpoint.request_from_pb(request)
+            if endpoint.kind == "stream_unary":
+                arg = iter([arg])
+            return endpoint.response_pb(endpoint.handler(arg, context))
+        except RpcError as err:
+            raise RestError(err.code, err.message) from None
 
     def streaming(request: message.Message, context: Any) -> Iterator[message.Message]:
-        arg = deserialize(request.SerializeToString())
-        source = fn(iter([arg]) if kind == "stream_stream" else arg, context)
-        return (as_pb(item) for item in source)
-
-    return unary if kind in ("unary_unary", "stream_unary") else streaming
-
-
-def from_grpc_handlers(handlers: Iterable[grpc.GenericRpcHandler]) -> list[Rpc]:
-    """Every method of the generic handlers, in registration order; as on the gRPC server,
-    the first handler registered for a service name answers for it."""
-    out: list[Rpc] = []
-    seen: set[str] = set()
-    for handler in handlers:
-        service = handler.service_name()
-        if service in seen:
-            continue
-        seen.add(service)
-        methods: dict[str, grpc.RpcMethodHandler] = handler._method_handlers
-        for path, method_handler in methods.items():
-            name = path.rsplit("/", 1)[1]
-            request_name, response_name = _type_names(service, name)
-            response = message_class(response_name)
-            kind = _kind(method_handler)
-            out.append(
-                Rpc(
-                    service=service,
-                    method=name,
-                    request=message_class(request_name),
-                    response=response,
-                    kind=kind,
-                    invoke=_invoker(method_handler, response, kind),
-                    rules=http_rules(service, name),
-                )
+        arg = endpoint.request_from_pb(request)
+        try:
+            source = endpoint.handler(
+                iter([arg]) if endpoint.kind == "stream_stream" else arg, context
             )
+            for item in source:
+                yield endpoint.response_pb(item)
+        except RpcError as err:
+            raise RestError(err.code, err.message) from None
+
+    return unary if endpoint.kind in ("unary_unary", "stream_unary") else streaming
+
+
+def from_registry(served: Registry) -> list[Rpc]:
+    """Every endpoint of the emulator's registry, as the gateway calls it."""
+    out: list[Rpc] = []
+    for endpoint in served.endpoints():
+        rules = endpoint.http_rules or http_rules(endpoint.service, endpoint.name)
+        out.append(
+            Rpc(
+                service=endpoint.service,
+                method=endpoint.name,
+                request=endpoint.request_pb_class(),
+                response=pb_class(endpoint.response),
+                kind=endpoint.kind,
+                invoke=_invoker(endpoint),
+                rules=tuple(rules),
+            )
+        )
     return out
 
 
