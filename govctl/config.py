@@ -432,6 +432,21 @@ def _flag_name(name: str) -> str:
     return name
 
 
+# Lists of shell words (or TOML lists and tables): there a newline separates words as a space does.
+_WORD_LISTS = frozenset({"job.args", "job.env", "job.secrets"})
+
+
+def _unpadded(key: Key[Any], raw: Any, where: str) -> Any:
+    # Python's `$` matches before a final newline, and a name with one names something else
+    # (a second Cloud Run job): no value may carry whitespace around it.
+    if isinstance(raw, str) and raw != raw.strip() and key.name not in _WORD_LISTS:
+        raise UsageError(
+            f"invalid {where} {validate.redacted(raw)!r}: expected no spaces or newlines "
+            "before or after the value"
+        )
+    return raw
+
+
 class _Resolver:
     """Resolves one key at a time through the layers, highest first; remembers each value,
     its source and any warning (in key order, so templates see the project and region)."""
@@ -488,7 +503,7 @@ class _Resolver:
                 # A default is already a typed value (a copy: nothing shares a dict), except
                 # one made from a template, which is checked like any input.
                 typed = source == "default" and key.template is None
-                value = copy.copy(raw) if typed else key.parse(raw, where)
+                value = copy.copy(raw) if typed else key.parse(_unpadded(key, raw, where), where)
                 said = key.warn(value, where) if key.warn is not None else None
                 self.warnings += [said] if said else []
             self.values[key.name], self.sources[key.name] = value, source

@@ -3,7 +3,7 @@
 K worker threads each carry one repository at a time through the three stages, so clones
 (network, in the thread), digests (CPU, in a pool of worker processes: the digest is pure
 Python and threads do not speed it up) and uploads (network, in the thread) of different
-repositories overlap. At most K checkouts and K digests exist at once, whatever the feed size.
+repositories overlap. At most K clones and K digests exist at once, whatever the feed size.
 A digest never crosses the process boundary or sits in memory whole: the worker streams it to a
 file in the work directory (at most ``--max-total-size`` bytes, all of it) and the upload
 streams from that file.
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import pebble
 
 from ingestion.clock import utc_now
-from ingestion.clone import Checkout, CloneError, HostToken, clone
+from ingestion.clone import Clone, CloneError, HostToken, clone
 from ingestion.logs import get_logger
 from ingestion.plan import Job
 from ingestion.report import Failure, RunReport
@@ -146,7 +146,7 @@ Outcome = Ingested | Failed | Abandoned
 
 @dataclass
 class _Work:
-    """One repository on its way: where its checkout and digest file live, how long it took."""
+    """One repository on its way: where its clone and digest file live, how long it took."""
 
     job: Job
     dest: Path
@@ -383,22 +383,22 @@ class Pipeline:
             self._outcomes.put(outcome)
 
     def _stages(self, work: _Work) -> Outcome:
-        checkout = self._clone(work)
-        if not isinstance(checkout, Checkout):
-            return checkout
+        fetched = self._clone(work)
+        if not isinstance(fetched, Clone):
+            return fetched
         log.debug("cloned %s", work.job.repo.key, extra={"repo": work.job.repo.key})
-        digest = self._digest_file(work, checkout)
-        shutil.rmtree(work.dest, ignore_errors=True)  # the checkout is not needed any more
+        digest = self._digest_file(work, fetched)
+        shutil.rmtree(work.dest, ignore_errors=True)  # the clone is not needed any more
         if not isinstance(digest, _DigestDone):
             return digest
         if self.stop.is_set():
             return Abandoned(work.job, "upload")
-        return self._upload(work, checkout.commit, digest.file)
+        return self._upload(work, digest.file)
 
-    def _clone(self, work: _Work) -> Checkout | Failed | Abandoned:
+    def _clone(self, work: _Work) -> Clone | Failed | Abandoned:
         t = time.monotonic()
         try:
-            checkout = clone(
+            fetched = clone(
                 work.job.repo.url,
                 work.dest,
                 max_file_size=self.settings.max_file_size,
@@ -411,16 +411,16 @@ class Pipeline:
                 return Abandoned(work.job, "clone")
             return Failed(work.job, exc.reason, str(exc), "clone", work.elapsed())
         work.lap("clone", t)
-        return checkout
+        return fetched
 
-    def _digest_file(self, work: _Work, checkout: Checkout) -> _DigestDone | Failed | Abandoned:
+    def _digest_file(self, work: _Work, fetched: Clone) -> _DigestDone | Failed | Abandoned:
         t = time.monotonic()
         budget = work.started + self.repo_timeout - t
         if budget <= 0:
             detail = f"no time left for the digest ({self.repo_timeout}s)"
             return Failed(work.job, "timeout", detail, "digest", work.elapsed())
         assert self._pool is not None
-        args = (str(checkout.path), self.settings, work.job.repo.key, str(work.digest_file))
+        args = (str(fetched.path), self.settings, work.job.repo.key, str(work.digest_file))
         try:
             future = self._pool.schedule(_digest, args=args, timeout=budget)
         except RuntimeError as exc:  # the pool is stopped or broken (its workers died)
@@ -444,7 +444,7 @@ class Pipeline:
     def _digest_failed(self, work: _Work, reason: str, detail: str) -> Failed:
         return Failed(work.job, reason, detail, "digest", work.elapsed())
 
-    def _upload(self, work: _Work, commit: str, digest: DigestFile) -> Ingested | Failed:
+    def _upload(self, work: _Work, digest: DigestFile) -> Ingested | Failed:
         t = time.monotonic()
         repo = work.job.repo
         processed_at = utc_now()
@@ -454,10 +454,11 @@ class Pipeline:
             "url": repo.url,
             "pushedAt": repo.pushed_at,
             "processedAt": processed_at,
-            "commit": commit,
+            "commit": digest.commit,
             "size": str(digest.size),
             "sha256": digest.sha256,
             "ingest_version": self.fingerprint,
+            **digest.metadata(),  # a capped digest says why and what it left out
         }
         try:
             if not self.force and work.job.stored.get("sha256") == digest.sha256:
@@ -470,7 +471,7 @@ class Pipeline:
             return Failed(work.job, "upload_failed", str(exc), "upload", work.elapsed())
         work.lap("upload", t)
         return Ingested(
-            work.job, action, commit, digest.size, digest.files, digest.capped, processed_at,
+            work.job, action, digest.commit, digest.size, digest.files, digest.capped, processed_at,
             work.elapsed(), work.timings,
         )  # fmt: skip
 

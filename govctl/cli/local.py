@@ -75,7 +75,7 @@ def run(
     if dry_run:
         _show(plan)
         return
-    env = {**os.environ, **plan.env}
+    env = local.environment(cfg, plan, os.environ)
     if not target.startswith("gs://"):
         Path(target).mkdir(parents=True, exist_ok=True)  # the engine would create it as root
     if plan.build_from is not None:
@@ -97,9 +97,12 @@ def _check(engine: str | None, build_args: list[str]) -> None:
 
 
 def _show(plan: local.Plan) -> None:
-    """What would run: the variables, then the commands."""
+    """What would run: the variables (a secret by its reference, never read), the commands."""
     for name in sorted(plan.env):
         render.out(f"{name}={shlex.quote(plan.env[name])}")
+    for name, ref in sorted(plan.secrets.items()):
+        secret, _, version = ref.partition(":")
+        render.out(f"{name}=<Secret Manager: {secret} ({version or 'latest'})>")
     for command in (plan.build, plan.run):
         if command:
             render.out(shlex.join(command))

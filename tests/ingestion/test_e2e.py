@@ -785,13 +785,22 @@ def test_a_digest_stays_within_the_total_size_cap(git_server: GitServer, tmp_pat
     assert job("--max-total-size", "7000") == 0
     text, meta = stored(job.out)["org/big"]
     assert "FILE: part1.txt" in text and "FILE: part2.txt" not in text
-    assert "Files analyzed: 2" in text and int(meta["size"]) < 7000 + 1000
+    assert (
+        "Files analyzed: 2\nFiles left out: 2 of 4, to keep this digest within 7000 bytes" in text
+    )
+    assert int(meta["size"]) <= 7000
+    # The object says it too (a directory sink's .meta.json; custom metadata on Cloud Storage).
+    assert (meta["capped"], meta["files_left_out"], meta["left_out_from"]) == (
+        "max_total_size", "2", "./ (2)",
+    )  # fmt: skip
     [ingested] = [r for r in job.records if r["message"].startswith("ingested")]
     assert ingested["capped"] is True and job.counts()["capped"] == 1
 
     assert job() == 0  # the cap is part of the settings: the default redoes it, whole
     assert {r["why"] for r in job.records if r["message"].startswith("ingested")} == {"settings"}
-    assert "FILE: part3.txt" in stored(job.out)["org/big"][0]
+    text, meta = stored(job.out)["org/big"]
+    assert "FILE: part3.txt" in text and "Files left out" not in text
+    assert not {"capped", "files_left_out", "left_out_from"} & set(meta)
     assert job.counts()["capped"] == 0
 
 

@@ -201,9 +201,12 @@ def test_eta() -> None:
 
 
 def test_the_jobs_process_never_imports_gitingest() -> None:
-    """Importing gitingest replaces every logging handler with loguru's; only the digest
-    workers (their own processes, silenced by init_worker) may import it."""
-    code = "import ingestion.cli, ingestion.runner, sys; print('gitingest' in sys.modules)"
+    """gitingest replaces every logging handler with loguru's on import; the job owns the code it
+    needs (ingestion/gitingest_text.py), so neither it nor its digest code imports gitingest."""
+    code = (
+        "import ingestion.cli, ingestion.runner, ingestion.digest, sys;"
+        " print('gitingest' in sys.modules or 'loguru' in sys.modules)"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO_ROOT
     )
