@@ -92,15 +92,17 @@ def _failing(part: Part[list[dict[str, str]]]) -> Rows:
     return [("Failing", f"{count} failing: {shown}{more}")]
 
 
-def _cost(part: Part[float]) -> Rows:
+def _cost(part: Part[float], job: Part[JobSpec | None]) -> Rows:
     if part.error or part.value is None:
         return [("Cost", f"unavailable: {part.error}")]
-    return [("Cost", f"about ${part.value:,.2f} a month — govctl cost for the breakdown")]
+    # Without a deployed job the figure prices govctl.toml, not anything that runs or bills.
+    basis = " (estimate for the configuration; not deployed)" if job.value is None else ""
+    return [("Cost", f"about ${part.value:,.2f} a month{basis} — govctl cost for the breakdown")]
 
 
 def _lines(st: Status) -> Rows:
     return (_job(st.job, st.job_name) + _schedule(st.schedule) + _bucket(st.bucket)
-            + _failing(st.failing) + _cost(st.cost))  # fmt: skip
+            + _failing(st.failing) + _cost(st.cost, st.job))  # fmt: skip
 
 
 def _run_rows(st: Status, now: datetime) -> list[list[object]]:

@@ -322,6 +322,10 @@ def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> De
     )  # fmt: skip
 
 
+def _fields(n: int) -> str:
+    return f"{n} field" if n == 1 else f"{n} fields"
+
+
 def apply(p: DeployPlan) -> Applied:
     """Make the changes of ``p``; writes nothing when it has problems."""
     if p.plan.problems:
@@ -336,7 +340,7 @@ def apply(p: DeployPlan) -> Applied:
         done.append(f"created run job {p.job.name}")
     elif p.job.action == UPDATE:
         jobs.update_job(p.job_path, p.desired_job, p.job_etag)
-        done.append(f"updated run job {p.job.name} ({len(p.job.changes)} fields)")
+        done.append(f"updated run job {p.job.name} ({_fields(len(p.job.changes))})")
     if p.iam.action == CREATE:
         jobs.add_member(p.job_path, INVOKER, p.member, p.policy_etag)
         done.append(f"granted {INVOKER} to {p.member} on the job")
@@ -345,5 +349,5 @@ def apply(p: DeployPlan) -> Applied:
         done.append(f"created scheduler {p.schedule.name}")
     elif p.schedule.action == UPDATE:
         scheduler.update(p.schedule_path, p.desired_schedule, p.schedule_seen)
-        done.append(f"updated scheduler {p.schedule.name} ({len(p.schedule.changes)} fields)")
+        done.append(f"updated scheduler {p.schedule.name} ({_fields(len(p.schedule.changes))})")
     return Applied(tuple(done))

@@ -246,6 +246,8 @@ def test_missing_invoker_on_the_job_is_named_and_fixed(
     assert [(b.role, list(b.members)) for b in policy.bindings] == [("roles/run.invoker", [MEMBER])]
     # The old attempt is history: a warning that the cause is gone, until the next attempt.
     assert checks["last attempt"]["status"] == "warn"
+    # govctl has the command for it: the fix names it, not `gcloud scheduler jobs run`.
+    assert checks["last attempt"]["fix"].startswith("govctl schedule trigger")
     assert clients.scheduler().run_job(name=SCHEDULE).status.code == 0
 
 

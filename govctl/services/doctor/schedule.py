@@ -80,7 +80,7 @@ def scheduler_last_attempt(ctx: Context, facts: Facts) -> Check:
             "last attempt",
             WARN,
             evidence + " — fixed since; the next attempt will tell",
-            f"gcloud scheduler jobs run {ctx.cfg.schedule.name} --location {ctx.cfg.region}",
+            "govctl schedule trigger (it fires the scheduler job now, as at its time)",
         )
     return Check("last attempt", FAIL, evidence, fix)
 
