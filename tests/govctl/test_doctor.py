@@ -589,13 +589,10 @@ def test_a_service_account_without_object_rights(
     rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
     code, checks = doctor(capsys)
     access = checks["bucket access"]
-    # fake-gcs-server has no bucket IAM: doctor cannot see a bucket grant, so it warns.
-    assert (code, access["status"]) == (0, "warn")
-    assert access["evidence"].startswith(f"cannot read the IAM policy of gs://{BUCKET}")
-    assert access["fix"] == (
-        f"gcloud storage buckets add-iam-policy-binding gs://{BUCKET} --member={MEMBER} "
-        "--role=roles/storage.objectAdmin"
-    )
+    # fake-gcs-server has no bucket IAM: a grant on the bucket cannot be seen there, which is
+    # the emulator's documented limit, not a warning for every emulator user.
+    assert (code, access["status"]) == (0, "skip")
+    assert "(fake-gcs-server) has no bucket IAM" in access["evidence"]
 
 
 def test_no_credentials_is_one_failing_line(

@@ -128,8 +128,10 @@ def test_from_an_empty_project_doctor_setup_deploy_doctor(
     assert checks["service account"]["status"] == "ok"
     assert checks["job access"]["status"] == "ok"
     assert checks["bucket"]["evidence"] == f"gs://{BUCKET} in US-CENTRAL1"
-    # What only the emulator lacks (bucket IAM) is a warning, not a pass.
-    assert checks["bucket access"]["status"] == "warn"
+    # What only the emulator lacks (bucket IAM) is neither a pass nor a warning every
+    # emulator user would see: not checkable, and said why.
+    assert checks["bucket access"]["status"] == "skip"
+    assert "(fake-gcs-server) has no bucket IAM" in checks["bucket access"]["evidence"]
 
     # After deploy, setup finds the job's grant in place and nothing to do.
     code, out, err = setup(capsys)
