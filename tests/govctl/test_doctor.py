@@ -21,7 +21,7 @@ from google.protobuf import field_mask_pb2
 from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients, executions
-from govctl.gcp.services import NEEDED
+from govctl.services.apis import BASE
 
 PROJECT = "demo-project"
 REGION = "us-central1"  # fake-gcs-server puts every bucket in US-CENTRAL1
@@ -73,7 +73,7 @@ def deploy(emulator: Emulator) -> None:
     """Every piece a working deployment has, made with the official clients."""
     usage = clients.service_usage()
     usage.batch_enable_services(
-        request={"parent": f"projects/{PROJECT}", "service_ids": list(NEEDED)}
+        request={"parent": f"projects/{PROJECT}", "service_ids": [a.name for a in BASE]}
     ).result()
     clients.iam().create_service_account(
         name=f"projects/{PROJECT}",
@@ -162,16 +162,27 @@ def test_an_empty_project_fails_and_names_every_missing_piece(
     code, checks = doctor(capsys)
     assert code == 1
     fails = failing(checks)
-    assert set(fails) == {"apis", "service account", "job", "scheduler", "bucket"}
-    for api in ("run", "cloudscheduler", "artifactregistry", "cloudbuild", "iam"):
+    # A new project has Google's default APIs only: the others are named, with what uses
+    # them, and what cannot be read while its API is off is not judged.
+    assert set(fails) == {"apis", "bucket"}
+    for api in ("run (the Cloud Run job)", "cloudscheduler", "artifactregistry", "cloudbuild",
+                "iam", "cloudresourcemanager", "cloudbilling"):  # fmt: skip
         assert api in fails["apis"]
+    assert "gcloud services enable run.googleapis.com" in checks["apis"]["fix"]
+    assert checks["job"] == {**checks["job"], "status": "skip",
+                             "evidence": "not checked: run is disabled (see apis)"}  # fmt: skip
+    assert checks["service account"]["evidence"] == "not checked: iam is disabled (see apis)"
+
+    code, checks = doctor(capsys, "--fix", "-y")  # enables them
+    assert checks["apis"]["status"] == "ok"
+    fails = failing(checks)
+    assert set(fails) == {"service account", "job", "scheduler", "bucket"}
     assert SA in fails["service account"]
     assert "govreposcrape-ingestion not found" in fails["job"]
     assert "govreposcrape-daily-ingest not found" in fails["scheduler"]
     assert f"gs://{BUCKET} does not exist" in fails["bucket"]
     assert checks["credentials"]["evidence"].startswith("user:emulator@example.com")
     assert checks["job"]["fix"] == "govctl deploy"
-    assert "gcloud services enable run.googleapis.com" in checks["apis"]["fix"]
     # What cannot be judged yet says so rather than passing.
     assert checks["job access"]["status"] == "skip"
     assert checks["bucket access"]["status"] == "skip"
@@ -212,6 +223,12 @@ def test_alerts_and_secrets_after_deploy(
     monkeypatch.setenv("GOVCTL_JOB_SECRETS", "GITHUB_TOKEN=github-token")
     code, checks = doctor(capsys)
     assert checks["alerts"]["status"] == "ok" and "ops@example.org" in checks["alerts"]["evidence"]
+    # [job] secrets uses Secret Manager, whose API this project never enabled: the apis
+    # check names it, with what needs it.
+    assert failing(checks) == {"apis": "disabled: secretmanager ([job] secrets)"}
+    assert checks["secrets"]["evidence"] == "not checked: secretmanager is disabled (see apis)"
+    code, checks = doctor(capsys, "--fix", "-y")
+    assert checks["apis"]["status"] == "ok"
     assert checks["secrets"]["status"] == "fail" and code == 1
     assert "github-token does not exist" in checks["secrets"]["evidence"]
     assert checks["secrets"]["fix"] == "run `govctl secrets set GITHUB_TOKEN`"
@@ -274,10 +291,13 @@ def test_a_disabled_run_api_is_named_and_enabled_by_fix(
     ).result()
     code, checks = doctor(capsys)
     assert code == 1
-    assert failing(checks) == {"apis": "disabled: run"}
+    assert failing(checks) == {"apis": "disabled: run (the Cloud Run job)"}
     assert checks["apis"]["fix"] == (
-        "govctl doctor --fix (or: gcloud services enable run.googleapis.com --project demo-project)"
+        "govctl doctor --fix, or govctl setup (or: gcloud services enable run.googleapis.com "
+        "--project demo-project)"
     )
+    # What reads the job cannot judge it while Run's API is off: said, not failed.
+    assert checks["job"]["evidence"] == "not checked: run is disabled (see apis)"
     code, checks = doctor(capsys, "--fix", "-y")
     assert code == 0, failing(checks)
     state = clients.service_usage().get_service(

@@ -15,9 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 from govctl import config
-from govctl.errors import CloudError, GovctlError
+from govctl.errors import ApiDisabled, CloudError, GovctlError
 from govctl.gcp import inspect
-from govctl.services.doctor import access, aftercare, runs, schedule
+from govctl.services.doctor import access, aftercare, apis, runs, schedule
 from govctl.services.doctor.facts import Facts
 from govctl.services.doctor.model import SKIP, Action, Check, Context, Report, failed
 
@@ -30,7 +30,7 @@ CHECKS: list[tuple[str, Callable[[Context, Facts], Check]]] = [
     ("credentials", access.credentials),
     ("project", access.project),
     ("billing", access.billing),
-    ("apis", access.apis),
+    ("apis", apis.apis),
     ("deploy rights", access.deploy_permissions),
     ("service account", access.service_account),
     ("bucket access", access.bucket_write),
@@ -54,6 +54,8 @@ def _guarded(
 ) -> Check:
     try:
         return check(ctx, facts)
+    except ApiDisabled as err:
+        return apis.not_checked(name, err)
     except GovctlError as err:
         return failed(name, err)
 

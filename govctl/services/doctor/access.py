@@ -15,7 +15,6 @@ from govctl.services.doctor.model import (
     Check,
     Context,
     memory_text,
-    short_api,
     span,
     timeout_s,
 )
@@ -53,20 +52,6 @@ def billing(ctx: Context, facts: Facts) -> Check:
         f"billing is disabled for {ctx.project}: Cloud Run jobs will not run",
         f"gcloud billing projects link {ctx.project} --billing-account=ACCOUNT_ID "
         "(list accounts: gcloud billing accounts list)",
-    )
-
-
-def apis(ctx: Context, facts: Facts) -> Check:
-    state: dict[str, bool] = facts.get("apis")
-    off = [n for n, on in state.items() if not on]
-    if not off:
-        return Check("apis", OK, ", ".join(short_api(n) for n in state))
-    return Check(
-        "apis",
-        FAIL,
-        "disabled: " + ", ".join(short_api(n) for n in off),
-        f"govctl doctor --fix (or: gcloud services enable {' '.join(off)} --project {ctx.project})",
-        (Action("enable", ctx.project, apis=tuple(off)),),
     )
 
 

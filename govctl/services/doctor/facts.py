@@ -8,6 +8,7 @@ from typing import Any
 
 from govctl import config
 from govctl.gcp import billing_info, executions, iam, inspect, jobs, scheduler, services, usage
+from govctl.services import apis as needed
 
 RECENT_EXECUTIONS = 20
 # What deploying needs on the project (run jobs, scheduler jobs) and the role that grants it.
@@ -31,7 +32,7 @@ class Facts:
             "caller": iam.caller,
             "project": (lambda: project) if project is not None else lambda: inspect.project(p),
             "billing": lambda: billing_info.project_billing(p),
-            "apis": lambda: services.enabled(p),
+            "apis": lambda: services.enabled(p, needed.names(cfg)),
             "deploy_permissions": lambda: iam.test_project(p, DEPLOY_PERMISSIONS),
             "service_account": lambda: iam.service_account(p, sa),
             "project_policy": lambda: iam.project_policy(p),
