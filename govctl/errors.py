@@ -47,9 +47,7 @@ class CloudError(GovctlError):
 class ApiDisabled(CloudError):
     """The project has the API a call needs disabled (Google's ``SERVICE_DISABLED``)."""
 
-    def __init__(
-        self, message: str, *, fix: str | None = None, api: str = "", project: str = ""
-    ):
+    def __init__(self, message: str, *, fix: str | None = None, api: str = "", project: str = ""):
         self.api = api
         self.project = project
         super().__init__(message, fix=fix, reason="SERVICE_DISABLED")

@@ -48,10 +48,8 @@ COMPLETED_EXECUTIONS = "run.googleapis.com/job/completed_execution_count"
 # Log-based policies must say how often they may notify; one e-mail per 5 minutes at most.
 LOG_RATE_LIMIT = timedelta(minutes=5)
 FAILED, STALE, SCHEDULER = "execution-failed", "stale", "scheduler-failed"
-# Metric-absence windows: whole minutes from 2 minutes (alert.proto, MetricAbsence.duration) to
-# 24.5 hours through the API (cloud.google.com/monitoring/alerts/types-of-conditions).
-MIN_STALE_AFTER = timedelta(minutes=2)
-MAX_STALE_AFTER = timedelta(hours=24, minutes=30)
+MIN_STALE_AFTER = validate.MIN_STALE_AFTER
+MAX_STALE_AFTER = validate.MAX_STALE_AFTER
 
 
 def channel_name(email: str) -> str:
