@@ -281,11 +281,14 @@ def _iam(cfg: Config, job_exists: bool, member: str) -> tuple[ResourcePlan, byte
     return ResourcePlan("iam", name, CREATE, grant), policy.etag
 
 
-def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> DeployPlan:
+def plan(
+    cfg: Config, image: str | ImageChoice, commit: str | None = None, *, with_problems: bool = True
+) -> DeployPlan:
     """The changes that would make the project match the settings; reads only.
 
     ``image`` is the image to deploy (an :class:`ImageChoice`, or a digest-pinned reference
-    with ``commit``); its commit becomes the ``commit-sha`` label.
+    with ``commit``); its commit becomes the ``commit-sha`` label. ``with_problems=False``
+    skips what deploy needs but does not make (doctor's drift check judges those elsewhere).
     """
     choice = image if isinstance(image, ImageChoice) else ImageChoice(image, commit)
     project = cfg.require_project()
@@ -308,7 +311,7 @@ def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> De
         project=project,
         region=cfg.region,
         resources=(repository_plan, job_plan, iam_plan, schedule_plan),
-        problems=problems(cfg),
+        problems=problems(cfg) if with_problems else (),
         notes=_schedule_notes(cfg, current_schedule),
         details={"image": choice.ref, "commit": choice.commit, "build": choice.build},
     )

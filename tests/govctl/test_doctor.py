@@ -208,11 +208,19 @@ def test_a_complete_deployment_passes(
     )
     assert checks["alerts"]["fix"] == "run `govctl alerts set --email ADDRESS`"
     assert checks["secrets"]["status"] == "skip"
+    # The job was made by hand, not from the settings: drift, field by field, deployed →
+    # settings, with the command that reconciles it. The schedule matches.
+    drift = checks["job drift"]
+    assert drift["status"] == "warn", drift
+    assert "memory 512Mi → 4Gi" in drift["evidence"]
+    assert drift["fix"].startswith("govctl deploy applies the settings")
+    assert checks["schedule drift"]["status"] == "ok"
+    assert checks["alerts drift"]["status"] == "skip"
     # The human form: one line per check, the summary last, exit 0.
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["ok", "credentials"]
-    assert out[-1] == "0 failing, 2 warnings."
+    assert out[-1] == "0 failing, 3 warnings."
 
 
 def test_alerts_and_secrets_after_deploy(

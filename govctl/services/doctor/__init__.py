@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from govctl import config
 from govctl.errors import ApiDisabled, CloudError, GovctlError
 from govctl.gcp import inspect
-from govctl.services.doctor import access, aftercare, apis, runs, schedule
+from govctl.services.doctor import access, aftercare, apis, drift, runs, schedule
 from govctl.services.doctor.facts import Facts
 from govctl.services.doctor.model import SKIP, Action, Check, Context, Report, failed
 
@@ -46,6 +46,9 @@ CHECKS: list[tuple[str, Callable[[Context, Facts], Check]]] = [
     ("digests", runs.digests),
     ("secrets", aftercare.secrets),
     ("alerts", aftercare.alerts),
+    ("job drift", drift.job_drift),
+    ("schedule drift", drift.schedule_drift),
+    ("alerts drift", drift.alerts_drift),
 ]
 
 

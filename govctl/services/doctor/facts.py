@@ -21,6 +21,12 @@ DEPLOY_PERMISSIONS = {
 }
 
 
+def _deploy_plan(cfg: config.Config) -> Any:
+    from govctl.services.doctor import drift  # which reads Facts: imported once both exist
+
+    return drift.deploy_plan(cfg)
+
+
 class Facts:
     """Every read doctor makes, started at once on a thread pool; ``get`` waits for one and
     re-raises its :class:`GovctlError`, so a check can report it as its evidence."""
@@ -41,6 +47,7 @@ class Facts:
             "scheduler": lambda: scheduler.get(cfg.schedule_path),
             "executions": lambda: executions.list_for_job(cfg.job_path, RECENT_EXECUTIONS),
             "bucket": lambda: usage.digest_stats(p, cfg.bucket),
+            "deploy_plan": lambda: _deploy_plan(cfg),
         }
         self._futures: dict[str, Future[Any]] = {k: pool.submit(f) for k, f in readers.items()}
 
