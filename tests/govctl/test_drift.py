@@ -36,8 +36,11 @@ def test_in_sync_after_deploy_and_alerts_set(
     deployed: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     checks = doctor(capsys)
-    assert checks["job drift"] == {**checks["job drift"], "status": "ok",
-                                   "evidence": "govreposcrape-ingestion is as the settings say"}  # fmt: skip
+    job = checks["job drift"]
+    assert (job["status"], job["evidence"]) == (
+        "ok",
+        "govreposcrape-ingestion is as the settings say",
+    )
     assert checks["schedule drift"]["status"] == "ok"
     assert "(0 2 * * *, Etc/UTC)" in checks["schedule drift"]["evidence"]
     assert checks["alerts drift"]["status"] == "ok"
@@ -83,8 +86,7 @@ def test_a_job_changed_behind_govctls_back_is_drift_and_deploy_reconciles_it(
     check = doctor(capsys)["job drift"]
     assert check["status"] == "warn"
     assert check["evidence"] == (
-        "govreposcrape-ingestion differs from the settings: memory 8Gi → 4Gi, "
-        "task_timeout 12h → 6h"
+        "govreposcrape-ingestion differs from the settings: memory 8Gi → 4Gi, task_timeout 12h → 6h"
     )
     assert check["fix"] == (
         "govctl deploy applies the settings (`govctl deploy --dry-run` shows the plan), or "
