@@ -61,10 +61,14 @@ def _schedule(part: Part[Schedule]) -> Rows:
     if spec.last_attempt_time:
         last = f"last attempt {render.when(spec.last_attempt_time)} {spec.status_name or 'OK'}"
     nxt = f"next {render.when(upcoming)}" if upcoming and spec.state == "ENABLED" else "paused"
-    return [
+    rows = [
         ("Schedule", f"{spec.cron} — {part.value.description} ({spec.time_zone}) · {spec.state}"),
         ("", f"{nxt} · {last}"),
     ]
+    if part.value.settings:
+        rows.append(("", f"the settings say {part.value.settings}: `govctl doctor` shows the "
+                         "drift and how to reconcile it"))  # fmt: skip
+    return rows
 
 
 def _bucket(part: Part[DigestStats | None]) -> Rows:
@@ -127,7 +131,7 @@ def _json(st: Status) -> dict[str, object]:
     schedule = None
     if sched is not None and sched.spec is not None:
         schedule = {**render.plain(sched.spec), "description": sched.description,
-                    "next": sched.next}  # fmt: skip
+                    "next": sched.next, "settings_differ": sched.settings is not None}  # fmt: skip
     runs = [{**render.plain(r.execution), "reports": r.totals} for r in st.runs.value or []]
     return {
         "project": st.project,

@@ -108,3 +108,14 @@ def test_alerts_unlike_the_alerts_settings_are_drift_and_alerts_set_reconciles_t
     assert check["fix"].startswith("govctl alerts set applies the settings")
     assert main(["alerts", "set", "-y"]) == 0
     assert doctor(capsys)["alerts drift"]["status"] == "ok"
+
+
+def test_status_shows_the_live_schedule_and_that_the_settings_differ(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["schedule", "set", "0 2,14 * * *", "-y"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "Schedule  0 2,14 * * * — At 02:00 and 14:00 (Etc/UTC) · ENABLED" in out
+    assert "the settings say '0 2 * * *' (Etc/UTC): `govctl doctor` shows the drift" in out
