@@ -116,6 +116,20 @@ class ArtifactRegistryService(Service):
             self.changed()
             return self._images.out(pb)
 
+    def push_denied(self, image: str, member: str) -> str | None:
+        """The repository of ``image`` (``L-docker.pkg.dev/P/R/IMAGE``) when it exists and
+        ``member`` may not push to it; None otherwise (a missing repository is
+        :meth:`record_image`'s NOT_FOUND)."""
+        m = _URI_RE.fullmatch(image)
+        if not m:
+            return None
+        location, project, repo_id, _ = m.groups()
+        repository = f"projects/{project}/locations/{location}/repositories/{repo_id}"
+        with self.lock:
+            if repository not in self._repos:
+                return None
+        return None if self.may_push(repository, member) else repository
+
     def may_push(self, repository: str, member: str) -> bool:
         """Whether ``member`` holds ``artifactregistry.repositories.uploadArtifacts`` on the
         repository (``projects/P/locations/L/repositories/R``), through its policy or the
