@@ -42,7 +42,9 @@ class Cause(enum.StrEnum):
 
 
 def _ran_its_timeout(task: Task) -> bool:
-    if not task.timeout_s or task.started is None or task.completed is None:
+    # Whether ``start_time`` is the first attempt's or the last one's no source says: only an
+    # attempt that was the task's only one is measured.
+    if task.retried or not task.timeout_s or task.started is None or task.completed is None:
         return False
     return (task.completed - task.started).total_seconds() >= task.timeout_s
 
