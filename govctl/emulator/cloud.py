@@ -190,7 +190,8 @@ class Cloud:
         stores = [s.operations for s in self._services.values() if s.operations is not None]
         if stores:
             tables.append(OperationsRouter(stores).bind())
-        gate = self._services["iam"].check_api if "iam" in self._services else None
+        iam: Any = self._services.get("iam")  # the IAM service: Service Usage's state
+        gate = iam.check_api if iam is not None else None
         return build(tables, gate)
 
     # events (see the module docstring) ------------------------------------------------------

@@ -191,7 +191,9 @@ def _check(request: Any, context: grpc.ServicerContext, service: str, gate: Gate
     raw = type(request).pb(request) if isinstance(request, proto.Message) else request
     if not isinstance(raw, PbMessage):
         return
-    project = consumer(service, raw, context.invocation_metadata())
+    # A handler called directly (no transport) may be given no context.
+    metadata = context.invocation_metadata() if context is not None else ()
+    project = consumer(service, raw, metadata)
     if project:
         gate(service, project)
 

@@ -11,6 +11,7 @@ from govctl.emulator.server import Emulator
 from govctl.services import image as images
 from tests.govctl import test_deploy
 from tests.govctl.test_deploy import BUCKET, PROJECT, REGION
+from tests.support.builds import build_account_for
 from tests.support.cloud import enable_apis
 
 
@@ -30,6 +31,8 @@ def cloud(
     enable_apis(PROJECT)  # what `govctl setup` enables
     # A real image in the emulator's Artifact Registry (built by its Cloud Build), so that
     # `--image` resolves; the tests below deploy it by digest.
-    built = images.build_image(PROJECT, REGION, allow_dirty=True)
+    built = images.build_image(
+        PROJECT, REGION, allow_dirty=True, account=build_account_for(PROJECT)
+    )
     monkeypatch.setattr(test_deploy, "IMAGE", built.uri)
     yield emulator

@@ -31,6 +31,7 @@ from govctl.gcp import clients
 from govctl.gcp import iam as gcp_iam
 from govctl.gcp import services as gcp_services
 from govctl.services import image as images
+from tests.support.builds import build_account_for
 from tests.support.cloud import enable_apis
 from tests.support.git import GitServer, make_repo
 
@@ -310,7 +311,9 @@ def test_configuration_lines_show_as_drift_in_govctl_deploy(
 ) -> None:
     _create_service_account(cloud)
     enable_apis(PROJECT)  # govctl builds and deploys the image: what `govctl setup` enables
-    built = images.build_image(PROJECT, REGION, allow_dirty=True)
+    built = images.build_image(
+        PROJECT, REGION, allow_dirty=True, account=build_account_for(PROJECT)
+    )
     assert main(["deploy", "--image", built.uri, "-y"]) == 0
     plan = govctl_json(capsys, "deploy", "--image", built.uri, "--dry-run")
     assert all(r["action"] == "unchanged" for r in plan["resources"])
