@@ -97,7 +97,9 @@ def _write_settings(work: Path, feed: Path) -> Path:
         f'project = "{PROJECT}"\nregion = "{REGION}"\n\n[job]\n'
         f"feed = {json.dumps(feed.resolve().as_uri())}\n"
         "# The sample repositories are local (file://) and so is the emulator's task.\n"
-        'args = ["--allow-local"]\n',
+        'args = ["--allow-local"]\n\n'
+        "# The search index the demo builds: setup enables Discovery Engine for it.\n"
+        '[index]\ndata_store = "govreposcrape-search"\n',
         encoding="utf-8",
     )
     return path
