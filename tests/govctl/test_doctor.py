@@ -384,6 +384,8 @@ def test_an_oidc_token_and_a_paused_scheduler(
     code, checks = doctor(capsys)
     assert (code, checks["scheduler"]["status"]) == (0, "warn")
     assert "PAUSED" in checks["scheduler"]["evidence"]
+    # govctl has the command: the fix names it, not `gcloud scheduler jobs resume`.
+    assert checks["scheduler"]["fix"] == "govctl doctor --fix, or govctl schedule resume"
     code, checks = doctor(capsys, "--fix", "-y")
     assert checks["scheduler"]["status"] == "ok"
     assert sched.get_job(name=SCHEDULE).state == scheduler_v1.Job.State.ENABLED

@@ -113,8 +113,8 @@ def bucket_write(ctx: Context, facts: Facts) -> Check:
     if facts.get("service_account") is None:
         return Check("bucket access", SKIP, "no service account (see service account)")
     fix = (
-        f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member={member} "
-        f"--role={BUCKET_ROLE}"
+        f"govctl setup (it grants it on this bucket; or: gcloud storage buckets "
+        f"add-iam-policy-binding gs://{bucket} --member={member} --role={BUCKET_ROLE})"
     )
     held = _bucket_policy(bucket, ctx.project)
     if isinstance(held, Policy) and held.grants(member, "storage.objects.create"):

@@ -52,7 +52,7 @@ def scheduler_target(ctx: Context, facts: Facts) -> Check:
             "scheduler",
             WARN if sched.state == "PAUSED" else FAIL,
             f"{name} is {sched.state}: the job is not run on schedule ({sched.cron})",
-            f"govctl doctor --fix (or: gcloud scheduler jobs resume {name} --location {region})",
+            "govctl doctor --fix, or govctl schedule resume",
             (Action("resume", ctx.cfg.schedule_path),),
         )
     return Check(
