@@ -410,3 +410,35 @@ def test_purge_and_delete_documents(store: de.DataStore) -> None:
     assert _ids() == set()
     with pytest.raises(gexc.NotFound):
         clients.documents().delete_document(name=f"{BRANCH}/documents/d-2")
+
+
+def _client_dialling(emulator: Emulator, host: str) -> de.DataStoreServiceClient:
+    """A DataStoreService client that reaches the emulator but says it dialled ``host`` (the
+    authority a client of the real endpoint sends)."""
+    import grpc
+    from google.cloud.discoveryengine_v1.services.data_store_service.transports import (
+        DataStoreServiceGrpcTransport,
+    )
+
+    channel = grpc.insecure_channel(
+        emulator.grpc_address, options=[("grpc.default_authority", host)]
+    )
+    return de.DataStoreServiceClient(transport=DataStoreServiceGrpcTransport(channel=channel))
+
+
+def test_a_regional_data_store_needs_its_regional_endpoint(emulator: Emulator) -> None:
+    eu = "projects/p/locations/eu/collections/default_collection"
+    regional = _client_dialling(emulator, "eu-discoveryengine.googleapis.com")
+    regional.create_data_store(
+        parent=eu, data_store=de.DataStore(display_name="x"), data_store_id="ds"
+    ).result(timeout=10)
+    assert regional.get_data_store(name=f"{eu}/dataStores/ds").name.endswith("/ds")
+
+    world = _client_dialling(emulator, "discoveryengine.googleapis.com")
+    with pytest.raises(gexc.InvalidArgument) as err:
+        world.get_data_store(name=f"{eu}/dataStores/ds")
+    assert 'can only serve traffic from "global" region, but got "eu" region' in str(err.value)
+    with pytest.raises(gexc.InvalidArgument, match='"eu" region, but got "global"'):
+        regional.list_data_stores(parent=COLLECTION)
+    # A client that dialled the emulator's own address says nothing about the endpoint.
+    assert clients.data_stores().get_data_store(name=f"{eu}/dataStores/ds").name
