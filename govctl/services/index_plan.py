@@ -245,3 +245,13 @@ def unexpected(ids: Collection[str], record: Mapping[str, Indexed]) -> list[str]
     older import, another tool, or a record that was lost)."""
     expected = {i for key, entry in record.items() for i in document_ids(key, entry.parts)}
     return sorted(set(ids) - expected)
+
+
+def departures(record: Mapping[str, Indexed], feed: Collection[str]) -> SyncPlan:
+    """The plan when no digest changed but the feed did: the repositories that left it leave
+    the index (known from the record alone, without listing the bucket)."""
+    removed = sorted(k for k in record if k not in feed)
+    purge = [i for key in removed for i in document_ids(key, record[key].parts)]
+    drop = [p for key in removed for p in _part_paths(key, 1, record[key].parts)]
+    kept = {k: v for k, v in record.items() if k in feed}
+    return SyncPlan((), tuple(purge), tuple(removed), tuple(drop), kept)

@@ -130,3 +130,33 @@ def test_record_round_trip_and_unexpected_documents() -> None:
     stale = "0123456789abcdef0123456789abcdef"  # an id of the old `content` import
     ids = [*ip.document_ids("a/x", 1), *ip.document_ids("a/big", 3), stale]
     assert ip.unexpected(ids, record) == [stale]
+
+
+def test_departures_need_only_the_record_and_the_feed() -> None:
+    record = {"a/stay": Indexed(1, 1, 1), "a/left": Indexed(1, 1, 2)}
+    p = ip.departures(record, {"a/stay", "a/new"})
+    assert p.removed == ("a/left",) and not p.imports
+    assert set(p.purge_ids) == set(ip.document_ids("a/left", 2))
+    assert set(p.drop_parts) == {"_index/parts/a/left/1.txt", "_index/parts/a/left/2.txt"}
+    assert p.record == {"a/stay": Indexed(1, 1, 1)}
+    assert ip.departures(record, set(record)).empty
+
+
+def test_a_run_writing_around_the_last_sync_makes_the_summary_untrusted() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from govctl.gcp.summary import LastRun
+    from govctl.services.index_sync import OVERLAP, _overlapped
+
+    mark = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+
+    def run(start: int, end: int, outcome: str = "succeeded") -> LastRun:
+        at = lambda minutes: mark + timedelta(minutes=minutes)  # noqa: E731
+        return LastRun("e", 1, 1, at(start), at(end), outcome, {})
+
+    assert not _overlapped(run(-60, -30), mark)  # ended long before the sync listed
+    assert not _overlapped(run(30, 60), mark)  # started long after
+    assert _overlapped(run(-10, 10), mark)  # writing while it listed
+    assert _overlapped(run(-10, 0), mark + OVERLAP / 2)  # within the clock margin
+    assert _overlapped(run(-60, -30, "incomplete"), mark)  # tasks not all reported
+    assert not _overlapped(None, mark) and not _overlapped(run(-10, 10), None)
