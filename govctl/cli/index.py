@@ -146,8 +146,9 @@ def sync(
 def _say_sync(result: SyncResult, seconds: float) -> None:
     if result.settled:
         render.info(result.settled)
-    listed = f"listed {result.listed} digests: " if result.listed is not None else ""
-    render.info(f"{listed}{result.reason}")
+    render.info(result.reason)
+    if result.listed is not None:
+        render.info(f"listed {result.listed} digests: {result.changed} new or changed")
     if not result.feed_known:
         render.info("the feed the last run used is gone: no repository is removed this time")
     if result.purged or result.removed:

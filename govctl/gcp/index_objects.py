@@ -119,8 +119,9 @@ def write_lines(project: str, bucket: str, path: str, lines: Iterable[Mapping[st
 
 
 def delete(project: str, bucket: str, paths: Iterable[str]) -> int:
-    """Delete the objects at ``paths`` (one batch request a hundred); absent ones are fine.
-    Returns how many were asked for."""
+    """Delete the objects at ``paths`` (one request each: they are few, the parts of digests
+    that left and the previous manifest); absent ones are fine. Returns how many were asked
+    for."""
     from google.api_core import exceptions as gexc
 
     names = list(paths)

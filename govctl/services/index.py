@@ -85,9 +85,13 @@ def status(cfg: Config) -> IndexStatus:
         summary = gsummary.read(cfg.project, cfg.bucket)
     except GovctlError as err:
         return _counted(replace(found, bucket_error=str(err)), path, None)
-    if summary is None:
-        return _listed(_counted(found, path, None), last_success)
-    state = IndexState.of(summary.index, path)
+    state = IndexState.of(summary.index, path) if summary is not None else None
+    if summary is None or summary.digests is None:
+        # No summary of the job's (it has not run since summaries began, or only a sync wrote
+        # the object): the one case where the bucket is listed.
+        mark = _time(state.watermark) if state else None
+        since = mark or (last_success.started if last_success else None)
+        return _listed(replace(_counted(found, path, state), watermark=since), since)
     return _pending(_counted(found, path, state), summary, state)
 
 
@@ -118,13 +122,11 @@ def _pending(st: IndexStatus, summary: gsummary.Summary, state: IndexState | Non
     )
 
 
-def _listed(st: IndexStatus, last_success: ImportRun | None) -> IndexStatus:
-    """Without a summary: list the bucket (one listing) for the digests written after the last
-    successful import began."""
+def _listed(st: IndexStatus, since: datetime | None) -> IndexStatus:
+    """Without a summary: list the bucket (one listing) for the digests written after
+    ``since`` (the last sync's watermark, else the last successful import's start)."""
     try:
-        digests, pending = index.digests_newer_than(
-            st.project, st.bucket, last_success.started if last_success else None
-        )
+        digests, pending = index.digests_newer_than(st.project, st.bucket, since)
     except GovctlError as err:
         return replace(st, bucket_error=str(err))
     return replace(st, digests=digests, pending=pending, pending_from="listing")

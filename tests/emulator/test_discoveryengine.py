@@ -420,9 +420,8 @@ def _client_dialling(emulator: Emulator, host: str) -> de.DataStoreServiceClient
         DataStoreServiceGrpcTransport,
     )
 
-    channel = grpc.insecure_channel(
-        emulator.grpc_address, options=[("grpc.default_authority", host)]
-    )
+    options = [("grpc.default_authority", host)] if host else []
+    channel = grpc.insecure_channel(emulator.grpc_address, options=options)
     return de.DataStoreServiceClient(transport=DataStoreServiceGrpcTransport(channel=channel))
 
 
@@ -441,4 +440,4 @@ def test_a_regional_data_store_needs_its_regional_endpoint(emulator: Emulator) -
     with pytest.raises(gexc.InvalidArgument, match='"eu" region, but got "global"'):
         regional.list_data_stores(parent=COLLECTION)
     # A client that dialled the emulator's own address says nothing about the endpoint.
-    assert clients.data_stores().get_data_store(name=f"{eu}/dataStores/ds").name
+    assert _client_dialling(emulator, "").get_data_store(name=f"{eu}/dataStores/ds").name
