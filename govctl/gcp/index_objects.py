@@ -55,6 +55,7 @@ def list_digests(project: str, bucket: str) -> dict[str, StoredDigest]:
             blobs = client.list_blobs(
                 bucket,
                 fields="items(name,size,generation,metageneration,metadata),nextPageToken",
+                page_size=1000,  # Cloud Storage's maximum (and default) page
                 **bounds,
             )
             for blob in blobs:

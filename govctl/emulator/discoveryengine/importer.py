@@ -222,21 +222,19 @@ class Importer(DiscoveryEngineResources):
         except OSError as err:
             raise _ImportFailed(f"listing gs://{bucket}: {err}") from None
 
-    def _object(self, uri: str) -> dict[str, Any]:
-        """The metadata of the object at a ``gs://`` URI."""
+    def _linked(self, uri: str) -> bytes:
+        """The bytes of the object at a ``gs://`` URI (one read: its size is its length)."""
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         if not uri.startswith("gs://") or not bucket or not name:
             raise _ImportFailed(f"content.uri {uri!r} is not a Cloud Storage URI (gs://…).")
-        path = f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
         try:
-            meta: dict[str, Any] = json.loads(self._storage(path))
+            return self._storage(storage.object_path(bucket, name))
         except urllib.error.HTTPError as err:
             if err.code == 404:
                 raise _ImportFailed(f"{uri} does not exist.") from None
             raise _ImportFailed(f"{uri}: cannot read it: HTTP {err.code}") from None
         except OSError as err:
             raise _ImportFailed(f"{uri}: cannot read it: {err}") from None
-        return meta
 
     def _bytes(self, bucket: str, name: str, uri: str) -> bytes:
         try:
@@ -302,12 +300,10 @@ class Importer(DiscoveryEngineResources):
             return bytes(content.raw_bytes)
         if which != "uri":
             raise _ImportFailed(f"{where}: content has neither uri nor raw_bytes.")
-        meta = self._object(content.uri)
-        size = int(meta.get("size") or 0)
-        if size > limits.size_limit(mime):
-            raise _ImportFailed(f"{where}: {content.uri}: {_too_big(size, mime)}")
-        bucket, _, name = content.uri.removeprefix("gs://").partition("/")
-        return self._bytes(bucket, name, content.uri)
+        data = self._linked(content.uri)
+        if len(data) > limits.size_limit(mime):
+            raise _ImportFailed(f"{where}: {content.uri}: {_too_big(len(data), mime)}")
+        return data
 
     def _indexed(self, store_name: str, doc: Any) -> Any:
         doc.name = f"{store_name}/branches/0/documents/{doc.id}"
