@@ -11,7 +11,11 @@ from govctl import render, validate
 from govctl.cli.options import Json, Project, Region, interactive, settings
 from govctl.errors import GovctlError, UsageError
 
-app = typer.Typer(add_completion=False, rich_markup_mode="markdown", no_args_is_help=True)
+app = typer.Typer(
+    help="Store the values of the job's `[job] secrets` variables in Secret Manager, and list "
+    "whether the job can read them.",
+    add_completion=False, rich_markup_mode="markdown", no_args_is_help=True,
+)  # fmt: skip
 
 
 def _read_value() -> bytes:
