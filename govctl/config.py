@@ -403,8 +403,14 @@ def _check_owner(path: Path) -> None:
         )
 
 
+def shown(path: Path) -> str:
+    """A settings file as messages name it: ``govctl.toml`` when it is in the current
+    directory, else its whole path (which file was read is then news)."""
+    return path.name if path.parent == Path.cwd().absolute() else str(path)
+
+
 def _unknown(path: Path, label: str, suggestion: str | None) -> UsageError:
-    return UsageError(f"{path}: unknown {label}", fix=suggestion)
+    return UsageError(f"{shown(path)}: unknown {label}", fix=suggestion)
 
 
 def _suggest_top(name: str, value: Any) -> str | None:
@@ -431,7 +437,7 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise UsageError(f"cannot read {path}: {err}") from None
+        raise UsageError(f"cannot read {shown(path)}: {err}") from None
     values: dict[str, Any] = {}
     for name, value in data.items():
         if name in SECTIONS:
@@ -446,7 +452,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _read_section(path: Path, name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise UsageError(f"{path}: [{name}] must be a table")
+        raise UsageError(f"{shown(path)}: [{name}] must be a table")
     for sub in value:
         if f"{name}.{sub}" not in KEYS:
             raise _unknown(path, f"key [{name}] {sub}", _suggest_in(name, sub))
@@ -545,7 +551,7 @@ class _Resolver:
             return f"{key.label} (from gcloud config)"
         if source == "default":
             return key.label
-        return f"{key.label} in {self.path}"
+        return f"{key.label} in {shown(self.path) if self.path else '?'}"
 
     def get(self, key: Key[T]) -> T | None:
         """The key's value (parsed and checked), or None when it has none."""

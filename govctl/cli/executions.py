@@ -25,7 +25,7 @@ app = typer.Typer(
 
 Name = Annotated[
     str | None,
-    typer.Argument(metavar="[NAME]", help="Execution name.", show_default=False,
+    typer.Argument(metavar="NAME", help="Execution name.", show_default=False,
                    autocompletion=complete.executions),
 ]  # fmt: skip
 Latest = Annotated[bool, typer.Option("--latest", help="The newest execution.")]

@@ -109,3 +109,16 @@ def test_relative_paths_in_the_file_are_beside_it(
     # A variable's relative path is the shell's: relative to the current directory.
     monkeypatch.setenv("GOVCTL_EMULATOR_STATE_DIR", "here")
     assert _show(capsys)[1]["emulator.state_dir"] == "here"
+
+
+def test_a_mistake_names_the_file_it_is_in(
+    tree: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proj = tree / "home" / "proj"
+    (proj / "govctl.toml").write_text("[jobs]\ncpu = 2\n")
+    assert main(["config", "show"]) == 2  # from proj/a/b: the whole path of the file above
+    said = f"error: {proj / 'govctl.toml'}: unknown section [jobs] — did you mean [job]?\n"
+    assert capsys.readouterr().err == said
+    monkeypatch.chdir(proj)  # here: its name is enough
+    assert main(["config", "show"]) == 2
+    assert capsys.readouterr().err.startswith("error: govctl.toml: unknown section [jobs]")

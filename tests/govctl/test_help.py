@@ -110,6 +110,8 @@ def test_help_ends_with_the_examples_and_shows_no_type_for_flags(
     for example in examples.EXAMPLES[path]:
         assert f"# {example.says}" in tail and example.line in tail, example
     assert "<bool>" not in out and "BOOLEAN" not in out
+    usage = next(line for line in out.splitlines() if "Usage:" in line)
+    assert "[[" not in usage, usage  # an optional argument is bracketed once
     # The flags are there, without a type; an option that takes a value keeps its own.
     assert re.search(r"--help +-h +Show this message", out)
 
