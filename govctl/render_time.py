@@ -92,10 +92,14 @@ def same_wall_clock(at: datetime, zone: tzinfo) -> bool:
 @cache
 def local_zone_name() -> str | None:
     """The IANA name of the operator's zone (``TZ``, else the system's), if it has one."""
+    import warnings
+
     try:
         import tzlocal
 
-        name: str | None = tzlocal.get_localzone_name()
+        with warnings.catch_warnings():  # its "defaulting to UTC" is not the operator's news
+            warnings.simplefilter("ignore")
+            name: str | None = tzlocal.get_localzone_name()
     except Exception:  # tzlocal raises its own kinds for odd systems: then there is no name
         return None
     return name if name and "/" in name else None
