@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from govctl import render, validate
+from govctl import extras, render, validate
 from govctl.cli.options import Project, Region, settings
 from govctl.errors import GovctlError, UsageError
 from govctl.services import local
@@ -73,6 +73,7 @@ def run(
             env=os.environ, source=local.source_root(), build_args=build_arg or [],
         )  # fmt: skip
     else:
+        extras.require("job", "`govctl local run --no-container`")
         plan = local.direct(cfg, target, count, extra)
     for note in plan.notes:
         render.info(note)
