@@ -656,12 +656,25 @@ def test_help_of_run_executions_and_logs_imports_no_google_library() -> None:
 
 def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> None:
     import os
+    import queue
     import signal
     import subprocess
     import sys
+    import threading
 
     from google.cloud.logging_v2.types import LogEntry as LogEntryType
 
+    def write(message: str) -> None:
+        clients.logging().write_log_entries(
+            log_name=f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
+            resource={
+                "type": "cloud_run_job",
+                "labels": {"project_id": PROJECT, "job_name": JOB, "location": REGION},
+            },
+            entries=[LogEntryType(json_payload={"message": message})],
+        )
+
+    write("written before")
     proc = subprocess.Popen(
         [sys.executable, "-m", "govctl", "logs", "-f"],
         stdout=subprocess.PIPE,
@@ -669,22 +682,26 @@ def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> 
         text=True,
         env=os.environ.copy(),
     )
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for text in stdout:
+            lines.put(text)
+
+    threading.Thread(target=pump, daemon=True).start()
     try:
-        time.sleep(1.5)  # started and tailing (nothing to print yet)
-        clients.logging().write_log_entries(
-            log_name=f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
-            resource={
-                "type": "cloud_run_job",
-                "labels": {"project_id": PROJECT, "job_name": JOB, "location": REGION},
-            },
-            entries=[LogEntryType(json_payload={"message": "written while following"})],
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+        # The backlog is read once the tail is open (services/logs.follow): the first line
+        # printed says the stream is live.
+        before = lines.get(timeout=30)
+        write("written while following")
+        line = lines.get(timeout=30)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=20)
     finally:
         proc.kill()
+    assert "written before" in before
     assert "written while following" in line
     assert proc.returncode == 0 and "Traceback" not in err
 
