@@ -11,15 +11,20 @@ import math
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
+from ingestion.feed import credentials_in
+from ingestion.logs import configure, level_from
 from ingestion.settings import (
+    DEFAULT_FEED_DEADLINE,
     DEFAULT_FEED_URL,
     DEFAULT_MAX_FAILURE_RATIO,
     DEFAULT_MAX_FILE_SIZE,
     DEFAULT_MAX_TOTAL_SIZE,
     DEFAULT_REPO_TIMEOUT,
+    STORAGE_EMULATOR_ENV,
     TRUE_WORDS,
     Options,
 )
@@ -146,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="per-repository limit in seconds (default %(default)s)",
     )
     p.add_argument(
+        "--feed-deadline",
+        type=positive_float,
+        default=DEFAULT_FEED_DEADLINE,
+        metavar="S",
+        help="the whole feed download, retries included, in seconds (default %(default)s)",
+    )
+    p.add_argument(
         "--max-file-size",
         type=positive_int,
         default=DEFAULT_MAX_FILE_SIZE,
@@ -190,23 +202,22 @@ def _env_int(environ: Mapping[str, str], name: str, parse: Callable[[str], int])
         raise UsageError(f"environment variable {name}: {exc}") from None
 
 
-def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
-    """Flags + environment → Options, or UsageError."""
-    args = build_parser().parse_args(list(argv))
+def _sink(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    if args.sink is not None:
+        return str(args.sink)
+    bucket = environ.get("GCS_BUCKET_NAME", "").strip()
+    if not bucket:
+        raise UsageError(
+            "no sink: pass --sink gs://BUCKET[/PREFIX] or --sink DIR, or set GCS_BUCKET_NAME"
+        )
+    sink = bucket if bucket.startswith("gs://") else f"gs://{bucket}"
+    try:
+        return sink_spec(sink)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"environment variable GCS_BUCKET_NAME: {exc}") from None
 
-    sink = args.sink
-    if sink is None:
-        bucket = environ.get("GCS_BUCKET_NAME", "").strip()
-        if not bucket:
-            raise UsageError(
-                "no sink: pass --sink gs://BUCKET[/PREFIX] or --sink DIR, or set GCS_BUCKET_NAME"
-            )
-        sink = bucket if bucket.startswith("gs://") else f"gs://{bucket}"
-        try:
-            sink_spec(sink)
-        except argparse.ArgumentTypeError as exc:
-            raise UsageError(f"environment variable GCS_BUCKET_NAME: {exc}") from None
 
+def _tasks(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[int, int]:
     tasks = args.tasks or _env_int(environ, "CLOUD_RUN_TASK_COUNT", positive_int) or 1
     index = args.task_index
     index_from = "--task-index"
@@ -217,25 +228,65 @@ def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
         raise UsageError(
             f"{index_from} {index} is out of range: expected 0..{tasks - 1} ({tasks} tasks)"
         )
+    return tasks, index
 
-    force = args.force or environ.get("FORCE_REINDEX", "").strip().lower() in TRUE_WORDS
+
+def _feed(args: argparse.Namespace, environ: Mapping[str, str]) -> str:
+    """The feed, refused when its URL carries credentials: they would show in every log line
+    and run report that names the feed (the message shows the URL with them hidden)."""
+    given = args.feed
+    feed = given or environ.get("REPOS_FEED_URL", "").strip() or DEFAULT_FEED_URL
+    redacted = credentials_in(feed)
+    if redacted is not None:
+        where = "--feed" if given else "environment variable REPOS_FEED_URL"
+        raise UsageError(
+            f"{where}: a URL with credentials is refused ({redacted}): expected a public "
+            "https:// URL without user:password@"
+        )
+    return feed
+
+
+def _storage_endpoint(environ: Mapping[str, str]) -> str | None:
+    """``STORAGE_EMULATOR_HOST`` (``http://HOST:PORT``): a gs:// sink then talks to that
+    emulator with anonymous credentials instead of Cloud Storage."""
+    text = environ.get(STORAGE_EMULATOR_ENV, "").strip()
+    if not text:
+        return None
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise UsageError(
+            f"environment variable {STORAGE_EMULATOR_ENV}: expected http://HOST:PORT, got {text!r}"
+        )
+    return text.rstrip("/")
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    return environ.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def parse_options(argv: Sequence[str], environ: Mapping[str, str]) -> Options:
+    """Flags + environment → Options, or UsageError."""
+    args = build_parser().parse_args(list(argv))
+    tasks, index = _tasks(args, environ)
     return Options(
-        feed=args.feed or environ.get("REPOS_FEED_URL", "").strip() or DEFAULT_FEED_URL,
-        sink=sink,
+        feed=_feed(args, environ),
+        sink=_sink(args, environ),
         limit=args.limit,
         tasks=tasks,
         task_index=index,
         concurrency=args.concurrency or default_concurrency(),
-        force=force,
+        force=args.force or _flag(environ, "FORCE_REINDEX"),
         dry_run=args.dry_run,
-        allow_shrink=args.allow_shrink
-        or environ.get("ALLOW_FEED_SHRINK", "").strip().lower() in TRUE_WORDS,
+        allow_shrink=args.allow_shrink or _flag(environ, "ALLOW_FEED_SHRINK"),
         repo_timeout=args.repo_timeout,
         max_file_size=args.max_file_size,
         max_total_size=args.max_total_size,
         max_failure_ratio=args.max_failure_ratio,
         allow_hosts=tuple(dict.fromkeys(args.allow_hosts or ["github.com"])),
         allow_local=args.allow_local,
+        feed_deadline=args.feed_deadline,
+        storage_endpoint=_storage_endpoint(environ),
+        log_level=level_from(environ),
     )
 
 
@@ -249,4 +300,5 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
 
     from ingestion.runner import run
 
+    configure(level=options.log_level, fields={"task_index": options.task_index})
     return run(options, environ=environ)

@@ -1,16 +1,16 @@
-"""A hardened, shallow, partial clone of one repository, with a timeout that works off the
+"""A hardened, shallow, partial, bare clone of one repository, with a timeout that works off the
 main thread.
 
 What git is allowed to do: fetch one commit of the default branch over https, http or git
 (``file`` only for a local development URL) — no tags, no submodules, no hooks, no LFS smudge,
 no credential prompts, no system or user configuration.
 
-Blobs larger than ``max_file_size`` are not downloaded (``--filter=blob:limit``, where the
-server supports it) and are absent from the checkout: gitingest skips files over its size limit
-anyway, so the digest is the same as from a full clone. A plain ``git checkout`` would fetch
-those blobs lazily, one more round trip that downloads exactly what the filter saved; so the
-clone is made with ``--no-checkout`` and the work tree is written with ``checkout-index``, with
-the missing blobs marked skip-worktree and every protocol forbidden, so no lazy fetch can happen.
+The clone is bare: nothing is checked out. The digest reads the commit's trees and blobs
+straight from the fetched objects (``ingestion.objects``), so no work tree is written to disk
+and deleted again, and the only git process here is the ``git clone`` itself (and the
+``index-pack`` it runs). Blobs larger than ``max_file_size`` are not downloaded
+(``--filter=blob:limit``, where the server supports it): gitingest's rules leave files over
+that size out of a digest anyway, so the digest is the same as from a full clone.
 
 Every git process runs in its own process group, killed as a whole when the deadline passes or
 ``cancel`` is set (``SIGALRM`` only works on the main thread).
@@ -18,9 +18,9 @@ Every git process runs in its own process group, killed as a whole when the dead
 A :class:`HostToken` (``GITHUB_TOKEN`` for github.com) authenticates clones from its host only:
 an ``Authorization`` header scoped by git's URL matching to that scheme, host and port, handed
 to the one ``git clone`` that fetches through ``GIT_CONFIG_COUNT``/``KEY``/``VALUE`` — never on
-the command line (``ps`` shows argv to every user), never in the checkout's ``.git/config``
-(environment configuration is not written there), never to another host (redirects are not
-followed, and the header's scope would not match one), never in an error message.
+the command line (``ps`` shows argv to every user), never in the clone's ``config`` (environment
+configuration is not written there), never to another host (redirects are not followed, and the
+header's scope would not match one), never in an error message.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -139,9 +140,8 @@ class HostToken:
 
 
 @dataclass(frozen=True)
-class Checkout:
-    path: Path
-    commit: str  # HEAD sha; "" for an empty repository (no commits)
+class Clone:
+    path: Path  # a bare git directory holding one commit of the default branch (or none)
 
 
 def clone(
@@ -152,8 +152,8 @@ def clone(
     timeout: float,
     cancel: threading.Event | None = None,
     auth: HostToken | None = None,
-) -> Checkout:
-    """Clone ``url`` into ``dest`` (which must not exist); ``dest`` is removed on any failure.
+) -> Clone:
+    """Clone ``url`` bare into ``dest`` (which must not exist); ``dest`` is removed on any failure.
 
     ``auth`` is used when ``url`` is on its host, and ignored otherwise."""
     if os.path.lexists(dest):
@@ -163,7 +163,8 @@ def clone(
         git.auth_env = auth.config(url)
         git.redact = (auth.token, git.auth_env["GIT_CONFIG_VALUE_0"].rsplit(" ", 1)[1])
     try:
-        return git.run_all(max_file_size)
+        git.fetch(max_file_size)
+        return Clone(dest)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -181,13 +182,13 @@ class _Git:
         self.auth_env: dict[str, str] = {}  # for the one command that fetches
         self.redact: tuple[str, ...] = ()  # never in an error message, whatever git prints
 
-    def run_all(self, max_file_size: int) -> Checkout:
+    def fetch(self, max_file_size: int) -> None:
         protocols = ["https", "http", "git"] + (["file"] if self.local else [])
         self.run(
             [
                 "clone",
                 "--quiet",
-                "--no-checkout",
+                "--bare",
                 "--depth=1",
                 "--single-branch",
                 "--no-tags",
@@ -202,56 +203,26 @@ class _Git:
                 str(self.dest),
             ],
             protocols=protocols,
-            in_repo=False,
             extra_env=self.auth_env,
         )
-        head = self.run(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], check=False)
-        if head.returncode != 0:
-            return Checkout(self.dest, "")  # an empty repository: nothing to check out
-        commit = head.stdout.decode().strip()
-        # Object names carry raw file names (any bytes); only the "?sha" lines matter here.
-        listing = self.run(["rev-list", "--objects", "--missing=print", commit])
-        missing = {
-            line[1:]
-            for line in listing.stdout.decode("ascii", "replace").splitlines()
-            if line.startswith("?")
-        }
-        self.run(["read-tree", commit])
-        if missing:
-            tree = self.run(["ls-tree", "-r", "-z", "--full-tree", commit]).stdout
-            paths = [
-                path
-                for meta, _, path in (item.partition(b"\t") for item in tree.split(b"\0") if item)
-                if meta.split()[2].decode() in missing
-            ]
-            self.run(["update-index", "--skip-worktree", "-z", "--stdin"], stdin=b"\0".join(paths))
-        self.run(["checkout-index", "--all"])
-        return Checkout(self.dest, commit)
 
     def run(
         self,
         args: list[str],
         *,
-        protocols: list[str] | None = None,
-        in_repo: bool = True,
-        check: bool = True,
-        stdin: bytes | None = None,
-        extra_env: dict[str, str] | None = None,
-    ) -> subprocess.CompletedProcess[bytes]:
-        """Run one git command; ``protocols=None`` forbids every transport (no lazy fetch)."""
-        allowed = protocols or []
-        config = [*_HARDENING, *(f"protocol.{p}.allow=always" for p in allowed)]
-        command = ["git", *(arg for item in config for arg in ("-c", item)), *args]
+        protocols: list[str],
+        extra_env: dict[str, str],
+    ) -> None:
+        """Run one git command that may use ``protocols``, within the deadline."""
+        command = git_command(args, protocols)
         proc = subprocess.Popen(
             command,
-            cwd=self.dest if in_repo else None,
-            env={**_environment(allowed), **(extra_env or {})},
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            env={**git_environment(protocols), **extra_env},
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: killed whole, helpers included
         )
-        pending = stdin
         while True:
             if self.cancel is not None and self.cancel.is_set():
                 _kill(proc)
@@ -261,19 +232,17 @@ class _Git:
                 _kill(proc)
                 raise CloneError("timeout", f"clone of {self.url} timed out")
             try:
-                out, err = proc.communicate(pending, timeout=min(POLL_SECONDS, remaining))
+                _, err = proc.communicate(timeout=min(POLL_SECONDS, remaining))
                 break
             except subprocess.TimeoutExpired:
-                pending = None  # already handed over; communicate() keeps what it has read
-        result = subprocess.CompletedProcess(command, proc.returncode, out, err)
-        if check and result.returncode != 0:
+                continue  # communicate() keeps what it has read
+        if proc.returncode != 0:
             text = err.decode(errors="replace").strip()
             for secret in self.redact:
                 text = text.replace(secret, "[redacted]")
             reason = classify(text)
             shown = text if len(text) <= _STDERR_SHOWN else "…" + text[-_STDERR_SHOWN:]
             raise CloneError(reason, f"git {args[0]} of {self.url} failed ({reason}): {shown}")
-        return result
 
 
 def classify(stderr: str) -> str:
@@ -292,7 +261,14 @@ def classify(stderr: str) -> str:
     return "git_failed"
 
 
-def _environment(protocols: list[str]) -> dict[str, str]:
+def git_command(args: list[str], protocols: Sequence[str] = ()) -> list[str]:
+    """``git`` with the hardening configuration; ``protocols`` empty forbids every transport."""
+    config = [*_HARDENING, *(f"protocol.{p}.allow=always" for p in protocols)]
+    return ["git", *(arg for item in config for arg in ("-c", item)), *args]
+
+
+def git_environment(protocols: Sequence[str] = ()) -> dict[str, str]:
+    """The environment of every git process the job runs (clone, and the digest's reads)."""
     # Nothing from the caller's GIT_* variables (GIT_DIR, GIT_CONFIG_PARAMETERS, GIT_SSH, …)
     # may steer this git; the rest (PATH, HOME, TMPDIR, proxies) is kept.
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}

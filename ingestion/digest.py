@@ -1,98 +1,92 @@
-"""Turn a checked-out repository into a gitingest text digest: fast, deterministic, safe.
+"""Turn the commit a clone fetched into a gitingest text digest: fast, deterministic, bounded.
 
-The digest is gitingest 0.3.1's own output (summary, directory tree and file contents, built by
-its ``FileSystemNode``, ``_process_file``/``_process_symlink``, limits and ``output_formatter``)
-for the checkout, composed as ``summary + "\\n" + tree + "\\n" + content``. The summary names the
-repository the way gitingest does for a remote repository: ``Repository: owner/name`` and a tree
-rooted at ``owner-name/``, so nothing depends on where the checkout happens to live.
+The digest is gitingest 0.3.1's text (``ingestion.gitingest_text``: summary, directory tree and
+file contents, in gitingest's order), composed as ``summary + "\\n" + tree + "\\n" + content``,
+for the commit ``HEAD`` of a bare clone. Trees and blobs are read straight from the fetched
+objects (``ingestion.objects``: two ``git cat-file`` processes), never from a checkout. The
+summary names the repository as gitingest does for a remote one: ``Repository: owner/name`` and
+a tree rooted at ``owner-name/``.
 
-What differs from calling stock ``gitingest.ingest()`` on the same directory, and why:
+What differs from stock ``gitingest.ingest()`` on a checkout of the same commit, and why:
 
-* **Speed.** Stock gitingest compiles its ~160 ignore patterns into a ``PathSpec`` again for every
-  path it visits (milliseconds each). ``_Walker`` (our copy of
-  ``gitingest.ingestion._process_node``) compiles them once per repository, checks a path with
-  a few joined regular expressions instead of one per pattern (``IgnoreMatcher``), and uses
-  ``os.scandir`` entries instead of repeated ``stat`` calls. The output is byte-identical and
-  20-50x faster with pathspec 1.1 (``tests/perf/bench_digest.py``: 3,000 files 23 s -> 1.2 s,
-  20,000 files 104 s -> 1.8 s on 2 vCPUs).
+* **No gitingest at run time.** The job owns the ~150 lines of gitingest it needs
+  (``ingestion.gitingest_text``, with gitingest's MIT licence); a test compares the output
+  with stock gitingest 0.3.1 byte for byte.
+* **Speed.** No work tree is written and deleted (that was most of a cold run's kernel time);
+  ignore patterns are compiled once (gitingest's defaults once per process) and checked with
+  a few joined regular expressions (``ingestion.ignore``) instead of once per path and pattern.
 * **Deterministic pattern order.** Stock keeps the patterns in a ``set``, so with negated
   (``!``) ``.gitignore`` rules the outcome depends on ``PYTHONHASHSEED``. We keep gitingest's
-  default patterns (sorted), then every ``.gitignore`` and then every ``.gitingestignore`` file
-  (shallowest first, then by path), their lines in file order: later rules win, as in git.
-  Without negations the order cannot matter, and the output equals stock's.
-* **Deterministic traversal.** Directory entries are visited in sorted order rather than in the
-  file system's order. This only shows when gitingest's own limits (10,000 files, 500 MB,
-  depth 20) cut a repository short, or names differ only by case (gitingest sorts
-  case-insensitively and keeps listing order for ties): stock output then depends on the
-  machine, ours does not.
-* **No token estimate, ever.** Stock downloads tiktoken's ``o200k_base`` encoding at run time,
-  silently drops the ``Estimated tokens`` line offline and hangs on a hanging network. The
-  digest is composed from gitingest's summary prefix, tree and file texts (``_Walked.pieces``),
-  never through ``format_node``, which is where stock counts tokens: tiktoken is never asked
-  for anything and the line is never there (stock's offline output).
-* **A smaller total limit.** gitingest leaves out a file that would take the included contents
-  over 500 MB; we do the same at ``DigestSettings.max_total_size`` (``--max-total-size``,
-  default 8 MiB, part of the fingerprint), since nothing indexes a bigger document and every
-  in-flight digest costs memory (or in-memory ``/tmp`` on Cloud Run). The limit bounds the
-  whole digest, summary, tree and per-file headers included (``_write_within``): Vertex AI
-  Search's per-document limit applies to all of it. ``write_digest`` streams
-  the digest to a file one file's text at a time, so neither the worker nor the job ever holds
-  a whole digest.
-* **Text decoding independent of the locale.** Stock tries ``locale.getpreferredencoding()``
-  first; we pin it to ``UTF-8``, which is what stock does on any UTF-8 machine (the image's
-  ``C.UTF-8``).
+  default patterns, then every ``.gitignore`` and then every ``.gitingestignore`` (shallowest
+  first, then by path), their lines in file order: later rules win, as in git.
+* **No silent limits; one cap that says so.** gitingest stops at 10,000 files and 20 levels of
+  directories without a word; here neither applies. What bounds a digest is
+  ``DigestSettings.max_total_size`` (default 8 MiB, part of the fingerprint): the whole digest
+  (summary, tree, headers and contents) stays within it, since nothing indexes a bigger
+  document (Vertex AI Search: 10 MB). A digest that fits is whole. One that does not keeps the
+  files a reader needs most — files at the root and READMEs first, then shallower before
+  deeper, smaller before larger — and says so in its summary (``Files left out: …`` and
+  ``Left out from: …``, the directories that lost most) and in its metadata
+  (:meth:`DigestFile.metadata`). Files over ``max_file_size`` are left out as gitingest does.
+* **Symlinks show their own target.** A symlink is listed as ``name -> target`` with the
+  target text the link holds (``/etc/passwd``, ``../setup.py``), where gitingest shows only its
+  last component (``passwd``, and nothing for ``/``). Nothing a link points at is ever read,
+  and a symlinked ``.gitignore`` is not followed (git does not follow one either).
+* **No token estimate, ever.** Stock downloads tiktoken's encoding at run time, silently drops
+  the ``Estimated tokens`` line offline and hangs on a hanging network; the line is never here
+  (stock's offline output).
+* **Text decoding independent of the locale:** UTF-8 first, which is what stock does on any
+  UTF-8 machine (the image's ``C.UTF-8``). A notebook that is not valid JSON is reported with
+  its path in the repository, not the absolute path of wherever it was stored.
 * **Non-UTF-8 file names** are shown with U+FFFD replacement characters (one per undecodable
   byte) instead of producing text that cannot be encoded; such files are still included.
   A non-UTF-8 ignore file is read with the undecodable bytes kept, and a malformed ignore
   line (``foo\\``) never matches, as in git; stock gitingest fails the repository on both.
-* **Nothing outside the checkout is read.** gitingest already lists a symlink as
-  ``name -> target`` without content and never descends into a symlinked directory; the one
-  place it follows a link is an ignore file (``.gitignore`` that is a symlink to ``/etc/...``).
-  We read an ignore file only when its real path is a regular file inside the checkout.
 
-All gitingest internals used here are pinned to gitingest==0.3.1 (checked at start-up); the
-process-wide changes to gitingest live in ``_patch_gitingest`` only.
+``write_digest`` streams the digest to a file one file's text at a time, so neither the worker
+nor the job ever holds a whole digest.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
-import itertools
 import json
-import logging
 import os
-import re
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from ingestion import INGEST_VERSION
-from ingestion.ignore import IgnoreMatcher, ignore_patterns
+from ingestion import INGEST_VERSION, tree
+from ingestion.cap import Cap, select
+from ingestion.gitingest_text import (
+    GITINGEST_VERSION,
+    entry_order,
+    file_block,
+    file_text,
+    summary,
+)
+from ingestion.ignore import IGNORE_FILES, IgnoreMatcher, default_matcher, repository_matcher
+from ingestion.objects import SYMLINK_MODE, TREE_MODE, Head, Objects, TreeEntry
 from ingestion.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_TOTAL_SIZE
+from ingestion.tree import Dir, Leaf, printable, pruned, tree_text
 
-GITINGEST_VERSION = "0.3.1"
 # What shapes the digest bytes besides our code and the settings: exact pins, the same in
 # pyproject.toml and ingestion/requirements.lock (tests/test_packaging.py checks), and
 # checked against the installed versions at start-up. The fingerprint reads these constants,
 # never the installed versions, so it cannot change without a commit that changes a pin.
-FINGERPRINT_PINS = {"gitingest": GITINGEST_VERSION, "pathspec": "1.1.1"}
+FINGERPRINT_PINS = {"pathspec": "1.1.1"}
+DIGEST_FORMAT = f"gitingest {GITINGEST_VERSION}"
 TOKEN_ESTIMATE = "none"
-# What stock gitingest tries on a UTF-8 machine: locale.getpreferredencoding() ("UTF-8") first.
-_ENCODINGS = ("UTF-8", "utf-8", "utf-16", "utf-16le", "utf-8-sig", "latin")
 
 
 @dataclass(frozen=True)
 class DigestSettings:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
-    # Like gitingest's MAX_TOTAL_SIZE_BYTES: a file that would take the repository's included
-    # file contents over this is left out, in the walk's (sorted) order.
-    max_total_size: int = DEFAULT_MAX_TOTAL_SIZE
+    max_total_size: int = DEFAULT_MAX_TOTAL_SIZE  # the whole digest, in bytes
 
     def fingerprint(self) -> str:
         """Short stable id of all that shapes the digest bytes (metadata ``ingest_version``)."""
@@ -104,7 +98,12 @@ class Digest:
     text: str
     files: int
     bytes: int
-    capped: bool = False  # files were left out because of ``max_total_size``
+    commit: str  # "" for an empty repository
+    cap: Cap | None = None
+
+    @property
+    def capped(self) -> bool:
+        return self.cap is not None
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,16 @@ class DigestFile:
     files: int
     size: int
     sha256: str
-    capped: bool
+    commit: str  # "" for an empty repository
+    cap: Cap | None = None
+
+    @property
+    def capped(self) -> bool:
+        return self.cap is not None
+
+    def metadata(self) -> dict[str, str]:
+        """Custom metadata beyond the job's own: a capped digest's reason and what it left out."""
+        return self.cap.metadata() if self.cap else {}
 
 
 @cache
@@ -124,6 +132,7 @@ def _fingerprint(max_file_size: int, max_total_size: int) -> str:
         {
             "ingest_version": INGEST_VERSION,
             **FINGERPRINT_PINS,
+            "format": DIGEST_FORMAT,
             "max_file_size": max_file_size,
             "max_total_size": max_total_size,
             "token_estimate": TOKEN_ESTIMATE,
@@ -133,30 +142,10 @@ def _fingerprint(max_file_size: int, max_total_size: int) -> str:
     return f"v{INGEST_VERSION}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
-_ready = False
-
-
 def init_worker() -> None:
-    """Import and patch gitingest once per process, keeping it from logging anything.
-
-    Importing gitingest runs its ``configure_logging()``: loguru writes to stderr and the root
-    logging handlers (and every existing logger's handlers) are replaced. We put the standard
-    logging configuration back as it was and remove loguru's sinks, so the caller's stdout stays
-    the job's JSON log lines only.
-    """
-    global _ready
-    if _ready:
-        return
-    saved = _snapshot_logging()
-    import gitingest  # noqa: F401  (runs configure_logging)
-    from gitingest.utils.logging_config import InterceptHandler
-    from loguru import logger
-
-    logger.remove()
-    _restore_logging(saved, drop=InterceptHandler)
+    """Check the pins and compile gitingest's default patterns, once per worker process."""
     check_pins()
-    _patch_gitingest()
-    _ready = True
+    default_matcher()
 
 
 def check_pins() -> None:
@@ -171,268 +160,208 @@ def check_pins() -> None:
             )
 
 
-def _snapshot_logging() -> dict[str, tuple[list[logging.Handler], bool, int]]:
-    manager = logging.root.manager
-    loggers: dict[str, Any] = {"": logging.root, **manager.loggerDict}
-    return {
-        name: (list(lg.handlers), lg.propagate, lg.level)
-        for name, lg in loggers.items()
-        if isinstance(lg, logging.Logger)
-    }
-
-
-def _restore_logging(
-    saved: dict[str, tuple[list[logging.Handler], bool, int]], *, drop: type[logging.Handler]
-) -> None:
-    for name, (handlers, propagate, level) in saved.items():
-        lg = logging.getLogger(name or None)
-        lg.handlers = [h for h in handlers if not isinstance(h, drop)]
-        lg.propagate = propagate
-        lg.setLevel(level)
-    root = logging.getLogger()
-    root.handlers = [h for h in root.handlers if not isinstance(h, drop)]
-
-
-def _patch_gitingest() -> None:
-    """The only process-wide change to gitingest 0.3.1 (see the module docstring)."""
-    from gitingest.schemas import filesystem
-
-    filesystem._get_preferred_encodings = lambda: list(_ENCODINGS)  # type: ignore[assignment]
-
-
-def digest_checkout(path: Path, settings: DigestSettings, *, label: str) -> Digest:
-    """Digest the checkout at ``path`` (its ``.git`` is ignored); ``label`` is ``owner/name``."""
-    walked = _walk(path, settings, label)
+def digest_repository(git_dir: Path, settings: DigestSettings, *, label: str) -> Digest:
+    """The digest of ``HEAD`` in ``git_dir`` (a bare clone, or a work tree's ``.git``), in
+    memory; ``label`` is ``owner/name``."""
     buffer = io.BytesIO()
-    _write_within(walked, settings.max_total_size, buffer)
+    done = _digest(git_dir, settings, label, buffer)
     text = buffer.getvalue().decode()
-    return Digest(
-        text=text, files=walked.node.file_count, bytes=len(text.encode()), capped=walked.capped
-    )
+    return Digest(text, done.files, len(text.encode()), done.commit, done.cap)
 
 
-def write_digest(path: Path, settings: DigestSettings, *, label: str, out: Path) -> DigestFile:
-    """The same digest as :func:`digest_checkout`, streamed into the file ``out``.
+def write_digest(git_dir: Path, settings: DigestSettings, *, label: str, out: Path) -> DigestFile:
+    """The same digest as :func:`digest_repository`, streamed into the file ``out``.
 
     Only one file's text is in memory at a time (at most ``max_file_size`` decoded), so a
     worker's memory does not grow with the repository; the caller uploads from ``out``.
     """
-    walked = _walk(path, settings, label)
     with out.open("w+b") as handle:
-        size, sha = _write_within(walked, settings.max_total_size, handle)
-    return DigestFile(out, walked.node.file_count, size, sha, walked.capped)
-
-
-def _write_within(walked: _Walked, limit: int, handle: BinaryIO) -> tuple[int, str]:
-    """Write the digest to ``handle``; when the whole of it (summary, tree, per-file headers
-    and contents) is over ``limit``, leave out the last files in walk order and write it again.
-
-    The walk already stopped adding file contents at ``limit``; the headers and the tree come
-    on top, so an over-limit digest is rare and only that one is written twice. Leaving files
-    out only shortens the summary and the tree, so one pass of dropping usually fits.
-    """
-    while True:
-        handle.seek(0)
-        handle.truncate()
-        sha = hashlib.sha256()
-        size = 0
-        contents: list[int] = []
-        for kind, piece in walked.pieces():
-            data = piece.encode()
-            handle.write(data)
-            sha.update(data)
-            size += len(data)
-            if kind == "file":
-                contents.append(len(data))
-        if size <= limit or not contents:
-            return size, sha.hexdigest()
-        walked.keep_first(_files_that_fit(walked, contents, limit))
-
-
-def _files_that_fit(walked: _Walked, contents: list[int], limit: int) -> int:
-    """The most files (a prefix in walk order) whose whole digest is within ``limit``: the
-    summary and the tree of a prefix are computed exactly (no file is read for them)."""
-    prefix = [0]
-    for n in contents:
-        prefix.append(prefix[-1] + n)
-    low, high = 0, len(contents) - 1  # keeping them all is over the limit
-    while low < high:
-        mid = (low + high + 1) // 2
-        if walked.head_size(mid) + prefix[mid] <= limit:
-            low = mid
-        else:
-            high = mid - 1
-    return low
+        done = _digest(git_dir, settings, label, handle)
+    return DigestFile(out, done.files, done.size, done.sha256, done.commit, done.cap)
 
 
 @dataclass
-class _Walked:
-    node: Any
-    query: Any
-    capped: bool
-
-    def keep_first(self, count: int) -> None:
-        """Leave out every file after the first ``count`` (walk order), and emptied folders."""
-        self.node = _pruned(self.node, {id(leaf) for leaf in list(_leaves(self.node))[:count]})
-        self.capped = True
-
-    def head_size(self, count: int) -> int:
-        """Bytes of the summary and the tree if only the first ``count`` files were kept."""
-        kept = {id(leaf) for leaf in list(_leaves(self.node))[:count]}
-        walked = _Walked(_pruned(self.node, kept), self.query, self.capped)
-        summary, tree = (piece for _, piece in itertools.islice(walked.pieces(), 2))
-        return len(summary.encode()) + len(tree.encode())
-
-    def pieces(self) -> Iterator[tuple[str, str]]:
-        """gitingest's ``format_node`` for a directory, as ``summary\ntree\ncontent``, in parts.
-
-        Its ``_gather_file_contents`` joins the file texts with ``"\n"``, nested per directory;
-        the walk keeps no empty directory, so that is the flat list of files joined the same way.
-        """
-        from gitingest.output_formatter import _create_summary_prefix, _create_tree_structure
-
-        summary = _create_summary_prefix(self.query) + f"Files analyzed: {self.node.file_count}\n"
-        tree = "Directory structure:\n" + _create_tree_structure(self.query, node=self.node)
-        yield "summary", _printable(summary) + "\n"
-        yield "tree", _printable(tree) + "\n"
-        for i, leaf in enumerate(_leaves(self.node)):
-            yield "file", ("\n" if i else "") + _printable(leaf.content_string)
+class _Done:
+    files: int
+    size: int
+    sha256: str
+    commit: str
+    cap: Cap | None
 
 
-def _pruned(node: Any, kept: set[int]) -> Any:
-    """A copy of the directory ``node`` with only the leaves in ``kept`` (and the folders that
-    still hold any), counted as ``_Walker.walk`` counts."""
-    from gitingest.schemas import FileSystemNodeType
-
-    copy = dataclasses.replace(node, children=[], size=0, file_count=0, dir_count=0)
-    for child in node.children:
-        if child.type == FileSystemNodeType.DIRECTORY:
-            sub = _pruned(child, kept)
-            if not sub.children:
-                continue
-            copy.size += sub.size
-            copy.file_count += sub.file_count
-            copy.dir_count += 1 + sub.dir_count
-            copy.children.append(sub)
-        elif id(child) in kept:
-            copy.size += child.size
-            copy.file_count += 1
-            copy.children.append(child)
-    return copy
-
-
-def _leaves(node: Any) -> Iterator[Any]:
-    from gitingest.schemas import FileSystemNodeType
-
-    for child in node.children:
-        if child.type == FileSystemNodeType.DIRECTORY:
-            yield from _leaves(child)
-        else:
-            yield child
-
-
-def _walk(path: Path, settings: DigestSettings, label: str) -> _Walked:
-    init_worker()
-    from gitingest.schemas import (
-        FileSystemNode,
-        FileSystemNodeType,
-        FileSystemStats,
-        IngestionQuery,
-    )
-
+def _digest(git_dir: Path, settings: DigestSettings, label: str, handle: BinaryIO) -> _Done:
     owner, _, name = label.partition("/")
     if not owner or not name or "/" in name:
         raise ValueError(f"label must be 'owner/name', got {label!r}")
-    root = Path(path).resolve()
-    if not root.is_dir():
-        raise NotADirectoryError(f"not a checkout directory: {root}")
-    query = IngestionQuery(
-        user_name=owner,
-        repo_name=name,
-        slug=f"{owner}-{name}",
-        local_path=root,
-        id="00000000-0000-0000-0000-000000000000",
-        max_file_size=settings.max_file_size,
-    )
-    node = FileSystemNode(
-        name=query.slug, type=FileSystemNodeType.DIRECTORY, path_str=".", path=root
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        walker = _Walker(root, settings, FileSystemStats())
-        walker.walk(node)
-    return _Walked(node, query, walker.capped)
+    with Objects(git_dir) as objects:
+        head = objects.head()
+        root = Dir(f"{owner}-{name}", "")
+        if head is not None:
+            root = _build(objects, head, settings, root)
+        files = tree.leaves(root)
+        composer = _Composer(root, owner, name, objects)
+        lengths: list[int] = []
+        out = composer.write(handle, files, None, settings.max_total_size, lengths)
+        cap = None
+        if out.size > settings.max_total_size and files:
+            kept, cap = select(composer, root, files, lengths, settings.max_total_size)
+            out = composer.write(handle, kept, cap, None, [])
+    commit = head.commit if head else ""
+    return _Done(out.files, out.size, out.sha256, commit, cap)
 
 
-_SURROGATES = re.compile("[\ud800-\udfff]+")
+def _build(objects: Objects, head: Head, settings: DigestSettings, root: Dir) -> Dir:
+    """The commit's files gitingest would list, as a tree in gitingest's order."""
+    sizes = objects.sizes()
+    trees = objects.trees(head.tree)
+    matcher = repository_matcher(_ignore_files(objects, trees, head.tree, sizes))
+    _walk(trees, head.tree, matcher, _Present(sizes, settings.max_file_size), root)
+    links = [leaf for leaf in tree.leaves(root) if leaf.link is not None]
+    for leaf, target in zip(links, objects.blobs([leaf.oid for leaf in links]), strict=True):
+        leaf.link = os.fsdecode(target)  # the link's own text; nothing it points at is read
+    return root
 
 
-def _printable(text: str) -> str:
-    """Replace the undecodable bytes of non-UTF-8 file names (surrogate escapes) with U+FFFD."""
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return _SURROGATES.sub(_replacement, text)
-    return text
+@dataclass(frozen=True)
+class _Present:
+    """Which blobs a digest may read: in the clone and within ``max_file_size``."""
+
+    sizes: dict[str, int]
+    max_file_size: int
+
+    def file(self, oid: str) -> bool:
+        return self.sizes.get(oid, self.max_file_size + 1) <= self.max_file_size
+
+    def link(self, oid: str) -> bool:
+        return oid in self.sizes
 
 
-def _replacement(match: re.Match[str]) -> str:
-    try:
-        return match.group().encode(errors="surrogateescape").decode(errors="replace")
-    except UnicodeEncodeError:  # a lone surrogate from JSON (notebooks), not from a file name
-        return "\ufffd" * len(match.group())
+def _ignore_files(
+    objects: Objects, trees: dict[str, list[TreeEntry]], root: str, sizes: dict[str, int]
+) -> list[tuple[str, bytes]]:
+    """``(path, contents)`` of every ignore file in the commit that the clone holds: regular
+    files only (a symlinked one is not followed), at any depth, ignored directories included."""
+    names = {name.encode(): name for name in IGNORE_FILES}
+    found: list[tuple[str, str]] = []
+    stack = [(root, "")]
+    while stack:
+        oid, path = stack.pop()
+        for entry in trees[oid]:
+            rel = f"{path}/{os.fsdecode(entry.name)}" if path else os.fsdecode(entry.name)
+            if entry.mode == TREE_MODE:
+                stack.append((entry.oid, rel))
+            elif entry.name in names and entry.is_file and entry.oid in sizes:
+                found.append((rel, entry.oid))
+    contents = objects.blobs([oid for _, oid in found])
+    return [(rel, data) for (rel, _), data in zip(found, contents, strict=True)]
 
 
-class _Walker:
-    """``gitingest.ingestion._process_node`` with the ignore matcher compiled once, sorted."""
-
-    def __init__(self, root: Path, settings: DigestSettings, stats: Any) -> None:
-        self.root = root
-        self.max_file_size = settings.max_file_size
-        self.max_total_size = settings.max_total_size
-        self.stats = stats
-        self.excluded = IgnoreMatcher(ignore_patterns(root))
-        self.capped = False
-
-    def walk(self, node: Any) -> None:
-        from gitingest.ingestion import _process_file, _process_symlink, limit_exceeded
-        from gitingest.schemas import FileSystemNode, FileSystemNodeType
-
-        if limit_exceeded(self.stats, depth=node.depth):
-            return
-        if self.stats.total_size >= self.max_total_size:  # as limit_exceeded does with its own
-            self.capped = True
-            return
-        with os.scandir(node.path) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            rel = entry.name if node.path_str == "." else f"{node.path_str}/{entry.name}"
-            if self.excluded(rel):
-                continue
-            sub_path = node.path / entry.name
-            if entry.is_symlink():
-                _process_symlink(sub_path, node, self.stats, self.root)
-            elif entry.is_file():
-                size = entry.stat().st_size
-                if size > self.max_file_size:
-                    continue
-                if self.stats.total_size + size > self.max_total_size:
-                    self.capped = True  # what _process_file does with gitingest's own limit
-                    continue
-                _process_file(sub_path, node, self.stats, self.root)
-            elif entry.is_dir():
-                child = FileSystemNode(
-                    name=entry.name,
-                    type=FileSystemNodeType.DIRECTORY,
-                    path_str=rel,
-                    path=sub_path,
-                    depth=node.depth + 1,
-                )
-                self.walk(child)
-                if not child.children:
-                    continue
+def _walk(
+    trees: dict[str, list[TreeEntry]],
+    root_oid: str,
+    excluded: IgnoreMatcher,
+    present: _Present,
+    root: Dir,
+) -> None:
+    """gitingest's ``_process_node`` over the commit's trees, without its limits: entries in
+    sorted order, ignored paths and unreadable blobs left out, empty directories dropped."""
+    stack = [(root, root_oid)]
+    visited: list[Dir] = []
+    while stack:
+        node, oid = stack.pop()
+        visited.append(node)
+        named = sorted(((os.fsdecode(e.name), e) for e in trees[oid]), key=lambda p: p[0])
+        for name, entry in named:
+            rel = f"{node.path}/{name}" if node.path else name
+            if name in ("", ".", "..") or "/" in name or excluded(rel):
+                continue  # git never makes such names; a hostile server might
+            child = _child(entry, name, rel, present)
+            if child is not None:
                 node.children.append(child)
-                node.size += child.size
-                node.file_count += child.file_count
-                node.dir_count += 1 + child.dir_count
-        node.sort_children()
+            if isinstance(child, Dir):
+                stack.append((child, entry.oid))
+    for node in reversed(visited):  # children before their parents
+        node.children = [c for c in node.children if isinstance(c, Leaf) or c.children]
+        node.children.sort(key=_entry_order)
+
+
+def _child(entry: TreeEntry, name: str, rel: str, present: _Present) -> Dir | Leaf | None:
+    if entry.mode == TREE_MODE:
+        return Dir(name, rel)
+    if entry.mode == SYMLINK_MODE and present.link(entry.oid):
+        return Leaf(rel, name, entry.oid, link="")
+    if entry.is_file and present.file(entry.oid):
+        return Leaf(rel, name, entry.oid, link=None)
+    # A submodule (an empty directory in a checkout), or a blob the clone's filter left out or
+    # over max_file_size: gitingest lists none of them.
+    return None
+
+
+def _entry_order(node: Dir | Leaf) -> tuple[int, str]:
+    return entry_order(node.name, isinstance(node, Leaf) and node.link is None)
+
+
+@dataclass
+class _Written:
+    files: int
+    size: int
+    sha256: str
+
+
+class _Composer:
+    """Writes a digest of the files numbered in ``kept`` (all when None)."""
+
+    def __init__(self, root: Dir, owner: str, name: str, objects: Objects) -> None:
+        self.root = root
+        self.owner = owner
+        self.name = name
+        self.objects = objects
+
+    def summary(self, files: int, cap: Cap | None) -> str:
+        text = summary(self.owner, self.name, files) + (cap.text() if cap else "")
+        return printable(text)
+
+    def summary_size(self, files: int, cap: Cap) -> int:
+        return len(self.summary(files, cap).encode())
+
+    def head(self, kept: set[int] | None, files: int, cap: Cap | None) -> bytes:
+        """Summary and tree, with the newline after each."""
+        root = self.root if kept is None else pruned(self.root, kept)
+        return (self.summary(files, cap) + "\n" + printable(tree_text(root)) + "\n").encode()
+
+    def write(
+        self,
+        handle: BinaryIO,
+        leaves: list[Leaf],
+        cap: Cap | None,
+        stop_over: int | None,
+        lengths: list[int],
+    ) -> _Written:
+        """Write the digest of ``leaves`` (in order) into ``handle``; each file's block size
+        goes into ``lengths``. Past ``stop_over`` bytes nothing more is written (the size is
+        still counted): such a digest is written again, capped."""
+        handle.seek(0)
+        handle.truncate()
+        kept = None if cap is None else {leaf.n for leaf in leaves}
+        sha = hashlib.sha256()
+        size = 0
+        for i, block in enumerate(self._pieces(leaves, kept, cap)):
+            size += len(block)
+            if i:
+                lengths.append(len(block) - (i > 1))
+            if stop_over is None or size <= stop_over:
+                handle.write(block)
+                sha.update(block)
+        return _Written(len(leaves), size, sha.hexdigest())
+
+    def _pieces(
+        self, leaves: list[Leaf], kept: set[int] | None, cap: Cap | None
+    ) -> Iterator[bytes]:
+        yield self.head(kept, len(leaves), cap)
+        contents = self.objects.blobs([leaf.oid for leaf in leaves if leaf.link is None])
+        for i, leaf in enumerate(leaves):
+            if leaf.link is None:
+                text = file_block("FILE", leaf.path, file_text(leaf.path, next(contents)))
+            else:
+                text = file_block("SYMLINK", f"{leaf.path} -> {leaf.link}", "")
+            yield (("\n" if i else "") + printable(text)).encode()

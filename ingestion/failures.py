@@ -22,20 +22,16 @@ The rule (docs/ingestion.md, "Persistent failures"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from ingestion.clock import parse_time, rfc3339
 from ingestion.feed import Repo
-from ingestion.logs import rfc3339
 
 BACKOFF_BASE = timedelta(hours=20)  # under a day: the next daily run retries
 BACKOFF_MAX = timedelta(days=30)
 
 Record = dict[str, Any]
-
-
-def parse_time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def backing_off(record: Mapping[str, Any], repo: Repo, now: datetime) -> bool:
@@ -92,7 +88,3 @@ def merged(
     if feed_keys is not None:
         state = {k: v for k, v in state.items() if k in feed_keys}
     return dict(sorted(state.items()))
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

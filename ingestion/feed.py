@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,10 @@ import urllib3
 # Retry timing for the feed download; a module constant so tests can shorten it.
 BACKOFF_FACTOR = 0.5
 BACKOFF_MAX = 10.0
+# The whole download, retries included, ends by then (--feed-deadline): a server that trickles
+# one byte at a time never times out a read, so only an overall bound ends it.
+DEFAULT_DEADLINE = 300.0
+_CHUNK = 64 * 1024
 
 # GitHub allows at most 39 characters for an owner and 100 for a repository name.
 MAX_NAME_LENGTH = 100
@@ -71,19 +76,44 @@ def load_feed(
     limit: int | None = None,
     timeout: float = 30.0,
     retries: int = 3,
+    deadline: float = DEFAULT_DEADLINE,
 ) -> Feed:
     """Read the feed at ``source`` (an http(s) URL or a local path) and validate it.
 
     ``limit`` keeps the first N *valid*, de-duplicated entries; nothing after them is looked at.
     """
-    entries = read_entries(source, timeout=timeout, retries=retries)
+    entries = read_entries(source, timeout=timeout, retries=retries, deadline=deadline)
     return parse_entries(entries, allow_hosts=allow_hosts, allow_local=allow_local, limit=limit)
 
 
-def read_entries(source: str, *, timeout: float = 30.0, retries: int = 3) -> list[Any]:
+def is_remote(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def credentials_in(url: str) -> str | None:
+    """``url`` with its user information hidden when it carries any (``user:TOKEN@``), else
+    None. Such a feed URL is refused: the token would show in logs and reports."""
+    if not is_remote(url):
+        return None
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
+    if parts.username is None and parts.password is None and "@" not in parts.netloc:
+        return None
+    return _redact(parts)
+
+
+def read_entries(
+    source: str,
+    *,
+    timeout: float = 30.0,
+    retries: int = 3,
+    deadline: float = DEFAULT_DEADLINE,
+) -> list[Any]:
     """The feed's entries, not yet validated: a JSON list, or FeedError."""
-    if source.startswith(("http://", "https://")):
-        raw = _fetch(source, timeout=timeout, retries=retries)
+    if is_remote(source):
+        raw = _Download(source, timeout=timeout, retries=retries).within(deadline)
     else:
         raw = _read_local(source)
     try:
@@ -168,6 +198,10 @@ def check_url(url: str, *, allow_hosts: Sequence[str], allow_local: bool) -> tup
         if allow_local:
             return None
         return "unsafe_url", f"{url!r} is a local repository (allowed only with --allow-local)"
+    return _check_remote(url, allow_hosts)
+
+
+def _check_remote(url: str, allow_hosts: Sequence[str]) -> tuple[str, str] | None:
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
@@ -226,7 +260,7 @@ def _split_host(spec: str) -> tuple[str, int | None]:
 
 
 def _redact(parts: urllib.parse.SplitResult) -> str:
-    host = parts.hostname or ""
+    host = parts.netloc.rpartition("@")[2]
     return urllib.parse.urlunsplit((parts.scheme, f"***@{host}", parts.path, "", ""))
 
 
@@ -276,31 +310,90 @@ def _read_local(source: str) -> bytes:
         ) from None
 
 
-def _fetch(url: str, *, timeout: float, retries: int) -> bytes:
-    retry = urllib3.Retry(
-        total=retries,
-        backoff_factor=BACKOFF_FACTOR,
-        backoff_max=BACKOFF_MAX,
-        status_forcelist=(429, 500, 502, 503, 504),
-        allowed_methods=("GET",),
-        raise_on_status=True,
-    )
-    with urllib3.PoolManager(
-        retries=retry, timeout=urllib3.Timeout(connect=timeout, read=timeout)
-    ) as http:
+class _Download:
+    """One feed download with an overall deadline.
+
+    urllib3 retries the request (status 429/5xx, dropped connections) and bounds each connect
+    and each read; the body is read in chunks in a thread of its own, so that the caller can
+    stop waiting at the deadline and cut the connection, however slowly the server sends.
+    """
+
+    def __init__(self, url: str, *, timeout: float, retries: int) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retries = retries
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._response: urllib3.BaseHTTPResponse | None = None
+        self._body: bytes | None = None
+        self._error: FeedError | None = None
+        self._abandoned = False
+
+    def within(self, deadline: float) -> bytes:
+        thread = threading.Thread(target=self._run, name="feed-download", daemon=True)
+        thread.start()
+        if not self._done.wait(deadline):
+            self._abandon()
+            raise FeedError(
+                f"feed {self.url} did not download within the {deadline:g} s deadline "
+                "(--feed-deadline) — check the server, or raise the deadline"
+            )
+        if self._error is not None:
+            raise self._error
+        assert self._body is not None
+        return self._body
+
+    def _abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            response = self._response
+        if response is not None:
+            response.shutdown()  # unblocks a read waiting on the socket
+
+    def _run(self) -> None:
         try:
-            response = http.request("GET", url, preload_content=True)
-        except urllib3.exceptions.MaxRetryError as exc:
-            raise FeedError(
-                f"cannot fetch feed {url} after {retries} retries: {exc.reason} "
-                "— check the URL (--feed / REPOS_FEED_URL) and the network, then re-run"
-            ) from None
-        except urllib3.exceptions.HTTPError as exc:
-            raise FeedError(
-                f"cannot fetch feed {url}: {exc} — check the URL and the network, then re-run"
-            ) from None
-    if response.status >= 400:
-        raise FeedError(
-            f"feed {url} answered HTTP {response.status} — check the URL (--feed / REPOS_FEED_URL)"
+            self._body = self._fetch()
+        except FeedError as exc:
+            self._error = exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self._error = FeedError(
+                f"cannot fetch feed {self.url}: {exc} — check the URL and the network, then re-run"
+            )
+        finally:
+            self._done.set()
+
+    def _fetch(self) -> bytes:
+        retry = urllib3.Retry(
+            total=self.retries,
+            backoff_factor=BACKOFF_FACTOR,
+            backoff_max=BACKOFF_MAX,
+            status_forcelist=(429, 500, 502, 503, 504),
+            allowed_methods=("GET",),
+            raise_on_status=True,
         )
-    return bytes(response.data)
+        timeout = urllib3.Timeout(connect=self.timeout, read=self.timeout)
+        with urllib3.PoolManager(retries=retry, timeout=timeout) as http:
+            try:
+                response = http.request("GET", self.url, preload_content=False)
+            except urllib3.exceptions.MaxRetryError as exc:
+                raise FeedError(
+                    f"cannot fetch feed {self.url} after {self.retries} retries: {exc.reason} "
+                    "— check the URL (--feed / REPOS_FEED_URL) and the network, then re-run"
+                ) from None
+            with self._lock:
+                self._response = response
+                abandoned = self._abandoned
+            if abandoned:
+                response.shutdown()
+            try:
+                return self._body_of(response)
+            finally:
+                response.release_conn()
+
+    def _body_of(self, response: urllib3.BaseHTTPResponse) -> bytes:
+        if response.status >= 400:
+            raise FeedError(
+                f"feed {self.url} answered HTTP {response.status} — check the URL "
+                "(--feed / REPOS_FEED_URL)"
+            )
+        return b"".join(response.stream(_CHUNK))

@@ -1,18 +1,21 @@
-"""Which paths of a checkout gitingest leaves out: its ignore patterns, compiled once.
+"""Which paths of a repository gitingest leaves out: its ignore patterns, compiled once.
 
 Stock gitingest 0.3.1 keeps the patterns in a ``set`` (order, and so the effect of negated
 rules, depends on ``PYTHONHASHSEED``) and recompiles them for every path it visits. Here the
-order is fixed and the matcher is built once per repository; its decisions equal pathspec's
-(a property test checks it).
+order is fixed, gitingest's defaults are compiled once per process and a repository's own
+patterns once per repository; the decisions equal pathspec's (a property test checks it).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
-from pathlib import Path
+from collections.abc import Iterable
+from functools import cache
+from pathlib import PurePosixPath
 from typing import Any
+
+from ingestion.gitingest_text import DEFAULT_IGNORE_PATTERNS
 
 IGNORE_FILES = (".gitignore", ".gitingestignore")
 
@@ -70,6 +73,13 @@ class IgnoreMatcher:
             parts.append(prefix + "(?:" + "|".join(f"(?:{s})" for s in anywhere) + ")")
         return "|".join(parts)
 
+    def extended(self, patterns: list[str]) -> IgnoreMatcher:
+        """This matcher with ``patterns`` after its own (so they win): one run never spans
+        both, which changes no decision and keeps this one's compiled expressions."""
+        combined = IgnoreMatcher(patterns)
+        combined._runs = [*combined._runs, *self._runs]
+        return combined
+
     def __call__(self, rel_path: str) -> bool:
         path = self._normalize(rel_path)
         for include, regex in self._runs:
@@ -85,57 +95,55 @@ def _valid_pattern(spec_class: Any, line: str) -> list[Any]:
         return []
 
 
-def ignore_patterns(root: Path) -> list[str]:
-    """gitingest's default patterns, then the checkout's ignore files, in a deterministic order.
+def repository_matcher(ignore_files: Iterable[tuple[str, bytes]]) -> IgnoreMatcher:
+    """gitingest's default patterns, then the repository's ignore files, as one matcher.
 
-    Later patterns win (pathspec's gitwildmatch is last-match-wins), so duplicates keep their
-    last position, which leaves every match result unchanged.
+    ``ignore_files`` are ``(path, contents)`` of every ``.gitignore`` and ``.gitingestignore``
+    in the commit (any depth, also inside ignored directories, as gitingest's ``rglob`` finds
+    them). Order: every ``.gitignore``, then every ``.gitingestignore``, each shallowest first
+    and then by path, their lines in file order; later rules win, as in git.
     """
-    from gitingest.utils.ignore_patterns import DEFAULT_IGNORE_PATTERNS
-
-    patterns = sorted(DEFAULT_IGNORE_PATTERNS)
-    found = _ignore_files(root)
-    for filename in IGNORE_FILES:
-        for ignore_file in found[filename]:
-            patterns.extend(_parse_ignore_file(ignore_file, root))
-    return list(reversed(dict.fromkeys(reversed(patterns))))
+    patterns = ignore_patterns(ignore_files)
+    return default_matcher().extended(patterns) if patterns else default_matcher()
 
 
-def _ignore_files(root: Path) -> dict[str, list[Path]]:
-    """Every ignore file in the tree, as ``root.rglob(name)`` finds them (no symlinked dirs).
-
-    Only files whose real path is a regular file inside the checkout are returned.
-    """
-    real_root = os.path.realpath(root)
-    found: dict[str, list[Path]] = {name: [] for name in IGNORE_FILES}
-    for dirpath, _dirs, files in os.walk(root):
-        for name in IGNORE_FILES:
-            if name not in files:
-                continue
-            candidate = os.path.join(dirpath, name)
-            real = os.path.realpath(candidate)
-            inside = os.path.commonpath([real, real_root]) == real_root
-            if inside and os.path.isfile(real):
-                found[name].append(Path(candidate))
-    for paths in found.values():
-        paths.sort(key=lambda p: (len(p.parts), str(p)))
-    return found
+@cache
+def default_matcher() -> IgnoreMatcher:
+    """gitingest's defaults, compiled once per process (a few milliseconds each time)."""
+    return IgnoreMatcher(sorted(DEFAULT_IGNORE_PATTERNS))
 
 
-def _parse_ignore_file(ignore_file: Path, root: Path) -> list[str]:
-    """``gitingest.utils.ignore_patterns._parse_ignore_file``, keeping line order and bad bytes."""
-    rel_dir = ignore_file.parent.relative_to(root)
+def ignore_patterns(ignore_files: Iterable[tuple[str, bytes]]) -> list[str]:
+    """The repository's own patterns (after gitingest's defaults), in a deterministic order."""
+
+    def order(item: tuple[str, bytes]) -> tuple[int, int, str]:
+        path = item[0]
+        return (IGNORE_FILES.index(path.rsplit("/", 1)[-1]), path.count("/"), path)
+
+    patterns: list[str] = []
+    for path, data in sorted(ignore_files, key=order):
+        patterns.extend(_parse_ignore_file(path, data))
+    return patterns
+
+
+def _parse_ignore_file(path: str, data: bytes) -> list[str]:
+    """``gitingest.utils.ignore_patterns._parse_ignore_file``, keeping line order and bad bytes.
+
+    gitingest reads the file in text mode (universal newlines) and joins each line to the
+    file's directory with ``pathlib`` (which drops ``.`` components, doubled and trailing
+    slashes)."""
+    rel_dir = PurePosixPath(path).parent
+    text = data.decode("utf-8", errors="surrogateescape")
     patterns = []
-    with ignore_file.open(encoding="utf-8", errors="surrogateescape") as fh:
-        for raw in fh:
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            negated = line.startswith("!")
-            if negated:
-                line = line[1:]
-            if line.startswith("/"):
-                line = line.lstrip("/")
-            body = (rel_dir / line).as_posix()
-            patterns.append(f"!{body}" if negated else body)
+    for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated = line.startswith("!")
+        if negated:
+            line = line[1:]
+        if line.startswith("/"):
+            line = line.lstrip("/")
+        body = (rel_dir / line).as_posix()
+        patterns.append(f"!{body}" if negated else body)
     return patterns

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ingestion.logs import rfc3339
+from ingestion.clock import rfc3339
 
 
 def execution_id(environ: dict[str, str]) -> str:
@@ -59,6 +59,10 @@ class RunReport:
     known_failures: dict[str, dict[str, Any]] = field(default_factory=dict)
     backing_off: list[str] = field(default_factory=list)  # keys not retried this run
     succeeded: list[str] = field(default_factory=list)
+    # What this task wrote: ``owner/name`` -> (digest size, processedAt), for the summary.
+    written: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # The feed this task sharded: its snapshot (ingestion.snapshot) and where it came from.
+    feed: dict[str, Any] = field(default_factory=dict)
     bytes_written: int = 0
     digest_bytes: int = 0
     files_digested: int = 0
@@ -101,11 +105,19 @@ class RunReport:
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     def record_written(
-        self, *, rewritten: bool, size: int, files: int, capped: bool = False, repo: str = ""
+        self,
+        *,
+        rewritten: bool,
+        size: int,
+        files: int,
+        capped: bool = False,
+        repo: str = "",
+        processed_at: str = "",
     ) -> None:
         with self._lock:
             if repo:
                 self.succeeded.append(repo)
+                self.written[repo] = (size, processed_at)
             self.capped += capped
             if rewritten:
                 self.rewritten += 1
@@ -204,6 +216,7 @@ class RunReport:
                     "digests": self.digest_bytes,
                 },
                 "files_digested": self.files_digested,
+                "feed": self.feed or None,
                 "settings": self.settings,
             }
 

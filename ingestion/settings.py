@@ -13,6 +13,8 @@ DEFAULT_FEED_URL = (
     "https://uk-x-gov-software-community.github.io/xgov-opensource-repo-scraper/repos.json"
 )
 DEFAULT_REPO_TIMEOUT = 300.0
+# The feed download as a whole, retries included (a trickling server never times out a read).
+DEFAULT_FEED_DEADLINE = 300.0
 DEFAULT_MAX_FILE_SIZE = 524288
 # gitingest's own total limit is 500 MB, far more than anything indexes: Vertex AI Search takes
 # text documents up to 10 MB. The cap bounds the whole digest (summary, tree and contents), and
@@ -26,6 +28,8 @@ TRUE_WORDS = ("1", "true", "yes")
 # 5,000 requests an hour instead of 60 for anonymous clients (GitHub's REST limits).
 GITHUB_HOST = "github.com"
 GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
+# The storage library's own name for an emulator's URL (fake-gcs-server); read once, by the CLI.
+STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,10 @@ class Options:
     allow_hosts: tuple[str, ...] = ("github.com",)
     allow_local: bool = False
     allow_shrink: bool = False
+    feed_deadline: float = DEFAULT_FEED_DEADLINE
+    # None: Cloud Storage itself; else the URL of an emulator (anonymous credentials).
+    storage_endpoint: str | None = None
+    log_level: str = "INFO"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "allow_hosts": list(self.allow_hosts)}

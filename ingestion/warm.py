@@ -1,7 +1,8 @@
 """Preloaded by the digest workers' fork server (see ``ingestion.pipeline.process_pool``).
 
-Importing and patching gitingest takes about a second; done here once, every worker forked
-from the server inherits it, including the workers pebble starts again after a timeout.
+Importing the digest code and compiling gitingest's default ignore patterns is done here once;
+every worker forked from the server inherits it, including the workers pebble starts again
+after a timeout.
 """
 
 from ingestion.digest import init_worker

@@ -39,6 +39,20 @@ def lowest_constraints() -> ModuleType:
     return module
 
 
+def locked_versions() -> dict[str, str]:
+    """``name -> version`` of ingestion/requirements.lock (uv's format: hashes and comments on
+    their own indented lines, a backslash continuing each requirement)."""
+    out = {}
+    for line in (ROOT / "ingestion" / "requirements.lock").read_text().splitlines():
+        if not line.strip() or line[0] in "# -" or line[0].isspace():
+            continue
+        req = Requirement(line.rstrip(" \\"))
+        (spec,) = req.specifier
+        assert spec.operator == "==", line
+        out[canonicalize_name(req.name)] = spec.version
+    return out
+
+
 # --- pins --------------------------------------------------------------------------------------
 
 
@@ -52,11 +66,7 @@ def test_fingerprint_pins_are_the_job_extras_pins_and_the_locks() -> None:
     import ingestion.digest as digest_module
 
     lists = requirement_lists(pyproject()["project"])
-    locked = dict(
-        line.split("==", 1)
-        for line in (ROOT / "ingestion" / "requirements.lock").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    )
+    locked = locked_versions()
     assert digest_module.FINGERPRINT_PINS
     for package, pinned in digest_module.FINGERPRINT_PINS.items():
         job = [r for r in lists["job"] if canonicalize_name(r.name) == package]

@@ -2,8 +2,11 @@
 
 Each emulated API is a :class:`Service`. Services reach each other only through the
 :class:`Cloud` they are given (``cloud.service("run")``), never by importing each other's
-modules, so every one can be built and tested on its own. Plain helper modules are shared:
-``rpc``, ``state`` and ``iam.policy`` (the IAM policy protocol, also used by Run jobs).
+modules, so every one can be built and tested on its own. Plain helper modules are shared, one
+implementation each: ``apis`` (the API a service serves, read from Google's client library) and
+``registry`` (every served RPC, for gRPC and other transports), ``store`` (resources by name,
+update masks, etags, the state file), ``rpc`` (errors, paging), ``operations`` (long-running
+operations) and ``iam.policy`` (Get/Set/TestIamPermissions on any resource).
 
 Cross-service contracts (keep them stable):
 
@@ -48,9 +51,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import grpc
-
+from govctl.emulator.apis import Bound
 from govctl.emulator.children import Children
+from govctl.emulator.operations import Operations, OperationsRouter
+from govctl.emulator.registry import Registry, build
 from govctl.emulator.state import StateFile
 
 
@@ -82,16 +86,24 @@ class Clock:
 
 
 class Service:
-    """One emulated API. Subclasses set ``key`` (its name in the state file and registry)."""
+    """One emulated API. Subclasses set ``key`` (its name in the state file and registry).
+
+    A service serves the APIs :meth:`rpcs` returns (Google's API read from its client library,
+    bound to handlers: :mod:`govctl.emulator.apis`), keeps its resources in
+    :class:`~govctl.emulator.store.Store` s and, when it answers with long-running operations
+    that clients poll, in ``operations`` (:class:`~govctl.emulator.operations.Operations`).
+    """
 
     key: str = ""
+    operations: Operations | None = None
 
     def __init__(self, cloud: Cloud) -> None:
         self.cloud = cloud
         self.lock = threading.RLock()
 
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        raise NotImplementedError
+    def rpcs(self) -> list[Bound]:
+        """The APIs this service serves, with their handlers."""
+        return []
 
     def dump(self) -> Any:
         """A JSON-able snapshot of this service's resources."""
@@ -160,6 +172,15 @@ class Cloud:
     @property
     def services(self) -> list[Service]:
         return list(self._services.values())
+
+    def registry(self) -> Registry:
+        """Every RPC the services serve (see :mod:`govctl.emulator.registry`), with one
+        ``google.longrunning.Operations`` for all the services' operations."""
+        tables = [table for svc in self._services.values() for table in svc.rpcs()]
+        stores = [s.operations for s in self._services.values() if s.operations is not None]
+        if stores:
+            tables.append(OperationsRouter(stores).bind())
+        return build(tables)
 
     # events (see the module docstring) ------------------------------------------------------
     def subscribe(self, event: str, fn: Callable[[dict[str, Any]], None]) -> None:

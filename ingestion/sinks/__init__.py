@@ -9,19 +9,21 @@ from ingestion.sinks.base import (
     REPORT_CONTENT_TYPE,
     Sink,
     SinkError,
+    Stored,
     digest_key,
 )
 from ingestion.sinks.directory import DirSink
 from ingestion.sinks.gcs import GcsSink
 
 
-def open_sink(spec: str) -> Sink:
-    """``gs://BUCKET[/PREFIX]`` → :class:`GcsSink`; anything else is a directory."""
+def open_sink(spec: str, *, storage_endpoint: str | None = None) -> Sink:
+    """``gs://BUCKET[/PREFIX]`` → :class:`GcsSink` (on ``storage_endpoint`` when given: an
+    emulator); anything else is a directory."""
     if spec.startswith("gs://"):
         bucket, _, prefix = spec[len("gs://") :].partition("/")
         if not bucket:
             raise SinkError(f"--sink {spec!r} names no bucket — use gs://BUCKET[/PREFIX]")
-        return GcsSink(bucket, prefix)
+        return GcsSink(bucket, prefix, endpoint=storage_endpoint)
     if not spec:
         raise SinkError("--sink is empty — pass gs://BUCKET[/PREFIX] or a directory")
     return DirSink(Path(spec))
@@ -34,6 +36,7 @@ __all__ = [
     "GcsSink",
     "Sink",
     "SinkError",
+    "Stored",
     "digest_key",
     "open_sink",
 ]

@@ -8,6 +8,7 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from ingestion.feed import check_name
 
 DIGEST_CONTENT_TYPE = "text/markdown; charset=utf-8"
 REPORT_CONTENT_TYPE = "application/json"
+GZIP_CONTENT_TYPE = "application/gzip"
 # The job's own objects live under names starting with "_", which no GitHub owner can start
 # with: the listing of digests leaves that whole range out (ingestion.sinks.gcs).
 RESERVED = "_"
@@ -22,6 +24,9 @@ RUNS_DIR = "_runs"
 STATE_DIR = "_state"
 FAILURES_PATH = f"{STATE_DIR}/failures.json"
 LAST_FEED_PATH = f"{STATE_DIR}/last-feed.json"
+SUMMARY_PATH = f"{STATE_DIR}/summary.json"
+# Feed snapshots, named by the SHA-256 of their content: an unchanged feed is stored once.
+FEED_SNAPSHOTS_DIR = f"{RUNS_DIR}/feeds"
 # Attempts of a read-modify-write of a shared state object before giving up (tasks race).
 UPDATE_ATTEMPTS = 20
 # Cloud Run execution names, or a timestamp (colons allowed) when run elsewhere.
@@ -30,6 +35,14 @@ _EXECUTION_RE = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 class SinkError(Exception):
     """The sink cannot be used; the message says what is wrong and what to do."""
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A digest in the sink, as one listing shows it: its custom metadata and its size."""
+
+    metadata: dict[str, str]
+    size: int
 
 
 class Sink(ABC):
@@ -42,8 +55,12 @@ class Sink(ABC):
         """Raise SinkError unless the sink exists and can be written (a cheap probe)."""
 
     @abstractmethod
+    def list_digests(self) -> dict[str, Stored]:
+        """``{"owner/name": Stored}`` of every digest, from one listing."""
+
     def list_metadata(self) -> dict[str, dict[str, str]]:
         """``{"owner/name": custom metadata}`` of every digest, from one listing."""
+        return {key: stored.metadata for key, stored in self.list_digests().items()}
 
     def put_digest(self, owner: str, name: str, source: Path, metadata: dict[str, str]) -> None:
         """Store the file ``source`` as ``{owner}/{name}.md`` with ``metadata``; never visible
@@ -78,7 +95,15 @@ class Sink(ABC):
         """Store ``value`` at ``relative`` only if the object is still at ``version`` (``""``:
         only if it does not exist yet). False when someone else changed it first."""
         body = json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
-        return self._write_if(relative, body, version)
+        return self._write_if(relative, body, version, REPORT_CONTENT_TYPE)
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        """The object at ``relative``, None when absent."""
+        return self._read(relative)[0]
+
+    def create(self, relative: str, body: bytes, content_type: str) -> bool:
+        """Store ``body`` at ``relative`` unless an object is there already (then False)."""
+        return self._write_if(relative, body, "", content_type)
 
     def update_json(self, relative: str, change: Callable[[Any], Any]) -> Any:
         """Read-modify-write of a JSON object shared by the tasks: ``change`` gets the current
@@ -115,7 +140,7 @@ class Sink(ABC):
     def _read(self, relative: str) -> tuple[bytes | None, str]: ...
 
     @abstractmethod
-    def _write_if(self, relative: str, body: bytes, version: str) -> bool: ...
+    def _write_if(self, relative: str, body: bytes, version: str, content_type: str) -> bool: ...
 
 
 def digest_key(relative: str) -> str | None:
@@ -141,7 +166,9 @@ def digest_path(owner: str, name: str) -> str:
 
 
 def run_dir(execution: str) -> str:
-    if not _EXECUTION_RE.fullmatch(execution) or execution in (".", ".."):
+    # "feeds" is the snapshots' folder beside the executions' (never a Cloud Run name, which
+    # has the job's name and a suffix).
+    if not _EXECUTION_RE.fullmatch(execution) or execution in (".", "..", "feeds"):
         raise ValueError(f"not a usable execution name: {execution!r}")
     return f"{RUNS_DIR}/{execution}"
 
@@ -152,9 +179,16 @@ def report_path(execution: str, task_index: int) -> str:
     return f"{run_dir(execution)}/task-{task_index}.json"
 
 
-def feed_snapshot_path(execution: str) -> str:
-    """The feed as the first task of ``execution`` read it; every other task reads this."""
-    return f"{run_dir(execution)}/feed.json"
+def feed_ref_path(execution: str) -> str:
+    """Which feed snapshot ``execution`` shards (its first task decides; the others read it)."""
+    return f"{run_dir(execution)}/feed-ref.json"
+
+
+def feed_snapshot_path(sha256: str) -> str:
+    """The gzip-compressed feed snapshot whose uncompressed content has this SHA-256."""
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ValueError(f"not a SHA-256: {sha256!r}")
+    return f"{FEED_SNAPSHOTS_DIR}/{sha256}.json.gz"
 
 
 def check_metadata(metadata: dict[str, str]) -> None:

@@ -14,10 +14,11 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
-from ingestion.sinks.base import RESERVED, STATE_DIR, Sink, SinkError, digest_key
+from ingestion.sinks.base import RESERVED, STATE_DIR, Sink, SinkError, Stored, digest_key
 
 META_SUFFIX = ".meta.json"
 
@@ -44,8 +45,8 @@ class DirSink(Sink):
                 "— fix its permissions or choose another --sink"
             ) from None
 
-    def list_metadata(self) -> dict[str, dict[str, str]]:
-        found: dict[str, dict[str, str]] = {}
+    def list_digests(self) -> dict[str, Stored]:
+        found: dict[str, Stored] = {}
         try:
             owners = sorted(os.scandir(self.root), key=lambda e: e.name)
         except FileNotFoundError:
@@ -61,11 +62,12 @@ class DirSink(Sink):
                         continue
                     digest_name = entry.name[: -len(META_SUFFIX)]
                     key = digest_key(f"{owner_dir.name}/{digest_name}")
-                    if key is None or not os.path.isfile(os.path.join(owner_dir, digest_name)):
+                    size = _file_size(os.path.join(owner_dir, digest_name))
+                    if key is None or size is None:
                         continue
                     metadata = _read_metadata(Path(entry.path))
                     if metadata is not None:
-                        found[key] = metadata
+                        found[key] = Stored(metadata, size)
         return found
 
     def _put_digest(self, relative: str, source: Path, metadata: dict[str, str]) -> None:
@@ -91,7 +93,7 @@ class DirSink(Sink):
             raise SinkError(f"cannot read {self.root / relative}: {exc.strerror or exc}") from None
         return data, hashlib.sha256(data).hexdigest()
 
-    def _write_if(self, relative: str, body: bytes, version: str) -> bool:
+    def _write_if(self, relative: str, body: bytes, version: str, content_type: str) -> bool:
         path = self.root / relative
         try:
             if not version:
@@ -157,6 +159,15 @@ def create_exclusive(path: Path, data: bytes) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+
+
+def _file_size(path: str) -> int | None:
+    """The size of the regular file at ``path``; None when there is none."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def _meta_path(digest: Path) -> Path:

@@ -8,6 +8,8 @@ stored object is compared with ours and accepted. Errors that no retry fixes —
 permission, no credentials — become a :class:`SinkError` that says what to do.
 
 ``google.cloud.storage`` is imported on first use so that a directory sink never pays for it.
+Where it sends its requests is decided by the job's options (``Options.storage_endpoint``,
+from ``STORAGE_EMULATOR_HOST``), not read from the environment here.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from ingestion.sinks.base import (
     RUNS_DIR,
     Sink,
     SinkError,
+    Stored,
     digest_key,
 )
 
@@ -40,14 +42,15 @@ RETRY_TIMEOUT = 120.0
 # Digests over the library's 8 MiB single-request limit go up resumably in chunks this big
 # (a multiple of 256 KiB), instead of the library's default 100 MiB chunk held in memory.
 UPLOAD_CHUNK_SIZE = 8 * 1024 * 1024
-# Project id used against fake-gcs-server (STORAGE_EMULATOR_HOST), where none is needed.
+# Project id used against an emulator (fake-gcs-server), where none is needed.
 EMULATOR_PROJECT = "govreposcrape-local"
 
 
 def default_retry() -> Retry:
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return DEFAULT_RETRY.with_timeout(RETRY_TIMEOUT)
+    retry: Retry = DEFAULT_RETRY.with_timeout(RETRY_TIMEOUT)
+    return retry
 
 
 class GcsSink(Sink):
@@ -56,10 +59,13 @@ class GcsSink(Sink):
         bucket: str,
         prefix: str = "",
         *,
+        endpoint: str | None = None,
         client: Client | None = None,
         retry: Retry | None = None,
     ) -> None:
         self.bucket_name = bucket
+        # None: Cloud Storage itself; else an emulator's URL (anonymous credentials).
+        self.endpoint = endpoint
         self.prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self.url = f"gs://{bucket}/{self.prefix}".rstrip("/")
         self._client = client
@@ -90,8 +96,8 @@ class GcsSink(Sink):
             with contextlib.suppress(NotFound):  # a retried delete finds it already gone
                 probe.delete(retry=self._retry)
 
-    def list_metadata(self) -> dict[str, dict[str, str]]:
-        found: dict[str, dict[str, str]] = {}
+    def list_digests(self) -> dict[str, Stored]:
+        found: dict[str, Stored] = {}
         generations: dict[str, int] = {}
         listed = 0
         # Two ranges around the names that start with "_" (the run reports, the feed snapshots
@@ -105,7 +111,7 @@ class GcsSink(Sink):
                 blobs = self.client.list_blobs(
                     self.bucket_name,
                     prefix=self.prefix or None,
-                    fields="items(name,metadata,generation),nextPageToken",
+                    fields="items(name,metadata,generation,size),nextPageToken",
                     retry=self._retry,
                     **bounds,
                 )
@@ -114,7 +120,7 @@ class GcsSink(Sink):
                     key = digest_key(blob.name[len(self.prefix) :])
                     if key is None:
                         continue
-                    found[key] = dict(blob.metadata or {})
+                    found[key] = Stored(dict(blob.metadata or {}), int(blob.size or 0))
                     if blob.generation is not None:
                         generations[key] = blob.generation
         self._generations = generations
@@ -168,7 +174,7 @@ class GcsSink(Sink):
                 return None, ""
         return data, str(blob.generation)
 
-    def _write_if(self, relative: str, body: bytes, version: str) -> bool:
+    def _write_if(self, relative: str, body: bytes, version: str, content_type: str) -> bool:
         from google.api_core.exceptions import PreconditionFailed
 
         blob = self.bucket.blob(self.prefix + relative)
@@ -178,7 +184,7 @@ class GcsSink(Sink):
                 # and the caller reads again.
                 blob.upload_from_string(
                     body,
-                    content_type=REPORT_CONTENT_TYPE,
+                    content_type=content_type,
                     if_generation_match=int(version or 0),
                     retry=self._retry,
                 )
@@ -191,7 +197,7 @@ class GcsSink(Sink):
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = _make_client()
+            self._client = _make_client(self.endpoint)
         return self._client
 
     @property
@@ -211,7 +217,7 @@ class GcsSink(Sink):
         # or someone replaced the object after our listing. Ours is the newest either way.
         current = self.bucket.get_blob(object_name, retry=self._retry)
         if current is not None and _same(current, source, metadata):
-            return current.generation
+            return _generation(current)
         generation = current.generation if current is not None else 0
         return self._upload_file(object_name, source, metadata, generation)
 
@@ -226,7 +232,7 @@ class GcsSink(Sink):
             if_generation_match=expected,
             retry=self._retry,
         )
-        return blob.generation
+        return _generation(blob)
 
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -264,19 +270,28 @@ class GcsSink(Sink):
             ) from None
 
 
+def _generation(blob: Blob) -> int | None:
+    return int(blob.generation) if blob.generation is not None else None
+
+
 def _same(blob: Blob, source: Path, metadata: dict[str, str]) -> bool:
     with source.open("rb") as handle:
         md5 = base64.b64encode(hashlib.file_digest(handle, "md5").digest()).decode()
     return blob.md5_hash == md5 and (blob.metadata or {}) == metadata
 
 
-def _make_client() -> Client:
+def _make_client(endpoint: str | None) -> Client:
     from google.cloud import storage
 
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
+    if endpoint:
         from google.auth.credentials import AnonymousCredentials
 
-        return storage.Client(project=EMULATOR_PROJECT, credentials=AnonymousCredentials())
+        return storage.Client(
+            project=EMULATOR_PROJECT,
+            # google-auth leaves AnonymousCredentials.__init__ unannotated.
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": endpoint},
+        )
     try:
         return storage.Client()
     except Exception as exc:  # google.auth raises several kinds here, all meaning "no credentials"

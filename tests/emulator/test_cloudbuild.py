@@ -209,3 +209,19 @@ def test_bad_build_with_exits_2(
     assert err.count("\n") == 1
     assert f"--build-with {value!r}: expected podman or docker" in err
     assert not (tmp_path / "emulator.json").exists()
+
+
+def test_build_operations_are_listed_under_their_project(emulator: Emulator) -> None:
+    stage()
+    make_repo()
+    op = clients.cloud_build().create_build(project_id=PROJECT, build=build_spec())
+    # google.longrunning.Operations is one service for every API: any client's mixin reaches it.
+    ops = clients.jobs()
+    listed = ops.list_operations(
+        request=operations_pb2.ListOperationsRequest(name=f"operations/build/{PROJECT}")
+    )
+    assert [o.name for o in listed.operations] == [op.operation.name]
+    with pytest.raises(exceptions.InvalidArgument):
+        ops.list_operations(
+            request=operations_pb2.ListOperationsRequest(name="operations/build", filter="done")
+        )

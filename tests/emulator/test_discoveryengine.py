@@ -241,3 +241,14 @@ def test_wait_and_delete_operation(store: de.DataStore, emulator: Emulator) -> N
     with pytest.raises(gexc.NotFound):
         clients.documents().get_operation(request={"name": name})
     channel.close()
+
+
+def test_list_data_stores_pages_at_most_fifty(emulator: Emulator) -> None:
+    """ListDataStoresRequest.page_size: "If unspecified, defaults to 10. The maximum allowed
+    value is 50. Values above 50 will be coerced to 50." (data_store_service.proto)"""
+    for i in range(51):
+        _create(f"ds-{i:02}")
+    client = clients.data_stores()
+    assert len(client.list_data_stores(parent=COLLECTION).data_stores) == 10
+    page = client.list_data_stores(request={"parent": COLLECTION, "page_size": 100})
+    assert len(page.data_stores) == 50 and page.next_page_token

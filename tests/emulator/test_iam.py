@@ -93,13 +93,15 @@ def test_conditional_binding_needs_version_3(emulator: Emulator) -> None:
     binding = policy_pb2.Binding(role="roles/viewer", members=["user:a@example.com"])
     binding.condition.expression = "request.time < timestamp('2030-01-01T00:00:00Z')"
     binding.condition.title = "until 2030"
-    with pytest.raises(exceptions.InvalidArgument):
-        clients.projects().set_iam_policy(
-            request={
-                "resource": RESOURCE,
-                "policy": policy_pb2.Policy(version=1, bindings=[binding]),
-            }
-        )
+    # Any version but 3, the default 0 too (cloud.google.com/iam/docs/policies#versions).
+    for version in (0, 1):
+        with pytest.raises(exceptions.InvalidArgument):
+            clients.projects().set_iam_policy(
+                request={
+                    "resource": RESOURCE,
+                    "policy": policy_pb2.Policy(version=version, bindings=[binding]),
+                }
+            )
     stored = clients.projects().set_iam_policy(
         request={"resource": RESOURCE, "policy": policy_pb2.Policy(version=3, bindings=[binding])}
     )

@@ -368,3 +368,16 @@ def test_scheduler_state_survives_a_restart(
         sched = clients.scheduler()
         assert sched.get_job(name=ran.name) == ran
         assert sched.get_job(name=paused.name) == paused
+
+
+def test_list_jobs_pages_by_the_maximum_unless_asked(
+    sched: scheduler_v1.CloudSchedulerClient,
+) -> None:
+    """ListJobsRequest.page_size: "The maximum page size is 500. If unspecified, the page size
+    will be the maximum." (google/cloud/scheduler/v1/cloudscheduler.proto)"""
+    for i in range(101):
+        sched.create_job(parent=PARENT, job=sched_job(f"job-{i:03}"))
+    first = sched.list_jobs(parent=PARENT)
+    assert len(first.jobs) == 101 and not first.next_page_token
+    capped = sched.list_jobs(request={"parent": PARENT, "page_size": 100})
+    assert len(capped.jobs) == 100 and capped.next_page_token

@@ -74,7 +74,8 @@ def test_job_in_image_runs_as_non_root(
         "import importlib.util as u; print([m for m in ('govctl', 'typer', 'rich', "
         "'google.cloud.run_v2', 'grpc', 'gitingest', 'google.cloud.storage') if u.find_spec(m)])",
     )  # fmt: skip
-    assert found.stdout.strip() == "['gitingest', 'google.cloud.storage']", found.stderr
+    # gitingest neither: the job owns the code it needs (ingestion/gitingest_text.py).
+    assert found.stdout.strip() == "['google.cloud.storage']", found.stderr
     assert (out_dir / "acme" / "solo.md.meta.json").stat().st_uid != 0
 
 
@@ -115,12 +116,13 @@ def test_image_ingests_two_repositories_into_bucket(
         assert meta["commit"] == head(git_server.root / name.removesuffix(".md"))
         assert "README.md" in blob.download_as_text()
     assert bucket.blob("_runs/image-test/task-0.json").exists()
-    assert bucket.blob("_runs/image-test/feed.json").exists()
+    assert bucket.blob("_runs/image-test/feed-ref.json").exists()
+    assert bucket.blob("_state/summary.json").exists()
     assert git_server.upload_packs() == 2
 
 
 def test_image_fingerprint_is_the_pinned_one(image: tuple[str, dict[str, str]]) -> None:
-    """The image installs the pinned gitingest and pathspec, so its digests carry the same
+    """The image installs the pinned pathspec, so its digests carry the same
     settings fingerprint as everywhere else: a rebuild never makes the job redo everything."""
     from ingestion.digest import DigestSettings
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import pytest
 from ingestion import digest
 from ingestion.cli import UsageError, main, parse_options
 from ingestion.settings import (
+    DEFAULT_FEED_DEADLINE,
     DEFAULT_FEED_URL,
     DEFAULT_MAX_FAILURE_RATIO,
     DEFAULT_MAX_FILE_SIZE,
@@ -114,6 +116,7 @@ def test_all_flags() -> None:
         (["--max-failure-ratio", "1.5"], "expected a ratio between 0 and 1, got '1.5'"),
         (["--allow-host", "https://github.com"], "expected HOST or HOST:PORT"),
         (["--allow-host", "host:99999"], "expected HOST or HOST:PORT, got 'host:99999'"),
+        (["--feed-deadline", "0"], "--feed-deadline: expected a positive number of seconds"),
         (["--bogus"], "unrecognized arguments: --bogus"),
     ],
 )
@@ -172,5 +175,44 @@ def test_help_lists_every_option() -> None:
         "--feed", "--sink", "--limit", "--tasks", "--batch-size", "--task-index", "--offset",
         "--concurrency", "--force", "--dry-run", "--repo-timeout", "--max-file-size",
         "--max-total-size", "--max-failure-ratio", "--allow-host", "--allow-local",
+        "--feed-deadline",
     ):  # fmt: skip
         assert flag in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "where"),
+    [
+        (["--feed", "https://user:TOKEN-3f9a@example.org/repos.json"], {}, "--feed"),
+        (["--feed", "https://TOKEN-3f9a@example.org/repos.json"], {}, "--feed"),
+        ([], {"REPOS_FEED_URL": "https://x:TOKEN-3f9a@example.org/r.json"}, "REPOS_FEED_URL"),
+    ],
+)
+def test_a_feed_url_with_credentials_is_refused_without_showing_them(
+    argv: list[str], env: dict[str, str], where: str
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ingestion", *SINK, *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    [line] = proc.stderr.strip().splitlines()
+    assert where in line and "credentials" in line and "https://***@example.org/" in line
+    assert "TOKEN-3f9a" not in line
+
+
+def test_the_storage_endpoint_is_an_option_from_the_environment() -> None:
+    assert parse_options(SINK, {}).storage_endpoint is None
+    o = parse_options(SINK, {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:4443/"})
+    assert o.storage_endpoint == "http://127.0.0.1:4443"
+    with pytest.raises(UsageError, match="STORAGE_EMULATOR_HOST: expected http://HOST:PORT"):
+        parse_options(SINK, {"STORAGE_EMULATOR_HOST": "127.0.0.1:4443"})
+
+
+def test_log_level_and_feed_deadline() -> None:
+    o = parse_options([*SINK, "--feed-deadline", "12.5"], {"LOG_LEVEL": "debug"})
+    assert o.feed_deadline == 12.5 and o.log_level == "DEBUG"
+    assert parse_options(SINK, {}).feed_deadline == DEFAULT_FEED_DEADLINE

@@ -1,4 +1,4 @@
-"""The hardened clone against a real ``git daemon``."""
+"""The hardened, bare, partial clone against a real ``git daemon``."""
 
 from __future__ import annotations
 
@@ -21,19 +21,29 @@ from tests.support.git import GitServer, git, head, make_repo
 LIMIT = 1000
 
 
-def tree_files(root: Path) -> dict[str, bytes]:
+def held_files(clone: Path) -> dict[str, bytes]:
+    """The commit's regular files whose contents the clone holds (nothing is checked out)."""
+    assert not (clone / "HEAD").is_symlink() and (clone / "objects").is_dir()
+    held = set(
+        git("cat-file", "--batch-all-objects", "--batch-check=%(objectname)", cwd=clone).split()
+    )
     files = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if d != ".git"]
-        for filename in filenames:
-            path = Path(dirpath, filename)
-            if not path.is_symlink():
-                files[path.relative_to(root).as_posix()] = path.read_bytes()
+    for line in git("ls-tree", "-r", "--full-tree", "HEAD", cwd=clone).splitlines():
+        meta, path = line.split("\t", 1)
+        mode, _, oid = meta.split()
+        if mode.startswith("100") and oid in held:
+            files[path] = subprocess.run(
+                ["git", "cat-file", "blob", oid], cwd=clone, capture_output=True, check=True
+            ).stdout
     return files
 
 
-def object_bytes(checkout: Path) -> int:
-    objects = checkout / ".git" / "objects"
+def no_work_tree(clone: Path) -> bool:
+    return git("rev-parse", "--is-bare-repository", cwd=clone) == "true"
+
+
+def object_bytes(clone: Path) -> int:
+    objects = clone / "objects"
     return sum(p.stat().st_size for p in objects.rglob("*") if p.is_file())
 
 
@@ -58,10 +68,10 @@ def test_happy_path(git_server: GitServer, tmp_path: Path) -> None:
 
     checkout = clone(git_server.url("org/app"), dest, max_file_size=LIMIT, timeout=30)
 
-    assert checkout.path == dest
-    assert checkout.commit == head(repo)
-    assert tree_files(dest) == {"README.md": b"# app v2\n", "src/main.py": b"print('hi')\n"}
-    assert os.readlink(dest / "link") == "README.md"
+    assert checkout.path == dest and no_work_tree(dest)
+    assert git("rev-parse", "HEAD", cwd=dest) == head(repo)
+    assert held_files(dest) == {"README.md": b"# app v2\n", "src/main.py": b"print('hi')\n"}
+    assert git("cat-file", "-p", "HEAD:link", cwd=dest) == "README.md"
     # Shallow: one commit, no tags, one request to the server.
     assert git("rev-list", "--count", "HEAD", cwd=dest) == "1"
     assert git("tag", cwd=dest) == ""
@@ -71,13 +81,11 @@ def test_happy_path(git_server: GitServer, tmp_path: Path) -> None:
 def test_empty_repository(git_server: GitServer, tmp_path: Path) -> None:
     make_repo(git_server.root / "empty")
     checkout = clone(git_server.url("empty"), tmp_path / "e", max_file_size=LIMIT, timeout=30)
-    assert checkout.commit == ""
-    assert tree_files(checkout.path) == {}
+    assert no_work_tree(checkout.path)
+    assert git("cat-file", "--batch-all-objects", "--batch-check", cwd=checkout.path) == ""
 
 
-def test_files_over_the_limit_are_neither_downloaded_nor_checked_out(
-    git_server: GitServer, tmp_path: Path
-) -> None:
+def test_files_over_the_limit_are_not_downloaded(git_server: GitServer, tmp_path: Path) -> None:
     huge = os.urandom(300_000)  # incompressible, so its absence shows in the object store
     repo = make_repo(
         git_server.root / "huge",
@@ -91,8 +99,8 @@ def test_files_over_the_limit_are_neither_downloaded_nor_checked_out(
     )
     checkout = clone(git_server.url("huge"), tmp_path / "h", max_file_size=LIMIT, timeout=30)
 
-    assert checkout.commit == head(repo)
-    assert tree_files(checkout.path) == {
+    assert git("rev-parse", "HEAD", cwd=checkout.path) == head(repo)
+    assert held_files(checkout.path) == {
         "small.txt": b"small\n",
         "exact.bin": b"x" * LIMIT,
         "deep/keep.txt": b"kept\n",
@@ -107,7 +115,7 @@ def test_omitted_files_with_awkward_names(git_server: GitServer, tmp_path: Path)
     odd = "caf\udce9 new\nline.bin"  # not UTF-8 (surrogate-escaped byte 0xe9), with a newline
     make_repo(git_server.root / "odd", {odd: huge, "tab\there.bin": huge, "ok.txt": "ok\n"})
     checkout = clone(git_server.url("odd"), tmp_path / "odd", max_file_size=LIMIT, timeout=30)
-    assert tree_files(checkout.path) == {"ok.txt": b"ok\n"}
+    assert held_files(checkout.path) == {"ok.txt": b"ok\n"}
     assert git_server.upload_packs("odd") == 1
 
 
@@ -116,7 +124,7 @@ def test_server_without_filter_support_still_clones(git_server: GitServer, tmp_p
     git("config", "uploadpack.allowFilter", "false", cwd=repo)
     checkout = clone(git_server.url("nofilter"), tmp_path / "n", max_file_size=LIMIT, timeout=30)
     # Everything arrives; gitingest's own size limit then leaves big.bin out of the digest.
-    assert tree_files(checkout.path) == {"a.txt": b"a\n", "big.bin": b"b" * 5_000}
+    assert held_files(checkout.path) == {"a.txt": b"a\n", "big.bin": b"b" * 5_000}
 
 
 def test_submodules_are_not_fetched(git_server: GitServer, tmp_path: Path) -> None:
@@ -130,8 +138,8 @@ def test_submodules_are_not_fetched(git_server: GitServer, tmp_path: Path) -> No
 
     checkout = clone(git_server.url("outer"), tmp_path / "o", max_file_size=LIMIT, timeout=30)
 
-    assert checkout.commit == head(outer)
-    assert list((checkout.path / "sub").iterdir()) == []
+    assert git("rev-parse", "HEAD", cwd=checkout.path) == head(outer)
+    assert git("ls-tree", "HEAD", "sub", cwd=checkout.path).startswith("160000 commit ")
     assert git_server.upload_packs("sub") == 0
 
 
@@ -164,9 +172,9 @@ def test_user_configuration_and_git_environment_cannot_inject_hooks(
     marker.unlink()
 
     checkout = clone(git_server.url("r"), tmp_path / "hardened", max_file_size=LIMIT, timeout=30)
-    assert tree_files(checkout.path) == {"a.txt": b"a\n"}
+    assert held_files(checkout.path) == {"a.txt": b"a\n"}
     assert not marker.exists()
-    assert not (checkout.path / ".git" / "hooks").exists()  # no sample hooks either
+    assert not (checkout.path / "hooks").exists()  # no sample hooks either
 
 
 def test_nonexistent_repository(git_server: GitServer, tmp_path: Path) -> None:
@@ -232,8 +240,8 @@ def test_local_repositories_for_development(tmp_path: Path) -> None:
     by_path = clone(str(repo), tmp_path / "p", max_file_size=LIMIT, timeout=30)
     by_url = clone(repo.as_uri(), tmp_path / "u", max_file_size=LIMIT, timeout=30)
     for checkout in (by_path, by_url):
-        assert checkout.commit == head(repo)
-        assert tree_files(checkout.path) == {"f.txt": b"local\n"}
+        assert git("rev-parse", "HEAD", cwd=checkout.path) == head(repo)
+        assert held_files(checkout.path) == {"f.txt": b"local\n"}
 
 
 def test_destination_must_not_exist(tmp_path: Path) -> None:

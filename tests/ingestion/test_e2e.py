@@ -7,10 +7,12 @@ what reaches stdout — runs ``python -m ingestion`` as a subprocess.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,7 +31,7 @@ from govctl.emulator.storage import FakeGcs
 from ingestion.cli import parse_options
 from ingestion.digest import DigestSettings
 from ingestion.feed import parse_entries
-from ingestion.logs import Logger
+from ingestion.logs import configured
 from ingestion.runner import run
 from tests.support.git import GitServer, git, head, make_repo
 
@@ -73,7 +75,8 @@ class Job:
         environ = {"CLOUD_RUN_EXECUTION": f"exec-{time.monotonic_ns()}", **(env or {})}
         options = parse_options([*argv, *args], environ)
         out = io.StringIO()
-        code = run(options, environ=environ, logger=Logger(out, min_severity="DEBUG"))
+        with configured(out, level="DEBUG", human=False, fields={"task_index": options.task_index}):
+            code = run(options, environ=environ)
         self.records = [json.loads(line) for line in out.getvalue().splitlines()]
         return code
 
@@ -180,20 +183,33 @@ def test_directory_sink_happy_path(
 
 
 def test_gcs_sink_happy_path_and_incremental(
-    git_server: GitServer, three_repos: list[str], tmp_path: Path, fake_gcs: FakeGcs
+    git_server: GitServer,
+    three_repos: list[str],
+    tmp_path: Path,
+    fake_gcs: FakeGcs,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = storage.Client(project="p", credentials=AnonymousCredentials())
     client.create_bucket("digests")
+    # The job finds the emulator through its options (resolved once, by the CLI), not by
+    # looking at this process's environment deep inside the sink.
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+    emulator = {"STORAGE_EMULATOR_HOST": fake_gcs.url}
     job = Job(
         git_server, tmp_path, [entry(git_server, r) for r in three_repos], sink="gs://digests/daily"
     )
-    assert job(env={"CLOUD_RUN_EXECUTION": "exec-gcs"}) == 0
+    assert job(env={"CLOUD_RUN_EXECUTION": "exec-gcs", **emulator}) == 0
+    [start] = [r for r in job.records if r["message"] == "ingestion starting"]
+    assert start["storage_endpoint"] == fake_gcs.url
 
     blobs = {b.name: b for b in client.list_blobs("digests")}
-    assert sorted(blobs) == [
-        "daily/_runs/exec-gcs/feed.json",
+    [snapshot] = [name for name in blobs if name.startswith("daily/_runs/feeds/")]
+    assert re.fullmatch(r"daily/_runs/feeds/[0-9a-f]{64}\.json\.gz", snapshot)
+    assert sorted(set(blobs) - {snapshot}) == [
+        "daily/_runs/exec-gcs/feed-ref.json",
         "daily/_runs/exec-gcs/task-0.json",
         "daily/_state/last-feed.json",
+        "daily/_state/summary.json",
         "daily/alpha/one.md",
         "daily/alpha/two.md",
         "daily/beta/three.md",
@@ -207,7 +223,7 @@ def test_gcs_sink_happy_path_and_incremental(
     report = json.loads(blobs["daily/_runs/exec-gcs/task-0.json"].download_as_bytes())
     assert report["counts"]["rewritten"] == 3
 
-    assert job() == 0
+    assert job(env=emulator) == 0
     assert git_server.upload_packs() == 3
     assert job.counts()["unchanged"] == 3 and job.counts()["processed"] == 0
 
@@ -417,8 +433,35 @@ def test_tasks_of_one_execution_shard_the_same_feed(git_server: GitServer, tmp_p
     assert job.counts()["in_shard"] == 4 - first and job.counts()["feed_entries"] == 4
     assert sorted(stored(job.out)) == names
     assert [r["feed_source"] for r in job.records if "feed_source" in r] == ["snapshot"]
-    snapshot = json.loads((job.out / "_runs" / "exec-snap" / "feed.json").read_text())
+    ref = json.loads((job.out / "_runs" / "exec-snap" / "feed-ref.json").read_text())
+    snapshot = json.loads(gzip.decompress((job.out / ref["snapshot"]).read_bytes()))
     assert [f"{e['owner']}/{e['name']}" for e in snapshot] == names
+    assert [r["feed"]["sha256"] for r in reports(job.out)] == [ref["sha256"]] * 2
+
+
+def test_an_unchanged_feed_is_stored_once(git_server: GitServer, tmp_path: Path) -> None:
+    """Each execution names its feed; the same content is one snapshot, however many use it."""
+    make_repo(git_server.root / "org/r0", {"f.txt": "0"})
+    job = Job(git_server, tmp_path, [entry(git_server, "org/r0")])
+    for _ in range(3):
+        assert job() == 0
+    snapshots = list((job.out / "_runs" / "feeds").iterdir())
+    assert len(snapshots) == 1 and len(list(job.out.glob("_runs/*/feed-ref.json"))) == 3
+    job.write_feed([entry(git_server, "org/r0", pushed="2025-01-01T00:00:00Z")])
+    assert job() == 0
+    assert len(list((job.out / "_runs" / "feeds").iterdir())) == 2
+
+
+def digests_and_state(root: Path) -> bytes:
+    """Every byte of the sink but the run reports, the feed snapshots and the summary (which
+    record every run, a refused one too)."""
+    return b"".join(
+        p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+        and p.relative_to(root).parts[0] != "_runs"
+        and p.relative_to(root) != Path("_state/summary.json")
+    )
 
 
 def test_an_empty_or_truncated_feed_fails_and_touches_nothing(
@@ -429,20 +472,27 @@ def test_an_empty_or_truncated_feed_fails_and_touches_nothing(
         make_repo(git_server.root / rel, {"f.txt": rel})
     job = Job(git_server, tmp_path, [])
     assert job() == 1
-    [error] = job.messages("ERROR")
+    [error] = [r for r in job.messages("ERROR") if "valid" in r]
     assert (error["valid"], error.get("last_valid")) == (0, None)
     assert "no valid entry" in error["message"] and "--allow-shrink" in error["message"]
-    assert every_byte(job.out) == b""
+    assert digests_and_state(job.out) == b""
+    [report] = reports(job.out)  # the refusal is reported, like every other way out
+    assert report["fatal"] == error["message"] and report["feed"] is None
+    assert not (job.out / "_runs" / "feeds").exists()  # no snapshot of a refused feed
 
     job.write_feed([entry(git_server, r) for r in names])
     assert job() == 0
-    before = every_byte(job.out)
+    before = digests_and_state(job.out)
     job.write_feed([entry(git_server, names[0])])
     assert job() == 1
-    [error] = job.messages("ERROR")
+    [error] = [r for r in job.messages("ERROR") if "valid" in r]
     assert (error["valid"], error["last_valid"]) == (1, 4)
     assert "1 valid entries" in error["message"] and "4" in error["message"]
-    assert every_byte(job.out) == before  # no digest, no state, no report, no snapshot
+    assert digests_and_state(job.out) == before  # no digest, no failures, no last-feed
+    assert len(list((job.out / "_runs" / "feeds").iterdir())) == 1
+    summary = json.loads((job.out / "_state" / "summary.json").read_text())
+    assert summary["last_run"]["outcome"] == "failed"
+    assert summary["digests"]["shards"]["0"]["count"] == 4  # as the last listing left it
     job.write_feed([])
     assert job() == 1 and job.messages("ERROR")[0]["last_valid"] == 4
 
@@ -491,7 +541,6 @@ def test_an_upload_that_lands_after_it_was_abandoned_is_counted_once(
         force=False,
         workdir=workdir,
         report=report,
-        logger=Logger(io.StringIO()),
         stop=stop,
     ).run(make_plan(feed.repos, {}, "v-test").to_do)
     assert report.counts()["interrupted"] == 1
@@ -736,13 +785,22 @@ def test_a_digest_stays_within_the_total_size_cap(git_server: GitServer, tmp_pat
     assert job("--max-total-size", "7000") == 0
     text, meta = stored(job.out)["org/big"]
     assert "FILE: part1.txt" in text and "FILE: part2.txt" not in text
-    assert "Files analyzed: 2" in text and int(meta["size"]) < 7000 + 1000
+    assert (
+        "Files analyzed: 2\nFiles left out: 2 of 4, to keep this digest within 7000 bytes" in text
+    )
+    assert int(meta["size"]) <= 7000
+    # The object says it too (a directory sink's .meta.json; custom metadata on Cloud Storage).
+    assert (meta["capped"], meta["files_left_out"], meta["left_out_from"]) == (
+        "max_total_size", "2", "./ (2)",
+    )  # fmt: skip
     [ingested] = [r for r in job.records if r["message"].startswith("ingested")]
     assert ingested["capped"] is True and job.counts()["capped"] == 1
 
     assert job() == 0  # the cap is part of the settings: the default redoes it, whole
     assert {r["why"] for r in job.records if r["message"].startswith("ingested")} == {"settings"}
-    assert "FILE: part3.txt" in stored(job.out)["org/big"][0]
+    text, meta = stored(job.out)["org/big"]
+    assert "FILE: part3.txt" in text and "Files left out" not in text
+    assert not {"capped", "files_left_out", "left_out_from"} & set(meta)
     assert job.counts()["capped"] == 0
 
 

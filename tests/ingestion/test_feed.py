@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from ingestion import feed as feed_module
-from ingestion.feed import FeedError, Repo, check_url, load_feed, parse_entries
+from ingestion.feed import FeedError, Repo, check_url, credentials_in, load_feed, parse_entries
 
 
 def entry(owner: Any = "alphagov", name: Any = "repo", url: Any = None, **extra: Any) -> dict:
@@ -291,3 +293,89 @@ def test_an_owner_starting_with_underscore_is_rejected() -> None:
     """No GitHub owner starts with "_"; the sink keeps those names for the job's own objects."""
     feed = parse_entries([{"owner": "_runs", "name": "x", "url": "https://github.com/_runs/x"}])
     assert feed.repos == [] and [r.reason for r in feed.rejected] == ["bad_name"]
+
+
+class TrickleFeed:
+    """A loopback HTTP server that sends its body one byte every ``every`` seconds (each read
+    gets something, so no read timeout ever fires), until told to stop."""
+
+    def __init__(self, every: float = 0.2) -> None:
+        self.done = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                try:
+                    while not outer.done.wait(every):
+                        self.wfile.write(b" ")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the client hung up
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/repos.json"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.done.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def trickle() -> Iterator[TrickleFeed]:
+    server = TrickleFeed()
+    yield server
+    server.close()
+
+
+def test_a_trickling_feed_fails_at_the_deadline(trickle: TrickleFeed) -> None:
+    started = time.monotonic()
+    with pytest.raises(FeedError) as info:
+        load_feed(trickle.url, timeout=1, deadline=1.5)
+    took = time.monotonic() - started
+    assert 1.5 <= took < 4, took
+    assert trickle.url in str(info.value) and "1.5 s deadline" in str(info.value)
+
+
+def test_a_trickling_feed_fails_the_task_with_one_line(
+    trickle: TrickleFeed, tmp_path: Path
+) -> None:
+    root = Path(__file__).resolve().parents[2]
+    started = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "ingestion", "--feed", trickle.url, "--sink",
+            str(tmp_path / "out"), "--feed-deadline", "2",
+        ],
+        capture_output=True, text=True, timeout=60, cwd=root,
+    )  # fmt: skip
+    assert time.monotonic() - started < 20
+    assert proc.returncode == 1
+    [critical] = [
+        r for r in map(json.loads, proc.stdout.splitlines()) if r["severity"] == "CRITICAL"
+    ]
+    assert trickle.url in critical["message"] and "2 s deadline" in critical["message"]
+    [report] = [json.loads(p.read_text()) for p in (tmp_path / "out").glob("_runs/*/task-0.json")]
+    assert report["fatal"].startswith("feed unreadable") and "deadline" in report["fatal"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://user:TOKEN123@example.org/repos.json", "https://TOKEN123@example.org/repos.json"],
+)
+def test_credentials_in_a_feed_url_are_found_and_hidden(url: str) -> None:
+    shown = credentials_in(url)
+    assert shown == "https://***@example.org/repos.json"
+    assert credentials_in("https://example.org/repos.json") is None
+    assert credentials_in("/data/repos@home.json") is None  # a path, not a URL

@@ -3,8 +3,9 @@
 Each repository is one commit written with ``git fast-import`` (no working tree, no
 ``git add``): ~100 repositories of a few hundred files take seconds. Shapes follow what the
 public-sector feed looks like: file counts log-normal around a few hundred (clipped to
-20..6,000, with the extremes always present), nested directories, mostly small text files,
-some binary assets, and in some repositories one file over the digest's 512 KiB limit.
+20..6,000, with the extremes always present; or, for the ``medium`` set, 200..500 each),
+nested directories, mostly small text files, some binary assets, and in some repositories
+one file over the digest's 512 KiB limit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from tests.support.git import GIT_ENV, git
 
 MIN_FILES, MAX_FILES, MEDIAN_FILES = 20, 6000, 250
+MEDIUM_FILES = (200, 500)
+SETS = ("mixed", "medium")
 OVERSIZE_SHARE = 0.15  # repositories with one file over 512 KiB
 BINARY_SHARE = 0.5  # repositories with some binary assets
 TEXT_EXTENSIONS = ("py", "js", "ts", "md", "json", "yml", "html", "css", "go", "java", "txt", "sh")
@@ -40,12 +43,15 @@ class Shape:
     oversize: int  # files over 512 KiB (0 or 1)
 
 
-def shapes(count: int, seed: int = 1) -> list[Shape]:
-    """``count`` deterministic shapes; the first is the 6,000-file giant, the second tiny."""
+def shapes(count: int, seed: int = 1, kind: str = "mixed") -> list[Shape]:
+    """``count`` deterministic shapes. ``mixed``: the first is the 6,000-file giant, the second
+    tiny, the rest log-normal around 250 files. ``medium``: a few hundred files each."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
-        if i == 0:
+        if kind == "medium":
+            files = rng.randint(*MEDIUM_FILES)
+        elif i == 0:
             files = MAX_FILES
         elif i == 1:
             files = MIN_FILES
@@ -119,11 +125,11 @@ def fast_import(repo: Path, stream: bytes) -> None:
     )
 
 
-def make_bare_repos(root: Path, count: int, seed: int = 1) -> list[Shape]:
+def make_bare_repos(root: Path, count: int, seed: int = 1, kind: str = "mixed") -> list[Shape]:
     """``root/<name>`` bare repositories (served by ``git daemon`` as ``<name>``)."""
     rng = random.Random(seed)
     text = _Text(rng)
-    made = shapes(count, seed)
+    made = shapes(count, seed, kind)
     for shape in made:
         repo = root / shape.name
         git("init", "-q", "--bare", "-b", "main", repo)

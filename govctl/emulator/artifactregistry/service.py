@@ -15,16 +15,15 @@ import uuid
 from typing import Any
 from urllib.parse import quote, unquote
 
-import grpc
 from google.cloud import artifactregistry_v1 as ar
-from google.longrunning import operations_pb2
+from google.protobuf import empty_pb2
 
 from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import Method, invalid_argument, not_found
-from govctl.emulator.state import from_jsonable, to_jsonable
+from govctl.emulator.rpc import Paging, invalid_argument, matched, not_found, paged, refuse_filter
+from govctl.emulator.store import Store
 
-RepositoryPb: Any = ar.Repository.pb()
 DockerImagePb: Any = ar.DockerImage.pb()
 
 _PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
@@ -36,31 +35,19 @@ _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # An image path in a Docker repository: REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE
 _URI_RE = re.compile(r"([a-z0-9-]+)-docker\.pkg\.dev/([^/]+)/([^/]+)/([a-z0-9._/-]+)")
 DOCKER_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+# ListRepositoriesRequest.page_size: "Maximum page size is 1,000" (no default is documented:
+# the emulator pages repositories and images 1000 at a time unless asked for fewer).
+_PAGING = Paging(default=1000, maximum=1000)
 
 
 def _check_parent(parent: str) -> re.Match[str]:
-    m = _PARENT_RE.fullmatch(parent)
-    if not m:
-        raise invalid_argument(
-            f'Invalid parent {parent!r}: expected "projects/<PROJECT>/locations/<LOCATION>".'
-        )
-    return m
+    form = "projects/<PROJECT>/locations/<LOCATION>"
+    return matched(_PARENT_RE, parent, f'Invalid parent {parent!r}: expected "{form}".')
 
 
 def _check_repo_name(name: str) -> re.Match[str]:
-    m = _REPO_RE.fullmatch(name)
-    if not m:
-        raise invalid_argument(
-            f"Invalid repository name {name!r}: expected "
-            '"projects/<PROJECT>/locations/<LOCATION>/repositories/<REPOSITORY>".'
-        )
-    return m
-
-
-def _copy(pb: Any, cls: Any) -> Any:
-    out = type(pb)()
-    out.CopyFrom(pb)
-    return cls.wrap(out)
+    form = "projects/<PROJECT>/locations/<LOCATION>/repositories/<REPOSITORY>"
+    return matched(_REPO_RE, name, f'Invalid repository name {name!r}: expected "{form}".')
 
 
 class ArtifactRegistryService(Service):
@@ -68,9 +55,16 @@ class ArtifactRegistryService(Service):
 
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._repos: dict[str, Any] = {}  # name -> raw Repository pb
-        # repository name -> {image name (DockerImage.name) -> raw DockerImage pb}
-        self._images: dict[str, dict[str, Any]] = {}
+        self._repos: Store[Any, ar.Repository] = Store(
+            ar.Repository,
+            missing="Requested entity was not found: repository {name}.",
+            exists="the repository already exists: {name}",
+        )
+        # by image name: REPOSITORY/dockerImages/PACKAGE@sha256:DIGEST
+        self._images: Store[Any, ar.DockerImage] = Store(
+            ar.DockerImage,
+            missing="Requested entity was not found: image {name}.",
+        )
 
     # public contract (see govctl/emulator/cloud.py) ------------------------------------------
     def record_image(
@@ -96,14 +90,12 @@ class ArtifactRegistryService(Service):
         with self.lock:
             if repo_name not in self._repos:
                 raise not_found(f"Repository {repo_name} not found.")
-            images = self._images.setdefault(repo_name, {})
-            prefix = f"{repo_name}/dockerImages/{quote(package, safe='')}@"
-            for other_name, other in images.items():
-                if other_name.startswith(prefix) and other_name != name:
+            for other in self._images.under(f"{repo_name}/dockerImages/{quote(package, safe='')}@"):
+                if other.name != name:
                     kept = [t for t in other.tags if t not in tags]
                     del other.tags[:]
                     other.tags.extend(kept)
-            pb = images.get(name)
+            pb = self._images.get(name)
             if pb is None:
                 pb = DockerImagePb(
                     name=name,
@@ -113,11 +105,11 @@ class ArtifactRegistryService(Service):
                 )
                 pb.upload_time.FromDatetime(now)
                 pb.build_time.FromDatetime(now)
-                images[name] = pb
+                self._images.add(pb)
             pb.tags.extend(t for t in tags if t not in pb.tags)
             pb.update_time.FromDatetime(now)
             self.changed()
-            return _copy(pb, ar.DockerImage)
+            return self._images.out(pb)
 
     # repositories -----------------------------------------------------------------------------
     def create_repository(self, request: ar.CreateRepositoryRequest, context: Any) -> Any:
@@ -127,8 +119,7 @@ class ArtifactRegistryService(Service):
                 f"Invalid repository_id {request.repository_id!r}: use lowercase letters, digits "
                 "and hyphens, starting with a letter, at most 63 characters."
             )
-        repo = RepositoryPb()
-        repo.CopyFrom(ar.Repository.pb(request.repository))
+        repo = self._repos.stored(request.repository)
         if repo.format_ == ar.Repository.Format.FORMAT_UNSPECIFIED:
             raise invalid_argument("Repository format is required.")
         if repo.format_ != ar.Repository.Format.DOCKER:
@@ -141,75 +132,48 @@ class ArtifactRegistryService(Service):
         repo.update_time.FromDatetime(now)
         repo.registry_uri = f"{m.group(2)}-docker.pkg.dev/{m.group(1)}/{request.repository_id}"
         with self.lock:
-            if repo.name in self._repos:
-                raise rpc.already_exists(f"the repository already exists: {repo.name}")
-            self._repos[repo.name] = repo
+            self._repos.add(repo)
             self.changed()
-            out = _copy(repo, ar.Repository)
+            out = self._repos.out(repo)
         # Creating a repository takes a moment in production; here it is done at once.
-        op: operations_pb2.Operation = rpc.operation(
-            f"{request.parent}/operations/{uuid.uuid4()}", ar.OperationMetadata(), out
-        )
-        return op
+        return _done(request.parent, out)
 
     def _repo(self, name: str) -> Any:
         _check_repo_name(name)
-        repo = self._repos.get(name)
-        if repo is None:
-            raise not_found(f"Requested entity was not found: repository {name}.")
-        return repo
+        return self._repos.require(name)
 
     def get_repository(self, request: ar.GetRepositoryRequest, context: Any) -> Any:
         with self.lock:
-            return _copy(self._repo(request.name), ar.Repository)
+            return self._repos.out(self._repo(request.name))
 
     def list_repositories(self, request: ar.ListRepositoriesRequest, context: Any) -> Any:
         _check_parent(request.parent)
-        if request.filter:
-            raise invalid_argument("The emulator does not support a filter on ListRepositories.")
-        prefix = request.parent + "/repositories/"
+        refuse_filter(request.filter, "ListRepositories")
         with self.lock:
-            repos = [
-                _copy(r, ar.Repository)
-                for n, r in sorted(self._repos.items())
-                if n.startswith(prefix)
-            ]
-        items, token = rpc.page(
-            repos, request.page_size, request.page_token, default_size=1000, max_size=1000
-        )
-        return ar.ListRepositoriesResponse(repositories=items, next_page_token=token)
+            repos = self._repos.copies(request.parent + "/repositories/")
+        return _PAGING.respond(ar.ListRepositoriesResponse, "repositories", repos, request)
 
     def delete_repository(self, request: ar.DeleteRepositoryRequest, context: Any) -> Any:
         with self.lock:
             self._repo(request.name)
-            del self._repos[request.name]
-            self._images.pop(request.name, None)
+            self._repos.remove(request.name)
+            for image in self._images.under(request.name + "/dockerImages/"):
+                self._images.discard(image.name)
             self.changed()
-        parent = request.name.rsplit("/repositories/", 1)[0]
-        from google.protobuf import empty_pb2
-
-        return rpc.operation(
-            f"{parent}/operations/{uuid.uuid4()}", ar.OperationMetadata(), empty_pb2.Empty()
-        )
+        return _done(request.name.rsplit("/repositories/", 1)[0], empty_pb2.Empty())
 
     # images and tags --------------------------------------------------------------------------
     def list_docker_images(self, request: ar.ListDockerImagesRequest, context: Any) -> Any:
         with self.lock:
             self._repo(request.parent)
-            images = [
-                _copy(pb, ar.DockerImage)
-                for _, pb in sorted(self._images.get(request.parent, {}).items())
-            ]
+            images = self._images.copies(request.parent + "/dockerImages/")
         if request.order_by:
             field, _, direction = request.order_by.partition(" ")
             if field not in ("update_time", "upload_time", "build_time", "name"):
                 raise invalid_argument(f"Unsupported order_by {request.order_by!r}.")
             reverse = direction.strip().lower() == "desc"
             images.sort(key=lambda i: getattr(i, field), reverse=reverse)
-        items, token = rpc.page(
-            images, request.page_size, request.page_token, default_size=1000, max_size=1000
-        )
-        return ar.ListDockerImagesResponse(docker_images=items, next_page_token=token)
+        return _PAGING.respond(ar.ListDockerImagesResponse, "docker_images", images, request)
 
     def get_docker_image(self, request: ar.GetDockerImageRequest, context: Any) -> Any:
         repo_name, sep, image = request.name.partition("/dockerImages/")
@@ -220,10 +184,7 @@ class ArtifactRegistryService(Service):
             )
         with self.lock:
             self._repo(repo_name)
-            pb = self._images.get(repo_name, {}).get(request.name)
-            if pb is None:
-                raise not_found(f"Requested entity was not found: image {request.name}.")
-            return _copy(pb, ar.DockerImage)
+            return self._images.out(self._images.require(request.name))
 
     def _package_images(self, package_name: str) -> tuple[str, list[Any]]:
         repo_name, sep, package = package_name.partition("/packages/")
@@ -235,7 +196,7 @@ class ArtifactRegistryService(Service):
             )
         self._repo(repo_name)
         prefix = f"{repo_name}/dockerImages/{quote(unquote(package), safe='')}@"
-        images = [pb for n, pb in self._images.get(repo_name, {}).items() if n.startswith(prefix)]
+        images = self._images.under(prefix)
         if not images:
             raise not_found(f"Requested entity was not found: package {package_name}.")
         return package_name, images
@@ -248,16 +209,14 @@ class ArtifactRegistryService(Service):
         )
 
     def list_tags(self, request: ar.ListTagsRequest, context: Any) -> Any:
-        if request.filter:
-            raise invalid_argument("The emulator does not support a filter on ListTags.")
+        refuse_filter(request.filter, "ListTags")
         with self.lock:
             package_name, images = self._package_images(request.parent)
             tags = sorted(
                 (self._tag(package_name, t, pb) for pb in images for t in pb.tags),
                 key=lambda t: t.name,
             )
-        items, token = rpc.page(tags, request.page_size, request.page_token)
-        return ar.ListTagsResponse(tags=items, next_page_token=token)
+        return paged(ar.ListTagsResponse, "tags", tags, request)
 
     def get_tag(self, request: ar.GetTagRequest, context: Any) -> Any:
         package_name, sep, tag = request.name.partition("/tags/")
@@ -273,52 +232,32 @@ class ArtifactRegistryService(Service):
         raise not_found(f"Requested entity was not found: tag {request.name}.")
 
     # gRPC, persistence ------------------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        op = operations_pb2.Operation
+    def rpcs(self) -> list[Bound]:
+        api = gapic_api("google.cloud.artifactregistry_v1.services.artifact_registry")
         return [
-            rpc.service(
-                "google.devtools.artifactregistry.v1.ArtifactRegistry",
+            api.bind(
                 {
-                    "CreateRepository": Method(
-                        self.create_repository, ar.CreateRepositoryRequest, op
-                    ),
-                    "GetRepository": Method(
-                        self.get_repository, ar.GetRepositoryRequest, ar.Repository
-                    ),
-                    "ListRepositories": Method(
-                        self.list_repositories,
-                        ar.ListRepositoriesRequest,
-                        ar.ListRepositoriesResponse,
-                    ),
-                    "DeleteRepository": Method(
-                        self.delete_repository, ar.DeleteRepositoryRequest, op
-                    ),
-                    "ListDockerImages": Method(
-                        self.list_docker_images,
-                        ar.ListDockerImagesRequest,
-                        ar.ListDockerImagesResponse,
-                    ),
-                    "GetDockerImage": Method(
-                        self.get_docker_image, ar.GetDockerImageRequest, ar.DockerImage
-                    ),
-                    "ListTags": Method(self.list_tags, ar.ListTagsRequest, ar.ListTagsResponse),
-                    "GetTag": Method(self.get_tag, ar.GetTagRequest, ar.Tag),
-                },
+                    "CreateRepository": self.create_repository,
+                    "GetRepository": self.get_repository,
+                    "ListRepositories": self.list_repositories,
+                    "DeleteRepository": self.delete_repository,
+                    "ListDockerImages": self.list_docker_images,
+                    "GetDockerImage": self.get_docker_image,
+                    "ListTags": self.list_tags,
+                    "GetTag": self.get_tag,
+                }
             )
         ]
 
     def dump(self) -> Any:
-        return {
-            "repositories": [to_jsonable(r) for r in self._repos.values()],
-            "images": [to_jsonable(i) for imgs in self._images.values() for i in imgs.values()],
-        }
+        return {"repositories": self._repos.dump(), "images": self._images.dump()}
 
     def load(self, data: Any) -> None:
         data = data or {}
-        for rec in data.get("repositories", []):
-            repo = ar.Repository.pb(from_jsonable(ar.Repository, rec))
-            self._repos[repo.name] = repo
-        for rec in data.get("images", []):
-            img = ar.DockerImage.pb(from_jsonable(ar.DockerImage, rec))
-            repo_name = img.name.partition("/dockerImages/")[0]
-            self._images.setdefault(repo_name, {})[img.name] = img
+        self._repos.load(data.get("repositories", []))
+        self._images.load(data.get("images", []))
+
+
+def _done(parent: str, response: Any) -> Any:
+    """The finished operation Artifact Registry's repository changes answer with here."""
+    return rpc.operation(f"{parent}/operations/{uuid.uuid4()}", ar.OperationMetadata(), response)

@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import grpc
 from google.cloud import billing_v1
 
-from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
-from govctl.emulator.rpc import Method, invalid_argument
+from govctl.emulator.rpc import invalid_argument, matched
 
 DEFAULT_ACCOUNT = "billingAccounts/012345-6789AB-CDEF01"
 _ACCOUNT_RE = re.compile(r"billingAccounts/[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}")
@@ -31,26 +30,19 @@ class ProjectBillingService(Service):
         # project id -> linked billing account ("" = unlinked); absent = the default account
         self.accounts: dict[str, str] = {}
 
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        cb = billing_v1
+    def rpcs(self) -> list[Bound]:
+        api = gapic_api("google.cloud.billing_v1.services.cloud_billing")
         return [
-            rpc.service(
-                "google.cloud.billing.v1.CloudBilling",
+            api.bind(
                 {
-                    "GetProjectBillingInfo": Method(
-                        self.get_info, cb.GetProjectBillingInfoRequest, cb.ProjectBillingInfo
-                    ),
-                    "UpdateProjectBillingInfo": Method(
-                        self.update_info, cb.UpdateProjectBillingInfoRequest, cb.ProjectBillingInfo
-                    ),
-                },
+                    "GetProjectBillingInfo": self.get_info,
+                    "UpdateProjectBillingInfo": self.update_info,
+                }
             )
         ]
 
     def _project(self, name: str) -> str:
-        m = _NAME_RE.fullmatch(name)
-        if not m:
-            raise invalid_argument(f"invalid project name {name!r}: want projects/PROJECT_ID")
+        m = matched(_NAME_RE, name, f"invalid project name {name!r}: want projects/PROJECT_ID")
         # The IAM service owns projects: it validates the id and maps a number to its id.
         iam = self.cloud.service("iam")
         with iam.lock:

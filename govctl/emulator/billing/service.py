@@ -13,17 +13,20 @@ from decimal import Decimal
 from importlib import resources
 from typing import Any
 
-import grpc
 from google.cloud import billing_v1
 from google.protobuf import timestamp_pb2
 from google.type import money_pb2
 
-from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import Method, invalid_argument, not_found
+from govctl.emulator.rpc import Paging, invalid_argument, matched, not_found
 
 _SERVICE_RE = re.compile(r"services/([0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4})")
 CURRENCY = "USD"
+
+# ListServicesRequest / ListSkusRequest.page_size: "Defaults to 5000" (cloud_catalog.proto);
+# no maximum is documented: the emulator caps it there.
+_PAGING = Paging(default=5000, maximum=5000)
 
 
 def money(usd: str) -> money_pb2.Money:
@@ -108,43 +111,23 @@ class BillingService(Service):
             skus.sort(key=lambda s: s.description)
 
     def list_services(self, request: billing_v1.ListServicesRequest, context: Any) -> Any:
-        items, token = rpc.page(
-            self._services, request.page_size, request.page_token, default_size=5000, max_size=5000
-        )
-        return billing_v1.ListServicesResponse(services=items, next_page_token=token)
+        return _PAGING.respond(billing_v1.ListServicesResponse, "services", self._services, request)
 
     def list_skus(self, request: billing_v1.ListSkusRequest, context: Any) -> Any:
-        m = _SERVICE_RE.fullmatch(request.parent)
-        if not m:
-            raise invalid_argument(
-                f"invalid parent {request.parent!r}: want services/SERVICE_ID (e.g. "
-                "services/152E-C115-5142)"
-            )
+        m = matched(
+            _SERVICE_RE,
+            request.parent,
+            f"invalid parent {request.parent!r}: want services/SERVICE_ID (e.g. "
+            "services/152E-C115-5142)",
+        )
         if m.group(1) not in self._skus:
             raise not_found(f"Service {request.parent} not found.")
         if request.currency_code and request.currency_code.upper() != CURRENCY:
             raise invalid_argument(
                 f"currency {request.currency_code} is not served by the emulator: use USD"
             )
-        items, token = rpc.page(
-            self._skus[m.group(1)],
-            request.page_size,
-            request.page_token,
-            default_size=5000,
-            max_size=5000,
-        )
-        return billing_v1.ListSkusResponse(skus=items, next_page_token=token)
+        return _PAGING.respond(billing_v1.ListSkusResponse, "skus", self._skus[m.group(1)], request)
 
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        b = billing_v1
-        return [
-            rpc.service(
-                "google.cloud.billing.v1.CloudCatalog",
-                {
-                    "ListServices": Method(
-                        self.list_services, b.ListServicesRequest, b.ListServicesResponse
-                    ),
-                    "ListSkus": Method(self.list_skus, b.ListSkusRequest, b.ListSkusResponse),
-                },
-            )
-        ]
+    def rpcs(self) -> list[Bound]:
+        api = gapic_api("google.cloud.billing_v1.services.cloud_catalog")
+        return [api.bind({"ListServices": self.list_services, "ListSkus": self.list_skus})]

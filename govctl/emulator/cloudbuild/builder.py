@@ -40,14 +40,14 @@ class Builder(CloudBuildResources):
             self._steps(build_id)
         except Exception as err:  # a bug here must not leave the build WORKING forever
             with self._cond:
-                build = self._builds[build_id]
+                build = self._builds.require(build_id)
                 if build.status not in TERMINAL:
                     self._finish(build, Status.INTERNAL_ERROR, f"emulator error: {err!r}")
             raise
 
     def _steps(self, build_id: str) -> None:
         with self._cond:
-            build = self._builds[build_id]
+            build = self._builds.require(build_id)
             src = build.source.storage_source
             source = f"gs://{src.bucket}/{src.object_}" + (
                 f"#{src.generation}" if src.generation else ""

@@ -4,18 +4,15 @@ GetBuild, ListBuilds and CancelBuild."""
 from __future__ import annotations
 
 import re
-import threading
 import uuid
 from typing import Any
 
-import grpc
 from google.cloud.devtools import cloudbuild_v1 as cb
-from google.longrunning import operations_pb2
 
-from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloudbuild.builder import Builder
-from govctl.emulator.cloudbuild.resources import TERMINAL, BuildPb, Status, op_name, wrap
-from govctl.emulator.rpc import Method, invalid_argument
+from govctl.emulator.cloudbuild.resources import TERMINAL, Status, op_name, wrap
+from govctl.emulator.rpc import invalid_argument, matched, paged, refuse_filter
 
 _PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
 
@@ -23,11 +20,8 @@ _PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
 def _where(parent: str, project_id: str) -> tuple[str, str]:
     """(project, location) of a request that names either a parent or a project id."""
     if parent:
-        m = _PARENT_RE.fullmatch(parent)
-        if not m:
-            raise invalid_argument(
-                f'Invalid parent {parent!r}: expected "projects/<PROJECT>/locations/<LOCATION>".'
-            )
+        form = "projects/<PROJECT>/locations/<LOCATION>"
+        m = matched(_PARENT_RE, parent, f'Invalid parent {parent!r}: expected "{form}".')
         if project_id and project_id != m.group(1):
             raise invalid_argument(f"project_id {project_id!r} does not match parent {parent!r}.")
         return m.group(1), m.group(2)
@@ -37,22 +31,19 @@ def _where(parent: str, project_id: str) -> tuple[str, str]:
 
 
 class BuildsRpcs(Builder):
-    def builds_handler(self) -> grpc.GenericRpcHandler:
-        o = operations_pb2
-        return rpc.service(
-            "google.devtools.cloudbuild.v1.CloudBuild",
+    def builds_rpcs(self) -> Bound:
+        return gapic_api("google.cloud.devtools.cloudbuild_v1.services.cloud_build").bind(
             {
-                "CreateBuild": Method(self.create_build, cb.CreateBuildRequest, o.Operation),
-                "GetBuild": Method(self.get_build, cb.GetBuildRequest, cb.Build),
-                "ListBuilds": Method(self.list_builds, cb.ListBuildsRequest, cb.ListBuildsResponse),
-                "CancelBuild": Method(self.cancel_build, cb.CancelBuildRequest, cb.Build),
-            },
+                "CreateBuild": self.create_build,
+                "GetBuild": self.get_build,
+                "ListBuilds": self.list_builds,
+                "CancelBuild": self.cancel_build,
+            }
         )
 
     def create_build(self, request: cb.CreateBuildRequest, context: Any) -> Any:
         project, location = _where(request.parent, request.project_id)
-        build = BuildPb()
-        build.CopyFrom(cb.Build.pb(request.build))
+        build = self._builds.stored(request.build)
         if not build.steps:
             raise invalid_argument("Build must have at least one step.")
         for i, step in enumerate(build.steps):
@@ -81,16 +72,10 @@ class BuildsRpcs(Builder):
         if not build.HasField("timeout"):
             build.timeout.FromSeconds(600)
         with self._cond:
-            self._builds[build_id] = build
-            op = rpc.operation(op_name(project, build_id), self._metadata(build))
-            self._ops[op.name] = op
+            self._builds.add(build)
+            out = self.operations.new(op_name(project, build_id), self._metadata(build))
             self.changed()
-            out = operations_pb2.Operation()
-            out.CopyFrom(op)
-        thread = threading.Thread(target=self._run, args=(build_id,), name=f"build-{build_id[:8]}")
-        thread.daemon = True
-        self._threads.append(thread)
-        thread.start()
+        self.operations.work(self._run, build_id, name=f"build-{build_id[:8]}")
         return out
 
     def get_build(self, request: cb.GetBuildRequest, context: Any) -> Any:
@@ -99,15 +84,13 @@ class BuildsRpcs(Builder):
 
     def list_builds(self, request: cb.ListBuildsRequest, context: Any) -> Any:
         project, location = _where(request.parent, request.project_id)
-        if request.filter:
-            raise invalid_argument("The emulator does not support a filter on ListBuilds.")
+        refuse_filter(request.filter, "ListBuilds")
         prefix = f"projects/{project}/locations/{location}/builds/"
         with self.lock:
-            builds = [wrap(b) for b in self._builds.values() if b.name.startswith(prefix)]
+            builds = [wrap(b) for b in self._builds if b.name.startswith(prefix)]
         # Newest first, as Cloud Build lists them.
         builds.sort(key=lambda b: (b.create_time, b.id), reverse=True)
-        items, token = rpc.page(builds, request.page_size, request.page_token)
-        return cb.ListBuildsResponse(builds=items, next_page_token=token)
+        return paged(cb.ListBuildsResponse, "builds", builds, request)
 
     def cancel_build(self, request: cb.CancelBuildRequest, context: Any) -> Any:
         with self._cond:

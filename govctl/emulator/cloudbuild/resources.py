@@ -3,25 +3,27 @@
 :class:`CloudBuildResources` holds builds and their operations in memory under the service
 lock and turns a build's status into its operation (:meth:`~CloudBuildResources._finish`). The
 build itself runs in :mod:`.builder` (with the source from :mod:`.source`); :mod:`.builds` has
-the RPCs, :mod:`.operations` the ``google.longrunning.Operations`` handler, and :mod:`.service`
-wires them into the :class:`~govctl.emulator.cloud.Service` the emulator loads.
+the RPCs and :mod:`.service` wires them into the :class:`~govctl.emulator.cloud.Service` the
+emulator loads. Cloud Build's operation names are ``operations/build/PROJECT/BASE64(ID)``: the
+emulator's ``google.longrunning.Operations`` (:mod:`govctl.emulator.operations`) sends those
+here and every other name on.
 """
 
 from __future__ import annotations
 
 import base64
 import re
-import threading
 from typing import Any
 
 from google.cloud.devtools import cloudbuild_v1 as cb
-from google.longrunning import operations_pb2
-from google.rpc import code_pb2, status_pb2
+from google.rpc import code_pb2
 
-from govctl.emulator import rpc
+from govctl.emulator import store
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.cloudbuild import engine, operations
+from govctl.emulator.cloudbuild import engine
+from govctl.emulator.operations import Operations
 from govctl.emulator.rpc import invalid_argument, not_found
+from govctl.emulator.store import Store, copy
 
 BuildPb: Any = cb.Build.pb()
 Status = cb.Build.Status
@@ -35,7 +37,7 @@ TERMINAL = {
     Status.EXPIRED,
 }
 NAME_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)/builds/([^/]+)")
-OP_PREFIX = operations.OP_PREFIX
+OP_PREFIX = "operations/build/"
 
 
 class Failed(Exception):
@@ -52,22 +54,26 @@ def op_name(project: str, build_id: str) -> str:
 
 
 def wrap(build: Any) -> cb.Build:
-    out = BuildPb()
-    out.CopyFrom(build)
-    return cb.Build.wrap(out)
+    return store.wrap(cb.Build, copy(build))
+
+
+def _build_id(build: Any) -> str:
+    return str(build.id)
 
 
 class CloudBuildResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._builds: dict[str, Any] = {}  # build id -> raw Build pb
-        self._ops: dict[str, operations_pb2.Operation] = {}
-        self._cond = threading.Condition(self.lock)
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._builds: Store[Any, cb.Build] = Store(cb.Build, key=_build_id)  # by build id
+        self.operations: Operations = Operations(
+            self,
+            claims=lambda name: name.startswith(OP_PREFIX),
+            claims_list=lambda name: name.startswith(OP_PREFIX.rstrip("/")),
+        )
+        self._cond = self.operations.cond
+        self._stopping = self.operations.stopping
         # --build-with: run docker build steps with a local engine instead of recording them.
         self._engine = engine.Engine(cloud.build_with) if cloud.build_with else None
-        self.operations = operations.own(self)
 
     def _build(self, project: str, build_id: str, name: str) -> Any:
         if name:
@@ -89,28 +95,18 @@ class CloudBuildResources(Service):
         build.status = status
         build.status_detail = detail
         build.finish_time.FromDatetime(self.cloud.clock.now())
-        op = self._ops.get(op_name(build.project_id, build.id))
-        if op is not None and not op.done:
-            op.metadata.CopyFrom(rpc.pack(self._metadata(build)))
-            if status == Status.SUCCESS:
-                op.response.CopyFrom(rpc.pack(cb.Build.pb(wrap(build))))
-            else:
-                # What Cloud Build's operation carries for a build that did not succeed.
-                message = f"Build {'failed' if status == Status.FAILURE else Status(status).name}"
-                op.error.CopyFrom(
-                    status_pb2.Status(
-                        code=code_pb2.UNKNOWN,
-                        message=f"{message}; check build logs for details",
-                    )
-                )
-            op.done = True
+        name = op_name(build.project_id, build.id)
+        if status == Status.SUCCESS:
+            self.operations.finish(name, self._metadata(build), copy(build))
+        else:
+            # What Cloud Build's operation carries for a build that did not succeed.
+            message = f"Build {'failed' if status == Status.FAILURE else Status(status).name}"
+            error = (code_pb2.UNKNOWN, f"{message}; check build logs for details")
+            self.operations.finish(name, self._metadata(build), error=error)
         self.changed()
-        self._cond.notify_all()
 
     def _sync(self, build: Any) -> None:
-        op = self._ops.get(op_name(build.project_id, build.id))
-        if op is not None and not op.done:
-            op.metadata.CopyFrom(rpc.pack(self._metadata(build)))
+        self.operations.update_metadata(op_name(build.project_id, build.id), self._metadata(build))
         self.changed()
 
     @staticmethod

@@ -5,21 +5,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import grpc
 from google.cloud import discoveryengine_v1 as de
-from google.longrunning import operations_pb2
 from google.protobuf import empty_pb2
 
-from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.discoveryengine.resources import (
     COLLECTION_RE,
     DiscoveryEngineResources,
-    copy,
+    parse,
 )
-from govctl.emulator.rpc import Method, already_exists, invalid_argument
+from govctl.emulator.rpc import Paging, invalid_argument, refuse_filter
 
 _STORE_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 LOCATIONS = ("global", "us", "eu")
+# ListDataStoresRequest.page_size: "If unspecified, defaults to 10. The maximum allowed value
+# is 50. Values above 50 will be coerced to 50."
+_PAGING = Paging(default=10, maximum=50)
 
 
 def _location(project: str, location: str) -> None:
@@ -30,31 +31,19 @@ def _location(project: str, location: str) -> None:
 
 
 class DataStoresRpcs(DiscoveryEngineResources):
-    def data_stores_handler(self) -> grpc.GenericRpcHandler:
-        o = operations_pb2
-        return rpc.service(
-            "google.cloud.discoveryengine.v1.DataStoreService",
+    def data_stores_rpcs(self) -> Bound:
+        return gapic_api("google.cloud.discoveryengine_v1.services.data_store_service").bind(
             {
-                "CreateDataStore": Method(
-                    self.create_data_store, de.CreateDataStoreRequest, o.Operation
-                ),
-                "GetDataStore": Method(self.get_data_store, de.GetDataStoreRequest, de.DataStore),
-                "ListDataStores": Method(
-                    self.list_data_stores, de.ListDataStoresRequest, de.ListDataStoresResponse
-                ),
-                "DeleteDataStore": Method(
-                    self.delete_data_store, de.DeleteDataStoreRequest, o.Operation
-                ),
-            },
+                "CreateDataStore": self.create_data_store,
+                "GetDataStore": self.get_data_store,
+                "ListDataStores": self.list_data_stores,
+                "DeleteDataStore": self.delete_data_store,
+            }
         )
 
     def create_data_store(self, request: de.CreateDataStoreRequest, context: Any) -> Any:
-        m = COLLECTION_RE.fullmatch(request.parent)
-        if not m:
-            raise invalid_argument(
-                f"Invalid parent {request.parent!r}: expected "
-                '"projects/P/locations/L/collections/default_collection".'
-            )
+        form = "projects/P/locations/L/collections/default_collection"
+        m = parse(COLLECTION_RE, request.parent, "parent", form)
         _location(m.group(1), m.group(2))
         if m.group(3) != "default_collection":
             raise invalid_argument("The emulator has only the default_collection.")
@@ -67,8 +56,7 @@ class DataStoresRpcs(DiscoveryEngineResources):
         if not store.display_name:
             raise invalid_argument("data_store.display_name is required.")
         name = f"{request.parent}/dataStores/{request.data_store_id}"
-        out = de.DataStore.pb()()
-        out.CopyFrom(store)
+        out = self._stores.stored(store)
         out.name = name
         if not out.industry_vertical:
             out.industry_vertical = de.IndustryVertical.GENERIC
@@ -76,59 +64,37 @@ class DataStoresRpcs(DiscoveryEngineResources):
             out.solution_types.append(de.SolutionType.SOLUTION_TYPE_SEARCH)
         if not out.content_config:
             out.content_config = de.DataStore.ContentConfig.NO_CONTENT
-        out.create_time.FromDatetime(self.cloud.clock.now())
+        now = self.cloud.clock.now()
+        out.create_time.FromDatetime(now)
         out.default_schema_id = "default_schema"
         with self._cond:
-            if name in self._stores:
-                raise already_exists(f"DataStore {name} already exists.")
-            self._stores[name] = out
+            self._stores.add(out)
             self._docs[name], self._texts[name] = {}, {}
-            meta = de.CreateDataStoreMetadata(
-                create_time=self.cloud.clock.now(), update_time=self.cloud.clock.now()
-            )
-            op = rpc.operation(
-                f"{request.parent}/operations/{self._op_id('create-data-store')}",
-                meta,
-                de.DataStore.wrap(copy(out)),
-            )
-            self._ops[op.name] = op
+            meta = de.CreateDataStoreMetadata(create_time=now, update_time=now)
+            op_name = self._op_name(request.parent, "create-data-store")
             self.changed()
-            return copy(op)
+            return self.operations.new(op_name, meta, self._stores.out(out))
 
     def get_data_store(self, request: de.GetDataStoreRequest, context: Any) -> Any:
         with self.lock:
-            return de.DataStore.wrap(copy(self._store(request.name)))
+            return self._stores.out(self._store(request.name))
 
     def list_data_stores(self, request: de.ListDataStoresRequest, context: Any) -> Any:
-        m = COLLECTION_RE.fullmatch(request.parent)
-        if not m:
-            raise invalid_argument(f"Invalid parent {request.parent!r}.")
-        if request.filter:
-            raise invalid_argument("The emulator does not support a filter on ListDataStores.")
+        parse(COLLECTION_RE, request.parent, "parent", "projects/P/locations/L/collections/C")
+        refuse_filter(request.filter, "ListDataStores")
         with self.lock:
-            stores = [
-                de.DataStore.wrap(copy(s))
-                for n, s in sorted(self._stores.items())
-                if n.startswith(request.parent + "/dataStores/")
-            ]
-        items, token = rpc.page(stores, request.page_size, request.page_token, default_size=10)
-        return de.ListDataStoresResponse(data_stores=items, next_page_token=token)
+            stores = self._stores.copies(request.parent + "/dataStores/")
+        return _PAGING.respond(de.ListDataStoresResponse, "data_stores", stores, request)
 
     def delete_data_store(self, request: de.DeleteDataStoreRequest, context: Any) -> Any:
+        now = self.cloud.clock.now()
         with self._cond:
             self._store(request.name)
-            del self._stores[request.name]
+            self._stores.remove(request.name)
             self._docs.pop(request.name, None)
             self._texts.pop(request.name, None)
             collection = request.name.rsplit("/dataStores/", 1)[0]
-            meta = de.DeleteDataStoreMetadata(
-                create_time=self.cloud.clock.now(), update_time=self.cloud.clock.now()
-            )
-            op = rpc.operation(
-                f"{collection}/operations/{self._op_id('delete-data-store')}",
-                meta,
-                empty_pb2.Empty(),
-            )
-            self._ops[op.name] = op
+            meta = de.DeleteDataStoreMetadata(create_time=now, update_time=now)
+            op_name = self._op_name(collection, "delete-data-store")
             self.changed()
-            return copy(op)
+            return self.operations.new(op_name, meta, empty_pb2.Empty())

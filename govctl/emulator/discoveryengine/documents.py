@@ -3,32 +3,26 @@ here, run by :mod:`.importer`)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import grpc
 from google.cloud import discoveryengine_v1 as de
-from google.longrunning import operations_pb2
 
 from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.discoveryengine.importer import Importer, Mode
-from govctl.emulator.discoveryengine.resources import DOC_RE, copy
-from govctl.emulator.rpc import Method, invalid_argument, not_found
+from govctl.emulator.discoveryengine.resources import DOC_RE
+from govctl.emulator.rpc import invalid_argument, not_found
+from govctl.emulator.store import copy
 
 
 class DocumentsRpcs(Importer):
-    def documents_handler(self) -> grpc.GenericRpcHandler:
-        return rpc.service(
-            "google.cloud.discoveryengine.v1.DocumentService",
+    def documents_rpcs(self) -> Bound:
+        return gapic_api("google.cloud.discoveryengine_v1.services.document_service").bind(
             {
-                "GetDocument": Method(self.get_document, de.GetDocumentRequest, de.Document),
-                "ListDocuments": Method(
-                    self.list_documents, de.ListDocumentsRequest, de.ListDocumentsResponse
-                ),
-                "ImportDocuments": Method(
-                    self.import_documents, de.ImportDocumentsRequest, operations_pb2.Operation
-                ),
-            },
+                "GetDocument": self.get_document,
+                "ListDocuments": self.list_documents,
+                "ImportDocuments": self.import_documents,
+            }
         )
 
     def get_document(self, request: de.GetDocumentRequest, context: Any) -> Any:
@@ -54,7 +48,7 @@ class DocumentsRpcs(Importer):
         pb = de.ImportDocumentsRequest.pb(request)
         with self.lock:
             store_name = self._branch(request.parent)
-            store = self._stores[store_name]
+            store = self._stores.require(store_name)
         if pb.WhichOneof("source") != "gcs_source":
             raise invalid_argument("The emulator imports only from gcs_source.")
         source = request.gcs_source
@@ -83,19 +77,10 @@ class DocumentsRpcs(Importer):
         mode = request.reconciliation_mode or Mode.INCREMENTAL
         now = self.cloud.clock.now()
         meta = de.ImportDocumentsMetadata(create_time=now, update_time=now)
-        with self._cond:
-            op = rpc.operation(
-                f"{store_name}/branches/0/operations/{self._op_id('import-documents')}", meta
-            )
-            self._ops[op.name] = op
-            self.changed()
-            out = copy(op)
-        thread = threading.Thread(
-            target=self._import,
-            args=(op.name, store_name, patterns, mode),
-            name=f"import-{op.name[-8:]}",
-            daemon=True,
+        op = self.operations.new(
+            self._op_name(f"{store_name}/branches/0", "import-documents"), meta
         )
-        self._threads.append(thread)
-        thread.start()
-        return out
+        self.operations.work(
+            self._import, op.name, store_name, patterns, mode, name=f"import-{op.name[-8:]}"
+        )
+        return op

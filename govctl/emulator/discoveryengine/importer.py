@@ -61,67 +61,100 @@ class _ImportFailed(Exception):
     pass
 
 
+class _Progress:
+    """An import's running counts: its operation's metadata, error samples, documents seen."""
+
+    def __init__(self, meta: Any) -> None:
+        self.meta = meta
+        self.samples: list[status_pb2.Status] = []
+        self.seen: set[str] = set()
+        self.said = time.monotonic()
+
+    def failed(self, err: _ImportFailed) -> None:
+        self.meta.failure_count += 1
+        if len(self.samples) < MAX_ERROR_SAMPLES:
+            self.samples.append(status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(err)))
+
+    def due(self) -> bool:
+        """Whether the operation's counts are due a refresh."""
+        if time.monotonic() - self.said < PROGRESS_SECONDS:
+            return False
+        self.said = time.monotonic()
+        return True
+
+
 class Importer(DiscoveryEngineResources):
     def _import(
         self, op_name: str, store_name: str, patterns: list[tuple[str, str]], mode: int
     ) -> None:
         meta = de.ImportDocumentsMetadata.pb()()
         meta.CopyFrom(de.ImportDocumentsMetadata.pb(self._meta(op_name)))
-        samples: list[status_pb2.Status] = []
-        seen: set[str] = set()
+        progress = _Progress(meta)
         if self._stopping.wait(START_SECONDS):
             return
         try:
-            objects = [o for bucket, pattern in patterns for o in self._match(bucket, pattern)]
-            if len(objects) > MAX_FILES:
-                raise _ImportFailed(
-                    f"{len(objects)} files match: at most {MAX_FILES} can be imported at a time."
-                )
-            meta.total_count = len(objects)
-            self._update(op_name, meta)
-            said = time.monotonic()
-            for bucket, obj in objects:
-                if self._stopping.is_set():
-                    return
-                uri = f"gs://{bucket}/{obj['name']}"
-                try:
-                    doc, body = self._document(store_name, bucket, obj, uri)
-                except _ImportFailed as err:
-                    meta.failure_count += 1
-                    if len(samples) < MAX_ERROR_SAMPLES:
-                        samples.append(
-                            status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(err))
-                        )
-                else:
-                    with self._cond:
-                        if store_name not in self._stores:
-                            raise _ImportFailed(f"Data store {store_name} was deleted.")
-                        self._docs[store_name][doc.id] = doc
-                        self._texts[store_name][doc.id] = body
-                    seen.add(doc.id)
-                    meta.success_count += 1
-                if time.monotonic() - said >= PROGRESS_SECONDS:
-                    said = time.monotonic()
-                    meta.update_time.FromDatetime(self.cloud.clock.now())
-                    self._update(op_name, meta)
+            if not self._import_all(op_name, store_name, patterns, progress):
+                return  # the emulator is stopping
             if mode == Mode.FULL:
-                with self._cond:
-                    for gone in set(self._docs.get(store_name, {})) - seen:
-                        del self._docs[store_name][gone]
-                        self._texts[store_name].pop(gone, None)
+                self._forget_unseen(store_name, progress.seen)
         except _ImportFailed as err:
             self._end(op_name, meta, error=(code_pb2.INVALID_ARGUMENT, str(err)))
             return
         except Exception as err:  # a bug must not leave the operation running for ever
             self._end(op_name, meta, error=(code_pb2.INTERNAL, f"emulator error: {err!r}"))
             raise
-        response = de.ImportDocumentsResponse.pb()(error_samples=samples)
+        response = de.ImportDocumentsResponse.pb()(error_samples=progress.samples)
         self._end(op_name, meta, response=response)
+
+    def _import_all(
+        self, op_name: str, store_name: str, patterns: list[tuple[str, str]], progress: _Progress
+    ) -> bool:
+        """Import every matching object; False when the emulator stopped first."""
+        objects = [o for bucket, pattern in patterns for o in self._match(bucket, pattern)]
+        if len(objects) > MAX_FILES:
+            raise _ImportFailed(
+                f"{len(objects)} files match: at most {MAX_FILES} can be imported at a time."
+            )
+        progress.meta.total_count = len(objects)
+        self.operations.update_metadata(op_name, progress.meta)
+        for bucket, obj in objects:
+            if self._stopping.is_set():
+                return False
+            uri = f"gs://{bucket}/{obj['name']}"
+            try:
+                doc, body = self._document(store_name, bucket, obj, uri)
+            except _ImportFailed as err:
+                progress.failed(err)
+            else:
+                self._keep(store_name, doc, body)
+                progress.seen.add(doc.id)
+                progress.meta.success_count += 1
+            if progress.due():
+                progress.meta.update_time.FromDatetime(self.cloud.clock.now())
+                self.operations.update_metadata(op_name, progress.meta)
+        return True
+
+    def _keep(self, store_name: str, doc: Any, body: str) -> None:
+        with self._cond:
+            if store_name not in self._stores:
+                raise _ImportFailed(f"Data store {store_name} was deleted.")
+            self._docs[store_name][doc.id] = doc
+            self._texts[store_name][doc.id] = body
+
+    def _forget_unseen(self, store_name: str, seen: set[str]) -> None:
+        """A FULL import deletes the documents it did not import."""
+        with self._cond:
+            for gone in set(self._docs.get(store_name, {})) - seen:
+                del self._docs[store_name][gone]
+                self._texts[store_name].pop(gone, None)
 
     def _meta(self, op_name: str) -> de.ImportDocumentsMetadata:
         with self.lock:
-            op = self._ops[op_name]
-            return de.ImportDocumentsMetadata.deserialize(op.metadata.value)
+            op = self.operations.require(op_name)
+            meta: de.ImportDocumentsMetadata = de.ImportDocumentsMetadata.deserialize(
+                op.metadata.value
+            )
+            return meta
 
     def _storage(self, path: str) -> bytes:
         base = self.cloud.storage_url

@@ -2,25 +2,24 @@
 
 :class:`DiscoveryEngineResources` holds data stores, documents (with their indexed text) and
 operations in memory under the service lock. The RPCs build on it: :mod:`.data_stores`,
-:mod:`.documents` (with :mod:`.importer`, the import from Cloud Storage), :mod:`.search` and
-:mod:`.operations`; :mod:`.service` wires them into the
-:class:`~govctl.emulator.cloud.Service` the emulator loads.
+:mod:`.documents` (with :mod:`.importer`, the import from Cloud Storage) and :mod:`.search`;
+:mod:`.service` wires them into the :class:`~govctl.emulator.cloud.Service` the emulator loads.
+This service's operation names contain ``/collections/``: the emulator's
+``google.longrunning.Operations`` (:mod:`govctl.emulator.operations`) sends those here.
 """
 
 from __future__ import annotations
 
 import random
 import re
-import threading
 from typing import Any
 
-from google.longrunning import operations_pb2
-from google.rpc import status_pb2
+from google.cloud import discoveryengine_v1 as de
 
-from govctl.emulator import rpc
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.discoveryengine import operations
-from govctl.emulator.rpc import invalid_argument, not_found
+from govctl.emulator.operations import Operations
+from govctl.emulator.rpc import matched, not_found
+from govctl.emulator.store import Store
 
 COLLECTION_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)/collections/([^/]+)")
 STORE_RE = re.compile(COLLECTION_RE.pattern + r"/dataStores/([^/]+)")
@@ -29,61 +28,45 @@ DOC_RE = re.compile(BRANCH_RE.pattern + r"/documents/([^/]+)")
 SERVING_RE = re.compile(STORE_RE.pattern + r"/servingConfigs/([^/]+)")
 
 
-def copy(msg: Any) -> Any:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out
+def parse(pattern: re.Pattern[str], name: str, what: str, form: str) -> re.Match[str]:
+    """``name`` matched against ``pattern``, or INVALID_ARGUMENT naming the expected ``form``."""
+    return matched(pattern, name, f'Invalid {what} {name!r}: expected "{form}".')
+
+
+_STORE_FORM = "projects/P/locations/L/collections/C/dataStores/D"
 
 
 class DiscoveryEngineResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._stores: dict[str, Any] = {}  # data store name -> raw DataStore pb
+        self._stores: Store[Any, de.DataStore] = Store(
+            de.DataStore,
+            missing="DataStore {name} not found.",
+            exists="DataStore {name} already exists.",
+        )
         self._docs: dict[str, dict[str, Any]] = {}  # data store name -> id -> raw Document pb
         self._texts: dict[str, dict[str, str]] = {}  # data store name -> id -> indexed text
-        self._ops: dict[str, operations_pb2.Operation] = {}
-        self._cond = threading.Condition(self.lock)
-        self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self.operations = operations.own(self)
+        self.operations: Operations = Operations(self, claims=lambda name: "/collections/" in name)
+        self._cond = self.operations.cond
+        self._stopping = self.operations.stopping
 
     # names ------------------------------------------------------------------------------------
     def _store(self, name: str) -> Any:
-        m = STORE_RE.fullmatch(name)
-        if not m:
-            raise invalid_argument(
-                f"Invalid data store name {name!r}: expected "
-                '"projects/P/locations/L/collections/C/dataStores/D".'
-            )
-        store = self._stores.get(name)
-        if store is None:
-            raise not_found(f"DataStore {name} not found.")
-        return store
+        parse(STORE_RE, name, "data store name", _STORE_FORM)
+        return self._stores.require(name)
 
     def _branch(self, name: str) -> str:
         """The data store of a branch name; ``default_branch`` and ``0`` are the one branch."""
-        m = BRANCH_RE.fullmatch(name)
-        if not m:
-            raise invalid_argument(
-                f"Invalid branch name {name!r}: expected "
-                '"projects/P/locations/L/collections/C/dataStores/D/branches/B".'
-            )
+        m = parse(BRANCH_RE, name, "branch name", _STORE_FORM + "/branches/B")
         if m.group(5) not in ("0", "default_branch"):
             raise not_found(f"Branch {name} not found: a data store has one branch, 0.")
         store = name.rsplit("/branches/", 1)[0]
         self._store(store)
         return store
 
-    # operations -------------------------------------------------------------------------------
-    def _op_id(self, kind: str) -> str:
-        return f"{kind}-{random.randrange(10**18, 10**19)}"
-
-    def _update(self, op_name: str, meta: Any) -> None:
-        with self._cond:
-            op = self._ops.get(op_name)
-            if op is not None and not op.done:
-                op.metadata.CopyFrom(rpc.pack(meta))
-                self.changed()
+    # operations ------------------------------------------------------------------------------
+    def _op_name(self, parent: str, kind: str) -> str:
+        return f"{parent}/operations/{kind}-{random.randrange(10**18, 10**19)}"
 
     def _end(
         self,
@@ -93,16 +76,5 @@ class DiscoveryEngineResources(Service):
         response: Any | None = None,
         error: tuple[int, str] | None = None,
     ) -> None:
-        with self._cond:
-            op = self._ops.get(op_name)
-            if op is None or op.done:
-                return
-            meta.update_time.FromDatetime(self.cloud.clock.now())
-            op.metadata.CopyFrom(rpc.pack(meta))
-            if error is not None:
-                op.error.CopyFrom(status_pb2.Status(code=error[0], message=error[1]))
-            else:
-                op.response.CopyFrom(rpc.pack(response))
-            op.done = True
-            self.changed()
-            self._cond.notify_all()
+        meta.update_time.FromDatetime(self.cloud.clock.now())
+        self.operations.finish(op_name, meta, response, error)

@@ -5,32 +5,29 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import grpc
 from google.cloud import discoveryengine_v1 as de
 from google.protobuf import struct_pb2
 
-from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.discoveryengine import text
 from govctl.emulator.discoveryengine.resources import SERVING_RE, DiscoveryEngineResources
-from govctl.emulator.rpc import Method, invalid_argument
+from govctl.emulator.rpc import invalid_argument, matched
 
 SEARCH_DEFAULT_SIZE, SEARCH_MAX_SIZE = 50, 100
 
 
 class SearchRpcs(DiscoveryEngineResources):
-    def search_handler(self) -> grpc.GenericRpcHandler:
-        return rpc.service(
-            "google.cloud.discoveryengine.v1.SearchService",
-            {"Search": Method(self.search, de.SearchRequest, de.SearchResponse)},
-        )
+    def search_rpcs(self) -> Bound:
+        api = gapic_api("google.cloud.discoveryengine_v1.services.search_service")
+        return api.bind({"Search": self.search})
 
     def search(self, request: de.SearchRequest, context: Any) -> Any:
-        m = SERVING_RE.fullmatch(request.serving_config)
-        if not m:
-            raise invalid_argument(
-                f"Invalid serving_config {request.serving_config!r}: the emulator serves "
-                '"projects/P/locations/L/collections/C/dataStores/D/servingConfigs/S".'
-            )
+        form = "projects/P/locations/L/collections/C/dataStores/D/servingConfigs/S"
+        matched(
+            SERVING_RE,
+            request.serving_config,
+            f'Invalid serving_config {request.serving_config!r}: the emulator serves "{form}".',
+        )
         if request.page_size < 0 or request.offset < 0:
             raise invalid_argument("page_size and offset must not be negative.")
         if request.filter:

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from google.cloud import discoveryengine_v1 as de
-from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
+from govctl.emulator.apis import Bound
 from govctl.emulator.discoveryengine.data_stores import DataStoresRpcs
 from govctl.emulator.discoveryengine.documents import DocumentsRpcs
 from govctl.emulator.discoveryengine.search import SearchRpcs
@@ -27,18 +26,13 @@ class DiscoveryEngineService(DataStoresRpcs, DocumentsRpcs, SearchRpcs):
     key = "discoveryengine"
 
     # gRPC, lifecycle, persistence -------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        return [
-            self.data_stores_handler(),
-            self.documents_handler(),
-            self.search_handler(),
-            self.operations.handler(),
-        ]
+    def rpcs(self) -> list[Bound]:
+        return [self.data_stores_rpcs(), self.documents_rpcs(), self.search_rpcs()]
 
     def start(self) -> None:
         # An import cut short by a stop is not resumed: it fails, and a new sync imports again.
-        for name, op in list(self._ops.items()):
-            if not op.done and "/operations/import-documents-" in name:
+        for name in self.operations.pending():
+            if "/operations/import-documents-" in name:
                 self._end(
                     name,
                     de.ImportDocumentsMetadata.pb(self._meta(name)),
@@ -46,31 +40,26 @@ class DiscoveryEngineService(DataStoresRpcs, DocumentsRpcs, SearchRpcs):
                 )
 
     def stopping(self) -> None:
-        self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
+        self.operations.wake()
 
     def stop(self) -> None:
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout=2)
+        self.operations.join(timeout=2)
 
     def dump(self) -> Any:
         return {
-            "data_stores": [to_jsonable(s) for s in self._stores.values()],
+            "data_stores": self._stores.dump(),
             "documents": [
                 {**to_jsonable(d), "_text": self._texts[store][doc_id]}
                 for store, docs in self._docs.items()
                 for doc_id, d in docs.items()
             ],
-            "operations": [to_jsonable(op) for op in self._ops.values()],
+            "operations": self.operations.dump(),
         }
 
     def load(self, data: Any) -> None:
         data = data or {}
-        for rec in data.get("data_stores", []):
-            store = de.DataStore.pb(from_jsonable(de.DataStore, rec))
-            self._stores[store.name] = store
+        self._stores.load(data.get("data_stores", []))
+        for store in self._stores:
             self._docs[store.name], self._texts[store.name] = {}, {}
         for rec in data.get("documents", []):
             body = rec.pop("_text", "")
@@ -79,6 +68,4 @@ class DiscoveryEngineService(DataStoresRpcs, DocumentsRpcs, SearchRpcs):
             if store in self._stores:
                 self._docs[store][doc.id] = doc
                 self._texts[store][doc.id] = body
-        for rec in data.get("operations", []):
-            op = from_jsonable(operations_pb2.Operation, rec)
-            self._ops[op.name] = op
+        self.operations.load(data.get("operations", []))

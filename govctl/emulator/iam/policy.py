@@ -1,39 +1,53 @@
-"""What every emulated resource with an IAM policy shares: etags, versions, the three RPCs.
+"""``google.iam.v1.IAMPolicy`` on any resource: one implementation of Get/Set/TestIamPermissions.
 
-Resource Manager projects (:mod:`govctl.emulator.iam.projects`) and Cloud Run jobs
-(:mod:`govctl.emulator.run.jobs`) both serve ``google.iam.v1.IAMPolicy``'s
-GetIamPolicy / SetIamPolicy / TestIamPermissions. What they validate in a binding differs
-(see each module); the read-modify-write protocol below is IAM's own and is the same for both.
-This is a plain helper module: services import it, as they import :mod:`govctl.emulator.rpc`.
+Resource Manager projects, Cloud Run jobs and Secret Manager secrets all serve GetIamPolicy /
+SetIamPolicy / TestIamPermissions. The read-modify-write protocol is IAM's own and lives here
+once (google/iam/v1/iam_policy.proto, policy.proto; cloud.google.com/iam/docs/policies):
+
+- an etag that is not the stored one is ABORTED; no etag is a blind write (``Policy.etag``);
+- versions: a request names 0, 1 or 3; a policy with a conditional binding must be set with
+  version 3 and is stored as version 3 (else 1); reading it needs
+  ``requested_policy_version`` 3 ("Any operation that affects conditional role bindings must
+  specify version 3", cloud.google.com/iam/docs/policies#versions);
+- ``update_mask`` of SetIamPolicy, where honoured: only ``bindings``, ``etag``,
+  ``audit_configs`` and ``version``; without one, ``bindings`` and ``etag`` (iam_policy.proto).
+
+What differs by resource is a subclass of :class:`IamPolicies` overriding the hooks:
+``check_name`` / ``check_exists`` (the resource), ``bindings`` (what a valid binding is, and how
+IAM normalises them), ``check_permissions`` and ``granted`` (TestIamPermissions), ``current`` /
+``save`` (where the policy lives and how its etag is made). This is a plain helper module:
+services import it, as they import :mod:`govctl.emulator.rpc`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+import os
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 
-from govctl.emulator.rpc import Method, aborted
+from govctl.emulator.apis import Handler
+from govctl.emulator.rpc import aborted, invalid_argument
+from govctl.emulator.state import from_jsonable, to_jsonable
+from govctl.emulator.store import check_etag, copy
+
+if TYPE_CHECKING:
+    from govctl.emulator.cloud import Service
 
 # IAM's answer to a SetIamPolicy whose etag is not the stored one.
 STALE_ETAG = (
     "There were concurrent policy changes. Please retry the whole read-modify-write "
     "with exponential backoff."
 )
+# The etag IAM gives a resource whose policy was never set (base64 "ACAB").
+EMPTY_ETAG = b"\x00\x20\x01"
+VERSIONS = (0, 1, 3)
+_MASKABLE = {"bindings", "etag", "audit_configs", "auditConfigs", "version"}
 
 
-def copy(policy: policy_pb2.Policy) -> policy_pb2.Policy:
-    """A copy to hand out, so callers never hold the stored message."""
-    out = policy_pb2.Policy()
-    out.CopyFrom(policy)
-    return out
-
-
-def check_etag(new: policy_pb2.Policy, current: policy_pb2.Policy) -> None:
-    """A non-empty etag must be the stored one (stale -> ABORTED); no etag is a blind write."""
-    if new.etag and new.etag != current.etag:
-        raise aborted(STALE_ETAG)
+def empty_policy() -> policy_pb2.Policy:
+    return policy_pb2.Policy(version=1, etag=EMPTY_ETAG)
 
 
 def is_conditional(bindings: Iterable[policy_pb2.Binding]) -> bool:
@@ -45,16 +59,142 @@ def stored_version(bindings: Iterable[policy_pb2.Binding]) -> int:
     return 3 if is_conditional(bindings) else 1
 
 
-def methods(
-    get: Callable[..., Any], set_: Callable[..., Any], test: Callable[..., Any]
-) -> dict[str, Method]:
-    """The ``google.iam.v1.IAMPolicy`` methods, to merge into a service's method table."""
-    return {
-        "GetIamPolicy": Method(get, iam_policy_pb2.GetIamPolicyRequest, policy_pb2.Policy),
-        "SetIamPolicy": Method(set_, iam_policy_pb2.SetIamPolicyRequest, policy_pb2.Policy),
-        "TestIamPermissions": Method(
-            test,
-            iam_policy_pb2.TestIamPermissionsRequest,
-            iam_policy_pb2.TestIamPermissionsResponse,
-        ),
-    }
+class IamPolicies:
+    """The IAM policies of one kind of resource, and the three RPCs on them.
+
+    The default hooks keep policies in :attr:`by_resource` by resource name (etags random, an
+    unset policy :func:`empty_policy`), accept every binding as given, and grant the
+    emulator's caller every permission that starts with :attr:`permission_prefix`.
+    """
+
+    permission_prefix = ""
+    honours_update_mask = False
+    applies_requested_version = True
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.by_resource: dict[str, policy_pb2.Policy] = {}
+
+    # hooks ------------------------------------------------------------------------------------
+    def check_name(self, resource: str) -> None:
+        """INVALID_ARGUMENT for a malformed resource name (called without the lock)."""
+
+    def check_exists(self, resource: str) -> None:
+        """NOT_FOUND (in the API's words) when the resource does not exist (lock held)."""
+
+    def bindings(self, bindings: Sequence[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
+        """The bindings to store (validated and normalised); called without the lock."""
+        return list(bindings)
+
+    def check_permissions(self, permissions: Sequence[str]) -> None:
+        """INVALID_ARGUMENT for a permission TestIamPermissions refuses."""
+
+    def granted(self, policy: policy_pb2.Policy, permission: str) -> bool:
+        """Whether the emulator's caller holds ``permission`` on a resource with ``policy``."""
+        return bool(self.permission_prefix) and permission.startswith(self.permission_prefix)
+
+    def current(self, resource: str) -> policy_pb2.Policy:
+        """The stored policy (not a copy; lock held)."""
+        return self.by_resource.get(resource) or empty_policy()
+
+    def save(self, resource: str, policy: policy_pb2.Policy) -> None:
+        """Store a new policy with a new etag (lock held)."""
+        policy.etag = os.urandom(8)
+        self.by_resource[resource] = policy
+
+    def forget(self, resource: str) -> None:
+        """The resource is deleted: so is its policy (lock held)."""
+        self.by_resource.pop(resource, None)
+
+    # the policy as other services read it ------------------------------------------------------
+    def policy(self, resource: str) -> policy_pb2.Policy:
+        """A copy of the resource's policy (NOT_FOUND without the resource)."""
+        with self.service.lock:
+            self.check_exists(resource)
+            return copy(self.current(resource))
+
+    # google.iam.v1.IAMPolicy ------------------------------------------------------------------
+    def handlers(self) -> dict[str, Handler]:
+        """The three methods, to merge into the table of the API that serves them."""
+        return {
+            "GetIamPolicy": self.get_iam_policy,
+            "SetIamPolicy": self.set_iam_policy,
+            "TestIamPermissions": self.test_iam_permissions,
+        }
+
+    def get_iam_policy(
+        self, request: iam_policy_pb2.GetIamPolicyRequest, context: Any
+    ) -> policy_pb2.Policy:
+        self.check_name(request.resource)
+        requested = request.options.requested_policy_version
+        if self.applies_requested_version and requested not in VERSIONS:
+            raise invalid_argument(
+                f"Invalid requested_policy_version {requested}: must be 0, 1 or 3"
+            )
+        with self.service.lock:
+            self.check_exists(request.resource)
+            policy = self.current(request.resource)
+            if self.applies_requested_version and requested < 3 and is_conditional(policy.bindings):
+                raise invalid_argument(
+                    "The policy has conditional bindings; request policy version 3 to read it"
+                )
+            return copy(policy)
+
+    def set_iam_policy(
+        self, request: iam_policy_pb2.SetIamPolicyRequest, context: Any
+    ) -> policy_pb2.Policy:
+        self.check_name(request.resource)
+        new = request.policy
+        paths = self._paths(request)
+        bindings = self.bindings(new.bindings)
+        if new.version not in VERSIONS:
+            raise invalid_argument(f"Invalid policy version {new.version}: must be 1 or 3")
+        if is_conditional(bindings) and new.version != 3:
+            raise invalid_argument(
+                "Policies with conditional role bindings must use version 3, "
+                f"got version {new.version}"
+            )
+        with self.service.lock:
+            self.check_exists(request.resource)
+            current = self.current(request.resource)
+            check_etag(new.etag, current.etag, STALE_ETAG, aborted)
+            updated = copy(current)
+            del updated.bindings[:]
+            updated.bindings.extend(bindings)
+            if paths & {"audit_configs", "auditConfigs"}:
+                del updated.audit_configs[:]
+                updated.audit_configs.extend(new.audit_configs)
+            updated.version = stored_version(bindings)
+            self.save(request.resource, updated)
+            self.service.changed()
+            return copy(updated)
+
+    def _paths(self, request: iam_policy_pb2.SetIamPolicyRequest) -> set[str]:
+        if not self.honours_update_mask:
+            return {"bindings", "etag", "audit_configs"}
+        paths = set(request.update_mask.paths) if request.HasField("update_mask") else set()
+        paths = paths or {"bindings", "etag"}
+        unknown = paths - _MASKABLE
+        if unknown:
+            raise invalid_argument(f"invalid update_mask paths: {sorted(unknown)}")
+        return paths
+
+    def test_iam_permissions(
+        self, request: iam_policy_pb2.TestIamPermissionsRequest, context: Any
+    ) -> iam_policy_pb2.TestIamPermissionsResponse:
+        self.check_name(request.resource)
+        self.check_permissions(request.permissions)
+        with self.service.lock:
+            self.check_exists(request.resource)
+            policy = self.current(request.resource)
+            held = [p for p in request.permissions if self.granted(policy, p)]
+        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
+
+    # persistence ----------------------------------------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        return {name: to_jsonable(p) for name, p in self.by_resource.items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        self.by_resource = {
+            name: from_jsonable(policy_pb2.Policy, rec) for name, rec in (data or {}).items()
+        }

@@ -10,20 +10,20 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import grpc
 from google.cloud import iam_admin_v1, resourcemanager_v3
-from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.iam.v1 import policy_pb2
 from google.protobuf import timestamp_pb2
 
 from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
-from govctl.emulator.iam import policy as iam_policy
 from govctl.emulator.iam import roles
+from govctl.emulator.iam.policy import IamPolicies
 from govctl.emulator.rpc import invalid_argument
 from govctl.emulator.state import from_jsonable, to_jsonable
 
@@ -155,74 +155,62 @@ class Projects:
         return proj
 
 
+class ProjectPolicies(IamPolicies):
+    """Project IAM policies, kept in each project's record. Resource Manager honours
+    ``update_mask`` and does not apply ``requested_policy_version``; it merges bindings
+    (see :func:`_normalized_bindings`); TestIamPermissions answers from the roles the
+    emulator's caller holds (:mod:`.roles`)."""
+
+    honours_update_mask = True
+    applies_requested_version = False
+
+    def __init__(self, service: Service, projects: Projects) -> None:
+        super().__init__(service)
+        self.projects = projects
+
+    def check_exists(self, resource: str) -> None:
+        self.projects.get(resource)
+
+    def current(self, resource: str) -> policy_pb2.Policy:
+        return self.projects.get(resource).policy
+
+    def save(self, resource: str, policy: policy_pb2.Policy) -> None:
+        proj = self.projects.get(resource)
+        proj.policy = policy
+        proj.stamp()
+
+    def bindings(self, bindings: Sequence[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
+        return _normalized_bindings(bindings)
+
+    def check_permissions(self, permissions: Sequence[str]) -> None:
+        check_permissions(permissions)
+
+    def granted(self, policy: policy_pb2.Policy, permission: str) -> bool:
+        return roles.allows(policy, DEFAULT_OWNER, permission)
+
+
+def check_permissions(permissions: Sequence[str]) -> None:
+    bad = [p for p in permissions if not roles.PERMISSION_RE.match(p)]
+    if bad:
+        raise invalid_argument(f"Permission {bad[0]} is not valid.")
+
+
 class ProjectsApi:
     """``google.cloud.resourcemanager.v3.Projects``: projects and their IAM policies."""
 
     def __init__(self, service: Service, projects: Projects) -> None:
         self.svc = service
         self.projects = projects
+        self.policies = ProjectPolicies(service, projects)
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        rm = resourcemanager_v3
-        return rpc.service(
-            "google.cloud.resourcemanager.v3.Projects",
-            {
-                "GetProject": rpc.Method(self.get_project, rm.GetProjectRequest, rm.Project),
-                **iam_policy.methods(
-                    self.get_iam_policy, self.set_iam_policy, self.test_iam_permissions
-                ),
-            },
+    def rpcs(self) -> Bound:
+        return gapic_api("google.cloud.resourcemanager_v3.services.projects").bind(
+            {"GetProject": self.get_project, **self.policies.handlers()}
         )
 
     def get_project(self, request: resourcemanager_v3.GetProjectRequest, context: Any) -> Any:
         with self.svc.lock:
             return _project_pb(self.projects.get(request.name))
-
-    def get_iam_policy(self, request: iam_policy_pb2.GetIamPolicyRequest, context: Any) -> Any:
-        with self.svc.lock:
-            return iam_policy.copy(self.projects.get(request.resource).policy)
-
-    def set_iam_policy(self, request: iam_policy_pb2.SetIamPolicyRequest, context: Any) -> Any:
-        policy = request.policy
-        paths = set(request.update_mask.paths) if request.HasField("update_mask") else set()
-        paths = paths or {"bindings", "etag"}
-        unknown = paths - {"bindings", "etag", "audit_configs", "auditConfigs", "version"}
-        if unknown:
-            raise invalid_argument(f"invalid update_mask paths: {sorted(unknown)}")
-        bindings = _normalized_bindings(policy.bindings)
-        conditional = iam_policy.is_conditional(bindings)
-        if conditional and policy.version not in (0, 3):
-            raise invalid_argument(
-                "Policies with conditional role bindings must use version 3, "
-                f"got version {policy.version}"
-            )
-        if policy.version not in (0, 1, 3):
-            raise invalid_argument(f"invalid policy version {policy.version}: use 1 or 3")
-        with self.svc.lock:
-            proj = self.projects.get(request.resource)
-            iam_policy.check_etag(policy, proj.policy)
-            updated = iam_policy.copy(proj.policy)
-            del updated.bindings[:]
-            updated.bindings.extend(bindings)
-            if paths & {"audit_configs", "auditConfigs"}:
-                del updated.audit_configs[:]
-                updated.audit_configs.extend(policy.audit_configs)
-            updated.version = iam_policy.stored_version(bindings)
-            proj.policy = updated
-            proj.stamp()
-            self.svc.changed()
-            return iam_policy.copy(proj.policy)
-
-    def test_iam_permissions(
-        self, request: iam_policy_pb2.TestIamPermissionsRequest, context: Any
-    ) -> Any:
-        bad = [p for p in request.permissions if not roles.PERMISSION_RE.match(p)]
-        if bad:
-            raise invalid_argument(f"Permission {bad[0]} is not valid.")
-        with self.svc.lock:
-            policy = self.projects.get(request.resource).policy
-            held = [p for p in request.permissions if roles.allows(policy, DEFAULT_OWNER, p)]
-        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
 
 
 def _project_pb(proj: Project) -> resourcemanager_v3.Project:
@@ -253,7 +241,7 @@ def _check_member(member: str) -> None:
         raise invalid_argument(f"Invalid member: {member!r} (not an email address)")
 
 
-def _normalized_bindings(bindings: Any) -> list[policy_pb2.Binding]:
+def _normalized_bindings(bindings: Iterable[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
     """Validate and merge bindings the way IAM stores them: one per (role, condition),
     members de-duplicated and sorted, empty bindings dropped."""
     merged: dict[tuple[str, bytes], policy_pb2.Binding] = {}

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from google.cloud import iam_admin_v1
 from google.iam.v1 import policy_pb2
 
+from govctl.emulator.apis import Bound
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.iam import policy as iam_policy
 from govctl.emulator.iam import roles
 from govctl.emulator.iam.projects import (
     Project,
@@ -31,6 +30,7 @@ from govctl.emulator.iam.projects import (
 )
 from govctl.emulator.iam.service_accounts import ServiceAccountsApi
 from govctl.emulator.iam.service_usage import ENABLED_IN_NEW_PROJECTS, ServiceUsageApi
+from govctl.emulator.store import copy
 
 
 class IamService(Service):
@@ -49,7 +49,7 @@ class IamService(Service):
         with self.lock:
             known = self.projects.known(project)
             if known is not None:
-                return iam_policy.copy(known.policy)
+                return copy(known.policy)
         return default_policy(number_for(project))
 
     def scheduler_agent(self, project: str) -> str:
@@ -73,8 +73,8 @@ class IamService(Service):
             return self.accounts_api.find(email)
 
     # wiring and persistence -------------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        return [self.projects_api.handler(), self.accounts_api.handler(), self.usage_api.handler()]
+    def rpcs(self) -> list[Bound]:
+        return [self.projects_api.rpcs(), self.accounts_api.rpcs(), self.usage_api.rpcs()]
 
     def dump(self) -> Any:
         return {"projects": [p.dump() for p in self.projects.by_id.values()]}

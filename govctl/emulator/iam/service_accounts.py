@@ -10,18 +10,20 @@ import re
 import secrets
 from typing import Any
 
-import grpc
 from google.cloud import iam_admin_v1
 from google.iam.v1 import iam_policy_pb2
 from google.protobuf import empty_pb2
 
 from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
 from govctl.emulator.iam import roles
-from govctl.emulator.iam.projects import DEFAULT_OWNER, Project, Projects
-from govctl.emulator.rpc import Method, invalid_argument, not_found
+from govctl.emulator.iam.projects import DEFAULT_OWNER, Project, Projects, check_permissions
+from govctl.emulator.rpc import Paging, invalid_argument, not_found
 
 ACCOUNT_ID_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])$")
+# ListServiceAccountsRequest.page_size: "The default is 20, and the maximum is 100" (iam.proto).
+_PAGING = Paging(default=20, maximum=100)
 
 
 class ServiceAccountsApi:
@@ -29,37 +31,17 @@ class ServiceAccountsApi:
         self.svc = service
         self.projects = projects
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        ia = iam_admin_v1
-        return rpc.service(
-            "google.iam.admin.v1.IAM",
+    def rpcs(self) -> Bound:
+        return gapic_api("google.cloud.iam_admin_v1.services.iam").bind(
             {
-                "CreateServiceAccount": Method(
-                    self.create_service_account, ia.CreateServiceAccountRequest, ia.ServiceAccount
-                ),
-                "GetServiceAccount": Method(
-                    self.get_service_account, ia.GetServiceAccountRequest, ia.ServiceAccount
-                ),
-                "ListServiceAccounts": Method(
-                    self.list_service_accounts,
-                    ia.ListServiceAccountsRequest,
-                    ia.ListServiceAccountsResponse,
-                ),
-                "DeleteServiceAccount": Method(
-                    self.delete_service_account, ia.DeleteServiceAccountRequest, empty_pb2.Empty
-                ),
-                "DisableServiceAccount": Method(
-                    self.disable_service_account, ia.DisableServiceAccountRequest, empty_pb2.Empty
-                ),
-                "EnableServiceAccount": Method(
-                    self.enable_service_account, ia.EnableServiceAccountRequest, empty_pb2.Empty
-                ),
-                "TestIamPermissions": Method(
-                    self.test_iam_permissions,
-                    iam_policy_pb2.TestIamPermissionsRequest,
-                    iam_policy_pb2.TestIamPermissionsResponse,
-                ),
-            },
+                "CreateServiceAccount": self.create_service_account,
+                "GetServiceAccount": self.get_service_account,
+                "ListServiceAccounts": self.list_service_accounts,
+                "DeleteServiceAccount": self.delete_service_account,
+                "DisableServiceAccount": self.disable_service_account,
+                "EnableServiceAccount": self.enable_service_account,
+                "TestIamPermissions": self.test_iam_permissions,
+            }
         )
 
     def find(self, email: str) -> iam_admin_v1.ServiceAccount | None:
@@ -136,10 +118,9 @@ class ServiceAccountsApi:
         with self.svc.lock:
             proj = self.projects.get(request.name)
             accounts = sorted(proj.accounts.values(), key=lambda sa: sa.email)
-        items, token = rpc.page(
-            accounts, request.page_size, request.page_token, default_size=20, max_size=100
+        return _PAGING.respond(
+            iam_admin_v1.ListServiceAccountsResponse, "accounts", accounts, request
         )
-        return iam_admin_v1.ListServiceAccountsResponse(accounts=items, next_page_token=token)
 
     def delete_service_account(
         self, request: iam_admin_v1.DeleteServiceAccountRequest, context: Any
@@ -173,9 +154,7 @@ class ServiceAccountsApi:
         """What the caller may do with the account. Service accounts keep no policy of their
         own here, so the answer comes from the project's policy (where roles such as
         roles/iam.serviceAccountUser are usually granted)."""
-        bad = [p for p in request.permissions if not roles.PERMISSION_RE.match(p)]
-        if bad:
-            raise invalid_argument(f"Permission {bad[0]} is not valid.")
+        check_permissions(request.permissions)
         with self.svc.lock:
             proj, _ = self._account(request.resource)
             held = [p for p in request.permissions if roles.allows(proj.policy, DEFAULT_OWNER, p)]

@@ -10,14 +10,13 @@ import re
 import uuid
 from typing import Any
 
-import grpc
 from google.cloud import service_usage_v1
-from google.longrunning import operations_pb2
 
 from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
 from govctl.emulator.iam.projects import Project, Projects
-from govctl.emulator.rpc import Method, invalid_argument, not_found
+from govctl.emulator.rpc import Paging, invalid_argument, not_found
 
 # name -> (title, enabled in a new project). Google enables a handful of APIs in every new
 # project (logging, monitoring, storage, service usage among those govctl uses); the rest
@@ -40,6 +39,8 @@ SERVICE_CATALOG: dict[str, tuple[str, bool]] = {
 ENABLED_IN_NEW_PROJECTS = frozenset(name for name, (_, on) in SERVICE_CATALOG.items() if on)
 BATCH_ENABLE_MAX = 20
 BATCH_GET_MAX = 30
+# ListServicesRequest.page_size: "cannot exceed 200 … the default page size is 50".
+_PAGING = Paging(default=50, maximum=200)
 
 
 class ServiceUsageApi:
@@ -47,25 +48,16 @@ class ServiceUsageApi:
         self.svc = service
         self.projects = projects
 
-    def handler(self) -> grpc.GenericRpcHandler:
-        su = service_usage_v1
-        op = operations_pb2.Operation
-        return rpc.service(
-            "google.api.serviceusage.v1.ServiceUsage",
+    def rpcs(self) -> Bound:
+        return gapic_api("google.cloud.service_usage_v1.services.service_usage").bind(
             {
-                "ListServices": Method(
-                    self.list_services, su.ListServicesRequest, su.ListServicesResponse
-                ),
-                "GetService": Method(self.get_service, su.GetServiceRequest, su.Service),
-                "BatchGetServices": Method(
-                    self.batch_get_services, su.BatchGetServicesRequest, su.BatchGetServicesResponse
-                ),
-                "EnableService": Method(self.enable_service, su.EnableServiceRequest, op),
-                "BatchEnableServices": Method(
-                    self.batch_enable_services, su.BatchEnableServicesRequest, op
-                ),
-                "DisableService": Method(self.disable_service, su.DisableServiceRequest, op),
-            },
+                "ListServices": self.list_services,
+                "GetService": self.get_service,
+                "BatchGetServices": self.batch_get_services,
+                "EnableService": self.enable_service,
+                "BatchEnableServices": self.batch_enable_services,
+                "DisableService": self.disable_service,
+            }
         )
 
     def _service_ref(self, name: str) -> tuple[Project, str]:
@@ -82,10 +74,7 @@ class ServiceUsageApi:
             proj = self.projects.get(request.parent)
             services = [_service_pb(proj, name) for name in sorted(SERVICE_CATALOG)]
         services = [s for s in services if wanted is None or s.state == wanted]
-        items, token = rpc.page(
-            services, request.page_size, request.page_token, default_size=50, max_size=200
-        )
-        return service_usage_v1.ListServicesResponse(services=items, next_page_token=token)
+        return _PAGING.respond(service_usage_v1.ListServicesResponse, "services", services, request)
 
     def get_service(self, request: service_usage_v1.GetServiceRequest, context: Any) -> Any:
         with self.svc.lock:

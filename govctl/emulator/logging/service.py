@@ -26,9 +26,10 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
 from govctl.emulator.logging.filter import FilterError, LogFilter
-from govctl.emulator.rpc import Method, RpcError, invalid_argument, service
+from govctl.emulator.rpc import RpcError, invalid_argument
 
 LogEntryPb: Any = types.LogEntry.pb()
 WriteRequestPb: Any = types.WriteLogEntriesRequest.pb()
@@ -272,17 +273,17 @@ class LoggingService(Service):
         self.cloud.publish("logging.entries_written", {"entries": pbs})
 
     # --- RPCs ---------------------------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
+    def rpcs(self) -> list[Bound]:
+        # Raw requests: entries are stored as raw LogEntry protobufs, and this is the hot path.
+        api = gapic_api("google.cloud.logging_v2.services.logging_service_v2")
         return [
-            service(
-                "google.logging.v2.LoggingServiceV2",
+            api.bind(
                 {
-                    "WriteLogEntries": Method(self._write, WriteRequestPb, WriteResponsePb),
-                    "ListLogEntries": Method(self._list, ListRequestPb, ListResponsePb),
-                    "TailLogEntries": Method(
-                        self._tail, TailRequestPb, TailResponsePb, kind="stream_stream"
-                    ),
+                    "WriteLogEntries": self._write,
+                    "ListLogEntries": self._list,
+                    "TailLogEntries": self._tail,
                 },
+                raw=True,
             )
         ]
 
@@ -292,16 +293,7 @@ class LoggingService(Service):
         valid: list[Any] = []
         errors: dict[int, str] = {}
         for i, entry in enumerate(request.entries):
-            pb = LogEntryPb()
-            pb.CopyFrom(entry)
-            # Request-level defaults fill what the entry leaves empty, as the API documents.
-            if not pb.log_name:
-                pb.log_name = request.log_name
-            if not pb.HasField("resource") and request.HasField("resource"):
-                pb.resource.CopyFrom(request.resource)
-            for k, v in request.labels.items():
-                if k not in pb.labels:
-                    pb.labels[k] = v
+            pb = _with_defaults(entry, request)
             try:
                 _check_entry(pb)
             except RpcError as err:
@@ -315,54 +307,21 @@ class LoggingService(Service):
             self._append(valid)
         if errors:
             # partial_success: the valid entries were written; say which ones were not.
-            details = PartialErrorsPb()
-            for i, message in errors.items():
-                details.log_entry_errors[i].CopyFrom(
-                    status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message)
-                )
-            packed = any_pb2.Any()
-            packed.Pack(details)
-            first = next(iter(errors.items()))
-            status = status_pb2.Status(
-                code=code_pb2.INVALID_ARGUMENT,
-                message=f"{len(errors)} of {len(request.entries)} entries were not written; "
-                f"entries[{first[0]}]: {first[1]}",
-                details=[packed],
-            )
-            context.abort_with_status(rpc_status.to_status(status))
+            context.abort_with_status(rpc_status.to_status(_partial_errors(errors, request)))
         return WriteResponsePb()
 
     def _list(self, request: Any, context: grpc.ServicerContext) -> Any:
         parents = _parents(request.resource_names)
         flt = _compile(request.filter)
-        order = " ".join(request.order_by.split()).lower()
-        if order in ("", "timestamp asc", "timestamp"):
-            descending = False
-        elif order == "timestamp desc":
-            descending = True
-        else:
-            raise invalid_argument(
-                f'order_by {request.order_by!r} is not supported: use "timestamp asc" or '
-                '"timestamp desc"'
-            )
+        descending = _descending(request.order_by)
         if request.page_size < 0 or request.page_size > MAX_PAGE_SIZE:
             raise invalid_argument(f"page_size must be between 0 and {MAX_PAGE_SIZE}")
         size = request.page_size or DEFAULT_PAGE_SIZE
         direction = "d" if descending else "a"
         with self.lock:
             entries = list(self._entries)  # filter outside the lock: writers keep going
-        if descending:
-            end = len(entries)
-            if request.page_token:
-                after = _read_page_token(request.page_token, direction)
-                end = bisect.bisect_left(entries, after, key=_key)
-            candidates: Iterable[_Stored] = reversed(entries[:end])
-        else:
-            start = 0
-            if request.page_token:
-                after = _read_page_token(request.page_token, direction)
-                start = bisect.bisect_right(entries, after, key=_key)
-            candidates = entries[start:]
+        after = _read_page_token(request.page_token, direction) if request.page_token else None
+        candidates = _from(entries, after, descending)
         page: list[_Stored] = []
         more = False
         for stored in candidates:
@@ -458,3 +417,58 @@ class LoggingService(Service):
         else:
             self._entries = entries[len(entries) - self.max_entries :] if self.max_entries else []
             self._chunks, self._clean = [], 0
+
+
+def _with_defaults(entry: Any, request: Any) -> Any:
+    """A copy of a written entry with the request-level defaults filled in where it leaves them
+    empty, as the API documents (``log_name``, ``resource``, ``labels``)."""
+    pb = LogEntryPb()
+    pb.CopyFrom(entry)
+    if not pb.log_name:
+        pb.log_name = request.log_name
+    if not pb.HasField("resource") and request.HasField("resource"):
+        pb.resource.CopyFrom(request.resource)
+    for k, v in request.labels.items():
+        if k not in pb.labels:
+            pb.labels[k] = v
+    return pb
+
+
+def _partial_errors(errors: dict[int, str], request: Any) -> status_pb2.Status:
+    """The status of a partial_success write, with WriteLogEntriesPartialErrors as detail."""
+    details = PartialErrorsPb()
+    for i, message in errors.items():
+        details.log_entry_errors[i].CopyFrom(
+            status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=message)
+        )
+    packed = any_pb2.Any()
+    packed.Pack(details)
+    first = next(iter(errors.items()))
+    return status_pb2.Status(
+        code=code_pb2.INVALID_ARGUMENT,
+        message=f"{len(errors)} of {len(request.entries)} entries were not written; "
+        f"entries[{first[0]}]: {first[1]}",
+        details=[packed],
+    )
+
+
+def _descending(order_by: str) -> bool:
+    order = " ".join(order_by.split()).lower()
+    if order in ("", "timestamp asc", "timestamp"):
+        return False
+    if order == "timestamp desc":
+        return True
+    raise invalid_argument(
+        f'order_by {order_by!r} is not supported: use "timestamp asc" or "timestamp desc"'
+    )
+
+
+def _from(
+    entries: list[_Stored], after: tuple[int, str] | None, descending: bool
+) -> Iterable[_Stored]:
+    """The entries a page reads, in list order, starting after the page token's entry."""
+    if descending:
+        end = len(entries) if after is None else bisect.bisect_left(entries, after, key=_key)
+        return reversed(entries[:end])
+    start = 0 if after is None else bisect.bisect_right(entries, after, key=_key)
+    return entries[start:]

@@ -90,7 +90,7 @@ class Evaluation(MonitoringResources):
         """Report each absence condition whose metric has had no point for its duration."""
         now = self.cloud.clock.timestamp()
         with self.lock:
-            for policy in self.policies.values():
+            for policy in self.policies:
                 if not enabled(policy):
                     continue
                 for c in policy.conditions:
@@ -121,7 +121,7 @@ class Evaluation(MonitoringResources):
         with self.lock:
             policies = [
                 (p, p.conditions[0])
-                for p in self.policies.values()
+                for p in self.policies
                 if enabled(p)
                 and len(p.conditions) == 1
                 and p.conditions[0].WhichOneof("condition") == "condition_matched_log"
@@ -164,7 +164,7 @@ class Evaluation(MonitoringResources):
 
     def _enabled_policies(self, project: str) -> list[Any]:
         prefix = f"projects/{project}/alertPolicies/"
-        return [p for n, p in self.policies.items() if n.startswith(prefix) and enabled(p)]
+        return [p for p in self.policies.under(prefix) if enabled(p)]
 
     # the e-mail --------------------------------------------------------------------------------
     def _notify(

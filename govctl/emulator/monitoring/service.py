@@ -15,14 +15,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
-from google.cloud import monitoring_v3
-
+from govctl.emulator.apis import Bound
 from govctl.emulator.cloud import Cloud
 from govctl.emulator.monitoring.channels import NotificationChannelsRpcs
 from govctl.emulator.monitoring.evaluation import Evaluation
 from govctl.emulator.monitoring.policies import AlertPoliciesRpcs
-from govctl.emulator.state import from_jsonable, to_jsonable
 from govctl.emulator.ticker import Ticker
 
 TICK_SECONDS = 0.5  # how often absence conditions are checked
@@ -44,23 +41,18 @@ class MonitoringService(AlertPoliciesRpcs, NotificationChannelsRpcs, Evaluation)
     def stop(self) -> None:
         self._ticker.stop()
 
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        return [self.policies_handler(), self.channels_handler()]
+    def rpcs(self) -> list[Bound]:
+        return [self.policies_rpcs(), self.channels_rpcs()]
 
     def dump(self) -> Any:
         return {
-            "alert_policies": [to_jsonable(p) for p in self.policies.values()],
-            "notification_channels": [to_jsonable(c) for c in self.channels.values()],
+            "alert_policies": self.policies.dump(),
+            "notification_channels": self.channels.dump(),
             "absence": self.absence,
         }
 
     def load(self, data: Any) -> None:
-        for rec in (data or {}).get("alert_policies", []):
-            policy = monitoring_v3.AlertPolicy.pb(from_jsonable(monitoring_v3.AlertPolicy, rec))
-            self.policies[policy.name] = policy
-        for rec in (data or {}).get("notification_channels", []):
-            channel = monitoring_v3.NotificationChannel.pb(
-                from_jsonable(monitoring_v3.NotificationChannel, rec)
-            )
-            self.channels[channel.name] = channel
-        self.absence = dict((data or {}).get("absence", {}))
+        data = data or {}
+        self.policies.load(data.get("alert_policies", []))
+        self.channels.load(data.get("notification_channels", []))
+        self.absence = dict(data.get("absence", {}))

@@ -18,8 +18,8 @@ from google.cloud import run_v2
 from google.longrunning import operations_pb2
 from google.rpc import code_pb2
 
-from govctl.emulator import rpc
-from govctl.emulator.rpc import Method, failed_precondition, not_found
+from govctl.emulator.apis import Bound, gapic_api
+from govctl.emulator.rpc import failed_precondition, paged, unavailable
 from govctl.emulator.run import names, validate
 from govctl.emulator.run.executor import ExecutionRunner, TaskPlan
 from govctl.emulator.run.progress import Tracker
@@ -29,11 +29,11 @@ from govctl.emulator.run.resources import (
     Cond,
     RunResources,
     State,
-    clone,
     condition,
     new_etag,
     set_condition,
 )
+from govctl.emulator.store import clone
 
 # How long CancelExecution / DeleteJob wait for killed tasks before answering.
 STOP_WAIT = 5.0
@@ -65,31 +65,17 @@ def task_environment() -> dict[str, str]:
 
 
 class ExecutionsRpcs(RunResources):
-    def executions_handlers(self) -> list[grpc.GenericRpcHandler]:
-        op = operations_pb2.Operation
-        executions = rpc.service(
-            "google.cloud.run.v2.Executions",
+    def executions_rpcs(self) -> list[Bound]:
+        executions = gapic_api("google.cloud.run_v2.services.executions").bind(
             {
-                "GetExecution": Method(
-                    self.get_execution, run_v2.GetExecutionRequest, run_v2.Execution
-                ),
-                "ListExecutions": Method(
-                    self.list_executions,
-                    run_v2.ListExecutionsRequest,
-                    run_v2.ListExecutionsResponse,
-                ),
-                "DeleteExecution": Method(self.delete_execution, run_v2.DeleteExecutionRequest, op),
-                "CancelExecution": Method(self.cancel_execution, run_v2.CancelExecutionRequest, op),
-            },
+                "GetExecution": self.get_execution,
+                "ListExecutions": self.list_executions,
+                "DeleteExecution": self.delete_execution,
+                "CancelExecution": self.cancel_execution,
+            }
         )
-        tasks = rpc.service(
-            "google.cloud.run.v2.Tasks",
-            {
-                "GetTask": Method(self.get_task, run_v2.GetTaskRequest, run_v2.Task),
-                "ListTasks": Method(
-                    self.list_tasks, run_v2.ListTasksRequest, run_v2.ListTasksResponse
-                ),
-            },
+        tasks = gapic_api("google.cloud.run_v2.services.tasks").bind(
+            {"GetTask": self.get_task, "ListTasks": self.list_tasks}
         )
         return [executions, tasks]
 
@@ -105,7 +91,7 @@ class ExecutionsRpcs(RunResources):
         parent = str(jn.parent)
         with self.lock:
             if self.closed:
-                raise rpc.unavailable("The emulator is stopping.")
+                raise unavailable("The emulator is stopping.")
             job = self.require_job(job_name)
             self.check_etag(etag, job.etag, job_name)
             if overrides is not None:
@@ -113,16 +99,16 @@ class ExecutionsRpcs(RunResources):
             execution, tasks, plan = self._new_execution(job, jn, overrides)
             if validate_only:
                 return execution, self.operations.finished(parent, execution, store=False)
-            self.executions[execution.name] = execution
+            self.executions.put(execution)
             for task in tasks:
-                self.tasks[task.name] = task
+                self.tasks.put(task)
             job.execution_count += 1
             job.latest_created_execution = run_v2.ExecutionReference(
                 name=execution.name,
                 create_time=execution.create_time,
                 completion_status=CompletionStatus.EXECUTION_RUNNING,
             )
-            op = self.operations.new(parent, execution)
+            op = self.operations.start(parent, execution)
             self.execution_ops[execution.name] = [(op.name, "run")]
             runner = ExecutionRunner(
                 execution.name, plan, Tracker(self, execution.name, jn), self.cloud.children
@@ -322,26 +308,24 @@ class ExecutionsRpcs(RunResources):
             else:
                 self.require_job(request.parent)
                 prefix = f"{request.parent}/executions/"
-            found = [e for n, e in self.executions.items() if n.startswith(prefix)]
+            found = self.executions.under(prefix)
             # Newest first, as the console and gcloud show them.
             found.sort(key=lambda e: (e.create_time, e.name), reverse=True)
             items = [clone(e) for e in found]
-        chunk, token = rpc.page(items, request.page_size, request.page_token)
-        return run_v2.ListExecutionsResponse(executions=chunk, next_page_token=token)
+        return paged(run_v2.ListExecutionsResponse, "executions", items, request)
 
     def delete_execution(
         self, request: run_v2.DeleteExecutionRequest, context: grpc.ServicerContext
     ) -> Any:
-        name = names.check_execution(request.name)
-        parent = name.split("/jobs/", 1)[0]
         with self.lock:
-            ex = clone(self.require_execution(name))
-            self.check_etag(request.etag, ex.etag, name)
+            name, parent, stored = self._checked_execution(request)
+            ex = clone(stored)
             if request.validate_only:
                 return self.operations.finished(parent, ex, store=False)
         self._cancel_and_wait(name)
         with self.lock:
-            ex = clone(self.executions.get(name, ex))
+            current = self.executions.get(name)
+            ex = clone(ex if current is None else current)
             self._forget_execution(name)
             ex.delete_time = self.now()
             self.changed()
@@ -350,16 +334,13 @@ class ExecutionsRpcs(RunResources):
     def cancel_execution(
         self, request: run_v2.CancelExecutionRequest, context: grpc.ServicerContext
     ) -> Any:
-        name = names.check_execution(request.name)
-        parent = name.split("/jobs/", 1)[0]
         with self.lock:
-            ex = self.require_execution(name)
-            self.check_etag(request.etag, ex.etag, name)
+            name, parent, ex = self._checked_execution(request)
             if "completion_time" in ex:
                 raise failed_precondition(f"Execution {name} has already completed.")
             if request.validate_only:
                 return self.operations.finished(parent, ex, store=False)
-            op = self.operations.new(parent, ex)
+            op = self.operations.start(parent, ex)
             self.execution_ops.setdefault(name, []).append((op.name, "cancel"))
             set_condition(
                 ex.conditions,
@@ -378,6 +359,14 @@ class ExecutionsRpcs(RunResources):
                 operations_pb2.GetOperationRequest(name=op.name), context
             )
 
+    def _checked_execution(self, request: Any) -> tuple[str, str, run_v2.Execution]:
+        """(name, parent, the stored execution) of a Delete/CancelExecution request whose
+        etag matches (lock held)."""
+        name = names.check_execution(request.name)
+        ex = self.require_execution(name)
+        self.check_etag(request.etag, ex.etag, name)
+        return name, name.split("/jobs/", 1)[0], ex
+
     def _cancel_and_wait(self, ex_name: str) -> None:
         with self.lock:
             runner = self.runners.get(ex_name)
@@ -386,9 +375,9 @@ class ExecutionsRpcs(RunResources):
             runner.join(STOP_WAIT)
 
     def _forget_execution(self, ex_name: str) -> None:
-        self.executions.pop(ex_name, None)
+        self.executions.discard(ex_name)
         for task in self.tasks_of(ex_name):
-            self.tasks.pop(task.name, None)
+            self.tasks.discard(task.name)
         for op_name, _ in self.execution_ops.pop(ex_name, []):
             ex = run_v2.Execution(name=ex_name)
             self.operations.finish(
@@ -401,10 +390,7 @@ class ExecutionsRpcs(RunResources):
     ) -> run_v2.Task:
         names.check_task(request.name)
         with self.lock:
-            task = self.tasks.get(request.name)
-            if task is None:
-                raise not_found(f"Task {request.name} does not exist.")
-            return clone(task)
+            return clone(self.tasks.require(request.name))
 
     def list_tasks(
         self, request: run_v2.ListTasksRequest, context: grpc.ServicerContext
@@ -413,5 +399,4 @@ class ExecutionsRpcs(RunResources):
         with self.lock:
             self.require_execution(request.parent)
             items = [clone(t) for t in self.tasks_of(request.parent)]
-        chunk, token = rpc.page(items, request.page_size, request.page_token)
-        return run_v2.ListTasksResponse(tasks=chunk, next_page_token=token)
+        return paged(run_v2.ListTasksResponse, "tasks", items, request)

@@ -11,33 +11,27 @@ from typing import Any
 
 import grpc
 from google.cloud import run_v2
-from google.iam.v1 import iam_policy_pb2, policy_pb2
-from google.longrunning import operations_pb2
 
-from govctl.emulator import rpc
-from govctl.emulator.iam import policy as iam_policy
-from govctl.emulator.rpc import Method, invalid_argument
-from govctl.emulator.run import names, policies, validate
+from govctl.emulator.apis import Bound, gapic_api
+from govctl.emulator.rpc import invalid_argument, paged
+from govctl.emulator.run import names, validate
 from govctl.emulator.run.executions import ExecutionsRpcs
-from govctl.emulator.run.resources import PRINCIPAL, State, clone, condition, new_etag
+from govctl.emulator.run.resources import PRINCIPAL, State, condition, new_etag
+from govctl.emulator.store import clone
 
 
 class JobsRpcs(ExecutionsRpcs):
-    def jobs_handler(self) -> grpc.GenericRpcHandler:
-        op = operations_pb2.Operation
-        return rpc.service(
-            "google.cloud.run.v2.Jobs",
+    def jobs_rpcs(self) -> Bound:
+        return gapic_api("google.cloud.run_v2.services.jobs").bind(
             {
-                "CreateJob": Method(self.create_job, run_v2.CreateJobRequest, op),
-                "GetJob": Method(self.get_job, run_v2.GetJobRequest, run_v2.Job),
-                "ListJobs": Method(self.list_jobs, run_v2.ListJobsRequest, run_v2.ListJobsResponse),
-                "UpdateJob": Method(self.update_job, run_v2.UpdateJobRequest, op),
-                "DeleteJob": Method(self.delete_job, run_v2.DeleteJobRequest, op),
-                "RunJob": Method(self.run_job_rpc, run_v2.RunJobRequest, op),
-                **iam_policy.methods(
-                    self.get_iam_policy, self.set_iam_policy, self.test_iam_permissions
-                ),
-            },
+                "CreateJob": self.create_job,
+                "GetJob": self.get_job,
+                "ListJobs": self.list_jobs,
+                "UpdateJob": self.update_job,
+                "DeleteJob": self.delete_job,
+                "RunJob": self.run_job_rpc,
+                **self.policies.handlers(),
+            }
         )
 
     # Jobs ------------------------------------------------------------------------------------
@@ -92,15 +86,14 @@ class JobsRpcs(ExecutionsRpcs):
         job = self._prepare_job(request.job)
         job.name = name
         with self.lock:
-            if name in self.jobs:
-                raise rpc.already_exists(f"Resource '{request.job_id}' already exists.")
+            self.jobs.check_absent(name)
             self._finish_job_fields(job, self.now(), None)
             return self._store(str(parent), job, request.validate_only)
 
     def _store(self, parent: str, job: run_v2.Job, validate_only: bool) -> Any:
         """Keep a created or updated job (unless validate_only) and answer with its operation."""
         if not validate_only:
-            self.jobs[job.name] = job
+            self.jobs.put(job)
             self.changed()
         return self.operations.finished(parent, job, store=not validate_only)
 
@@ -113,11 +106,9 @@ class JobsRpcs(ExecutionsRpcs):
         self, request: run_v2.ListJobsRequest, context: grpc.ServicerContext
     ) -> run_v2.ListJobsResponse:
         parent = names.parse_parent(request.parent)
-        prefix = f"{parent}/jobs/"
         with self.lock:
-            jobs = [clone(j) for n, j in sorted(self.jobs.items()) if n.startswith(prefix)]
-        chunk, token = rpc.page(jobs, request.page_size, request.page_token)
-        return run_v2.ListJobsResponse(jobs=chunk, next_page_token=token)
+            jobs = [clone(j) for j in self.jobs.under(f"{parent}/jobs/")]
+        return paged(run_v2.ListJobsResponse, "jobs", jobs, request)
 
     def update_job(self, request: run_v2.UpdateJobRequest, context: grpc.ServicerContext) -> Any:
         name = str(names.parse_job(request.job.name, "job.name"))
@@ -140,15 +131,15 @@ class JobsRpcs(ExecutionsRpcs):
             self.check_etag(request.etag, job.etag, name)
             if request.validate_only:
                 return self.operations.finished(parent, job, store=False)
-            doomed = [n for n in self.executions if names.job_of(n) == name]
+            doomed = [e.name for e in self.executions if names.job_of(e.name) == name]
         # Deleting a job deletes its executions; running ones are cancelled first.
         for ex_name in doomed:
             self._cancel_and_wait(ex_name)
         with self.lock:
-            job = self.jobs.pop(name, job)
+            job = self.jobs.items.pop(name, job)
             for ex_name in doomed:
                 self._forget_execution(ex_name)
-            self.policies.pop(name, None)
+            self.policies.forget(name)
             job.delete_time = self.now()
             self.changed()
             return self.operations.finished(parent, job)
@@ -158,39 +149,3 @@ class JobsRpcs(ExecutionsRpcs):
         overrides = request.overrides if "overrides" in request else None
         _, op = self.start_execution(request.name, overrides, request.etag, request.validate_only)
         return op
-
-    # IAM -------------------------------------------------------------------------------------
-    def get_iam_policy(
-        self, request: iam_policy_pb2.GetIamPolicyRequest, context: grpc.ServicerContext
-    ) -> policy_pb2.Policy:
-        names.parse_job(request.resource, "resource")
-        policies.check_requested_version(request.options.requested_policy_version)
-        with self.lock:
-            self.require_job(request.resource)
-            current = self.policies.get(request.resource) or policies.empty_policy()
-            return policies.for_version(current, request.options.requested_policy_version)
-
-    def set_iam_policy(
-        self, request: iam_policy_pb2.SetIamPolicyRequest, context: grpc.ServicerContext
-    ) -> policy_pb2.Policy:
-        names.parse_job(request.resource, "resource")
-        with self.lock:
-            self.require_job(request.resource)
-            current = self.policies.get(request.resource) or policies.empty_policy()
-            stored = policies.checked_update(current, request.policy)
-            self.policies[request.resource] = stored
-            self.changed()
-            return iam_policy.copy(stored)
-
-    def test_iam_permissions(
-        self, request: iam_policy_pb2.TestIamPermissionsRequest, context: grpc.ServicerContext
-    ) -> iam_policy_pb2.TestIamPermissionsResponse:
-        names.parse_job(request.resource, "resource")
-        for perm in request.permissions:
-            if "*" in perm:
-                raise invalid_argument(f"Permissions with wildcards are not allowed: {perm!r}")
-        with self.lock:
-            self.require_job(request.resource)
-        # The emulator's caller owns every project: it holds each Cloud Run permission.
-        granted = [p for p in request.permissions if p.startswith("run.")]
-        return iam_policy_pb2.TestIamPermissionsResponse(permissions=granted)

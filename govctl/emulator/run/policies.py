@@ -1,17 +1,23 @@
-"""IAM policies on Cloud Run jobs: versions, etags and the checks IAM applies to bindings."""
+"""IAM policies on Cloud Run jobs: the checks IAM applies to a job policy's bindings.
+
+The protocol (etags, versions, the three RPCs) is :class:`govctl.emulator.iam.policy.IamPolicies`.
+"""
 
 from __future__ import annotations
 
-import os
 import re
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from google.iam.v1 import policy_pb2
 
-from govctl.emulator.iam import policy as iam_policy
+from govctl.emulator.iam.policy import IamPolicies
 from govctl.emulator.rpc import invalid_argument
+from govctl.emulator.run import names
 
-# The etag IAM gives a resource whose policy was never set (base64 "ACAB").
-EMPTY_ETAG = b"\x00\x20\x01"
+if TYPE_CHECKING:
+    from govctl.emulator.cloud import Service
+
 _ROLE = re.compile(r"^(roles/[A-Za-z0-9_.]+|(projects|organizations)/[^/]+/roles/[A-Za-z0-9_.]+)$")
 _MEMBER_PREFIXES = (
     "user:",
@@ -25,40 +31,34 @@ _MEMBER_PREFIXES = (
 _MEMBER_WORDS = ("allUsers", "allAuthenticatedUsers")
 
 
-def empty_policy() -> policy_pb2.Policy:
-    return policy_pb2.Policy(version=1, etag=EMPTY_ETAG)
+class JobPolicies(IamPolicies):
+    """``GetIamPolicy`` / ``SetIamPolicy`` / ``TestIamPermissions`` on ``…/jobs/J``. The
+    emulator's caller owns every project: it holds each Cloud Run permission."""
 
+    permission_prefix = "run."
 
-def check_requested_version(version: int) -> None:
-    if version not in (0, 1, 3):
-        raise invalid_argument(f"Invalid requested_policy_version {version}: must be 0, 1 or 3")
+    def __init__(self, service: Service, require_job: Callable[[str], object]) -> None:
+        super().__init__(service)
+        self._require_job = require_job
 
+    def check_name(self, resource: str) -> None:
+        names.parse_job(resource, "resource")
 
-def checked_update(current: policy_pb2.Policy, new: policy_pb2.Policy) -> policy_pb2.Policy:
-    """The policy SetIamPolicy stores: etag checked (stale -> ABORTED), bindings validated."""
-    iam_policy.check_etag(new, current)
-    if new.version not in (0, 1, 3):
-        raise invalid_argument(f"Invalid policy version {new.version}: must be 1 or 3")
-    for i, binding in enumerate(new.bindings):
-        if not _ROLE.match(binding.role):
-            raise invalid_argument(f"bindings[{i}].role: invalid role {binding.role!r}")
-        if not binding.members:
-            raise invalid_argument(f"bindings[{i}]: a binding needs at least one member")
-        for member in binding.members:
-            if member not in _MEMBER_WORDS and not member.startswith(_MEMBER_PREFIXES):
-                raise invalid_argument(f"bindings[{i}]: invalid member {member!r}")
-    version = iam_policy.stored_version(new.bindings)
-    if version == 3 and new.version != 3:
-        raise invalid_argument("A policy with conditions must use version 3")
-    stored = iam_policy.copy(new)
-    stored.version = version
-    stored.etag = os.urandom(8)
-    return stored
+    def check_exists(self, resource: str) -> None:
+        self._require_job(resource)
 
+    def bindings(self, bindings: Sequence[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
+        for i, binding in enumerate(bindings):
+            if not _ROLE.match(binding.role):
+                raise invalid_argument(f"bindings[{i}].role: invalid role {binding.role!r}")
+            if not binding.members:
+                raise invalid_argument(f"bindings[{i}]: a binding needs at least one member")
+            for member in binding.members:
+                if member not in _MEMBER_WORDS and not member.startswith(_MEMBER_PREFIXES):
+                    raise invalid_argument(f"bindings[{i}]: invalid member {member!r}")
+        return list(bindings)
 
-def for_version(policy: policy_pb2.Policy, requested: int) -> policy_pb2.Policy:
-    if requested < 3 and iam_policy.is_conditional(policy.bindings):
-        raise invalid_argument(
-            "The policy has conditional bindings; request policy version 3 to read it"
-        )
-    return iam_policy.copy(policy)
+    def check_permissions(self, permissions: Sequence[str]) -> None:
+        for perm in permissions:
+            if "*" in perm:
+                raise invalid_argument(f"Permissions with wildcards are not allowed: {perm!r}")

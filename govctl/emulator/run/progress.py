@@ -57,17 +57,28 @@ def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
         cond = next((c for c in ex.conditions if c.type_ == t), None)
         if cond is not None and cond.state == State.CONDITION_PENDING:
             set_condition(ex.conditions, condition(t, State.CONDITION_SUCCEEDED, now))
-    elapsed = (now - ex.create_time).total_seconds()
-    status: Any = CompletionStatus.EXECUTION_SUCCEEDED
-    error: tuple[int, str] | None = None
+    completed, status, error = _completion(ex, tasks, outcome, now)
+    set_condition(ex.conditions, completed)
+    job = run.jobs.get(names.job_of(ex_name))
+    if job is not None and job.latest_created_execution.name == ex_name:
+        job.latest_created_execution.completion_time = now
+        job.latest_created_execution.completion_status = status
+    for op_name, kind in run.execution_ops.pop(ex_name, []):
+        # A cancelled execution still answers RunJob with the execution, not an error.
+        run.operations.finish(op_name, ex, ex, error=error if kind == "run" else None)
+    run.changed()
+
+
+def _completion(
+    ex: run_v2.Execution, tasks: list[run_v2.Task], outcome: Outcome, now: datetime
+) -> tuple[Cond, Any, tuple[int, str] | None]:
+    """The Completed condition, completion status and RunJob operation error of an outcome."""
     if outcome == "succeeded":
-        completed = condition(
-            "Completed",
-            State.CONDITION_SUCCEEDED,
-            now,
-            f"Execution completed successfully in {elapsed:.0f}s.",
-        )
-    elif outcome == "failed":
+        elapsed = (now - ex.create_time).total_seconds()
+        message = f"Execution completed successfully in {elapsed:.0f}s."
+        completed = condition("Completed", State.CONDITION_SUCCEEDED, now, message)
+        return completed, CompletionStatus.EXECUTION_SUCCEEDED, None
+    if outcome == "failed":
         first = next(
             (
                 t
@@ -85,25 +96,14 @@ def finish_execution(run: RunResources, ex_name: str, outcome: Outcome) -> None:
             f"({ex.failed_count} of {ex.task_count} tasks failed)"
         )
         completed = completed_failed(now, message, Cond.ExecutionReason.NON_ZERO_EXIT_CODE)
-        status = CompletionStatus.EXECUTION_FAILED
-        error = (code_pb2.FAILED_PRECONDITION, message)
-    else:
-        # An execution the emulator's stop (or crash) interrupted ends as a cancelled one, so
-        # whoever watches it sees one outcome, with the cause in the message.
-        message = "The execution was cancelled."
-        if outcome == "interrupted":
-            message = "The execution was cancelled: the emulator stopped while it was running."
-        completed = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
-        status = CompletionStatus.EXECUTION_CANCELLED
-    set_condition(ex.conditions, completed)
-    job = run.jobs.get(names.job_of(ex_name))
-    if job is not None and job.latest_created_execution.name == ex_name:
-        job.latest_created_execution.completion_time = now
-        job.latest_created_execution.completion_status = status
-    for op_name, kind in run.execution_ops.pop(ex_name, []):
-        # A cancelled execution still answers RunJob with the execution, not an error.
-        run.operations.finish(op_name, ex, ex, error=error if kind == "run" else None)
-    run.changed()
+        return completed, CompletionStatus.EXECUTION_FAILED, (code_pb2.FAILED_PRECONDITION, message)
+    # An execution the emulator's stop (or crash) interrupted ends as a cancelled one, so
+    # whoever watches it sees one outcome, with the cause in the message.
+    message = "The execution was cancelled."
+    if outcome == "interrupted":
+        message = "The execution was cancelled: the emulator stopped while it was running."
+    completed = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
+    return completed, CompletionStatus.EXECUTION_CANCELLED, None
 
 
 CANCELLED_TASK = "The task was cancelled."
@@ -242,6 +242,16 @@ class Tracker:
             self._touched(ex, now)
 
     def log_line(self, index: int, attempt: int, stream: Stream, line: str) -> None:
+        self._write(index, attempt, stream, line)
+
+    def _system_log(self, index: int, attempt: int, message: str) -> None:
+        """An ERROR entry in the job's system log, where Cloud Run reports a container that
+        could not start (e.g. an image it cannot pull)."""
+        self._write(index, attempt, "varlog/system", message, log_severity_pb2.ERROR)
+
+    def _write(
+        self, index: int, attempt: int, stream: str, line: str, severity: int | None = None
+    ) -> None:
         # A line that cannot become an entry, or that the logging service refuses (e.g. over
         # 256 KiB), is dropped: the reader thread must keep draining the task's pipes, or the
         # task would block.
@@ -257,25 +267,9 @@ class Tracker:
                 line=line,
                 now=self.svc.now(),
             )
-            self.svc.cloud.service("logging").write_entries([entry])
-
-    def _system_log(self, index: int, attempt: int, message: str) -> None:
-        """An ERROR entry in the job's system log, where Cloud Run reports a container that
-        could not start (e.g. an image it cannot pull)."""
-        with contextlib.suppress(Exception):
-            entry = task_log_entry(
-                project=self.job.project,
-                location=self.job.location,
-                job=self.job.job,
-                execution=self.ex_id,
-                task_index=index,
-                attempt=attempt,
-                stream="varlog/system",
-                line=message,
-                now=self.svc.now(),
-            )
-            entry.log_name = entry.log_name.replace("varlog/system", "varlog%2Fsystem")
-            entry.severity = log_severity_pb2.ERROR
+            if severity is not None:
+                entry.log_name = entry.log_name.replace("varlog/system", "varlog%2Fsystem")
+                entry.severity = severity
             self.svc.cloud.service("logging").write_entries([entry])
 
     def execution_finished(self, outcome: Outcome) -> None:

@@ -1,7 +1,8 @@
 """The resources of the emulated Cloud Run Admin API and the lookups its RPC modules share.
 
 :class:`RunResources` holds jobs, executions, tasks, job IAM policies and operations in memory
-(protobuf messages, keyed by resource name) under the service lock. The RPCs build on it:
+(:class:`~govctl.emulator.store.Store` s of proto-plus messages, keyed by resource name) under
+the service lock. The RPCs build on it:
 :mod:`.executions` (Executions, Tasks, starting an execution), then :mod:`.jobs` (Jobs), then
 :mod:`.service` (the :class:`~govctl.emulator.cloud.Service` the emulator loads).
 """
@@ -13,13 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from google.cloud import run_v2
-from google.iam.v1 import policy_pb2
 
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import aborted, not_found
+from govctl.emulator.rpc import RpcError, aborted, already_exists, not_found
 from govctl.emulator.run import names
 from govctl.emulator.run.executor import ExecutionRunner
-from govctl.emulator.run.operations import OperationStore
+from govctl.emulator.run.operations import RunOperations
+from govctl.emulator.run.policies import JobPolicies
+from govctl.emulator.store import Store, check_etag
 
 # Every caller of the emulator is this principal (there is no authentication).
 PRINCIPAL = "emulator@example.com"  # the IAM service's default owner, user:emulator@example.com
@@ -27,10 +29,6 @@ PRINCIPAL = "emulator@example.com"  # the IAM service's default owner, user:emul
 Cond = run_v2.Condition
 State = run_v2.Condition.State
 CompletionStatus = run_v2.ExecutionReference.CompletionStatus
-
-
-def clone(msg: Any) -> Any:
-    return type(msg).deserialize(type(msg).serialize(msg))
 
 
 def condition(type_: str, state: Any, now: datetime, message: str = "", **extra: Any) -> Cond:
@@ -52,14 +50,35 @@ def new_etag(*parts: object) -> str:
     return f'"{digest}"'
 
 
+def _job_missing(name: str) -> RpcError:
+    n = names.parse_job(name)
+    return not_found(
+        f"Resource '{n.job}' of kind 'JOB' in region '{n.location}' in project "
+        f"'{n.project}' does not exist."
+    )
+
+
+def _job_exists(name: str) -> RpcError:
+    return already_exists(f"Resource '{names.parse_job(name).job}' already exists.")
+
+
 class RunResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self.jobs: dict[str, run_v2.Job] = {}
-        self.executions: dict[str, run_v2.Execution] = {}
-        self.tasks: dict[str, run_v2.Task] = {}
-        self.policies: dict[str, policy_pb2.Policy] = {}
-        self.operations = OperationStore(self.lock, self.changed)
+        # proto-plus messages: the Run modules work on them field by field
+        self.jobs: Store[run_v2.Job, run_v2.Job] = Store(
+            run_v2.Job, raw=False, missing=_job_missing, exists=_job_exists
+        )
+        self.executions: Store[run_v2.Execution, run_v2.Execution] = Store(
+            run_v2.Execution,
+            raw=False,
+            missing="Execution {name} does not exist.",
+        )
+        self.tasks: Store[run_v2.Task, run_v2.Task] = Store(
+            run_v2.Task, raw=False, missing="Task {name} does not exist."
+        )
+        self.policies = JobPolicies(self, self.require_job)
+        self.operations: RunOperations = RunOperations(self)
         # execution name -> operations finished with it: (operation name, "run" | "cancel")
         self.execution_ops: dict[str, list[tuple[str, str]]] = {}
         self.runners: dict[str, ExecutionRunner] = {}
@@ -67,33 +86,20 @@ class RunResources(Service):
 
     # lookups ---------------------------------------------------------------------------------
     def require_job(self, name: str) -> run_v2.Job:
-        job = self.jobs.get(name)
-        if job is None:
-            n = names.parse_job(name)
-            raise not_found(
-                f"Resource '{n.job}' of kind 'JOB' in region '{n.location}' in project "
-                f"'{n.project}' does not exist."
-            )
-        return job
+        return self.jobs.require(name)
 
     def require_execution(self, name: str) -> run_v2.Execution:
-        ex = self.executions.get(name)
-        if ex is None:
-            raise not_found(f"Execution {name} does not exist.")
-        return ex
+        return self.executions.require(name)
 
     def tasks_of(self, execution_name: str) -> list[run_v2.Task]:
-        prefix = f"{execution_name}/tasks/"
-        return sorted(
-            (t for n, t in self.tasks.items() if n.startswith(prefix)), key=lambda t: t.index
-        )
+        return sorted(self.tasks.under(f"{execution_name}/tasks/"), key=lambda t: t.index)
 
     def now(self) -> datetime:
         return self.cloud.clock.now()
 
     def check_etag(self, given: str, current: str, name: str) -> None:
-        if given and given != current:
-            raise aborted(
-                f"The etag {given} does not match the current etag {current} of {name}; "
-                "read it again and retry."
-            )
+        message = (
+            f"The etag {given} does not match the current etag {current} of {name}; "
+            "read it again and retry."
+        )
+        check_etag(given, current, message, aborted)

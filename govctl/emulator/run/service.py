@@ -12,15 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from google.cloud import run_v2
 from google.iam.v1 import policy_pb2
 
-from govctl.emulator.iam import policy as iam_policy
-from govctl.emulator.run import policies
+from govctl.emulator.apis import Bound
 from govctl.emulator.run.jobs import JobsRpcs
 from govctl.emulator.run.progress import finish_execution
-from govctl.emulator.state import from_jsonable, to_jsonable
 
 
 class RunService(JobsRpcs):
@@ -35,18 +32,15 @@ class RunService(JobsRpcs):
         return execution
 
     def job_iam_policy(self, job_name: str) -> policy_pb2.Policy:
-        with self.lock:
-            self.require_job(job_name)
-            return iam_policy.copy(self.policies.get(job_name) or policies.empty_policy())
+        return self.policies.policy(job_name)
 
     # gRPC ------------------------------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        return [self.jobs_handler(), *self.executions_handlers(), self.operations.handler()]
+    def rpcs(self) -> list[Bound]:
+        return [self.jobs_rpcs(), *self.executions_rpcs()]
 
     # lifecycle and persistence ---------------------------------------------------------------
     def stopping(self) -> None:
         # WaitOperation callers get the operation as it stands instead of a cancelled call.
-        self.operations.stopping.set()
         self.operations.wake()
 
     def stop(self) -> None:
@@ -59,15 +53,15 @@ class RunService(JobsRpcs):
         for runner in runners:
             runner.join(3.0)
         with self.lock:
-            for ex_name in list(self.executions):
+            for ex_name in list(self.executions.items):
                 finish_execution(self, ex_name, "interrupted")
 
     def dump(self) -> Any:
         return {
-            "jobs": [to_jsonable(j) for j in self.jobs.values()],
-            "executions": [to_jsonable(e) for e in self.executions.values()],
-            "tasks": [to_jsonable(t) for t in self.tasks.values()],
-            "policies": {name: to_jsonable(p) for name, p in self.policies.items()},
+            "jobs": self.jobs.dump(),
+            "executions": self.executions.dump(),
+            "tasks": self.tasks.dump(),
+            "policies": self.policies.dump(),
             "operations": self.operations.dump(),
             "execution_operations": {
                 k: [list(v) for v in ops] for k, ops in self.execution_ops.items()
@@ -78,22 +72,15 @@ class RunService(JobsRpcs):
         if not isinstance(data, dict):
             return
         with self.lock:
-            self.jobs = _by_name(run_v2.Job, data.get("jobs", []))
-            self.executions = _by_name(run_v2.Execution, data.get("executions", []))
-            self.tasks = _by_name(run_v2.Task, data.get("tasks", []))
-            self.policies = {
-                name: from_jsonable(policy_pb2.Policy, d)
-                for name, d in data.get("policies", {}).items()
-            }
+            self.jobs.load(data.get("jobs", []))
+            self.executions.load(data.get("executions", []))
+            self.tasks.load(data.get("tasks", []))
+            self.policies.load(data.get("policies", {}))
             self.operations.load(data.get("operations", []))
             self.execution_ops = {
                 k: [(op, kind) for op, kind in ops]
                 for k, ops in data.get("execution_operations", {}).items()
             }
             # Executions that were running when the emulator went away cannot resume.
-            for ex_name in list(self.executions):
+            for ex_name in list(self.executions.items):
                 finish_execution(self, ex_name, "interrupted")
-
-
-def _by_name(cls: type, items: list[dict[str, Any]]) -> dict[str, Any]:
-    return {msg.name: msg for msg in (from_jsonable(cls, d) for d in items)}

@@ -15,20 +15,19 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import grpc
 from croniter import croniter
 from google.cloud import scheduler_v1
-from google.protobuf import duration_pb2, empty_pb2, field_mask_pb2
+from google.protobuf import duration_pb2, empty_pb2
 from google.rpc import status_pb2
 
 from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import Method, invalid_argument, not_found
+from govctl.emulator.rpc import Paging, invalid_argument, matched
 from govctl.emulator.scheduler import targets
-from govctl.emulator.state import from_jsonable, to_jsonable
+from govctl.emulator.store import Store, copy, masked_update
 from govctl.emulator.ticker import Ticker
 
-JobPb: Any = scheduler_v1.Job.pb()
 State = scheduler_v1.Job.State
 
 _PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
@@ -53,6 +52,9 @@ DEFAULT_TIME_ZONE = "Etc/UTC"
 _HTTP_DEADLINE = (timedelta(seconds=15), timedelta(minutes=30), timedelta(minutes=3))
 _OTHER_DEADLINE = (timedelta(seconds=15), timedelta(hours=24), timedelta(minutes=3))
 MAX_RETRY_COUNT = 5
+# ListJobsRequest.page_size: "The maximum page size is 500. If unspecified, the page size will
+# be the maximum." (cloudscheduler.proto)
+_PAGING = Paging(default=500, maximum=500)
 TICK_SECONDS = 0.2
 
 
@@ -102,28 +104,7 @@ def _check_target(job: Any) -> None:
             "A job needs a target: http_target, pubsub_target or app_engine_http_target."
         )
     if target == "http_target":
-        http = job.http_target
-        parts = urlsplit(http.uri)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise invalid_argument(
-                f"HttpTarget.uri must be an absolute http(s) URL, got {http.uri!r}."
-            )
-        if len(http.uri) > 2083:
-            raise invalid_argument("HttpTarget.uri must be at most 2083 characters.")
-        if http.HasField("oauth_token") and not parts.hostname.endswith(".googleapis.com"):
-            raise invalid_argument(
-                "OAuth tokens are only sent to Google APIs (*.googleapis.com); use an OIDC token "
-                f"for {parts.hostname}."
-            )
-        token = http.oauth_token if http.HasField("oauth_token") else http.oidc_token
-        if (
-            http.HasField("oauth_token") or http.HasField("oidc_token")
-        ) and not token.service_account_email:
-            raise invalid_argument("The token's service_account_email is required.")
-        if http.http_method == scheduler_v1.HttpMethod.HTTP_METHOD_UNSPECIFIED:
-            http.http_method = scheduler_v1.HttpMethod.POST
-        if http.HasField("oauth_token") and not http.oauth_token.scope:
-            http.oauth_token.scope = "https://www.googleapis.com/auth/cloud-platform"
+        _check_http_target(job.http_target)
     elif target == "pubsub_target" and not re.fullmatch(
         r"projects/[^/]+/topics/[^/]+", job.pubsub_target.topic_name
     ):
@@ -136,6 +117,27 @@ def _check_target(job: Any) -> None:
             f"attempt_deadline must be between {bounds[0].seconds}s and "
             f"{int(bounds[1].total_seconds())}s for this target."
         )
+
+
+def _check_http_target(http: Any) -> None:
+    """Check an HttpTarget and fill its defaults (method POST, the OAuth scope)."""
+    parts = urlsplit(http.uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise invalid_argument(f"HttpTarget.uri must be an absolute http(s) URL, got {http.uri!r}.")
+    if len(http.uri) > 2083:
+        raise invalid_argument("HttpTarget.uri must be at most 2083 characters.")
+    token_kind = http.WhichOneof("authorization_header")
+    if token_kind == "oauth_token" and not parts.hostname.endswith(".googleapis.com"):
+        raise invalid_argument(
+            "OAuth tokens are only sent to Google APIs (*.googleapis.com); use an OIDC token "
+            f"for {parts.hostname}."
+        )
+    if token_kind is not None and not getattr(http, token_kind).service_account_email:
+        raise invalid_argument("The token's service_account_email is required.")
+    if http.http_method == scheduler_v1.HttpMethod.HTTP_METHOD_UNSPECIFIED:
+        http.http_method = scheduler_v1.HttpMethod.POST
+    if token_kind == "oauth_token" and not http.oauth_token.scope:
+        http.oauth_token.scope = "https://www.googleapis.com/auth/cloud-platform"
 
 
 def _check_retry(job: Any) -> None:
@@ -163,7 +165,11 @@ class SchedulerService(Service):
 
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self._jobs: dict[str, Any] = {}  # name -> raw Job pb
+        self._jobs: Store[Any, scheduler_v1.Job] = Store(
+            scheduler_v1.Job,
+            missing="Job not found: {name}.",
+            exists="Job {name} already exists.",
+        )
         self._ticker = Ticker("scheduler-ticker", TICK_SECONDS, self._tick)
 
     # validation -------------------------------------------------------------------------------
@@ -186,29 +192,19 @@ class SchedulerService(Service):
 
     @staticmethod
     def _name(name: str) -> re.Match[str]:
-        m = _NAME_RE.fullmatch(name)
-        if not m:
-            raise invalid_argument(_NAME_FORMAT)
-        return m
+        return matched(_NAME_RE, name, _NAME_FORMAT)
 
     def _get(self, name: str) -> Any:
         self._name(name)
-        job = self._jobs.get(name)
-        if job is None:
-            raise not_found(f"Job not found: {name}.")
-        return job
+        return self._jobs.require(name)
 
-    @staticmethod
-    def _out(job: Any) -> scheduler_v1.Job:
-        copy = JobPb()
-        copy.CopyFrom(job)
-        return scheduler_v1.Job.wrap(copy)
+    def _out(self, job: Any) -> scheduler_v1.Job:
+        return self._jobs.out(job)
 
     # RPCs -------------------------------------------------------------------------------------
     def create_job(self, request: scheduler_v1.CreateJobRequest, context: Any) -> Any:
         _check_parent(request.parent)
-        job = JobPb()
-        job.CopyFrom(scheduler_v1.Job.pb(request.job))
+        job = self._jobs.stored(request.job)
         if not job.name:
             raise invalid_argument("Job name is required. " + _NAME_FORMAT)
         self._name(job.name)
@@ -222,9 +218,7 @@ class SchedulerService(Service):
         job.user_update_time.FromDatetime(now)
         self._reschedule(job, now)
         with self.lock:
-            if job.name in self._jobs:
-                raise rpc.already_exists(f"Job {job.name} already exists.")
-            self._jobs[job.name] = job
+            self._jobs.add(job)
             self.changed()
             return self._out(job)
 
@@ -234,22 +228,13 @@ class SchedulerService(Service):
 
     def list_jobs(self, request: scheduler_v1.ListJobsRequest, context: Any) -> Any:
         _check_parent(request.parent)
-        prefix = request.parent + "/jobs/"
         with self.lock:
-            jobs = [self._out(j) for n, j in sorted(self._jobs.items()) if n.startswith(prefix)]
-        items, token = rpc.page(
-            jobs, request.page_size, request.page_token, default_size=100, max_size=500
-        )
-        return scheduler_v1.ListJobsResponse(jobs=items, next_page_token=token)
+            jobs = self._jobs.copies(request.parent + "/jobs/")
+        return _PAGING.respond(scheduler_v1.ListJobsResponse, "jobs", jobs, request)
 
     def update_job(self, request: scheduler_v1.UpdateJobRequest, context: Any) -> Any:
         src = scheduler_v1.Job.pb(request.job)
-        mask = field_mask_pb2.FieldMask()
-        mask.CopyFrom(scheduler_v1.UpdateJobRequest.pb(request).update_mask)
-        if not mask.paths:
-            mask.paths.extend(f for f in _USER_FIELDS if _is_set(src, f))
-        if not mask.IsValidForDescriptor(JobPb.DESCRIPTOR):
-            raise invalid_argument(f"update_mask has an unknown field: {list(mask.paths)}")
+        mask = scheduler_v1.UpdateJobRequest.pb(request).update_mask
         top = {p.split(".")[0] for p in mask.paths}
         if "name" in top:
             raise invalid_argument("The job name cannot be updated.")
@@ -259,21 +244,19 @@ class SchedulerService(Service):
             )
         with self.lock:
             current = self._get(src.name)
-            updated = JobPb()
-            updated.CopyFrom(current)
-            mask.MergeMessage(src, updated, replace_message_field=True, replace_repeated_field=True)
+            updated = masked_update(current, src, mask, _USER_FIELDS)
             self._validate(updated)
             now = self.cloud.clock.now()
             updated.user_update_time.FromDatetime(now)
             self._reschedule(updated, now)
-            self._jobs[updated.name] = updated
+            self._jobs.put(updated)
             self.changed()
             return self._out(updated)
 
     def delete_job(self, request: scheduler_v1.DeleteJobRequest, context: Any) -> Any:
         with self.lock:
             self._get(request.name)
-            del self._jobs[request.name]
+            self._jobs.remove(request.name)
             self.changed()
         return empty_pb2.Empty()
 
@@ -301,8 +284,7 @@ class SchedulerService(Service):
 
     def run_job(self, request: scheduler_v1.RunJobRequest, context: Any) -> Any:
         with self.lock:
-            job = JobPb()
-            job.CopyFrom(self._get(request.name))
+            job = copy(self._get(request.name))
         # Unlike production, the attempt finishes before RunJob returns, so the returned job
         # already carries its status (run_job of the Run service only starts the execution).
         self._attempt(job, self.cloud.clock.now())
@@ -325,15 +307,13 @@ class SchedulerService(Service):
     def _due(self, now: datetime) -> list[tuple[Any, datetime]]:
         due = []
         with self.lock:
-            for job in self._jobs.values():
+            for job in self._jobs:
                 if job.state != State.ENABLED or not job.HasField("schedule_time"):
                     continue
                 at = job.schedule_time.ToDatetime(tzinfo=UTC)
                 if at <= now:
                     # One attempt however many times were missed; then the next time after now.
-                    snapshot = JobPb()
-                    snapshot.CopyFrom(job)
-                    due.append((snapshot, at))
+                    due.append((copy(job), at))
                     job.schedule_time.FromDatetime(next_run(job.schedule, job.time_zone, now))
                     self.changed()
         return due
@@ -351,40 +331,24 @@ class SchedulerService(Service):
         self._ticker.stop()
 
     # wiring and persistence ------------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        s = scheduler_v1
+    def rpcs(self) -> list[Bound]:
         return [
-            rpc.service(
-                "google.cloud.scheduler.v1.CloudScheduler",
+            gapic_api("google.cloud.scheduler_v1.services.cloud_scheduler").bind(
                 {
-                    "CreateJob": Method(self.create_job, s.CreateJobRequest, s.Job),
-                    "GetJob": Method(self.get_job, s.GetJobRequest, s.Job),
-                    "ListJobs": Method(self.list_jobs, s.ListJobsRequest, s.ListJobsResponse),
-                    "UpdateJob": Method(self.update_job, s.UpdateJobRequest, s.Job),
-                    "DeleteJob": Method(self.delete_job, s.DeleteJobRequest, empty_pb2.Empty),
-                    "PauseJob": Method(self.pause_job, s.PauseJobRequest, s.Job),
-                    "ResumeJob": Method(self.resume_job, s.ResumeJobRequest, s.Job),
-                    "RunJob": Method(self.run_job, s.RunJobRequest, s.Job),
-                },
+                    "CreateJob": self.create_job,
+                    "GetJob": self.get_job,
+                    "ListJobs": self.list_jobs,
+                    "UpdateJob": self.update_job,
+                    "DeleteJob": self.delete_job,
+                    "PauseJob": self.pause_job,
+                    "ResumeJob": self.resume_job,
+                    "RunJob": self.run_job,
+                }
             )
         ]
 
     def dump(self) -> Any:
-        return {"jobs": [to_jsonable(j) for j in self._jobs.values()]}
+        return {"jobs": self._jobs.dump()}
 
     def load(self, data: Any) -> None:
-        for rec in (data or {}).get("jobs", []):
-            job = _job_from(rec)
-            self._jobs[job.name] = job
-
-
-def _job_from(rec: dict[str, Any]) -> Any:
-    return scheduler_v1.Job.pb(from_jsonable(scheduler_v1.Job, rec))
-
-
-def _is_set(msg: Any, name: str) -> bool:
-    """Scalar fields have no presence: a non-default value counts as set."""
-    field = msg.DESCRIPTOR.fields_by_name[name]
-    if field.message_type is not None:
-        return msg.HasField(name)
-    return bool(getattr(msg, name))
+        self._jobs.load((data or {}).get("jobs", []))

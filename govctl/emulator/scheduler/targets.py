@@ -28,6 +28,7 @@ from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from govctl.emulator.cloud import Cloud
 from govctl.emulator.rpc import RpcError
+from govctl.emulator.store import wrap
 
 _V2_RUN = re.compile(r"/v2/projects/([^/]+)/locations/([^/]+)/jobs/([^/:]+):run")
 _V1_RUN = re.compile(r"/apis/run\.googleapis\.com/v1/namespaces/([^/]+)/jobs/([^/:]+):run")
@@ -115,21 +116,11 @@ def _overrides(body: bytes) -> run_v2.RunJobRequest.Overrides | None:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, f"Invalid JSON payload: {err}") from None
     if not request.HasField("overrides"):
         return None
-    return run_v2.RunJobRequest.Overrides.wrap(request.overrides)
+    return wrap(run_v2.RunJobRequest.Overrides, request.overrides)
 
 
-def _start_run_job(cloud: Cloud, job: Any, target: RunTarget) -> Outcome:
-    http = job.http_target
-    if http.http_method != scheduler_v1.HttpMethod.POST:
-        return Outcome(grpc.StatusCode.NOT_FOUND, f"{http.uri} has no {_method(http)} route.")
-    if not http.HasField("oauth_token"):
-        # Google APIs take OAuth access tokens; an OIDC token or none is refused.
-        return Outcome(
-            grpc.StatusCode.UNAUTHENTICATED,
-            "Request is missing required authentication credential (an OAuth token).",
-        )
-    iam = cloud.service("iam")
-    email = http.oauth_token.service_account_email
+def _token_refused(iam: Any, job: Any, email: str) -> Outcome | None:
+    """Why Cloud Scheduler cannot get an OAuth token for ``email``, if it cannot."""
     # Cloud Scheduler mints the token as its service agent; without the agent's role it cannot.
     own_project = job.name.split("/")[1]
     agent = iam.scheduler_agent(own_project)
@@ -150,6 +141,24 @@ def _start_run_job(cloud: Cloud, job: Any, target: RunTarget) -> Outcome:
             f"Cloud Scheduler could not get a token for {email}: {why}.",
             delivered=False,
         )
+    return None
+
+
+def _start_run_job(cloud: Cloud, job: Any, target: RunTarget) -> Outcome:
+    http = job.http_target
+    if http.http_method != scheduler_v1.HttpMethod.POST:
+        return Outcome(grpc.StatusCode.NOT_FOUND, f"{http.uri} has no {_method(http)} route.")
+    if not http.HasField("oauth_token"):
+        # Google APIs take OAuth access tokens; an OIDC token or none is refused.
+        return Outcome(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "Request is missing required authentication credential (an OAuth token).",
+        )
+    iam = cloud.service("iam")
+    email = http.oauth_token.service_account_email
+    refused = _token_refused(iam, job, email)
+    if refused is not None:
+        return refused
     try:
         overrides = _overrides(http.body)
     except RpcError as err:
@@ -184,7 +193,7 @@ def _start_run_job(cloud: Cloud, job: Any, target: RunTarget) -> Outcome:
 
 
 def _method(http: Any) -> str:
-    return scheduler_v1.HttpMethod(http.http_method).name
+    return str(scheduler_v1.HttpMethod(http.http_method).name)
 
 
 def dispatch(cloud: Cloud, job: Any, scheduled: datetime, started: datetime) -> Outcome:

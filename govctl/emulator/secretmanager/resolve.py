@@ -53,7 +53,7 @@ class Resolution(SecretResources):
             return self.payloads[pb.name].decode("utf-8", errors="replace")
 
     def _can_access(self, secret: str, member: str) -> bool:
-        if roles.allows(self.policies.get(secret, policy_pb2.Policy()), member, ACCESS):
+        if roles.allows(self.policies.by_resource.get(secret, policy_pb2.Policy()), member, ACCESS):
             return True
         project = secret.split("/")[1]
         iam = self.cloud.service("iam")

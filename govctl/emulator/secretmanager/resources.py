@@ -1,10 +1,11 @@
 """The resources of the emulated Secret Manager and the lookups its modules share.
 
-:class:`SecretResources` holds secrets (``Secret`` messages), their versions
-(``SecretVersion`` messages), the versions' payloads (bytes) and the secrets' IAM policies in
-memory under the service lock. The RPCs build on it: :mod:`.secrets` (secrets and their IAM
-policies), :mod:`.versions` (versions and their payloads) and :mod:`.resolve` (what Cloud Run
-reads); :mod:`.service` wires them into one :class:`~govctl.emulator.cloud.Service`.
+:class:`SecretResources` holds secrets (a :class:`~govctl.emulator.store.Store` of
+``Secret`` messages), their versions (``SecretVersion`` messages), the versions' payloads
+(bytes) and the secrets' IAM policies (:mod:`.policies`) in memory under the service lock. The
+RPCs build on it: :mod:`.secret_rpcs` (secrets and their IAM policies), :mod:`.versions`
+(versions and their payloads) and :mod:`.resolve` (what Cloud Run reads); :mod:`.service` wires
+them into one :class:`~govctl.emulator.cloud.Service`.
 """
 
 from __future__ import annotations
@@ -14,22 +15,20 @@ import re
 from typing import Any
 
 from google.cloud import secretmanager_v1 as sm
-from google.iam.v1 import policy_pb2
 
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import invalid_argument, not_found
+from govctl.emulator.rpc import Paging, invalid_argument, not_found
+from govctl.emulator.secretmanager.policies import SecretPolicies
+from govctl.emulator.store import Store
 
 State = sm.SecretVersion.State
+# ListSecretsRequest / ListSecretVersionsRequest.page_size: capped at 25000; 0 lets the server
+# decide (here: 25000). Their responses carry total_size.
+PAGING = Paging(default=25000, maximum=25000, total_size=True)
 
 PROJECT = re.compile(r"projects/([^/]+)")
 SECRET = re.compile(r"projects/([^/]+)/secrets/([^/]+)")
 _VERSION = re.compile(r"projects/([^/]+)/secrets/([^/]+)/versions/([^/]+)")
-
-
-def copy(pb: Any, cls: Any) -> Any:
-    out = type(pb)()
-    out.CopyFrom(pb)
-    return cls.wrap(out)
 
 
 def crc32c(data: bytes) -> int:
@@ -62,16 +61,17 @@ def _version_name(name: str) -> tuple[str, str]:
 class SecretResources(Service):
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self.secrets: dict[str, Any] = {}  # name -> raw Secret pb
+        self.secrets: Store[Any, sm.Secret] = Store(
+            sm.Secret,
+            missing="Secret [{name}] not found or has no versions.",
+            exists="Secret [{name}] already exists.",
+        )
         self.versions: dict[str, list[Any]] = {}  # secret name -> versions, oldest first
         self.payloads: dict[str, bytes] = {}  # version name -> data (gone once destroyed)
-        self.policies: dict[str, policy_pb2.Policy] = {}
+        self.policies = SecretPolicies(self, self.require_secret)
 
     def require_secret(self, name: str) -> Any:
-        pb = self.secrets.get(_secret_name(name))
-        if pb is None:
-            raise not_found(f"Secret [{name}] not found or has no versions.")
-        return pb
+        return self.secrets.require(_secret_name(name))
 
     def find_version(self, secret: str, version: str) -> Any | None:
         versions = self.versions.get(secret, [])

@@ -3,10 +3,10 @@
 Secrets live in memory as ``Secret`` messages, their versions as ``SecretVersion`` messages
 and the versions' payloads as bytes (:mod:`.resources`); all three are saved in ``state.json``
 (a local emulator: the values are on this machine's disk, in a file only its owner can read).
-The RPCs live in :mod:`.secrets` (secrets and their IAM policies) and :mod:`.versions`
-(versions and their payloads). Cloud Run reads a secret through the public contract
-:meth:`~.resolve.Resolution.resolve`, which applies the checks Cloud Run's service agent meets.
-This module wires them into one :class:`~govctl.emulator.cloud.Service`.
+The RPCs live in :mod:`.secret_rpcs` (secrets; their IAM policies in :mod:`.policies`) and
+:mod:`.versions` (versions and their payloads). Cloud Run reads a secret through the public
+contract :meth:`~.resolve.Resolution.resolve`, which applies the checks Cloud Run's service
+agent meets. This module wires them into one :class:`~govctl.emulator.cloud.Service`.
 See docs/emulator/secretmanager.md for the fidelity of every RPC.
 """
 
@@ -15,11 +15,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import grpc
 from google.cloud import secretmanager_v1 as sm
-from google.iam.v1 import policy_pb2
 
-from govctl.emulator import rpc
+from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.secretmanager.resolve import Resolution
 from govctl.emulator.secretmanager.secret_rpcs import SecretsRpcs
 from govctl.emulator.secretmanager.versions import VersionsRpcs
@@ -30,29 +28,24 @@ class SecretManagerService(SecretsRpcs, VersionsRpcs, Resolution):
     key = "secretmanager"
 
     # gRPC, persistence -------------------------------------------------------------------
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        return [
-            rpc.service(
-                "google.cloud.secretmanager.v1.SecretManagerService",
-                {**self.secrets_methods(), **self.versions_methods()},
-            )
-        ]
+    def rpcs(self) -> list[Bound]:
+        api = gapic_api("google.cloud.secretmanager_v1.services.secret_manager_service")
+        return [api.bind({**self.secrets_methods(), **self.versions_methods()})]
 
     def dump(self) -> Any:
         return {
-            "secrets": [to_jsonable(pb) for pb in self.secrets.values()],
+            "secrets": self.secrets.dump(),
             "versions": [to_jsonable(pb) for vs in self.versions.values() for pb in vs],
             "payloads": {
                 name: base64.b64encode(data).decode() for name, data in self.payloads.items()
             },
-            "policies": {name: to_jsonable(p) for name, p in self.policies.items()},
+            "policies": self.policies.dump(),
         }
 
     def load(self, data: Any) -> None:
         data = data or {}
-        for rec in data.get("secrets", []):
-            pb = sm.Secret.pb(from_jsonable(sm.Secret, rec))
-            self.secrets[pb.name] = pb
+        self.secrets.load(data.get("secrets", []))
+        for pb in self.secrets:
             self.versions.setdefault(pb.name, [])
         for rec in data.get("versions", []):
             pb = sm.SecretVersion.pb(from_jsonable(sm.SecretVersion, rec))
@@ -61,5 +54,4 @@ class SecretManagerService(SecretsRpcs, VersionsRpcs, Resolution):
             versions.sort(key=lambda pb: int(pb.name.rsplit("/", 1)[1]))
         for name, encoded in data.get("payloads", {}).items():
             self.payloads[name] = base64.b64decode(encoded)
-        for name, rec in data.get("policies", {}).items():
-            self.policies[name] = from_jsonable(policy_pb2.Policy, rec)
+        self.policies.load(data.get("policies", {}))

@@ -10,46 +10,37 @@ from typing import Any
 
 from google.cloud import secretmanager_v1 as sm
 
-from govctl.emulator import rpc
-from govctl.emulator.rpc import Method, failed_precondition, invalid_argument
+from govctl.emulator.apis import Handler
+from govctl.emulator.rpc import failed_precondition, invalid_argument
 from govctl.emulator.secretmanager.resources import (
+    PAGING,
     SecretResources,
     State,
-    copy,
     crc32c,
     new_etag,
 )
+from govctl.emulator.store import check_etag, copy, wrap
 
 VersionPb: Any = sm.SecretVersion.pb()
+
+
+def _out(pb: Any) -> sm.SecretVersion:
+    return wrap(sm.SecretVersion, copy(pb))
+
 
 MAX_PAYLOAD = 64 * 1024  # Secret Manager's payload limit (64 KiB)
 
 
 class VersionsRpcs(SecretResources):
-    def versions_methods(self) -> dict[str, Method]:
-        v = sm.SecretVersion
+    def versions_methods(self) -> dict[str, Handler]:
         return {
-            "AddSecretVersion": Method(self.add_secret_version, sm.AddSecretVersionRequest, v),
-            "GetSecretVersion": Method(self.get_secret_version, sm.GetSecretVersionRequest, v),
-            "ListSecretVersions": Method(
-                self.list_secret_versions,
-                sm.ListSecretVersionsRequest,
-                sm.ListSecretVersionsResponse,
-            ),
-            "AccessSecretVersion": Method(
-                self.access_secret_version,
-                sm.AccessSecretVersionRequest,
-                sm.AccessSecretVersionResponse,
-            ),
-            "EnableSecretVersion": Method(
-                self.enable_secret_version, sm.EnableSecretVersionRequest, v
-            ),
-            "DisableSecretVersion": Method(
-                self.disable_secret_version, sm.DisableSecretVersionRequest, v
-            ),
-            "DestroySecretVersion": Method(
-                self.destroy_secret_version, sm.DestroySecretVersionRequest, v
-            ),
+            "AddSecretVersion": self.add_secret_version,
+            "GetSecretVersion": self.get_secret_version,
+            "ListSecretVersions": self.list_secret_versions,
+            "AccessSecretVersion": self.access_secret_version,
+            "EnableSecretVersion": self.enable_secret_version,
+            "DisableSecretVersion": self.disable_secret_version,
+            "DestroySecretVersion": self.destroy_secret_version,
         }
 
     def add_secret_version(self, request: sm.AddSecretVersionRequest, context: Any) -> Any:
@@ -73,11 +64,11 @@ class VersionsRpcs(SecretResources):
             versions.append(pb)
             self.payloads[pb.name] = bytes(data)
             self.changed()
-            return copy(pb, sm.SecretVersion)
+            return _out(pb)
 
     def get_secret_version(self, request: sm.GetSecretVersionRequest, context: Any) -> Any:
         with self.lock:
-            return copy(self.require_version(request.name), sm.SecretVersion)
+            return _out(self.require_version(request.name))
 
     def list_secret_versions(self, request: sm.ListSecretVersionsRequest, context: Any) -> Any:
         wanted = None
@@ -93,16 +84,11 @@ class VersionsRpcs(SecretResources):
             secret = self.require_secret(request.parent)
             # Newest first, as the service lists them.
             found = [
-                copy(pb, sm.SecretVersion)
+                _out(pb)
                 for pb in reversed(self.versions.get(secret.name, []))
                 if wanted is None or pb.state == wanted
             ]
-        items, token = rpc.page(
-            found, request.page_size, request.page_token, default_size=25000, max_size=25000
-        )
-        return sm.ListSecretVersionsResponse(
-            versions=items, next_page_token=token, total_size=len(found)
-        )
+        return PAGING.respond(sm.ListSecretVersionsResponse, "versions", found, request)
 
     def access_secret_version(self, request: sm.AccessSecretVersionRequest, context: Any) -> Any:
         with self.lock:
@@ -119,10 +105,8 @@ class VersionsRpcs(SecretResources):
     def _set_state(self, name: str, etag: str, state: Any) -> Any:
         with self.lock:
             pb = self.require_version(name)
-            if etag and etag != pb.etag:
-                raise failed_precondition(
-                    f"The etag {etag} does not match the secret version's etag {pb.etag}."
-                )
+            message = f"The etag {etag} does not match the secret version's etag {pb.etag}."
+            check_etag(etag, pb.etag, message, failed_precondition)
             if pb.state == State.DESTROYED:
                 raise failed_precondition(f"Secret Version [{pb.name}] is in DESTROYED state.")
             pb.state = state
@@ -131,7 +115,7 @@ class VersionsRpcs(SecretResources):
                 pb.destroy_time.FromDatetime(self.cloud.clock.now())
                 self.payloads.pop(pb.name, None)
             self.changed()
-            return copy(pb, sm.SecretVersion)
+            return _out(pb)
 
     def enable_secret_version(self, request: sm.EnableSecretVersionRequest, context: Any) -> Any:
         return self._set_state(request.name, request.etag, State.ENABLED)

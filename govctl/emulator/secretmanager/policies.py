@@ -1,0 +1,52 @@
+"""The IAM policy of each secret: which bindings Secret Manager accepts.
+
+The protocol (etags, versions, the three RPCs) is :class:`govctl.emulator.iam.policy.IamPolicies`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from google.iam.v1 import policy_pb2
+
+from govctl.emulator.iam import roles
+from govctl.emulator.iam.policy import IamPolicies
+from govctl.emulator.rpc import invalid_argument
+
+if TYPE_CHECKING:
+    from govctl.emulator.cloud import Service
+
+
+class SecretPolicies(IamPolicies):
+    """The emulator's caller owns every project: it holds each Secret Manager permission."""
+
+    permission_prefix = "secretmanager."
+
+    def __init__(self, service: Service, require_secret: Callable[[str], object]) -> None:
+        super().__init__(service)
+        self._require_secret = require_secret
+
+    def check_exists(self, resource: str) -> None:
+        self._require_secret(resource)
+
+    def bindings(self, bindings: Sequence[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
+        for i, binding in enumerate(bindings):
+            if not roles.is_known_role(binding.role):
+                raise invalid_argument(f"bindings[{i}].role: Role {binding.role} is not supported.")
+            if not binding.members:
+                raise invalid_argument(f"bindings[{i}]: a binding needs at least one member.")
+            for member in binding.members:
+                self._check_member(member)
+        return list(bindings)
+
+    def _check_member(self, member: str) -> None:
+        email = member.removeprefix("serviceAccount:")
+        # IAM refuses a grant to a service account that does not exist (Google's own accounts,
+        # such as service agents, are not modelled: they are let through).
+        if (
+            member.startswith("serviceAccount:")
+            and email.endswith(".iam.gserviceaccount.com")
+            and self.service.cloud.service("iam").service_account(email) is None
+        ):
+            raise invalid_argument(f"Service account {email} does not exist.")
