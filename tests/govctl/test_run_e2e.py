@@ -8,6 +8,7 @@ reads the emulator's state or the command's output.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -377,6 +378,20 @@ class _SilentServer:
         self.httpd.server_close()
 
 
+def _exit_after_sigint(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """``communicate()``; a process still there after ``timeout`` is aborted (with
+    PYTHONFAULTHANDLER=1 it prints every thread's stack) and the test fails with that."""
+    import signal
+
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return str(out), str(err)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(f"running {timeout} s after SIGINT; its threads:\n{err}") from None
+
+
 def test_ctrl_c_detaches_and_the_execution_goes_on(
     cloud: Emulator, git_server: GitServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -393,13 +408,13 @@ def test_ctrl_c_detaches_and_the_execution_goes_on(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=os.environ.copy(),
+            env=os.environ | {"PYTHONFAULTHANDLER": "1"},
         )
         assert proc.stderr is not None
         header = proc.stderr.readline()  # the live view's first line: watching has begun
         assert header.startswith("Execution ingest-")
         proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=30)[1]
+        rest = _exit_after_sigint(proc, 30)[1]
         (execution,) = _executions()
         name = execution.name.rsplit("/", 1)[1]
 
@@ -680,7 +695,7 @@ def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=os.environ.copy(),
+        env=os.environ | {"PYTHONFAULTHANDLER": "1"},
     )
     lines: queue.Queue[str] = queue.Queue()
     stdout = proc.stdout
@@ -698,7 +713,7 @@ def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> 
         write("written while following")
         line = lines.get(timeout=30)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        _, err = _exit_after_sigint(proc, 20)
     finally:
         proc.kill()
     assert "written before" in before
