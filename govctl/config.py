@@ -349,21 +349,33 @@ def load(
             else:
                 source, raw, where = "default", key.default, key.label
         if isinstance(raw, str) and "{" in raw and source == "default":
-            if values.get("project") is None:
-                values[key.name], sources[key.name] = None, source
-                continue
-            raw = raw.format(project=values["project"], region=values["region"])
+            project = values.get("project")
+            raw = None if project is None else raw.format(project=project, region=values["region"])
         if raw is None:
             values[key.name], sources[key.name] = None, source
             continue
-        if key.name == "job.task_timeout":
-            value, warning = validate.task_timeout(raw, where)
-            warnings += [warning] if warning else []
-        else:
-            value = key.parse(raw, where)
-        values[key.name], sources[key.name] = value, source
+        values[key.name], sources[key.name] = _parse(key, raw, where, warnings), source
     _check_combinations(values, sources, path)
     return _build(values, sources, path, tuple(warnings))
+
+
+# Lists of shell words (or TOML lists and tables): there a newline separates words as a space does.
+_WORD_LISTS = frozenset({"job.args", "job.env", "job.secrets"})
+
+
+def _parse(key: Key, raw: Any, where: str, warnings: list[str]) -> Any:
+    # Python's `$` matches before a final newline, and a name with one names something else
+    # (a second Cloud Run job): no value may carry whitespace around it.
+    if isinstance(raw, str) and raw != raw.strip() and key.name not in _WORD_LISTS:
+        raise UsageError(
+            f"invalid {where} {validate.redacted(raw)!r}: expected no spaces or newlines "
+            "before or after the value"
+        )
+    if key.name == "job.task_timeout":
+        value, warning = validate.task_timeout(raw, where)
+        warnings += [warning] if warning else []
+        return value
+    return key.parse(raw, where)
 
 
 def _where(key: Key, source: str, path: Path | None) -> str:

@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from govctl.errors import UsageError
 
@@ -92,25 +93,28 @@ RESERVED_ENV = frozenset(
         "CLOUD_RUN_TASK_COUNT",
     ]
 )
-# Words in a variable's name that mean a credential: such a variable must come from Secret Manager.
-SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+# Words in a variable's name that mean a credential: such a variable must come from Secret
+# Manager. Anywhere in the name:
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "KEY", "CREDENTIAL")
+# As a whole word between underscores only (AUTH, not AUTHOR; PASS, not PASSAGE):
+SECRET_NAME_WORDS = frozenset({"AUTH", "OAUTH", "PASS", "PWD", "CREDS", "PAT", "COOKIE"})
 OWN_ENV = {"REPOS_FEED_URL": "[job] feed", "GCS_BUCKET_NAME": "[bucket] name"}
 SEVERITIES = ("DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT",
               "EMERGENCY")  # fmt: skip
 
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_JOB_NAME = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
-_SCHEDULER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PROJECT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_JOB_NAME = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+_SCHEDULER_NAME = re.compile(r"[A-Za-z0-9_-]{1,500}")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # cloud.google.com/secret-manager/docs/reference/rest/v1/projects.secrets/create
-_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$")
-_VERSION_NUMBER = re.compile(r"^[1-9][0-9]*$")
-_SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gserviceaccount\.com$")
-_DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?$")
-_MEMORY = re.compile(r"^(\d+)(Mi|Gi)$")
-_LOOSE_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)(B?)$", re.IGNORECASE)
-_IMAGE = re.compile(r"^[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[\w.-]{1,128})?(@sha256:[0-9a-f]{64})?$")
+_SECRET_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+_VERSION_NUMBER = re.compile(r"[1-9][0-9]*")
+_SERVICE_ACCOUNT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gserviceaccount\.com")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+_MEMORY = re.compile(r"(\d+)(Mi|Gi)")
+_LOOSE_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)(B?)", re.IGNORECASE)
+_IMAGE = re.compile(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[\w.-]{1,128})?(@sha256:[0-9a-f]{64})?")
 
 
 def _bad(where: str, value: Any, expected: str, hint: str | None = None) -> UsageError:
@@ -124,7 +128,7 @@ def suggest(value: str, choices: Iterable[str]) -> str | None:
 
 
 def _matching(value: Any, pattern: re.Pattern[str], where: str, expected: str) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise _bad(where, value, expected)
     return value
 
@@ -152,12 +156,31 @@ def scheduler_name(value: Any, where: str = "[schedule] name") -> str:
     return _matching(value, _SCHEDULER_NAME, where, expected)
 
 
+# Cloud Storage's bucket naming rules (https://cloud.google.com/storage/docs/buckets#naming):
+# no name "represented as an IP address in dotted-decimal notation", none beginning with
+# "goog", none containing "google or close misspellings, such as g00gle" (Google lists no
+# others; 0 for o and 1 for l are refused here).
+_DOTTED_DECIMAL = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+_GOOGLE = re.compile(r"g[o0][o0]g[l1]e")
+
+
 def bucket_name(value: Any, where: str = "[bucket] name") -> str:
     if isinstance(value, str) and value.startswith("gs://"):
         raise _bad(where, value, "a bare bucket name", f"write {value[5:].strip('/')!r}")
-    if not isinstance(value, str) or not _BUCKET.match(value) or value.startswith("goog"):
+    if not isinstance(value, str) or not _BUCKET.fullmatch(value):
         raise _bad(where, value, "a bucket name: 3-63 lowercase letters, digits, '-', '_' or "
                    "'.', starting and ending with a letter or digit")  # fmt: skip
+    reason = (
+        "it looks like an IP address" if _DOTTED_DECIMAL.fullmatch(value)
+        else "it begins with 'goog'" if value.startswith("goog")
+        else "it contains 'google' (or a look-alike)" if _GOOGLE.search(value)
+        else None
+    )  # fmt: skip
+    if reason:
+        raise UsageError(
+            f"invalid {where} {value!r}: Cloud Storage refuses it, {reason}",
+            fix="see https://cloud.google.com/storage/docs/buckets#naming",
+        )
     return value
 
 
@@ -167,7 +190,7 @@ def service_account(value: Any, where: str = "[job] service_account") -> str:
 
 
 def image(value: Any, where: str = "[job] image") -> str:
-    if not isinstance(value, str) or not _IMAGE.match(value):
+    if not isinstance(value, str) or not _IMAGE.fullmatch(value):
         form = "REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE[:TAG|@sha256:DIGEST]"
         raise _bad(where, value, f"an image reference such as {form}")
     host = value.split("/", 1)[0]
@@ -179,10 +202,34 @@ def image(value: Any, where: str = "[job] image") -> str:
     return value
 
 
+_URL = re.compile(r"((https?|gs)://[^\s/]+|file://)/?\S*")
+
+
+_USERINFO = re.compile(r"(://)[^/?#\s]*@")
+
+
+def redacted(text: str) -> str:
+    """``text`` with the user name and password of any URL in it replaced by ``***``."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
 def url(value: Any, where: str = "[job] feed") -> str:
     # file:// only makes sense where the task runs on this machine (the emulator, local run).
-    if not isinstance(value, str) or not re.match(r"^((https?|gs)://[^\s/]+|file://)/?\S*$", value):
-        raise _bad(where, value, "an https://, http://, gs:// (or, locally, file://) URL")
+    shown = redacted(value) if isinstance(value, str) else value
+    if not isinstance(value, str) or not _URL.fullmatch(value):
+        raise _bad(where, shown, "an https://, http://, gs:// (or, locally, file://) URL")
+    try:
+        netloc = urlsplit(value).netloc
+    except ValueError as err:  # e.g. an unbalanced [ in the host
+        raise _bad(where, shown, f"a well-formed URL ({err})") from None
+    if "@" in netloc:
+        # The URL is stored in the job's spec and shows in `config show`, plans, the job's
+        # log lines and its run reports: a credential in it would be everywhere.
+        raise UsageError(
+            f"invalid {where} {shown!r}: expected a URL without a user name or password",
+            fix="publish the feed where it can be read without credentials (the job sends "
+            "none when it downloads the feed)",
+        )
     return value
 
 
@@ -206,11 +253,11 @@ def cpu(value: Any, where: str = "[job] cpu") -> int:
 def memory_mib(value: Any, where: str = "[job] memory") -> int:
     """A memory size in Kubernetes binary units (``512Mi``, ``4Gi``) as MiB."""
     text = str(value).strip()
-    match = _MEMORY.match(text)
+    match = _MEMORY.fullmatch(text)
     if match and not isinstance(value, bool):
         return int(match[1]) * (GIB if match[2] == "Gi" else MIB)
     hint = None
-    loose = _LOOSE_MEMORY.match(text)
+    loose = _LOOSE_MEMORY.fullmatch(text)
     if loose and loose[2]:
         hint = f"did you mean {loose[1]}{loose[2].upper()}i? (Cloud Run sizes are Mi or Gi)"
     raise _bad(where, value, "a size in Mi or Gi such as 512Mi or 4Gi", hint)
@@ -235,7 +282,7 @@ def duration(value: Any, where: str, *, allow_zero: bool = False) -> timedelta:
     text = str(value).strip()
     if isinstance(value, int | float) and not isinstance(value, bool):
         text = f"{value}s"
-    match = _DURATION.match(text) if text else None
+    match = _DURATION.fullmatch(text) if text else None
     if not match or not any(match.groups()):
         raise _bad(where, value, "a duration such as 90s, 30m, 6h or 1h30m")
     d, h, m, s = match.groups()
@@ -300,7 +347,7 @@ def time_zone(value: Any, where: str = "[schedule] time_zone") -> str:
 
 
 def env_name(name: Any, where: str) -> str:
-    if not isinstance(name, str) or not _ENV_NAME.match(name):
+    if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
         raise _bad(where, name, "an environment variable name: letters, digits and '_', "
                    "not starting with a digit")  # fmt: skip
     if name in RESERVED_ENV:
@@ -311,9 +358,10 @@ def env_name(name: Any, where: str) -> str:
 
 
 def looks_secret(name: str) -> bool:
-    """Whether a variable's name says it holds a credential (…TOKEN…, …KEY…, …)."""
+    """Whether a variable's name says it holds a credential (…TOKEN…, …PASSWD…, …_AUTH, …)."""
     upper = name.upper()
-    return any(word in upper for word in SECRET_WORDS)
+    words = set(upper.split("_"))
+    return any(word in upper for word in SECRET_WORDS) or bool(words & SECRET_NAME_WORDS)
 
 
 def plain_env_name(name: str, where: str) -> str:
@@ -334,7 +382,7 @@ def env_map(value: Any, where: str = "[job] env") -> dict[str, str]:
     spec, readable by anyone who can view the job, and shown in plans.
     """
     if isinstance(value, str):
-        value = env_pairs(shlex.split(value), where)
+        value = env_pairs(words(value, where), where)
     if not isinstance(value, Mapping):
         raise _bad(where, value, 'a table of NAME = "value"')
     result = {}
@@ -362,7 +410,8 @@ def secret_ref(value: Any, where: str) -> tuple[str, str]:
     if isinstance(value, str):
         secret, _, version = value.partition(":")
         version = version or "latest"
-        if _SECRET_ID.match(secret) and (version == "latest" or _VERSION_NUMBER.match(version)):
+        number = version == "latest" or _VERSION_NUMBER.fullmatch(version)
+        if _SECRET_ID.fullmatch(secret) and number:
             return secret, version
     raise _bad(where, value, "a Secret Manager secret id with an optional version, such as "
                "github-token or github-token:3 (letters, digits, '-' and '_')")  # fmt: skip
@@ -375,7 +424,7 @@ def format_secret_ref(secret: str, version: str) -> str:
 def secret_map(value: Any, where: str = "[job] secrets") -> dict[str, str]:
     """``{NAME = "secret-id[:version]"}`` (or ``NAME=secret-id`` words) as NAME -> reference."""
     if isinstance(value, str):
-        value = env_pairs(shlex.split(value), where)
+        value = env_pairs(words(value, where), where)
     if not isinstance(value, Mapping):
         raise _bad(where, value, 'a table of NAME = "secret-id[:version]"')
     result = {}
@@ -390,9 +439,17 @@ def secret_id_for(name: str) -> str:
     return re.sub(r"-+", "-", name.lower().replace("_", "-")).strip("-") or "secret"
 
 
+def words(value: str, where: str) -> list[str]:
+    """``value`` split as a shell splits it (``GOVCTL_JOB_ARGS``, ``GOVCTL_JOB_ENV``, …)."""
+    try:
+        return shlex.split(value)
+    except ValueError as err:  # "No closing quotation", "No escaped character"
+        raise _bad(where, value, f"shell words with balanced quotes ({err})") from None
+
+
 def string_list(value: Any, where: str = "[job] args") -> tuple[str, ...]:
     if isinstance(value, str):
-        value = shlex.split(value)
+        value = words(value, where)
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise _bad(where, value, 'a list of strings such as ["--concurrency", "8"]')
     return tuple(value)

@@ -78,13 +78,9 @@ def run(
     for note in plan.notes:
         render.info(note)
     if dry_run:
-        for name in sorted(plan.env):
-            render.out(f"{name}={shlex.quote(plan.env[name])}")
-        for command in (plan.build, plan.run):
-            if command:
-                render.out(shlex.join(command))
+        _show(plan)
         return
-    env = {**os.environ, **plan.env}
+    env = local.environment(cfg, plan, os.environ)
     if not target.startswith("gs://"):
         Path(target).mkdir(parents=True, exist_ok=True)  # the engine would create it as root
     if plan.build_from is not None:
@@ -95,6 +91,18 @@ def run(
     if not target.startswith("gs://"):
         written = [p for p in Path(target).rglob("*.md") if p.stat().st_mtime >= started - 1]
         render.info(f"{len(written)} digest(s) written to {target}")
+
+
+def _show(plan: local.Plan) -> None:
+    """What would run: the variables (a secret by its reference, never read), the commands."""
+    for name in sorted(plan.env):
+        render.out(f"{name}={shlex.quote(plan.env[name])}")
+    for name, ref in sorted(plan.secrets.items()):
+        secret, _, version = ref.partition(":")
+        render.out(f"{name}=<Secret Manager: {secret} ({version or 'latest'})>")
+    for command in (plan.build, plan.run):
+        if command:
+            render.out(shlex.join(command))
 
 
 def _run(command: list[str], env: dict[str, str]) -> None:

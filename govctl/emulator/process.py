@@ -43,15 +43,39 @@ class Record:
     state_dir: str
     started_at: str  # RFC 3339, UTC
     version: str
+    rest_port: int | None = None  # the REST gateway (absent in records of older versions)
 
     def env(self) -> dict[str, str]:
-        env = {"GOVCTL_EMULATOR_HOST": f"{self.host}:{self.port}"}
+        env = {"GOVCTL_EMULATOR_HOST": host_port(self.host, self.port)}
         if self.storage_port:
-            env["STORAGE_EMULATOR_HOST"] = f"http://{self.host}:{self.storage_port}"
+            env["STORAGE_EMULATOR_HOST"] = f"http://{host_port(self.host, self.storage_port)}"
         return env
+
+    def gcloud_env(self) -> dict[str, str]:
+        """The ``CLOUDSDK_*`` settings that point a plain gcloud at the REST gateway."""
+        from govctl.emulator.rest.gcloud import gcloud_env
+
+        if not self.rest_port:
+            return {}
+        return gcloud_env(self.host, self.rest_port, Path(self.state_dir))
 
     def uptime(self) -> float:
         return (datetime.now(UTC) - datetime.fromisoformat(self.started_at)).total_seconds()
+
+
+def host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 address in brackets (``[::1]:8086``) as URLs and gRPC want it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def socket_family(host: str) -> int:
+    """The address family a server binding ``host`` listens with (AF_INET6 for ``::1``)."""
+    import socket
+
+    try:
+        return socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror:
+        return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def export_lines(env: dict[str, str]) -> list[str]:

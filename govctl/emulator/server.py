@@ -14,6 +14,7 @@ import grpc
 from govctl.emulator import children, process
 from govctl.emulator.cloud import Clock, Cloud, Service
 from govctl.emulator.lifecycle import Server
+from govctl.emulator.registry import Registry
 from govctl.emulator.storage import FakeGcs
 from govctl.errors import GovctlError
 
@@ -71,6 +72,8 @@ class Emulator(Server):
         build_with: list[str] | None = None,
         allow_remote: bool = False,
         run_unmapped_images: bool = False,
+        rest: bool = True,
+        rest_port: int = 0,
     ) -> None:
         process.check_host(host, allow_remote)
         self.host = host
@@ -95,24 +98,34 @@ class Emulator(Server):
                 children=self.cloud.children,
             )
         self._server: grpc.Server | None = None
+        # The REST gateway (HTTP/1.1 JSON, and the Run v1 view gcloud uses) beside gRPC.
+        self.rest = rest
+        self.requested_rest_port = rest_port
+        self.rest_port = 0
+        self._rest: Any = None
         self._lock_fd: int | None = None
         self._cloud_started = False
 
     @property
     def client_host(self) -> str:
-        """The address a client on this machine dials (127.0.0.1 for a 0.0.0.0 bind)."""
-        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        """The address a client on this machine dials (the loopback of a wildcard bind)."""
+        return {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
 
     @property
     def grpc_address(self) -> str:
-        return f"{self.client_host}:{self.port}"
+        return process.host_port(self.client_host, self.port)
 
     def env(self) -> dict[str, str]:
         """What clients need: ``GOVCTL_EMULATOR_HOST`` and ``STORAGE_EMULATOR_HOST``."""
         env = {"GOVCTL_EMULATOR_HOST": self.grpc_address}
         if self.storage is not None:
-            env["STORAGE_EMULATOR_HOST"] = f"http://{self.client_host}:{self.storage.port}"
+            env["STORAGE_EMULATOR_HOST"] = self.storage_url
         return env
+
+    @property
+    def storage_url(self) -> str:
+        assert self.storage is not None
+        return f"http://{process.host_port(self.client_host, self.storage.port)}"
 
     def service(self, key: str) -> Any:
         return self.cloud.service(key)
@@ -141,15 +154,16 @@ class Emulator(Server):
                 self.storage.start()
             except RuntimeError as err:
                 raise GovctlError(str(err)) from None
-            self.cloud.storage_url = f"http://{self.client_host}:{self.storage.port}"
+            self.cloud.storage_url = self.storage_url
         self.cloud.load()
         # grpc sets SO_REUSEPORT by default: a second emulator would then share the port.
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
             options=[("grpc.so_reuseport", 0)],
         )
-        server.add_generic_rpc_handlers(tuple(self.cloud.registry().grpc_handlers()))
-        address = f"{self.host}:{self.requested_port}"
+        registry = self.cloud.registry()
+        server.add_generic_rpc_handlers(tuple(registry.grpc_handlers()))
+        address = process.host_port(self.host, self.requested_port)
         try:
             self.port = server.add_insecure_port(address)
         except RuntimeError:
@@ -160,17 +174,42 @@ class Emulator(Server):
             )
         server.start()
         self._server = server
+        if self.rest:
+            self._start_rest(registry)
         # Tasks reach this cloud, never the caller's (or real) Google Cloud.
         self.cloud.endpoints = self.env()
         self._cloud_started = True  # from here on, stop() must stop and save the cloud
         self.cloud.start()
 
+    def _start_rest(self, registry: Registry) -> None:
+        from govctl.emulator.rest import build
+
+        try:
+            self._rest = build(self.host, self.requested_rest_port, registry).start()
+        except OSError:
+            raise GovctlError(
+                f"cannot listen on {self.host}:{self.requested_rest_port} (in use?)",
+                fix="pass --rest-port 0 for a free port",
+            ) from None
+        self.rest_port = self._rest.port
+
+    def gcloud_env(self) -> dict[str, str]:
+        """What a plain ``gcloud`` needs to talk to this emulator's REST gateway."""
+        from govctl.emulator.rest.gcloud import gcloud_env
+
+        if not self.rest_port:
+            return {}
+        return gcloud_env(self.client_host, self.rest_port, self.state_dir)
+
     def stop(self) -> None:
+        if self._cloud_started and (self._server is not None or self._rest is not None):
+            # Let services end open streams first, so clients see them end cleanly
+            # rather than cancelled when the grace period runs out.
+            self.cloud.stopping()
+        if self._rest is not None:
+            self._rest.stop()
+            self._rest = None
         if self._server is not None:
-            if self._cloud_started:
-                # Let services end open streams first, so clients see them end cleanly
-                # rather than cancelled when the grace period runs out.
-                self.cloud.stopping()
             # Stop accepting RPCs before the services stop, so no mutation races the final save.
             self._server.stop(grace=0.5).wait()
             self._server = None
@@ -190,11 +229,12 @@ def _check_port_free(host: str, port: int, flag: str) -> None:
     # fake-gcs-server would exit on a taken port, but another server answering there could
     # pass our readiness probe first: refuse up front. SO_REUSEADDR, as the server itself
     # sets: without it the previous run's TIME_WAIT connections fail the probe for a minute.
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(process.socket_family(host), socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
             raise GovctlError(
-                f"cannot listen on {host}:{port} (in use?)", fix=f"pass {flag} 0 for a free port"
+                f"cannot listen on {process.host_port(host, port)} (in use?)",
+                fix=f"pass {flag} 0 for a free port",
             ) from None

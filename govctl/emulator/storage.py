@@ -16,6 +16,8 @@ from urllib.parse import quote
 
 from govctl.emulator.children import Children
 from govctl.emulator.lifecycle import Server
+from govctl.emulator.process import host_port, socket_family
+from govctl.emulator.storage_guard import StorageGuard
 
 
 def object_path(bucket: str, name: str, generation: int = 0) -> str:
@@ -39,7 +41,7 @@ def binary_path() -> Path:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+    with socket.socket(socket_family(host), socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
 
@@ -48,7 +50,10 @@ class FakeGcs(Server):
     """``fake-gcs-server`` on ``host:port`` (0 = a free port).
 
     ``data_dir=None`` uses the memory backend; otherwise objects persist under
-    ``data_dir`` (filesystem backend) and survive a restart.
+    ``data_dir`` (filesystem backend) and survive a restart. The filesystem backend takes
+    object names as paths, so it listens on a private loopback port behind a
+    :class:`~govctl.emulator.storage_guard.StorageGuard` on ``host:port``, which refuses names
+    that would lead out of ``data_dir``.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class FakeGcs(Server):
         self.data_dir = data_dir
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
+        self._guard: StorageGuard | None = None
 
     @property
     def pid(self) -> int | None:
@@ -73,18 +79,26 @@ class FakeGcs(Server):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"http://{host_port(self.host, self.port)}"
 
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.url}
 
     def start(self, timeout: float = 10.0) -> FakeGcs:
+        host, port = self.host, self.port
+        if self.data_dir is not None:  # behind the guard, on a port only this machine reaches
+            host = "::1" if ":" in self.host else "127.0.0.1"
+            port = free_port(host)
         cmd = [
             str(binary_path()),
             "-scheme", "http",
-            "-host", self.host,
-            "-port", str(self.port),
-            "-public-host", f"{self.host}:{self.port}",
+            # fake-gcs-server joins host and port with a colon: an IPv6 address needs its
+            # brackets there ("-host ::1" fails with "too many colons in address").
+            "-host", f"[{host}]" if ":" in host else host,
+            "-port", str(port),
+            # What clients see (the guard's address), e.g. in a resumable upload's Location.
+            "-public-host", host_port(self.host, self.port),
+            "-external-url", self.url,
             "-log-level", "warn",
         ]  # fmt: skip
         if self.data_dir is None:
@@ -100,6 +114,12 @@ class FakeGcs(Server):
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()  # type: ignore[union-attr]
+        if self.data_dir is not None:
+            try:
+                self._guard = StorageGuard(self.host, self.port, (host, port)).start()
+            except OSError as err:
+                self.stop()
+                raise RuntimeError(f"cannot listen on {self.url}: {err.strerror}") from None
         deadline = time.monotonic() + timeout
         while True:
             if self._proc.poll() is not None:
@@ -117,6 +137,9 @@ class FakeGcs(Server):
                 time.sleep(0.02)
 
     def stop(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            guard.stop()
         proc, self._proc = self._proc, None
         if proc is None:
             return

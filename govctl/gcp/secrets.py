@@ -1,7 +1,8 @@
 """Secret Manager as govctl sees it: secrets, their versions, and who may read them.
 
-A secret's value goes in (``add_version``) and never comes out: govctl has no call that reads
-a payload, so no command can print one. IAM writes are read-modify-write with the etag read.
+A secret's value goes in (``add_version``) and comes out in one place only: ``access``, for
+`govctl local run`, which hands it to the job it starts in that process's environment. No
+command prints, logs or renders a value. IAM writes are read-modify-write with the etag read.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from govctl.errors import NotFound
+from govctl.errors import CloudError, NotFound
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
 
@@ -78,6 +79,24 @@ def add_version(project: str, secret_id: str, value: bytes) -> Version:
     name = secret_path(project, secret_id)
     with translate(f"add a version to secret {name}", denied=DENIED_FIX):
         return _version(clients.secret_manager().add_secret_version(parent=name, payload=payload))
+
+
+def access(project: str, secret_id: str, version: str) -> bytes:
+    """The value of ``secret_id`` at ``version`` (a number or ``latest``), checked against
+    the CRC32C Secret Manager sends with it. Only for a job's environment: never print it."""
+    import google_crc32c
+
+    name = f"{secret_path(project, secret_id)}/versions/{version}"
+    fix = "store it with `govctl secrets set NAME`, or fix the reference in [job] secrets"
+    denied = "reading a value needs roles/secretmanager.secretAccessor on the secret or project"
+    with translate(f"read secret version {name}", not_found=fix, denied=denied):
+        response = clients.secret_manager().access_secret_version(name=name)
+    payload = response.payload
+    data = bytes(payload.data)
+    if "data_crc32c" in payload and payload.data_crc32c != google_crc32c.value(data):
+        raise CloudError(f"read secret version {name}: the value arrived corrupted (CRC32C)",
+                         fix="retry")  # fmt: skip
+    return data
 
 
 def versions(project: str, secret_id: str) -> list[Version] | None:

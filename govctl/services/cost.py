@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 
@@ -78,15 +78,25 @@ class Estimate:
 
     @property
     def cost_per_run(self) -> float:
-        return sum(line.cost_per_run or 0.0 for line in self.lines)
+        return money(line.cost_per_run or 0.0 for line in self.lines)
 
     @property
     def cost_per_day(self) -> float:
-        return sum(line.cost_per_day for line in self.lines)
+        return money(line.cost_per_day for line in self.lines)
 
     @property
     def cost_per_month(self) -> float:
-        return sum(line.cost_per_month for line in self.lines)
+        return money(line.cost_per_month for line in self.lines)
+
+
+def money(amounts: Iterable[float]) -> float:
+    """A sum of USD amounts, to the nano-dollar (the precision of Google's ``Money``).
+
+    The free tier's lines cancel the usage they cover, but computed in another order (price x
+    quantity, not quantity x price), so a plain float sum of a month the free tier covers
+    left -1e-17 behind: "about $-0.00 a month". ``+ 0.0`` turns a -0.0 into 0.0.
+    """
+    return round(math.fsum(amounts), 9) + 0.0
 
 
 def _monthly(key: str, item: str, price: Price, quantity: float) -> Line:

@@ -11,7 +11,9 @@ Two ways, one set of inputs (the settings' feed, args and env, plus ``--limit``/
   so loopback servers (the emulator, a test git daemon) are reachable as from the host.
 
 Variable values reach the container through the engine's own environment (``-e NAME``), so
-they do not show in ``ps``.
+they do not show in ``ps``. ``[job] secrets`` are read from Secret Manager only when the job
+starts (:func:`environment`; a dry run names them and reads nothing) and go the same way:
+into the child's environment, never on a command line or in any output.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 from govctl import validate
 from govctl.config import Config
-from govctl.errors import GovctlError, UsageError
+from govctl.errors import GovctlError, NotFound, UsageError
 
 ENGINES = ("podman", "docker")
 LOCAL_IMAGE = "govctl-ingestion:local"  # the emulator maps govctl-ingestion* to the package
@@ -46,6 +48,7 @@ class Plan:
 
     run: list[str]
     env: dict[str, str]  # set on top of the operator's environment
+    secrets: dict[str, str]  # NAME -> secret-id[:version], read when the job starts
     sink: str  # as the operator gave it (a gs:// URL or an absolute directory)
     build_from: Path | None = None  # build the image from this source first (build_context)
     build: list[str] | None = None  # the build command, its context shown as a placeholder
@@ -79,7 +82,37 @@ def job_env(cfg: Config) -> dict[str, str]:
 
 def direct(cfg: Config, sink: str, limit: int | None, extra: Sequence[str]) -> Plan:
     argv = [sys.executable, "-m", "ingestion", *job_args(cfg, sink, limit, extra)]
-    return Plan(argv, job_env(cfg), sink)
+    return Plan(argv, job_env(cfg), dict(cfg.job.secrets), sink)
+
+
+def environment(cfg: Config, plan: Plan, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment the plan's commands run with: ``base``, the plan's variables and the
+    values of its secrets, read from Secret Manager now (GovctlError, exit 1, when one cannot
+    be read: the job never starts without them)."""
+    from govctl.gcp import secrets
+
+    env = {**base, **plan.env}
+    for name, ref in plan.secrets.items():
+        secret, version = validate.secret_ref(ref, f"[job] secrets entry {name}")
+        try:
+            value = secrets.access(cfg.require_project(), secret, version)
+        except GovctlError as err:
+            raise _secret_error(name, err) from None
+        if b"\0" in value:
+            raise GovctlError(f"cannot give the job {name}: its value holds a NUL byte, which "
+                              "no environment variable can carry")  # fmt: skip
+        env[name] = value.decode("utf-8", "surrogateescape")  # the bytes, as the OS passes them
+    return env
+
+
+def _secret_error(name: str, err: GovctlError) -> GovctlError:
+    """Why ``name`` cannot be given to the job, with the fix for a missing or disabled value."""
+    reason = str(err).removesuffix(f" — {err.fix}") if err.fix else str(err)
+    fix = err.fix
+    if isinstance(err, NotFound) or fix is None:  # no such secret or version, or not enabled
+        fix = (f"`govctl secrets set {name}` stores a new value; `govctl secrets status` "
+               "shows each [job] secrets entry")  # fmt: skip
+    return type(err)(f"cannot give the job {name}: {reason}", fix=fix)
 
 
 def find_engine(name: str | None, path: str | None = None) -> str:
@@ -196,6 +229,7 @@ def container(
     user = ["--user", f"{os.getuid()}:{os.getgid()}"]
     if Path(engine).name == "podman" and os.geteuid() != 0:
         user += ["--userns", "keep-id"]
-    names = [arg for name in sorted(variables) for arg in ("-e", name)]
+    # `-e NAME` without a value: the engine takes it from its own environment (`environment`).
+    names = [arg for name in sorted({*variables, *cfg.job.secrets}) for arg in ("-e", name)]
     run = [engine, "run", "--rm", "--network", "host", *user, *names, *mounts, image, *args]
-    return Plan(run, variables, sink, build_from, build, notes)
+    return Plan(run, variables, dict(cfg.job.secrets), sink, build_from, build, notes)

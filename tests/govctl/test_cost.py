@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
@@ -209,3 +210,19 @@ def test_cost_and_local_run_help_import_no_google_library() -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result == {"codes": [0, 0], "heavy": []}
     assert "--runs-per-day" in proc.stdout and "--no-container" in proc.stdout
+
+
+@pytest.mark.parametrize("tasks", [1, 2, 3])
+@pytest.mark.parametrize("seconds", [60.0, 61.3, 95.7, 600.0])
+@pytest.mark.parametrize(("cpu", "memory_mib"), [(1, 512), (2, 1024)])
+def test_a_month_the_free_tier_covers_costs_zero_never_minus_zero(
+    cpu: int, memory_mib: int, seconds: float, tasks: int
+) -> None:
+    # Issue 14 item 10: `status` printed "about $-0.00 a month" — the free tier's lines cancel
+    # the usage they cover, and float rounding left -1e-17 behind.
+    prices = billing.bundled("us-central1")
+    est = cost.estimate(cost.Shape(cpu, memory_mib, tasks, seconds, 1.0), prices)
+    for total in (est.cost_per_month, est.cost_per_day):
+        assert total >= 0 and math.copysign(1.0, total) == 1.0, total
+        assert not f"{total:,.2f}".startswith("-")
+    assert est.cost_per_month == 0.0  # all of it within the free tier

@@ -131,12 +131,12 @@ class Projects:
         known = self.known(ident)
         if known is not None:
             return known
-        if PROJECT_NUMBER_RE.match(ident):
+        if PROJECT_NUMBER_RE.fullmatch(ident):
             # A number the emulator never handed out names no project the caller can see.
             raise rpc.permission_denied(
                 f"Permission denied on resource project {ident} (or it may not exist)."
             )
-        if not PROJECT_ID_RE.match(ident):
+        if not PROJECT_ID_RE.fullmatch(ident):
             raise invalid_argument(
                 f"invalid project id {ident!r}: 6 to 30 lowercase letters, digits or hyphens, "
                 "starting with a letter and not ending with a hyphen"
@@ -190,7 +190,7 @@ class ProjectPolicies(IamPolicies):
 
 
 def check_permissions(permissions: Sequence[str]) -> None:
-    bad = [p for p in permissions if not roles.PERMISSION_RE.match(p)]
+    bad = [p for p in permissions if not roles.PERMISSION_RE.fullmatch(p)]
     if bad:
         raise invalid_argument(f"Permission {bad[0]} is not valid.")
 
@@ -237,7 +237,7 @@ def _check_member(member: str) -> None:
         rest = rest.split("?uid=")[0]
     if not sep or kind not in MEMBER_KINDS or not rest:
         raise invalid_argument(f"Invalid member: {member!r}")
-    if kind in ("user", "serviceAccount", "group") and not EMAIL_RE.match(rest):
+    if kind in ("user", "serviceAccount", "group") and not EMAIL_RE.fullmatch(rest):
         raise invalid_argument(f"Invalid member: {member!r} (not an email address)")
 
 

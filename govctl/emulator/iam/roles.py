@@ -366,7 +366,7 @@ CUSTOM_ROLE_RE = re.compile(r"^(projects|organizations)/[^/]+/roles/[a-zA-Z0-9_.
 
 
 def is_known_role(role: str) -> bool:
-    return role in BASIC_ROLES or role in PREDEFINED or bool(CUSTOM_ROLE_RE.match(role))
+    return role in BASIC_ROLES or role in PREDEFINED or bool(CUSTOM_ROLE_RE.fullmatch(role))
 
 
 def role_grants(role: str, permission: str) -> bool:

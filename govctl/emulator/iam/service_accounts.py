@@ -73,7 +73,7 @@ class ServiceAccountsApi:
         self, request: iam_admin_v1.CreateServiceAccountRequest, context: Any
     ) -> Any:
         account_id = request.account_id
-        if not 6 <= len(account_id) <= 30 or not ACCOUNT_ID_RE.match(account_id):
+        if not 6 <= len(account_id) <= 30 or not ACCOUNT_ID_RE.fullmatch(account_id):
             raise invalid_argument(
                 f"Invalid account_id {account_id!r}: it must be 6 to 30 characters and match "
                 "[a-z]([-a-z0-9]*[a-z0-9])"

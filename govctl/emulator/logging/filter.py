@@ -37,9 +37,16 @@ from govctl.emulator.logging.filter_eval import (
     parse_severity,
     parse_timestamp,
 )
-from govctl.emulator.logging.filter_parse import Parser
+from govctl.emulator.logging.filter_parse import MAX_DEPTH, Parser
 
-__all__ = ["SEVERITIES", "FilterError", "LogFilter", "parse_severity", "parse_timestamp"]
+__all__ = [
+    "MAX_DEPTH",
+    "SEVERITIES",
+    "FilterError",
+    "LogFilter",
+    "parse_severity",
+    "parse_timestamp",
+]
 
 MAX_FILTER_LENGTH = 20_000
 

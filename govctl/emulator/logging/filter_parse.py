@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from govctl.emulator.logging.filter_eval import (
@@ -157,10 +158,32 @@ def _tokens(text: str) -> Iterator[_Tok]:
 # --- parser ----------------------------------------------------------------------------------
 
 
+# How deep parentheses and NOTs may nest. No Google source gives Cloud Logging's limit (its
+# documentation gives only the 20,000-character length); Google answers a filter of 5,000
+# nested parentheses with INVALID_ARGUMENT (issue 14). 100 is far beyond any real query
+# and keeps the recursive parser, and the predicates it builds, within Python's stack.
+MAX_DEPTH = 100
+
+
 class Parser:
     def __init__(self, text: str) -> None:
         self.toks = list(_tokens(text))
         self.i = 0
+        self.depth = 0
+
+    @contextmanager
+    def _nested(self) -> Iterator[None]:
+        """One level deeper: inside parentheses or a NOT."""
+        if self.depth >= MAX_DEPTH:
+            raise FilterError(
+                f"the filter is nested more than {MAX_DEPTH} levels deep (parentheses and NOT) "
+                f"at position {self.tok.pos}"
+            )
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     @property
     def tok(self) -> _Tok:
@@ -208,17 +231,19 @@ class Parser:
 
     def unary(self) -> Predicate:
         if self.tok.kind == "not":
-            self.take()
-            return negation(self.unary())
+            with self._nested():
+                self.take()
+                return negation(self.unary())
         return self.primary()
 
     def primary(self) -> Predicate:
         tok = self.tok
         if tok.kind == "(":
-            self.take()
-            inner = self.conj()
-            self.expect(")")
-            return inner
+            with self._nested():
+                self.take()
+                inner = self.conj()
+                self.expect(")")
+                return inner
         if tok.kind == "func":
             return self.function()
         if tok.kind != "text":
@@ -250,10 +275,11 @@ class Parser:
     def value(self) -> ValueExpr:
         tok = self.tok
         if tok.kind == "(":
-            self.take()
-            expr = self.vconj()
-            self.expect(")")
-            return expr
+            with self._nested():
+                self.take()
+                expr = self.vconj()
+                self.expect(")")
+                return expr
         if tok.kind != "text":
             raise FilterError(f"expected a value at position {tok.pos}, found {self._desc()}")
         self.take()
@@ -278,6 +304,7 @@ class Parser:
 
     def vunary(self) -> ValueExpr:
         if self.tok.kind == "not":
-            self.take()
-            return ("not", self.vunary())
+            with self._nested():
+                self.take()
+                return ("not", self.vunary())
         return self.value()

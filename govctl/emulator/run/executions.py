@@ -33,6 +33,7 @@ from govctl.emulator.run.resources import (
     new_etag,
     set_condition,
 )
+from govctl.emulator.run.sandbox import confine
 from govctl.emulator.store import clone
 
 # How long CancelExecution / DeleteJob wait for killed tasks before answering.
@@ -218,10 +219,8 @@ class ExecutionsRpcs(RunResources):
             ),
             None,
         )
-        if mapped is not None:
-            argv = [*shlex.split(mapped), *container.args]
-        else:
-            argv = [*container.command, *container.args]
+        command = shlex.split(mapped) if mapped is not None else list(container.command)
+        argv = [*command, *container.args]
         if mapped is None and not self.cloud.run_unmapped_images:
             # Whoever reaches the emulator's port could otherwise run any command here.
             start_error = (
@@ -247,11 +246,15 @@ class ExecutionsRpcs(RunResources):
         env.update(self.cloud.endpoints)  # not even the job's own env may point elsewhere
         env["CLOUD_RUN_JOB"] = jn.job
         env["CLOUD_RUN_EXECUTION"] = ex_id
-        cwd = (
-            container.working_dir
-            if container.working_dir and os.path.isdir(container.working_dir)
-            else None
-        )
+        cwd = sandbox = None
+        if mapped is not None:  # only the installed command, on nothing the caller chose
+            sandbox, refusal = confine(
+                container.image, command, argv, [v.name for v in container.env], env,
+                container.working_dir,
+            )  # fmt: skip
+            start_error = start_error or refusal
+        elif container.working_dir and os.path.isdir(container.working_dir):
+            cwd = container.working_dir  # --run-unmapped-images: the caller's own command
         return TaskPlan(
             argv=argv,
             env=env,
@@ -260,6 +263,7 @@ class ExecutionsRpcs(RunResources):
             max_retries=tmpl.max_retries,
             timeout=tmpl.timeout.total_seconds(),
             cwd=cwd,
+            sandbox=sandbox,
             start_error=start_error,
             memory_limit=validate.parse_memory(
                 container.resources.limits.get("memory", validate.DEFAULT_MEMORY)

@@ -12,16 +12,24 @@ import contextlib
 import os
 import queue
 import selectors
+import shutil
 import signal
 import subprocess
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from govctl.emulator.children import Children
 from govctl.emulator.run import limits
+from govctl.emulator.run.sandbox import (
+    Sandbox,
+    attempt_environment,
+    make_attempt_root,
+    make_scratch,
+)
 
 Stream = Literal["stdout", "stderr"]
 Outcome = Literal["succeeded", "failed", "cancelled", "interrupted"]
@@ -44,7 +52,9 @@ class TaskPlan:
     parallelism: int
     max_retries: int
     timeout: float
-    cwd: str | None = None
+    cwd: str | None = None  # an unmapped image's working_dir (--run-unmapped-images)
+    # A mapped image's tasks: each attempt in a fresh scratch directory (see .sandbox)
+    sandbox: Sandbox | None = None
     # Set when the spec cannot run at all (no entrypoint, an unreadable secret): every
     # task fails at start with this message, as a container that cannot start would.
     start_error: str | None = None
@@ -99,6 +109,7 @@ class _Attempt:
     cancelled: bool = False
     kill_timer: threading.Timer | None = None
     memory: limits.MemoryWatch | None = None
+    root: Path | None = None  # the attempt's scratch directory, removed when it ends
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -132,6 +143,7 @@ class ExecutionRunner(threading.Thread):
         self._grace = KILL_GRACE
         self._lock = threading.Lock()
         self._running: dict[int, _Attempt] = {}
+        self._scratch: Path | None = None
 
     # control ------------------------------------------------------------------------------
     def cancel(self, *, interrupted: bool = False) -> None:
@@ -147,47 +159,63 @@ class ExecutionRunner(threading.Thread):
 
     # scheduling ---------------------------------------------------------------------------
     def run(self) -> None:
-        plan = self.plan
-        pending: deque[tuple[int, int]] = deque((i, 0) for i in range(plan.task_count))
-        limit = plan.parallelism or plan.task_count
+        pending: deque[tuple[int, int]] = deque((i, 0) for i in range(self.plan.task_count))
         failed = False
-        while pending or self._running:
-            if self._cancel_reason is None:
-                while pending and len(self._running) < limit:
-                    index, attempt = pending.popleft()
-                    self._start(index, attempt)
-            else:
-                for index, _ in pending:
-                    self.hooks.task_cancelled(index)
-                pending.clear()
-                self._stop_all()
-                if not self._running:
-                    break
-            timeout = self._next_deadline()
-            try:
-                event = self._events.get(timeout=timeout)
-            except queue.Empty:
-                self._enforce_deadlines()
-                continue
-            if event is None:
-                continue
-            att, result = event
-            self._running.pop(att.index, None)
-            if att.kill_timer is not None:
-                att.kill_timer.cancel()
-            if result.cancelled:
-                self.hooks.attempt_finished(att.index, att.attempt, result, False)
-                self.hooks.task_cancelled(att.index)
-                continue
-            retry = not result.ok and att.attempt < plan.max_retries and not self._cancel_reason
-            self.hooks.attempt_finished(att.index, att.attempt, result, retry)
-            if retry:
-                # Retries go to the front: Cloud Run restarts a failed task before new ones.
-                pending.appendleft((att.index, att.attempt + 1))
-            elif not result.ok:
-                failed = True
+        self._scratch = self._make_scratch()
+        try:
+            while (pending or self._running) and self._schedule(pending):
+                event = self._next_event()
+                if event is not None:
+                    failed = self._settle(*event, pending) or failed
+        finally:
+            if self._scratch is not None:
+                shutil.rmtree(self._scratch, ignore_errors=True)
         outcome: Outcome = self._cancel_reason or ("failed" if failed else "succeeded")
         self.hooks.execution_finished(outcome)
+
+    def _schedule(self, pending: deque[tuple[int, int]]) -> bool:
+        """Start what may start, or (cancelled) stop everything; False once nothing runs."""
+        if self._cancel_reason is None:
+            limit = self.plan.parallelism or self.plan.task_count
+            while pending and len(self._running) < limit:
+                self._start(*pending.popleft())
+            return True
+        for index, _ in pending:
+            self.hooks.task_cancelled(index)
+        pending.clear()
+        self._stop_all()
+        return bool(self._running)
+
+    def _next_event(self) -> tuple[_Attempt, AttemptResult] | None:
+        try:
+            return self._events.get(timeout=self._next_deadline())
+        except queue.Empty:
+            self._enforce_deadlines()
+            return None
+
+    def _settle(
+        self, att: _Attempt, result: AttemptResult, pending: deque[tuple[int, int]]
+    ) -> bool:
+        """Record an attempt's end; True when its task failed for good."""
+        self._running.pop(att.index, None)
+        if att.kill_timer is not None:
+            att.kill_timer.cancel()
+        if att.root is not None:  # the instance is gone, and its filesystem with it
+            shutil.rmtree(att.root, ignore_errors=True)
+        if result.cancelled:
+            self.hooks.attempt_finished(att.index, att.attempt, result, False)
+            self.hooks.task_cancelled(att.index)
+            return False
+        retry = not result.ok and att.attempt < self.plan.max_retries and not self._cancel_reason
+        self.hooks.attempt_finished(att.index, att.attempt, result, retry)
+        if retry:
+            # Retries go to the front: Cloud Run restarts a failed task before new ones.
+            pending.appendleft((att.index, att.attempt + 1))
+        return not result.ok and not retry
+
+    def _make_scratch(self) -> Path | None:
+        """The execution's scratch directory (mapped images only; see .sandbox)."""
+        return make_scratch() if self.plan.sandbox is not None else None
 
     def _next_deadline(self) -> float | None:
         if not self._running:
@@ -224,12 +252,19 @@ class ExecutionRunner(threading.Thread):
             CLOUD_RUN_TASK_ATTEMPT=str(attempt),
             CLOUD_RUN_TASK_COUNT=str(plan.task_count),
         )
+        cwd = plan.cwd
         try:
+            if self._scratch is not None and plan.sandbox is not None:
+                att.root, workdir = make_attempt_root(
+                    self._scratch, index, attempt, plan.sandbox.workdir
+                )
+                env.update(attempt_environment(att.root))
+                cwd = str(workdir)
             proc = self.children.spawn(
                 plan.argv,
                 f"task {index} of {self.name.removeprefix('run-')}",
                 env=env,
-                cwd=plan.cwd,
+                cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -20,7 +20,7 @@ JOB_ID_MAX = 63
 # Project ids (6-30 chars) or numbers; kept lenient so any test project name works.
 _PROJECT = r"[a-z0-9][-a-z0-9.:]*"
 _LOCATION = r"[a-z][-a-z0-9]*"
-_SEGMENT = r"[^/]+"
+_SEGMENT = r"[^/\s]+"  # an id never holds whitespace (a trailing newline included)
 
 PARENT_RE = re.compile(rf"^projects/(?P<project>{_PROJECT})/locations/(?P<location>{_LOCATION})$")
 JOB_RE = re.compile(
@@ -79,7 +79,7 @@ def check_job_id(job_id: str) -> None:
         raise invalid_argument(
             f"Invalid job_id {job_id!r}: must be at most {JOB_ID_MAX} characters"
         )
-    if not JOB_ID.match(job_id):
+    if not JOB_ID.fullmatch(job_id):
         raise invalid_argument(
             f"Invalid job_id {job_id!r}: must use only lowercase letters, digits and hyphens, "
             "begin with a letter and not end with a hyphen"
@@ -101,7 +101,7 @@ def parse_execution_parent(value: str) -> tuple[Parent, str]:
 
 
 def _match(pattern: re.Pattern[str], value: str, field: str, expected: str) -> re.Match[str]:
-    m = pattern.match(value or "")
+    m = pattern.fullmatch(value or "")
     if not m:
         raise invalid_argument(f"Invalid {field} {value!r}: expected {expected}")
     return m

@@ -49,12 +49,13 @@ class JobPolicies(IamPolicies):
 
     def bindings(self, bindings: Sequence[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
         for i, binding in enumerate(bindings):
-            if not _ROLE.match(binding.role):
+            if not _ROLE.fullmatch(binding.role):
                 raise invalid_argument(f"bindings[{i}].role: invalid role {binding.role!r}")
             if not binding.members:
                 raise invalid_argument(f"bindings[{i}]: a binding needs at least one member")
             for member in binding.members:
-                if member not in _MEMBER_WORDS and not member.startswith(_MEMBER_PREFIXES):
+                known = member in _MEMBER_WORDS or member.startswith(_MEMBER_PREFIXES)
+                if not known or any(c.isspace() for c in member):
                     raise invalid_argument(f"bindings[{i}]: invalid member {member!r}")
         return list(bindings)
 

@@ -78,7 +78,7 @@ _MEMORY_UNITS = {
 
 def parse_cpu(value: str) -> Decimal:
     """A Kubernetes CPU quantity ("1", "2", "1000m", "0.5") in CPUs."""
-    m = _QUANTITY.match(value.strip())
+    m = _QUANTITY.fullmatch(value.strip())
     if not m or m["unit"] not in ("", "m"):
         raise invalid_argument(f"Invalid value for CPU limit: {value!r}")
     try:
@@ -90,7 +90,7 @@ def parse_cpu(value: str) -> Decimal:
 
 def parse_memory(value: str) -> int:
     """A Kubernetes memory quantity ("512Mi", "2Gi", "1G") in bytes."""
-    m = _QUANTITY.match(value.strip())
+    m = _QUANTITY.fullmatch(value.strip())
     if not m or m["unit"] not in _MEMORY_UNITS:
         raise invalid_argument(f"Invalid value for memory limit: {value!r}")
     return int(Decimal(m["num"]) * _MEMORY_UNITS[m["unit"]])
@@ -131,7 +131,7 @@ def check_env(env: Any, where: str) -> None:
     seen: set[str] = set()
     for i, var in enumerate(env):
         name = var.name
-        if not name or not _ENV_NAME.match(name):
+        if not name or not _ENV_NAME.fullmatch(name):
             raise invalid_argument(
                 f"{where}.env[{i}].name: invalid environment variable name {name!r}"
             )
