@@ -19,8 +19,8 @@ demo: install
 	$(PY) -m govctl.demo
 
 lint: install
-	$(VENV)/bin/ruff check govctl ingestion tests scripts
-	$(VENV)/bin/ruff format --check govctl ingestion tests scripts
+	$(VENV)/bin/ruff check govctl ingestion tests
+	$(VENV)/bin/ruff format --check govctl ingestion tests
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint --failure-threshold error ingestion/Dockerfile
 
