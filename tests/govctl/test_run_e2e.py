@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import run_v2
@@ -378,6 +379,23 @@ class _SilentServer:
         self.httpd.server_close()
 
 
+def _popen_interruptible(argv: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+    """``Popen`` whose child takes SIGINT as from an operator's terminal (KeyboardInterrupt).
+
+    A background job of a non-interactive shell (``make test &``) starts with SIGINT ignored;
+    an ignored signal stays ignored across exec, and Python then never raises
+    KeyboardInterrupt. A caught one is reset to the default, so SIGINT is caught here while the
+    child starts.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(argv, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _exit_after_sigint(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
     """``communicate()``; a process still there after ``timeout`` is aborted (with
     PYTHONFAULTHANDLER=1 it prints every thread's stack) and the test fails with that."""
@@ -387,9 +405,21 @@ def _exit_after_sigint(proc: subprocess.Popen[str], timeout: float) -> tuple[str
         out, err = proc.communicate(timeout=timeout)
         return str(out), str(err)
     except subprocess.TimeoutExpired:
+        masks = "".join(
+            f"{status.parent.name}: "
+            + " ".join(
+                line.replace("\t", "=")
+                for line in status.read_text().splitlines()
+                if line.startswith(("SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd"))
+            )
+            + "\n"
+            for status in Path(f"/proc/{proc.pid}/task").glob("*/status")
+        )
         proc.send_signal(signal.SIGABRT)
         _, err = proc.communicate(timeout=10)
-        raise AssertionError(f"running {timeout} s after SIGINT; its threads:\n{err}") from None
+        raise AssertionError(
+            f"running {timeout} s after SIGINT; signal masks:\n{masks}its threads:\n{err}"
+        ) from None
 
 
 def test_ctrl_c_detaches_and_the_execution_goes_on(
@@ -403,7 +433,7 @@ def test_ctrl_c_detaches_and_the_execution_goes_on(
     silent = _SilentServer().start()
     try:
         _create_job(silent.url, git_server)
-        proc = subprocess.Popen(
+        proc = _popen_interruptible(
             [sys.executable, "-m", "govctl", "run"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -690,7 +720,7 @@ def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> 
         )
 
     write("written before")
-    proc = subprocess.Popen(
+    proc = _popen_interruptible(
         [sys.executable, "-m", "govctl", "logs", "-f"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
