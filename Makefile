@@ -22,6 +22,7 @@ lint: install
 	$(VENV)/bin/ruff check govctl ingestion tests
 	$(VENV)/bin/ruff format --check govctl ingestion tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/hadolint --failure-threshold error ingestion/Dockerfile
 
 # Rebuilt when the declared dependencies change; the constraints file is written last, so an
