@@ -10,6 +10,7 @@ import pytest
 from govctl.emulator.server import Emulator
 from govctl.services import image as images
 from tests.govctl.test_deploy import BUCKET, IMAGE, PROJECT, REGION
+from tests.support.builds import build_account_for
 
 
 @pytest.fixture
@@ -27,6 +28,8 @@ def cloud(
         monkeypatch.setenv(key, value)
     # A real image in the emulator's Artifact Registry (built by its Cloud Build), so that
     # `--image IMAGE` resolves; the tests deploy it by digest.
-    built = images.build_image(PROJECT, REGION, allow_dirty=True)
+    built = images.build_image(
+        PROJECT, REGION, allow_dirty=True, account=build_account_for(PROJECT)
+    )
     assert built.uri == IMAGE
     yield emulator
