@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from google.cloud import iam_admin_v1
 from google.cloud.devtools import cloudbuild_v1
 
 from govctl.gcp import clients
@@ -155,15 +154,11 @@ def test_the_wheel_deploys_to_the_emulator_of_a_second_venv(
 ) -> None:
     settings = {"GOVCTL_PROJECT": PROJECT, "GOVCTL_REGION": REGION, "GOVCTL_BUCKET_NAME": BUCKET}
     with _emulator(venvs) as exports:
-        # What `govctl setup` would create, made here with the official clients.
-        for key, value in exports.items():
+        for key, value in exports.items():  # this test reads the result with the clients
             monkeypatch.setenv(key, value)
-        clients.iam().create_service_account(
-            request=iam_admin_v1.CreateServiceAccountRequest(
-                name=f"projects/{PROJECT}", account_id="govreposcrape-sa"
-            )
-        )
-        clients.storage_client(PROJECT).create_bucket(BUCKET)
+        # The operator's first command on a new project, from the wheel alone.
+        made = _run(venvs.cli, venvs, "setup", "-y", **settings, **exports)
+        assert made.returncode == 0, made.stderr
 
         shown = _run(venvs.cli, venvs, "config", "show", "--json", **settings, **exports)
         assert shown.returncode == 0, shown.stderr
