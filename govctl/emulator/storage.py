@@ -46,6 +46,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+class _PortTaken(Exception):
+    """A port we chose was bound by someone else first."""
+
+
+def _says_port_taken(log_path: Path | None) -> bool:
+    # Without a log we cannot tell a taken port from any other failure: we try again anyway.
+    if log_path is None:
+        return True
+    try:
+        return "address already in use" in log_path.read_text(errors="replace")
+    except OSError:
+        return True
+
+
 class FakeGcs(Server):
     """``fake-gcs-server`` on ``host:port`` (0 = a free port).
 
@@ -67,6 +81,9 @@ class FakeGcs(Server):
     ) -> None:
         self.host = host
         self.children = children or Children(None)
+        # A port we chose may be taken by another process before the server binds it (the
+        # kernel hands the same ephemeral ports to outgoing connections): we choose again.
+        self._port_is_ours = not port
         self.port = port or free_port(host)
         self.data_dir = data_dir
         self.log_path = log_path
@@ -84,11 +101,50 @@ class FakeGcs(Server):
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.url}
 
-    def start(self, timeout: float = 10.0) -> FakeGcs:
+    def start(self, timeout: float = 10.0, attempts: int = 3) -> FakeGcs:
+        for attempt in range(1, attempts + 1):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                if attempt == attempts:
+                    raise RuntimeError(
+                        f"fake-gcs-server could not listen on {self.url}"
+                        + (f"; see {self.log_path}" if self.log_path else "")
+                    ) from None
+                if self._port_is_ours:
+                    self.port = free_port(self.host)
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> FakeGcs:
         host, port = self.host, self.port
-        if self.data_dir is not None:  # behind the guard, on a port only this machine reaches
+        private = self.data_dir is not None
+        if private:  # behind the guard, on a port only this machine reaches
             host = "::1" if ":" in self.host else "127.0.0.1"
             port = free_port(host)
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._proc = self.children.spawn(
+                self._command(host, port),
+                "fake-gcs-server",
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()  # type: ignore[union-attr]
+        if private:
+            try:
+                self._guard = StorageGuard(self.host, self.port, (host, port)).start()
+            except OSError as err:
+                self.stop()
+                if self._port_is_ours:
+                    raise _PortTaken from None
+                raise RuntimeError(f"cannot listen on {self.url}: {err.strerror}") from None
+        self._wait(timeout, retry_taken=private or self._port_is_ours)
+        return self
+
+    def _command(self, host: str, port: int) -> list[str]:
         cmd = [
             str(binary_path()),
             "-scheme", "http",
@@ -102,34 +158,25 @@ class FakeGcs(Server):
             "-log-level", "warn",
         ]  # fmt: skip
         if self.data_dir is None:
-            cmd += ["-backend", "memory"]
-        else:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            cmd += ["-backend", "filesystem", "-filesystem-root", str(self.data_dir)]
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self._proc = self.children.spawn(
-                cmd, "fake-gcs-server", stdin=subprocess.DEVNULL, stdout=log, stderr=log
-            )
-        finally:
-            if log is not subprocess.DEVNULL:
-                log.close()  # type: ignore[union-attr]
-        if self.data_dir is not None:
-            try:
-                self._guard = StorageGuard(self.host, self.port, (host, port)).start()
-            except OSError as err:
-                self.stop()
-                raise RuntimeError(f"cannot listen on {self.url}: {err.strerror}") from None
+            return [*cmd, "-backend", "memory"]
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return [*cmd, "-backend", "filesystem", "-filesystem-root", str(self.data_dir)]
+
+    def _wait(self, timeout: float, *, retry_taken: bool) -> None:
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
         while True:
             if self._proc.poll() is not None:
+                if retry_taken and _says_port_taken(self.log_path):
+                    self.stop()
+                    raise _PortTaken
                 raise RuntimeError(
                     f"fake-gcs-server exited with {self._proc.returncode} on {self.url}"
                     + (f"; see {self.log_path}" if self.log_path else "")
                 )
             try:
                 with urllib.request.urlopen(f"{self.url}/storage/v1/b", timeout=1):
-                    return self
+                    return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
                     self.stop()
