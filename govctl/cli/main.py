@@ -10,13 +10,14 @@ or an unexpected error ("internal error: …"); 2 bad usage; 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -135,7 +136,7 @@ def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         render.info("aborted")
-        return 130
+        return INTERRUPTED
     except GovctlError as err:
         if _debug():
             traceback.print_exc()
@@ -157,4 +158,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     """The console-script entry point."""
-    sys.exit(main())
+    code = main()
+    if code == INTERRUPTED:
+        _leave_now(code)
+    sys.exit(code)
+
+
+INTERRUPTED = 130
+
+
+def _leave_now(code: int) -> NoReturn:
+    """Exit without joining threads still blocked in a cloud call.
+
+    At exit Python joins every thread-pool worker (``concurrent.futures`` registers that), so
+    after Ctrl-C the process would live on until the workers' calls reached their deadlines.
+    The command has already cleaned up (its ``finally`` blocks ran on the way out of
+    :func:`main`); what is left is output to flush.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

@@ -1,4 +1,4 @@
-"""Every Google client govctl uses is built here, by one :class:`Factory`.
+"""Every Google client govctl uses is built here, by one :class:`Factory`, once per process.
 
 The factory is given where the APIs are (:class:`govctl.config.CloudTarget`, resolved with the
 other settings: ``config show`` prints it): a command's settings choose it through
@@ -8,8 +8,17 @@ insecure channel to the loopback cloud (an ``api_endpoint`` alone would open TLS
 and anonymous credentials; otherwise the libraries' defaults apply (Application Default
 Credentials). Storage is pointed at fake-gcs-server the same way.
 
-This is the one place where a client is made, so a default deadline or a per-process client
-cache belongs in :meth:`Factory.grpc` / :meth:`Factory.storage`.
+Every channel and storage session carries govctl's deadlines (:mod:`govctl.gcp.deadlines`):
+no call waits without end, and an endpoint that is down is said at once, by name.
+
+Each client is made once per process and target, then shared (:func:`_shared`). Making one
+opens a channel and, on Google, finds credentials and fetches a token; `govctl run`'s watch
+asks for its clients every 2 s, so making them anew each time cost a channel and a token
+refresh per poll. Sharing is what Google documents: the gRPC clients "are safe to share
+across threads" (googleapis/python-api-core ``docs/multiprocessing.rst``), and so is the
+storage client (googleapis/python-storage ``docs/index.rst``); both should be made after a
+fork, so a forked child starts with none. (skypilot caches its cloud clients the same way, for
+the same reason: ``sky/adaptors/gcp.py``.)
 
 Google libraries are imported inside the functions: importing them costs ~0.4 s, and
 ``govctl --help`` must not pay it.
@@ -17,10 +26,16 @@ Google libraries are imported inside the functions: importing them costs ~0.4 s,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from govctl.config import CloudTarget, cloud_target
+from govctl.errors import CloudError
+from govctl.gcp import deadlines
 
 if TYPE_CHECKING:
     from google.cloud import (
@@ -42,6 +57,8 @@ if TYPE_CHECKING:
 C = TypeVar("C")
 # Digests and run reports can be large; gRPC's default 4 MiB receive limit is not enough.
 MAX_MESSAGE = 64 * 1024 * 1024
+GRPC_SETTING = "GOVCTL_EMULATOR_HOST"  # [cloud] emulator
+STORAGE_SETTING = "STORAGE_EMULATOR_HOST"  # [cloud] storage_emulator
 
 
 class Factory:
@@ -50,29 +67,132 @@ class Factory:
     def __init__(self, target: CloudTarget) -> None:
         self.target = target
 
-    def grpc(self, client_cls: Callable[..., C], transport_cls: Callable[..., Any]) -> C:
-        if self.target.emulator is None:
-            return client_cls()
-        import grpc
+    def grpc(
+        self,
+        client_cls: Callable[..., C],
+        transport_cls: Any,
+        *,
+        endpoint: str | None = None,
+    ) -> C:
+        """The shared client of ``client_cls``; ``endpoint`` (HOST[:PORT]) replaces the
+        library's default host, e.g. a regional endpoint (on the emulator every service is
+        at one address, and the client still reports ``endpoint`` as its own)."""
+        key = (client_cls, self.target, endpoint)
+        return _shared(key, lambda: self._new_grpc(client_cls, transport_cls, endpoint))
 
-        channel = grpc.insecure_channel(
-            self.target.emulator, options=[("grpc.max_receive_message_length", MAX_MESSAGE)]
-        )
-        return client_cls(transport=transport_cls(channel=channel))
+    def _new_grpc(
+        self, client_cls: Callable[..., C], transport_cls: Any, endpoint: str | None
+    ) -> C:
+        options = {"api_endpoint": endpoint} if endpoint else None
+        channel: Any = google_channel(transport_cls)
+        if self.target.emulator is not None:
+            import grpc
+
+            where = deadlines.Endpoint(self.target.emulator, setting=GRPC_SETTING)
+            receive = ("grpc.max_receive_message_length", MAX_MESSAGE)
+            insecure = grpc.insecure_channel(
+                self.target.emulator, options=[receive, *deadlines.CHANNEL_OPTIONS]
+            )
+            channel = deadlines.intercept(insecure, where)
+
+        # The client hands its transport the host it resolved (and, on Google, credentials);
+        # the transport builds the channel with them, or takes the emulator's as it is.
+        def transport(**kwargs: Any) -> Any:
+            return transport_cls(channel=channel, **kwargs)
+
+        return client_cls(client_options=options, transport=transport)
 
     def storage(self, project: str | None) -> StorageClient:
+        key = ("storage", self.target, project)
+        return _shared(key, lambda: self._new_storage(project))
+
+    def _new_storage(self, project: str | None) -> StorageClient:
         from google.cloud.storage import Client
 
         url = self.target.storage_emulator
         if url is None:
-            return Client(project=project)
-        # fake-gcs-server takes no credentials: the library sends none to a custom endpoint
-        # when told not to authenticate there.
-        return Client(
-            project=project or "emulator",
-            client_options={"api_endpoint": url},
-            use_auth_w_custom_endpoint=False,
+            if self.target.emulator is not None:
+                raise CloudError(
+                    f"{GRPC_SETTING} is set but {STORAGE_SETTING} is not, so Cloud Storage calls "
+                    "would go to Google Cloud",
+                    fix=f"set {STORAGE_SETTING} to the emulator's storage URL as well "
+                    '(`eval "$(govctl emulator env)"` sets both), or unset '
+                    f"{GRPC_SETTING} to use Google Cloud",
+                    reason="NO_CREDENTIALS",
+                )
+            client = Client(project=project)
+            where = deadlines.Endpoint("storage.googleapis.com")
+        else:
+            # fake-gcs-server takes no credentials: the library sends none to a custom
+            # endpoint when told not to authenticate there.
+            client = Client(
+                project=project or "emulator",
+                client_options={"api_endpoint": url},
+                use_auth_w_custom_endpoint=False,
+            )
+            where = deadlines.Endpoint(
+                url, setting=STORAGE_SETTING, what="the emulator's Cloud Storage"
+            )
+        # google-cloud-core's documented transport object (a requests Session); every request
+        # of the client, uploads and downloads included, goes through it.
+        session = client._http
+        adapter = deadlines.http_adapter(where)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        return client
+
+
+def google_channel(transport_cls: Any) -> Callable[..., Any]:
+    """A channel maker for a Google endpoint: the transport's own (credentials, TLS, mTLS,
+    scopes), with govctl's deadlines on top."""
+
+    def make(host: str, **kwargs: Any) -> Any:
+        kwargs["options"] = [*kwargs.get("options", []), *deadlines.CHANNEL_OPTIONS]
+        return deadlines.intercept(
+            transport_cls.create_channel(host, **kwargs), deadlines.Endpoint(host)
         )
+
+    return make
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    client: Any = None
+
+
+_slots: dict[Hashable, _Slot] = {}
+_slots_lock = threading.Lock()
+_slots_target: list[CloudTarget] = []  # the target the slots were made for
+# How many clients of each class this process made: one per class is the aim (tests read it).
+constructions: Counter[str] = Counter()
+
+
+def _shared(key: tuple[Any, CloudTarget, Any], make: Callable[[], C]) -> C:
+    """The client for ``key``, made by ``make`` the first time, by one thread only."""
+    kind, target, _ = key
+    with _slots_lock:
+        if _slots_target != [target]:
+            # Another target (a test's new emulator; never within one command): its clients
+            # are of no further use.
+            _slots.clear()
+            _slots_target[:] = [target]
+        slot = _slots.setdefault(key, _Slot())
+    with slot.lock:
+        if slot.client is None:
+            slot.client = make()
+            constructions[kind if isinstance(kind, str) else kind.__name__] += 1
+        return slot.client  # type: ignore[no-any-return]
+
+
+def forget() -> None:
+    """Drop every shared client (a forked child must make its own)."""
+    with _slots_lock:
+        _slots.clear()
+        _slots_target.clear()
+
+
+os.register_at_fork(after_in_child=forget)
 
 
 _chosen: CloudTarget | None = None
