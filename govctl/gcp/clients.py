@@ -120,26 +120,44 @@ class Factory:
                     f"{GRPC_SETTING} to use Google Cloud",
                     reason="NO_CREDENTIALS",
                 )
-            client = Client(project=project)
-            where = deadlines.Endpoint("storage.googleapis.com")
-        else:
-            # fake-gcs-server takes no credentials: the library sends none to a custom
-            # endpoint when told not to authenticate there.
-            client = Client(
-                project=project or "emulator",
-                client_options={"api_endpoint": url},
-                use_auth_w_custom_endpoint=False,
-            )
-            where = deadlines.Endpoint(
-                url, setting=STORAGE_SETTING, what="the emulator's Cloud Storage"
-            )
-        # google-cloud-core's documented transport object (a requests Session); every request
-        # of the client, uploads and downloads included, goes through it.
-        session = client._http
-        adapter = deadlines.http_adapter(where)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
+            return _google_storage(Client, project)
+        # fake-gcs-server takes no credentials: the library sends none to a custom endpoint
+        # when told not to authenticate there.
+        client = Client(
+            project=project or "emulator",
+            client_options={"api_endpoint": url},
+            use_auth_w_custom_endpoint=False,
+        )
+        where = deadlines.Endpoint(url, STORAGE_SETTING, "the emulator's Cloud Storage")
+        # google-cloud-core's transport object (a requests Session): every request of the
+        # client, uploads and downloads included, goes through it.
+        _bound(client._http, where)
         return client
+
+
+def _google_storage(client_cls: Any, project: str | None) -> StorageClient:
+    """A storage client whose requests, and whose credentials' token refreshes, carry the
+    deadlines (the session the library would make refreshes through a session of its own)."""
+    import google.auth
+    import requests
+    from google.auth.transport.requests import AuthorizedSession, Request
+
+    credentials, _ = google.auth.default(scopes=client_cls.SCOPE)
+    # On Google each request names its own host (storage, or the token endpoint).
+    refresh = _bound(requests.Session(), deadlines.Endpoint("oauth2.googleapis.com"))
+    session = AuthorizedSession(  # type: ignore[no-untyped-call]  # google-auth: no hints here
+        credentials, auth_request=Request(refresh)
+    )
+    _bound(session, deadlines.Endpoint("storage.googleapis.com"))
+    client: StorageClient = client_cls(project=project, credentials=credentials, _http=session)
+    return client
+
+
+def _bound(session: Any, where: deadlines.Endpoint) -> Any:
+    adapter = deadlines.http_adapter(where)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def google_channel(transport_cls: Any) -> Callable[..., Any]:

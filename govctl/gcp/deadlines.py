@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from govctl.errors import NoAnswer, Unreachable
 
@@ -43,12 +44,14 @@ STREAM_S = 3600.0  # a stream (TailLogEntries: Cloud Logging's own session limit
 CONNECT_S = 10.0  # an HTTP connection (a refused one fails at once)
 RETRY_S = 20.0  # UNAVAILABLE answers in a row from one method before it is not retried again
 
-# gRPC's own words for a connection it could not make (grpc core's status messages; checked
-# against grpcio 1.85: refused, black-holed and unresolvable targets).
+# gRPC's own words for a connection it could not make (grpc core's status details, as grpcio
+# 1.85 words them for a refused, a black-holed and an unresolvable target).
 _NO_CONNECTION = (
     "failed to connect to all addresses",
-    "dns resolution failed",
     "connection refused",
+    "dns resolution failed",
+    "errors resolving",
+    "address lookup failed",
     "no route to host",
     "network is unreachable",
 )
@@ -63,7 +66,7 @@ class Endpoint:
     what: str = "the emulator"
 
     def unreachable(self, detail: str) -> Unreachable:
-        reason = detail.rsplit(": ", 1)[-1].strip() or detail  # grpc's last cause, in its words
+        reason = last_cause(detail)
         if self.setting is not None:
             state = (
                 "is not running" if "refused" in reason.lower() else f"does not answer ({reason})"
@@ -84,6 +87,15 @@ class Endpoint:
             if self.setting is None
             else "retry; `govctl emulator status` shows whether the emulator is alive",
         )
+
+
+def last_cause(detail: str) -> str:
+    """The innermost cause in an error text of nested causes ("a: b: Connection refused")."""
+    cause = detail.rsplit(": ", 1)[-1].strip()
+    for opener, closer in ("()", "[]"):
+        while cause.endswith(closer) and cause.count(closer) > cause.count(opener):
+            cause = cause[:-1].rstrip()
+    return cause or detail
 
 
 def no_connection(detail: str) -> bool:
@@ -235,17 +247,18 @@ def http_adapter(endpoint: Endpoint) -> Any:
 
     class Adapter(requests.adapters.HTTPAdapter):
         def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+            where = endpoint if endpoint.setting else Endpoint(urlsplit(request.url).netloc)
             kwargs["timeout"] = _http_timeout(kwargs.get("timeout"))
             try:
                 return super().send(request, *args, **kwargs)
             except requests.exceptions.ConnectTimeout as err:
-                raise endpoint.unreachable(f"no connection within {CONNECT_S:g} s") from err
+                raise where.unreachable(f"no connection within {CONNECT_S:g} s") from err
             except requests.exceptions.ReadTimeout as err:
-                raise endpoint.silent(kwargs["timeout"][1]) from err
+                raise where.silent(kwargs["timeout"][1]) from err
             except requests.exceptions.ConnectionError as err:
                 reason = getattr(err.args[0], "reason", None) if err.args else None
                 if isinstance(reason, NewConnectionError):
-                    raise endpoint.unreachable(str(reason)) from err
+                    raise where.unreachable(str(reason)) from err
                 raise
 
     return Adapter()
@@ -254,4 +267,3 @@ def http_adapter(endpoint: Endpoint) -> Any:
 def _http_timeout(given: Any) -> tuple[float, float]:
     read = given[1] if isinstance(given, tuple) else given
     return (CONNECT_S, ATTEMPT_S if read is None else min(float(read), ATTEMPT_S))
-

@@ -214,6 +214,25 @@ def test_a_google_endpoint_that_refuses_is_named_with_the_network_fix() -> None:
     assert "refused" in str(caught.value) and "check your network/proxy" in str(caught.value)
 
 
+def test_a_google_storage_host_that_refuses_is_named_with_the_network_fix() -> None:
+    """The adapter a Google storage session (and its token refreshes) gets: each request names
+    its own host. The storage library's retry (120 s) would repeat a refused connection."""
+    import requests
+
+    from govctl.errors import Unreachable
+    from govctl.gcp import deadlines
+
+    session = requests.Session()
+    adapter = deadlines.http_adapter(deadlines.Endpoint("storage.googleapis.com"))
+    session.mount("http://", adapter)
+    address = f"127.0.0.1:{closed_port()}"
+    with pytest.raises(Unreachable) as caught:
+        session.get(f"http://{address}/storage/v1/b/digests")
+    said = str(caught.value)
+    assert said.startswith(f"cannot reach {address} (") and "refused" in said
+    assert said.endswith("check your network/proxy (HTTPS_PROXY, NO_PROXY) and retry")
+
+
 def test_a_silent_grpc_endpoint_ends_at_the_attempt_deadline(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
