@@ -15,6 +15,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
@@ -136,7 +137,7 @@ def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
         return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         render.info("aborted")
-        return INTERRUPTED
+        return 130
     except GovctlError as err:
         if _debug():
             traceback.print_exc()
@@ -159,21 +160,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run() -> None:
     """The console-script entry point."""
     code = main()
-    if code == INTERRUPTED:
+    main_thread = threading.main_thread()
+    if any(not t.daemon and t is not main_thread for t in threading.enumerate()):
         _leave_now(code)
     sys.exit(code)
-
-
-INTERRUPTED = 130
 
 
 def _leave_now(code: int) -> NoReturn:
     """Exit without joining threads still blocked in a cloud call.
 
-    At exit Python joins every thread-pool worker (``concurrent.futures`` registers that), so
-    after Ctrl-C the process would live on until the workers' calls reached their deadlines.
-    The command has already cleaned up (its ``finally`` blocks ran on the way out of
-    :func:`main`); what is left is output to flush.
+    A command abandons its thread-pool workers when it ends early (Ctrl-C, or a first read
+    that says the endpoint is down: :mod:`govctl.threads`). At exit Python would join them
+    (``concurrent.futures`` registers that), and the process would live on until their calls
+    reached their deadlines. The command has already cleaned up (its ``finally`` blocks ran
+    on the way out of :func:`main`); what is left is output to flush.
     """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):

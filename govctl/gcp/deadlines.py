@@ -232,10 +232,13 @@ def intercept(channel: Any, endpoint: Endpoint) -> Any:
 
 
 # gRPC reconnects with exponential backoff up to 120 s by default: a long-lived client (a
-# watch, `logs -f`) would then wait minutes for an emulator that is back. Keep it short.
+# watch, `logs -f`) would then wait minutes for an emulator that is back. Keep it short. And a
+# connection attempt may take 20 s by default (grpc core's minimum connect timeout, which this
+# option sets): a listener that never answers is said as one after CONNECT_S, as for storage.
 CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.min_reconnect_backoff_ms", int(CONNECT_S * 1000)),
 ]
 
 

@@ -109,6 +109,7 @@ def gather(cfg: Config, now: datetime) -> Status:
         bucket = pool.submit(_part, lambda: usage.digest_stats(project, cfg.bucket))
         failing = pool.submit(_part, lambda: usage.persistent_failures(project, cfg.bucket))
         monthly = pool.submit(_part, lambda: _cost(cfg, now))
+        threads.first_failure([job, sched, runs, bucket, failing, monthly])  # Unreachable
     return Status(
         project=project,
         region=cfg.region,

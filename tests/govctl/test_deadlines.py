@@ -175,6 +175,26 @@ def test_ctrl_c_ends_a_blocked_command_at_once(
     assert "Traceback" not in err
 
 
+def test_a_command_reading_in_parallel_ends_with_its_first_unreachable_read(
+    tmp_path: Path,
+) -> None:
+    """`status` reads six things at once. Its storage endpoint refuses; its gRPC endpoint takes
+    the connection and never answers (10 s until gRPC gives up connecting): the command ends
+    with the first read that says the emulator is down, and the process does not wait for
+    the others."""
+    with BlackHole() as hole:
+        environ = _environ(tmp_path, hole.address)
+        environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{closed_port()}"
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "govctl", "status"], env=environ,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)  # fmt: skip
+        took = time.monotonic() - started
+    assert proc.returncode == 1, proc.stderr
+    assert "the emulator's Cloud Storage at http://127.0.0.1:" in proc.stderr
+    # Waiting for every read (as `with ThreadPoolExecutor()` does) would take gRPC's 10 s.
+    assert took < 8.0, f"{took:.1f} s"
+
+
 # --- beneath the commands: the channel's and the storage session's deadlines ------------------
 
 
