@@ -68,12 +68,13 @@ class Endpoint:
     def unreachable(self, detail: str) -> Unreachable:
         reason = last_cause(detail)
         if self.setting is not None:
-            state = (
-                "is not running" if "refused" in reason.lower() else f"does not answer ({reason})"
-            )
+            if "refused" in reason.lower():
+                state, act = "is not running", "`govctl emulator start`"
+            else:  # something listens there and does not speak: a hung or foreign server
+                state, act = f"does not answer ({reason})", "`govctl emulator status`"
             return Unreachable(
                 f"{self.what} at {self.address} {state}",
-                fix=f"`govctl emulator start`, or unset {self.setting} to use Google Cloud",
+                fix=f"{act}, or unset {self.setting} to use Google Cloud",
             )
         return Unreachable(
             f"cannot reach {self.address} ({reason})",
