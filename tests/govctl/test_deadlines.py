@@ -107,8 +107,12 @@ def test_a_down_emulator_is_said_at_once(
         said = [line for line in err.splitlines() if down in line]
         fix = said[0]
     assert len(said) == 1, out + err
-    assert f"the emulator at {down} is not running" in said[0]
-    assert "`govctl emulator start`, or unset GOVCTL_EMULATOR_HOST" in fix
+    # Whichever read failed first: the gRPC services' or the storage's (both are down).
+    grpc_down = f"the emulator at {down} is not running" in said[0]
+    storage_down = f"the emulator's Cloud Storage at http://{down} is not running" in said[0]
+    assert grpc_down or storage_down, said[0]
+    setting = "GOVCTL_EMULATOR_HOST" if grpc_down else "STORAGE_EMULATOR_HOST"
+    assert f"`govctl emulator start`, or unset {setting}" in fix
 
 
 @pytest.mark.parametrize("argv", [["config", "show"], ["init"]])
