@@ -161,13 +161,14 @@ def run() -> None:
     """The console-script entry point."""
     code = main()
     main_thread = threading.main_thread()
-    if any(not t.daemon and t is not main_thread for t in threading.enumerate()):
+    if code == 130 or any(not t.daemon and t is not main_thread for t in threading.enumerate()):
         _leave_now(code)
     sys.exit(code)
 
 
 def _leave_now(code: int) -> NoReturn:
-    """Exit without joining threads still blocked in a cloud call.
+    """Exit without joining threads still blocked in a cloud call (and, after Ctrl-C, without
+    the interpreter's half-second of tearing down the gRPC and Google libraries).
 
     A command abandons its thread-pool workers when it ends early (Ctrl-C, or a first read
     that says the endpoint is down: :mod:`govctl.threads`). At exit Python would join them

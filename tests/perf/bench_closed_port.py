@@ -134,7 +134,7 @@ def main() -> int:
                 command = [r[1] for r in runs]
                 cells.append(f"{_cell(process, args.cap):>15}{_cell(command, args.cap):>15}")
                 if source is None and argv not in BASELINE:
-                    slowest = max(slowest, (statistics.median(process), " ".join(argv)))
+                    slowest = max(slowest, (statistics.median(process), _label(argv)))
             print(f"{_label(argv):<42}{''.join(cells)}")
         print(f"slowest process (this checkout): {slowest[0]:.2f} s, govctl {slowest[1]}")
         print()
