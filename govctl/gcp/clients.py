@@ -31,7 +31,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from govctl.config import CloudTarget, cloud_target
 from govctl.errors import CloudError
@@ -84,8 +84,10 @@ class Factory:
         self, client_cls: Callable[..., C], transport_cls: Any, endpoint: str | None
     ) -> C:
         options = {"api_endpoint": endpoint} if endpoint else None
-        channel: Any = google_channel(transport_cls)
-        if self.target.emulator is not None:
+        channel: Any
+        if self.target.emulator is None:
+            channel = google_channel(transport_cls)
+        else:
             import grpc
 
             where = deadlines.Endpoint(self.target.emulator, setting=GRPC_SETTING)
@@ -200,7 +202,7 @@ def _shared(key: tuple[Any, CloudTarget, Any], make: Callable[[], C]) -> C:
         if slot.client is None:
             slot.client = make()
             constructions[kind if isinstance(kind, str) else kind.__name__] += 1
-        return slot.client  # type: ignore[no-any-return]
+        return cast(C, slot.client)
 
 
 def forget() -> None:

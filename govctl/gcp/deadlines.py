@@ -41,8 +41,19 @@ from govctl.errors import NoAnswer, Unreachable
 
 ATTEMPT_S = 30.0  # one unary call's attempt, and one HTTP read
 STREAM_S = 3600.0  # a stream (TailLogEntries: Cloud Logging's own session limit is an hour)
-CONNECT_S = 10.0  # an HTTP connection (a refused one fails at once)
+CONNECT_S = 10.0  # a connection, gRPC or HTTP (a refused one fails at once)
 RETRY_S = 20.0  # UNAVAILABLE answers in a row from one method before it is not retried again
+
+# gRPC's connection backoff (grpc/grpc doc/connection-backoff.md): a connection attempt gets
+# at least MIN_CONNECT_TIMEOUT (20 s), and attempts back off from 1 s up to 120 s. A listener
+# that never answers is said after CONNECT_S instead (grpc core reads its minimum connect
+# timeout from this option; measured: 10 s with it, 20 s without), and a long-lived client (a
+# watch, `logs -f`) finds an emulator that is back within 5 s, not minutes.
+CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5000),
+    ("grpc.min_reconnect_backoff_ms", int(CONNECT_S * 1000)),
+]
 
 # gRPC's own words for a connection it could not make (grpc core's status details, as grpcio
 # 1.85 words them for a refused, a black-holed and an unresolvable target).
@@ -230,17 +241,6 @@ def intercept(channel: Any, endpoint: Endpoint) -> Any:
             _register()
             _done = True
     return grpc.intercept_channel(channel, _Interceptor(endpoint))
-
-
-# gRPC reconnects with exponential backoff up to 120 s by default: a long-lived client (a
-# watch, `logs -f`) would then wait minutes for an emulator that is back. Keep it short. And a
-# connection attempt may take 20 s by default (grpc core's minimum connect timeout, which this
-# option sets): a listener that never answers is said as one after CONNECT_S, as for storage.
-CHANNEL_OPTIONS = [
-    ("grpc.initial_reconnect_backoff_ms", 500),
-    ("grpc.max_reconnect_backoff_ms", 5000),
-    ("grpc.min_reconnect_backoff_ms", int(CONNECT_S * 1000)),
-]
 
 
 def http_adapter(endpoint: Endpoint) -> Any:
