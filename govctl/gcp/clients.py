@@ -59,6 +59,7 @@ C = TypeVar("C")
 MAX_MESSAGE = 64 * 1024 * 1024
 GRPC_SETTING = "GOVCTL_EMULATOR_HOST"  # [cloud] emulator
 STORAGE_SETTING = "STORAGE_EMULATOR_HOST"  # [cloud] storage_emulator
+DISCOVERY_ENGINE = "discoveryengine.googleapis.com"
 
 
 class Factory:
@@ -71,12 +72,12 @@ class Factory:
         self,
         client_cls: Callable[..., C],
         transport_cls: Any,
-        *,
         endpoint: str | None = None,
     ) -> C:
-        """The shared client of ``client_cls``; ``endpoint`` (HOST[:PORT]) replaces the
-        library's default host, e.g. a regional endpoint (on the emulator every service is
-        at one address, and the client still reports ``endpoint`` as its own)."""
+        """The shared client of ``client_cls``, of the library's default endpoint or of
+        ``endpoint`` (HOST[:PORT], a regional one). On the emulator every service is at one
+        address; the channel carries ``endpoint`` as its authority, as a connection to Google
+        would, so the emulator sees which endpoint the client meant."""
         key = (client_cls, self.target, endpoint)
         return _shared(key, lambda: self._new_grpc(client_cls, transport_cls, endpoint))
 
@@ -91,11 +92,15 @@ class Factory:
             import grpc
 
             where = deadlines.Endpoint(self.target.emulator, setting=GRPC_SETTING)
-            receive = ("grpc.max_receive_message_length", MAX_MESSAGE)
-            insecure = grpc.insecure_channel(
-                self.target.emulator, options=[receive, *deadlines.CHANNEL_OPTIONS]
+            settings: list[tuple[str, Any]] = [
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                *deadlines.CHANNEL_OPTIONS,
+            ]
+            if endpoint:
+                settings.append(("grpc.default_authority", endpoint))
+            channel = deadlines.intercept(
+                grpc.insecure_channel(self.target.emulator, options=settings), where
             )
-            channel = deadlines.intercept(insecure, where)
 
         # The client hands its transport the host it resolved (and, on Google, credentials);
         # the transport builds the channel with them, or takes the emulator's as it is.
@@ -349,31 +354,47 @@ def notification_channels() -> monitoring_v3.NotificationChannelServiceClient:
     )
 
 
-def data_stores() -> discoveryengine_v1.DataStoreServiceClient:
+def discovery_engine_endpoint(location: str) -> str:
+    """Vertex AI Search serves a data store in ``us`` or ``eu`` only from
+    ``{location}-discoveryengine.googleapis.com`` (Google's import sample,
+    cloud.google.com/generative-ai-app-builder/docs/samples/genappbuilder-import-documents-gcs;
+    the locations page); the global endpoint refuses it ("Incorrect API endpoint used")."""
+    return DISCOVERY_ENGINE if location == "global" else f"{location}-{DISCOVERY_ENGINE}"
+
+
+def data_stores(location: str = "global") -> discoveryengine_v1.DataStoreServiceClient:
     from google.cloud import discoveryengine_v1 as de
     from google.cloud.discoveryengine_v1.services.data_store_service.transports import (
         DataStoreServiceGrpcTransport,
     )
 
-    return factory().grpc(de.DataStoreServiceClient, DataStoreServiceGrpcTransport)
+    return factory().grpc(
+        de.DataStoreServiceClient,
+        DataStoreServiceGrpcTransport,
+        discovery_engine_endpoint(location),
+    )
 
 
-def documents() -> discoveryengine_v1.DocumentServiceClient:
+def documents(location: str = "global") -> discoveryengine_v1.DocumentServiceClient:
     from google.cloud import discoveryengine_v1 as de
     from google.cloud.discoveryengine_v1.services.document_service.transports import (
         DocumentServiceGrpcTransport,
     )
 
-    return factory().grpc(de.DocumentServiceClient, DocumentServiceGrpcTransport)
+    return factory().grpc(
+        de.DocumentServiceClient, DocumentServiceGrpcTransport, discovery_engine_endpoint(location)
+    )
 
 
-def search() -> discoveryengine_v1.SearchServiceClient:
+def search(location: str = "global") -> discoveryengine_v1.SearchServiceClient:
     from google.cloud import discoveryengine_v1 as de
     from google.cloud.discoveryengine_v1.services.search_service.transports import (
         SearchServiceGrpcTransport,
     )
 
-    return factory().grpc(de.SearchServiceClient, SearchServiceGrpcTransport)
+    return factory().grpc(
+        de.SearchServiceClient, SearchServiceGrpcTransport, discovery_engine_endpoint(location)
+    )
 
 
 def secret_manager() -> secretmanager_v1.SecretManagerServiceClient:
