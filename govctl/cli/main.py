@@ -17,6 +17,7 @@ import os
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any, NoReturn
 
@@ -165,8 +166,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return invoke(command(), argv)
 
 
+def quiet_python_support_notices() -> None:
+    """Hide google-api-core's notice that this Python nears its end of life.
+
+    Every client library checks at import (google/api_core/_python_version_support.py, from
+    365 days before the Python's end of life, 90 from google-api-core 2.44): a command that
+    imports five clients printed five copies of one FutureWarning before its own output.
+    ``python -W …`` or ``PYTHONWARNINGS`` (any warning option) leaves the notices on.
+    """
+    if not sys.warnoptions:
+        warnings.filterwarnings(
+            "ignore", category=FutureWarning, module=r"google\.api_core\._python_version_support"
+        )
+
+
 def run() -> None:
     """The console-script entry point."""
+    quiet_python_support_notices()
     code = main()
     main_thread = threading.main_thread()
     if code == 130 or any(not t.daemon and t is not main_thread for t in threading.enumerate()):
