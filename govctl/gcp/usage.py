@@ -84,7 +84,8 @@ def finished(
         )
 
     with threads.pool(min(8, len(found)), "usage") as pool:
-        return [Usage(e, t) for e, t in zip(found, pool.map(times, found), strict=True)]
+        durations = threads.map_all(pool, times, found)
+    return [Usage(e, t) for e, t in zip(found, durations, strict=True)]
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,7 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
         run_time = pool.submit(_run_time, cfg, request, prices)
         bucket = pool.submit(_bucket, cfg, prices)
         registry = pool.submit(_registry, cfg, prices)
+        threads.first_failure([run_time, bucket, registry])
         (duration_s, time_note, w1), (size, bucket_note, w2), (image_size, image_note, w3) = (
             run_time.result(), bucket.result(), registry.result())  # fmt: skip
     warn += w1 + w2 + w3

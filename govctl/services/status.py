@@ -90,7 +90,7 @@ def _runs(cfg: Config) -> list[Run]:
         return Run(ex, None if totals.error else totals)
 
     with threads.pool(RECENT, "status-runs") as pool:
-        return list(pool.map(with_totals, recent))
+        return threads.map_all(pool, with_totals, recent)
 
 
 def _cost(cfg: Config, now: datetime) -> float:

@@ -83,6 +83,7 @@ def diagnose(cfg: config.Config, now: Callable[[], datetime] | None = None) -> R
     with threads.pool(8, "doctor") as pool:
         facts = Facts(cfg, pool, project=first)
         futures = [pool.submit(_guarded, name, check, ctx, facts) for name, check in CHECKS]
+        threads.first_failure(futures)
         return Report([f.result() for f in futures])
 
 
