@@ -72,4 +72,13 @@ class NoAnswer(Unanswered):
     default_reason = "DEADLINE_EXCEEDED"
 
 
+class ApiDisabled(CloudError):
+    """The project has the API a call needs disabled (Google's ``SERVICE_DISABLED``)."""
+
+    def __init__(self, message: str, *, fix: str | None = None, api: str = "", project: str = ""):
+        self.api = api
+        self.project = project
+        super().__init__(message, fix=fix, reason="SERVICE_DISABLED")
+
+
 UNREACHABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNAUTHENTICATED", "NO_CREDENTIALS"})

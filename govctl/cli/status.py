@@ -62,10 +62,14 @@ def _schedule(part: Part[Schedule]) -> Rows:
         last = f"last attempt {render.when(spec.last_attempt_time)} {spec.status_name or 'OK'}"
     running = upcoming and spec.state == "ENABLED"
     nxt = f"next {render.scheduled(upcoming, spec.time_zone)}" if running else "paused"
-    return [
+    rows = [
         ("Schedule", f"{spec.cron} — {part.value.description} ({spec.time_zone}) · {spec.state}"),
         ("", f"{nxt} · {last}"),
     ]
+    if part.value.settings:
+        rows.append(("", f"the settings say {part.value.settings}: `govctl doctor` shows the "
+                         "drift and how to reconcile it"))  # fmt: skip
+    return rows
 
 
 def _bucket(part: Part[DigestStats | None]) -> Rows:
@@ -93,15 +97,17 @@ def _failing(part: Part[list[dict[str, str]]]) -> Rows:
     return [("Failing", f"{count} failing: {shown}{more}")]
 
 
-def _cost(part: Part[float]) -> Rows:
+def _cost(part: Part[float], job: Part[JobSpec | None]) -> Rows:
     if part.error or part.value is None:
         return [("Cost", f"unavailable: {part.error}")]
-    return [("Cost", f"about ${part.value:,.2f} a month — govctl cost for the breakdown")]
+    # Without a deployed job the figure prices govctl.toml, not anything that runs or bills.
+    basis = " (estimate for the configuration; not deployed)" if job.value is None else ""
+    return [("Cost", f"about ${part.value:,.2f} a month{basis} — govctl cost for the breakdown")]
 
 
 def _lines(st: Status) -> Rows:
     return (_job(st.job, st.job_name) + _schedule(st.schedule) + _bucket(st.bucket)
-            + _failing(st.failing) + _cost(st.cost))  # fmt: skip
+            + _failing(st.failing) + _cost(st.cost, st.job))  # fmt: skip
 
 
 def _run_rows(st: Status, now: datetime) -> list[list[object]]:
@@ -126,7 +132,7 @@ def _json(st: Status) -> dict[str, object]:
     schedule = None
     if sched is not None and sched.spec is not None:
         schedule = {**render.plain(sched.spec), "description": sched.description,
-                    "next": sched.next}  # fmt: skip
+                    "next": sched.next, "settings_differ": sched.settings is not None}  # fmt: skip
     runs = [{**render.plain(r.execution), "reports": r.totals} for r in st.runs.value or []]
     return {
         "project": st.project,

@@ -8,6 +8,7 @@ from typing import Any
 
 from govctl import config
 from govctl.gcp import billing_info, executions, iam, inspect, jobs, scheduler, services, usage
+from govctl.services import apis as needed
 
 RECENT_EXECUTIONS = 20
 # What deploying needs on the project (run jobs, scheduler jobs) and the role that grants it.
@@ -18,6 +19,12 @@ DEPLOY_PERMISSIONS = {
     "cloudscheduler.jobs.create": "roles/cloudscheduler.admin",
     "cloudscheduler.jobs.update": "roles/cloudscheduler.admin",
 }
+
+
+def _deploy_plan(cfg: config.Config) -> Any:
+    from govctl.services.doctor import drift  # which reads Facts: imported once both exist
+
+    return drift.deploy_plan(cfg)
 
 
 class Facts:
@@ -31,7 +38,7 @@ class Facts:
             "caller": iam.caller,
             "project": (lambda: project) if project is not None else lambda: inspect.project(p),
             "billing": lambda: billing_info.project_billing(p),
-            "apis": lambda: services.enabled(p),
+            "apis": lambda: services.enabled(p, needed.names(cfg)),
             "deploy_permissions": lambda: iam.test_project(p, DEPLOY_PERMISSIONS),
             "service_account": lambda: iam.service_account(p, sa),
             "project_policy": lambda: iam.project_policy(p),
@@ -40,6 +47,7 @@ class Facts:
             "scheduler": lambda: scheduler.get(cfg.schedule_path),
             "executions": lambda: executions.list_for_job(cfg.job_path, RECENT_EXECUTIONS),
             "bucket": lambda: usage.digest_stats(p, cfg.bucket),
+            "deploy_plan": lambda: _deploy_plan(cfg),
         }
         self._futures: dict[str, Future[Any]] = {k: pool.submit(f) for k, f in readers.items()}
 
