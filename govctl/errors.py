@@ -44,6 +44,34 @@ class CloudError(GovctlError):
         return self.reason in UNREACHABLE
 
 
+class Unanswered(CloudError):
+    """A call that got no answer from its endpoint; raised beneath the client libraries'
+    retries (:mod:`govctl.gcp.deadlines`), so none of them repeats it."""
+
+    default_reason = "UNAVAILABLE"
+
+    def __init__(self, message: str, *, fix: str | None = None, reason: str | None = None):
+        self.plain = message
+        super().__init__(message, fix=fix, reason=reason or self.default_reason)
+
+    def during(self, what: str) -> Unanswered:
+        """The same error, saying what was being done ("get job X: …")."""
+        return type(self)(f"{what}: {self.plain}", fix=self.fix, reason=self.reason)
+
+
+class Unreachable(Unanswered):
+    """No connection to the endpoint could be made (refused, no route, no DNS answer): the
+    message names the endpoint and the fix, within a second. Nothing else the command would
+    do can work either, so commands let it end them."""
+
+
+class NoAnswer(Unanswered):
+    """The endpoint took the call and gave no answer within its deadline (or only
+    "unavailable, try again" for as long)."""
+
+    default_reason = "DEADLINE_EXCEEDED"
+
+
 class ApiDisabled(CloudError):
     """The project has the API a call needs disabled (Google's ``SERVICE_DISABLED``)."""
 

@@ -10,14 +10,16 @@ or an unexpected error ("internal error: …"); 2 bad usage; 130 interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
 import sys
+import threading
 import traceback
 import warnings
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -181,4 +183,24 @@ def quiet_python_support_notices() -> None:
 def run() -> None:
     """The console-script entry point."""
     quiet_python_support_notices()
-    sys.exit(main())
+    code = main()
+    main_thread = threading.main_thread()
+    if code == 130 or any(not t.daemon and t is not main_thread for t in threading.enumerate()):
+        _leave_now(code)
+    sys.exit(code)
+
+
+def _leave_now(code: int) -> NoReturn:
+    """Exit without joining threads still blocked in a cloud call (and, after Ctrl-C, without
+    the interpreter's half-second of tearing down the gRPC and Google libraries).
+
+    A command abandons its thread-pool workers when it ends early (Ctrl-C, or a first read
+    that says the endpoint is down: :mod:`govctl.threads`). At exit Python would join them
+    (``concurrent.futures`` registers that), and the process would live on until their calls
+    reached their deadlines. The command has already cleaned up (its ``finally`` blocks ran
+    on the way out of :func:`main`); what is left is output to flush.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)

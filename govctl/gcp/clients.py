@@ -1,4 +1,4 @@
-"""Every Google client govctl uses is built here, by one :class:`Factory`.
+"""Every Google client govctl uses is built here, by one :class:`Factory`, once per process.
 
 The factory is given where the APIs are (:class:`govctl.config.CloudTarget`, resolved with the
 other settings: ``config show`` prints it): a command's settings choose it through
@@ -8,8 +8,17 @@ insecure channel to the loopback cloud (an ``api_endpoint`` alone would open TLS
 and anonymous credentials; otherwise the libraries' defaults apply (Application Default
 Credentials). Storage is pointed at fake-gcs-server the same way.
 
-This is the one place where a client is made, so a default deadline or a per-process client
-cache belongs in :meth:`Factory.grpc` / :meth:`Factory.storage`.
+Every channel and storage session carries govctl's deadlines (:mod:`govctl.gcp.deadlines`):
+no call waits without end, and an endpoint that is down is said at once, by name.
+
+Each client is made once per process and target, then shared (:func:`_shared`). Making one
+opens a channel and, on Google, finds credentials and fetches a token; `govctl run`'s watch
+asks for its clients every 2 s, so making them anew each time cost a channel and a token
+refresh per poll. Sharing is what Google documents: the gRPC clients "are safe to share
+across threads" (googleapis/python-api-core ``docs/multiprocessing.rst``), and so is the
+storage client (googleapis/python-storage ``docs/index.rst``); both should be made after a
+fork, so a forked child starts with none. (skypilot caches its cloud clients the same way, for
+the same reason: ``sky/adaptors/gcp.py``.)
 
 Google libraries are imported inside the functions: importing them costs ~0.4 s, and
 ``govctl --help`` must not pay it.
@@ -17,10 +26,16 @@ Google libraries are imported inside the functions: importing them costs ~0.4 s,
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from govctl.config import CloudTarget, cloud_target
+from govctl.errors import CloudError
+from govctl.gcp import deadlines
 
 if TYPE_CHECKING:
     from google.cloud import (
@@ -42,6 +57,8 @@ if TYPE_CHECKING:
 C = TypeVar("C")
 # Digests and run reports can be large; gRPC's default 4 MiB receive limit is not enough.
 MAX_MESSAGE = 64 * 1024 * 1024
+GRPC_SETTING = "GOVCTL_EMULATOR_HOST"  # [cloud] emulator
+STORAGE_SETTING = "STORAGE_EMULATOR_HOST"  # [cloud] storage_emulator
 DISCOVERY_ENGINE = "discoveryengine.googleapis.com"
 
 
@@ -54,39 +71,153 @@ class Factory:
     def grpc(
         self,
         client_cls: Callable[..., C],
-        transport_cls: Callable[..., Any],
+        transport_cls: Any,
         endpoint: str | None = None,
     ) -> C:
-        """A client of the library's default endpoint, or of ``endpoint`` (a regional one).
-        On the emulator the channel carries ``endpoint`` as its authority, as a connection to
-        Google would, so the emulator sees which endpoint the client meant."""
-        if self.target.emulator is None:
-            return (
-                client_cls(client_options={"api_endpoint": endpoint}) if endpoint else client_cls()
-            )
-        import grpc
+        """The shared client of ``client_cls``, of the library's default endpoint or of
+        ``endpoint`` (HOST[:PORT], a regional one). On the emulator every service is at one
+        address; the channel carries ``endpoint`` as its authority, as a connection to Google
+        would, so the emulator sees which endpoint the client meant."""
+        key = (client_cls, self.target, endpoint)
+        return _shared(key, lambda: self._new_grpc(client_cls, transport_cls, endpoint))
 
-        options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_MESSAGE)]
-        if endpoint:
-            options.append(("grpc.default_authority", endpoint))
-        channel = grpc.insecure_channel(self.target.emulator, options=options)
-        if endpoint:
-            return client_cls(transport=transport_cls(host=endpoint, channel=channel))
-        return client_cls(transport=transport_cls(channel=channel))
+    def _new_grpc(
+        self, client_cls: Callable[..., C], transport_cls: Any, endpoint: str | None
+    ) -> C:
+        options = {"api_endpoint": endpoint} if endpoint else None
+        channel: Any
+        if self.target.emulator is None:
+            channel = google_channel(transport_cls)
+        else:
+            import grpc
+
+            where = deadlines.Endpoint(self.target.emulator, setting=GRPC_SETTING)
+            settings: list[tuple[str, Any]] = [
+                ("grpc.max_receive_message_length", MAX_MESSAGE),
+                *deadlines.CHANNEL_OPTIONS,
+            ]
+            if endpoint:
+                settings.append(("grpc.default_authority", endpoint))
+            channel = deadlines.intercept(
+                grpc.insecure_channel(self.target.emulator, options=settings), where
+            )
+
+        # The client hands its transport the host it resolved (and, on Google, credentials);
+        # the transport builds the channel with them, or takes the emulator's as it is.
+        def transport(**kwargs: Any) -> Any:
+            return transport_cls(channel=channel, **kwargs)
+
+        return client_cls(client_options=options, transport=transport)
 
     def storage(self, project: str | None) -> StorageClient:
+        key = ("storage", self.target, project)
+        return _shared(key, lambda: self._new_storage(project))
+
+    def _new_storage(self, project: str | None) -> StorageClient:
         from google.cloud.storage import Client
 
         url = self.target.storage_emulator
         if url is None:
-            return Client(project=project)
+            if self.target.emulator is not None:
+                raise CloudError(
+                    f"{GRPC_SETTING} is set but {STORAGE_SETTING} is not, so Cloud Storage calls "
+                    "would go to Google Cloud",
+                    fix=f"set {STORAGE_SETTING} to the emulator's storage URL as well "
+                    '(`eval "$(govctl emulator env)"` sets both), or unset '
+                    f"{GRPC_SETTING} to use Google Cloud",
+                    reason="NO_CREDENTIALS",
+                )
+            return _google_storage(Client, project)
         # fake-gcs-server takes no credentials: the library sends none to a custom endpoint
         # when told not to authenticate there.
-        return Client(
+        client = Client(
             project=project or "emulator",
             client_options={"api_endpoint": url},
             use_auth_w_custom_endpoint=False,
         )
+        where = deadlines.Endpoint(url, STORAGE_SETTING, "the emulator's Cloud Storage")
+        # google-cloud-core's transport object (a requests Session): every request of the
+        # client, uploads and downloads included, goes through it.
+        _bound(client._http, where)
+        return client
+
+
+def _google_storage(client_cls: Any, project: str | None) -> StorageClient:
+    """A storage client whose requests, and whose credentials' token refreshes, carry the
+    deadlines (the session the library would make refreshes through a session of its own)."""
+    import google.auth
+    import requests
+    from google.auth.transport.requests import AuthorizedSession, Request
+
+    credentials, _ = google.auth.default(scopes=client_cls.SCOPE)
+    # On Google each request names its own host (storage, or the token endpoint).
+    refresh = _bound(requests.Session(), deadlines.Endpoint("oauth2.googleapis.com"))
+    session = AuthorizedSession(  # type: ignore[no-untyped-call]  # google-auth: no hints here
+        credentials, auth_request=Request(refresh)
+    )
+    _bound(session, deadlines.Endpoint("storage.googleapis.com"))
+    client: StorageClient = client_cls(project=project, credentials=credentials, _http=session)
+    return client
+
+
+def _bound(session: Any, where: deadlines.Endpoint) -> Any:
+    adapter = deadlines.http_adapter(where)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def google_channel(transport_cls: Any) -> Callable[..., Any]:
+    """A channel maker for a Google endpoint: the transport's own (credentials, TLS, mTLS,
+    scopes), with govctl's deadlines on top."""
+
+    def make(host: str, **kwargs: Any) -> Any:
+        kwargs["options"] = [*kwargs.get("options", []), *deadlines.CHANNEL_OPTIONS]
+        return deadlines.intercept(
+            transport_cls.create_channel(host, **kwargs), deadlines.Endpoint(host)
+        )
+
+    return make
+
+
+@dataclass
+class _Slot:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    client: Any = None
+
+
+_slots: dict[Hashable, _Slot] = {}
+_slots_lock = threading.Lock()
+_slots_target: list[CloudTarget] = []  # the target the slots were made for
+# How many clients of each class this process made: one per class is the aim (tests read it).
+constructions: Counter[str] = Counter()
+
+
+def _shared(key: tuple[Any, CloudTarget, Any], make: Callable[[], C]) -> C:
+    """The client for ``key``, made by ``make`` the first time, by one thread only."""
+    kind, target, _ = key
+    with _slots_lock:
+        if _slots_target != [target]:
+            # Another target (a test's new emulator; never within one command): its clients
+            # are of no further use.
+            _slots.clear()
+            _slots_target[:] = [target]
+        slot = _slots.setdefault(key, _Slot())
+    with slot.lock:
+        if slot.client is None:
+            slot.client = make()
+            constructions[kind if isinstance(kind, str) else kind.__name__] += 1
+        return cast(C, slot.client)
+
+
+def forget() -> None:
+    """Drop every shared client (a forked child must make its own)."""
+    with _slots_lock:
+        _slots.clear()
+        _slots_target.clear()
+
+
+os.register_at_fork(after_in_child=forget)
 
 
 _chosen: CloudTarget | None = None

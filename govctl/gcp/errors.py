@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from govctl.errors import ApiDisabled, CloudError, GovctlError, NotFound, PermissionDenied
+from govctl.errors import (
+    ApiDisabled,
+    CloudError,
+    GovctlError,
+    NotFound,
+    PermissionDenied,
+    Unanswered,
+)
 
 # What a 403 usually means for the calls govctl makes (GCP-FACTS.md, IAM).
 DENIED_FIX = (
@@ -57,6 +64,11 @@ def _message(err: BaseException) -> str:
     return " ".join(str(message).split())
 
 
+NO_ANSWER_FIX = (
+    "check your network, or `govctl emulator status` when GOVCTL_EMULATOR_HOST is set, and retry"
+)
+
+
 @contextmanager
 def translate(
     what: str, *, not_found: str | None = None, denied: str | None = None
@@ -67,39 +79,12 @@ def translate(
 
     try:
         yield
+    except Unanswered as err:  # from beneath the library (gcp.deadlines): say what was done
+        raise err.during(what) from None
     except GovctlError:
         raise
-    except gex.NotFound as err:
-        raise NotFound(f"{what}: not found ({_message(err)})", fix=not_found) from None
-    except gex.PermissionDenied as err:
-        raise _denied(what, err, denied) from None
-    except gex.Unauthenticated as err:
-        raise CloudError(
-            f"{what}: not authenticated ({_message(err)})",
-            fix="run `gcloud auth application-default login`",
-            reason="UNAUTHENTICATED",
-        ) from None
-    except gex.FailedPrecondition as err:
-        raise CloudError(f"{what}: {_message(err)}", reason="FAILED_PRECONDITION") from None
-    except gex.Aborted as err:
-        raise CloudError(
-            f"{what}: changed by someone else meanwhile ({_message(err)})",
-            fix="rerun the command to see the new state",
-            reason="ABORTED",
-        ) from None
-    except (gex.ServiceUnavailable, gex.DeadlineExceeded, gex.RetryError) as err:
-        raise CloudError(
-            f"{what}: the API did not answer ({_message(err)})",
-            fix="check your network, or `govctl emulator status` when GOVCTL_EMULATOR_HOST "
-            "is set, and retry",
-            reason="UNAVAILABLE"
-            if isinstance(err, gex.ServiceUnavailable)
-            else "DEADLINE_EXCEEDED",
-        ) from None
-    except gex.GoogleAPICallError as err:
-        code = getattr(err, "grpc_status_code", None)
-        reason = code.name if code is not None else type(err).__name__
-        raise CloudError(f"{what}: {reason}: {_message(err)}", reason=reason) from None
+    except (gex.GoogleAPICallError, gex.RetryError) as err:
+        raise _unanswered(what, err) or _refused(what, err, not_found, denied) from None
     except auth_ex.DefaultCredentialsError:
         raise CloudError(
             f"{what}: no Google credentials found",
@@ -107,3 +92,46 @@ def translate(
             "to use `govctl emulator`)",
             reason="NO_CREDENTIALS",
         ) from None
+
+
+def _unanswered(what: str, err: Exception) -> GovctlError | None:
+    """The error for a call that got no answer, or None when it got one."""
+    from google.api_core import exceptions as gex
+
+    if isinstance(err, gex.RetryError) and isinstance(err.cause, Unanswered):
+        return err.cause.during(what)  # a patient caller's retries ran out
+    if isinstance(err, gex.ServiceUnavailable | gex.DeadlineExceeded | gex.RetryError):
+        unavailable = isinstance(err, gex.ServiceUnavailable)
+        return CloudError(
+            f"{what}: the API did not answer ({_message(err)})",
+            fix=NO_ANSWER_FIX,
+            reason="UNAVAILABLE" if unavailable else "DEADLINE_EXCEEDED",
+        )
+    return None
+
+
+def _refused(what: str, err: Exception, not_found: str | None, denied: str | None) -> GovctlError:
+    """The error for a call the API answered with a refusal."""
+    from google.api_core import exceptions as gex
+
+    if isinstance(err, gex.NotFound):
+        return NotFound(f"{what}: not found ({_message(err)})", fix=not_found)
+    if isinstance(err, gex.PermissionDenied):
+        return _denied(what, err, denied)
+    if isinstance(err, gex.Unauthenticated):
+        return CloudError(
+            f"{what}: not authenticated ({_message(err)})",
+            fix="run `gcloud auth application-default login`",
+            reason="UNAUTHENTICATED",
+        )
+    if isinstance(err, gex.FailedPrecondition):
+        return CloudError(f"{what}: {_message(err)}", reason="FAILED_PRECONDITION")
+    if isinstance(err, gex.Aborted):
+        return CloudError(
+            f"{what}: changed by someone else meanwhile ({_message(err)})",
+            fix="rerun the command to see the new state",
+            reason="ABORTED",
+        )
+    code = getattr(err, "grpc_status_code", None)
+    reason = code.name if code is not None else type(err).__name__
+    return CloudError(f"{what}: {reason}: {_message(err)}", reason=reason)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from govctl.errors import Unanswered
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
 from govctl.gcp.jobs import job_id
@@ -278,14 +279,15 @@ def job_container(job_path: str) -> JobContainer:
 
 def _patient(patient: bool) -> Any:
     """For a watcher: ride out a minute of UNAVAILABLE or timeouts rather than stop
-    watching an execution that goes on regardless (reads are safe to repeat)."""
+    watching an execution that goes on regardless (reads are safe to repeat) — an endpoint
+    that is down or silent too (:class:`Unanswered`, which other callers get at once)."""
     from google.api_core import exceptions as gex
     from google.api_core import gapic_v1, retry
 
     if not patient:
         return gapic_v1.method.DEFAULT
     return retry.Retry(
-        predicate=retry.if_exception_type(gex.ServiceUnavailable, gex.DeadlineExceeded),
+        predicate=retry.if_exception_type(gex.ServiceUnavailable, gex.DeadlineExceeded, Unanswered),
         initial=0.5,
         maximum=10.0,
         timeout=PATIENCE_S,

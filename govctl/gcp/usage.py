@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
+from govctl import threads
 from govctl.gcp import clients, executions
 from govctl.gcp.errors import translate
 
@@ -83,8 +83,9 @@ def finished(
             d for t in executions.tasks(ex.full) if (d := t.duration_s()) is not None and d >= 0
         )
 
-    with ThreadPoolExecutor(max_workers=min(8, len(found))) as pool:
-        return [Usage(e, t) for e, t in zip(found, pool.map(times, found), strict=True)]
+    with threads.pool(min(8, len(found)), "usage") as pool:
+        durations = threads.map_all(pool, times, found)
+    return [Usage(e, t) for e, t in zip(found, durations, strict=True)]
 
 
 @dataclass(frozen=True)

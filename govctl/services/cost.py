@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 
-from govctl import validate
+from govctl import threads, validate
 from govctl.config import Config
 from govctl.errors import GovctlError, NotFound
 from govctl.gcp.billing import Price as Price
@@ -305,14 +305,13 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
     Prices come first (when Google Cloud does not answer, nothing else is tried); the run
     times, the bucket and the registry are then read concurrently.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     prices = load_prices(cfg, request.price_cpu, request.price_mem)
     warn += [w for w in [offline_warning(prices)] if w]
-    with ThreadPoolExecutor(max_workers=3) as pool:
+    with threads.pool(3, "cost") as pool:
         run_time = pool.submit(_run_time, cfg, request, prices)
         bucket = pool.submit(_bucket, cfg, prices)
         registry = pool.submit(_registry, cfg, prices)
+        threads.first_failure([run_time, bucket, registry])
         (duration_s, time_note, w1), (size, bucket_note, w2), (image_size, image_note, w3) = (
             run_time.result(), bucket.result(), registry.result())  # fmt: skip
     warn += w1 + w2 + w3

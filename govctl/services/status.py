@@ -7,13 +7,13 @@ instead of failing the whole screen: the morning check should show as much as it
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
+from govctl import threads
 from govctl.config import Config
-from govctl.errors import GovctlError, NotFound
+from govctl.errors import GovctlError, NotFound, Unreachable
 from govctl.gcp import executions, jobs, scheduler, usage
 from govctl.gcp.jobs import JobSpec as JobSpec
 from govctl.gcp.scheduler import ScheduleSpec
@@ -66,6 +66,8 @@ class Status:
 def _part(fn: Callable[[], V]) -> Part[V]:
     try:
         return Part(fn())
+    except Unreachable:
+        raise  # the endpoint is down: one line for the command, not one per part
     except GovctlError as err:
         return Part(error=str(err))
 
@@ -93,8 +95,8 @@ def _runs(cfg: Config) -> list[Run]:
         totals = runs.totals_of(cfg, ex)
         return Run(ex, None if totals.error else totals)
 
-    with ThreadPoolExecutor(max_workers=RECENT) as pool:
-        return list(pool.map(with_totals, recent))
+    with threads.pool(RECENT, "status-runs") as pool:
+        return threads.map_all(pool, with_totals, recent)
 
 
 def _cost(cfg: Config, now: datetime) -> float:
@@ -106,13 +108,14 @@ def _cost(cfg: Config, now: datetime) -> float:
 
 def gather(cfg: Config, now: datetime) -> Status:
     project = cfg.require_project()
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    with threads.pool(6, "status") as pool:
         job = pool.submit(_part, lambda: jobs.get_job(cfg.job_path))
         sched = pool.submit(_part, lambda: _schedule(cfg, now))
         runs = pool.submit(_part, lambda: _runs(cfg))
         bucket = pool.submit(_part, lambda: usage.digest_stats(project, cfg.bucket))
         failing = pool.submit(_part, lambda: usage.persistent_failures(project, cfg.bucket))
         monthly = pool.submit(_part, lambda: _cost(cfg, now))
+        threads.first_failure([job, sched, runs, bucket, failing, monthly])  # Unreachable
     return Status(
         project=project,
         region=cfg.region,

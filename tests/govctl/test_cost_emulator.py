@@ -116,7 +116,7 @@ def test_offline_uses_the_bundled_table_and_says_its_date(
     assert status == 0, err
     assert "warning: prices from govctl's bundled table of 2026-11-28, not the live catalog" in err
     assert "bundled table of 2026-11-28" in out
-    assert "the API did not answer" in err
+    assert "is not running — `govctl emulator start`" in err
     # Nothing else is tried once Google Cloud does not answer (each would wait for retries).
     assert "the task timeout (Google Cloud unreachable" in out
     assert "bucket storage not counted: Google Cloud unreachable" in out

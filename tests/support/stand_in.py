@@ -12,11 +12,14 @@ import grpc
 
 
 @contextmanager
-def stand_in(service: str, methods: dict[str, grpc.RpcMethodHandler]) -> Iterator[str]:
-    """Serve ``methods`` of ``service`` on a free loopback port; yield ``127.0.0.1:PORT``."""
+def stand_in(
+    service: str, methods: dict[str, grpc.RpcMethodHandler], port: int = 0
+) -> Iterator[str]:
+    """Serve ``methods`` of ``service`` on a loopback port (a free one unless ``port``);
+    yield ``127.0.0.1:PORT``."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, methods),))
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     try:
         yield f"127.0.0.1:{port}"

@@ -11,10 +11,9 @@ missing role, enabling APIs, resuming the scheduler.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
-from govctl import config
+from govctl import config, threads
 from govctl.errors import ApiDisabled, CloudError, GovctlError
 from govctl.gcp import inspect
 from govctl.services.doctor import access, aftercare, apis, builds, drift, runs, schedule
@@ -24,6 +23,7 @@ from govctl.services.doctor.model import SKIP, Action, Check, Context, Report, f
 __all__ = ["Action", "Check", "Report", "diagnose", "repair"]
 
 PREFLIGHT_TIMEOUT = 10.0  # seconds for the first call, retries included
+NO_CREDENTIALS = ("NO_CREDENTIALS", "UNAUTHENTICATED")
 
 # (name, check) in the order they are shown; the name labels a check that errs.
 CHECKS: list[tuple[str, Callable[[Context, Facts], Check]]] = [
@@ -71,10 +71,10 @@ def diagnose(cfg: config.Config, now: Callable[[], datetime] | None = None) -> R
     try:
         first = inspect.project(ctx.project, timeout=PREFLIGHT_TIMEOUT)
     except CloudError as err:
-        if not any(s in str(err) for s in ("did not answer", "credentials")):
+        if not err.unreachable:
             first = None  # e.g. permission denied: the checks will each say what they can
         else:
-            culprit = "credentials" if "credentials" in str(err) else "project"
+            culprit = "credentials" if err.reason in NO_CREDENTIALS else "project"
             return Report(
                 [
                     failed(name, err)
@@ -85,9 +85,10 @@ def diagnose(cfg: config.Config, now: Callable[[], datetime] | None = None) -> R
             )
     except GovctlError:
         first = None
-    with ThreadPoolExecutor(max_workers=8, thread_name_prefix="doctor") as pool:
+    with threads.pool(8, "doctor") as pool:
         facts = Facts(cfg, pool, project=first)
         futures = [pool.submit(_guarded, name, check, ctx, facts) for name, check in CHECKS]
+        threads.first_failure(futures)
         return Report([f.result() for f in futures])
 
 
