@@ -17,7 +17,7 @@ from urllib.parse import quote
 from govctl.emulator.children import Children
 from govctl.emulator.lifecycle import Server
 from govctl.emulator.process import host_port, socket_family
-from govctl.emulator.storage_guard import StorageGuard
+from govctl.emulator.storage_guard import Hook, StorageGuard
 
 
 def object_path(bucket: str, name: str, generation: int = 0) -> str:
@@ -53,7 +53,8 @@ class FakeGcs(Server):
     ``data_dir`` (filesystem backend) and survive a restart. The filesystem backend takes
     object names as paths, so it listens on a private loopback port behind a
     :class:`~govctl.emulator.storage_guard.StorageGuard` on ``host:port``, which refuses names
-    that would lead out of ``data_dir``.
+    that would lead out of ``data_dir``. A ``hook`` (the emulator's bucket lifecycle) also puts
+    the guard in front, on either backend.
     """
 
     def __init__(
@@ -64,8 +65,10 @@ class FakeGcs(Server):
         data_dir: Path | None = None,
         log_path: Path | None = None,
         children: Children | None = None,
+        hook: Hook | None = None,
     ) -> None:
         self.host = host
+        self.hook = hook
         self.children = children or Children(None)
         self.port = port or free_port(host)
         self.data_dir = data_dir
@@ -86,7 +89,8 @@ class FakeGcs(Server):
 
     def start(self, timeout: float = 10.0) -> FakeGcs:
         host, port = self.host, self.port
-        if self.data_dir is not None:  # behind the guard, on a port only this machine reaches
+        guarded = self.data_dir is not None or self.hook is not None
+        if guarded:  # behind the guard, on a port only this machine reaches
             host = "::1" if ":" in self.host else "127.0.0.1"
             port = free_port(host)
         cmd = [
@@ -114,9 +118,9 @@ class FakeGcs(Server):
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()  # type: ignore[union-attr]
-        if self.data_dir is not None:
+        if guarded:
             try:
-                self._guard = StorageGuard(self.host, self.port, (host, port)).start()
+                self._guard = StorageGuard(self.host, self.port, (host, port), self.hook).start()
             except OSError as err:
                 self.stop()
                 raise RuntimeError(f"cannot listen on {self.url}: {err.strerror}") from None
