@@ -86,15 +86,17 @@ class CleanupPolicy:
         if self.keep_count is not None:
             return f"keep the {self.keep_count} most recent versions"
         what = []
-        if self.tag_state and self.tag_state != "ANY":
-            what.append(self.tag_state.lower())
         if self.tag_prefixes:
             what.append("tagged " + " or ".join(f"{p}*" for p in self.tag_prefixes))
+        elif self.tag_state and self.tag_state != "ANY":
+            what.append(self.tag_state.lower())
         if self.package_prefixes:
             what.append("of " + " or ".join(self.package_prefixes))
         if self.older_than_s:
             what.append(f"older than {self.older_than_s // 86400} days")
-        return f"{self.action.lower()} versions {' '.join(what) or 'all'}".strip()
+        verb = "keep" if self.action == "KEEP" else "delete"
+        subject = "versions" if what else "every version"
+        return " ".join([verb, subject, *what])
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def plan_rule(project: str, bucket: str, readable: bool) -> ResourcePlan:
     found = retention.bucket_rules(project, bucket) if readable else None
     if found is not None and any(expires_runs(r) for r in found.rules):
         return ResourcePlan(LIFECYCLE, label, UNCHANGED)
-    change = Change("rule", None, f"Delete age>={RUNS_DAYS}d matchesPrefix {RUNS_PREFIX}")
+    change = Change("rule", None, f"delete {RUNS_PREFIX}* {RUNS_DAYS} days after written")
     return ResourcePlan(LIFECYCLE, label, CREATE, (change,))
 
 

@@ -167,8 +167,10 @@ def main() -> None:
     by = {(r[0], r[1], r[2]): r[3] for r in rows}
     for command in COMMANDS:
         fast, slow = by[("now", "yes", command)], by[("now", "no", command)]
-        print(f"{command}: with the summary {fast.seconds:.2f} s, "
-              f"{statistics.mean([fast.seconds]) / slow.seconds:.0%} of the listing fallback")
+        print(
+            f"{command}: with the summary {fast.seconds:.2f} s, "
+            f"{statistics.mean([fast.seconds]) / slow.seconds:.0%} of the listing fallback"
+        )
 
 
 if __name__ == "__main__":
