@@ -84,7 +84,7 @@ def test_the_runbook_command_prints_the_runbook_figures(
     status, out, err = cost(capsys, *argv)
     assert status == 0, err
     rows = {line.split("  ")[0]: line.split() for line in out.splitlines()}
-    cpu, memory = rows["Cloud Run jobs CPU"], rows["Cloud Run jobs memory"]
+    cpu, memory = rows["Cloud Run job: CPU"], rows["Cloud Run job: memory"]
     assert cpu[-2] == "$1.04" and memory[-2] == "$0.22"  # per day
     assert "About $38 a month" in out
     assert not any(line.startswith("free tier") for line in out.splitlines())
@@ -200,7 +200,7 @@ def test_the_bucket_line_prices_its_size(
 
     status, out, _ = cost(capsys, "--region", "europe-west2", "--duration", "10m")
     assert status == 0
-    assert "Cloud Storage (Standard)" in out
+    assert "Cloud Storage: the bucket" in out
 
 
 def test_the_artifact_registry_line_prices_the_job_image_repository(
