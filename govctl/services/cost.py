@@ -369,9 +369,7 @@ def load_prices(cfg: Config, price_cpu: float | None, price_mem: float | None) -
     return found.with_flags(price_cpu, price_mem)
 
 
-def _runs_a_day(
-    request: Request, schedule: ScheduleInForce, now: datetime
-) -> tuple[float, str]:
+def _runs_a_day(request: Request, schedule: ScheduleInForce, now: datetime) -> tuple[float, str]:
     if request.runs_per_day is not None:
         return request.runs_per_day, f"{request.runs_per_day:g} run(s) a day (--runs-per-day)"
     per_day = runs_per_day(schedule.cron, schedule.time_zone, now)

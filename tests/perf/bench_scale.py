@@ -55,11 +55,11 @@ def _stamp(at: datetime) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def fill(digests: int, seed: int = 1) -> tuple[int, float]:
+def fill(project: str, bucket_name: str, digests: int, seed: int = 1) -> tuple[int, float]:
     """N digests with the job's metadata, the failures file and the job's summary of them;
     (total digest bytes, seconds taken)."""
     rng = random.Random(seed)
-    bucket = clients.storage_client(PROJECT).bucket(BUCKET)
+    bucket = clients.storage_client(project).bucket(bucket_name)
     now = datetime.now(UTC)
     items = []
     for i in range(digests):
@@ -146,7 +146,7 @@ def main() -> None:
     with Emulator(state_dir=work / "state") as emu:
         os.environ.update(emu.env())
         clients.storage_client(PROJECT).create_bucket(BUCKET, location=REGION)
-        size, seconds = fill(args.digests)
+        size, seconds = fill(PROJECT, BUCKET, args.digests)
         print(f"filled gs://{BUCKET}: {args.digests} digests, {size / 1e6:.0f} MB, "
               f"summary and failures in {seconds:.1f} s")  # fmt: skip
         rows = []

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from govctl import config
 from govctl.errors import CloudError, GovctlError
 from govctl.gcp import inspect
-from govctl.services.doctor import access, aftercare, runs, schedule
+from govctl.services.doctor import access, aftercare, cleanup, runs, schedule
 from govctl.services.doctor.facts import Facts
 from govctl.services.doctor.model import SKIP, Action, Check, Context, Report, failed
 
@@ -44,6 +44,8 @@ CHECKS: list[tuple[str, Callable[[Context, Facts], Check]]] = [
     ("run time", runs.run_time),
     ("bucket", runs.bucket),
     ("digests", runs.digests),
+    ("run files", cleanup.run_files),
+    ("image cleanup", cleanup.image_cleanup),
     ("secrets", aftercare.secrets),
     ("alerts", aftercare.alerts),
 ]
