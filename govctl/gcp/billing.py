@@ -106,7 +106,8 @@ def search_prices() -> tuple[Price, Price]:
 
 def _page(row: dict[str, Any]) -> str:
     """Where a bundled figure was read: "cloud.google.com/…, read DATE"."""
-    return f"{str(row['source']).split(' ')[0]}, read {row.get('read', table()['date'])}"
+    page = str(row["source"]).split(" ")[0].rstrip(":,")
+    return f"{page}, read {row.get('read', table()['date'])}"
 
 
 def bundled(region: str, reason: str | None = None) -> Prices:

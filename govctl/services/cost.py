@@ -374,8 +374,8 @@ def _runs_a_day(request: Request, schedule: ScheduleInForce, now: datetime) -> t
         return request.runs_per_day, f"{request.runs_per_day:g} run(s) a day (--runs-per-day)"
     per_day = runs_per_day(schedule.cron, schedule.time_zone, now)
     paused = "; it is PAUSED: no run until resumed" if schedule.paused else ""
-    return per_day, (f"{per_day:.3g} run(s) a day from '{schedule.cron}' ({schedule.time_zone}), "
-                     f"{schedule.note}, over the next {DAYS_PER_MONTH} days{paused}")  # fmt: skip
+    return per_day, (f"{per_day:.3g} run(s) a day from '{schedule.cron}' ({schedule.time_zone}) "
+                     f"over the next {DAYS_PER_MONTH} days: {schedule.note}{paused}")  # fmt: skip
 
 
 def _general_notes(cfg: Config, request: Request, prices: Prices, billed: float) -> list[str]:

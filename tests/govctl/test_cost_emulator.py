@@ -309,8 +309,9 @@ def test_the_live_schedule_is_priced_and_its_drift_from_the_settings_said(
     data = cost_json(capsys, "--region", REGION, "--duration", "10m")
     assert data["shape"]["runs_per_day"] == 2
     said = next(a for a in data["assumptions"] if "run(s) a day" in a)
-    assert "from '0 2,14 * * *' (Etc/UTC), the live schedule, which differs from govctl.toml's " \
-           "'0 2 * * *' (Etc/UTC): `govctl deploy` applies govctl.toml" in said  # fmt: skip
+    assert "from '0 2,14 * * *' (Etc/UTC) over the next 30 days: the live schedule, which " \
+           "differs from govctl.toml's '0 2 * * *' (Etc/UTC): `govctl deploy` applies " \
+           "govctl.toml" in said  # fmt: skip
 
 
 def test_cold_runs_are_left_out_of_the_run_time_unless_asked(
