@@ -45,6 +45,29 @@ GRANTING: dict[str, frozenset[str]] = {
             "roles/editor",
         }
     ),
+    # What a Cloud Build service account needs (services/build_account.py).
+    "logging.logEntries.create": frozenset(
+        {"roles/logging.logWriter", "roles/logging.admin", "roles/owner", "roles/editor"}
+    ),
+    "artifactregistry.repositories.uploadArtifacts": frozenset(
+        {
+            "roles/artifactregistry.writer",
+            "roles/artifactregistry.repoAdmin",
+            "roles/artifactregistry.admin",
+            "roles/owner",
+            "roles/editor",
+        }
+    ),
+    "storage.objects.get": frozenset(
+        {
+            "roles/storage.objectViewer",
+            "roles/storage.objectUser",
+            "roles/storage.objectAdmin",
+            "roles/storage.admin",
+            "roles/owner",
+            "roles/editor",
+        }
+    ),
     "storage.objects.create": frozenset(
         {
             "roles/storage.objectCreator",
@@ -86,6 +109,11 @@ class ServiceAccount:
 def _norm(member: str) -> str:
     kind, sep, rest = member.partition(":")
     return f"{kind}:{rest.lower()}" if sep else member
+
+
+def policy_of(pb: Any) -> Policy:
+    """A ``google.iam.v1.Policy`` (of any resource) as govctl's record."""
+    return _policy(pb)
 
 
 def _policy(pb: Any) -> Policy:
