@@ -24,7 +24,6 @@ import io
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -120,23 +119,31 @@ def run(command: str, proxy: CountingProxy, code: Path, runs: int) -> Measure:
     return measures[len(measures) // 2]
 
 
-def in_process(command: str, proxy: CountingProxy, runs: int) -> float:
-    """The median time of the command run in this process (imports done once before)."""
-    import contextlib
+# Runs the command R+1 times in one interpreter (of the govctl on PYTHONPATH) and prints the
+# median of the last R: the command's own time, imports and the clients' first set-up left out.
+_IN_PROCESS = """
+import contextlib, io, statistics, sys, time
+from govctl.cli.main import main
+times = []
+for i in range(int(sys.argv[2]) + 1):
+    sink = io.StringIO()
+    t0 = time.perf_counter()
+    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        code = main([sys.argv[1]])
+    assert code in (0, 1), sink.getvalue()[-500:]  # doctor: 1, no job is deployed
+    if i:
+        times.append(time.perf_counter() - t0)
+print(statistics.median(times))
+"""
 
-    from govctl.cli.main import main as govctl
 
-    os.environ["STORAGE_EMULATOR_HOST"] = proxy.url
-    times = []
-    for i in range(runs + 1):
-        sink = io.StringIO()
-        t0 = time.perf_counter()
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            code = govctl([command])
-        assert code in (0, 1), sink.getvalue()[-500:]  # doctor: 1, no job is deployed
-        if i:  # the first run warms the clients up
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def in_process(command: str, proxy: CountingProxy, code: Path, runs: int) -> float:
+    """The median time of the command run repeatedly in one interpreter (imports done)."""
+    env = {**os.environ, "STORAGE_EMULATOR_HOST": proxy.url, "PYTHONPATH": str(code)}
+    argv = [sys.executable, "-c", _IN_PROCESS, command, str(runs)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600,
+                         check=True).stdout  # fmt: skip
+    return float(out.strip().splitlines()[-1])
 
 
 def checkout_of(ref: str, dest: Path) -> Path:
@@ -147,6 +154,40 @@ def checkout_of(ref: str, dest: Path) -> Path:
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
     return dest
+
+
+Row = tuple[str, bool, str, Measure, float]  # govctl, summary, command, fresh, in process
+
+
+def measure(proxy: CountingProxy, codes: dict[str, Path], runs: int) -> list[Row]:
+    """Every command of every govctl, with the summary then without it."""
+    rows: list[Row] = []
+    for summary in (True, False):
+        if not summary:
+            clients.storage_client(PROJECT).bucket(BUCKET).blob("_state/summary.json").delete()
+        for label, code in codes.items():
+            for command in COMMANDS:
+                fresh = run(command, proxy, code, runs)
+                rows.append((label, summary, command, fresh, in_process(command, proxy, code,
+                                                                          runs)))  # fmt: skip
+    return rows
+
+
+def report(rows: list[Row]) -> None:
+    print(f"\n{'govctl':<18}{'summary':<9}{'command':<9}{'fresh s':>8}{'in process s':>14}"
+          f"{'requests':>10}{'listing pages':>15}{'whole-bucket':>14}{'exit':>6}")  # fmt: skip
+    for label, summary, command, m, inner in rows:
+        print(f"{label:<18}{'yes' if summary else 'no':<9}{command:<9}{m.seconds:>8.2f}"
+              f"{inner:>14.2f}{m.requests:>10}{m.listings:>15}{m.whole:>14}"
+              f"{m.exit_code:>6}")  # fmt: skip
+    inner_of = {(r[0], r[1], r[2]): r[4] for r in rows}
+    before = next((r[0] for r in rows if r[0] != "now"), None)
+    for command in COMMANDS:
+        now, old = inner_of[("now", True, command)], inner_of[("now", False, command)]
+        line = f"{command}: with the summary {now / old:.0%} of the listing fallback"
+        if before is not None:
+            line += f", {now / inner_of[(before, True, command)]:.0%} of {before}"
+        print(line + " (in process)")
 
 
 def main() -> None:
@@ -168,35 +209,9 @@ def main() -> None:
         size, seconds = fill(PROJECT, BUCKET, args.digests)
         print(f"filled gs://{BUCKET}: {args.digests} digests, {size / 1e6:.0f} MB, "
               f"summary and failures in {seconds:.1f} s")  # fmt: skip
-        rows = []
-        inner: dict[tuple[bool, str], float] = {}
         with CountingProxy(emu.storage_url) as proxy:
-            for summary in (True, False):
-                if not summary:
-                    clients.storage_client(PROJECT).bucket(BUCKET).blob(
-                        "_state/summary.json").delete()  # fmt: skip
-                for label, code in codes.items():
-                    for command in COMMANDS:
-                        m = run(command, proxy, code, args.runs)
-                        rows.append((label, "yes" if summary else "no", command, m))
-                for command in COMMANDS:
-                    inner[(summary, command)] = in_process(command, proxy, args.runs)
-    print(f"\n{'govctl':<18}{'summary':<9}{'command':<9}{'median s':>9}{'requests':>10}"
-          f"{'listing pages':>15}{'whole-bucket':>14}{'exit':>6}")  # fmt: skip
-    for label, summary_text, command, m in rows:
-        print(f"{label:<18}{summary_text:<9}{command:<9}{m.seconds:>9.2f}{m.requests:>10}"
-              f"{m.listings:>15}{m.whole:>14}{m.exit_code:>6}")  # fmt: skip
-    by = {(r[0], r[1], r[2]): r[3] for r in rows}
-    print()
-    for command in COMMANDS:
-        fast, slow = by[("now", "yes", command)], by[("now", "no", command)]
-        line = (f"{command}: with the summary {fast.seconds:.2f} s ({inner[(True, command)]:.2f} s "
-                f"in process, imports done), {fast.seconds / slow.seconds:.0%} of the listing "
-                f"fallback ({inner[(False, command)]:.2f} s in process)")  # fmt: skip
-        before = by.get((f"before ({args.before})", "yes", command))
-        if before is not None:
-            line += f", {fast.seconds / before.seconds:.0%} of before"
-        print(line)
+            rows = measure(proxy, codes, args.runs)
+    report(rows)
 
 
 if __name__ == "__main__":
