@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from govctl import render
+from govctl import extras, render
 from govctl.cli.options import Project, Region, settings, whole
 from govctl.errors import GovctlError, UsageError
 from govctl.services import local
@@ -30,7 +30,7 @@ def _group() -> None:
 
 @app.command()
 def run(
-    args: Annotated[list[str] | None, typer.Argument(metavar="[-- ARGS]...",
+    args: Annotated[list[str] | None, typer.Argument(metavar="-- ARGS",
         help="More arguments for `python -m ingestion`, e.g. `-- --force --concurrency 4`.",
         show_default=False)] = None,
     limit: Annotated[int | None, typer.Option("--limit", metavar="N",
@@ -69,6 +69,7 @@ def run(
             env=os.environ, source=local.source_root(), build_args=build_arg or [],
         )  # fmt: skip
     else:
+        extras.require("job", "`govctl local run --no-container`")
         plan = local.direct(cfg, target, limit, extra)
     for note in plan.notes:
         render.info(note)

@@ -15,13 +15,14 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from govctl import __version__, render
+from govctl.cli.group import Group, finish
 from govctl.errors import GovctlError
 
 # command group -> "module:Typer attribute". Add a group here; the module is loaded lazily.
@@ -46,8 +47,10 @@ GROUPS: dict[str, str] = {
 }
 
 
-class LazyGroup(TyperGroup):
-    """Loads a group's module the first time the group is looked up."""
+class LazyGroup(Group):
+    """Loads a group's module the first time the group is looked up, and finishes its help
+    (examples, flags) as every govctl command's is; a group of commands gets the same
+    did-you-mean as this one."""
 
     # Typed Any: typer vendors click privately (typer._click) and exposes no Context type.
     def list_commands(self, ctx: Any) -> list[str]:
@@ -58,7 +61,8 @@ class LazyGroup(TyperGroup):
         if cmd_name not in self.commands and cmd_name in GROUPS:
             module_name, _, attr = GROUPS[cmd_name].partition(":")
             sub_app = getattr(importlib.import_module(module_name), attr)
-            command = typer.main.get_command(sub_app)
+            sub_app.info.cls = sub_app.info.cls or Group  # used when the app is a group
+            command = finish(typer.main.get_command(sub_app), cmd_name)
             command.name = cmd_name
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
@@ -151,10 +155,30 @@ def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def command() -> Any:
+    """The `govctl` click command (its groups load when looked up)."""
+    return finish(typer.main.get_command(app), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return invoke(typer.main.get_command(app), argv)
+    return invoke(command(), argv)
+
+
+def quiet_python_support_notices() -> None:
+    """Hide google-api-core's notice that this Python nears its end of life.
+
+    Every client library checks at import (google/api_core/_python_version_support.py, from
+    365 days before the Python's end of life, 90 from google-api-core 2.44): a command that
+    imports five clients printed five copies of one FutureWarning before its own output.
+    ``python -W …`` or ``PYTHONWARNINGS`` (any warning option) leaves the notices on.
+    """
+    if not sys.warnoptions:
+        warnings.filterwarnings(
+            "ignore", category=FutureWarning, module=r"google\.api_core\._python_version_support"
+        )
 
 
 def run() -> None:
     """The console-script entry point."""
+    quiet_python_support_notices()
     sys.exit(main())
