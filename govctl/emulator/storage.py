@@ -87,12 +87,20 @@ class FakeGcs(Server):
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.url}
 
+    def _private(self) -> tuple[str, int]:
+        """The loopback address fake-gcs-server listens on behind the guard: never the
+        public port, which the OS may hand out again until the guard binds it."""
+        host = "::1" if ":" in self.host else "127.0.0.1"
+        port = free_port(host)
+        while port == self.port:
+            port = free_port(host)
+        return host, port
+
     def start(self, timeout: float = 10.0) -> FakeGcs:
         host, port = self.host, self.port
         guarded = self.data_dir is not None or self.hook is not None
         if guarded:  # behind the guard, on a port only this machine reaches
-            host = "::1" if ":" in self.host else "127.0.0.1"
-            port = free_port(host)
+            host, port = self._private()
         cmd = [
             str(binary_path()),
             "-scheme", "http",
