@@ -198,6 +198,14 @@ SCHEDULE_CRON = Key("schedule.cron", "GOVCTL_SCHEDULE_CRON", validate.cron, "0 2
                     "when the job runs (five-field unix cron)")
 SCHEDULE_TIME_ZONE = Key("schedule.time_zone", "GOVCTL_SCHEDULE_TIME_ZONE", validate.time_zone,
                          "Etc/UTC", "time zone of the cron (IANA name)")
+ALERTS_EMAILS: Key[tuple[str, ...]] = Key(
+    "alerts.emails", "GOVCTL_ALERTS_EMAILS", validate.email_list, (),
+    "who `govctl alerts set` e-mails about failed, missing or unstarted runs "
+    "(default: the addresses already set)")
+ALERTS_STALE_AFTER = Key("alerts.stale_after", "GOVCTL_ALERTS_STALE_AFTER",
+                         validate.stale_after, None,
+                         "alert when no execution succeeded for this long, 2m-24h30m (default: "
+                         "the current window, or two intervals of the schedule)")
 INDEX_DATA_STORE = Key("index.data_store", "GOVCTL_INDEX_DATA_STORE", _data_store,
                        "govreposcrape-search",
                        "Vertex AI Search data store that indexes the bucket's digests")
@@ -226,12 +234,12 @@ KEYS: dict[str, Key[Any]] = {
         PROJECT, REGION, JOB_NAME, JOB_IMAGE, JOB_SERVICE_ACCOUNT, JOB_CPU, JOB_MEMORY,
         JOB_TASK_TIMEOUT, JOB_MAX_RETRIES, JOB_TASKS, JOB_PARALLELISM, JOB_FEED, JOB_ARGS,
         JOB_ENV, JOB_SECRETS, BUILD_SERVICE_ACCOUNT, BUCKET_NAME, SCHEDULE_NAME, SCHEDULE_CRON,
-        SCHEDULE_TIME_ZONE, INDEX_DATA_STORE, INDEX_LOCATION, CLOUD_EMULATOR,
-        CLOUD_STORAGE_EMULATOR, EMULATOR_STATE_DIR, EMULATOR_HOST, EMULATOR_PORT,
+        SCHEDULE_TIME_ZONE, ALERTS_EMAILS, ALERTS_STALE_AFTER, INDEX_DATA_STORE, INDEX_LOCATION,
+        CLOUD_EMULATOR, CLOUD_STORAGE_EMULATOR, EMULATOR_STATE_DIR, EMULATOR_HOST, EMULATOR_PORT,
         EMULATOR_STORAGE_PORT,
     )
 }  # fmt: skip
-SECTIONS = ("job", "build", "bucket", "schedule", "index", "cloud", "emulator")
+SECTIONS = ("job", "build", "bucket", "schedule", "alerts", "index", "cloud", "emulator")
 
 NEEDS_PROJECT_FIX = (
     'pass --project P, set GOVCTL_PROJECT, write project = "P" in govctl.toml '
@@ -298,6 +306,12 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    emails: tuple[str, ...]  # empty: keep the addresses already set
+    stale_after: timedelta | None  # None: the current window, or two schedule intervals
+
+
+@dataclass(frozen=True)
 class IndexSettings:
     data_store: str
     location: str  # global, us or eu
@@ -344,6 +358,7 @@ class Config:
     index: IndexSettings
     cloud: CloudTarget
     emulator: EmulatorSettings
+    alerts: AlertSettings = AlertSettings((), None)
     source: Path | None = None  # the file read, if any
     settings: Mapping[str, Setting] = field(default_factory=dict)  # key name -> value and source
     warnings: tuple[str, ...] = ()
@@ -513,7 +528,7 @@ def _flag_name(name: str) -> str:
 
 
 # Lists of shell words (or TOML lists and tables): there a newline separates words as a space does.
-_WORD_LISTS = frozenset({"job.args", "job.env", "job.secrets"})
+_WORD_LISTS = frozenset({"job.args", "job.env", "job.secrets", "alerts.emails"})
 
 
 def _unpadded(key: Key[Any], raw: Any, where: str) -> Any:
@@ -646,6 +661,7 @@ def load(
             r.need(SCHEDULE_NAME), r.need(SCHEDULE_CRON), r.need(SCHEDULE_TIME_ZONE)
         ),
         index=IndexSettings(r.need(INDEX_DATA_STORE), r.need(INDEX_LOCATION)),
+        alerts=AlertSettings(r.need(ALERTS_EMAILS), r.get(ALERTS_STALE_AFTER)),
         cloud=CloudTarget(r.get(CLOUD_EMULATOR), r.get(CLOUD_STORAGE_EMULATOR)),
         emulator=EmulatorSettings(
             r.get(EMULATOR_STATE_DIR), r.need(EMULATOR_HOST), r.need(EMULATOR_PORT),

@@ -26,9 +26,8 @@ PROJECT = "demo-project"
 REGION = "us-central1"
 # (the command, the exit status it should have). The sample feed names one repository that
 # no longer exists: the first run fails on it and says why; the next, with nothing changed,
-# skips it as a known failure and succeeds. `doctor` passes (exit 0) with one warning that
-# is the emulator's limit: fake-gcs-server has no bucket IAM, so the service account's
-# object rights on the bucket cannot be seen (setup says so too).
+# skips it as a known failure and succeeds. `doctor` passes (exit 0); the bucket's IAM is
+# not checkable on the emulator (fake-gcs-server has none), which it marks `skip`.
 STEPS: list[tuple[list[str], int]] = [
     (["setup", "-y"], 0),
     (["deploy", "--dry-run"], 0),
@@ -98,7 +97,9 @@ def _write_settings(work: Path, feed: Path) -> Path:
         f'project = "{PROJECT}"\nregion = "{REGION}"\n\n[job]\n'
         f"feed = {json.dumps(feed.resolve().as_uri())}\n"
         "# The sample repositories are local (file://) and so is the emulator's task.\n"
-        'args = ["--allow-local"]\n',
+        'args = ["--allow-local"]\n\n'
+        "# The search index the demo builds: setup enables Discovery Engine for it.\n"
+        '[index]\ndata_store = "govreposcrape-search"\n',
         encoding="utf-8",
     )
     return path

@@ -44,4 +44,13 @@ class CloudError(GovctlError):
         return self.reason in UNREACHABLE
 
 
+class ApiDisabled(CloudError):
+    """The project has the API a call needs disabled (Google's ``SERVICE_DISABLED``)."""
+
+    def __init__(self, message: str, *, fix: str | None = None, api: str = "", project: str = ""):
+        self.api = api
+        self.project = project
+        super().__init__(message, fix=fix, reason="SERVICE_DISABLED")
+
+
 UNREACHABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNAUTHENTICATED", "NO_CREDENTIALS"})

@@ -488,6 +488,25 @@ def emails(values: Iterable[str], where: str = "--email") -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in values))
 
 
+def email_list(value: Any, where: str = "[alerts] emails") -> tuple[str, ...]:
+    """A TOML list of addresses, or addresses separated by spaces (``GOVCTL_ALERTS_EMAILS``)."""
+    return emails(string_list(value, where), where)
+
+
+# Metric-absence windows: whole minutes from 2 minutes (alert.proto, MetricAbsence.duration) to
+# 24.5 hours through the API (cloud.google.com/monitoring/alerts/types-of-conditions).
+MIN_STALE_AFTER = timedelta(minutes=2)
+MAX_STALE_AFTER = timedelta(hours=24, minutes=30)
+
+
+def stale_after(value: Any, where: str = "--stale-after") -> timedelta:
+    result = duration(value, where)
+    if not MIN_STALE_AFTER <= result <= MAX_STALE_AFTER or result.total_seconds() % 60:
+        raise _bad(where, value, "whole minutes from 2m to 24h30m, Cloud Monitoring's range "
+                   "for metric-absence conditions (such as 24h or 90m)")  # fmt: skip
+    return result
+
+
 def severity(value: Any, where: str = "--severity") -> str:
     text = str(value).upper()
     if text == "WARN":

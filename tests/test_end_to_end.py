@@ -20,6 +20,7 @@ from govctl.emulator.images import default_image_map
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import FAST_POLL
+from tests.support.cloud import enable_apis
 from tests.support.git import GitServer, head, make_repo
 
 PROJECT = "demo-project"
@@ -33,6 +34,7 @@ def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]
     with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
+        enable_apis(PROJECT)  # what `govctl setup` enables
         clients.storage_client(PROJECT).create_bucket(BUCKET)
         yield emu
 

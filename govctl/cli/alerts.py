@@ -3,7 +3,6 @@ scheduler cannot start the job (Cloud Monitoring alert policies)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -11,7 +10,6 @@ import typer
 from govctl import render, validate
 from govctl.cli import flow
 from govctl.cli.options import Json, Project, Region, Yes, settings
-from govctl.errors import UsageError
 
 app = typer.Typer(
     help="E-mail alerts on failed, missing or unstarted runs (Cloud Monitoring).",
@@ -24,25 +22,14 @@ def _group() -> None:
     """E-mail alerts on failed, missing or unstarted runs (Cloud Monitoring)."""
 
 
-def _stale_after(value: str) -> timedelta:
-    from govctl.services.alerts import MAX_STALE_AFTER, MIN_STALE_AFTER
-
-    result = validate.duration(value, "--stale-after")
-    if not MIN_STALE_AFTER <= result <= MAX_STALE_AFTER or result.total_seconds() % 60:
-        raise UsageError(
-            f"invalid --stale-after {value!r}: expected whole minutes from 2m to 24h30m, "
-            "Cloud Monitoring's range for metric-absence conditions (such as 26h or 90m)"
-        )
-    return result
-
-
 @app.command("set")
 def set_(
     email: Annotated[
         list[str] | None,
         typer.Option(
             "--email",
-            help="Send alerts to this address (repeatable) [default: the addresses already set].",
+            help="Send alerts to this address (repeatable) [default: [alerts] emails, else the "
+            "addresses already set].",
             show_default=False,
         ),
     ] = None,
@@ -52,7 +39,8 @@ def set_(
             "--stale-after",
             metavar="DUR",
             help="Alert when no execution succeeded for this long (2m to 24h30m) [default: "
-            "the current window, or two intervals of the schedule, at most 24h30m].",
+            "[alerts] stale_after, else the current window, else two intervals of the "
+            "schedule, at most 24h30m].",
             show_default=False,
         ),
     ] = None,
@@ -71,9 +59,12 @@ def set_(
     """
     options = flow.Options(dry_run=dry_run, exit_code=exit_code, yes=yes, json=json)
     emails = validate.emails(email) if email else None
-    window = _stale_after(stale_after) if stale_after is not None else None
+    window = validate.stale_after(stale_after) if stale_after is not None else None
     cfg = settings(project, region)
     cfg.require_project()
+    # Flags, else [alerts] in the settings, else what is set already.
+    emails = emails or cfg.alerts.emails or None
+    window = window or cfg.alerts.stale_after
 
     from govctl.services import alerts as service
 

@@ -51,6 +51,21 @@ def render_file(cfg: config.Config, explicit: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _sample(path: Path, explicit: dict[str, Any]) -> None:
+    """Point the feed at the embedded sample, made next to the file, and say so."""
+    from govctl.services import sample
+
+    made = sample.create(path.parent / sample.SAMPLE_DIR)
+    explicit["job.feed"] = made.feed
+    explicit["job.args"] = [sample.ALLOW_LOCAL]
+    render.info(
+        f"the cloud is govctl emulator: [job] feed is the embedded sample ({made.repositories} "
+        f"repositories created as local git repositories in {made.directory}), as `make demo` "
+        "uses; the default feed is on the internet, which the emulator's job may not reach "
+        "(--no-sample-feed keeps it)"
+    )
+
+
 @app.command()
 def init(
     project: Project = None,
@@ -59,18 +74,32 @@ def init(
     path: Annotated[
         Path, typer.Option("--path", help="Where to write it.", show_default=True)
     ] = Path(config.CONFIG_FILE),
+    sample_feed: Annotated[
+        bool | None,
+        typer.Option(
+            "--sample-feed/--no-sample-feed",
+            help="Set [job] feed to the embedded sample, its repositories made locally "
+            "[default: on when the cloud is `govctl emulator` (GOVCTL_EMULATOR_HOST)].",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Write a commented `govctl.toml` with every setting.
 
-    Refuses to overwrite an existing file without `--force`.
+    Refuses to overwrite an existing file without `--force`. On the emulator the feed is the
+    embedded sample (the default feed is on the internet), unless `--no-sample-feed`.
     """
-    explicit = {}
+    explicit: dict[str, Any] = {}
     if project is not None:
         explicit["project"] = validate.project(project, "--project")
     if region is not None:
         explicit["region"] = validate.region(region, "--region")
     if path.exists() and not force:
         raise UsageError(f"{path} exists", fix="pass --force to overwrite it")
+    if sample_feed is None:
+        sample_feed = config.cloud_target().is_emulator
+    if sample_feed:
+        _sample(path, explicit)
     # Resolve without any file, so the commented defaults are the real defaults.
     cfg = config.load(env={}, project=explicit.get("project"), region=explicit.get("region"))
     text = render_file(cfg, explicit)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import subprocess
 import time
 from pathlib import Path
 from typing import Annotated
@@ -14,7 +13,7 @@ import typer
 
 from govctl import extras, render
 from govctl.cli.options import Project, Region, settings, whole
-from govctl.errors import GovctlError, UsageError
+from govctl.errors import UsageError
 from govctl.services import local
 
 app = typer.Typer(
@@ -80,10 +79,11 @@ def run(
     if not target.startswith("gs://"):
         Path(target).mkdir(parents=True, exist_ok=True)  # the engine would create it as root
     if plan.build_from is not None:
+        base = local.base_image(build_arg or [], plan.build_from)
         with local.build_context(plan.build_from) as context:
-            _run(local.build_command(plan.run[0], context, build_arg or []), env)
+            _run(local.build_command(plan.run[0], context, build_arg or []), env, "build", base)
     started = time.time()
-    _run(plan.run, env)
+    _run(plan.run, env, "run" if container else None)
     if not target.startswith("gs://"):
         written = [p for p in Path(target).rglob("*.md") if p.stat().st_mtime >= started - 1]
         render.info(f"{len(written)} digest(s) written to {target}")
@@ -109,13 +109,17 @@ def _show(plan: local.Plan) -> None:
             render.out(shlex.join(command))
 
 
-def _run(command: list[str], env: dict[str, str]) -> None:
-    """Run one step with the terminal's stdout/stderr; its failure is govctl's exit status."""
+def _run(
+    command: list[str], env: dict[str, str], step: str | None, base: str | None = None
+) -> None:
+    """Run one step (its output passed on as it comes); the job's failure is govctl's exit
+    status, the engine's own (an image it could not pull) is explained, exit 1."""
     render.info("+ " + shlex.join(command))
-    try:
-        status = subprocess.run(command, env=env, check=False).returncode
-    except OSError as err:
-        raise GovctlError(f"cannot run {command[0]}: {err}") from None
-    if status != 0:
-        render.error(f"{Path(command[0]).name} exited {status}")
-        raise typer.Exit(status)
+    result = local.run_step(command, env, render.info)
+    if result.status == 0:
+        return
+    failure = local.engine_failure(command[0], step, result, base) if step else None
+    if failure is not None:
+        raise failure
+    render.error(f"{Path(command[0]).name} exited {result.status}")
+    raise typer.Exit(result.status)

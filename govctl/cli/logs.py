@@ -216,7 +216,12 @@ def _scheduler(cfg: Config, filter_: str, count: int, as_json: bool) -> None:
     if not attempts:
         render.info(f"no scheduler attempts match: {filter_}")
         return
+    # Two outcomes, each labelled: the scheduler's attempt (did Cloud Run accept the run?)
+    # and the execution it started (did the run succeed?).
     render.table(
-        ["fired", "execution", "status"],
-        [(render_run.local(a.time), a.execution or "-", a.status) for a in attempts],
+        ["fired", "attempt", "execution", "execution result"],
+        [
+            (render_run.local(a.time), a.status, a.execution or "-", a.execution_status or "-")
+            for a in attempts
+        ],
     )

@@ -62,10 +62,14 @@ def _schedule(part: Part[Schedule]) -> Rows:
         last = f"last attempt {render.when(spec.last_attempt_time)} {spec.status_name or 'OK'}"
     running = upcoming and spec.state == "ENABLED"
     nxt = f"next {render.scheduled(upcoming, spec.time_zone)}" if running else "paused"
-    return [
+    rows = [
         ("Schedule", f"{spec.cron} — {part.value.description} ({spec.time_zone}) · {spec.state}"),
         ("", f"{nxt} · {last}"),
     ]
+    if part.value.settings:
+        rows.append(("", f"the settings say {part.value.settings}: `govctl doctor` shows the "
+                         "drift and how to reconcile it"))  # fmt: skip
+    return rows
 
 
 def _bucket(part: Part[Digests | None]) -> Rows:
@@ -100,10 +104,10 @@ def _failing(part: Part[list[dict[str, str]]]) -> Rows:
 def _cost(part: Part[float], job: Part[JobSpec | None]) -> Rows:
     if part.error or part.value is None:
         return [("Cost", f"unavailable: {part.error}")]
-    if not job.error and job.value is None:  # an estimate for settings not deployed
-        return [("Cost", f"about ${part.value:,.2f} a month if deployed as configured — "
-                         "govctl cost for the breakdown")]  # fmt: skip
-    return [("Cost", f"about ${part.value:,.2f} a month — govctl cost for the breakdown")]
+    # Without a deployed job the figure prices govctl.toml, not anything that runs or bills.
+    deployed = job.error or job.value is not None
+    basis = "" if deployed else " (estimate for the configuration; not deployed)"
+    return [("Cost", f"about ${part.value:,.2f} a month{basis} — govctl cost for the breakdown")]
 
 
 def _lines(st: Status) -> Rows:
@@ -141,7 +145,7 @@ def _json(st: Status) -> dict[str, object]:
     schedule = None
     if sched is not None and sched.spec is not None:
         schedule = {**render.plain(sched.spec), "description": sched.description,
-                    "next": sched.next}  # fmt: skip
+                    "next": sched.next, "settings_differ": sched.settings is not None}  # fmt: skip
     runs = [{**render.plain(r.execution), "reports": r.totals} for r in st.runs.value or []]
     return {
         "project": st.project,

@@ -29,6 +29,11 @@ Cross-service contracts (keep them stable):
   (``serviceAccount:x@p.iam.gserviceaccount.com``).
 - ``cloud.service("logging").matcher(filter)``: a ``LogEntry`` pb predicate for a Logging
   query (RpcError INVALID_ARGUMENT for a query the emulator cannot evaluate).
+- ``cloud.service("iam").check_api(api, project)``: None when ``api``
+  (``secretmanager.googleapis.com``) is enabled in ``project`` (id or number), else raises the
+  RpcError Google answers (PERMISSION_DENIED, ``SERVICE_DISABLED``). The registry calls it
+  before every RPC; a service calls it where production checks another API on its own
+  behalf (Cloud Run reading a job's secrets).
 
 Events (``cloud.publish(event, payload)`` / ``cloud.subscribe(event, fn)``): a publisher
 never knows who listens, and a listener's error never reaches the publisher. Listeners run in
@@ -46,7 +51,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,8 +143,12 @@ class Cloud:
         image_map: dict[str, str] | None = None,
         build_with: list[str] | None = None,
         run_unmapped_images: bool = False,
+        new_project_apis: Iterable[str] | None = None,
     ) -> None:
         self.state_dir = state_dir
+        # The APIs a project has enabled when the emulator first sees it; None: those Google
+        # enables in a new project (logging, monitoring, serviceusage, storage among ours).
+        self.new_project_apis = None if new_project_apis is None else frozenset(new_project_apis)
         self.clock = clock or Clock()
         # image pattern (fnmatch) -> shell command run for each task of a job with that image
         self.image_map: dict[str, str] = dict(image_map or {})
@@ -175,12 +184,15 @@ class Cloud:
 
     def registry(self) -> Registry:
         """Every RPC the services serve (see :mod:`govctl.emulator.registry`), with one
-        ``google.longrunning.Operations`` for all the services' operations."""
+        ``google.longrunning.Operations`` for all the services' operations; a call to an API
+        that is disabled in its project is refused (``iam``'s Service Usage decides)."""
         tables = [table for svc in self._services.values() for table in svc.rpcs()]
         stores = [s.operations for s in self._services.values() if s.operations is not None]
         if stores:
             tables.append(OperationsRouter(stores).bind())
-        return build(tables)
+        iam: Any = self._services.get("iam")  # the IAM service: Service Usage's state
+        gate = iam.check_api if iam is not None else None
+        return build(tables, gate)
 
     # events (see the module docstring) ------------------------------------------------------
     def subscribe(self, event: str, fn: Callable[[dict[str, Any]], None]) -> None:

@@ -10,11 +10,19 @@ all services (the first owner of an operation name answers, see :mod:`.operation
 lists the HTTP paths under which each API exposes it (``Endpoint.http_rules``).
 
 Handlers raise :class:`~govctl.emulator.rpc.RpcError`; :meth:`Endpoint.grpc_handler` turns it
-into the gRPC status, a gateway into Google's JSON error envelope.
+into the gRPC status (its details in ``grpc-status-details-bin``), a gateway into Google's JSON
+error envelope.
+
+**Disabled APIs.** :func:`build` takes a ``gate``: called with the API of each call
+(``run.googleapis.com``, see :mod:`.consumer`) and the project its request names, it raises
+the RpcError Google answers when that API is disabled in that project (PERMISSION_DENIED,
+``SERVICE_DISABLED``). Every endpoint's handler is wrapped once here, so gRPC, the REST
+gateway and the Run v1 view all refuse alike.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +34,11 @@ from google.protobuf import descriptor
 from google.protobuf.message import Message as PbMessage
 
 from govctl.emulator.apis import Api, Bound, Handler, Kind, MethodSpec, is_proto_plus, pb_class
+from govctl.emulator.consumer import api_of, consumer
 from govctl.emulator.rpc import RpcError
+
+# (API, project as the request names it) -> None, or raises the RpcError of a disabled API.
+Gate = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -141,9 +153,10 @@ class Registry:
         return [api.grpc_handler() for api in self._apis.values()]
 
 
-def build(tables: Iterable[Bound]) -> Registry:
+def build(tables: Iterable[Bound], gate: Gate | None = None) -> Registry:
     """The registry of ``tables``; two tables for one API are an error, except that each
-    API's ``mixin_http`` rules are added to the mixed-in method's endpoint."""
+    API's ``mixin_http`` rules are added to the mixed-in method's endpoint. With ``gate``,
+    every call of an API with a Service Usage name is checked against it first."""
     tables = list(tables)
     extra: dict[str, list[http_pb2.HttpRule]] = {}
     for table in tables:
@@ -154,22 +167,69 @@ def build(tables: Iterable[Bound]) -> Registry:
     for table in tables:
         if any(s.full_name == table.api.full_name for s in served):
             raise ValueError(f"{table.api.full_name} is bound twice")
-        served.append(_served(table, extra))
+        served.append(_served(table, extra, gate))
     return Registry(served)
 
 
-def _served(table: Bound, extra: Mapping[str, list[http_pb2.HttpRule]]) -> ServedApi:
+def _served(
+    table: Bound, extra: Mapping[str, list[http_pb2.HttpRule]], gate: Gate | None
+) -> ServedApi:
     api: Api = table.api
+    service = api_of(api.full_name)
     methods = {}
     for name, handler in table.handlers.items():
         spec = api.methods[name]
         request = pb_class(spec.request) if table.raw else spec.request
         more = tuple(extra.get(f"{api.full_name}.{name}", ()))
+        if gate is not None and service is not None:
+            handler = _gated(handler, spec.kind, service, gate)
         methods[name] = Endpoint(api.full_name, spec, request, handler, more)
     return ServedApi(api.full_name, api.descriptor, methods)
 
 
+def _check(request: Any, context: grpc.ServicerContext, service: str, gate: Gate) -> None:
+    raw = type(request).pb(request) if isinstance(request, proto.Message) else request
+    if not isinstance(raw, PbMessage):
+        return
+    # A handler called directly (no transport) may be given no context.
+    metadata = context.invocation_metadata() if context is not None else ()
+    project = consumer(service, raw, metadata)
+    if project:
+        gate(service, project)
+
+
+def _gated(handler: Handler, kind: Kind, service: str, gate: Gate) -> Handler:
+    """``handler``, refusing first a call whose API is disabled in the request's project; a
+    streamed request is judged by its first message (which names the resource)."""
+    if kind in ("unary_unary", "unary_stream"):
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            _check(request, context, service, gate)
+            return handler(request, context)
+
+        return unary
+
+    def streamed(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        first = next(requests, None)
+        if first is None:
+            return handler(iter(()), context)
+        _check(first, context, service, gate)
+        return handler(itertools.chain([first], requests), context)
+
+    return streamed
+
+
 # RpcError → gRPC status ------------------------------------------------------------------------
+
+
+def _abort(context: grpc.ServicerContext, err: RpcError) -> None:
+    if not err.details:
+        context.abort(err.code, err.message)
+    from google.rpc import status_pb2
+    from grpc_status import rpc_status
+
+    status = status_pb2.Status(code=err.code.value[0], message=err.message, details=err.details)
+    context.abort_with_status(rpc_status.to_status(status))
 
 
 def _guard_unary(fn: Handler) -> Handler:
@@ -177,7 +237,7 @@ def _guard_unary(fn: Handler) -> Handler:
         try:
             return fn(request, context)
         except RpcError as err:
-            context.abort(err.code, err.message)
+            _abort(context, err)
 
     return call
 
@@ -187,7 +247,7 @@ def _guard_stream(fn: Handler) -> Handler:
         try:
             yield from fn(request, context)
         except RpcError as err:
-            context.abort(err.code, err.message)
+            _abort(context, err)
 
     return call
 

@@ -26,10 +26,17 @@ R = TypeVar("R")
 
 
 class RpcError(Exception):
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    """A status a handler answers with: its code, message and ``google.rpc.Status`` details
+    (``Any``-packed ``ErrorInfo`` and the like; gRPC carries them in ``grpc-status-details-bin``,
+    REST in the JSON envelope's ``details``)."""
+
+    def __init__(
+        self, code: grpc.StatusCode, message: str, details: Sequence[any_pb2.Any] = ()
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = tuple(details)
 
 
 def _status(code: grpc.StatusCode) -> Callable[[str], RpcError]:
@@ -47,6 +54,40 @@ failed_precondition = _status(grpc.StatusCode.FAILED_PRECONDITION)
 aborted = _status(grpc.StatusCode.ABORTED)
 permission_denied = _status(grpc.StatusCode.PERMISSION_DENIED)
 unavailable = _status(grpc.StatusCode.UNAVAILABLE)
+
+
+def service_disabled(service: str, title: str, project: str) -> RpcError:
+    """What Google answers a call to an API that is disabled in the consumer project.
+
+    PERMISSION_DENIED with an ``ErrorInfo`` of reason ``SERVICE_DISABLED`` in the domain
+    ``googleapis.com``, metadata ``consumer`` and ``service`` (googleapis
+    ``google/api/error_reason.proto``, ``ErrorReason.SERVICE_DISABLED``), plus the
+    ``serviceTitle``, ``containerInfo`` and ``activationUrl`` keys and the message production
+    sends (as quoted in google-gemini/gemini-cli#1343 and googleapis/google-api-nodejs-client
+    #2873); ``project`` as the request named it.
+    """
+    from google.rpc import error_details_pb2
+
+    url = f"https://console.developers.google.com/apis/api/{service}/overview?project={project}"
+    info = error_details_pb2.ErrorInfo(
+        reason="SERVICE_DISABLED",
+        domain="googleapis.com",
+        metadata={
+            "service": service,
+            "serviceTitle": title,
+            "consumer": f"projects/{project}",
+            "containerInfo": project,
+            "activationUrl": url,
+        },
+    )
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    message = (
+        f"{title} has not been used in project {project} before or it is disabled. Enable it "
+        f"by visiting {url} then retry. If you enabled this API recently, wait a few minutes "
+        "for the action to propagate to our systems and retry."
+    )
+    return RpcError(grpc.StatusCode.PERMISSION_DENIED, message, [detail])
 
 
 def matched(pattern: re.Pattern[str], value: str, message: str) -> re.Match[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import socket
+from collections.abc import Iterable
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ class Emulator(Server):
 
     A non-loopback ``host`` needs ``allow_remote=True``; a job whose image matches no
     ``image_map`` pattern runs its own command only with ``run_unmapped_images=True``.
+    ``new_project_apis`` are the APIs enabled in a project the emulator sees for the first
+    time (default: those Google enables in a new project; the others answer
+    PERMISSION_DENIED ``SERVICE_DISABLED`` until enabled, e.g. by ``govctl setup``).
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class Emulator(Server):
         run_unmapped_images: bool = False,
         rest: bool = True,
         rest_port: int = 0,
+        new_project_apis: Iterable[str] | None = None,
     ) -> None:
         process.check_host(host, allow_remote)
         self.host = host
@@ -86,6 +91,7 @@ class Emulator(Server):
             image_map=image_map,
             build_with=build_with,
             run_unmapped_images=run_unmapped_images,
+            new_project_apis=new_project_apis,
         )
         self.port = 0
         self.storage: FakeGcs | None = None

@@ -124,8 +124,8 @@ def create_repository(
     with translate(
         f"creating Artifact Registry repository {repository} in {location}",
         denied=ADMIN_FIX,
-        not_found=f"enable the API: gcloud services enable artifactregistry.googleapis.com "
-        f"--project {project}",
+        not_found=f"run `govctl setup` (or `gcloud services enable "
+        f"artifactregistry.googleapis.com --project {project}`)",
     ):
         op = client.create_repository(
             parent=parent,

@@ -9,13 +9,47 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from govctl.errors import CloudError, GovctlError, NotFound, PermissionDenied
+from govctl.errors import ApiDisabled, CloudError, GovctlError, NotFound, PermissionDenied
 
 # What a 403 usually means for the calls govctl makes (GCP-FACTS.md, IAM).
 DENIED_FIX = (
     "check your roles with `govctl doctor` (deploying needs roles/run.developer, "
     "roles/cloudscheduler.admin and iam.serviceAccounts.actAs on the job's service account)"
 )
+
+
+# APIs `govctl setup` enables only when the settings use them (govctl.services.apis).
+SETUP_ENABLES_WHEN = {
+    "secretmanager.googleapis.com": "once [job] secrets is set",
+    "discoveryengine.googleapis.com": "with --with-index or an [index] section",
+}
+
+
+def service_disabled(what: str, err: BaseException) -> ApiDisabled | None:
+    """Google's refusal of a call to a disabled API (an ``ErrorInfo`` of reason
+    ``SERVICE_DISABLED``, googleapis ``google/api/error_reason.proto``), as govctl says it."""
+    if getattr(err, "reason", None) != "SERVICE_DISABLED":
+        return None
+    meta = dict(getattr(err, "metadata", None) or {})
+    api = meta.get("service", "")
+    title = meta.get("serviceTitle") or api
+    project = meta.get("containerInfo") or meta.get("consumer", "").removeprefix("projects/")
+    when = SETUP_ENABLES_WHEN.get(api)
+    fix = (f"run `govctl setup`{f' ({when})' if when else ''} (or `gcloud services enable "
+           f"{api} --project {project}`)")  # fmt: skip
+    return ApiDisabled(
+        f"{what}: the {title} ({api}) is disabled in project {project}",
+        api=api, project=project, fix=fix,
+    )  # fmt: skip
+
+
+def _denied(what: str, err: BaseException, denied: str | None) -> GovctlError:
+    disabled = service_disabled(what, err)
+    if disabled is not None:
+        return disabled
+    return PermissionDenied(
+        f"{what}: permission denied ({_message(err)})", fix=denied or DENIED_FIX
+    )
 
 
 def _message(err: BaseException) -> str:
@@ -38,9 +72,7 @@ def translate(
     except gex.NotFound as err:
         raise NotFound(f"{what}: not found ({_message(err)})", fix=not_found) from None
     except gex.PermissionDenied as err:
-        raise PermissionDenied(
-            f"{what}: permission denied ({_message(err)})", fix=denied or DENIED_FIX
-        ) from None
+        raise _denied(what, err, denied) from None
     except gex.Unauthenticated as err:
         raise CloudError(
             f"{what}: not authenticated ({_message(err)})",

@@ -1,4 +1,5 @@
-"""Service Usage: which of the APIs a deployment needs are enabled, and enabling them."""
+"""Service Usage: which of the APIs a deployment needs are enabled, and enabling them
+(which APIs: ``govctl.services.apis``, from the settings)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,8 @@ from collections.abc import Iterable, Sequence
 from govctl.gcp import clients, operations
 from govctl.gcp.errors import translate
 
-# What a deployment uses (GCP-FACTS.md; containerregistry is shut down and not needed).
-NEEDED = (
-    "run.googleapis.com",
-    "cloudscheduler.googleapis.com",
-    "artifactregistry.googleapis.com",
-    "cloudbuild.googleapis.com",
-    "logging.googleapis.com",
-    "iam.googleapis.com",
-    "storage.googleapis.com",
-)
 
-
-def enabled(project: str, names: Sequence[str] = NEEDED) -> dict[str, bool]:
+def enabled(project: str, names: Sequence[str]) -> dict[str, bool]:
     """Each of ``names`` -> whether it is enabled in the project (one batched call)."""
     from google.cloud import service_usage_v1
 

@@ -40,6 +40,7 @@ from govctl.services.plan import (
     deleted,
     shown,
 )
+from govctl.services.schedule import Effective, effective
 
 MANAGED_BY = "govctl"
 PREFIX = "govreposcrape"
@@ -47,22 +48,20 @@ COMPLETED_EXECUTIONS = "run.googleapis.com/job/completed_execution_count"
 # Log-based policies must say how often they may notify; one e-mail per 5 minutes at most.
 LOG_RATE_LIMIT = timedelta(minutes=5)
 FAILED, STALE, SCHEDULER = "execution-failed", "stale", "scheduler-failed"
-# Metric-absence windows: whole minutes from 2 minutes (alert.proto, MetricAbsence.duration) to
-# 24.5 hours through the API (cloud.google.com/monitoring/alerts/types-of-conditions).
-MIN_STALE_AFTER = timedelta(minutes=2)
-MAX_STALE_AFTER = timedelta(hours=24, minutes=30)
+MIN_STALE_AFTER = validate.MIN_STALE_AFTER
+MAX_STALE_AFTER = validate.MAX_STALE_AFTER
 
 
 def channel_name(email: str) -> str:
     return f"govctl: {email}"
 
 
-def default_stale_after(cfg: Config) -> tuple[timedelta, str | None]:
+def default_stale_after(cron: str, time_zone: str) -> tuple[timedelta, str | None]:
     """Two intervals of the schedule (one missed run is not yet an alert, two are), capped at
     Cloud Monitoring's longest metric-absence window; the warning when capped."""
     from govctl.services.schedule import shortest_interval
 
-    two = 2 * shortest_interval(cfg.schedule.cron, cfg.schedule.time_zone)
+    two = 2 * shortest_interval(cron, time_zone)
     if two <= MAX_STALE_AFTER:
         return two, None
     return MAX_STALE_AFTER, (
@@ -98,9 +97,10 @@ def _doc(cfg: Config, what: str, steps: list[str]) -> str:
 
 
 def desired_policies(
-    cfg: Config, stale_after: timedelta, channels: tuple[str, ...]
+    cfg: Config, stale_after: timedelta, channels: tuple[str, ...], schedule: Effective
 ) -> dict[str, Policy]:
-    """The three policies, by their ``govctl-alert`` label; ``channels`` are e-mail addresses."""
+    """The three policies, by their ``govctl-alert`` label; ``channels`` are e-mail addresses;
+    ``schedule`` the one the job runs on (what the staleness e-mail names)."""
     job, sched = cfg.job.name, cfg.schedule.name
     window = validate.format_duration(stale_after)
 
@@ -116,7 +116,7 @@ def desired_policies(
     stale_doc = _doc(
         cfg,
         f"No execution of the Cloud Run job `{job}` succeeded in {window} "
-        f"(schedule `{cfg.schedule.cron}`, {cfg.schedule.time_zone}).",
+        f"(schedule `{schedule.cron}`, {schedule.time_zone}).",
         [
             "`govctl schedule show` says whether the scheduler is enabled and how its last "
             "attempt went.",
@@ -273,19 +273,20 @@ def plan(cfg: Config, emails: tuple[str, ...] | None, stale_after: timedelta | N
                 "no e-mail address to alert",
                 fix="pass --email ADDRESS (repeat it for several addresses)",
             )
-    warnings: list[str] = []
+    schedule = effective(cfg)  # the live one: `schedule set` may have moved it
+    warnings = [schedule.note] if schedule.note else []
     label = {"managed-by": MANAGED_BY}
     wanted = {e: Channel(channel_name(e), e, True, label) for e in dict.fromkeys(emails)}
     if stale_after is None:
         stale = current.get(STALE)
         old = stale.conditions[0].duration if stale and stale.conditions else None
         if old is None:
-            stale_after, warning = default_stale_after(cfg)
+            stale_after, warning = default_stale_after(schedule.cron, schedule.time_zone)
             warnings += [warning] if warning else []
         else:
             stale_after = old
 
-    desired = desired_policies(cfg, stale_after, tuple(sorted(wanted)))
+    desired = desired_policies(cfg, stale_after, tuple(sorted(wanted)), schedule)
     channel_plans = _channel_plans(wanted, mine)
     policy_plans = _policy_plans(desired, current, by_name)
     shared = Plan(

@@ -292,11 +292,14 @@ def _iam(cfg: Config, job_exists: bool, member: str) -> tuple[ResourcePlan, byte
     return ResourcePlan("iam", name, CREATE, grant), policy.etag
 
 
-def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> DeployPlan:
+def plan(
+    cfg: Config, image: str | ImageChoice, commit: str | None = None, *, with_problems: bool = True
+) -> DeployPlan:
     """The changes that would make the project match the settings; reads only.
 
     ``image`` is the image to deploy (an :class:`ImageChoice`, or a digest-pinned reference
-    with ``commit``); its commit becomes the ``commit-sha`` label.
+    with ``commit``); its commit becomes the ``commit-sha`` label. ``with_problems=False``
+    skips what deploy needs but does not make (doctor's drift check judges those elsewhere).
     """
     choice = image if isinstance(image, ImageChoice) else ImageChoice(image, commit)
     project = cfg.require_project()
@@ -319,7 +322,7 @@ def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> De
         project=project,
         region=cfg.region,
         resources=(repository_plan, job_plan, iam_plan, schedule_plan),
-        problems=problems(cfg) + _build_problems(cfg, choice),
+        problems=problems(cfg) + _build_problems(cfg, choice) if with_problems else (),
         notes=_schedule_notes(cfg, current_schedule),
         details={"image": choice.ref, "commit": choice.commit, "build": choice.build},
     )
@@ -331,6 +334,10 @@ def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> De
         job_etag=current_job.etag if current_job else "", policy_etag=policy_etag,
         schedule_seen=current_schedule.user_update_time if current_schedule else None,
     )  # fmt: skip
+
+
+def _fields(n: int) -> str:
+    return f"{n} field" if n == 1 else f"{n} fields"
 
 
 def apply(p: DeployPlan) -> Applied:
@@ -347,7 +354,7 @@ def apply(p: DeployPlan) -> Applied:
         done.append(f"created run job {p.job.name}")
     elif p.job.action == UPDATE:
         jobs.update_job(p.job_path, p.desired_job, p.job_etag)
-        done.append(f"updated run job {p.job.name} ({len(p.job.changes)} fields)")
+        done.append(f"updated run job {p.job.name} ({_fields(len(p.job.changes))})")
     if p.iam.action == CREATE:
         jobs.add_member(p.job_path, INVOKER, p.member, p.policy_etag)
         done.append(f"granted {INVOKER} to {p.member} on the job")
@@ -356,7 +363,7 @@ def apply(p: DeployPlan) -> Applied:
         done.append(f"created scheduler {p.schedule.name}")
     elif p.schedule.action == UPDATE:
         scheduler.update(p.schedule_path, p.desired_schedule, p.schedule_seen)
-        done.append(f"updated scheduler {p.schedule.name} ({len(p.schedule.changes)} fields)")
+        done.append(f"updated scheduler {p.schedule.name} ({_fields(len(p.schedule.changes))})")
     marked, warnings = _mark_deployed(p)
     return Applied(tuple(done + marked), tuple(warnings))
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,3 +234,102 @@ def container(
     names = [arg for name in sorted({*variables, *cfg.job.secrets}) for arg in ("-e", name)]
     run = [engine, "run", "--rm", "--network", "host", *user, *names, *mounts, image, *args]
     return Plan(run, variables, dict(cfg.job.secrets), sink, build_from, build, notes)
+
+
+# When the engine fails --------------------------------------------------------------------
+
+# `podman run`/`docker run` exit 125 when the error is the engine's own, not the container's
+# (podman-run(1) and docker run reference, "Exit Status"); `podman build` exits 125 too, e.g.
+# "Error: creating build container: initializing source docker://python:3.12-slim: pinging
+# container registry …" (podman 4.3.1, seen here with a registry that refuses connections).
+ENGINE_ERROR = 125
+# What an engine says when it cannot fetch an image (podman/buildah's containers/image, and
+# docker's BuildKit "failed to solve: … failed to resolve source metadata").
+_PULL = re.compile(
+    r"initializing source|pinging container registry|short-name|trying to pull|unable to pull|"
+    r"manifest unknown|pull access denied|failed to resolve source metadata|"
+    r"requested access to the resource is denied|error pulling image",
+    re.IGNORECASE,
+)
+_SOURCE = re.compile(r"docker://(\S+?):\s|failed to resolve source metadata for (\S+?):")
+TAIL = 20  # stderr lines of a failed step kept to explain it
+
+
+@dataclass(frozen=True)
+class StepResult:
+    status: int
+    tail: tuple[str, ...]  # the last lines it wrote to stderr
+
+
+def run_step(
+    command: Sequence[str], env: Mapping[str, str], on_line: Callable[[str], None]
+) -> StepResult:
+    """Run one step with the terminal's stdout; its stderr is passed on line by line (so the
+    operator sees it as it comes) and its end kept, to explain a failure."""
+    import collections
+    import subprocess
+
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL)
+    try:
+        proc = subprocess.Popen(
+            list(command), env=dict(env), stderr=subprocess.PIPE, text=True, errors="replace"
+        )
+    except OSError as err:
+        raise GovctlError(f"cannot run {command[0]}: {err}") from None
+    assert proc.stderr is not None
+    with proc:
+        for line in proc.stderr:
+            line = line.rstrip("\n")
+            on_line(line)
+            tail.append(line)
+    return StepResult(proc.returncode, tuple(tail))
+
+
+def engine_failure(
+    engine: str, step: str, result: StepResult, base: str | None = None
+) -> GovctlError | None:
+    """What a failed build or run means, when it is the engine's failure rather than the
+    job's (whose exit status is passed on as it is): an image it could not pull, or another
+    error of the engine itself. ``step`` is "build" or "run"; ``base`` the base image asked."""
+    name = Path(engine).name
+    said = next((x.strip() for x in reversed(result.tail) if x.strip()), "")
+    pulling = any(_PULL.search(x) for x in result.tail)
+    if pulling and (step == "build" or result.status == ENGINE_ERROR):
+        image = _pulled(result.tail) or base or "the image"
+        what = "the base image" if step == "build" else "the image"
+        return GovctlError(
+            f"{name} could not pull {what} {image} (`{name} {step}` exited {result.status}: "
+            f"{said})",
+            fix="run the job without a container: govctl local run --no-container; or use an "
+            f"image {name} has (`{name} images`), e.g. --build-arg BASE=IMAGE or --image IMAGE; "
+            "or let it reach the registry (network, proxy, registries.conf)",
+        )
+    if result.status == ENGINE_ERROR:
+        return GovctlError(
+            f"{name} failed before the job started (`{name} {step}` exited 125, an error of "
+            f"{name} itself: {said})",
+            fix="see its message above; or run the job without a container: govctl local run "
+            "--no-container",
+        )
+    return None
+
+
+def _pulled(lines: Sequence[str]) -> str | None:
+    for line in reversed(lines):
+        m = _SOURCE.search(line)
+        if m:
+            return m.group(1) or m.group(2)
+    return None
+
+
+def base_image(build_args: Sequence[str], source: Path) -> str | None:
+    """The base image a build asks for: ``--build-arg BASE=…``, else the Dockerfile's default."""
+    for value in build_args:
+        if value.startswith("BASE="):
+            return value[len("BASE=") :]
+    try:
+        text = (source / "ingestion" / "Dockerfile").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    m = re.search(r"^ARG BASE=(\S+)", text, re.MULTILINE)
+    return m.group(1) if m else None

@@ -240,18 +240,27 @@ SCHEDULER_STATUS = {
 }
 
 
+ACCEPTED = "succeeded (run accepted)"
+
+
 @dataclass(frozen=True)
 class Attempt:
+    """One scheduler attempt. Its status is the *attempt's* (Cloud Scheduler's call to RunJob):
+    an attempt succeeds as soon as Cloud Run accepts the run (GCP-FACTS.md), whatever the
+    execution it started does afterwards, which is ``execution_status``."""
+
     time: datetime  # when it fired (its AttemptStarted entry)
-    status: str  # in words
+    status: str  # the attempt's outcome in words
     code: str | None  # OK, PERMISSION_DENIED, …; None while unfinished
     execution: str | None  # the execution a successful attempt started
     debug_info: str = ""
+    execution_status: str | None = None  # that execution's own: running, succeeded, failed, …
 
 
 def scheduler_attempts(entries: list[LogEntry], recent: list[Any]) -> list[Attempt]:
     """One row per attempt (AttemptStarted + AttemptFinished entries, oldest first), the
-    status in words; a successful attempt is matched with the execution created then."""
+    status in words; a successful attempt is matched with the execution created then, and
+    carries that execution's own outcome."""
     result: list[Attempt] = []
     open_attempt = False
     for entry in entries:
@@ -261,25 +270,27 @@ def scheduler_attempts(entries: list[LogEntry], recent: list[Any]) -> list[Attem
             continue
         code = str(entry.fields.get("status") or "OK")
         if code == "OK":
-            status = "succeeded"
+            status = ACCEPTED
         else:
             status = f"{code}: {SCHEDULER_STATUS.get(code, 'the attempt failed')}"
         fired = result.pop().time if open_attempt and result else entry.timestamp
         open_attempt = False
+        started = _started_by(entry.timestamp, fired, recent) if code == "OK" else None
         result.append(
             Attempt(
                 fired,
                 status,
                 code,
-                _started_by(entry.timestamp, fired, recent) if code == "OK" else None,
+                started.name if started else None,
                 str(entry.fields.get("debugInfo", "")),
+                started.status if started else None,
             )
         )
     return result
 
 
-def _started_by(finished: datetime, fired: datetime, recent: list[Any]) -> str | None:
+def _started_by(finished: datetime, fired: datetime, recent: list[Any]) -> Any:
     """The execution created while the attempt ran (Cloud Scheduler logs no name)."""
     low, high = fired - timedelta(seconds=1), finished + timedelta(seconds=5)
     window = [e for e in recent if e.created and low <= e.created <= high]
-    return min(window, key=lambda e: e.created).name if window else None
+    return min(window, key=lambda e: e.created) if window else None

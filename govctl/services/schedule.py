@@ -124,6 +124,42 @@ def shortest_interval(cron: str, time_zone: str, after: datetime | None = None) 
     return min(b - a for a, b in itertools.pairwise(times))
 
 
+@dataclass(frozen=True)
+class Effective:
+    """The schedule the job runs on: the deployed scheduler job's, else the settings'."""
+
+    cron: str
+    time_zone: str
+    deployed: bool  # read from the scheduler job (False: there is none; the settings')
+    settings_cron: str
+    settings_time_zone: str
+
+    @property
+    def differs(self) -> bool:
+        return (self.cron, self.time_zone) != (self.settings_cron, self.settings_time_zone)
+
+    @property
+    def note(self) -> str | None:
+        """What to tell the operator when the live schedule is not the settings' one."""
+        if not self.differs:
+            return None
+        return (
+            f"the deployed schedule is '{self.cron}' ({self.time_zone}); the settings say "
+            f"'{self.settings_cron}' ({self.settings_time_zone}), which the next `govctl "
+            "deploy` puts back (`govctl doctor` shows the drift)"
+        )
+
+
+def effective(cfg: Config) -> Effective:
+    """What commands that reason about the schedule use: the live one (`schedule set` may
+    have changed it since govctl.toml was written), the settings' before any deploy."""
+    live = scheduler.get(cfg.schedule_path)
+    want = cfg.schedule
+    if live is None:
+        return Effective(want.cron, want.time_zone, False, want.cron, want.time_zone)
+    return Effective(live.cron, live.time_zone, True, want.cron, want.time_zone)
+
+
 def recent_run_time(cfg: Config) -> timedelta | None:
     """The median duration of the job's recent successful executions (None: no history)."""
     try:

@@ -40,6 +40,7 @@ class Schedule:
     spec: ScheduleSpec | None  # None: there is no scheduler job
     description: str  # the cron in words
     next: datetime | None  # the next fire time
+    settings: str | None = None  # "'0 2 * * *' (Etc/UTC)" when the settings say otherwise
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,12 @@ def _schedule(cfg: Config, now: datetime) -> Schedule:
     if spec is None:
         return Schedule(None, "", None)
     upcoming = schedules.fire_times(spec.cron, spec.time_zone, 1, now)
-    return Schedule(spec, schedules.describe(spec.cron), upcoming[0].at if upcoming else None)
+    want = cfg.schedule
+    differs = (spec.cron, spec.time_zone) != (want.cron, want.time_zone)
+    return Schedule(
+        spec, schedules.describe(spec.cron), upcoming[0].at if upcoming else None,
+        f"'{want.cron}' ({want.time_zone})" if differs else None,
+    )  # fmt: skip
 
 
 def _runs(cfg: Config) -> list[Run]:

@@ -11,7 +11,7 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 
 from govctl.emulator.iam import roles
 from govctl.emulator.iam.projects import DEFAULT_OWNER
-from govctl.emulator.iam.service_usage import SERVICE_CATALOG
+from govctl.emulator.iam.service_usage import ENABLED_IN_NEW_PROJECTS, SERVICE_CATALOG
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 
@@ -217,7 +217,17 @@ def _enabled(parent: str = RESOURCE) -> list[str]:
     return [s.config.name for s in pager]
 
 
-def test_new_project_has_only_the_default_services(emulator: Emulator) -> None:
+def test_new_project_has_only_the_default_services(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh = Emulator(state_dir=tmp_path / "fresh", storage=False,
+                     new_project_apis=ENABLED_IN_NEW_PROJECTS)  # fmt: skip
+    with fresh:
+        monkeypatch.setenv("GOVCTL_EMULATOR_HOST", fresh.grpc_address)
+        _check_new_project_services()
+
+
+def _check_new_project_services() -> None:
     assert _enabled() == [
         "logging.googleapis.com",
         "monitoring.googleapis.com",

@@ -22,6 +22,7 @@ from govctl.emulator.images import default_image_map
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import FAST_POLL, PARENT, wait_execution
+from tests.support.cloud import enable_apis
 
 
 def _has_ipv6_loopback() -> bool:
@@ -80,6 +81,7 @@ def test_start_on_ipv6_loopback_from_the_command_line(
     gcs = storage.Client(project="p", credentials=AnonymousCredentials())
     gcs.create_bucket("ipv6-bucket").blob("a.txt").upload_from_string("over ::1")
     assert gcs.bucket("ipv6-bucket").blob("a.txt").download_as_text() == "over ::1"
+    enable_apis(PARENT.split("/")[1], ["run.googleapis.com"])  # off in a new project
     assert list(clients.jobs().list_jobs(parent=PARENT)) == []
 
     assert govctl("emulator", "stop", "--state-dir", str(state_dir)).returncode == 0

@@ -18,6 +18,7 @@ from govctl.cli.main import main
 from govctl.emulator import Emulator, process
 from govctl.errors import GovctlError
 from govctl.gcp import clients
+from tests.support.cloud import enable_apis
 
 PROJECT = "lifecycle-test"
 JOB_PARENT = f"projects/{PROJECT}/locations/europe-west2"
@@ -70,6 +71,7 @@ def _create_job(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
 
     for key, value in env.items():
         monkeypatch.setenv(key, value)
+    enable_apis(PROJECT, ["run.googleapis.com"])  # a new project has it off, as Google's
     job = run_v2.Job(
         template=run_v2.ExecutionTemplate(
             template=run_v2.TaskTemplate(
@@ -352,6 +354,7 @@ def _start_sleeper(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pids: P
             template=run_v2.TaskTemplate(containers=[container], max_retries=0)
         )
     )
+    enable_apis(PROJECT, ["run.googleapis.com"])
     jobs = clients.jobs()
     jobs.create_job(parent=JOB_PARENT, job=job, job_id="sleeper").result(timeout=10)
     execution = jobs.run_job(name=f"{JOB_PARENT}/jobs/sleeper").metadata.name

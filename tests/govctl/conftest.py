@@ -11,6 +11,7 @@ from govctl.emulator.server import Emulator
 from govctl.services import image as images
 from tests.govctl.test_deploy import BUCKET, IMAGE, PROJECT, REGION
 from tests.support.builds import build_account_for
+from tests.support.cloud import enable_apis
 
 
 @pytest.fixture
@@ -26,6 +27,7 @@ def cloud(
         "GOVCTL_BUCKET_NAME": BUCKET,
     }.items():
         monkeypatch.setenv(key, value)
+    enable_apis(PROJECT)  # what `govctl setup` enables
     # A real image in the emulator's Artifact Registry (built by its Cloud Build), so that
     # `--image IMAGE` resolves; the tests deploy it by digest.
     built = images.build_image(

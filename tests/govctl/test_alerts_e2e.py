@@ -157,6 +157,24 @@ def test_first_set_needs_an_address(cloud: Emulator, capsys: pytest.CaptureFixtu
     assert "no e-mail address to alert — pass --email ADDRESS" in err
 
 
+def test_the_alerts_section_of_govctl_toml_is_what_set_applies(
+    cloud: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "govctl.toml").write_text(
+        '[alerts]\nemails = ["ops@example.org", "oncall@example.org"]\nstale_after = "90m"\n'
+    )
+    code, out, err = _govctl(capsys, "alerts", "set", "-y")
+    assert code == 0, err
+    assert "+ channel   oncall@example.org" in out and "+ channel   ops@example.org" in out
+    assert "+ policy    govreposcrape: no successful execution in 1h30m" in out
+    # A flag still wins over the file.
+    code, out, _ = _govctl(capsys, "alerts", "set", "--stale-after", "2h", "--dry-run")
+    assert code == 0 and "no successful execution in 2h" in out
+    (tmp_path / "govctl.toml").write_text('[alerts]\nstale_after = "2d"\n')
+    code, _, err = _govctl(capsys, "alerts", "set", "--dry-run")
+    assert code == 2 and "invalid [alerts] stale_after in govctl.toml '2d'" in err
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [

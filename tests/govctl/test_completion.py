@@ -20,6 +20,7 @@ from govctl.cli import complete
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import FAST_POLL, job_spec
+from tests.support.cloud import enable_apis
 
 PROJECT, REGION, JOB = "demo-project", "europe-west2", "ingest"
 PARENT = f"projects/{PROJECT}/locations/{REGION}"
@@ -38,6 +39,7 @@ def project(
     monkeypatch.delenv("GOVCTL_CONFIG", raising=False)
     # Generous here: a shared test machine can take seconds to import the client libraries.
     monkeypatch.setenv(complete.DEADLINE_ENV, "30")
+    enable_apis(PROJECT)  # what `govctl setup` enables
     jobs = clients.jobs()
     jobs.create_job(parent=PARENT, job_id=JOB, job=job_spec()).result(polling=FAST_POLL)
     names = []

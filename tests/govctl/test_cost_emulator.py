@@ -16,6 +16,7 @@ from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import billing, clients
 from tests.emulator.run_support import FAST_POLL, wait_execution
+from tests.support.cloud import enable_apis
 
 PROJECT = "demo-project"
 REGION = "europe-west2"
@@ -36,7 +37,12 @@ def cost_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
 
 
 @pytest.fixture(autouse=True)
-def _no_settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _no_settings_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator")
+        enable_apis(PROJECT)  # what `govctl setup` enables
     monkeypatch.chdir(tmp_path)
     for var in ("GOVCTL_CONFIG", "GOVCTL_JOB_NAME", "GOVCTL_REGION", "GOVCTL_BUCKET_NAME"):
         monkeypatch.delenv(var, raising=False)
@@ -123,6 +129,7 @@ def sleepy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator
     with Emulator(state_dir=tmp_path / "state", image_map={"*/test/sleepy*": command}) as emu:
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
+        enable_apis(PROJECT)  # what `govctl setup` enables
         monkeypatch.setenv("GOVCTL_JOB_NAME", "sleepy")
         monkeypatch.setenv("GOVCTL_REGION", REGION)
         yield emu

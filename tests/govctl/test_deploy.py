@@ -185,7 +185,9 @@ def test_a_changed_setting_is_one_field_of_the_plan(
     job.labels["team"] = "data"
     job.template.template.containers[0].working_dir = "/srv"
     clients.jobs().update_job(job=job).result(polling=FAST_POLL)
+    capsys.readouterr()
     assert deploy("-y") == 0
+    assert "updated run job govreposcrape-ingestion (1 field)" in capsys.readouterr().err
     job = get_job()
     assert job.template.template.containers[0].resources.limits["memory"] == "8Gi"
     assert job.labels["team"] == "data"

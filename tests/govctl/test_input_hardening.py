@@ -35,6 +35,8 @@ VALID = {
     "schedule.name": "govreposcrape-daily-ingest",
     "schedule.cron": "0 2 * * *",
     "schedule.time_zone": "Europe/London",
+    "alerts.emails": "ops@example.org",
+    "alerts.stale_after": "24h",
     "index.data_store": "govreposcrape-search",
     "index.location": "eu",
     "cloud.emulator": "127.0.0.1:8086",
@@ -45,7 +47,7 @@ VALID = {
     "emulator.storage_port": "4443",
 }
 # Lists of shell words: there a newline separates words, as a space does.
-WORD_LISTS = {"job.args", "job.env", "job.secrets"}
+WORD_LISTS = {"job.args", "job.env", "job.secrets", "alerts.emails"}
 
 
 @pytest.fixture(autouse=True)

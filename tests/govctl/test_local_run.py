@@ -174,3 +174,78 @@ def test_the_build_context_is_the_bundle_deploy_builds() -> None:
     assert command == ["podman", "build", "--build-arg", "BASE=x", "-t", local.LOCAL_IMAGE,
                        "-f", f"{context}/ingestion/Dockerfile", str(context)]  # fmt: skip
     assert not context.exists()  # removed after the build
+
+
+# What podman 4.3.1 writes when it cannot pull the base image: its lines as recorded on a
+# development machine with `FROM localhost:1/…` (a registry refusing connections), here with
+# Docker Hub's name and the DNS failure of a machine without network. `podman build` exits
+# 125, the engine's own error (podman-run(1), "Exit Status").
+PODMAN_PULL_FAILURE = """\
+STEP 1/8: FROM python:3.12-slim
+Resolving "python" using unqualified-search registries (/etc/containers/registries.conf)
+Trying to pull docker.io/library/python:3.12-slim...
+Error: creating build container: initializing source docker://python:3.12-slim: pinging \
+container registry registry-1.docker.io: Get "https://registry-1.docker.io/v2/": dial tcp: \
+lookup registry-1.docker.io: no such host
+"""
+
+
+@pytest.fixture
+def podman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in ``podman`` on PATH (not a Google client): `build` fails as podman fails to
+    pull; `run` fails to pull an image named ``…/missing:*`` (exit 125) and otherwise runs a
+    container whose job exits 3."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "podman"
+    script.write_text(
+        f"#!{sys.executable}\nimport sys\n"
+        f"PULL = {PODMAN_PULL_FAILURE!r}\n"
+        "if sys.argv[1] == 'build':\n"
+        "    sys.stderr.write(PULL); sys.exit(125)\n"
+        "image = next(a for a in sys.argv if a.startswith(('ghcr.io', 'govctl-')))\n"
+        "if 'missing' in image:\n"
+        "    sys.stderr.write(f'Trying to pull {image}...\\n')\n"
+        "    sys.stderr.write(f'Error: initializing source docker://{image}: reading manifest '\n"
+        "                     f'1 in ghcr.io/x/missing: manifest unknown\\n'); sys.exit(125)\n"
+        "sys.stderr.write('the job failed\\n'); sys.exit(3)\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return script
+
+
+def test_a_base_image_podman_cannot_pull_is_explained_with_no_container_as_the_way_out(
+    podman: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["local", "run", "--limit", "1", "--sink", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert status == 1
+    # podman's own words pass through as they come…
+    assert "Error: creating build container: initializing source docker://python:3.12-slim" in err
+    # …then what they mean, and what to do.
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(
+        "error: podman could not pull the base image python:3.12-slim (`podman build` exited "
+        "125: Error: creating build container:"
+    )
+    assert "— run the job without a container: govctl local run --no-container" in last
+    assert "--build-arg BASE=IMAGE" in last and "Traceback" not in err
+
+
+def test_an_image_podman_cannot_pull_and_a_job_that_fails_are_told_apart(
+    podman: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sink = str(tmp_path / "out")
+    status = main(["local", "run", "--image", "ghcr.io/x/missing:1", "--sink", sink])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "error: podman could not pull the image ghcr.io/x/missing:1 (`podman run` exited " \
+        "125: Error: initializing source" in err  # fmt: skip
+    assert "govctl local run --no-container" in err
+
+    # The job's own failure is its exit status, unexplained: the job said why.
+    status = main(["local", "run", "--image", "ghcr.io/x/present:1", "--sink", sink])
+    err = capsys.readouterr().err
+    assert status == 3
+    assert "the job failed" in err and err.strip().endswith("error: podman exited 3")

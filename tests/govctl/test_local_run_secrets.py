@@ -16,6 +16,7 @@ import pytest
 from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import secrets
+from tests.support.cloud import enable_apis
 
 VALUE = "ghp_S3CR3T-value-of-the-test"
 PROJECT = "demo-project"
@@ -30,6 +31,7 @@ def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]
     with Emulator(state_dir=tmp_path / "state") as emu:
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
+        enable_apis(PROJECT)  # what `govctl setup` enables, Secret Manager's API with it
         monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
         monkeypatch.setenv("GOVCTL_JOB_SECRETS", "GITHUB_TOKEN=github-token")
         yield emu

@@ -612,12 +612,64 @@ def test_logs_scheduler_says_each_attempt_in_words(
     rows = out.splitlines()[1:]
     assert len(rows) == 2
     assert "PERMISSION_DENIED" in rows[0] and "roles/run.invoker" in rows[0]
-    assert rows[1].split()[2:] == [execution.name.rsplit("/", 1)[1], "succeeded"]
+    assert "succeeded (run accepted)" in rows[1]
+    assert execution.name.rsplit("/", 1)[1] in rows[1]
     objects = [
         json.loads(line)
         for line in _govctl(capsys, "logs", "--scheduler", "--json")[1].splitlines()
     ]
     assert [o["code"] for o in objects] == ["PERMISSION_DENIED", "OK"]
+
+
+def test_logs_scheduler_labels_the_attempt_apart_from_the_failed_execution(
+    cloud: Emulator,
+    git_server: GitServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Cloud Scheduler's attempt succeeds once Cloud Run accepts the run; the execution it
+    started fails (its feed is missing): the row says both, each labelled."""
+    from google.cloud import scheduler_v1
+
+    _create_job(str(tmp_path / "no-such-feed.json"), git_server)
+    monkeypatch.setenv("GOVCTL_SCHEDULE_NAME", "nightly")
+    clients.iam().create_service_account(
+        name=f"projects/{PROJECT}", account_id="govreposcrape-sa", service_account={}
+    )
+    email = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
+    policy = clients.jobs().get_iam_policy(request={"resource": JOB_PATH})
+    policy.bindings.add(role="roles/run.invoker", members=[f"serviceAccount:{email}"])
+    clients.jobs().set_iam_policy(request={"resource": JOB_PATH, "policy": policy})
+    scheduler = clients.scheduler()
+    job = scheduler.create_job(
+        parent=PARENT,
+        job=scheduler_v1.Job(
+            name=f"{PARENT}/jobs/nightly",
+            schedule="0 2 * * *",
+            http_target=scheduler_v1.HttpTarget(
+                uri=f"https://run.googleapis.com/v2/{JOB_PATH}:run",
+                oauth_token=scheduler_v1.OAuthToken(service_account_email=email),
+            ),
+        ),
+    )
+    scheduler.run_job(name=job.name)
+    deadline = time.monotonic() + 30
+    while not all(e.completion_time for e in _executions()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (execution,) = _executions()
+    assert execution.failed_count == 1
+
+    code, out, err = _govctl(capsys, "logs", "--scheduler")
+
+    assert code == 0, err
+    header, row = out.splitlines()
+    assert "attempt" in header and "execution result" in header
+    assert "succeeded (run accepted)" in row
+    assert row.split()[-2:] == [execution.name.rsplit("/", 1)[1], "failed"]
+    (attempt,) = [json.loads(x) for x in _govctl(capsys, "logs", "--scheduler", "--json")[1]
+                  .splitlines()]  # fmt: skip
+    assert attempt["code"] == "OK" and attempt["execution_status"] == "failed"
 
 
 def test_read_quota_is_retried_and_said(

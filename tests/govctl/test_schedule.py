@@ -295,3 +295,26 @@ def test_trigger_works_again_once_the_binding_is_back(
     clients.jobs().set_iam_policy(request={"resource": JOB, "policy": policy})
     assert schedule("trigger") == 0
     assert len(list(clients.executions().list_executions(parent=JOB))) == 1
+
+
+def test_after_set_alerts_reason_from_the_live_schedule_and_say_it_differs(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`alerts set` sizes its staleness window from the schedule the job runs on, not the one
+    govctl.toml still names, and says that they differ."""
+    assert schedule("set", "0 2,14 * * *", "-y") == 0
+    capsys.readouterr()
+
+    assert main(["alerts", "set", "--email", "ops@example.org", "--dry-run", "--json"]) == 0
+    captured = capsys.readouterr()
+    plan = json.loads(captured.out)
+    # Two intervals of the live twice-daily schedule (24h), not of the daily one (48h, which
+    # would have been capped at 24h30m with a warning).
+    assert plan["stale_after"] == "24h"
+    assert "exceed" not in captured.err
+    assert (
+        "warning: the deployed schedule is '0 2,14 * * *' (Etc/UTC); the settings say "
+        "'0 2 * * *' (Etc/UTC), which the next `govctl deploy` puts back"
+    ) in captured.err
+    stale = next(r for r in plan["resources"] if "no successful execution" in r["name"])
+    assert stale["name"] == "govreposcrape: no successful execution in 24h"

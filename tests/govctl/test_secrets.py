@@ -346,3 +346,47 @@ def test_set_before_the_account_exists_keeps_the_value_and_says_so(
     assert "granted" not in err.replace("not granted", "")
     stored = clients.secret_manager().access_secret_version(name=f"{SECRET}/versions/1")
     assert stored.payload.data == b"v"
+
+
+def test_with_secret_managers_api_disabled_set_deploy_run_and_doctor_say_so(
+    govctl: Transcript, tmp_path: Path
+) -> None:
+    """Google refuses every call to a disabled API (SERVICE_DISABLED), Cloud Run's reading of
+    a secret at task start included: each command names the API and how to enable it, and
+    `setup` (for [job] secrets) enables it."""
+    from google.cloud import service_usage_v1
+
+    assert govctl("secrets", "set", "GITHUB_TOKEN", stdin=VALUE.encode())[0] == 0
+    _configure(tmp_path)
+    assert govctl("deploy", "--image", test_deploy.IMAGE, "-y")[0] == 0
+    clients.service_usage().disable_service(
+        request=service_usage_v1.DisableServiceRequest(
+            name=f"projects/{PROJECT}/services/secretmanager.googleapis.com"
+        )
+    ).result()
+    said = (
+        f"the Secret Manager API (secretmanager.googleapis.com) is disabled in project {PROJECT}"
+        " — run `govctl setup` (once [job] secrets is set) (or `gcloud services enable "
+        f"secretmanager.googleapis.com --project {PROJECT}`)"
+    )
+
+    code, _, err = govctl("secrets", "set", "GITHUB_TOKEN", stdin=b"new-value")
+    assert code == 1 and said in err and "Traceback" not in err
+    code, _, err = govctl("deploy", "--image", test_deploy.IMAGE, "--dry-run")
+    assert code == 1 and said in err
+
+    # The deployed job's tasks cannot get their secret: the run fails, saying why.
+    code, out, err = govctl("run")
+    assert code == 1
+    assert "Secret Manager API has not been used in project" in out + err
+
+    code, out, _ = govctl("doctor")
+    assert code == 1
+    assert "disabled: secretmanager ([job] secrets)" in out
+    assert "not checked: secretmanager is disabled (see apis)" in out
+
+    code, out, err = govctl("setup", "--dry-run")
+    assert "  + api             secretmanager.googleapis.com" in out
+    assert govctl("setup", "-y")[0] == 0
+    assert govctl("secrets", "set", "GITHUB_TOKEN", stdin=b"new-value")[0] == 0
+    assert govctl("run")[0] == 0

@@ -40,6 +40,8 @@ def test_status_before_and_after_deploy_and_two_runs(
     assert "govreposcrape-ingestion is not deployed — next: govctl deploy" in out
     assert "Schedule  none" in out and "missing — create it with `govctl setup`" in out
     assert "No executions yet" in out
+    # Nothing runs or bills yet: the figure prices the settings, and says so.
+    assert "a month (estimate for the configuration; not deployed)" in out
 
     make_repo(git_server.root / "alphagov" / "frontend", {"README.md": "# frontend\n"})
     feed = [
@@ -62,7 +64,7 @@ def test_status_before_and_after_deploy_and_two_runs(
     assert "0 2 * * * — At 02:00 (Etc/UTC) · ENABLED" in out and "next " in out
     assert f"gs://{BUCKET} " in out and ": 1 digests," in out
     assert "1 repository keeps failing: alphagov/deleted-repo (not_found since " in out
-    assert "about $" in out and "a month" in out
+    assert "about $" in out and "a month —" in out and "not deployed" not in out
     rows = [
         line.split() for line in out.splitlines() if line.startswith("govreposcrape-ingestion-")
     ]

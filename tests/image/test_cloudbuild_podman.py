@@ -13,6 +13,7 @@ from govctl.gcp import build as gcp_build
 from govctl.services import image
 from tests.image.podman import podman, podman_available, podman_env
 from tests.support.builds import build_account_for
+from tests.support.cloud import enable_apis
 from tests.support.git import make_repo
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(300)]
@@ -40,6 +41,7 @@ def podman_emulator(
     with Emulator(state_dir=tmp_path / "state", build_with=["podman", "build"]) as emu:
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
+        enable_apis(PROJECT)  # what `govctl setup` enables (Cloud Build, Artifact Registry…)
         yield emu, env
 
 

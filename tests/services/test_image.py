@@ -18,12 +18,22 @@ from govctl.gcp import build as gcp_build
 from govctl.gcp import clients
 from govctl.services import image
 from tests.support.builds import build_account_for
+from tests.support.cloud import enable_apis
 from tests.support.git import git, head, make_repo
 
 PROJECT = "demo-project"
 REGION = "europe-west2"
 PATH = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion"
 REPO = f"projects/{PROJECT}/locations/{REGION}/repositories/govreposcrape"
+
+
+@pytest.fixture(autouse=True)
+def _apis(request: pytest.FixtureRequest) -> None:
+    """What `govctl setup` enables, in the project of the tests that build in the emulator."""
+    if "emulator" in request.fixturenames:
+        request.getfixturevalue("emulator")
+        enable_apis(PROJECT)
+
 
 TREE: dict[str, str | bytes] = {
     "ingestion/__init__.py": "",

@@ -4,7 +4,7 @@ environment only, and fast polling."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,17 @@ from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from govctl.services import logs as logs_service
 from govctl.services import watch
+
+
+def enable_apis(project: str, apis: Iterable[str] | None = None) -> None:
+    """Enable ``apis`` in ``project`` through Service Usage, as `gcloud services enable` does:
+    a new project of the emulator, as of Google, has only the default APIs on. The default
+    is every API govctl may use: what `govctl setup` enables with [job] secrets and [index]."""
+    from govctl.gcp import services
+    from govctl.services import apis as needed
+
+    every = [a.name for a in needed.BASE] + [needed.SECRETS, needed.INDEX]
+    services.enable(project, list(apis) if apis is not None else every)
 
 
 @contextmanager
@@ -34,6 +45,7 @@ def job_cloud(
     with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
+        enable_apis(project)  # what `govctl setup` enables
         if bucket:
             clients.storage_client(project).create_bucket(bucket)
         monkeypatch.chdir(tmp_path)

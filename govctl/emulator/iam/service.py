@@ -29,7 +29,12 @@ from govctl.emulator.iam.projects import (
     scheduler_agent,
 )
 from govctl.emulator.iam.service_accounts import ServiceAccountsApi
-from govctl.emulator.iam.service_usage import ENABLED_IN_NEW_PROJECTS, ServiceUsageApi
+from govctl.emulator.iam.service_usage import (
+    ENABLED_IN_NEW_PROJECTS,
+    SERVICE_CATALOG,
+    ServiceUsageApi,
+)
+from govctl.emulator.rpc import RpcError, service_disabled
 from govctl.emulator.store import copy
 
 
@@ -38,7 +43,8 @@ class IamService(Service):
 
     def __init__(self, cloud: Cloud) -> None:
         super().__init__(cloud)
-        self.projects = Projects(self, ENABLED_IN_NEW_PROJECTS)
+        given = cloud.new_project_apis
+        self.projects = Projects(self, ENABLED_IN_NEW_PROJECTS if given is None else given)
         self.projects_api = ProjectsApi(self, self.projects)
         self.accounts_api = ServiceAccountsApi(self, self.projects)
         self.usage_api = ServiceUsageApi(self, self.projects)
@@ -57,6 +63,21 @@ class IamService(Service):
         with self.lock:
             known = self.projects.known(project)
             return scheduler_agent(known.number if known else number_for(project))
+
+    def check_api(self, api: str, project: str) -> None:
+        """Raise what Google answers when ``api`` is disabled in ``project`` (id or number, as
+        a request names it); an API outside the catalogue, or a project the request names
+        wrongly (its own handler says how), is let through."""
+        if api not in SERVICE_CATALOG:
+            return
+        with self.lock:
+            try:
+                proj = self.projects.get(project)
+            except RpcError:
+                return
+            if api in proj.enabled:
+                return
+        raise service_disabled(api, SERVICE_CATALOG[api][0], project)
 
     def allows(self, policy: policy_pb2.Policy, member: str, permission: str) -> bool:
         return roles.allows(policy, member, permission)

@@ -22,10 +22,15 @@ _DETAILS_KEY = "grpc-status-details-bin"
 
 
 class RestContext:
-    def __init__(self, routing: dict[str, str] | None = None) -> None:
-        self._metadata: tuple[tuple[str, str], ...] = ()
+    def __init__(
+        self, routing: dict[str, str] | None = None, user_project: str | None = None
+    ) -> None:
+        metadata: list[tuple[str, str]] = []
         if routing:
-            self._metadata = (("x-goog-request-params", urlencode(routing)),)
+            metadata.append(("x-goog-request-params", urlencode(routing)))
+        if user_project:  # the quota project, as the X-Goog-User-Project header names it
+            metadata.append(("x-goog-user-project", user_project))
+        self._metadata = tuple(metadata)
         self._active = True
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()

@@ -40,6 +40,7 @@ class Request:
     path: str  # percent-encoded, without the query
     query: list[tuple[str, str]]
     body: bytes
+    user_project: str | None = None  # the X-Goog-User-Project header (the quota project)
     # set by the server: called when the client goes away (streams stop on it)
     on_close: list[Callable[[], None]] = field(default_factory=list)
 
@@ -192,7 +193,7 @@ class Gateway:
             )
         rpc = route.rpc
         pb = transcode.build_request(rpc.request, route.rule, values, request.query, request.body)
-        context = RestContext(values)
+        context = RestContext(values, request.user_project)
         request.on_close.append(context.end)
         if rpc.kind in ("unary_stream", "stream_stream"):
             return Reply(200, b"", stream=self._stream(rpc, route.rule, pb, context, pretty))

@@ -93,7 +93,7 @@ def _invoker(endpoint: Endpoint) -> Callable[[message.Message, Any], Any]:
                 arg = iter([arg])
             return endpoint.response_pb(endpoint.handler(arg, context))
         except RpcError as err:
-            raise RestError(err.code, err.message) from None
+            raise RestError(err.code, err.message, list(err.details)) from None
 
     def streaming(request: message.Message, context: Any) -> Iterator[message.Message]:
         arg = endpoint.request_from_pb(request)
@@ -104,7 +104,7 @@ def _invoker(endpoint: Endpoint) -> Callable[[message.Message, Any], Any]:
             for item in source:
                 yield endpoint.response_pb(item)
         except RpcError as err:
-            raise RestError(err.code, err.message) from None
+            raise RestError(err.code, err.message, list(err.details)) from None
 
     return unary if endpoint.kind in ("unary_unary", "stream_unary") else streaming
 

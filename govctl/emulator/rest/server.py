@@ -69,6 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         host, target = self._target()
         request = Request.of(self.command, host, target, self._body())
+        request.user_project = self.headers.get("X-Goog-User-Project") or None
         reply = self.server.gateway.handle(request)
         if reply.stream is None:
             self._send(reply)

@@ -9,9 +9,11 @@ from __future__ import annotations
 from google.iam.v1 import policy_pb2
 
 from govctl.emulator.iam import roles
+from govctl.emulator.rpc import RpcError
 from govctl.emulator.secretmanager.resources import SECRET, SecretResources, State
 
 ACCESS = "secretmanager.versions.access"
+API = "secretmanager.googleapis.com"
 
 
 class SecretUnavailable(LookupError):
@@ -31,6 +33,10 @@ class Resolution(SecretResources):
         shown = f"{name}/versions/{version}"
         if not SECRET.fullmatch(name):
             raise SecretUnavailable(f"Secret {shown} is not a valid secret reference.")
+        try:  # Cloud Run reads the secret through the Secret Manager API of its project
+            self.cloud.service("iam").check_api(API, name.split("/")[1])
+        except RpcError as err:
+            raise SecretUnavailable(err.message) from None
         with self.lock:
             stored = self.secrets.get(name)
             if stored is None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from govctl import config
 from govctl.gcp import billing_info, executions, iam, inspect, jobs, scheduler, services
+from govctl.services import apis as needed
 from govctl.services import digests
 
 RECENT_EXECUTIONS = 20
@@ -21,6 +22,12 @@ DEPLOY_PERMISSIONS = {
 }
 
 
+def _deploy_plan(cfg: config.Config) -> Any:
+    from govctl.services.doctor import drift  # which reads Facts: imported once both exist
+
+    return drift.deploy_plan(cfg)
+
+
 class Facts:
     """Every read doctor makes, started at once on a thread pool; ``get`` waits for one and
     re-raises its :class:`GovctlError`, so a check can report it as its evidence."""
@@ -32,7 +39,7 @@ class Facts:
             "caller": iam.caller,
             "project": (lambda: project) if project is not None else lambda: inspect.project(p),
             "billing": lambda: billing_info.project_billing(p),
-            "apis": lambda: services.enabled(p),
+            "apis": lambda: services.enabled(p, needed.names(cfg)),
             "deploy_permissions": lambda: iam.test_project(p, DEPLOY_PERMISSIONS),
             "service_account": lambda: iam.service_account(p, sa),
             "project_policy": lambda: iam.project_policy(p),
@@ -42,6 +49,7 @@ class Facts:
             "executions": lambda: executions.list_for_job(cfg.job_path, RECENT_EXECUTIONS),
             # From the job's summary: no listing of the bucket unless it has none yet.
             "bucket": lambda: digests.read(p, cfg.bucket),
+            "deploy_plan": lambda: _deploy_plan(cfg),
         }
         self._futures: dict[str, Future[Any]] = {k: pool.submit(f) for k, f in readers.items()}
 

@@ -53,7 +53,7 @@ def scheduler_target(ctx: Context, facts: Facts) -> Check:
             "scheduler",
             WARN if sched.state == "PAUSED" else FAIL,
             f"{name} is {sched.state}: the job is not run on schedule ({sched.cron})",
-            f"govctl doctor --fix (or: gcloud scheduler jobs resume {name} --location {region})",
+            "govctl doctor --fix, or govctl schedule resume",
             (Action("resume", ctx.cfg.schedule_path),),
         )
     return Check(
@@ -80,7 +80,7 @@ def scheduler_last_attempt(ctx: Context, facts: Facts) -> Check:
             "last attempt",
             WARN,
             evidence + " — fixed since; the next attempt will tell",
-            f"gcloud scheduler jobs run {ctx.cfg.schedule.name} --location {ctx.cfg.region}",
+            "govctl schedule trigger (it fires the scheduler job now, as at its time)",
         )
     return Check("last attempt", FAIL, evidence, fix)
 
