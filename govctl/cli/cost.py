@@ -52,6 +52,11 @@ def cost(
     no_free_tier: Annotated[bool, typer.Option("--no-free-tier", help="Leave out the free tier "
         "(it is shared by every project of the billing account).", rich_help_panel="Prices")]
         = False,
+    include_cold: Annotated[bool, typer.Option("--include-cold", help="Count cold runs (a "
+        "first run, that digests every repository) in the run time; left out by default.")]
+        = False,
+    queries_per_month: Annotated[int, _opt("--queries-per-month", "N", "Vertex AI Search "
+        "queries a month [default: 0].", parser=whole("--queries-per-month", 0, 10**9))] = 0,
     history: Annotated[bool, typer.Option("--history", help="What the recent executions "
         "actually cost, per day.")] = False,
     days: Annotated[int, _opt("--days", "N", "Days of --history [default: 7].", "History",
@@ -60,10 +65,13 @@ def cost(
     region: Region = None,
     json: Json = False,
 ) -> None:  # fmt: skip
-    """Estimate what the job costs a run, a day and a month (like `infracost breakdown`).
+    """Estimate what the pipeline costs a day and a month (like `infracost breakdown`).
 
-    Prices come from the Cloud Billing Catalog for the region (offline: govctl's bundled,
-    dated table), each shown with its source. `--history` prices the executions of the last
+    A line per part, each with its free tier: the job (CPU, memory), the scheduler, the
+    bucket, the images, the search index. Prices come from the Cloud Billing Catalog for the
+    region (offline, and for the parts it does not price: govctl's bundled, dated table),
+    each shown with its source. The run time is the median of recent runs, cold runs left
+    out; the schedule is the live one. `--history` prices the executions of the last
     `--days` days instead. Runbook: `gcloud billing accounts list` and a spreadsheet.
     """
     request = costs.Request(
@@ -72,6 +80,8 @@ def cost(
         price_cpu=price_cpu,
         price_mem=price_mem,
         free_tier=not no_free_tier,
+        include_cold=include_cold,
+        queries_per_month=queries_per_month,
     )  # fmt: skip
     if request.duration is not None and request.duration > validate.MAX_TASK_TIMEOUT:
         raise UsageError(f"invalid --duration {duration!r}: expected at most 168h "
@@ -135,43 +145,63 @@ def _source(price: Price) -> str:
     parts = [price.source]
     if price.sku_id:
         parts.append(f'SKU {price.sku_id} "{price.description}"')
+    elif price.description:
+        parts.append(price.description)
     if price.effective and price.source.startswith("Cloud"):
         parts.append(f"effective {price.effective}")
     return ", ".join(parts)
 
 
-def _show_estimate(est: costs.Estimate, job: str) -> None:
+def _heading(est: costs.Estimate, job: str) -> None:
     shape = est.shape
+    if est.deployed is False:
+        render.out(f"An estimate for the settings: {job} is not deployed (govctl deploy).")
     render.out(f"Cost of {job} in {est.region}: {shape.tasks} task(s) x {shape.cpu} vCPU x "
                f"{validate.format_memory(shape.memory_mib)}, "
                f"{validate.format_duration(shape.duration_s)} a task, "
                f"{shape.runs_per_day:g} run(s) a day")  # fmt: skip
     render.out()
-    rows: list[list[Any]] = []
-    for line in est.lines:
-        item = line.item + (" (shared with the billing account)" if "free" in line.key else "")
-        rows.append([item, quantity(line.quantity_per_run, line.unit),
-                     quantity(line.quantity_per_month, line.unit),
-                     f"{rate(line.unit_price)} / {line.unit}", usd(line.cost_per_run),
-                     usd(line.cost_per_day), usd(line.cost_per_month)])  # fmt: skip
-    rows.append(["total", "", "", "", usd(est.cost_per_run), usd(est.cost_per_day),
-                 usd(est.cost_per_month)])  # fmt: skip
-    render.table(["item", "per run", "per month", "unit price", "cost/run", "cost/day",
-                  "cost/month"], rows)  # fmt: skip
-    render.out()
+
+
+def _row(line: costs.Line) -> list[Any]:
+    if line.note is not None:
+        return [line.item, "-", "-", "-", line.free or "-", "-", "not counted"]
+    item = line.item + (" (shared with the billing account)" if "free" in line.key else "")
+    return [item, quantity(line.quantity_per_run, line.unit),
+            quantity(line.quantity_per_month, line.unit), f"{rate(line.unit_price)} / {line.unit}",
+            line.free or "-", usd(line.cost_per_day), usd(line.cost_per_month)]  # fmt: skip
+
+
+def _total(est: costs.Estimate) -> None:
     month = est.cost_per_month
     about = f"${month:,.0f}" if abs(month) >= 10 else usd(month)
-    render.out(f"About {about} a month ({usd(est.cost_per_day)} a day); "
+    when = " if deployed as configured" if est.deployed is False else ""
+    render.out(f"About {about} a month{when} ({usd(est.cost_per_day)} a day); "
                f"one run {usd(est.cost_per_run)} before the free tier.")  # fmt: skip
+    if est.growth_bytes_per_month:
+        grow = est.growth_bytes_per_month / costs.GIB
+        render.out(f"The bucket grows about {grow:.3g} GiB a month (run files; see below).")
+
+
+def _show_estimate(est: costs.Estimate, job: str) -> None:
+    _heading(est, job)
+    rows = [_row(line) for line in est.lines]
+    rows.append(["total", "", "", "", "", usd(est.cost_per_day), usd(est.cost_per_month)])
+    render.table(["item", "per run", "per month", "unit price", "free tier", "cost/day",
+                  "cost/month"], rows)  # fmt: skip
+    render.out()
+    _total(est)
     render.out()
     render.out("Prices:")
     prices = est.prices
     shown = {line.key for line in est.lines}
-    registry = prices.registry if "registry" in shown else None
-    for name, price in (("CPU", prices.cpu), ("memory", prices.memory),
-                        ("storage", prices.storage), ("scheduler", prices.scheduler),
-                        ("registry", registry)):  # fmt: skip
-        if price is not None:
+    for name, price, key in (("CPU", prices.cpu, "cpu"), ("memory", prices.memory, "memory"),
+                             ("storage", prices.storage, "storage"),
+                             ("scheduler", prices.scheduler, "scheduler"),
+                             ("registry", prices.registry, "registry"),
+                             ("index", prices.search_index, "search_index"),
+                             ("queries", prices.search_queries, "search_queries")):  # fmt: skip
+        if price is not None and key in shown:
             render.out(f"  {name:<9} {rate(price.usd)} / {price.unit}   {_source(price)}")
     render.out("Assumptions:")
     for note in est.assumptions:
@@ -241,8 +271,12 @@ def _estimate_json(est: costs.Estimate, job: str) -> dict[str, Any]:
         },
         "prices": {"cpu": _price_json(p.cpu), "memory": _price_json(p.memory),
                    "storage": _price_json(p.storage), "scheduler": _price_json(p.scheduler),
-                   "registry": _price_json(p.registry)},
+                   "registry": _price_json(p.registry),
+                   "search_index": _price_json(p.search_index),
+                   "search_queries": _price_json(p.search_queries)},
         "prices_offline_reason": p.offline,
+        "deployed": est.deployed,
+        "bucket_growth_bytes_per_month": est.growth_bytes_per_month,
         "lines": [asdict(line) for line in est.lines],
         "total_per_run": est.cost_per_run,
         "total_per_day": est.cost_per_day,

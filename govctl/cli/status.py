@@ -12,7 +12,7 @@ from govctl import render, validate
 from govctl.cli.options import Json, Project, Region, settings
 
 if TYPE_CHECKING:
-    from govctl.services.status import DigestStats, JobSpec, Part, Schedule, Status
+    from govctl.services.status import Digests, JobSpec, Part, Schedule, Status
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
@@ -72,15 +72,19 @@ def _schedule(part: Part[Schedule]) -> Rows:
     return rows
 
 
-def _bucket(part: Part[DigestStats | None]) -> Rows:
+def _bucket(part: Part[Digests | None]) -> Rows:
     if part.error:
         return [("Bucket", f"unreadable: {part.error}")]
     b = part.value
     if b is None:
         return [("Bucket", "missing — create it with `govctl setup`")]
-    rows = [("Bucket", f"gs://{b.bucket} ({b.location}): {b.digests} digests, {_size(b.bytes)}")]
+    about = "" if b.exact else "about "
+    rows = [("Bucket", f"gs://{b.bucket} ({b.location}): {about}{b.count:,} digests, "
+                       f"{_size(b.bytes)}")]  # fmt: skip
     if b.newest:
         rows.append(("", f"processedAt {render.when(b.oldest)} … {render.when(b.newest)}"))
+    if b.note:
+        rows.append(("", b.note))
     return rows
 
 
@@ -101,13 +105,22 @@ def _cost(part: Part[float], job: Part[JobSpec | None]) -> Rows:
     if part.error or part.value is None:
         return [("Cost", f"unavailable: {part.error}")]
     # Without a deployed job the figure prices govctl.toml, not anything that runs or bills.
-    basis = " (estimate for the configuration; not deployed)" if job.value is None else ""
+    deployed = job.error or job.value is not None
+    basis = "" if deployed else " (estimate for the configuration; not deployed)"
     return [("Cost", f"about ${part.value:,.2f} a month{basis} — govctl cost for the breakdown")]
 
 
 def _lines(st: Status) -> Rows:
     return (_job(st.job, st.job_name) + _schedule(st.schedule) + _bucket(st.bucket)
             + _failing(st.failing) + _cost(st.cost, st.job))  # fmt: skip
+
+
+def _bucket_json(b: Digests | None) -> dict[str, object] | None:
+    if b is None:
+        return None
+    return {"bucket": b.bucket, "location": b.location, "digests": b.count, "bytes": b.bytes,
+            "oldest": b.oldest, "newest": b.newest, "source": b.source, "exact": b.exact,
+            "note": b.note}  # fmt: skip
 
 
 def _run_rows(st: Status, now: datetime) -> list[list[object]]:
@@ -140,7 +153,7 @@ def _json(st: Status) -> dict[str, object]:
         "job": part(st.job, st.job.value),
         "schedule": part(st.schedule, schedule),
         "executions": part(st.runs, runs),
-        "bucket": part(st.bucket, st.bucket.value),
+        "bucket": part(st.bucket, _bucket_json(st.bucket.value)),
         "persistent_failures": part(st.failing, st.failing.value),
         "cost_per_month_usd": part(st.cost, st.cost.value),
     }

@@ -37,6 +37,7 @@ SERVICES = [
     "govctl.emulator.billing.service:BillingService",
     "govctl.emulator.billing.projects:ProjectBillingService",
     "govctl.emulator.monitoring.service:MonitoringService",
+    "govctl.emulator.storage_lifecycle:StorageLifecycleService",
 ]
 
 
@@ -156,6 +157,8 @@ class Emulator(Server):
             self.cloud.add(_load_service(spec, self.cloud))
         if self.storage is not None:
             _check_port_free(self.host, self.storage.port, "--storage-port")
+            # Bucket lifecycle configuration, which fake-gcs-server does not keep.
+            self.storage.hook = self.cloud.service("storage")
             try:
                 self.storage.start()
             except RuntimeError as err:

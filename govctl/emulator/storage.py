@@ -17,7 +17,7 @@ from urllib.parse import quote
 from govctl.emulator.children import Children
 from govctl.emulator.lifecycle import Server
 from govctl.emulator.process import host_port, socket_family
-from govctl.emulator.storage_guard import StorageGuard
+from govctl.emulator.storage_guard import Hook, StorageGuard
 
 
 def object_path(bucket: str, name: str, generation: int = 0) -> str:
@@ -67,7 +67,8 @@ class FakeGcs(Server):
     ``data_dir`` (filesystem backend) and survive a restart. The filesystem backend takes
     object names as paths, so it listens on a private loopback port behind a
     :class:`~govctl.emulator.storage_guard.StorageGuard` on ``host:port``, which refuses names
-    that would lead out of ``data_dir``.
+    that would lead out of ``data_dir``. A ``hook`` (the emulator's bucket lifecycle) also puts
+    the guard in front, on either backend.
     """
 
     def __init__(
@@ -78,8 +79,10 @@ class FakeGcs(Server):
         data_dir: Path | None = None,
         log_path: Path | None = None,
         children: Children | None = None,
+        hook: Hook | None = None,
     ) -> None:
         self.host = host
+        self.hook = hook
         self.children = children or Children(None)
         # A port we chose may be taken by another process before the server binds it (the
         # kernel hands the same ephemeral ports to outgoing connections): we choose again.
@@ -115,12 +118,20 @@ class FakeGcs(Server):
                     self.port = free_port(self.host)
         raise AssertionError("unreachable")
 
+    def _private(self) -> tuple[str, int]:
+        """The loopback address fake-gcs-server listens on behind the guard: never the
+        public port, which the OS may hand out again until the guard binds it."""
+        host = "::1" if ":" in self.host else "127.0.0.1"
+        port = free_port(host)
+        while port == self.port:
+            port = free_port(host)
+        return host, port
+
     def _start(self, timeout: float) -> FakeGcs:
         host, port = self.host, self.port
-        private = self.data_dir is not None
+        private = self.data_dir is not None or self.hook is not None
         if private:  # behind the guard, on a port only this machine reaches
-            host = "::1" if ":" in self.host else "127.0.0.1"
-            port = free_port(host)
+            host, port = self._private()
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self._proc = self.children.spawn(
@@ -135,7 +146,7 @@ class FakeGcs(Server):
                 log.close()  # type: ignore[union-attr]
         if private:
             try:
-                self._guard = StorageGuard(self.host, self.port, (host, port)).start()
+                self._guard = StorageGuard(self.host, self.port, (host, port), self.hook).start()
             except OSError as err:
                 self.stop()
                 if self._port_is_ours:

@@ -23,7 +23,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from govctl.emulator.lifecycle import Server
@@ -174,6 +174,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _forward(self) -> None:
         body = self._body()
         why = refusal(self.path, self.headers.get("Content-Type", ""), body)
+        hook = self.server.hook
+        if why is None and hook is not None:
+            why = hook.refuse(self.command, self.path, body)
         if why is not None:
             detail = {"domain": "global", "reason": "invalid", "message": why}
             data = json.dumps({"error": {"code": 400, "message": why, "errors": [detail]}}).encode()
@@ -186,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
             why = f"The emulator's storage server did not answer: {err}"
             self._reply(502, "Bad Gateway", [("Content-Type", "text/plain")], why.encode())
             return
+        if hook is not None:
+            data = hook.rewrite(self.command, self.path, body, status, data)
         self._reply(status, reason, response_headers, data)
 
     def _exchange(
@@ -223,16 +228,29 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _forward
 
 
+class Hook(Protocol):
+    """What the guard asks of what it serves besides fake-gcs-server (bucket lifecycle:
+    :class:`govctl.emulator.storage_lifecycle.StorageLifecycleService`)."""
+
+    def refuse(self, method: str, target: str, body: bytes) -> str | None: ...
+
+    def rewrite(self, method: str, target: str, body: bytes, status: int, data: bytes) -> bytes: ...
+
+
 class _GuardServer(ThreadingHTTPServer):
     daemon_threads = True
     backend: tuple[str, int]
+    hook: Hook | None = None
 
 
 class StorageGuard(Server):
-    """Listens on ``host:port`` and forwards to fake-gcs-server at ``backend``."""
+    """Listens on ``host:port`` and forwards to fake-gcs-server at ``backend``; ``hook`` may
+    refuse a request (400) and rewrite an answer."""
 
-    def __init__(self, host: str, port: int, backend: tuple[str, int]) -> None:
-        self.host, self.port, self.backend = host, port, backend
+    def __init__(
+        self, host: str, port: int, backend: tuple[str, int], hook: Hook | None = None
+    ) -> None:
+        self.host, self.port, self.backend, self.hook = host, port, backend, hook
         self._server: _GuardServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -241,6 +259,7 @@ class StorageGuard(Server):
         server_class = type("_Server", (_GuardServer,), {"address_family": family})
         server = server_class((self.host, self.port), _Handler)
         server.backend = self.backend
+        server.hook = self.hook
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="storage-guard",

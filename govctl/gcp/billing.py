@@ -57,6 +57,10 @@ class Prices:
     scheduler: Price
     registry: Price | None = None  # Artifact Registry storage (not in the catalog snapshot)
     offline: str | None = None  # why the bundled table was used
+    # Vertex AI Search (general pricing): queries per 1,000 and index storage per GiB-month,
+    # from the bundled table (the catalog here has no Discovery Engine SKUs).
+    search_queries: Price | None = None
+    search_index: Price | None = None
     reachable: bool = True  # False: no credentials or no answer, so other reads would fail too
 
     def with_flags(self, cpu: float | None, memory: float | None) -> Prices:
@@ -80,7 +84,30 @@ def registry_price() -> Price:
     data = table()
     row = data["artifact_registry"]
     return Price(float(row["usd"]), "GiB-month", float(row["free_gib"]), float(row["usd"]),
-                 f"bundled table of {data['date']}", effective=data["date"])  # fmt: skip
+                 f"bundled table of {data['date']}", description=_page(row),
+                 effective=row.get("read", data["date"]))  # fmt: skip
+
+
+def search_prices() -> tuple[Price, Price]:
+    """Vertex AI Search queries (per 1,000) and index storage (per GiB-month), published
+    prices from the bundled table."""
+    data = table()
+    row = data["vertex_ai_search"]
+    source, day = f"bundled table of {data['date']}", row.get("read", data["date"])
+    per_1000 = float(row["query_usd_per_1000"])
+    index = float(row["index_usd_per_gib_month"])
+    return (
+        Price(per_1000, "1,000 queries", float(row["free_queries"]) / 1000, per_1000, source,
+              description=_page(row), effective=day),
+        Price(index, "GiB-month", float(row["free_index_gib"]), index, source,
+              description=_page(row), effective=day),
+    )  # fmt: skip
+
+
+def _page(row: dict[str, Any]) -> str:
+    """Where a bundled figure was read: "cloud.google.com/…, read DATE"."""
+    page = str(row["source"]).split(" ")[0].rstrip(":,")
+    return f"{page}, read {row.get('read', table()['date'])}"
 
 
 def bundled(region: str, reason: str | None = None) -> Prices:
@@ -94,13 +121,15 @@ def bundled(region: str, reason: str | None = None) -> Prices:
             fix="pass --price-cpu and --price-mem (USD per vCPU-second and GiB-second)",
         )
     source, day = f"bundled table of {data['date']}", data["date"]
-    tier1 = data["tier1"]
+    tier1, pages = data["tier1"], data["pages"]
+    run_page = pages["tier2"] if row["cpu"] == data["tier2"]["cpu"] else pages["run"]
 
     def price(key: str, unit: str, free_key: str, tier1_value: str | None) -> Price:
         usd = float(row[key])
         free = float(row.get(free_key, 0))
         value = usd if free or tier1_value is None else float(tier1_value)
-        return Price(usd, unit, free, value, source, effective=day)
+        page = pages["storage"] if key == "storage" else run_page
+        return Price(usd, unit, free, value, source, description=page, effective=day)
 
     sched = data["scheduler"]
     return Prices(
@@ -114,10 +143,13 @@ def bundled(region: str, reason: str | None = None) -> Prices:
             float(sched["free"]),
             float(sched["usd"]),
             source,
+            description=pages["scheduler"],
             effective=day,
         ),
         registry=registry_price(),
         offline=reason,
+        search_queries=search_prices()[0],
+        search_index=search_prices()[1],
     )
 
 
@@ -177,7 +209,9 @@ def catalog(region: str) -> Prices:
     if scheduler is None:
         scheduler = bundled(region).scheduler if region in table()["regions"] else Price(
             0.1, "job-month", 3, 0.1, f"bundled table of {table()['date']}")  # fmt: skip
-    return Prices(region, cpu, memory, storage, scheduler, registry_price())
+    queries, index = search_prices()
+    return Prices(region, cpu, memory, storage, scheduler, registry_price(),
+                  search_queries=queries, search_index=index)  # fmt: skip
 
 
 def prices(region: str) -> Prices:

@@ -109,6 +109,19 @@ def read(project: str | None, bucket: str) -> Summary | None:
     return parse(value)
 
 
+def read_or_why(project: str | None, bucket: str) -> tuple[Summary | None, str | None]:
+    """The summary, or None and why not in words ("no job summary yet", or a schema this
+    govctl does not know), for a command that then lists the bucket and says so."""
+    value, _ = _get(project, bucket)
+    found = parse(value)
+    if found is not None:
+        return found, None
+    if value is None:
+        return None, "no job summary yet"
+    schema = value.get("schema") if isinstance(value, dict) else None
+    return None, f"the job summary has schema {schema!r}, not {SCHEMA} (a newer job?)"
+
+
 def update_index(
     project: str | None, bucket: str, change: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> Summary | None:

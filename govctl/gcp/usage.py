@@ -25,6 +25,35 @@ def bucket_bytes(project: str, bucket: str, timeout_s: float = 20.0) -> int:
         return sum(blob.size or 0 for blob in blobs)
 
 
+@dataclass(frozen=True)
+class PrefixUsage:
+    """The objects under a prefix of a bucket: how many, their bytes, and the bytes of those
+    created since a time."""
+
+    count: int
+    bytes: int
+    bytes_since: int
+
+
+def prefix_usage(project: str, bucket: str, prefix: str, since: datetime) -> PrefixUsage:
+    """One listing of ``prefix`` only (the job's ``_runs/`` or ``_state/``: a few objects a
+    run, never the digests)."""
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    count = size = recent = 0
+    with translate(f"list gs://{bucket}/{prefix}", not_found="create it with `govctl setup`"):
+        blobs = clients.storage_client(project).list_blobs(
+            bucket, prefix=prefix, fields="items(name,size,timeCreated),nextPageToken",
+            timeout=20.0, retry=DEFAULT_RETRY.with_timeout(20.0),
+        )  # fmt: skip
+        for blob in blobs:
+            count += 1
+            size += blob.size or 0
+            if blob.time_created is not None and blob.time_created >= since:
+                recent += blob.size or 0
+    return PrefixUsage(count, size, recent)
+
+
 def registry_bytes(project: str, location: str, repository: str) -> int | None:
     """The Artifact Registry repository's size; None when it does not exist.
 

@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING
 
 from govctl import threads, validate
 from govctl.config import Config
-from govctl.errors import GovctlError, NotFound
+from govctl.errors import GovctlError
 from govctl.gcp.billing import Price as Price
 from govctl.gcp.billing import Prices as Prices
+
+if TYPE_CHECKING:
+    from govctl.services.cost_usage import ScheduleInForce
+    from govctl.services.digests import Digests
 
 DAYS_PER_MONTH = 30
 MIN_BILLED_S = 60.0
@@ -54,7 +59,7 @@ class Shape:
 
 @dataclass(frozen=True)
 class Line:
-    key: str  # stable: cpu, memory, scheduler, storage, free_tier_cpu, …
+    key: str  # stable: cpu, memory, scheduler, storage, registry, search_index, …
     item: str
     unit: str
     unit_price: float
@@ -64,6 +69,16 @@ class Line:
     cost_per_run: float | None
     cost_per_day: float
     cost_per_month: float
+    free: str = ""  # the part's free tier, in words ("" where it has none)
+    note: str | None = None  # why the part is not counted (then it costs 0 here)
+
+
+@dataclass(frozen=True)
+class SearchUsage:
+    """What the Vertex AI Search data store holds (bytes) and is asked (queries a month)."""
+
+    index_bytes: int
+    queries: int
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ class Estimate:
     free_tier: bool
     prices: Prices
     assumptions: list[str] = field(default_factory=list)
+    deployed: bool | None = None  # False: an estimate for the settings of a job not deployed
+    growth_bytes_per_month: int | None = None  # the bucket's, where known
 
     @property
     def cost_per_run(self) -> float:
@@ -100,10 +117,10 @@ def money(amounts: Iterable[float]) -> float:
     return round(math.fsum(amounts), 9) + 0.0
 
 
-def _monthly(key: str, item: str, price: Price, quantity: float) -> Line:
+def _monthly(key: str, item: str, price: Price, quantity: float, free: str = "") -> Line:
     cost = quantity * price.usd
     return Line(key, item, price.unit, price.usd, price.source, None, quantity, None,
-                cost / DAYS_PER_MONTH, cost)  # fmt: skip
+                cost / DAYS_PER_MONTH, cost, free)  # fmt: skip
 
 
 def _free(key: str, item: str, price: Price, used: float, allowance: float) -> Line | None:
@@ -115,6 +132,81 @@ def _free(key: str, item: str, price: Price, used: float, allowance: float) -> L
                 cost / DAYS_PER_MONTH, cost)  # fmt: skip
 
 
+def not_counted(key: str, item: str, why: str, free: str = "") -> Line:
+    """A part of the pipeline that is not priced, and why (it adds nothing to the total)."""
+    return Line(key, item, "", 0.0, "", None, 0.0, None, 0.0, 0.0, free, why)
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:g} {unit}"
+
+
+def _job_lines(shape: Shape, prices: Prices, billed: float, runs_month: float) -> list[Line]:
+    lines = []
+    for key, item, price, per_unit, free, unit in (
+        ("cpu", "Cloud Run job: CPU", prices.cpu, shape.cpu, FREE_VCPU_S, "vCPU-s"),
+        ("memory", "Cloud Run job: memory", prices.memory, shape.memory_gib, FREE_GIB_S, "GiB-s"),
+    ):
+        per_run = per_unit * billed * shape.tasks
+        lines.append(Line(key, item, price.unit, price.usd, price.source, per_run,
+                          per_run * runs_month, per_run * price.usd,
+                          per_run * price.usd * shape.runs_per_day,
+                          per_run * price.usd * runs_month,
+                          f"{_amount(price.free or free, unit)} a month"))  # fmt: skip
+    return lines
+
+
+def _storage_lines(
+    prices: Prices, bucket_bytes: int | None, registry_bytes: int | None
+) -> list[Line]:
+    lines = []
+    if bucket_bytes is not None and prices.storage is not None:
+        free = prices.storage.free
+        lines.append(_monthly("storage", "Cloud Storage: the bucket", prices.storage,
+                              bucket_bytes / GIB,
+                              f"{free:g} GB-month" if free else "none in this region"))  # fmt: skip
+    if registry_bytes is not None and prices.registry is not None:
+        lines.append(_monthly("registry", "Artifact Registry: images", prices.registry,
+                              registry_bytes / GIB,
+                              f"{prices.registry.free:g} GB"))  # fmt: skip
+    return lines
+
+
+def _search_lines(prices: Prices, search: SearchUsage | None, missing: str | None) -> list[Line]:
+    index, queries = prices.search_index, prices.search_queries
+    if index is None or queries is None:
+        return []
+    free = f"{index.free:g} GiB index, {queries.free * 1000:,.0f} queries a month"
+    if search is None:
+        return [not_counted("search", "Vertex AI Search", missing or "not configured", free)]
+    return [
+        _monthly("search_index", "Vertex AI Search: index", index, search.index_bytes / GIB,
+                 f"{index.free:g} GiB"),
+        _monthly("search_queries", "Vertex AI Search: queries", queries, search.queries / 1000,
+                 f"{queries.free * 1000:,.0f} a month"),
+    ]  # fmt: skip
+
+
+def _free_lines(prices: Prices, lines: list[Line], scheduler_jobs: int) -> list[Line]:
+    """The free tier of each part priced, as its own negative line."""
+    used = {line.key: line.quantity_per_month for line in lines}
+    parts = [
+        ("cpu", "free tier: CPU", prices.cpu, prices.cpu.free or FREE_VCPU_S),
+        ("memory", "free tier: memory", prices.memory, prices.memory.free or FREE_GIB_S),
+        ("scheduler", "free tier: scheduler jobs", prices.scheduler, prices.scheduler.free),
+        ("storage", "free tier: storage", prices.storage, None),
+        ("registry", "free tier: Artifact Registry", prices.registry, None),
+        ("search_index", "free tier: search index", prices.search_index, None),
+        ("search_queries", "free tier: search queries", prices.search_queries, None),
+    ]
+    extra = [
+        _free(f"free_tier_{key}", item, price, used[key], allowance or price.free)
+        for key, item, price, allowance in parts
+        if key in used and price is not None
+    ]
+    return [line for line in extra if line is not None]
+
+
 def estimate(
     shape: Shape,
     prices: Prices,
@@ -124,50 +216,26 @@ def estimate(
     scheduler_jobs: int = 1,
     free_tier: bool = True,
     assumptions: Sequence[str] = (),
+    search: SearchUsage | None = None,
+    search_missing: str | None = None,
+    deployed: bool | None = None,
+    growth_bytes: int | None = None,
 ) -> Estimate:
+    """The whole pipeline's cost: the job, the scheduler, the bucket, the images, the search
+    index; each part's free tier as its own negative line (``free_tier``)."""
     billed = billed_seconds(shape.duration_s)
     runs_month = shape.runs_per_day * DAYS_PER_MONTH
-    lines: list[Line] = []
-    for key, item, price, per_unit in (
-        ("cpu", "Cloud Run jobs CPU", prices.cpu, shape.cpu),
-        ("memory", "Cloud Run jobs memory", prices.memory, shape.memory_gib),
-    ):
-        per_run = per_unit * billed * shape.tasks
-        lines.append(Line(key, item, price.unit, price.usd, price.source, per_run,
-                          per_run * runs_month, per_run * price.usd,
-                          per_run * price.usd * shape.runs_per_day,
-                          per_run * price.usd * runs_month))  # fmt: skip
-    cpu_month, mem_month = lines[0].quantity_per_month, lines[1].quantity_per_month
+    lines = _job_lines(shape, prices, billed, runs_month)
     if scheduler_jobs:
-        lines.append(_monthly("scheduler", "Cloud Scheduler job", prices.scheduler,
-                              float(scheduler_jobs)))  # fmt: skip
-    storage_gib = None
-    if bucket_bytes is not None and prices.storage is not None:
-        storage_gib = bucket_bytes / GIB
-        lines.append(_monthly("storage", "Cloud Storage (Standard)", prices.storage, storage_gib))
-    registry_gib = None
-    if registry_bytes is not None and prices.registry is not None:
-        registry_gib = registry_bytes / GIB
-        lines.append(_monthly("registry", "Artifact Registry storage", prices.registry,
-                              registry_gib))  # fmt: skip
+        lines.append(_monthly("scheduler", "Cloud Scheduler: the schedule", prices.scheduler,
+                              float(scheduler_jobs),
+                              f"{prices.scheduler.free:g} jobs"))  # fmt: skip
+    lines += _storage_lines(prices, bucket_bytes, registry_bytes)
+    lines += _search_lines(prices, search, search_missing)
     if free_tier:
-        extra = [
-            _free("free_tier_cpu", "free tier: CPU", prices.cpu, cpu_month,
-                  prices.cpu.free or FREE_VCPU_S),
-            _free("free_tier_memory", "free tier: memory", prices.memory, mem_month,
-                  prices.memory.free or FREE_GIB_S),
-            _free("free_tier_scheduler", "free tier: scheduler jobs", prices.scheduler,
-                  float(scheduler_jobs), prices.scheduler.free),
-        ]  # fmt: skip
-        if storage_gib is not None and prices.storage is not None:
-            extra.append(_free("free_tier_storage", "free tier: storage", prices.storage,
-                               storage_gib, prices.storage.free))  # fmt: skip
-        if registry_gib is not None and prices.registry is not None:
-            extra.append(_free("free_tier_registry", "free tier: Artifact Registry",
-                               prices.registry, registry_gib, prices.registry.free))  # fmt: skip
-        lines += [line for line in extra if line is not None]
+        lines += _free_lines(prices, lines, scheduler_jobs)
     return Estimate(prices.region, shape, billed, runs_month, lines, free_tier, prices,
-                    list(assumptions))  # fmt: skip
+                    list(assumptions), deployed, growth_bytes)  # fmt: skip
 
 
 def runs_per_day(cron: str, time_zone: str, now: datetime) -> float:
@@ -283,6 +351,8 @@ class Request:
     price_cpu: float | None = None
     price_mem: float | None = None
     free_tier: bool = True
+    include_cold: bool = False  # count runs that digested most repositories anew
+    queries_per_month: int = 0  # Vertex AI Search queries
 
 
 def load_prices(cfg: Config, price_cpu: float | None, price_mem: float | None) -> Prices:
@@ -299,112 +369,73 @@ def load_prices(cfg: Config, price_cpu: float | None, price_mem: float | None) -
     return found.with_flags(price_cpu, price_mem)
 
 
-def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Estimate:
-    """The estimate for the settings, reading prices, run times and the bucket's size.
-
-    Prices come first (when Google Cloud does not answer, nothing else is tried); the run
-    times, the bucket and the registry are then read concurrently.
-    """
-    prices = load_prices(cfg, request.price_cpu, request.price_mem)
-    warn += [w for w in [offline_warning(prices)] if w]
-    with threads.pool(3, "cost") as pool:
-        run_time = pool.submit(_run_time, cfg, request, prices)
-        bucket = pool.submit(_bucket, cfg, prices)
-        registry = pool.submit(_registry, cfg, prices)
-        threads.first_failure([run_time, bucket, registry])
-        (duration_s, time_note, w1), (size, bucket_note, w2), (image_size, image_note, w3) = (
-            run_time.result(), bucket.result(), registry.result())  # fmt: skip
-    warn += w1 + w2 + w3
-    notes = [time_note]
-    job = cfg.job
+def _runs_a_day(request: Request, schedule: ScheduleInForce, now: datetime) -> tuple[float, str]:
     if request.runs_per_day is not None:
-        per_day = request.runs_per_day
-        notes.append(f"{per_day:g} run(s) a day (--runs-per-day)")
-    else:
-        per_day = runs_per_day(cfg.schedule.cron, cfg.schedule.time_zone, now)
-        notes.append(f"{per_day:.3g} run(s) a day from the schedule '{cfg.schedule.cron}' "
-                     f"({cfg.schedule.time_zone}) over the next {DAYS_PER_MONTH} days")  # fmt: skip
-    shape = Shape(job.cpu, job.memory_mib, job.tasks, duration_s, per_day)
-    notes.append(f"{job.tasks} task(s) x {job.cpu} vCPU x {job.memory}, each billed "
-                 f"{validate.format_duration(billed_seconds(duration_s))} (at least 1 minute, "
-                 f"in 100 ms steps)")  # fmt: skip
-    notes.append(bucket_note)
+        return request.runs_per_day, f"{request.runs_per_day:g} run(s) a day (--runs-per-day)"
+    per_day = runs_per_day(schedule.cron, schedule.time_zone, now)
+    paused = "; it is PAUSED: no run until resumed" if schedule.paused else ""
+    return per_day, (f"{per_day:.3g} run(s) a day from '{schedule.cron}' ({schedule.time_zone}) "
+                     f"over the next {DAYS_PER_MONTH} days: {schedule.note}{paused}")  # fmt: skip
+
+
+def _general_notes(cfg: Config, request: Request, prices: Prices, billed: float) -> list[str]:
+    job = cfg.job
+    notes = [f"{job.tasks} task(s) x {job.cpu} vCPU x {job.memory}: a job execution is billed "
+             f"for each task's instance, at least 1 minute, in 100 ms steps (here "
+             f"{validate.format_duration(billed)} a task)"]  # fmt: skip
     if prices.storage is None:
         notes.append(f"no Standard storage price for {cfg.region}: storage not counted")
-    notes.append(image_note)
     notes.append(f"a month is {DAYS_PER_MONTH} days; prices in USD, list prices before "
                  "discounts and taxes")  # fmt: skip
     if request.free_tier:
-        notes.append("the free tier belongs to the billing account and is shared by all its "
-                     "projects; --no-free-tier leaves it out")  # fmt: skip
-    return estimate(shape, prices, bucket_bytes=size, registry_bytes=image_size,
-                    free_tier=request.free_tier, assumptions=notes)  # fmt: skip
+        notes.append("each free tier belongs to the billing account and is shared by all its "
+                     "projects; --no-free-tier leaves them out")  # fmt: skip
+    return notes
 
 
-def _run_time(cfg: Config, request: Request, prices: Prices) -> tuple[float, str, list[str]]:
-    """One task's run time, what to say about where it came from, and warnings."""
-    if request.duration is not None:
-        seconds = request.duration.total_seconds()
-        return seconds, f"run time {validate.format_duration(seconds)} per task (--duration)", []
-    median, why, used, warns = None, "no project set", 0, []
-    if not prices.reachable:
-        why = "Google Cloud unreachable"
-    elif cfg.project is not None:
-        try:
-            good = recent(cfg, 100, succeeded=MEDIAN_OF)
-            median, used = median_task_seconds(good), len(good)
-            why = "no successful execution yet"
-        except NotFound:
-            why = "the job is not deployed"
-        except GovctlError as err:
-            why = "executions unreadable"
-            warns.append(str(err))
-    if median is not None:
-        return median, (f"run time {validate.format_duration(median)} per task: the median of "
-                        f"the tasks of the last {used} successful execution(s)"), warns  # fmt: skip
-    seconds = cfg.job.task_timeout.total_seconds()
-    return seconds, (f"run time {validate.format_duration(seconds)} per task: the task timeout "
-                     f"({why}; a real run is usually much shorter)"), warns  # fmt: skip
+def gather(
+    cfg: Config,
+    request: Request,
+    now: datetime,
+    warn: list[str],
+    held: Callable[[], Digests | None] | None = None,
+) -> Estimate:
+    """The whole pipeline's estimate: prices, then (concurrently) the schedule in force,
+    whether the job is deployed, its run time, the bucket, the images and the search index.
 
+    ``held`` gives the bucket's digests when the caller read them already (status).
+    """
+    from govctl.services import cost_usage as use
 
-def _bucket(cfg: Config, prices: Prices) -> tuple[int | None, str, list[str]]:
-    """The bucket's size, what to say about it, and warnings."""
-    from govctl.gcp import usage
-
-    if cfg.project is None:
-        return None, "bucket storage not counted: no project set", []
-    if not prices.reachable:
-        return None, "bucket storage not counted: Google Cloud unreachable", []
-    try:
-        size = usage.bucket_bytes(cfg.project, cfg.bucket)
-    except NotFound:
-        return None, f"bucket gs://{cfg.bucket} not found: storage not counted", []
-    except GovctlError as err:
-        return None, f"bucket gs://{cfg.bucket} unreadable: storage not counted", [str(err)]
-    return size, f"bucket gs://{cfg.bucket} holds {_size(size)} today", []
-
-
-def _registry(cfg: Config, prices: Prices) -> tuple[int | None, str, list[str]]:
-    """The size of the job image's Artifact Registry repository, what to say, and warnings."""
-    from govctl.gcp import artifacts, usage
-
-    skipped = "Artifact Registry storage not counted"
-    if cfg.project is None:
-        return None, f"{skipped}: no project set", []
-    if not prices.reachable:
-        return None, f"{skipped}: Google Cloud unreachable", []
-    try:
-        ref = artifacts.parse_image(cfg.job.image)
-    except GovctlError:
-        return None, f"{skipped}: {cfg.job.image} is not in it", []
-    where = f"{ref.location}-docker.pkg.dev/{ref.project}/{ref.repository}"
-    try:
-        size = usage.registry_bytes(ref.project, ref.location, ref.repository)
-    except GovctlError as err:
-        return None, f"{skipped}: {where} unreadable", [str(err)]
-    if size is None:
-        return None, f"{skipped}: {where} not found", []
-    return size, f"Artifact Registry repository {where} holds {_size(size)} today", []
+    prices = load_prices(cfg, request.price_cpu, request.price_mem)
+    warn += [w for w in [offline_warning(prices)] if w]
+    with threads.pool(5, "cost") as pool:
+        sched = pool.submit(use.schedule, cfg, prices, warn)
+        exists = pool.submit(use.deployed, cfg, prices, warn)
+        timed = pool.submit(use.run_time, cfg, request.duration, request.include_cold, prices)
+        bucket = pool.submit(use.bucket, cfg, prices, now, held)
+        registry = pool.submit(use.registry, cfg, prices)
+        threads.first_failure([bucket, registry])
+        (bucket_use, bucket_note, w1), (image_size, image_note, w2) = (
+            bucket.result(), registry.result())  # fmt: skip
+        digest_bytes = bucket_use.digest_bytes if bucket_use else None
+        search, search_note, w3 = use.search(cfg, prices, digest_bytes, request.queries_per_month)
+        threads.first_failure([sched, exists, timed])
+        run_time, schedule = timed.result(), sched.result()
+    warn += w1 + w2 + w3 + run_time.warnings
+    per_day, per_day_note = _runs_a_day(request, schedule, now)
+    shape = Shape(cfg.job.cpu, cfg.job.memory_mib, cfg.job.tasks, run_time.seconds, per_day)
+    notes = [run_time.note, per_day_note]
+    notes += bucket_use.notes if bucket_use else [bucket_note]
+    notes += [image_note, search_note]
+    notes += _general_notes(cfg, request, prices, billed_seconds(run_time.seconds))
+    return estimate(
+        shape, prices, bucket_bytes=bucket_use.bytes if bucket_use else None,
+        registry_bytes=image_size, free_tier=request.free_tier, assumptions=notes,
+        search=search, search_missing=search_note if search is None else None,
+        deployed=exists.result(),
+        growth_bytes=bucket_use.growth_bytes if bucket_use else None,
+    )  # fmt: skip
 
 
 def past(cfg: Config, days: int, request: Request, now: datetime) -> History:
@@ -427,11 +458,3 @@ def offline_warning(prices: Prices) -> str | None:
 
     return (f"prices from govctl's bundled table of {billing.table()['date']}, not the live "
             f"catalog ({prices.offline})")  # fmt: skip
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"

@@ -364,4 +364,26 @@ def apply(p: DeployPlan) -> Applied:
     elif p.schedule.action == UPDATE:
         scheduler.update(p.schedule_path, p.desired_schedule, p.schedule_seen)
         done.append(f"updated scheduler {p.schedule.name} ({_fields(len(p.schedule.changes))})")
-    return Applied(tuple(done))
+    marked, warnings = _mark_deployed(p)
+    return Applied(tuple(done + marked), tuple(warnings))
+
+
+def _mark_deployed(p: DeployPlan) -> tuple[list[str], list[str]]:
+    """Tag the image the job now runs ``deployed-JOB``: the repository's cleanup policy keeps
+    what that tag names, however many images were pushed since (services/retention.py). A
+    failure is a warning: the job is deployed either way."""
+    from govctl.errors import GovctlError, NotFound
+    from govctl.services import retention
+
+    try:
+        ref = artifacts.parse_image(p.desired_job.image)
+    except GovctlError:
+        return [], []  # not in Artifact Registry: no cleanup policy reaches it
+    tag = retention.deployed_tag(p.job.name)
+    try:
+        moved = retention.mark_deployed(ref, p.job.name)
+    except NotFound:
+        return [], []  # not in the repository (a test image): nothing to keep
+    except GovctlError as err:
+        return [], [f"could not tag {ref} as {tag} (its cleanup policy may delete it): {err}"]
+    return ([f"tagged the job's image {tag}"] if moved else []), []

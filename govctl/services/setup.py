@@ -8,9 +8,10 @@ access prevention enforced); the service account's object rights on **this bucke
 Artifact Registry repository of the image; ``run.invoker`` on **this job** when the job exists
 (``govctl deploy`` grants it when it creates the job); read access to each ``[job] secrets``
 secret that exists (Secret Manager's API is enabled only when secrets are configured; values
-are ``govctl secrets set``'s, never setup's); the service account builds run as, its rights
-and the source staging bucket (:mod:`govctl.services.build_account`). Checked and reported, not
-made:
+are ``govctl secrets set``'s, never setup's); what keeps the pipeline from piling up files
+(:mod:`govctl.services.retention`): the bucket's lifecycle rule on ``_runs/`` and the image
+repository's cleanup policies; the service account builds run as, its rights and the source
+staging bucket (:mod:`govctl.services.build_account`). Checked and reported, not made:
 billing (a problem: nothing is applied without it) and whether the caller may act as the
 service account (what deploy will need).
 
@@ -30,7 +31,7 @@ from govctl.gcp.artifacts import ImageRef
 from govctl.gcp.buckets import Bucket
 from govctl.gcp.iam import ServiceAccount
 from govctl.services import apis as needed_apis
-from govctl.services import build_account
+from govctl.services import build_account, retention
 from govctl.services.build_account import BuildPlan
 from govctl.services.plan import (
     CREATE,
@@ -339,6 +340,21 @@ def _project_wide(project: str, member: str) -> list[str]:
     ]
 
 
+def _retention(
+    project: str,
+    bucket: str,
+    target: ImageRef,
+    readable: Callable[[str], bool],
+    bucket_exists: bool,
+    repo_plan: ResourcePlan,
+) -> tuple[ResourcePlan, ResourcePlan]:
+    """The run-prefix lifecycle rule and the image cleanup policies (read only where their
+    bucket or repository exists)."""
+    rule = retention.plan_rule(project, bucket, readable("storage") and bucket_exists)
+    repo_exists = readable("artifactregistry") and repo_plan.action != CREATE
+    return rule, retention.plan_policies(target, repo_exists)
+
+
 def _readable(on: dict[str, bool]) -> Callable[[str], bool]:
     """Whether a service's API may be read: it is on, or setup does not manage it."""
     return lambda api: on.get(f"{api}.googleapis.com", True)
@@ -372,6 +388,9 @@ def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
     notes += more
     repo_plan, target, repo_problem = _repository(cfg, readable("artifactregistry"))
     problems += [repo_problem] if repo_problem else []
+    rule_plan, policy_plan = _retention(
+        project, cfg.bucket, target, readable, bucket_found is not None, repo_plan
+    )
     job_iam, job_etag, more = _job_iam(cfg, member, readable("run"))
     notes += more
     secret_plans, secret_ids, more = _secrets(cfg, member, readable("secretmanager"))
@@ -383,9 +402,9 @@ def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
         notes += _project_wide(project, member)
     notes.append(_act_as_note(cfg, project, readable("iam"), account is not None))
 
-    resources = [*api_plans, account_plan, bucket_plan]
+    resources = [*api_plans, account_plan, bucket_plan, rule_plan]
     resources += [bucket_iam] if bucket_iam else []
-    resources.append(repo_plan)
+    resources += [repo_plan, policy_plan]
     resources += [job_iam] if job_iam else []
     resources += secret_plans
     resources += build.resources
@@ -441,6 +460,20 @@ def _make_repository(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
         report.done.append(f"created Artifact Registry repository {r.name}")
 
 
+def _make_lifecycle_rule(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    if retention.apply_rule(p.project, p.bucket):
+        report.done.append(f"added a lifecycle rule to {r.name}")
+
+
+def _make_cleanup_policies(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    retention.apply_policies(p.repository)
+    keep = retention.KEEP_VERSIONS
+    report.done.append(
+        f"set cleanup policies on {r.name}: older images are deleted, the {keep} most recent "
+        f"and the one tagged {retention.DEPLOYED_TAG_PREFIX}JOB (what the job runs) are kept"
+    )
+
+
 def _make_index(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
     from govctl.gcp import index
 
@@ -488,6 +521,8 @@ _MAKE: dict[str, Callable[[SetupPlan, ResourcePlan, _Report], None]] = {
     ACCOUNT: _make_account,
     BUCKET: _make_bucket,
     REPOSITORY: _make_repository,
+    retention.LIFECYCLE: _make_lifecycle_rule,
+    retention.CLEANUP: _make_cleanup_policies,
     INDEX: _make_index,
     IAM: _grant,
 }

@@ -7,20 +7,21 @@ instead of failing the whole screen: the morning check should show as much as it
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from govctl import threads
 from govctl.config import Config
+from govctl import threads
 from govctl.errors import GovctlError, NotFound, Unreachable
 from govctl.gcp import executions, jobs, scheduler, usage
 from govctl.gcp.jobs import JobSpec as JobSpec
 from govctl.gcp.scheduler import ScheduleSpec
-from govctl.gcp.usage import DigestStats as DigestStats
+from govctl.services import digests, reports
 from govctl.services import executions as runs
-from govctl.services import reports
 from govctl.services import schedule as schedules
+from govctl.services.digests import Digests as Digests
 
 T = TypeVar("T", covariant=True)
 V = TypeVar("V")
@@ -57,7 +58,7 @@ class Status:
     job: Part[JobSpec | None]  # value None: not deployed
     schedule: Part[Schedule]
     runs: Part[list[Run]]
-    bucket: Part[DigestStats | None]  # value None: no bucket
+    bucket: Part[Digests | None]  # value None: no bucket
     failing: Part[list[dict[str, str]]]  # persistent failures (repo, reason, first_failed, …)
     cost: Part[float]  # estimated USD a month
     notes: list[str] = field(default_factory=list)
@@ -99,22 +100,30 @@ def _runs(cfg: Config) -> list[Run]:
         return threads.map_all(pool, with_totals, recent)
 
 
-def _cost(cfg: Config, now: datetime) -> float:
+def _cost(cfg: Config, now: datetime, held: Future[Part[Digests | None]]) -> float:
+    """The month's estimate, with the bucket as the bucket part read it (read once)."""
     from govctl.services import cost
 
+    def digests_read() -> Digests | None:
+        part = held.result()
+        if part.error:
+            raise GovctlError(part.error)
+        return part.value
+
     warnings: list[str] = []
-    return cost.gather(cfg, cost.Request(), now, warnings).cost_per_month
+    return cost.gather(cfg, cost.Request(), now, warnings, digests_read).cost_per_month
 
 
 def gather(cfg: Config, now: datetime) -> Status:
     project = cfg.require_project()
     with threads.pool(6, "status") as pool:
+        # The bucket first: the cost part waits for it rather than reading it again.
+        bucket = pool.submit(_part, lambda: digests.read(project, cfg.bucket))
         job = pool.submit(_part, lambda: jobs.get_job(cfg.job_path))
         sched = pool.submit(_part, lambda: _schedule(cfg, now))
         runs = pool.submit(_part, lambda: _runs(cfg))
-        bucket = pool.submit(_part, lambda: usage.digest_stats(project, cfg.bucket))
         failing = pool.submit(_part, lambda: usage.persistent_failures(project, cfg.bucket))
-        monthly = pool.submit(_part, lambda: _cost(cfg, now))
+        monthly = pool.submit(_part, lambda: _cost(cfg, now, bucket))
         threads.first_failure([job, sched, runs, bucket, failing, monthly])  # Unreachable
     return Status(
         project=project,

@@ -90,7 +90,7 @@ def test_the_runbook_command_prints_the_runbook_figures(
     status, out, err = cost(capsys, *argv)
     assert status == 0, err
     rows = {line.split("  ")[0]: line.split() for line in out.splitlines()}
-    cpu, memory = rows["Cloud Run jobs CPU"], rows["Cloud Run jobs memory"]
+    cpu, memory = rows["Cloud Run job: CPU"], rows["Cloud Run job: memory"]
     assert cpu[-2] == "$1.04" and memory[-2] == "$0.22"  # per day
     assert "About $38 a month" in out
     assert not any(line.startswith("free tier") for line in out.splitlines())
@@ -207,7 +207,7 @@ def test_the_bucket_line_prices_its_size(
 
     status, out, _ = cost(capsys, "--region", "europe-west2", "--duration", "10m")
     assert status == 0
-    assert "Cloud Storage (Standard)" in out
+    assert "Cloud Storage: the bucket" in out
 
 
 def test_the_artifact_registry_line_prices_the_job_image_repository(
@@ -242,3 +242,114 @@ def test_no_registry_repository_is_said(
     assert "registry" not in {line["key"] for line in data["lines"]}
     assert any("Artifact Registry storage not counted: " in a and a.endswith("not found")
                for a in data["assumptions"])  # fmt: skip
+
+
+def test_a_line_per_part_of_the_pipeline_each_with_its_free_tier(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clients.storage_client(PROJECT).create_bucket("govreposcrape-summaries")
+    data = cost_json(capsys, "--region", "us-central1", "--duration", "10m")
+    lines = {line["key"]: line for line in data["lines"]}
+    assert {"cpu", "memory", "scheduler", "storage", "search"} <= set(lines)
+    assert lines["cpu"]["free"] == "240,000 vCPU-s a month"
+    assert lines["memory"]["free"] == "450,000 GiB-s a month"
+    assert lines["scheduler"]["free"] == "3 jobs"
+    assert lines["storage"]["free"] == "5 GB-month"
+    # No data store: the search line says why it is not counted.
+    assert lines["search"]["note"].startswith("Vertex AI Search not counted: no data store")
+    assert lines["search"]["cost_per_month"] == 0
+    assert lines["search"]["free"] == "10 GiB index, 10,000 queries a month"
+    # Billed at least a minute a task, in 100 ms steps: said.
+    assert any("at least 1 minute, in 100 ms steps" in a for a in data["assumptions"])
+    status, out, _ = cost(capsys, "--region", "us-central1", "--duration", "10m")
+    assert status == 0
+    row = next(line for line in out.splitlines() if line.startswith("Vertex AI Search"))
+    assert row.rstrip().endswith("not counted")
+    assert "free tier" in out.splitlines()[3]  # the table's header
+
+
+def test_a_job_not_deployed_is_an_estimate_for_the_settings(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = cost_json(capsys, "--duration", "10m")
+    assert data["deployed"] is False
+    status, out, _ = cost(capsys, "--duration", "10m")
+    assert status == 0
+    assert out.startswith("An estimate for the settings: govreposcrape-ingestion is not deployed")
+    assert "a month if deployed as configured" in out
+
+
+def test_the_search_index_is_priced_when_the_data_store_exists(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from govctl.gcp import index
+
+    clients.storage_client(PROJECT).create_bucket("govreposcrape-summaries")
+    index.create_data_store(index.store_path(PROJECT, "global", "govreposcrape-search"), "digests")
+    data = cost_json(capsys, "--region", "us-central1", "--duration", "10m",
+                     "--queries-per-month", "25000")  # fmt: skip
+    lines = {line["key"]: line for line in data["lines"]}
+    assert lines["search_queries"]["quantity_per_month"] == 25
+    assert lines["search_queries"]["cost_per_month"] == pytest.approx(25 * 1.5)
+    assert lines["free_tier_search_queries"]["cost_per_month"] == pytest.approx(-15)
+    assert lines["search_index"]["unit_price"] == 5
+    assert data["prices"]["search_queries"]["source"] == "bundled table of 2026-11-28"
+    assert "generative-ai-app-builder/pricing" in data["prices"]["search_queries"]["description"]
+
+
+def test_the_live_schedule_is_priced_and_its_drift_from_the_settings_said(
+    emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15, item 3: after `schedule set "0 2,14 * * *"`, cost priced 1 run a day."""
+    from google.cloud import scheduler_v1
+
+    parent = f"projects/{PROJECT}/locations/{REGION}"
+    clients.scheduler().create_job(
+        parent=parent,
+        job=scheduler_v1.Job(
+            name=f"{parent}/jobs/govreposcrape-daily-ingest", schedule="0 2,14 * * *",
+            time_zone="Etc/UTC",
+            http_target=scheduler_v1.HttpTarget(
+                uri=f"https://run.googleapis.com/v2/{parent}/jobs/x:run"),
+        ),
+    )  # fmt: skip
+    data = cost_json(capsys, "--region", REGION, "--duration", "10m")
+    assert data["shape"]["runs_per_day"] == 2
+    said = next(a for a in data["assumptions"] if "run(s) a day" in a)
+    assert "from '0 2,14 * * *' (Etc/UTC) over the next 30 days: the live schedule, which " \
+           "differs from govctl.toml's '0 2 * * *' (Etc/UTC): `govctl deploy` applies " \
+           "govctl.toml" in said  # fmt: skip
+
+
+def test_cold_runs_are_left_out_of_the_run_time_unless_asked(
+    sleepy: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first run digests every repository (14 minutes at 20,000): it is no daily run."""
+    runs = _create_and_run(3)
+    bucket = clients.storage_client(PROJECT).create_bucket("govreposcrape-summaries")
+    for i, run in enumerate(runs):
+        cold = i == 0
+        counts = {"to_do": 100 if cold else 2, "unchanged": 0 if cold else 98}
+        report = {"execution": run.name.rsplit("/", 1)[1], "task_index": 0, "counts": counts}
+        bucket.blob(f"_runs/{report['execution']}/task-0.json").upload_from_string(
+            json.dumps(report))  # fmt: skip
+    data = cost_json(capsys, "--runs-per-day", "1")
+    said = data["assumptions"][0]
+    assert "the median of the tasks of the last 2 successful execution(s), leaving out 1 " \
+           "cold run(s)" in said and "--include-cold" in said  # fmt: skip
+    data = cost_json(capsys, "--runs-per-day", "1", "--include-cold")
+    assert "the last 3 successful execution(s)" in data["assumptions"][0]
+    assert "cold" not in data["assumptions"][0]
+
+
+def test_only_cold_runs_so_far_are_used_and_said(
+    sleepy: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (run,) = _create_and_run(1)
+    bucket = clients.storage_client(PROJECT).create_bucket("govreposcrape-summaries")
+    name = run.name.rsplit("/", 1)[1]
+    report = {"task_index": 0, "counts": {"to_do": 50, "unchanged": 0}}
+    bucket.blob(f"_runs/{name}/task-0.json").upload_from_string(json.dumps(report))
+    data = cost_json(capsys, "--runs-per-day", "1")
+    assert data["shape"]["duration_seconds"] < 30  # not the 6h task timeout
+    assert "only cold runs so far" in data["assumptions"][0]

@@ -453,3 +453,19 @@ def test_a_job_or_scheduler_created_meanwhile_is_said_so(cloud: Emulator) -> Non
     with pytest.raises(CloudError, match="it was created meanwhile") as err:
         scheduler.create(PARENT, SCHEDULE, schedule)
     assert err.value.reason == "ALREADY_EXISTS"
+
+
+def test_the_image_the_job_runs_is_tagged_so_the_cleanup_policy_keeps_it(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create_prerequisites()
+    assert deploy("-y") == 0
+    assert "tagged the job's image deployed-govreposcrape-ingestion" in capsys.readouterr().err
+    image_path, _, digest = IMAGE.partition("@")
+    package = f"{PARENT}/repositories/govreposcrape/packages/{image_path.rsplit('/', 1)[1]}"
+    tag = f"{package}/tags/deployed-govreposcrape-ingestion"
+    assert clients.artifact_registry().get_tag(name=tag).version == f"{package}/versions/{digest}"
+    # A redeploy of the same image leaves the tag where it is, and says nothing of it.
+    monkeypatch.setenv("GOVCTL_JOB_MEMORY", "2Gi")
+    assert deploy("-y") == 0
+    assert "tagged" not in capsys.readouterr().err

@@ -83,6 +83,7 @@ def deploy(emulator: Emulator) -> None:
     )
     storage = clients.storage_client(PROJECT)
     bucket = storage.bucket(BUCKET)
+    bucket.add_lifecycle_delete_rule(age=30, matches_prefix=["_runs/"])
     bucket.create(location=REGION)
     blob = bucket.blob("alphagov/repo.md")
     blob.metadata = {"processedAt": datetime.now(UTC).isoformat()}
@@ -128,7 +129,14 @@ def make_image(emulator: Emulator) -> None:
         parent=PARENT,
         repository_id="govreposcrape",
         repository=artifactregistry_v1.Repository(
-            format_=artifactregistry_v1.Repository.Format.DOCKER
+            format_=artifactregistry_v1.Repository.Format.DOCKER,
+            cleanup_policies={
+                "old": artifactregistry_v1.CleanupPolicy(
+                    id="old",
+                    action=artifactregistry_v1.CleanupPolicy.Action.DELETE,
+                    condition=artifactregistry_v1.CleanupPolicyCondition(older_than="2592000s"),
+                ),
+            },
         ),
     ).result()
     path, _, digest = IMAGE.partition("@")
@@ -247,6 +255,36 @@ def test_a_complete_deployment_passes(
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["ok", "credentials"]
     assert out[-1] == "0 failing, 4 warnings."
+
+
+def test_a_pipeline_that_does_not_clean_up_is_warned_and_setup_fixes_it(
+    deployed: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from google.cloud import artifactregistry_v1
+
+    _, checks = doctor(capsys)
+    assert checks["run files"]["status"] == "ok"
+    expire = f"gs://{BUCKET}: _runs/ run files expire after 30 days"
+    assert checks["run files"]["evidence"] == expire
+    assert checks["image cleanup"]["status"] == "ok"
+    bucket = clients.storage_client(PROJECT).get_bucket(BUCKET)
+    bucket.clear_lifecycle_rules()
+    bucket.patch()
+    repo = clients.artifact_registry().get_repository(name=f"{PARENT}/repositories/govreposcrape")
+    clients.artifact_registry().update_repository(
+        repository=artifactregistry_v1.Repository(name=repo.name),
+        update_mask={"paths": ["cleanup_policies"]},
+    )
+    _, checks = doctor(capsys)
+    assert checks["run files"]["status"] == "warn"
+    assert "no lifecycle rule for _runs/" in checks["run files"]["evidence"]
+    assert checks["run files"]["fix"].startswith("govctl setup")
+    assert checks["image cleanup"]["status"] == "warn"
+    assert "has no cleanup policy" in checks["image cleanup"]["evidence"]
+    assert checks["image cleanup"]["fix"].startswith("govctl setup")
+    assert main(["setup", "-y"]) == 0
+    _, checks = doctor(capsys)
+    assert checks["run files"]["status"] == checks["image cleanup"]["status"] == "ok"
 
 
 def test_alerts_and_secrets_after_deploy(

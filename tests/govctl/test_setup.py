@@ -121,7 +121,13 @@ def test_from_an_empty_project_doctor_setup_deploy_doctor(
     assert f"  + bucket          gs://{PROJECT}_cloudbuild" in out
     assert f"  + iam             roles/storage.objectViewer on gs://{PROJECT}_cloudbuild" in out
     assert "note: billing is enabled (billingAccounts/" in out
-    assert "16 to add, 0 to change, 3 unchanged." in out
+    # The pipeline cleans up after itself: run files expire, old images go.
+    assert f"  + lifecycle rule  gs://{BUCKET}: delete _runs/ after 30 days" in out
+    assert "  + cleanup policy  govreposcrape (us-central1): ingestion" in out
+    assert "      govctl-delete-older   delete versions of ingestion" in out
+    assert "      govctl-keep-recent    keep the 5 most recent versions" in out
+    assert "      govctl-keep-deployed  keep versions tagged deployed-* of ingestion" in out
+    assert "18 to add, 0 to change, 3 unchanged." in out
     assert f"created service account {SA}" in err
     assert f"created bucket gs://{BUCKET} in {REGION}" in err
     assert f"created service account {BUILDER}" in err
@@ -141,7 +147,14 @@ def test_from_an_empty_project_doctor_setup_deploy_doctor(
     assert clients.iam().get_service_account(name=f"projects/{PROJECT}/serviceAccounts/{SA}")
     repo = clients.artifact_registry().get_repository(name=REPOSITORY)
     assert repo.format_.name == "DOCKER"
-    assert clients.storage_client(PROJECT).lookup_bucket(BUCKET) is not None
+    assert set(repo.cleanup_policies) == {
+        "govctl-delete-older", "govctl-keep-recent", "govctl-keep-deployed"}  # fmt: skip
+    assert not repo.cleanup_policy_dry_run
+    bucket = clients.storage_client(PROJECT).lookup_bucket(BUCKET)
+    assert bucket is not None
+    assert list(bucket.lifecycle_rules) == [
+        {"action": {"type": "Delete"}, "condition": {"age": 30, "matchesPrefix": ["_runs/"]}}
+    ]
 
     assert main(["deploy", "-y", "--allow-dirty"]) == 0
     assert "created run job govreposcrape-ingestion" in capsys.readouterr().err
@@ -178,7 +191,7 @@ def test_setup_twice_the_second_writes_nothing(
     before = snapshot(empty)
     code, out, err = setup(capsys, "-y")
     assert code == 0
-    assert "0 to add, 0 to change, 17 unchanged." in out
+    assert "0 to add, 0 to change, 19 unchanged." in out
     assert "+" not in out.replace("(+00:00)", "")
     assert "nothing to do" in err and "created" not in err and "enabled " not in err
     assert err.rstrip().endswith("next: govctl deploy")
@@ -191,7 +204,7 @@ def test_setup_twice_the_second_writes_nothing(
         "to_add": 0,
         "to_change": 0,
         "to_delete": 0,
-        "unchanged": 17,
+        "unchanged": 19,
     }
 
 
@@ -199,7 +212,7 @@ def test_a_dry_run_writes_nothing(empty: Emulator, capsys: pytest.CaptureFixture
     before = snapshot(empty)
     code, out, err = setup(capsys, "--dry-run")
     assert code == 0
-    assert "16 to add, 0 to change, 3 unchanged." in out
+    assert "18 to add, 0 to change, 3 unchanged." in out
     assert "dry run: nothing written" in err
     assert setup(capsys, "--dry-run", "--exit-code")[0] == 3  # something to apply
     assert setup(capsys, "--exit-code")[0] == 2  # only with --dry-run
@@ -207,7 +220,8 @@ def test_a_dry_run_writes_nothing(empty: Emulator, capsys: pytest.CaptureFixture
     plan = plan_json(capsys)
     assert {(r["kind"], r["action"]) for r in plan["resources"]} >= {
         ("api", "create"), ("service account", "create"), ("bucket", "create"),
-        ("iam", "create"), ("repository", "create"),
+        ("iam", "create"), ("repository", "create"), ("lifecycle rule", "create"),
+        ("cleanup policy", "create"),
     }  # fmt: skip
     bucket = next(r for r in plan["resources"] if r["name"] == f"gs://{BUCKET}")
     assert {c["field"]: c["new"] for c in bucket["changes"]} == {
@@ -229,7 +243,7 @@ def test_a_disabled_api_is_enabled(empty: Emulator, capsys: pytest.CaptureFixtur
     code, out, err = setup(capsys, "-y")
     assert code == 0
     assert "  + api             run.googleapis.com" in out
-    assert "1 to add, 0 to change, 16 unchanged." in out
+    assert "1 to add, 0 to change, 18 unchanged." in out
     assert "enabled run.googleapis.com" in err
     assert {a.name for a in BASE} <= enabled_apis()
 
@@ -392,7 +406,7 @@ def test_an_open_bucket_is_secured_and_a_far_one_is_said(
     assert (
         f"gs://{BUCKET} is in EUROPE-WEST2, the job in US-CENTRAL1: every digest crosses regions"
     ) in out
-    assert "0 to add, 1 to change, 16 unchanged." in out
+    assert "0 to add, 1 to change, 18 unchanged." in out
     assert f"updated bucket gs://{BUCKET}: uniform bucket-level access on" in err
     # One PATCH of the bucket, conditional on the metageneration the plan read, that turns
     # uniform bucket-level access on and enforces public access prevention; no other write.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -20,10 +21,20 @@ from google.protobuf import empty_pb2
 
 from govctl.emulator import rpc
 from govctl.emulator.apis import Bound, gapic_api
+from govctl.emulator.artifactregistry import cleanup
 from govctl.emulator.artifactregistry.policies import RepositoryPolicies
 from govctl.emulator.cloud import Cloud, Service
-from govctl.emulator.rpc import Paging, invalid_argument, matched, not_found, paged, refuse_filter
-from govctl.emulator.store import Store
+from govctl.emulator.rpc import (
+    Paging,
+    already_exists,
+    invalid_argument,
+    matched,
+    not_found,
+    paged,
+    refuse_filter,
+)
+from govctl.emulator.store import Store, masked_update
+from govctl.emulator.ticker import Ticker
 
 DockerImagePb: Any = ar.DockerImage.pb()
 
@@ -42,6 +53,17 @@ UPLOAD = "artifactregistry.repositories.uploadArtifacts"
 # ListRepositoriesRequest.page_size: "Maximum page size is 1,000" (no default is documented:
 # the emulator pages repositories and images 1000 at a time unless asked for fewer).
 _PAGING = Paging(default=1000, maximum=1000)
+# Fields UpdateRepository changes (the rest are output only, or fixed at creation: format,
+# mode, kms_key_name, the mode's config).
+_UPDATABLE = ("description", "labels", "cleanup_policies", "cleanup_policy_dry_run",
+              "docker_config", "vulnerability_scanning_config")  # fmt: skip
+# Docker's tag grammar (distribution/reference: [\w][\w.-]{0,127}).
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+# Google runs cleanup policies in a background job whose changes "take effect within about a
+# day"; the emulator applies them after every change (a push, a tag, a policy) and, as the
+# emulator's clock moves, once an hour of it (checked every CLEANUP_TICK real seconds).
+CLEANUP_EVERY = timedelta(hours=1)
+CLEANUP_TICK = 1.0
 
 
 def _check_parent(parent: str) -> re.Match[str]:
@@ -69,6 +91,8 @@ class ArtifactRegistryService(Service):
             ar.DockerImage,
             missing="Requested entity was not found: image {name}.",
         )
+        self._ticker = Ticker("artifactregistry-cleanup", CLEANUP_TICK, self._tick)
+        self._next_cleanup = self.cloud.clock.now() + CLEANUP_EVERY
         self.policies = RepositoryPolicies(self, _check_repo_name, self._repos.require)
 
     # public contract (see govctl/emulator/cloud.py) ------------------------------------------
@@ -114,7 +138,40 @@ class ArtifactRegistryService(Service):
             pb.tags.extend(t for t in tags if t not in pb.tags)
             pb.update_time.FromDatetime(now)
             self.changed()
-            return self._images.out(pb)
+            out = self._images.out(pb)
+            self._cleanup(repo_name)
+            return out
+
+    def run_cleanup(self) -> list[str]:
+        """Apply every repository's cleanup policies now; the names of the images deleted.
+        (Also done after each change and hourly by the emulator's clock.)"""
+        with self.lock:
+            return [name for repo in list(self._repos) for name in self._cleanup(repo.name)]
+
+    def _cleanup(self, repo_name: str) -> list[str]:
+        """Delete what the repository's policies select (nothing in a dry run). Lock held."""
+        repo = self._repos.get(repo_name)
+        if repo is None or repo.cleanup_policy_dry_run or not repo.cleanup_policies:
+            return []
+        images = self._images.under(f"{repo_name}/dockerImages/")
+        doomed = cleanup.selected(repo.cleanup_policies, images, self.cloud.clock.now())
+        for name in doomed:
+            self._images.discard(name)
+        if doomed:
+            self.changed()
+        return doomed
+
+    def _tick(self) -> None:
+        now = self.cloud.clock.now()
+        if now >= self._next_cleanup:
+            self._next_cleanup = now + CLEANUP_EVERY
+            self.run_cleanup()
+
+    def start(self) -> None:
+        self._ticker.start()
+
+    def stop(self) -> None:
+        self._ticker.stop()
 
     def push_denied(self, image: str, member: str) -> str | None:
         """The repository of ``image`` (``L-docker.pkg.dev/P/R/IMAGE``) when it exists and
@@ -162,10 +219,11 @@ class ArtifactRegistryService(Service):
         repo.create_time.FromDatetime(now)
         repo.update_time.FromDatetime(now)
         repo.registry_uri = f"{m.group(2)}-docker.pkg.dev/{m.group(1)}/{request.repository_id}"
+        cleanup.validate(repo.cleanup_policies)
         with self.lock:
             self._repos.add(repo)
             self.changed()
-            out = self._repos.out(repo)
+            out = self._repo_out(repo)
         # Creating a repository takes a moment in production; here it is done at once.
         return _done(request.parent, out)
 
@@ -173,15 +231,37 @@ class ArtifactRegistryService(Service):
         _check_repo_name(name)
         return self._repos.require(name)
 
+    def _repo_out(self, repo: Any) -> ar.Repository:
+        """A copy to answer with; ``size_bytes`` is what its images hold (Google reports the
+        repository's storage there, which is what Artifact Registry bills)."""
+        out = self._repos.out(repo)
+        images = self._images.under(repo.name + "/dockerImages/")
+        out.size_bytes = sum(i.image_size_bytes for i in images)
+        return out
+
     def get_repository(self, request: ar.GetRepositoryRequest, context: Any) -> Any:
         with self.lock:
-            return self._repos.out(self._repo(request.name))
+            return self._repo_out(self._repo(request.name))
+
+    def update_repository(self, request: ar.UpdateRepositoryRequest, context: Any) -> Any:
+        patch = ar.Repository.pb(request.repository)
+        mask = ar.UpdateRepositoryRequest.pb(request).update_mask
+        with self.lock:
+            current = self._repo(patch.name)
+            updated = masked_update(current, patch, mask, _UPDATABLE)
+            cleanup.validate(updated.cleanup_policies)
+            updated.update_time.FromDatetime(self.cloud.clock.now())
+            self._repos.put(updated)
+            self.changed()
+            self._cleanup(updated.name)
+            return self._repo_out(updated)
 
     def list_repositories(self, request: ar.ListRepositoriesRequest, context: Any) -> Any:
         _check_parent(request.parent)
         refuse_filter(request.filter, "ListRepositories")
         with self.lock:
-            repos = self._repos.copies(request.parent + "/repositories/")
+            found = self._repos.under(request.parent + "/repositories/")
+            repos = [self._repo_out(r) for r in found]
         return _PAGING.respond(ar.ListRepositoriesResponse, "repositories", repos, request)
 
     def delete_repository(self, request: ar.DeleteRepositoryRequest, context: Any) -> Any:
@@ -263,6 +343,69 @@ class ArtifactRegistryService(Service):
                     return self._tag(package_name, tag, pb)
         raise not_found(f"Requested entity was not found: tag {request.name}.")
 
+    def _split_tag(self, name: str) -> tuple[str, str]:
+        package_name, sep, tag = name.partition("/tags/")
+        if not sep or not tag:
+            raise invalid_argument(
+                f'Invalid tag name {name!r}: expected ".../packages/<PACKAGE>/tags/<TAG>".'
+            )
+        return package_name, unquote(tag)
+
+    def _version_image(self, package_name: str, images: list[Any], version: str) -> Any:
+        digest = version.rpartition("/versions/")[2]
+        if version.rpartition("/versions/")[0] != package_name:
+            raise invalid_argument(
+                f'Invalid version {version!r}: expected "{package_name}/versions/<DIGEST>".'
+            )
+        for pb in images:
+            if pb.name.endswith(f"@{digest}"):
+                return pb
+        raise not_found(f"Requested entity was not found: version {version}.")
+
+    def create_tag(self, request: ar.CreateTagRequest, context: Any) -> Any:
+        if not _TAG_RE.fullmatch(request.tag_id):
+            raise invalid_argument(
+                f"Invalid tag_id {request.tag_id!r}: use letters, digits, '_', '.' and '-', "
+                "not starting with '.' or '-', at most 128 characters."
+            )
+        with self.lock:
+            package_name, images = self._package_images(request.parent)
+            if any(request.tag_id in pb.tags for pb in images):
+                raise already_exists(f"the tag already exists: {request.parent}/tags/"
+                                     f"{request.tag_id}")  # fmt: skip
+            target = self._version_image(package_name, images, request.tag.version)
+            target.tags.append(request.tag_id)
+            self.changed()
+            self._cleanup(package_name.partition("/packages/")[0])
+            return self._tag(package_name, request.tag_id, target)
+
+    def update_tag(self, request: ar.UpdateTagRequest, context: Any) -> Any:
+        """Moves a tag to ``tag.version`` (the only field a tag has besides its name)."""
+        package_name, tag = self._split_tag(request.tag.name)
+        with self.lock:
+            package_name, images = self._package_images(package_name)
+            holder = next((pb for pb in images if tag in pb.tags), None)
+            if holder is None:
+                raise not_found(f"Requested entity was not found: tag {request.tag.name}.")
+            target = self._version_image(package_name, images, request.tag.version)
+            holder.tags.remove(tag)
+            target.tags.append(tag)
+            self.changed()
+            self._cleanup(package_name.partition("/packages/")[0])
+            return self._tag(package_name, tag, target)
+
+    def delete_tag(self, request: ar.DeleteTagRequest, context: Any) -> Any:
+        package_name, tag = self._split_tag(request.name)
+        with self.lock:
+            package_name, images = self._package_images(package_name)
+            holder = next((pb for pb in images if tag in pb.tags), None)
+            if holder is None:
+                raise not_found(f"Requested entity was not found: tag {request.name}.")
+            holder.tags.remove(tag)
+            self.changed()
+            self._cleanup(package_name.partition("/packages/")[0])
+        return empty_pb2.Empty()
+
     # gRPC, persistence ------------------------------------------------------------------------
     def rpcs(self) -> list[Bound]:
         api = gapic_api("google.cloud.artifactregistry_v1.services.artifact_registry")
@@ -271,12 +414,16 @@ class ArtifactRegistryService(Service):
                 {
                     "CreateRepository": self.create_repository,
                     "GetRepository": self.get_repository,
+                    "UpdateRepository": self.update_repository,
                     "ListRepositories": self.list_repositories,
                     "DeleteRepository": self.delete_repository,
                     "ListDockerImages": self.list_docker_images,
                     "GetDockerImage": self.get_docker_image,
                     "ListTags": self.list_tags,
                     "GetTag": self.get_tag,
+                    "CreateTag": self.create_tag,
+                    "UpdateTag": self.update_tag,
+                    "DeleteTag": self.delete_tag,
                     **self.policies.handlers(),
                 }
             )

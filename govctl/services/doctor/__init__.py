@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from govctl import config, threads
 from govctl.errors import ApiDisabled, CloudError, GovctlError
 from govctl.gcp import inspect
-from govctl.services.doctor import access, aftercare, apis, builds, drift, runs, schedule
+from govctl.services.doctor import access, aftercare, apis, builds, cleanup, drift, runs, schedule
 from govctl.services.doctor.facts import Facts
 from govctl.services.doctor.model import SKIP, Action, Check, Context, Report, failed
 
@@ -45,6 +45,8 @@ CHECKS: list[tuple[str, Callable[[Context, Facts], Check]]] = [
     ("run time", runs.run_time),
     ("bucket", runs.bucket),
     ("digests", runs.digests),
+    ("run files", cleanup.run_files),
+    ("image cleanup", cleanup.image_cleanup),
     ("secrets", aftercare.secrets),
     ("alerts", aftercare.alerts),
     ("job drift", drift.job_drift),

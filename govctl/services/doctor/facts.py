@@ -7,8 +7,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from govctl import config
-from govctl.gcp import billing_info, executions, iam, inspect, jobs, scheduler, services, usage
+from govctl.gcp import billing_info, executions, iam, inspect, jobs, scheduler, services
 from govctl.services import apis as needed
+from govctl.services import digests
 
 RECENT_EXECUTIONS = 20
 # What deploying needs on the project (run jobs, scheduler jobs) and the role that grants it.
@@ -46,7 +47,8 @@ class Facts:
             "job_policy": lambda: iam.job_policy(cfg.job_path),
             "scheduler": lambda: scheduler.get(cfg.schedule_path),
             "executions": lambda: executions.list_for_job(cfg.job_path, RECENT_EXECUTIONS),
-            "bucket": lambda: usage.digest_stats(p, cfg.bucket),
+            # From the job's summary: no listing of the bucket unless it has none yet.
+            "bucket": lambda: digests.read(p, cfg.bucket),
             "deploy_plan": lambda: _deploy_plan(cfg),
         }
         self._futures: dict[str, Future[Any]] = {k: pool.submit(f) for k, f in readers.items()}

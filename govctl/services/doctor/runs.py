@@ -249,7 +249,9 @@ def digests(ctx: Context, facts: Facts) -> Check:
         return Check("digests", WARN, f"no digests in gs://{b.bucket} yet", "govctl run --limit 10")
     interval = schedule_interval(ctx, facts)
     age = ctx.now() - b.newest
-    evidence = f"{b.digests} digest(s); newest written {ago(b.newest, ctx.now())}"
+    evidence = f"{b.count:,} digest(s); newest written {ago(b.newest, ctx.now())}"
+    if b.note:
+        evidence += f" ({b.note})"
     if age > 2 * interval:
         return Check(
             "digests",
