@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,8 @@ from govctl.errors import GovctlError, UsageError
 
 app = typer.Typer(
     name="emulator",
-    help="Run the loopback Google Cloud (Cloud Run, Scheduler, Logging, Billing, IAM, Storage).",
+    help="Run the loopback Google Cloud (Cloud Run, Scheduler, Logging, Billing, IAM, Storage) "
+    "over gRPC and REST.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",
@@ -54,6 +56,14 @@ def start(
         typer.Option(
             help="fake-gcs-server port; 0 = a free port.",
             show_default=str(config.DEFAULT_STORAGE_PORT),
+        ),
+    ] = None,
+    rest_port: Annotated[
+        int | None,
+        typer.Option(
+            help="REST gateway port (HTTP/1.1 JSON, what gcloud and curl use); 0 = a free "
+            "port. [default: the gRPC port + 1, a free port when that is 0]",
+            show_default=False,
         ),
     ] = None,
     state_dir: StateDir = None,
@@ -96,7 +106,7 @@ def start(
         ),
     ] = False,
 ) -> None:
-    """Start the emulator; print the `export` lines that point clients at it.
+    """Start the emulator; print the `export` lines that point clients (and gcloud) at it.
 
     Foreground until Ctrl-C or SIGTERM. `eval "$(govctl emulator start --detach)"` starts
     it in the background and sets the variables in your shell.
@@ -109,6 +119,8 @@ def start(
         emulator_state_dir=state_dir,
     )
     directory = cfg.state_dir.resolve()
+    if rest_port is None:  # beside the gRPC port: 8087 by default, free when that is free
+        rest_port = cfg.emulator_port + 1 if cfg.emulator_port else 0
     image_map = images.image_map(map_image or ())  # validate before anything starts
     build_command = _build_command(build_with)
     process.check_host(cfg.emulator_host, allow_remote)
@@ -127,6 +139,7 @@ def start(
         argv = ["emulator", "start", "--host", cfg.emulator_host]
         argv += ["--port", str(cfg.emulator_port)]
         argv += ["--storage-port", str(cfg.emulator_storage_port), "--state-dir", str(directory)]
+        argv += ["--rest-port", str(rest_port)]
         for value in map_image or ():
             argv += ["--map-image", value]
         if build_with:
@@ -134,14 +147,15 @@ def start(
         argv += ["--run-unmapped-images"] * run_unmapped_images
         argv += ["--allow-remote"] * allow_remote
         record = process.spawn_detached(argv, directory)
-        for line in process.export_lines(record.env()):
+        for line in process.export_lines(record.env() | record.gcloud_env()):
             render.out(line)
         render.info(
             f"emulator running in the background (pid {record.pid}, ready in "
             f"{time.monotonic() - t0:.2f} s); `govctl emulator stop` stops it"
         )
         return
-    _serve(cfg, directory, image_map, t0, build_command, run_unmapped_images, allow_remote)
+    options = _Options(image_map, build_command, run_unmapped_images, allow_remote, rest_port)
+    _serve(cfg, directory, options, t0)
 
 
 def _build_command(value: str | None) -> list[str] | None:
@@ -155,27 +169,29 @@ def _build_command(value: str | None) -> list[str] | None:
         raise UsageError(str(err)) from None
 
 
-def _serve(
-    cfg: config.Config,
-    directory: Path,
-    image_map: dict[str, str],
-    t0: float,
-    build_command: list[str] | None,
-    run_unmapped_images: bool,
-    allow_remote: bool,
-) -> None:
+@dataclass(frozen=True)
+class _Options:
+    image_map: dict[str, str]
+    build_command: list[str] | None
+    run_unmapped_images: bool
+    allow_remote: bool
+    rest_port: int
+
+
+def _serve(cfg: config.Config, directory: Path, options: _Options, t0: float) -> None:
     from govctl.emulator.server import Emulator
 
     emu = Emulator(
-        build_with=build_command,
+        build_with=options.build_command,
         host=cfg.emulator_host,
         port=cfg.emulator_port,
         state_dir=directory,
-        image_map=image_map,
+        image_map=options.image_map,
         storage=True,
         storage_port=cfg.emulator_storage_port,
-        allow_remote=allow_remote,
-        run_unmapped_images=run_unmapped_images,
+        allow_remote=options.allow_remote,
+        run_unmapped_images=options.run_unmapped_images,
+        rest_port=options.rest_port,
     )
     # Signals are caught from before the start: a stop that arrives while starting, or as
     # soon as the addresses appear, ends in a clean shutdown rather than orphaned servers.
@@ -195,9 +211,10 @@ def _serve(
                 state_dir=str(directory),
                 started_at=process.now_rfc3339(),
                 version=__version__,
+                rest_port=emu.rest_port,
             )
             process.write_record(directory, record)
-            for line in process.export_lines(emu.env()):
+            for line in process.export_lines(emu.env() | emu.gcloud_env()):
                 render.out(line)
             render.info(f"emulator ready in {ready:.2f} s; state in {directory}; Ctrl-C to stop")
             signals.wait()
@@ -269,6 +286,7 @@ def status(
             "host": record.host,
             "port": record.port,
             "storage_port": record.storage_port,
+            "rest_port": record.rest_port,
             "grpc_answers": grpc_ok,
             "storage_answers": storage_ok,
             "started_at": record.started_at,
@@ -286,7 +304,16 @@ def status(
 
 
 @app.command()
-def env(state_dir: StateDir = None) -> None:
+def env(
+    state_dir: StateDir = None,
+    gcloud: Annotated[
+        bool,
+        typer.Option(
+            "--gcloud",
+            help="Print the CLOUDSDK_* settings that make a plain `gcloud` use the emulator.",
+        ),
+    ] = False,
+) -> None:
     """Print the `export` lines of the running emulator: eval "$(govctl emulator env)"."""
     directory = _state_dir(state_dir)
     record = process.read_record(directory)
@@ -294,5 +321,11 @@ def env(state_dir: StateDir = None) -> None:
         raise GovctlError(
             f"no emulator is running on {directory}", fix="run `govctl emulator start --detach`"
         )
-    for line in process.export_lines(record.env()):
+    values = record.gcloud_env() if gcloud else record.env() | record.gcloud_env()
+    if gcloud and not values:
+        raise GovctlError(
+            f"the emulator on {directory} serves no REST gateway (started by an older govctl)",
+            fix="restart it: `govctl emulator stop && govctl emulator start --detach`",
+        )
+    for line in process.export_lines(values):
         render.out(line)

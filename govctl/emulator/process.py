@@ -43,12 +43,21 @@ class Record:
     state_dir: str
     started_at: str  # RFC 3339, UTC
     version: str
+    rest_port: int | None = None  # the REST gateway (absent in records of older versions)
 
     def env(self) -> dict[str, str]:
         env = {"GOVCTL_EMULATOR_HOST": host_port(self.host, self.port)}
         if self.storage_port:
             env["STORAGE_EMULATOR_HOST"] = f"http://{host_port(self.host, self.storage_port)}"
         return env
+
+    def gcloud_env(self) -> dict[str, str]:
+        """The ``CLOUDSDK_*`` settings that point a plain gcloud at the REST gateway."""
+        from govctl.emulator.rest.gcloud import gcloud_env
+
+        if not self.rest_port:
+            return {}
+        return gcloud_env(self.host, self.rest_port, Path(self.state_dir))
 
     def uptime(self) -> float:
         return (datetime.now(UTC) - datetime.fromisoformat(self.started_at)).total_seconds()

@@ -14,6 +14,7 @@ import grpc
 from govctl.emulator import children, process
 from govctl.emulator.cloud import Clock, Cloud, Service
 from govctl.emulator.lifecycle import Server
+from govctl.emulator.registry import Registry
 from govctl.emulator.storage import FakeGcs
 from govctl.errors import GovctlError
 
@@ -71,6 +72,8 @@ class Emulator(Server):
         build_with: list[str] | None = None,
         allow_remote: bool = False,
         run_unmapped_images: bool = False,
+        rest: bool = True,
+        rest_port: int = 0,
     ) -> None:
         process.check_host(host, allow_remote)
         self.host = host
@@ -95,6 +98,11 @@ class Emulator(Server):
                 children=self.cloud.children,
             )
         self._server: grpc.Server | None = None
+        # The REST gateway (HTTP/1.1 JSON, and the Run v1 view gcloud uses) beside gRPC.
+        self.rest = rest
+        self.requested_rest_port = rest_port
+        self.rest_port = 0
+        self._rest: Any = None
         self._lock_fd: int | None = None
         self._cloud_started = False
 
@@ -153,7 +161,8 @@ class Emulator(Server):
             futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="rpc"),
             options=[("grpc.so_reuseport", 0)],
         )
-        server.add_generic_rpc_handlers(tuple(self.cloud.registry().grpc_handlers()))
+        registry = self.cloud.registry()
+        server.add_generic_rpc_handlers(tuple(registry.grpc_handlers()))
         address = process.host_port(self.host, self.requested_port)
         try:
             self.port = server.add_insecure_port(address)
@@ -165,17 +174,42 @@ class Emulator(Server):
             )
         server.start()
         self._server = server
+        if self.rest:
+            self._start_rest(registry)
         # Tasks reach this cloud, never the caller's (or real) Google Cloud.
         self.cloud.endpoints = self.env()
         self._cloud_started = True  # from here on, stop() must stop and save the cloud
         self.cloud.start()
 
+    def _start_rest(self, registry: Registry) -> None:
+        from govctl.emulator.rest import build
+
+        try:
+            self._rest = build(self.host, self.requested_rest_port, registry).start()
+        except OSError:
+            raise GovctlError(
+                f"cannot listen on {self.host}:{self.requested_rest_port} (in use?)",
+                fix="pass --rest-port 0 for a free port",
+            ) from None
+        self.rest_port = self._rest.port
+
+    def gcloud_env(self) -> dict[str, str]:
+        """What a plain ``gcloud`` needs to talk to this emulator's REST gateway."""
+        from govctl.emulator.rest.gcloud import gcloud_env
+
+        if not self.rest_port:
+            return {}
+        return gcloud_env(self.client_host, self.rest_port, self.state_dir)
+
     def stop(self) -> None:
+        if self._cloud_started and (self._server is not None or self._rest is not None):
+            # Let services end open streams first, so clients see them end cleanly
+            # rather than cancelled when the grace period runs out.
+            self.cloud.stopping()
+        if self._rest is not None:
+            self._rest.stop()
+            self._rest = None
         if self._server is not None:
-            if self._cloud_started:
-                # Let services end open streams first, so clients see them end cleanly
-                # rather than cancelled when the grace period runs out.
-                self.cloud.stopping()
             # Stop accepting RPCs before the services stop, so no mutation races the final save.
             self._server.stop(grace=0.5).wait()
             self._server = None

@@ -95,7 +95,7 @@ def test_detached_start_status_env_stop_and_restart(
     elapsed = time.monotonic() - t0
     assert started.returncode == 0, started.stderr
     env = exports(started.stdout)
-    assert set(env) == {"GOVCTL_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"}
+    assert {"GOVCTL_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "CLOUDSDK_PROXY_PORT"} <= set(env)
     assert env["STORAGE_EMULATOR_HOST"].startswith("http://127.0.0.1:")
 
     assert main(["emulator", "status", "--json", *base]) == 0
@@ -105,11 +105,17 @@ def test_detached_start_status_env_stop_and_restart(
     assert f"http://127.0.0.1:{status['storage_port']}" == env["STORAGE_EMULATOR_HOST"]
     assert status["grpc_answers"] is True and status["storage_answers"] is True
     assert status["state_dir"] == str(state_dir)
+    assert str(status["rest_port"]) == env["CLOUDSDK_PROXY_PORT"]
     record = process.read_record(state_dir)
     assert record is not None and status["pid"] == record.pid
 
     assert main(["emulator", "env", *base]) == 0
     assert capsys.readouterr().out == started.stdout
+    assert main(["emulator", "env", "--gcloud", *base]) == 0
+    gcloud_env = exports(capsys.readouterr().out)
+    assert set(gcloud_env) == {k for k in env if k.startswith("CLOUDSDK_")}
+    assert gcloud_env["CLOUDSDK_PROXY_PORT"] == str(status["rest_port"])
+    assert gcloud_env["CLOUDSDK_CONFIG"] == str(state_dir / "gcloud")
 
     # A second start on the same state directory is refused, pointing at the running one.
     assert main(["emulator", "start", "--detach", "--port", "0", *base]) == 1
@@ -312,6 +318,7 @@ def test_restart_on_the_same_fixed_ports_right_after_a_stop(
 
 def test_cli_stop_then_start_on_fixed_ports_succeeds_every_time(state_dir: Path) -> None:
     ports = ["--port", str(_free_port()), "--storage-port", str(_free_port())]
+    ports += ["--rest-port", str(_free_port())]
     base = ["--state-dir", str(state_dir)]
     for _ in range(3):
         started = govctl("emulator", "start", "--detach", *ports, *base)
@@ -358,6 +365,7 @@ def _start_sleeper(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], pids: P
 def _crash(state_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple:
     """Start detached on fixed ports, run a sleeping job, kill -9 the emulator."""
     ports = ["--port", str(_free_port()), "--storage-port", str(_free_port())]
+    ports += ["--rest-port", str(_free_port())]
     base = ["--state-dir", str(state_dir)]
     script = tmp_path / "sleeper.py"
     script.write_text(SLEEPER)

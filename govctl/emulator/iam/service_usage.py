@@ -27,6 +27,10 @@ SERVICE_CATALOG: dict[str, tuple[str, bool]] = {
     "cloudbuild.googleapis.com": ("Cloud Build API", False),
     "cloudresourcemanager.googleapis.com": ("Cloud Resource Manager API", False),
     "cloudscheduler.googleapis.com": ("Cloud Scheduler API", False),
+    # Still an API a project can enable (the old runbook does): Container Registry is shut
+    # down for writes since 2025-03-18 but its API remains for the gcr.io transition
+    # (https://cloud.google.com/artifact-registry/docs/transition/setup-gcr-repo).
+    "containerregistry.googleapis.com": ("Container Registry API", False),
     "discoveryengine.googleapis.com": ("Discovery Engine API", False),
     "iam.googleapis.com": ("Identity and Access Management (IAM) API", False),
     "logging.googleapis.com": ("Cloud Logging API", True),
