@@ -17,6 +17,7 @@ lint: install
 	$(VENV)/bin/ruff check govctl ingestion tests
 	$(VENV)/bin/ruff format --check govctl ingestion tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/hadolint --failure-threshold error ingestion/Dockerfile
 
 test: install lint

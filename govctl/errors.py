@@ -28,4 +28,20 @@ class PermissionDenied(GovctlError):
 
 
 class CloudError(GovctlError):
-    """Any other error a Google API returned, with its reason."""
+    """Any other error a Google API returned, with its reason.
+
+    ``reason`` is the API's status name (``ALREADY_EXISTS``, ``ABORTED``, ``UNAVAILABLE``, …;
+    ``NO_CREDENTIALS`` when there were none to send), for callers that react to one kind.
+    """
+
+    def __init__(self, message: str, *, fix: str | None = None, reason: str | None = None):
+        self.reason = reason
+        super().__init__(message, fix=fix)
+
+    @property
+    def unreachable(self) -> bool:
+        """No answer, or no usable credentials: a refusal it is not."""
+        return self.reason in UNREACHABLE
+
+
+UNREACHABLE = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "UNAUTHENTICATED", "NO_CREDENTIALS"})

@@ -11,11 +11,18 @@ import dataclasses
 import enum
 import json
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from govctl.services.plan import Change, Plan
+
+T = TypeVar("T")
 
 
 def out(line: str = "") -> None:
@@ -132,61 +139,87 @@ def progress(message: str) -> Iterator[None]:
         yield
 
 
+def console(*, stderr: bool = False) -> Console:
+    """A rich console for data (stdout) or messages (stderr). Rich decides about colour: only
+    on a terminal, never with ``NO_COLOR`` (no-color.org), always with ``FORCE_COLOR``. Piped or
+    captured, lines are whole (never cut or wrapped)."""
+    from rich.console import Console
+
+    c = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not c.is_terminal:
+        c.width = 1000
+    return c
+
+
+def display(
+    data: T,
+    *,
+    as_json: bool,
+    human: Callable[[T], None],
+    to_json: Callable[[T], object] | None = None,
+) -> None:
+    """A command's result, the one way every command chooses: JSON on stdout for ``--json``
+    (``to_json(data)``, or ``data`` itself), else ``human(data)`` for people."""
+    if as_json:
+        json_out(to_json(data) if to_json is not None else data)
+    else:
+        human(data)
+
+
 _PLAN_MARK = {"create": "+", "update": "~", "unchanged": "=", "delete": "-"}
-_PLAN_COLOUR = {"create": "32", "update": "33", "unchanged": "2", "delete": "31"}
+_PLAN_STYLE = {"create": "green", "update": "yellow", "unchanged": "dim", "delete": "red"}
 
 
-def _colour(text: str, action: str) -> str:
-    """ANSI colour on a terminal only, and never with NO_COLOR set (no-color.org)."""
-    import os
-
-    if not sys.stdout.isatty() or os.environ.get("NO_COLOR"):
-        return text
-    return f"\033[{_PLAN_COLOUR[action]}m{text}\033[0m"
-
-
-def _plan_value(value: Any) -> str:
+def _plan_value(value: object) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str) and "@sha256:" in value:
         # an image: its repository path and a short digest, as `docker images` shows it
         path, _, digest = value.partition("@sha256:")
-        return f"…/{path.rsplit('/', 1)[-1]}@sha256:{digest[:12]}"
+        return f"…/{PurePosixPath(path).name}@sha256:{digest[:12]}"
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
 
 
-def plan(data: Mapping[str, Any]) -> None:
-    """A plan (deploy's, setup's) like `terraform plan`: + create, ~ update `old → new`,
-    = unchanged; then its notes, and the counts."""
-    out(f"Plan for project {data['project']}, {data['region']}")
+def _change_line(action: str, change: Change, width: int) -> str:
+    from govctl.services.plan import shown
+
+    label = f"      {change.field:<{width}}  "
+    new = _plan_value(shown(change.new)) + (f" ({change.note})" if change.note else "")
+    if action == "create":
+        return label + new
+    if action == "delete":  # what goes away
+        return label + _plan_value(shown(change.old))
+    return f"{label}{_plan_value(shown(change.old))}  →  {new}"
+
+
+def plan(p: Plan) -> None:
+    """A plan like `terraform plan`: ``+`` create, ``~`` update ``old → new``, ``-`` delete
+    (with what goes), ``=`` unchanged; then its notes, and the counts."""
+    from rich.text import Text
+
+    from govctl.services.plan import CREATE, DELETE, UNCHANGED, UPDATE
+
+    c = console()
+    out(f"Plan for project {p.project}, {p.region}")
     out()
-    kind_width = max([9, *(len(r["kind"]) for r in data["resources"])])
-    for res in data["resources"]:
-        mark = _PLAN_MARK[res["action"]]
-        kind = f"{res['kind']:<{kind_width}}"
-        suffix = "   (unchanged)" if res["action"] == "unchanged" else ""
-        out(_colour(f"  {mark} {kind} {res['name']}{suffix}", res["action"]))
-        width = max((len(c["field"]) for c in res["changes"]), default=0)
-        for change in res["changes"]:
-            new = _plan_value(change["new"])
-            if change["field"] == "image" and data.get("commit"):
-                new += f" (commit {str(data['commit'])[:7]})"
-            if res["action"] == "create":
-                out(f"      {change['field']:<{width}}  {new}")
-            else:
-                out(f"      {change['field']:<{width}}  {_plan_value(change['old'])}  →  {new}")
-    notes = data.get("notes") or ()
-    if notes:
+    kind_width = max([9, *(len(r.kind) for r in p.resources)])
+    for res in p.resources:
+        suffix = "   (unchanged)" if res.action == "unchanged" else ""
+        head = f"  {_PLAN_MARK[res.action]} {res.kind:<{kind_width}} {res.name}{suffix}"
+        c.print(Text(head, style=_PLAN_STYLE[res.action]))
+        width = max((len(ch.field) for ch in res.changes), default=0)
+        for change in res.changes:
+            out(_change_line(res.action, change, width))
+    if p.notes:
         out()
-    for note in notes:
+    for note in p.notes:
         out(f"  note: {note}")
-    summary = data["summary"]
     out()
-    deleted = f"{summary['to_delete']} to delete, " if summary.get("to_delete") else ""
-    out(f"{summary['to_add']} to add, {summary['to_change']} to change, {deleted}"
-        f"{summary['unchanged']} unchanged.")  # fmt: skip
+    deleted = f"{p.count(DELETE)} to delete, " if p.count(DELETE) else ""
+    out(f"{p.count(CREATE)} to add, {p.count(UPDATE)} to change, {deleted}"
+        f"{p.count(UNCHANGED)} unchanged.")  # fmt: skip
 
 
 def confirm(question: str) -> bool:

@@ -18,9 +18,10 @@ if TYPE_CHECKING:
     from rich.console import Console, RenderableType
     from rich.text import Text
 
-    from govctl.gcp.executions import Execution, Task
-    from govctl.gcp.logs import LogEntry
+    from govctl.services.executions import Execution, Task
+    from govctl.services.logs import LogEntry
     from govctl.services.reports import Totals
+    from govctl.services.run import Finished
     from govctl.services.watch import Snapshot
 
 STATUS_STYLE = {
@@ -110,22 +111,6 @@ def _payload_text(entry: LogEntry) -> str:
     return render.compact(entry.fields) if entry.fields else ""
 
 
-def entry_json(entry: LogEntry) -> dict[str, Any]:
-    return {
-        "timestamp": entry.timestamp,
-        "severity": entry.severity,
-        "message": entry.message,
-        "execution": entry.execution,
-        "task_index": entry.task_index,
-        "task_attempt": entry.attempt,
-        "fields": entry.fields,
-        "insert_id": entry.insert_id,
-        "log_name": entry.log_name,
-        "resource": {"type": entry.resource_type, "labels": entry.resource_labels},
-        "labels": entry.labels,
-    }
-
-
 def json_line(data: Any) -> None:
     """One JSON object on one line of stdout (a stream of records, for jq)."""
     import json
@@ -143,7 +128,9 @@ class EntryPrinter:
 
     def __call__(self, entry: LogEntry) -> None:
         if self.as_json:
-            json_line(entry_json(entry))
+            from govctl.services.logs import entry_dict
+
+            json_line(entry_dict(entry))
         else:
             assert self._console is not None
             self._console.print(entry_text(entry))
@@ -368,6 +355,12 @@ def failed_tasks_lines(failed: list[tuple[Task, list[LogEntry]]], limit: int = 1
     if len(groups) > limit:
         lines.append(Text(f" … and {len(groups) - limit} more kinds of failure"))
     return lines
+
+
+def finished(result: Finished) -> None:
+    """How a watched run ended, on stdout: the outcome, the repositories, each failed task."""
+    lines: list[Any] = [outcome_line(result.execution), repositories_line(result.totals)]
+    print_lines(lines + failed_tasks_lines(result.failed))
 
 
 def print_lines(lines: list[Any]) -> None:

@@ -9,6 +9,7 @@ Cloud Scheduler's (../shared/GCP-FACTS.md; the emulator enforces the same ones).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -114,6 +115,7 @@ _SERVICE_ACCOUNT = re.compile(r"[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.:-]+\.gserv
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
 _MEMORY = re.compile(r"(\d+)(Mi|Gi)")
 _LOOSE_MEMORY = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(i?)(B?)", re.IGNORECASE)
+_EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;.]+")
 _IMAGE = re.compile(r"[a-z0-9.-]+(:\d+)?(/[a-z0-9._-]+)+(:[\w.-]{1,128})?(@sha256:[0-9a-f]{64})?")
 
 
@@ -241,6 +243,17 @@ def integer(value: Any, where: str, low: int, high: int) -> int:
     return value
 
 
+def number(value: Any, where: str, low: float, high: float, form: str) -> float:
+    """A finite number from ``low`` to ``high``; ``form`` says what is expected."""
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        result = math.nan
+    if not math.isfinite(result) or not low <= result <= high:
+        raise _bad(where, value, form)
+    return result
+
+
 def cpu(value: Any, where: str = "[job] cpu") -> int:
     text = str(value).strip()
     if text.endswith("000m") and text[:-4].isdigit():  # Kubernetes form, as gcloud shows it
@@ -309,16 +322,19 @@ def format_duration(delta: timedelta | float) -> str:
     return f"{secs}s"
 
 
-def task_timeout(value: Any, where: str = "[job] task_timeout") -> tuple[timedelta, str | None]:
-    """The timeout and a warning when it is long enough to need saying."""
+def task_timeout(value: Any, where: str = "[job] task_timeout") -> timedelta:
     result = duration(value, where)
     if result > MAX_TASK_TIMEOUT:
         raise _bad(where, value, "a duration of at most 168h (Cloud Run's task timeout limit)")
-    warning = None
-    if result > LONG_TASK_TIMEOUT:
-        warning = (f"{where} {format_duration(result)} is over 24h: Cloud Run bills the whole "
-                   "task and such timeouts were Preview; consider more tasks")  # fmt: skip
-    return result, warning
+    return result
+
+
+def task_timeout_warning(timeout: timedelta, where: str = "[job] task_timeout") -> str | None:
+    """What to say about a valid timeout long enough to need saying."""
+    if timeout <= LONG_TASK_TIMEOUT:
+        return None
+    return (f"{where} {format_duration(timeout)} is over 24h: Cloud Run bills the whole "
+            "task and such timeouts were Preview; consider more tasks")  # fmt: skip
 
 
 def cron(value: Any, where: str = "[schedule] cron") -> str:
@@ -453,6 +469,15 @@ def string_list(value: Any, where: str = "[job] args") -> tuple[str, ...]:
     if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise _bad(where, value, 'a list of strings such as ["--concurrency", "8"]')
     return tuple(value)
+
+
+def emails(values: Iterable[str], where: str = "--email") -> tuple[str, ...]:
+    """E-mail addresses, trimmed and without repeats; checked loosely (one @, a dot in the
+    domain, no spaces): Cloud Monitoring has the last say."""
+    for value in values:
+        if not _EMAIL.fullmatch(value.strip()):
+            raise _bad(where, value, "an e-mail address such as ops@example.org")
+    return tuple(dict.fromkeys(v.strip() for v in values))
 
 
 def severity(value: Any, where: str = "--severity") -> str:

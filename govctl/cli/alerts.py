@@ -3,15 +3,14 @@ scheduler cannot start the job (Cloud Monitoring alert policies)."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Annotated
 
 import typer
 
 from govctl import render, validate
-from govctl.cli.options import Json, Project, Region, Yes, confirm, settings
-from govctl.config import Config
+from govctl.cli import flow
+from govctl.cli.options import Json, Project, Region, Yes, settings
 from govctl.errors import UsageError
 
 app = typer.Typer(
@@ -19,22 +18,10 @@ app = typer.Typer(
     no_args_is_help=True, add_completion=False, rich_markup_mode="markdown",
 )  # fmt: skip
 
-# Deliberately loose (one @, a dot in the domain, no spaces): Cloud Monitoring has the last say.
-_EMAIL = re.compile(r"[^@\s,;]+@[^@\s,;]+\.[^@\s,;.]+")
-
 
 @app.callback()
 def _group() -> None:
     """E-mail alerts on failed, missing or unstarted runs (Cloud Monitoring)."""
-
-
-def _emails(values: list[str]) -> tuple[str, ...]:
-    for value in values:
-        if not _EMAIL.fullmatch(value.strip()):
-            raise UsageError(
-                f"invalid --email {value!r}: expected an e-mail address such as ops@example.org"
-            )
-    return tuple(dict.fromkeys(v.strip() for v in values))
 
 
 def _stale_after(value: str) -> timedelta:
@@ -71,9 +58,8 @@ def set_(
     ] = None,
     project: Project = None,
     region: Region = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the plan and stop; writes nothing.")
-    ] = False,
+    dry_run: flow.DryRun = False,
+    exit_code: flow.ExitCode = False,
     yes: Yes = False,
     json: Json = False,
 ) -> None:
@@ -83,47 +69,22 @@ def set_(
     a **scheduler attempt failed**. Each e-mail says which govctl command to run. Shows the
     plan first, like `deploy`; run again with the same input and nothing is written.
     """
-    emails = _emails(email) if email else None
+    options = flow.Options(dry_run=dry_run, exit_code=exit_code, yes=yes, json=json)
+    emails = validate.emails(email) if email else None
     window = _stale_after(stale_after) if stale_after is not None else None
     cfg = settings(project, region)
     cfg.require_project()
-    if apply_alerts(cfg, emails, window, dry_run=dry_run, yes=yes, json=json):
-        render.info("next: govctl alerts show")
 
-
-def apply_alerts(
-    cfg: Config,
-    emails: tuple[str, ...] | None,
-    window: timedelta | None = None,
-    *,
-    dry_run: bool = False,
-    yes: bool = False,
-    json: bool = False,
-) -> bool:
-    """Plan, show, confirm and apply the alerts (``govctl setup`` calls this too); whether
-    anything was written. ``emails``/``window`` None keep what is set (see services.alerts)."""
     from govctl.services import alerts as service
 
-    with render.progress("reading the current alerts"):
-        plan = service.plan(cfg, emails, window)
-    for warning in plan.warnings:
-        render.warn(warning)
-    if json:
-        render.json_out(plan.to_dict())
-    else:
-        render.plan(plan.to_dict())
-    if not plan.has_changes:
-        render.info("no changes")
-        return False
-    if dry_run:
-        render.info("dry run: nothing written")
-        return False
-    confirm(yes, "Apply?", alternative="--dry-run to only see the plan")
-    with render.progress("applying"):
-        applied = service.apply(plan)
-    for line in applied.done:
-        render.info(line)
-    return True
+    step = flow.Step(
+        "set alerts", lambda: service.plan(cfg, emails, window), service.apply,
+        reading="reading the current alerts",
+    )  # fmt: skip
+    _, outcome = flow.run(step, options)
+    flow.finish([outcome], options)
+    if outcome is flow.Outcome.APPLIED:
+        render.info("next: govctl alerts show")
 
 
 @app.command()

@@ -24,11 +24,11 @@ def show(project: Project = None, region: Region = None, json: Json = False) -> 
     cfg = settings(project, region)
     rows = [
         {
-            "key": key.name,
-            "value": config.display(key.name, cfg.values[key.name]),
-            "source": cfg.sources[key.name],
+            "key": name,
+            "value": config.display(name, setting.value),
+            "source": setting.source,
         }
-        for key in config.KEYS.values()
+        for name, setting in cfg.settings.items()
     ]
     if json:
         render.json_out({"file": cfg.source, "settings": rows})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -11,54 +11,51 @@ from typing import Annotated, Any
 import typer
 
 from govctl import render, validate
-from govctl.cli.options import Json, Project, Region, settings
+from govctl.cli.options import Json, Project, Region, number, settings, whole
 from govctl.errors import UsageError
-from govctl.gcp.billing import Price
 from govctl.services import cost as costs
+from govctl.services.cost import Price
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
 PANEL = "Shape (default: the settings)"
 
 
-def _opt(flag: str, metavar: str, help: str, panel: str = PANEL) -> Any:
+def _opt(
+    flag: str,
+    metavar: str,
+    help: str,
+    panel: str = PANEL,
+    parser: Callable[[str], Any] | None = None,
+) -> Any:
     return typer.Option(flag, metavar=metavar, help=help, show_default=False,
-                        rich_help_panel=panel)  # fmt: skip
-
-
-def _number(value: str | None, where: str, low: float, high: float, form: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not math.isfinite(number) or not low <= number <= high:
-        raise UsageError(f"invalid {where} {value!r}: expected {form}")
-    return number
+                        rich_help_panel=panel, parser=parser)  # fmt: skip
 
 
 @app.command()
 def cost(
-    runs_per_day: Annotated[str | None, _opt("--runs-per-day", "N",
-        "Runs a day [default: from the schedule's cron].")] = None,
+    runs_per_day: Annotated[float | None, _opt("--runs-per-day", "N",
+        "Runs a day [default: from the schedule's cron].", parser=number("--runs-per-day", 0,
+        1440, "a number of runs a day from 0 to 1,440"))] = None,
     duration: Annotated[str | None, _opt("--duration", "DUR",
         "One task's run time, e.g. 45m or 6h [default: the median of recent successful "
         "executions, else the task timeout].")] = None,
     tasks: Annotated[str | None, _opt("--tasks", "N", "Tasks per execution.")] = None,
     cpu: Annotated[str | None, _opt("--cpu", "C", "vCPUs per task: 1, 2, 4, 6 or 8.")] = None,
     memory: Annotated[str | None, _opt("--memory", "M", "Memory per task, e.g. 4Gi.")] = None,
-    price_cpu: Annotated[str | None, _opt("--price-cpu", "X",
-        "USD per vCPU-second instead of the catalog's.", "Prices")] = None,
-    price_mem: Annotated[str | None, _opt("--price-mem", "Y",
-        "USD per GiB-second instead of the catalog's.", "Prices")] = None,
+    price_cpu: Annotated[float | None, _opt("--price-cpu", "X",
+        "USD per vCPU-second instead of the catalog's.", "Prices", parser=number("--price-cpu",
+        0, 1, "USD per vCPU-second, e.g. 0.000018"))] = None,
+    price_mem: Annotated[float | None, _opt("--price-mem", "Y",
+        "USD per GiB-second instead of the catalog's.", "Prices", parser=number("--price-mem",
+        0, 1, "USD per GiB-second, e.g. 0.000002"))] = None,
     no_free_tier: Annotated[bool, typer.Option("--no-free-tier", help="Leave out the free tier "
         "(it is shared by every project of the billing account).", rich_help_panel="Prices")]
         = False,
     history: Annotated[bool, typer.Option("--history", help="What the recent executions "
         "actually cost, per day.")] = False,
-    days: Annotated[str, _opt("--days", "N", "Days of --history [default: 7].", "History")]
-        = "7",
+    days: Annotated[int, _opt("--days", "N", "Days of --history [default: 7].", "History",
+        parser=whole("--days", 1, 90))] = 7,
     project: Project = None,
     region: Region = None,
     json: Json = False,
@@ -70,24 +67,25 @@ def cost(
     `--days` days instead. Runbook: `gcloud billing accounts list` and a spreadsheet.
     """
     request = costs.Request(
-        runs_per_day=_number(runs_per_day, "--runs-per-day", 0, 1440,
-                             "a number of runs a day from 0 to 1,440"),
+        runs_per_day=runs_per_day,
         duration=validate.duration(duration, "--duration") if duration is not None else None,
-        price_cpu=_number(price_cpu, "--price-cpu", 0, 1, "USD per vCPU-second, e.g. 0.000018"),
-        price_mem=_number(price_mem, "--price-mem", 0, 1, "USD per GiB-second, e.g. 0.000002"),
+        price_cpu=price_cpu,
+        price_mem=price_mem,
         free_tier=not no_free_tier,
     )  # fmt: skip
     if request.duration is not None and request.duration > validate.MAX_TASK_TIMEOUT:
         raise UsageError(f"invalid --duration {duration!r}: expected at most 168h "
                          "(Cloud Run's task timeout limit)")  # fmt: skip
-    period = validate.integer(days, "--days", 1, 90)
+    period = days
     cfg = settings(project, region, job_cpu=cpu, job_memory=memory, job_tasks=tasks)
     now = datetime.now(UTC)
     if history:
         cfg.require_project()
         with render.progress("reading executions and prices"):
             past = costs.past(cfg, period, request, now)
-        _warn_offline(past.prices.offline)
+        offline = costs.offline_warning(past.prices)
+        if offline:
+            render.warn(offline)
         if json:
             render.json_out(_history_json(past))
         else:
@@ -102,14 +100,6 @@ def cost(
         render.json_out(_estimate_json(estimate, cfg.job.name))
     else:
         _show_estimate(estimate, cfg.job.name)
-
-
-def _warn_offline(reason: str | None) -> None:
-    if reason:
-        from govctl.gcp import billing
-
-        render.warn(f"prices from govctl's bundled table of {billing.table()['date']}, not the "
-                    f"live catalog ({reason})")  # fmt: skip
 
 
 # --- text -----------------------------------------------------------------------------

@@ -120,14 +120,14 @@ def start(
     )
     directory = cfg.state_dir.resolve()
     if rest_port is None:  # beside the gRPC port: 8087 by default, free when that is free
-        rest_port = cfg.emulator_port + 1 if cfg.emulator_port else 0
+        rest_port = cfg.emulator.port + 1 if cfg.emulator.port else 0
     image_map = images.image_map(map_image or ())  # validate before anything starts
     build_command = _build_command(build_with)
-    process.check_host(cfg.emulator_host, allow_remote)
-    if not process.is_loopback(cfg.emulator_host):
+    process.check_host(cfg.emulator.host, allow_remote)
+    if not process.is_loopback(cfg.emulator.host):
         render.info(
-            f"warning: listening on {cfg.emulator_host}: anyone who reaches ports "
-            f"{cfg.emulator_port} and {cfg.emulator_storage_port} can run commands on this host"
+            f"warning: listening on {cfg.emulator.host}: anyone who reaches ports "
+            f"{cfg.emulator.port} and {cfg.emulator.storage_port} can run commands on this host"
         )
     running = process.read_record(directory)
     if running is not None:
@@ -136,9 +136,9 @@ def start(
             fix="`govctl emulator env` prints its address; `govctl emulator stop` stops it",
         )
     if detach:
-        argv = ["emulator", "start", "--host", cfg.emulator_host]
-        argv += ["--port", str(cfg.emulator_port)]
-        argv += ["--storage-port", str(cfg.emulator_storage_port), "--state-dir", str(directory)]
+        argv = ["emulator", "start", "--host", cfg.emulator.host]
+        argv += ["--port", str(cfg.emulator.port)]
+        argv += ["--storage-port", str(cfg.emulator.storage_port), "--state-dir", str(directory)]
         argv += ["--rest-port", str(rest_port)]
         for value in map_image or ():
             argv += ["--map-image", value]
@@ -183,12 +183,12 @@ def _serve(cfg: config.Config, directory: Path, options: _Options, t0: float) ->
 
     emu = Emulator(
         build_with=options.build_command,
-        host=cfg.emulator_host,
-        port=cfg.emulator_port,
+        host=cfg.emulator.host,
+        port=cfg.emulator.port,
         state_dir=directory,
         image_map=options.image_map,
         storage=True,
-        storage_port=cfg.emulator_storage_port,
+        storage_port=cfg.emulator.storage_port,
         allow_remote=options.allow_remote,
         run_unmapped_images=options.run_unmapped_images,
         rest_port=options.rest_port,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from govctl import render, render_run, validate
-from govctl.cli.options import Json, Project, Region, Yes, settings
+from govctl import render, render_run
+from govctl.cli.options import Json, Project, Region, Yes, settings, whole
 from govctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from govctl.services.executions import Details, Task
 
 app = typer.Typer(
     help="List, show and cancel the job's executions.",
@@ -35,17 +38,22 @@ def list_(
     project: Project = None,
     region: Region = None,
     limit: Annotated[
-        str, typer.Option("--limit", "-n", metavar="N", help="How many, newest first.")
-    ] = "20",
+        int,
+        typer.Option(
+            "--limit",
+            "-n",
+            metavar="N",
+            help="How many, newest first.",
+            parser=whole("--limit", 1, 1000),
+        ),
+    ] = 20,
     json: Json = False,
 ) -> None:
     """The newest executions: status, start (local time), duration, tasks ok/failed/cancelled."""
-    from govctl.gcp import executions
     from govctl.services import executions as service
 
-    count = validate.integer(limit, "--limit", 1, 1000)
     cfg = settings(project, region)
-    items = executions.list_for_job(cfg.job_path, limit=count)
+    items = service.recent(cfg, limit)
     now = datetime.now(UTC)
     if json:
         render.json_out([service.summary_json(e, now) for e in items])
@@ -74,37 +82,10 @@ def show(
     cfg = settings(project, region)
     d = service.details(cfg, service.resolve(cfg, chosen))
     now = datetime.now(UTC)
-    if json:
-        data = service.summary_json(d.execution, now)
-        data["task_list"] = [
-            {
-                "index": t.index,
-                "status": t.status,
-                "exit_code": t.exit_code,
-                "term_signal": t.term_signal,
-                "retries": t.retried,
-                "duration_s": None
-                if t.duration_s(now) is None
-                else round(t.duration_s(now) or 0, 1),
-                "message": t.message,
-            }
-            for t in d.tasks
-        ]
-        data["repositories"] = {
-            "reports": d.totals.tasks,
-            "processed": d.totals.processed,
-            "unchanged": d.totals.unchanged,
-            "failed": d.totals.failed,
-            "rejected": d.totals.rejected,
-            "interrupted": d.totals.interrupted,
-            "backing_off": d.totals.backing_off,
-            "failures": d.totals.failures,
-            "error": d.totals.error,
-        }
-        data["log_filter"] = d.log_filter
-        data["log_uri"] = d.execution.log_uri
-        render.json_out(data)
-        return
+    render.display(d, as_json=json, human=lambda d: _show(d, now), to_json=lambda d: d.to_dict(now))
+
+
+def _show(d: Details, now: datetime) -> None:
     e = d.execution
     render.fields(
         {
@@ -143,7 +124,7 @@ def show(
         render.info(f"Next: govctl logs --execution {e.name} --errors")
 
 
-def _exit(task: Any) -> str:
+def _exit(task: Task) -> str:
     if task.term_signal:
         return f"signal {task.term_signal}"
     return "-" if task.exit_code is None else str(task.exit_code)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from govctl import render, validate
 from govctl.cli.options import Json, Project, settings
 from govctl.errors import GovctlError
+
+if TYPE_CHECKING:
+    from govctl.services.index import ImportRun, IndexStatus
 
 app = typer.Typer(
     add_completion=False,
@@ -19,14 +24,14 @@ app = typer.Typer(
 )
 
 
-def _import_line(run: Any) -> str:
+def _import_line(run: ImportRun) -> str:
     what = {"running": "running", "succeeded": "succeeded", "failed": "FAILED"}[run.state]
     counts = f"{run.success_count} imported, {run.failure_count} failed of {run.total_count}"
     return f"{what} {render.when(run.started)} · {counts}"
 
 
-def _status_json(st: Any) -> dict[str, Any]:
-    data = render.plain(st)
+def _status_json(st: IndexStatus) -> dict[str, Any]:
+    data: dict[str, Any] = dataclasses.asdict(st)
     data["pending_digests"] = data.pop("pending")
     return data
 
@@ -88,27 +93,17 @@ def sync(
     """
     cfg = settings(project)
     cfg.require_project()
-    from govctl.gcp import index as gindex
     from govctl.services import index
 
     began = time.monotonic()
-    began_import: list[str] = []  # the import's name, once it has started
     with render.counter("documents") as update:
-
-        def progress(run: Any) -> None:
-            if not began_import:
-                began_import.append(run.name)
-                source = gindex.import_uri(cfg.bucket)
-                render.info(f"importing {source} into {cfg.values['index.data_store']}")
-            if run.total_count:
-                update(run.success_count + run.failure_count, run.total_count)
-
+        said = _Progress(f"importing {index.import_uri(cfg)} into {cfg.index.data_store}", update)
         try:
-            run = index.sync(cfg, wait=wait, progress=progress)
+            run = index.sync(cfg, wait=wait, progress=said)
         except KeyboardInterrupt:
-            if not began_import:
+            if said.started is None:
                 raise
-            render.info(f"\nStopped watching; import {began_import[0]} goes on.")
+            render.info(f"\nStopped watching; import {said.started} goes on.")
             render.info("Follow: govctl index status")
             raise typer.Exit(130) from None
     if json:
@@ -123,6 +118,26 @@ def sync(
                    f"{run.failure_count} failed of {run.total_count}")  # fmt: skip
         for error in run.errors[:10]:
             render.out(f"  {error}")
+    _raise_if_failed(run)
+
+
+class _Progress:
+    """Says once that the import started, then counts its documents."""
+
+    def __init__(self, first: str, update: Callable[[int, int], None]) -> None:
+        self.first = first
+        self.update = update
+        self.started: str | None = None  # the import's name, once it has started
+
+    def __call__(self, run: ImportRun) -> None:
+        if self.started is None:
+            self.started = run.name
+            render.info(self.first)
+        if run.total_count:
+            self.update(run.success_count + run.failure_count, run.total_count)
+
+
+def _raise_if_failed(run: ImportRun) -> None:
     if run.state == "failed":
         raise GovctlError(
             f"the import failed: {run.errors[0] if run.errors else 'no reason given'}",
@@ -135,23 +150,36 @@ def sync(
         )
 
 
+def _results(text: str) -> int:
+    """-n of search: 1 to the API's page limit (the service's MAX_RESULTS)."""
+    from govctl.services.index import MAX_RESULTS
+
+    return validate.integer(text, "-n", 1, MAX_RESULTS)
+
+
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Words to look for.", show_default=False)],
     project: Project = None,
-    n: Annotated[
-        str, typer.Option("-n", "--limit", metavar="N", help="How many results (1-100).")
-    ] = "5",
+    limit: Annotated[
+        int,
+        typer.Option(
+            "-n",
+            "--limit",
+            metavar="N",
+            help="How many results (1-100).",
+            parser=_results,
+        ),
+    ] = 5,
     json: Json = False,
 ) -> None:
     """Run one query and print the top results: repository and snippet."""
     from govctl.services import index
 
-    limit = validate.integer(n, "-n", 1, index.MAX_RESULTS)
     query = index.check_query(query, limit)
     cfg = settings(project)
     cfg.require_project()
-    with render.progress(f"searching {cfg.values['index.data_store']}"):
+    with render.progress(f"searching {cfg.index.data_store}"):
         hits, total = index.search(cfg, query, limit)
     if json:
         results = [render.plain(h) for h in hits]
@@ -173,7 +201,7 @@ def create(project: Project = None) -> None:
     cfg.require_project()
     from govctl.services import index
 
-    with render.progress(f"creating data store {cfg.values['index.data_store']}"):
+    with render.progress(f"creating data store {cfg.index.data_store}"):
         store, created = index.ensure_data_store(cfg)
     render.out(f"{'created' if created else 'exists'}  {store.name}")
     if created:

@@ -44,7 +44,7 @@ def render_file(cfg: config.Config, explicit: dict[str, Any]) -> str:
         if key.name in explicit:
             lines.append(f"{name} = {_toml(explicit[key.name])}")
             continue
-        value = config.display(key.name, cfg.values.get(key.name))
+        value = config.display(key.name, cfg.settings[key.name].value)
         if value is None:
             value = "" if key.name != "project" else "my-project"
         lines.append(f"# {name} = {_toml(value)}")

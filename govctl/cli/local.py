@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from govctl import render, validate
-from govctl.cli.options import Project, Region, settings
+from govctl import render
+from govctl.cli.options import Project, Region, settings, whole
 from govctl.errors import GovctlError, UsageError
 from govctl.services import local
 
@@ -33,8 +33,9 @@ def run(
     args: Annotated[list[str] | None, typer.Argument(metavar="[-- ARGS]...",
         help="More arguments for `python -m ingestion`, e.g. `-- --force --concurrency 4`.",
         show_default=False)] = None,
-    limit: Annotated[str | None, typer.Option("--limit", metavar="N",
-        help="Only the first N feed entries.", show_default=False)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", metavar="N",
+        help="Only the first N feed entries.", show_default=False,
+        parser=whole("--limit", 1, 10_000_000))] = None,
     sink: Annotated[str | None, typer.Option("--sink", metavar="DIR|gs://BUCKET[/PREFIX]",
         help="Where digests go [default: ./digests].", show_default=False)] = None,
     container: Annotated[bool, typer.Option("--container/--no-container",
@@ -58,22 +59,17 @@ def run(
     Application Default Credentials are mounted read-only, never built into the image.
     Exits with the job's exit status.
     """
-    count = validate.integer(limit, "--limit", 1, 10_000_000) if limit is not None else None
-    if engine is not None and engine not in local.ENGINES:
-        raise UsageError(f"invalid --engine {engine!r}: expected podman or docker")
-    for value in build_arg or []:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", value):
-            raise UsageError(f"invalid --build-arg {value!r}: expected NAME=VALUE")
+    _check(engine, build_arg or [])
     target = local.sink_spec(sink, Path.cwd())
     cfg = settings(project, region)
     extra = list(args or [])
     if container:
         plan = local.container(
-            cfg, target, count, extra, engine=local.find_engine(engine), image=image,
+            cfg, target, limit, extra, engine=local.find_engine(engine), image=image,
             env=os.environ, source=local.source_root(), build_args=build_arg or [],
         )  # fmt: skip
     else:
-        plan = local.direct(cfg, target, count, extra)
+        plan = local.direct(cfg, target, limit, extra)
     for note in plan.notes:
         render.info(note)
     if dry_run:
@@ -90,6 +86,14 @@ def run(
     if not target.startswith("gs://"):
         written = [p for p in Path(target).rglob("*.md") if p.stat().st_mtime >= started - 1]
         render.info(f"{len(written)} digest(s) written to {target}")
+
+
+def _check(engine: str | None, build_args: list[str]) -> None:
+    if engine is not None and engine not in local.ENGINES:
+        raise UsageError(f"invalid --engine {engine!r}: expected podman or docker")
+    for value in build_args:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", value):
+            raise UsageError(f"invalid --build-arg {value!r}: expected NAME=VALUE")
 
 
 def _show(plan: local.Plan) -> None:

@@ -11,6 +11,7 @@ or an unexpected error ("internal error: …"); 2 bad usage; 130 interrupted.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import traceback
@@ -96,14 +97,33 @@ def _debug() -> bool:
     return os.environ.get("GOVCTL_DEBUG", "") not in ("", "0")
 
 
+class _Warnings(logging.Handler):
+    """govctl's own warnings (e.g. "retrying with backoff" from an adapter) on stderr, where
+    render says everything that is not data; the layers below log, they never print."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        render.warn(record.getMessage())
+
+
+def _say_warnings() -> None:
+    logger = logging.getLogger("govctl")
+    if not any(isinstance(h, _Warnings) for h in logger.handlers):
+        logger.addHandler(_Warnings(logging.WARNING))
+        logger.propagate = False  # a root handler of the host program must not repeat them
+
+
 def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
     """Run a (typer-built) click command the way `govctl` runs; return the exit status."""
+    _say_warnings()
+    from govctl.services import command_scope
+
     try:
-        rv: Any = command.main(
-            args=list(argv) if argv is not None else None,
-            prog_name="govctl",
-            standalone_mode=False,
-        )
+        with command_scope():
+            rv: Any = command.main(
+                args=list(argv) if argv is not None else None,
+                prog_name="govctl",
+                standalone_mode=False,
+            )
     except typer.TyperException as err:  # click's usage errors (exit 2) and friends
         ctx = getattr(err, "ctx", None)
         if getattr(err, "exit_code", 1) == 2 and hasattr(err, "format_message"):
@@ -112,7 +132,7 @@ def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
             render.error(" ".join(err.format_message().split()) + where)
         else:
             err.show()  # type: ignore[attr-defined]
-        return err.exit_code  # type: ignore[attr-defined,no-any-return]
+        return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         render.info("aborted")
         return 130

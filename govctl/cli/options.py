@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
-from govctl import config, render
+from govctl import config, render, validate
 
 Project = Annotated[
     str | None,
@@ -26,11 +27,26 @@ Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable snake_cas
 Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 
 
+def whole(where: str, low: int, high: int) -> Callable[[str], int]:
+    """The parser of a whole-number option (click runs it): out of range or not a number is
+    validate.integer's one-line usage error naming the flag and the range (exit 2)."""
+    return lambda text: validate.integer(text, where, low, high)
+
+
+def number(where: str, low: float, high: float, form: str) -> Callable[[str], float]:
+    """The parser of a numeric option: validate.number's usage error, ``form`` as expected."""
+    return lambda text: validate.number(text, where, low, high, form)
+
+
 def settings(project: str | None = None, region: str | None = None, **flags: Any) -> config.Config:
-    """The resolved settings; their warnings are said once, on stderr."""
+    """The resolved settings (their warnings said once, on stderr); Google clients made
+    from now on talk to where they say (Google, or the emulator)."""
+    from govctl import services
+
     cfg = config.load(project=project, region=region, **flags)
     for warning in cfg.warnings:
         render.warn(warning)
+    services.connect(cfg)
     return cfg
 
 

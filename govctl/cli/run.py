@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from govctl import render, render_run, validate
-from govctl.cli.options import Json, Project, Region, settings
+from govctl.cli.options import Json, Project, Region, settings, whole
 from govctl.config import Config
 from govctl.errors import GovctlError, UsageError
 
 if TYPE_CHECKING:
-    from govctl.gcp.executions import Execution
     from govctl.render_run import LiveView
-    from govctl.services.reports import Totals
+    from govctl.services.executions import Execution
     from govctl.services.run import RunRequest
 
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
@@ -28,10 +27,22 @@ def run(
     project: Project = None,
     region: Region = None,
     limit: Annotated[
-        str | None, typer.Option("--limit", help="Only the first N feed entries.", **N)
+        int | None,
+        typer.Option(
+            "--limit",
+            help="Only the first N feed entries.",
+            parser=whole("--limit", 1, 10**9),
+            **N,
+        ),
     ] = None,
     tasks: Annotated[
-        str | None, typer.Option("--tasks", help="Tasks of this run [default: the job's].", **N)
+        int | None,
+        typer.Option(
+            "--tasks",
+            help="Tasks of this run [default: the job's].",
+            parser=whole("--tasks", 1, validate.MAX_TASKS),
+            **N,
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Redo every repository, changed or not.")
@@ -74,14 +85,12 @@ def run(
     for item in env or ():
         validate.plain_env_name(item.partition("=")[0], "--env name")
     request = RunRequest(
-        limit=validate.integer(limit, "--limit", 1, 10**9) if limit is not None else None,
+        limit=limit,
         force=force,
         args=tuple(arg or ()),
         env=validate.env_pairs(env or (), "--env"),
-        tasks=validate.integer(tasks, "--tasks", 1, validate.MAX_TASKS)
-        if tasks is not None
-        else None,
-        task_timeout=validate.task_timeout(task_timeout, "--task-timeout")[0]
+        tasks=tasks,
+        task_timeout=validate.task_timeout(task_timeout, "--task-timeout")
         if task_timeout is not None
         else None,
     )
@@ -173,66 +182,16 @@ def _follower(
     return thread
 
 
-def _secret_failure(message: str) -> bool:
-    """Whether a task failed to start because Cloud Run could not read one of its secrets."""
-    return "on secret: projects/" in message or (
-        message.startswith("Environment variable ") and " Secret projects/" in message
-    )
-
-
 def _finish(cfg: Config, execution: Execution, as_json: bool) -> None:
-    from govctl.gcp import executions
-    from govctl.services import executions as ex_service
-    from govctl.services import watch
-    from govctl.services.logs import execution_filter
+    from govctl.services import run as run_service
 
-    totals = ex_service.totals_of(cfg, execution)
-    failed: list[tuple[Any, list[Any]]] = []
-    if execution.status != "succeeded":
-        errors = watch.task_errors(cfg.require_project(), cfg.region, cfg.job.name, execution.name)
-        tasks = executions.tasks(execution.full)
-        failed = [(t, errors.get(t.index, [])) for t in tasks if t.status == "failed"]
-    if as_json:
-        result = ex_service.summary_json(execution)
-        result["repositories"] = _totals_json(totals)
-        result["failed_tasks"] = [
-            {
-                "index": t.index,
-                "exit_code": t.exit_code,
-                "term_signal": t.term_signal,
-                "timed_out": t.timed_out,
-                "attempt": t.attempt,
-                "message": t.message,
-                "errors": [render_run.entry_json(e) for e in errs],
-            }
-            for t, errs in failed
-        ]
-        result["log_filter"] = execution_filter(cfg.region, cfg.job.name, execution.name)
-        render.json_out(result)
-    else:
-        lines: list[Any] = [
-            render_run.outcome_line(execution),
-            render_run.repositories_line(totals),
-        ]
-        render_run.print_lines(lines + render_run.failed_tasks_lines(failed))
-    if execution.status != "succeeded":
-        if any(_secret_failure(t.message) for t, _ in failed):
+    result = run_service.finished(cfg, execution)
+    render.display(result, as_json=as_json, human=render_run.finished, to_json=type(result).to_dict)
+    if not result.succeeded:
+        if result.secrets_unreadable:
             render.info("Next: govctl secrets list   (a task could not read a [job] secrets entry)")
         else:
             render.info(f"Next: govctl logs --execution {execution.name} --errors")
         raise typer.Exit(1)
     if not as_json:
         render.info(f"Details: govctl executions show {execution.name}")
-
-
-def _totals_json(totals: Totals) -> dict[str, Any]:
-    return {
-        "reports": totals.tasks,
-        "processed": totals.processed,
-        "unchanged": totals.unchanged,
-        "failed": totals.failed,
-        "rejected": totals.rejected,
-        "interrupted": totals.interrupted,
-        "backing_off": totals.backing_off,
-        "error": totals.error,
-    }

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from govctl import render
-from govctl.cli.options import Json, Project, Region, Yes, confirm, settings
+from govctl import render, validate
+from govctl.cli import flow
+from govctl.cli.options import Json, Project, Region, Yes, settings
 from govctl.config import Config
 from govctl.errors import GovctlError, UsageError
 
@@ -54,9 +55,8 @@ def setup(
             show_default=False,
         ),
     ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the plan and stop; writes nothing.")
-    ] = False,
+    dry_run: flow.DryRun = False,
+    exit_code: flow.ExitCode = False,
     yes: Yes = False,
     json: Json = False,
 ) -> None:
@@ -67,57 +67,38 @@ def setup(
     says "nothing to do". Checks that billing is enabled and that you may act as the service
     account (deploy needs it). Without `-y` it asks on a terminal and refuses elsewhere.
     """
+    options = flow.Options(dry_run=dry_run, exit_code=exit_code, yes=yes, json=json)
     emails = None
     if alert_email:
-        from govctl.cli.alerts import _EMAIL
-
         if json:
             raise UsageError(
                 "--json and --alert-email exclude each other (each would print its own plan)",
                 fix="run `govctl setup --json`, then `govctl alerts set --email ADDRESS --json`",
             )
-        for value in alert_email:
-            if not _EMAIL.fullmatch(value.strip()):
-                raise UsageError(
-                    f"invalid --alert-email {value!r}: expected an e-mail address such as "
-                    "ops@example.org"
-                )
-        emails = tuple(dict.fromkeys(v.strip() for v in alert_email))
+        emails = validate.emails(alert_email, "--alert-email")
     cfg = settings(project, region)
     cfg.require_project()
 
     from govctl.services import setup as service
 
-    with render.progress("reading the current state"):
-        plan = service.plan(cfg, with_index=with_index)
-    if json:
-        render.json_out(plan.to_dict())
-    else:
-        render.plan(plan.to_dict())
-    if plan.problems:
-        raise GovctlError(
-            "cannot set up: " + "; ".join(p.what for p in plan.problems),
-            fix="; ".join(dict.fromkeys(p.fix for p in plan.problems)),
-        )
-    if not plan.has_changes:
-        render.info("nothing to do")
-    elif dry_run:
-        render.info("dry run: nothing written")
-    else:
-        confirm(yes, "Apply?", alternative="--dry-run to only see the plan")
-        with render.progress("applying"):
-            applied = service.apply(plan)
-        for line in applied.done:
-            render.info(line)
-        for line in applied.warnings:
-            render.warn(line)
+    step = flow.Step(
+        "set up", lambda: service.plan(cfg, with_index=with_index), service.apply,
+        unchanged="nothing to do",
+    )  # fmt: skip
+    plan, outcome = flow.run(step, options)
+    outcomes = [outcome]
     if emails:
-        from govctl.cli.alerts import apply_alerts
+        from govctl.services import alerts
 
         render.info("")
-        apply_alerts(cfg, emails, None, dry_run=dry_run, yes=yes)
+        alerts_step = flow.Step(
+            "set alerts", lambda: alerts.plan(cfg, emails, None), alerts.apply,
+            reading="reading the current alerts",
+        )  # fmt: skip
+        outcomes.append(flow.run(alerts_step, options)[1])
     elif not json:
         _alerts_note(cfg)
+    flow.finish(outcomes, options)
     if dry_run:
         return
     if plan.deferred and plan.has_changes:

@@ -3,92 +3,108 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
 
 import typer
 
 from govctl import render, validate
 from govctl.cli.options import Json, Project, Region, settings
 
+if TYPE_CHECKING:
+    from govctl.services.status import DigestStats, JobSpec, Part, Schedule, Status
+
 app = typer.Typer(add_completion=False, rich_markup_mode="markdown")
 
 
 def _short_image(image: str) -> str:
     path, _, digest = image.partition("@")
-    name = path.rsplit("/", 1)[-1]
-    return f"…/{name}@{digest[:19]}" if digest else f"…/{path.rsplit('/', 1)[-1]}"
+    return f"…/{PurePosixPath(path).name}" + (f"@{digest[:19]}" if digest else "")
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000  # type: ignore[assignment]
-    return f"{n} B"
+        n /= 1000
+    return f"{n:.1f} GB"
 
 
-def _lines(st: Any, now: datetime) -> list[tuple[str, str]]:
-    when = render.when
-    rows: list[tuple[str, str]] = []
-    if st.job.error:
-        rows.append(("Job", f"unreadable: {st.job.error}"))
-    elif st.job.value is None:
-        rows.append(("Job", f"{st.job_name} is not deployed — next: govctl deploy"))
-    else:
-        job = st.job.value
-        commit = job.labels.get("commit-sha", "")
-        image = _short_image(job.image) + (f" (commit {commit[:7]})" if commit else "")
-        if job.update_time:
-            image += f", deployed {when(job.update_time)}"
-        rows.append(("Job", image))
-        memory = job.memory_mib
-        if isinstance(memory, int):
-            memory = validate.format_memory(memory)
-        timeout = validate.format_duration(job.task_timeout)
-        rows.append(("", f"{job.cpu} vCPU · {memory} · {job.tasks} task(s) · timeout "
-                     f"{timeout} · retries {job.max_retries}"))  # fmt: skip
-    if st.schedule.error:
-        rows.append(("Schedule", f"unreadable: {st.schedule.error}"))
-    elif st.schedule.value[0] is None:
-        rows.append(("Schedule", "none — `govctl deploy` creates it"))
-    else:
-        spec, words, upcoming = st.schedule.value
-        rows.append(("Schedule", f"{spec.cron} — {words} ({spec.time_zone}) · {spec.state}"))
-        last = "no attempt yet"
-        if spec.last_attempt_time:
-            status = spec.status_name or "OK"
-            last = f"last attempt {when(spec.last_attempt_time)} {status}"
-        nxt = f"next {when(upcoming)}" if upcoming and spec.state == "ENABLED" else "paused"
-        rows.append(("", f"{nxt} · {last}"))
-    if st.bucket.error:
-        rows.append(("Bucket", f"unreadable: {st.bucket.error}"))
-    elif st.bucket.value is None:
-        rows.append(("Bucket", "missing — create it with `govctl setup`"))
-    else:
-        b = st.bucket.value
-        rows.append(("Bucket", f"gs://{b.bucket} ({b.location}): {b.digests} digests, "
-                     f"{_size(b.bytes)}"))  # fmt: skip
-        if b.newest:
-            rows.append(("", f"processedAt {when(b.oldest)} … {when(b.newest)}"))
-    if st.failing.error:
-        rows.append(("Failing", f"unreadable: {st.failing.error}"))
-    elif st.failing.value:
-        items = st.failing.value
-        shown = ", ".join(f"{f['repo']} ({f.get('reason', '?')} since "
-                          f"{f.get('first_failed', '?')[:10]})" for f in items[:3])  # fmt: skip
-        more = f" and {len(items) - 3} more" if len(items) > 3 else ""
-        count = "1 repository keeps" if len(items) == 1 else f"{len(items)} repositories keep"
-        rows.append(("Failing", f"{count} failing: {shown}{more}"))
-    if st.cost.error:
-        rows.append(("Cost", f"unavailable: {st.cost.error}"))
-    else:
-        rows.append(("Cost", f"about ${st.cost.value:,.2f} a month — govctl cost for the "
-                     "breakdown"))  # fmt: skip
+Rows = list[tuple[str, str]]
+
+
+def _job(part: Part[JobSpec | None], name: str) -> Rows:
+    if part.error:
+        return [("Job", f"unreadable: {part.error}")]
+    job = part.value
+    if job is None:
+        return [("Job", f"{name} is not deployed — next: govctl deploy")]
+    commit = job.labels.get("commit-sha", "")
+    image = _short_image(job.image) + (f" (commit {commit[:7]})" if commit else "")
+    if job.update_time:
+        image += f", deployed {render.when(job.update_time)}"
+    memory = job.memory_mib  # as Cloud Run has it when govctl cannot read it as MiB
+    if isinstance(memory, int):
+        memory = validate.format_memory(memory)
+    timeout = validate.format_duration(job.task_timeout)
+    return [("Job", image), ("", f"{job.cpu} vCPU · {memory} · {job.tasks} task(s) · timeout "
+                             f"{timeout} · retries {job.max_retries}")]  # fmt: skip
+
+
+def _schedule(part: Part[Schedule]) -> Rows:
+    if part.error:
+        return [("Schedule", f"unreadable: {part.error}")]
+    if part.value is None or part.value.spec is None:
+        return [("Schedule", "none — `govctl deploy` creates it")]
+    spec, upcoming = part.value.spec, part.value.next
+    last = "no attempt yet"
+    if spec.last_attempt_time:
+        last = f"last attempt {render.when(spec.last_attempt_time)} {spec.status_name or 'OK'}"
+    nxt = f"next {render.when(upcoming)}" if upcoming and spec.state == "ENABLED" else "paused"
+    return [
+        ("Schedule", f"{spec.cron} — {part.value.description} ({spec.time_zone}) · {spec.state}"),
+        ("", f"{nxt} · {last}"),
+    ]
+
+
+def _bucket(part: Part[DigestStats | None]) -> Rows:
+    if part.error:
+        return [("Bucket", f"unreadable: {part.error}")]
+    b = part.value
+    if b is None:
+        return [("Bucket", "missing — create it with `govctl setup`")]
+    rows = [("Bucket", f"gs://{b.bucket} ({b.location}): {b.digests} digests, {_size(b.bytes)}")]
+    if b.newest:
+        rows.append(("", f"processedAt {render.when(b.oldest)} … {render.when(b.newest)}"))
     return rows
 
 
-def _run_rows(st: Any, now: datetime) -> list[list[Any]]:
-    rows = []
+def _failing(part: Part[list[dict[str, str]]]) -> Rows:
+    if part.error:
+        return [("Failing", f"unreadable: {part.error}")]
+    items = part.value or []
+    if not items:
+        return []
+    shown = ", ".join(f"{f['repo']} ({f.get('reason', '?')} since "
+                      f"{f.get('first_failed', '?')[:10]})" for f in items[:3])  # fmt: skip
+    more = f" and {len(items) - 3} more" if len(items) > 3 else ""
+    count = "1 repository keeps" if len(items) == 1 else f"{len(items)} repositories keep"
+    return [("Failing", f"{count} failing: {shown}{more}")]
+
+
+def _cost(part: Part[float]) -> Rows:
+    if part.error or part.value is None:
+        return [("Cost", f"unavailable: {part.error}")]
+    return [("Cost", f"about ${part.value:,.2f} a month — govctl cost for the breakdown")]
+
+
+def _lines(st: Status) -> Rows:
+    return (_job(st.job, st.job_name) + _schedule(st.schedule) + _bucket(st.bucket)
+            + _failing(st.failing) + _cost(st.cost))  # fmt: skip
+
+
+def _run_rows(st: Status, now: datetime) -> list[list[object]]:
+    rows: list[list[object]] = []
     for run in st.runs.value or []:
         ex, t = run.execution, run.totals
         duration = ex.duration_s(now)
@@ -101,12 +117,15 @@ def _run_rows(st: Any, now: datetime) -> list[list[Any]]:
     return rows
 
 
-def _json(st: Any) -> dict[str, Any]:
-    def part(p: Any, value: Any) -> Any:
+def _json(st: Status) -> dict[str, object]:
+    def part(p: Part[object], value: object) -> object:
         return {"error": p.error} if p.error else value
 
-    spec, words, upcoming = st.schedule.value if st.schedule.value else (None, "", None)
-    schedule = spec and {**render.plain(spec), "description": words, "next": upcoming}
+    sched = st.schedule.value
+    schedule = None
+    if sched is not None and sched.spec is not None:
+        schedule = {**render.plain(sched.spec), "description": sched.description,
+                    "next": sched.next}  # fmt: skip
     runs = [{**render.plain(r.execution), "reports": r.totals} for r in st.runs.value or []]
     return {
         "project": st.project,
@@ -118,6 +137,26 @@ def _json(st: Any) -> dict[str, Any]:
         "persistent_failures": part(st.failing, st.failing.value),
         "cost_per_month_usd": part(st.cost, st.cost.value),
     }
+
+
+def _show(st: Status, now: datetime) -> None:
+    render.out(f"{st.job_name} · {st.project} · {st.region}")
+    render.out()
+    lines = _lines(st)
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        render.out(f"{key:<{width}}  {value}")
+    render.out()
+    if st.runs.error:
+        render.out(f"Executions unreadable: {st.runs.error}")
+    elif not st.runs.value:
+        render.out("No executions yet — next: govctl run --limit 10")
+    else:
+        render.table(
+            ["execution", "status", "started", "duration", "tasks ok", "processed",
+             "unchanged", "failed"],
+            _run_rows(st, now), title=None,
+        )  # fmt: skip
 
 
 @app.command()
@@ -133,22 +172,4 @@ def status(project: Project = None, region: Region = None, json: Json = False) -
     now = datetime.now(UTC)
     with render.progress("reading the job, schedule, executions, bucket and prices"):
         st = service.gather(cfg, now)
-    if json:
-        render.json_out(_json(st))
-        return
-    render.out(f"{st.job_name} · {st.project} · {st.region}")
-    render.out()
-    width = max(len(k) for k, _ in _lines(st, now))
-    for key, value in _lines(st, now):
-        render.out(f"{key:<{width}}  {value}")
-    render.out()
-    if st.runs.error:
-        render.out(f"Executions unreadable: {st.runs.error}")
-    elif not st.runs.value:
-        render.out("No executions yet — next: govctl run --limit 10")
-    else:
-        render.table(
-            ["execution", "status", "started", "duration", "tasks ok", "processed",
-             "unchanged", "failed"],
-            _run_rows(st, now), title=None,
-        )  # fmt: skip
+    render.display(st, as_json=json, human=lambda st: _show(st, now), to_json=_json)

@@ -12,7 +12,7 @@ from datetime import datetime
 from urllib.parse import quote
 
 from govctl.errors import NotFound, UsageError
-from govctl.gcp import clients
+from govctl.gcp import clients, operations
 from govctl.gcp.errors import translate
 
 _HOST_RE = re.compile(r"(?P<location>[a-z]+(?:-[a-z0-9]+)+)-docker\.pkg\.dev")
@@ -135,13 +135,14 @@ def create_repository(
                 labels={"managed-by": "govctl"},
             ),
         )
-        return _repository(op.result(timeout=300))
+        return _repository(operations.result(op))
 
 
 def resolve_digest(ref: ImageRef) -> str:
     """The ``sha256:…`` digest ``ref`` names (its tag, ``latest`` without one, or its digest
     when it exists). NotFound with the fix when the image, tag or repository is missing."""
     from google.api_core import exceptions as gexc
+    from google.cloud import artifactregistry_v1 as ar
 
     client = clients.artifact_registry()
     package = f"{ref.repository_name}/packages/{quote(ref.image, safe='')}"
@@ -161,7 +162,7 @@ def resolve_digest(ref: ImageRef) -> str:
             tag = client.get_tag(name=f"{package}/tags/{ref.tag or 'latest'}")
         except gexc.NotFound:
             raise missing from None
-    digest = tag.version.rsplit("/versions/", 1)[-1]
+    digest = ar.ArtifactRegistryClient.parse_version_path(tag.version).get("version", "")
     if not _DIGEST_RE.fullmatch(digest):
         raise missing
     return digest

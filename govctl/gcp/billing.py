@@ -20,7 +20,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from govctl.errors import GovctlError
+from govctl.errors import CloudError, GovctlError
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
 
@@ -180,16 +180,6 @@ def catalog(region: str) -> Prices:
     return Prices(region, cpu, memory, storage, scheduler, registry_price())
 
 
-def _unreachable(err: BaseException) -> bool:
-    """Whether a translated error means no credentials or no answer (not a refusal)."""
-    from google.api_core import exceptions as gex
-    from google.auth import exceptions as auth_ex
-
-    cause = err.__cause__ or err.__context__
-    return isinstance(cause, gex.ServiceUnavailable | gex.DeadlineExceeded | gex.RetryError
-                      | gex.Unauthenticated | auth_ex.GoogleAuthError)  # fmt: skip
-
-
 def prices(region: str) -> Prices:
     """Catalog prices, else the bundled table with the reason in ``offline``."""
     try:
@@ -202,4 +192,6 @@ def prices(region: str) -> Prices:
                 f"no price for {region}: the catalog failed ({err}) and the bundled table has none",
                 fix=missing.fix,
             ) from None
-        return replace(table_prices, reachable=not _unreachable(err))
+        return replace(
+            table_prices, reachable=not (isinstance(err, CloudError) and err.unreachable)
+        )

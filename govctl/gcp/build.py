@@ -12,10 +12,14 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from govctl.errors import CloudError, GovctlError
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
+
+if TYPE_CHECKING:
+    from google.cloud.devtools import cloudbuild_v1
 
 BUILD_FIX = "grant yourself roles/cloudbuild.builds.editor on the project"
 STORAGE_FIX = "grant yourself roles/storage.admin on the project"
@@ -86,6 +90,55 @@ def upload_source(project: str, data: bytes, sha256: str) -> StagedSource:
     return StagedSource(name, blob.name, int(blob.generation or 0))
 
 
+def _request(
+    source: StagedSource, image: str, tags: list[str], dockerfile: str, timeout_seconds: int
+) -> cloudbuild_v1.Build:
+    """The Build: one docker build step, tagged with every tag, pushed by Cloud Build."""
+    from google.cloud.devtools import cloudbuild_v1 as cb
+
+    tagged = [f"{image}:{tag}" for tag in tags]
+    args = ["build"]
+    for name in tagged:
+        args += ["-t", name]
+    args += ["-f", dockerfile, "."]
+    return cb.Build(
+        source=cb.Source(
+            storage_source=cb.StorageSource(
+                bucket=source.bucket, object_=source.object, generation=source.generation
+            )
+        ),
+        steps=[cb.BuildStep(name="gcr.io/cloud-builders/docker", args=args)],
+        images=tagged,
+        timeout={"seconds": timeout_seconds},
+        tags=["govctl"],
+    )
+
+
+def _ended(status: int) -> bool:
+    from google.cloud.devtools import cloudbuild_v1 as cb
+
+    s = cb.Build.Status
+    return status in {s.SUCCESS, s.FAILURE, s.INTERNAL_ERROR, s.TIMEOUT, s.CANCELLED, s.EXPIRED}
+
+
+class _Log:
+    """The build's log lines as they come: kept, and each passed on once."""
+
+    def __init__(self, project: str, build_id: str, on_log: Callable[[str], None] | None):
+        self.reader = _LogReader(project, build_id)
+        self.on_log = on_log
+        self.lines: list[str] = []
+
+    def drain(self) -> int:
+        """Read what is new; how many lines that was."""
+        new = self.reader.new_lines()
+        self.lines += new
+        if self.on_log is not None:
+            for line in new:
+                self.on_log(line)
+        return len(new)
+
+
 def submit_build(
     project: str,
     source: StagedSource,
@@ -101,59 +154,27 @@ def submit_build(
     ``source``; stream the log to ``on_log``; return the digest. BuildFailed on failure."""
     from google.cloud.devtools import cloudbuild_v1 as cb
 
-    tagged = [f"{image}:{tag}" for tag in tags]
-    args = ["build"]
-    for name in tagged:
-        args += ["-t", name]
-    args += ["-f", dockerfile, "."]
-    build = cb.Build(
-        source=cb.Source(
-            storage_source=cb.StorageSource(
-                bucket=source.bucket, object_=source.object, generation=source.generation
-            )
-        ),
-        steps=[cb.BuildStep(name="gcr.io/cloud-builders/docker", args=args)],
-        images=tagged,
-        timeout={"seconds": timeout_seconds},
-        tags=["govctl"],
-    )
     client = clients.cloud_build()
     with translate(f"starting a Cloud Build in project {project}", denied=BUILD_FIX):
-        op = client.create_build(project_id=project, build=build)
+        op = client.create_build(
+            project_id=project, build=_request(source, image, tags, dockerfile, timeout_seconds)
+        )
         build_id = op.metadata.build.id
     if poll_seconds is None:
         poll_seconds = EMULATOR_POLL_SECONDS if clients.emulator_host() else POLL_SECONDS
-    log = _LogReader(project, build_id)
-    lines: list[str] = []
-
-    def drain() -> None:
-        for line in log.new_lines():
-            lines.append(line)
-            if on_log is not None:
-                on_log(line)
-
-    done = {
-        cb.Build.Status.SUCCESS,
-        cb.Build.Status.FAILURE,
-        cb.Build.Status.INTERNAL_ERROR,
-        cb.Build.Status.TIMEOUT,
-        cb.Build.Status.CANCELLED,
-        cb.Build.Status.EXPIRED,
-    }
+    log = _Log(project, build_id, on_log)
     while True:
         with translate(f"reading Cloud Build {build_id}", denied=BUILD_FIX):
             current = client.get_build(project_id=project, id=build_id)
-        drain()
-        if current.status in done:
+        log.drain()
+        if _ended(current.status):
             break
         time.sleep(poll_seconds)
     # The last lines can reach Cloud Logging a little after the build ends: read until a
     # read after a pause brings nothing new (at most three more reads).
     for _ in range(3):
         time.sleep(poll_seconds)
-        before = len(lines)
-        drain()
-        if len(lines) == before:
+        if not log.drain():
             break
     status = cb.Build.Status(current.status).name
     if current.status != cb.Build.Status.SUCCESS:
@@ -161,12 +182,12 @@ def submit_build(
         raise BuildFailed(
             f"Cloud Build {build_id} ended {status}: {reason}",
             fix=f"see the whole log: {current.log_url}",
-            log_tail=lines[-LOG_TAIL_LINES:],
+            log_tail=log.lines[-LOG_TAIL_LINES:],
         )
     images = {i.name: i.digest for i in current.results.images}
     if not images:
         raise CloudError(f"Cloud Build {build_id} succeeded but reports no image pushed")
-    return BuildResult(build_id, status, images, current.log_url, lines)
+    return BuildResult(build_id, status, images, current.log_url, log.lines)
 
 
 class _LogReader:

@@ -1,9 +1,15 @@
-"""Every Google client govctl uses is built here.
+"""Every Google client govctl uses is built here, by one :class:`Factory`.
 
-With ``GOVCTL_EMULATOR_HOST=127.0.0.1:P`` each gRPC client gets an insecure channel to the
-loopback cloud (an ``api_endpoint`` alone would open TLS and fail) and anonymous
-credentials; otherwise the libraries' defaults apply (Application Default Credentials).
-Storage follows ``STORAGE_EMULATOR_HOST``, which the storage library honours itself.
+The factory is given where the APIs are (:class:`govctl.config.CloudTarget`, resolved with the
+other settings: ``config show`` prints it): a command's settings choose it through
+:func:`use`; code that runs without them (tests, scripts) gets the target the environment and
+govctl.toml name, resolved the same way. With an emulator target each gRPC client gets an
+insecure channel to the loopback cloud (an ``api_endpoint`` alone would open TLS and fail)
+and anonymous credentials; otherwise the libraries' defaults apply (Application Default
+Credentials). Storage is pointed at fake-gcs-server the same way.
+
+This is the one place where a client is made, so a default deadline or a per-process client
+cache belongs in :meth:`Factory.grpc` / :meth:`Factory.storage`.
 
 Google libraries are imported inside the functions: importing them costs ~0.4 s, and
 ``govctl --help`` must not pay it.
@@ -11,8 +17,10 @@ Google libraries are imported inside the functions: importing them costs ~0.4 s,
 
 from __future__ import annotations
 
-import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from govctl.config import CloudTarget, cloud_target
 
 if TYPE_CHECKING:
     from google.cloud import (
@@ -31,45 +39,81 @@ if TYPE_CHECKING:
     from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
     from google.cloud.storage import Client as StorageClient
 
-EMULATOR_ENV = "GOVCTL_EMULATOR_HOST"
+C = TypeVar("C")
+# Digests and run reports can be large; gRPC's default 4 MiB receive limit is not enough.
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+class Factory:
+    """Builds clients for one target: Google (the libraries' defaults), or the emulator."""
+
+    def __init__(self, target: CloudTarget) -> None:
+        self.target = target
+
+    def grpc(self, client_cls: Callable[..., C], transport_cls: Callable[..., Any]) -> C:
+        if self.target.emulator is None:
+            return client_cls()
+        import grpc
+
+        channel = grpc.insecure_channel(
+            self.target.emulator, options=[("grpc.max_receive_message_length", MAX_MESSAGE)]
+        )
+        return client_cls(transport=transport_cls(channel=channel))
+
+    def storage(self, project: str | None) -> StorageClient:
+        from google.cloud.storage import Client
+
+        url = self.target.storage_emulator
+        if url is None:
+            return Client(project=project)
+        # fake-gcs-server takes no credentials: the library sends none to a custom endpoint
+        # when told not to authenticate there.
+        return Client(
+            project=project or "emulator",
+            client_options={"api_endpoint": url},
+            use_auth_w_custom_endpoint=False,
+        )
+
+
+_chosen: CloudTarget | None = None
+
+
+def use(target: CloudTarget | None) -> CloudTarget | None:
+    """Make ``target`` the one every client is built for (None: resolve it from the
+    environment again); returns the previous choice, to restore it."""
+    global _chosen
+    previous, _chosen = _chosen, target
+    return previous
+
+
+def factory() -> Factory:
+    return Factory(_chosen if _chosen is not None else cloud_target())
 
 
 def emulator_host() -> str | None:
-    return os.environ.get(EMULATOR_ENV) or None
-
-
-def _build(client_cls: Any, transport_cls: Any) -> Any:
-    host = emulator_host()
-    if host is None:
-        return client_cls()
-    import grpc
-
-    channel = grpc.insecure_channel(
-        host,
-        options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
-    )
-    return client_cls(transport=transport_cls(channel=channel))
+    """HOST:PORT of the loopback cloud the clients talk to, or None for Google."""
+    return factory().target.emulator
 
 
 def jobs() -> run_v2.JobsClient:
     from google.cloud import run_v2
     from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
 
-    return _build(run_v2.JobsClient, JobsGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(run_v2.JobsClient, JobsGrpcTransport)
 
 
 def executions() -> run_v2.ExecutionsClient:
     from google.cloud import run_v2
     from google.cloud.run_v2.services.executions.transports import ExecutionsGrpcTransport
 
-    return _build(run_v2.ExecutionsClient, ExecutionsGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(run_v2.ExecutionsClient, ExecutionsGrpcTransport)
 
 
 def tasks() -> run_v2.TasksClient:
     from google.cloud import run_v2
     from google.cloud.run_v2.services.tasks.transports import TasksGrpcTransport
 
-    return _build(run_v2.TasksClient, TasksGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(run_v2.TasksClient, TasksGrpcTransport)
 
 
 def scheduler() -> scheduler_v1.CloudSchedulerClient:
@@ -78,7 +122,7 @@ def scheduler() -> scheduler_v1.CloudSchedulerClient:
         CloudSchedulerGrpcTransport,
     )
 
-    return _build(scheduler_v1.CloudSchedulerClient, CloudSchedulerGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(scheduler_v1.CloudSchedulerClient, CloudSchedulerGrpcTransport)
 
 
 def logging() -> LoggingServiceV2Client:
@@ -87,35 +131,35 @@ def logging() -> LoggingServiceV2Client:
         LoggingServiceV2GrpcTransport,
     )
 
-    return _build(LoggingServiceV2Client, LoggingServiceV2GrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(LoggingServiceV2Client, LoggingServiceV2GrpcTransport)
 
 
 def catalog() -> billing_v1.CloudCatalogClient:
     from google.cloud import billing_v1
     from google.cloud.billing_v1.services.cloud_catalog.transports import CloudCatalogGrpcTransport
 
-    return _build(billing_v1.CloudCatalogClient, CloudCatalogGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(billing_v1.CloudCatalogClient, CloudCatalogGrpcTransport)
 
 
 def billing() -> billing_v1.CloudBillingClient:
     from google.cloud import billing_v1
     from google.cloud.billing_v1.services.cloud_billing.transports import CloudBillingGrpcTransport
 
-    return _build(billing_v1.CloudBillingClient, CloudBillingGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(billing_v1.CloudBillingClient, CloudBillingGrpcTransport)
 
 
 def projects() -> resourcemanager_v3.ProjectsClient:
     from google.cloud import resourcemanager_v3
     from google.cloud.resourcemanager_v3.services.projects.transports import ProjectsGrpcTransport
 
-    return _build(resourcemanager_v3.ProjectsClient, ProjectsGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(resourcemanager_v3.ProjectsClient, ProjectsGrpcTransport)
 
 
 def iam() -> iam_admin_v1.IAMClient:
     from google.cloud import iam_admin_v1
     from google.cloud.iam_admin_v1.services.iam.transports import IAMGrpcTransport
 
-    return _build(iam_admin_v1.IAMClient, IAMGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(iam_admin_v1.IAMClient, IAMGrpcTransport)
 
 
 def service_usage() -> service_usage_v1.ServiceUsageClient:
@@ -124,7 +168,7 @@ def service_usage() -> service_usage_v1.ServiceUsageClient:
         ServiceUsageGrpcTransport,
     )
 
-    return _build(service_usage_v1.ServiceUsageClient, ServiceUsageGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(service_usage_v1.ServiceUsageClient, ServiceUsageGrpcTransport)
 
 
 def artifact_registry() -> artifactregistry_v1.ArtifactRegistryClient:
@@ -133,7 +177,7 @@ def artifact_registry() -> artifactregistry_v1.ArtifactRegistryClient:
         ArtifactRegistryGrpcTransport,
     )
 
-    return _build(artifactregistry_v1.ArtifactRegistryClient, ArtifactRegistryGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(artifactregistry_v1.ArtifactRegistryClient, ArtifactRegistryGrpcTransport)
 
 
 def cloud_build() -> cloudbuild_v1.CloudBuildClient:
@@ -142,7 +186,7 @@ def cloud_build() -> cloudbuild_v1.CloudBuildClient:
         CloudBuildGrpcTransport,
     )
 
-    return _build(cloudbuild_v1.CloudBuildClient, CloudBuildGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(cloudbuild_v1.CloudBuildClient, CloudBuildGrpcTransport)
 
 
 def alert_policies() -> monitoring_v3.AlertPolicyServiceClient:
@@ -151,7 +195,7 @@ def alert_policies() -> monitoring_v3.AlertPolicyServiceClient:
         AlertPolicyServiceGrpcTransport,
     )
 
-    return _build(monitoring_v3.AlertPolicyServiceClient, AlertPolicyServiceGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(monitoring_v3.AlertPolicyServiceClient, AlertPolicyServiceGrpcTransport)
 
 
 def notification_channels() -> monitoring_v3.NotificationChannelServiceClient:
@@ -160,7 +204,7 @@ def notification_channels() -> monitoring_v3.NotificationChannelServiceClient:
         NotificationChannelServiceGrpcTransport,
     )
 
-    return _build(  # type: ignore[no-any-return]
+    return factory().grpc(
         monitoring_v3.NotificationChannelServiceClient, NotificationChannelServiceGrpcTransport
     )
 
@@ -171,7 +215,7 @@ def data_stores() -> discoveryengine_v1.DataStoreServiceClient:
         DataStoreServiceGrpcTransport,
     )
 
-    return _build(de.DataStoreServiceClient, DataStoreServiceGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(de.DataStoreServiceClient, DataStoreServiceGrpcTransport)
 
 
 def documents() -> discoveryengine_v1.DocumentServiceClient:
@@ -180,7 +224,7 @@ def documents() -> discoveryengine_v1.DocumentServiceClient:
         DocumentServiceGrpcTransport,
     )
 
-    return _build(de.DocumentServiceClient, DocumentServiceGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(de.DocumentServiceClient, DocumentServiceGrpcTransport)
 
 
 def search() -> discoveryengine_v1.SearchServiceClient:
@@ -189,7 +233,7 @@ def search() -> discoveryengine_v1.SearchServiceClient:
         SearchServiceGrpcTransport,
     )
 
-    return _build(de.SearchServiceClient, SearchServiceGrpcTransport)  # type: ignore[no-any-return]
+    return factory().grpc(de.SearchServiceClient, SearchServiceGrpcTransport)
 
 
 def secret_manager() -> secretmanager_v1.SecretManagerServiceClient:
@@ -198,16 +242,10 @@ def secret_manager() -> secretmanager_v1.SecretManagerServiceClient:
         SecretManagerServiceGrpcTransport,
     )
 
-    return _build(  # type: ignore[no-any-return]
+    return factory().grpc(
         secretmanager_v1.SecretManagerServiceClient, SecretManagerServiceGrpcTransport
     )
 
 
 def storage_client(project: str | None = None) -> StorageClient:
-    from google.cloud.storage import Client
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return Client(project=project or "emulator", credentials=AnonymousCredentials())
-    return Client(project=project)
+    return factory().storage(project)

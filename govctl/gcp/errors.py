@@ -45,27 +45,33 @@ def translate(
         raise CloudError(
             f"{what}: not authenticated ({_message(err)})",
             fix="run `gcloud auth application-default login`",
+            reason="UNAUTHENTICATED",
         ) from None
     except gex.FailedPrecondition as err:
-        raise CloudError(f"{what}: {_message(err)}") from None
+        raise CloudError(f"{what}: {_message(err)}", reason="FAILED_PRECONDITION") from None
     except gex.Aborted as err:
         raise CloudError(
             f"{what}: changed by someone else meanwhile ({_message(err)})",
             fix="rerun the command to see the new state",
+            reason="ABORTED",
         ) from None
     except (gex.ServiceUnavailable, gex.DeadlineExceeded, gex.RetryError) as err:
         raise CloudError(
             f"{what}: the API did not answer ({_message(err)})",
             fix="check your network, or `govctl emulator status` when GOVCTL_EMULATOR_HOST "
             "is set, and retry",
+            reason="UNAVAILABLE"
+            if isinstance(err, gex.ServiceUnavailable)
+            else "DEADLINE_EXCEEDED",
         ) from None
     except gex.GoogleAPICallError as err:
         code = getattr(err, "grpc_status_code", None)
         reason = code.name if code is not None else type(err).__name__
-        raise CloudError(f"{what}: {reason}: {_message(err)}") from None
+        raise CloudError(f"{what}: {reason}: {_message(err)}", reason=reason) from None
     except auth_ex.DefaultCredentialsError:
         raise CloudError(
             f"{what}: no Google credentials found",
             fix="run `gcloud auth application-default login` (or set GOVCTL_EMULATOR_HOST "
             "to use `govctl emulator`)",
+            reason="NO_CREDENTIALS",
         ) from None

@@ -14,6 +14,7 @@ from typing import Any
 
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
+from govctl.gcp.jobs import job_id
 
 OVERRIDES_DENIED = (
     "running with overrides (--limit, --arg, --env, --tasks, --task-timeout) needs "
@@ -101,6 +102,15 @@ class Overrides:
         )
 
 
+def execution_id(name: str) -> str:
+    """The execution's id in its resource name
+    ``projects/P/locations/R/jobs/J/executions/ID`` (the client library's parser; a name of
+    another form is returned as it is)."""
+    from google.cloud import run_v2
+
+    return run_v2.ExecutionsClient.parse_execution_path(name).get("execution", name)
+
+
 def _time(value: Any) -> datetime | None:
     # proto-plus gives DatetimeWithNanoseconds, or a zero epoch for an unset field.
     if value is None or not getattr(value, "year", 0) or value.timestamp() <= 0:
@@ -133,7 +143,7 @@ def to_execution(ex: Any) -> Execution:
     containers = ex.template.containers if "template" in ex else []
     container = containers[0] if containers else None
     return Execution(
-        name=ex.name.rsplit("/", 1)[-1],
+        name=execution_id(ex.name),
         full=ex.name,
         job=ex.job,
         status=status,
@@ -205,7 +215,7 @@ def run(job_path: str, overrides: Overrides | None = None) -> Execution:
             request.overrides.timeout = {"seconds": overrides.timeout_s}
     denied = OVERRIDES_DENIED if overrides else "grant roles/run.invoker on the job"
     with translate(
-        f"run job {job_path.rsplit('/', 1)[-1]}",
+        f"run job {job_id(job_path)}",
         not_found="deploy it first: govctl deploy",
         denied=denied,
     ):
@@ -217,9 +227,7 @@ def run(job_path: str, overrides: Overrides | None = None) -> Execution:
 
 def job_container(job_path: str) -> JobContainer:
     """The job's image, arguments and environment, as deployed."""
-    with translate(
-        f"get job {job_path.rsplit('/', 1)[-1]}", not_found="deploy it first: govctl deploy"
-    ):
+    with translate(f"get job {job_id(job_path)}", not_found="deploy it first: govctl deploy"):
         job = clients.jobs().get_job(name=job_path)
     containers = job.template.template.containers
     first = containers[0] if containers else None
@@ -251,7 +259,7 @@ PATIENCE_S = 60.0
 
 
 def get(full_name: str, *, patient: bool = False) -> Execution:
-    with translate(f"get execution {full_name.rsplit('/', 1)[-1]}"):
+    with translate(f"get execution {execution_id(full_name)}"):
         return to_execution(
             clients.executions().get_execution(name=full_name, retry=_patient(patient))
         )
@@ -263,7 +271,7 @@ def list_for_job(job_path: str, limit: int = 20) -> list[Execution]:
 
     result: list[Execution] = []
     with translate(
-        f"list executions of {job_path.rsplit('/', 1)[-1]}",
+        f"list executions of {job_id(job_path)}",
         not_found="deploy it first: govctl deploy",
     ):
         pager = clients.executions().list_executions(
@@ -280,7 +288,7 @@ def list_for_job(job_path: str, limit: int = 20) -> list[Execution]:
 def tasks(full_name: str, *, patient: bool = False) -> list[Task]:
     from google.cloud import run_v2
 
-    with translate(f"list tasks of {full_name.rsplit('/', 1)[-1]}"):
+    with translate(f"list tasks of {execution_id(full_name)}"):
         pager = clients.tasks().list_tasks(
             request=run_v2.ListTasksRequest(parent=full_name, page_size=500),
             retry=_patient(patient),
@@ -289,6 +297,6 @@ def tasks(full_name: str, *, patient: bool = False) -> list[Task]:
 
 
 def cancel(full_name: str) -> Execution:
-    with translate(f"cancel execution {full_name.rsplit('/', 1)[-1]}"):
+    with translate(f"cancel execution {execution_id(full_name)}"):
         operation = clients.executions().cancel_execution(name=full_name)
         return to_execution(operation.metadata)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from govctl.errors import NotFound
-from govctl.gcp import clients
+from govctl.gcp import clients, jobs
 from govctl.gcp.errors import translate
 
 # Under the emulator every call comes from this principal (docs/emulator/iam.md).
@@ -122,7 +122,7 @@ def project_policy(project: str) -> Policy:
 
 def job_policy(job_path: str) -> Policy:
     with translate(
-        f"read the IAM policy of job {job_path.rsplit('/', 1)[-1]}",
+        f"read the IAM policy of job {jobs.job_id(job_path)}",
         not_found="deploy it first: govctl deploy",
     ):
         return _policy(clients.jobs().get_iam_policy(request={"resource": job_path}))
@@ -138,7 +138,7 @@ def test_project(project: str, permissions: Iterable[str]) -> set[str]:
 
 
 def test_job(job_path: str, permissions: Iterable[str]) -> set[str]:
-    with translate(f"test permissions on job {job_path.rsplit('/', 1)[-1]}"):
+    with translate(f"test permissions on job {jobs.job_id(job_path)}"):
         answer = clients.jobs().test_iam_permissions(
             request={"resource": job_path, "permissions": list(permissions)}
         )

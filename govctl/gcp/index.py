@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from govctl.gcp import clients
+from govctl.gcp import clients, operations
 from govctl.gcp.errors import translate
 
 COLLECTION = "default_collection"
@@ -26,6 +26,13 @@ CREATE_FIX = "create it with `govctl index create`"
 def store_path(project: str, location: str, data_store: str) -> str:
     collection = f"projects/{project}/locations/{location}/collections/{COLLECTION}"
     return f"{collection}/dataStores/{data_store}"
+
+
+def store_id(path: str) -> str:
+    """The data store's id in its resource name (the client library's parser)."""
+    from google.cloud import discoveryengine_v1 as de
+
+    return de.DataStoreServiceClient.parse_data_store_path(path).get("data_store", path)
 
 
 def branch_path(store: str) -> str:
@@ -86,7 +93,7 @@ def get_data_store(path: str) -> DataStore | None:
     """The data store; None when it does not exist."""
     from google.api_core import exceptions as gexc
 
-    with translate(f"read data store {path.rsplit('/', 1)[-1]}"):
+    with translate(f"read data store {store_id(path)}"):
         try:
             return _data_store(clients.data_stores().get_data_store(name=path))
         except gexc.NotFound:
@@ -112,14 +119,14 @@ def create_data_store(path: str, display_name: str) -> DataStore:
         op = clients.data_stores().create_data_store(
             parent=parent, data_store=store, data_store_id=store_id
         )
-        return _data_store(op.result(timeout=300))
+        return _data_store(operations.result(op))
 
 
 def count_documents(path: str) -> int:
     """The documents in the data store's branch (ListDocuments, 1,000 a page)."""
     from google.cloud import discoveryengine_v1 as de
 
-    with translate(f"list the documents of {path.rsplit('/', 1)[-1]}", not_found=CREATE_FIX):
+    with translate(f"list the documents of {store_id(path)}", not_found=CREATE_FIX):
         pages = clients.documents().list_documents(
             request=de.ListDocumentsRequest(parent=branch_path(path), page_size=1000)
         )
@@ -154,7 +161,7 @@ def imports(path: str) -> list[ImportRun]:
     from google.longrunning import operations_pb2
 
     found: list[ImportRun] = []
-    with translate(f"list the imports of {path.rsplit('/', 1)[-1]}", not_found=CREATE_FIX):
+    with translate(f"list the imports of {store_id(path)}", not_found=CREATE_FIX):
         client = clients.documents()
         token = ""
         while True:
@@ -182,7 +189,7 @@ def start_import(path: str, bucket: str) -> ImportRun:
         reconciliation_mode=de.ImportDocumentsRequest.ReconciliationMode.INCREMENTAL,
     )
     with translate(
-        f"import gs://{bucket} into {path.rsplit('/', 1)[-1]}",
+        f"import gs://{bucket} into {store_id(path)}",
         not_found=CREATE_FIX,
         denied="importing needs roles/discoveryengine.editor (and, for a bucket in another "
         "project, roles/storage.objectViewer on it for the Discovery Engine service agent)",
@@ -194,7 +201,8 @@ def start_import(path: str, bucket: str) -> ImportRun:
 def get_import(name: str) -> ImportRun:
     from google.longrunning import operations_pb2
 
-    with translate(f"read import {name.rsplit('/', 1)[-1]}"):
+    # An operation's name has no parser in the client library: its id is the last segment.
+    with translate(f"read import {name.rpartition('/')[2]}"):
         op = clients.documents().get_operation(
             request=operations_pb2.GetOperationRequest(name=name)
         )
@@ -224,7 +232,7 @@ def search(path: str, query: str, limit: int) -> tuple[list[Hit], int]:
             snippet_spec=de.SearchRequest.ContentSearchSpec.SnippetSpec(return_snippet=True)
         ),
     )
-    with translate(f"search {path.rsplit('/', 1)[-1]}", not_found=CREATE_FIX):
+    with translate(f"search {store_id(path)}", not_found=CREATE_FIX):
         response = clients.search().search(request=request)
         page = next(iter(response.pages))
     hits = []

@@ -42,7 +42,7 @@ def project(project_id: str, timeout: float | None = None) -> ProjectFacts:
             )
     return ProjectFacts(
         project_id=p.project_id,
-        number=p.name.rsplit("/", 1)[-1],
+        number=resourcemanager_v3.ProjectsClient.parse_project_path(p.name)["project"],
         state=resourcemanager_v3.Project.State(p.state).name,
     )
 

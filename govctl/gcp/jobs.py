@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from govctl import validate
 from govctl.errors import CloudError, NotFound, UsageError
-from govctl.gcp import clients
+from govctl.gcp import clients, operations
 from govctl.gcp.errors import translate
 
 if TYPE_CHECKING:
@@ -24,6 +24,14 @@ MANAGED_LABELS = ("managed-by", "commit-sha")
 CONCURRENT_FIX = (
     "someone changed it since govctl read it; rerun `govctl deploy` to see the new plan"
 )
+
+
+def job_id(path: str) -> str:
+    """The job's id in its resource name ``projects/P/locations/R/jobs/ID`` (the client
+    library's own parser; a name of another form is returned as it is)."""
+    from google.cloud import run_v2
+
+    return run_v2.JobsClient.parse_job_path(path).get("job", path)
 
 
 @dataclass(frozen=True)
@@ -78,7 +86,7 @@ def _spec(job: run_v2.Job) -> JobSpec:
         image=container.image if container else "",
         cpu=_cpu(limits.get("cpu", "")),
         memory_mib=_memory(limits.get("memory", "")),
-        task_timeout=task.timeout if "timeout" in task else timedelta(0),  # type: ignore[arg-type]
+        task_timeout=task.timeout if "timeout" in task else timedelta(0),
         max_retries=task.max_retries,
         tasks=job.template.task_count,
         parallelism=job.template.parallelism,
@@ -88,7 +96,7 @@ def _spec(job: run_v2.Job) -> JobSpec:
         labels=dict(job.labels),
         secrets=_secret_refs(container.env) if container else {},
         etag=job.etag,
-        update_time=job.update_time,  # type: ignore[arg-type]
+        update_time=job.update_time,
     )
 
 
@@ -148,14 +156,11 @@ def _apply(job: run_v2.Job, spec: JobSpec) -> None:
 
 
 def _operation_result(operation: Any) -> run_v2.Job:
-    from google.api_core.future import polling
-
-    fast = polling.DEFAULT_POLLING.with_delay(initial=0.2, maximum=2.0, multiplier=1.5)
-    return operation.result(polling=fast, timeout=300)  # type: ignore[no-any-return]
+    job: run_v2.Job = operations.result(operation)
+    return job
 
 
 def create_job(parent: str, job_id: str, spec: JobSpec) -> JobSpec:
-    from google.api_core import exceptions as gex
     from google.cloud import run_v2
 
     job = run_v2.Job()
@@ -167,14 +172,15 @@ def create_job(parent: str, job_id: str, spec: JobSpec) -> JobSpec:
                 _operation_result(clients.jobs().create_job(parent=parent, job=job, job_id=job_id))
             )
     except CloudError as err:
-        if isinstance(err.__context__, gex.AlreadyExists):
-            raise CloudError(f"{what}: it was created meanwhile", fix=CONCURRENT_FIX) from None
+        if err.reason == "ALREADY_EXISTS":
+            raise CloudError(
+                f"{what}: it was created meanwhile", fix=CONCURRENT_FIX, reason=err.reason
+            ) from None
         raise
 
 
 def update_job(name: str, spec: JobSpec, etag: str) -> JobSpec:
     """Read-modify-write: refused when the job's etag is no longer ``etag``."""
-    from google.api_core import exceptions as gex
 
     client = clients.jobs()
     what = f"update Cloud Run job {name}"
@@ -188,9 +194,9 @@ def update_job(name: str, spec: JobSpec, etag: str) -> JobSpec:
         with translate(what):
             return _spec(_operation_result(client.update_job(job=job)))
     except CloudError as err:
-        if isinstance(err.__context__, gex.Aborted):
+        if err.reason == "ABORTED":
             raise CloudError(f"{what}: it changed since the plan was made",
-                             fix=CONCURRENT_FIX) from None  # fmt: skip
+                             fix=CONCURRENT_FIX, reason=err.reason) from None  # fmt: skip
         raise
 
 

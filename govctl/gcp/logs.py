@@ -3,19 +3,20 @@
 Reads go through the generated ``LoggingServiceV2Client`` (the hand-written
 ``google.cloud.logging.Client`` has no emulator setting and adds ``timestamp>=now-24h`` to
 every filter). ``entries.list`` has a small read quota (about 60 requests a minute per
-project): RESOURCE_EXHAUSTED is retried with backoff, and said, never a traceback.
+project): RESOURCE_EXHAUSTED is retried with backoff, and said as a warning on the
+``govctl.gcp.logs`` logger (the CLI shows govctl's warnings on stderr), never a traceback.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from govctl import render
 from govctl.errors import CloudError
 from govctl.gcp import clients
 from govctl.gcp.errors import translate
@@ -24,6 +25,8 @@ EXECUTION_LABEL = "run.googleapis.com/execution_name"
 TASK_LABEL = "run.googleapis.com/task_index"
 ATTEMPT_LABEL = "run.googleapis.com/task_attempt"
 MAX_PAGE = 1000  # ListLogEntries refuses a larger page_size
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def to_entry(entry: Any) -> LogEntry:
     elif kind == "text_payload":
         message = pb.text_payload
     elif kind == "proto_payload":
-        message = pb.proto_payload.type_url.rsplit("/", 1)[-1]
+        message = pb.proto_payload.TypeName()
     return LogEntry(
         timestamp=pb.timestamp.ToDatetime(tzinfo=UTC),
         severity=log_severity_pb2.LogSeverity.Name(pb.severity),
@@ -108,18 +111,17 @@ def to_entry(entry: Any) -> LogEntry:
     )
 
 
-def _quota_retry(on_retry: Callable[[str], None] | None) -> Any:
+def _quota_retry() -> Any:
     from google.api_core import exceptions as gex
     from google.api_core import retry
 
-    say = on_retry or render.warn
-
     def said(err: Exception) -> None:
         if isinstance(err, gex.ResourceExhausted):
-            say("Cloud Logging's read quota (about 60 reads a minute per project) is used up; "
-                "retrying with backoff")  # fmt: skip
+            log.warning("Cloud Logging's read quota (about 60 reads a minute per project) is "
+                        "used up; retrying with backoff")  # fmt: skip
         else:
-            say(f"Cloud Logging did not answer ({type(err).__name__}); retrying with backoff")
+            log.warning("Cloud Logging did not answer (%s); retrying with backoff",
+                        type(err).__name__)  # fmt: skip
 
     return retry.Retry(
         predicate=retry.if_exception_type(gex.ResourceExhausted, gex.ServiceUnavailable),
@@ -137,7 +139,6 @@ def list_entries(
     *,
     limit: int = 50,
     newest_first: bool = True,
-    on_retry: Callable[[str], None] | None = None,
 ) -> list[LogEntry]:
     """Up to ``limit`` matching entries, newest first (or oldest first)."""
     from google.cloud.logging_v2.types import ListLogEntriesRequest
@@ -150,7 +151,7 @@ def list_entries(
     )
     result: list[LogEntry] = []
     with translate("read logs", denied="reading logs needs roles/logging.viewer on the project"):
-        pager = clients.logging().list_log_entries(request=request, retry=_quota_retry(on_retry))
+        pager = clients.logging().list_log_entries(request=request, retry=_quota_retry())
         for entry in pager:
             result.append(to_entry(entry))
             if len(result) >= limit:

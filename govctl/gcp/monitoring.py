@@ -100,7 +100,7 @@ def _condition(msg: monitoring_v3.AlertPolicy.Condition) -> Condition:
 
 def _policy(msg: monitoring_v3.AlertPolicy) -> Policy:
     strategy = msg.alert_strategy.notification_rate_limit
-    mutated = msg.mutation_record.mutate_time if "mutation_record" in msg else None  # type: ignore[operator]
+    mutated = msg.mutation_record.mutate_time if "mutation_record" in msg else None
     return Policy(
         display_name=msg.display_name,
         conditions=tuple(_condition(c) for c in msg.conditions),
@@ -108,7 +108,7 @@ def _policy(msg: monitoring_v3.AlertPolicy) -> Policy:
         documentation=msg.documentation.content,
         user_labels=dict(msg.user_labels),
         enabled=_on(msg.enabled),
-        rate_limit=_seconds(strategy.period) if "period" in strategy else None,  # type: ignore[operator]
+        rate_limit=_seconds(strategy.period) if "period" in strategy else None,
         name=msg.name,
         updated=mutated,
     )

@@ -83,7 +83,7 @@ def _spec(job: scheduler_v1.Job) -> ScheduleSpec:
         http_method=scheduler_v1.HttpMethod(target.http_method).name if target.uri else "",
         service_account=token.service_account_email if auth else "",
         scope=target.oauth_token.scope if auth == "oauth" else "",
-        attempt_deadline=job.attempt_deadline,  # type: ignore[arg-type]
+        attempt_deadline=job.attempt_deadline,
         state=scheduler_v1.Job.State(job.state).name,
         user_update_time=_time(job.user_update_time),
         schedule_time=_time(job.schedule_time),
@@ -130,6 +130,13 @@ def get(name: str) -> ScheduleSpec | None:
         return None
 
 
+def schedule_id(path: str) -> str:
+    """The scheduler job's id in its resource name (the client library's parser)."""
+    from google.cloud import scheduler_v1
+
+    return scheduler_v1.CloudSchedulerClient.parse_job_path(path).get("job", path)
+
+
 def require(name: str) -> ScheduleSpec:
     spec = get(name)
     if spec is None:
@@ -138,15 +145,16 @@ def require(name: str) -> ScheduleSpec:
 
 
 def create(parent: str, name: str, spec: ScheduleSpec) -> ScheduleSpec:
-    from google.api_core import exceptions as gex
 
     what = f"create scheduler job {name}"
     try:
         with translate(what):
             return _spec(clients.scheduler().create_job(parent=parent, job=_job(name, spec)))
     except CloudError as err:
-        if isinstance(err.__context__, gex.AlreadyExists):
-            raise CloudError(f"{what}: it was created meanwhile", fix=CONCURRENT_FIX) from None
+        if err.reason == "ALREADY_EXISTS":
+            raise CloudError(
+                f"{what}: it was created meanwhile", fix=CONCURRENT_FIX, reason=err.reason
+            ) from None
         raise
 
 

@@ -41,7 +41,7 @@ def _version(pb: Any) -> Version:
 
     return Version(
         name=pb.name,
-        number=pb.name.rsplit("/", 1)[1],
+        number=sm.SecretManagerServiceClient.parse_secret_version_path(pb.name)["secret_version"],
         state=sm.SecretVersion.State(pb.state).name,
         create_time=pb.create_time if "create_time" in pb else None,
     )

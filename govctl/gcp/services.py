@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from govctl.gcp import clients
+from govctl.gcp import clients, operations
 from govctl.gcp.errors import translate
 
 # What a deployment uses (GCP-FACTS.md; containerregistry is shut down and not needed).
@@ -30,7 +30,8 @@ def enabled(project: str, names: Sequence[str] = NEEDED) -> dict[str, bool]:
                 names=[f"projects/{project}/services/{n}" for n in names],
             )
         )
-    state = {s.config.name or s.name.rsplit("/", 1)[-1]: s.state for s in answer.services}
+    parse = service_usage_v1.ServiceUsageClient.parse_service_path
+    state = {s.config.name or parse(s.name).get("service"): s.state for s in answer.services}
     on = service_usage_v1.State.ENABLED
     return {n: state.get(n) == on for n in names}
 
@@ -51,5 +52,5 @@ def enable(project: str, names: Iterable[str]) -> list[str]:
                 parent=f"projects/{project}", service_ids=wanted
             )
         )
-        op.result(timeout=300)
+        operations.result(op)
     return wanted

@@ -28,8 +28,18 @@ from govctl.config import Config
 from govctl.errors import UsageError
 from govctl.gcp import monitoring
 from govctl.gcp.monitoring import ABSENCE, LOG_MATCH, THRESHOLD, Channel, Condition, Policy
-from govctl.services import plan as plans
-from govctl.services.plan import CREATE, DELETE, UNCHANGED, UPDATE, Change, ResourcePlan
+from govctl.services.plan import (
+    CREATE,
+    DELETE,
+    UNCHANGED,
+    UPDATE,
+    Applied,
+    Change,
+    Plan,
+    ResourcePlan,
+    deleted,
+    shown,
+)
 
 MANAGED_BY = "govctl"
 PREFIX = "govreposcrape"
@@ -155,9 +165,8 @@ def desired_policies(
 
 
 @dataclass(frozen=True)
-class Plan:
-    project: str
-    region: str
+class AlertsPlan:
+    plan: Plan
     channels: tuple[ResourcePlan, ...]
     policies: tuple[ResourcePlan, ...]
     stale_after: timedelta
@@ -166,27 +175,16 @@ class Plan:
     desired_policies: dict[str, Policy] = field(default_factory=dict, repr=False)  # by kind
     current_channels: dict[str, Channel] = field(default_factory=dict, repr=False)  # by email
     current_policies: dict[str, Policy] = field(default_factory=dict, repr=False)  # by kind
-    warnings: tuple[str, ...] = ()
 
     @property
-    def resources(self) -> tuple[ResourcePlan, ...]:
-        return (*self.channels, *self.policies)
-
-    @property
-    def has_changes(self) -> bool:
-        return plans.has_changes(self.resources)
-
-    def to_dict(self) -> dict[str, Any]:
-        return plans.as_dict(
-            self.project, self.region, self.resources,
-            stale_after=validate.format_duration(self.stale_after), warnings=list(self.warnings),
-        )  # fmt: skip
+    def project(self) -> str:
+        return self.plan.project
 
 
-def _gist(doc: str | None) -> str | None:
+def _gist(doc: object) -> object:
     """The first line of a policy's documentation (the plan shows that much)."""
-    if doc is None:
-        return None
+    if not isinstance(doc, str):
+        return doc
     first = doc.splitlines()[0] if doc else ""
     return first + (" …" if doc != first else "")
 
@@ -224,7 +222,7 @@ def _channel_plans(
         action = CREATE if have is None else UPDATE if changes else UNCHANGED
         plans.append(ResourcePlan("channel", email, action, changes))
     for email in sorted(set(mine) - set(wanted)):
-        plans.append(ResourcePlan("channel", email, DELETE, ()))
+        plans.append(deleted("channel", email, {"display_name": mine[email].display_name}))
     return tuple(plans)
 
 
@@ -246,12 +244,11 @@ def _policy_plans(
             for c in changes
         )
         action = CREATE if have is None else UPDATE if changes else UNCHANGED
-        seen = have.updated if have else None
-        plans.append(ResourcePlan("policy", want.display_name, action, changes, seen))
+        plans.append(ResourcePlan("policy", want.display_name, action, changes))
     return tuple(plans)
 
 
-def plan(cfg: Config, emails: tuple[str, ...] | None, stale_after: timedelta | None) -> Plan:
+def plan(cfg: Config, emails: tuple[str, ...] | None, stale_after: timedelta | None) -> AlertsPlan:
     """The changes that make the alerts match; reads only.
 
     ``emails`` None keeps the addresses govctl's channels have; ``stale_after`` None keeps the
@@ -289,29 +286,31 @@ def plan(cfg: Config, emails: tuple[str, ...] | None, stale_after: timedelta | N
             stale_after = old
 
     desired = desired_policies(cfg, stale_after, tuple(sorted(wanted)))
-    return Plan(
-        project=project,
-        region=cfg.region,
-        channels=_channel_plans(wanted, mine),
-        policies=_policy_plans(desired, current, by_name),
+    channel_plans = _channel_plans(wanted, mine)
+    policy_plans = _policy_plans(desired, current, by_name)
+    shared = Plan(
+        project,
+        cfg.region,
+        (*channel_plans, *policy_plans),
+        warnings=tuple(warnings),
+        details={"stale_after": validate.format_duration(stale_after)},
+    )
+    return AlertsPlan(
+        plan=shared,
+        channels=channel_plans,
+        policies=policy_plans,
         stale_after=stale_after,
         desired_channels=wanted,
         desired_policies=desired,
         current_channels=mine,
         current_policies=current,
-        warnings=tuple(warnings),
     )
 
 
 # Apply ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Applied:
-    done: tuple[str, ...]
-
-
-def apply(p: Plan) -> Applied:
+def apply(p: AlertsPlan) -> Applied:
     """Make the changes of ``p``: channels first (policies name them), removed channels last."""
     done: list[str] = []
     names = {e: c.name for e, c in p.current_channels.items()}
@@ -329,8 +328,8 @@ def apply(p: Plan) -> Applied:
             monitoring.create_policy(p.project, spec)
             done.append(f"created alert policy {desired.display_name!r}")
         elif res.action == UPDATE:
-            have = p.current_policies[kind]
-            monitoring.update_policy(replace(spec, name=have.name), res.etag)
+            have = p.current_policies[kind]  # as the plan saw it: a change since is refused
+            monitoring.update_policy(replace(spec, name=have.name), have.updated)
             done.append(f"updated alert policy {desired.display_name!r}")
     for res in p.channels:
         if res.action == DELETE:
@@ -372,7 +371,7 @@ class View:
                             "display_name": c.display_name,
                             "kind": c.kind,
                             "filter": c.filter,
-                            "duration": plans.shown(c.duration),
+                            "duration": shown(c.duration),
                         }
                         for c in p.conditions
                     ],

@@ -22,7 +22,8 @@ from datetime import date, datetime, timedelta, tzinfo
 from govctl import validate
 from govctl.config import Config
 from govctl.errors import GovctlError, NotFound
-from govctl.gcp.billing import Price, Prices
+from govctl.gcp.billing import Price as Price
+from govctl.gcp.billing import Prices as Prices
 
 DAYS_PER_MONTH = 30
 MIN_BILLED_S = 60.0
@@ -307,9 +308,7 @@ def gather(cfg: Config, request: Request, now: datetime, warn: list[str]) -> Est
     from concurrent.futures import ThreadPoolExecutor
 
     prices = load_prices(cfg, request.price_cpu, request.price_mem)
-    if prices.offline:
-        warn.append(f"prices from govctl's bundled table of {_table_date()}, not the live "
-                    f"catalog ({prices.offline})")  # fmt: skip
+    warn += [w for w in [offline_warning(prices)] if w]
     with ThreadPoolExecutor(max_workers=3) as pool:
         run_time = pool.submit(_run_time, cfg, request, prices)
         bucket = pool.submit(_bucket, cfg, prices)
@@ -421,10 +420,14 @@ def past(cfg: Config, days: int, request: Request, now: datetime) -> History:
                    days=days, today=today, zone=local.tzinfo)  # fmt: skip
 
 
-def _table_date() -> str:
+def offline_warning(prices: Prices) -> str | None:
+    """What to say when the prices are the bundled table's, not the live catalog's."""
+    if not prices.offline:
+        return None
     from govctl.gcp import billing
 
-    return str(billing.table()["date"])
+    return (f"prices from govctl's bundled table of {billing.table()['date']}, not the live "
+            f"catalog ({prices.offline})")  # fmt: skip
 
 
 def _size(n: float) -> str:

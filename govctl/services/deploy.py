@@ -10,24 +10,26 @@ an error, never overwritten.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from govctl import validate
 from govctl.config import Config
-from govctl.errors import GovctlError
 from govctl.gcp import artifacts, buckets, iam, jobs, scheduler
+from govctl.gcp.artifacts import ImageRef
 from govctl.gcp.jobs import JobSpec
 from govctl.gcp.scheduler import ScheduleSpec
+from govctl.services import image as images
 from govctl.services.plan import (
     CREATE,
     UNCHANGED,
     UPDATE,
+    Applied,
     Change,
+    Plan,
     Problem,
     ResourcePlan,
-    as_dict,
 )
 from govctl.services.plan import resource as _resource
 
@@ -40,39 +42,73 @@ MANAGED_BY = "govctl"
 
 
 @dataclass(frozen=True)
-class Plan:
-    project: str
-    region: str
-    image: str
+class ImageChoice:
+    """The image a deploy pins the job to."""
+
+    ref: str  # what the plan shows: PATH@sha256:… , or PATH:TAG while still to be built
     commit: str | None
+    build: images.BuildMode | None = None  # how to build it before applying; None: it exists
+
+
+@dataclass(frozen=True)
+class DeployPlan:
+    """The four resources of a deploy, in the order apply makes them, and what apply writes."""
+
+    plan: Plan
+    image: ImageChoice
     repository: ResourcePlan
     job: ResourcePlan
     iam: ResourcePlan
     schedule: ResourcePlan
-    problems: tuple[Problem, ...] = ()
-    notes: tuple[str, ...] = ()
-    # the desired state, for apply
-    desired_job: JobSpec | None = field(default=None, repr=False)
-    desired_schedule: ScheduleSpec | None = field(default=None, repr=False)
-    job_path: str = ""
-    schedule_path: str = ""
-    member: str = ""
+    target: ImageRef  # the repository the image lives in
+    desired_job: JobSpec
+    desired_schedule: ScheduleSpec
+    parent: str  # projects/P/locations/R
+    job_path: str
+    schedule_path: str
+    member: str
+    # What apply must find unchanged: read-modify-write refuses a change made since the plan.
+    job_etag: str  # "" when the job does not exist
+    policy_etag: bytes | None  # the job's IAM policy; None when the job does not exist
+    schedule_seen: datetime | None  # the scheduler job's user_update_time
 
-    @property
-    def resources(self) -> tuple[ResourcePlan, ...]:
-        return (self.repository, self.job, self.iam, self.schedule)
 
-    def count(self, action: str) -> int:
-        return sum(r.action == action for r in self.resources)
+# The image ----------------------------------------------------------------------------------
 
-    @property
-    def has_changes(self) -> bool:
-        return any(r.action != UNCHANGED for r in self.resources)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The plan as JSON-ready data (stable snake_case keys)."""
-        return as_dict(self.project, self.region, self.resources, self.problems,
-                       self.notes or None, image=self.image, commit=self.commit)  # fmt: skip
+def choose_image(
+    cfg: Config, image: str | None, build: images.BuildMode | None, allow_dirty: bool
+) -> ImageChoice:
+    """The image to deploy: ``image`` (already checked) resolved to its digest, or the bundled
+    job's image.
+
+    A build is looked up by its tag (the commit, or the package version) first: an image
+    already built from this source is reused, so an unchanged redeploy stays unchanged.
+    Reads only; a build that is needed happens after the plan is confirmed (:func:`build`).
+    """
+    if image is not None:
+        return ImageChoice(images.resolve_image(image), None)
+    target = artifacts.parse_image(cfg.job.image)
+    _, info = images.source_bundle(allow_dirty=allow_dirty)
+    found = images.find_image(
+        target.project, target.location, info.tag, repository=target.repository,
+        image=target.image,
+    )  # fmt: skip
+    if found is not None:
+        return ImageChoice(found, info.commit)
+    return ImageChoice(f"{target.path}:{info.tag}", info.commit, build or "cloud")
+
+
+def build(
+    cfg: Config, choice: ImageChoice, allow_dirty: bool, on_log: Callable[[str], None]
+) -> ImageChoice:
+    """Build the image ``choice`` says is missing; the choice pinned to its digest."""
+    target = artifacts.parse_image(cfg.job.image)
+    built = images.build_image(
+        target.project, target.location, repository=target.repository, image=target.image,
+        mode=choice.build or "cloud", allow_dirty=allow_dirty, on_log=on_log,
+    )  # fmt: skip
+    return ImageChoice(built.uri, built.commit)
 
 
 # Desired state ---------------------------------------------------------------------------
@@ -139,7 +175,7 @@ _SCHEDULE_FIELDS = (
 )
 
 
-def _memory(value: Any) -> Any:
+def _memory(value: object) -> object:
     return validate.format_memory(value) if isinstance(value, int) else value
 
 
@@ -216,15 +252,14 @@ def secret_problems(cfg: Config) -> list[Problem]:
     ]
 
 
-def _repository(cfg: Config) -> ResourcePlan:
-    """The Artifact Registry repository ``[job] image`` lives in (the etag slot keeps its
-    parsed reference, for apply)."""
+def _repository(cfg: Config) -> tuple[ResourcePlan, ImageRef]:
+    """The Artifact Registry repository ``[job] image`` lives in, and its reference."""
     ref = artifacts.parse_image(cfg.job.image)
     name = f"{ref.repository} ({ref.location}-docker.pkg.dev/{ref.project})"
     if artifacts.get_repository(ref.project, ref.location, ref.repository) is not None:
-        return ResourcePlan("repository", name, UNCHANGED, etag=ref)
+        return ResourcePlan("repository", name, UNCHANGED), ref
     changes = (Change("format", None, "DOCKER"), Change("location", None, ref.location))
-    return ResourcePlan("repository", name, CREATE, changes, etag=ref)
+    return ResourcePlan("repository", name, CREATE, changes), ref
 
 
 def _schedule_notes(cfg: Config, current: ScheduleSpec | None) -> tuple[str, ...]:
@@ -234,92 +269,81 @@ def _schedule_notes(cfg: Config, current: ScheduleSpec | None) -> tuple[str, ...
     return ()
 
 
-def plan(cfg: Config, image: str, commit: str | None = None) -> Plan:
+def _iam(cfg: Config, job_exists: bool, member: str) -> tuple[ResourcePlan, bytes | None]:
+    """The grant of run.invoker on the job, and the etag of the job's policy as read."""
+    name = f"{INVOKER} for {cfg.job.service_account}"
+    grant = (Change("member", None, member),)
+    if not job_exists:
+        return ResourcePlan("iam", name, CREATE, grant), None
+    policy = jobs.get_policy(cfg.job_path)
+    if member in policy.bindings.get(INVOKER, ()):
+        return ResourcePlan("iam", name, UNCHANGED), policy.etag
+    return ResourcePlan("iam", name, CREATE, grant), policy.etag
+
+
+def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> DeployPlan:
     """The changes that would make the project match the settings; reads only.
 
-    ``image`` is the image reference to deploy (digest-pinned once the image service resolves
-    it); ``commit`` becomes the ``commit-sha`` label.
+    ``image`` is the image to deploy (an :class:`ImageChoice`, or a digest-pinned reference
+    with ``commit``); its commit becomes the ``commit-sha`` label.
     """
-    cfg.require_project()
-    repository_plan = _repository(cfg)
+    choice = image if isinstance(image, ImageChoice) else ImageChoice(image, commit)
+    project = cfg.require_project()
+    repository_plan, target = _repository(cfg)
     current_job = jobs.get_job(cfg.job_path)
-    want_job = desired_job(cfg, image, commit, current_job)
-    job_plan = _resource("run job", cfg.job.name, current_job is not None,
-                         _job_changes(current_job, want_job),
-                         current_job.etag if current_job else None)  # fmt: skip
-
+    want_job = desired_job(cfg, choice.ref, choice.commit, current_job)
+    job_changes = tuple(
+        Change(c.field, c.old, c.new, f"commit {choice.commit[:7]}")
+        if c.field == "image" and choice.commit else c
+        for c in _job_changes(current_job, want_job)
+    )  # fmt: skip
+    job_plan = _resource("run job", cfg.job.name, current_job is not None, job_changes)
     member = f"serviceAccount:{cfg.job.service_account}"
-    if current_job is None:
-        iam_plan = ResourcePlan("iam", f"{INVOKER} for {cfg.job.service_account}", CREATE,
-                                (Change("member", None, member),))  # fmt: skip
-    else:
-        policy = jobs.get_policy(cfg.job_path)
-        has = member in policy.bindings.get(INVOKER, ())
-        iam_plan = ResourcePlan(
-            "iam", f"{INVOKER} for {cfg.job.service_account}", UNCHANGED if has else CREATE,
-            () if has else (Change("member", None, member),), policy.etag,
-        )  # fmt: skip
-
+    iam_plan, policy_etag = _iam(cfg, current_job is not None, member)
     current_schedule = scheduler.get(cfg.schedule_path)
     want_schedule = desired_schedule(cfg)
-    seen = current_schedule.user_update_time if current_schedule else None
     schedule_plan = _resource("scheduler", cfg.schedule.name, current_schedule is not None,
-                              _schedule_changes(current_schedule, want_schedule), seen)  # fmt: skip
-    return Plan(
-        project=cfg.require_project(),
+                              _schedule_changes(current_schedule, want_schedule))  # fmt: skip
+    shared = Plan(
+        project=project,
         region=cfg.region,
-        image=image,
-        commit=commit,
-        repository=repository_plan,
-        job=job_plan,
-        iam=iam_plan,
-        schedule=schedule_plan,
+        resources=(repository_plan, job_plan, iam_plan, schedule_plan),
         problems=problems(cfg),
         notes=_schedule_notes(cfg, current_schedule),
-        desired_job=want_job,
-        desired_schedule=want_schedule,
-        job_path=cfg.job_path,
-        schedule_path=cfg.schedule_path,
-        member=member,
+        details={"image": choice.ref, "commit": choice.commit, "build": choice.build},
     )
+    return DeployPlan(
+        plan=shared, image=choice, repository=repository_plan, job=job_plan, iam=iam_plan,
+        schedule=schedule_plan, target=target, desired_job=want_job,
+        desired_schedule=want_schedule, parent=cfg.parent, job_path=cfg.job_path,
+        schedule_path=cfg.schedule_path, member=member,
+        job_etag=current_job.etag if current_job else "", policy_etag=policy_etag,
+        schedule_seen=current_schedule.user_update_time if current_schedule else None,
+    )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Applied:
-    """What apply did, resource by resource ("created run job X", …)."""
-
-    done: tuple[str, ...]
-
-
-def apply(p: Plan) -> Applied:
-    """Make the changes of ``p``; writes nothing when it has none or has problems."""
-    if p.problems:
-        raise GovctlError(
-            "cannot deploy: " + "; ".join(x.what for x in p.problems),
-            fix="; ".join(dict.fromkeys(x.fix for x in p.problems)),
-        )
-    assert p.desired_job is not None and p.desired_schedule is not None
+def apply(p: DeployPlan) -> Applied:
+    """Make the changes of ``p``; writes nothing when it has problems."""
+    if p.plan.problems:
+        raise p.plan.refusal("deploy")
     done: list[str] = []
-    parent = p.job_path.rsplit("/jobs/", 1)[0]
     if p.repository.action == CREATE:
-        from govctl.services.image import ensure_repository
-
-        ref = p.repository.etag
-        if ensure_repository(ref.project, ref.location, ref.repository):
+        ref = p.target
+        if images.ensure_repository(ref.project, ref.location, ref.repository):
             done.append(f"created Artifact Registry repository {p.repository.name}")
     if p.job.action == CREATE:
-        jobs.create_job(parent, p.job.name, p.desired_job)
+        jobs.create_job(p.parent, p.job.name, p.desired_job)
         done.append(f"created run job {p.job.name}")
     elif p.job.action == UPDATE:
-        jobs.update_job(p.job_path, p.desired_job, p.job.etag)
+        jobs.update_job(p.job_path, p.desired_job, p.job_etag)
         done.append(f"updated run job {p.job.name} ({len(p.job.changes)} fields)")
     if p.iam.action == CREATE:
-        jobs.add_member(p.job_path, INVOKER, p.member, p.iam.etag)
+        jobs.add_member(p.job_path, INVOKER, p.member, p.policy_etag)
         done.append(f"granted {INVOKER} to {p.member} on the job")
     if p.schedule.action == CREATE:
-        scheduler.create(parent, p.schedule_path, p.desired_schedule)
+        scheduler.create(p.parent, p.schedule_path, p.desired_schedule)
         done.append(f"created scheduler {p.schedule.name}")
     elif p.schedule.action == UPDATE:
-        scheduler.update(p.schedule_path, p.desired_schedule, p.schedule.etag)
+        scheduler.update(p.schedule_path, p.desired_schedule, p.schedule_seen)
         done.append(f"updated scheduler {p.schedule.name} ({len(p.schedule.changes)} fields)")
     return Applied(tuple(done))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from govctl.config import Config
 from govctl.errors import GovctlError, NotFound, UsageError
 from govctl.gcp import executions
-from govctl.gcp.executions import Execution, Task
+from govctl.gcp.executions import Execution as Execution
+from govctl.gcp.executions import Task as Task
 from govctl.services import reports
 from govctl.services.logs import execution_filter
 
@@ -18,7 +20,7 @@ _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,125}[a-z0-9])?")
 
 def check_name(name: str, where: str = "NAME") -> str:
     """An execution id (``govreposcrape-ingestion-x7k2p``) or its full resource name."""
-    short = name.rsplit("/", 1)[-1] if name.startswith("projects/") else name
+    short = executions.execution_id(name) if name.startswith("projects/") else name
     if not _NAME.fullmatch(short):
         raise UsageError(
             f"invalid {where} {name!r}: expected an execution name such as "
@@ -34,6 +36,20 @@ def choose(name: str | None, latest: bool, *, what: str = "NAME") -> str | None:
     if not name and not latest:
         raise UsageError(f"give an execution {what}, or --latest for the newest one")
     return check_name(name) if name else None
+
+
+def recent(cfg: Config, limit: int) -> list[Execution]:
+    """The job's newest executions, newest first."""
+    return executions.list_for_job(cfg.job_path, limit=limit)
+
+
+def refresh(execution: Execution, *, patient: bool = False) -> Execution:
+    """The execution as it is now (``patient``: retrying while Cloud Run does not answer)."""
+    return executions.get(execution.full, patient=patient)
+
+
+def tasks_of(execution: Execution) -> list[Task]:
+    return executions.tasks(execution.full)
 
 
 def resolve(cfg: Config, name: str | None) -> Execution:
@@ -62,6 +78,27 @@ class Details:
     totals: reports.Totals
     log_filter: str
     bucket: str
+
+    def to_dict(self, now: datetime) -> dict[str, object]:
+        """`executions show --json`: the summary, a row per task, the totals, the filter."""
+        return {
+            **summary_json(self.execution, now),
+            "task_list": [
+                {
+                    "index": t.index,
+                    "status": t.status,
+                    "exit_code": t.exit_code,
+                    "term_signal": t.term_signal,
+                    "retries": t.retried,
+                    "duration_s": _round(t.duration_s(now)),
+                    "message": t.message,
+                }
+                for t in self.tasks
+            ],
+            "repositories": self.totals.to_dict(),
+            "log_filter": self.log_filter,
+            "log_uri": self.execution.log_uri,
+        }
 
 
 def bucket_of(cfg: Config, execution: Execution) -> str:
@@ -97,7 +134,7 @@ def cancel(execution: Execution) -> Execution:
     return wait_done(execution, poll_s=0.5)
 
 
-def summary_json(execution: Execution, now: Any = None) -> dict[str, Any]:
+def summary_json(execution: Execution, now: datetime | None = None) -> dict[str, Any]:
     return {
         "name": execution.name,
         "status": execution.status,

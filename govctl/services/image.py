@@ -303,7 +303,9 @@ def build_image(
         found = find_image(project, region, info.tag, repository=repository, image=image)
         if found is not None:
             emit(f"{path}:{info.tag} is already built: {found}")
-            return BuiltImage(found, info.tag, info.commit, found.rsplit("@", 1)[1])
+            return BuiltImage(
+                found, info.tag, info.commit, artifacts.parse_image(found).digest or ""
+            )
     engine = container_engine() if mode == "local" else ""  # before any change
     if ensure_repository(project, region, repository):
         emit(f"created Artifact Registry repository {repository} in {region}")

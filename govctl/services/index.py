@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from govctl.config import Config
 from govctl.errors import GovctlError, UsageError
+from govctl.gcp import index
+from govctl.gcp.index import DataStore as DataStore
+from govctl.gcp.index import Hit as Hit
+from govctl.gcp.index import ImportRun as ImportRun
 
 # How often a waiting sync reads its import operation.
 POLL_S = 1.0
@@ -21,17 +24,13 @@ MAX_RESULTS = 100  # SearchRequest.page_size maximum for unstructured data
 
 
 def data_store_path(cfg: Config) -> str:
-    from govctl.gcp import index
-
-    return index.store_path(
-        cfg.require_project(), cfg.values["index.location"], cfg.values["index.data_store"]
-    )
+    return index.store_path(cfg.require_project(), cfg.index.location, cfg.index.data_store)
 
 
 def _missing(cfg: Config) -> GovctlError:
     return GovctlError(
-        f"data store {cfg.values['index.data_store']} missing "
-        f"(project {cfg.project}, location {cfg.values['index.location']})",
+        f"data store {cfg.index.data_store} missing "
+        f"(project {cfg.project}, location {cfg.index.location})",
         fix="create it with `govctl index create`",
     )
 
@@ -45,38 +44,37 @@ class IndexStatus:
     exists: bool
     content_config: str | None = None
     documents: int | None = None
-    last_import: Any = None  # gcp.index.ImportRun | None
-    last_success: Any = None  # gcp.index.ImportRun | None
+    last_import: ImportRun | None = None
+    last_success: ImportRun | None = None
     digests: int | None = None
     pending: int | None = None  # digests written after the last successful import began
     bucket_error: str | None = None
 
 
 def status(cfg: Config) -> IndexStatus:
-    from govctl.gcp import index
-
     path = data_store_path(cfg)
-    base = {
-        "project": cfg.require_project(),
-        "location": cfg.values["index.location"],
-        "data_store": cfg.values["index.data_store"],
-        "bucket": cfg.bucket,
-    }
+    missing = IndexStatus(
+        project=cfg.require_project(),
+        location=cfg.index.location,
+        data_store=cfg.index.data_store,
+        bucket=cfg.bucket,
+        exists=False,
+    )
     store = index.get_data_store(path)
     if store is None:
-        return IndexStatus(**base, exists=False)
+        return missing
     runs = index.imports(path)
     last_success = next((r for r in runs if r.state == "succeeded"), None)
     digests = pending = None
     bucket_error = None
     try:
         digests, pending = index.digests_newer_than(
-            base["project"], cfg.bucket, last_success.started if last_success else None
+            missing.project, cfg.bucket, last_success.started if last_success else None
         )
     except GovctlError as err:
         bucket_error = str(err)
-    return IndexStatus(
-        **base,
+    return replace(
+        missing,
         exists=True,
         content_config=store.content_config,
         documents=index.count_documents(path),
@@ -88,11 +86,9 @@ def status(cfg: Config) -> IndexStatus:
     )
 
 
-def ensure_data_store(cfg: Config) -> tuple[Any, bool]:
+def ensure_data_store(cfg: Config) -> tuple[DataStore, bool]:
     """The data store, created when missing (for `govctl index create` and `setup
-    --with-index`): (gcp.index.DataStore, whether it was created now)."""
-    from govctl.gcp import index
-
+    --with-index`), and whether it was created now."""
     path = data_store_path(cfg)
     store = index.get_data_store(path)
     if store is not None:
@@ -100,11 +96,16 @@ def ensure_data_store(cfg: Config) -> tuple[Any, bool]:
     return index.create_data_store(path, f"govreposcrape digests (gs://{cfg.bucket})"), True
 
 
-def sync(cfg: Config, *, wait: bool = True, progress: Callable[[Any], None] | None = None) -> Any:
-    """Start an INCREMENTAL import of the bucket's digests; with ``wait``, follow it to its
-    end, calling ``progress(run)`` at each poll. Returns the gcp.index.ImportRun."""
-    from govctl.gcp import index
+def import_uri(cfg: Config) -> str:
+    """What an import reads: every digest of the bucket."""
+    return index.import_uri(cfg.bucket)
 
+
+def sync(
+    cfg: Config, *, wait: bool = True, progress: Callable[[ImportRun], None] | None = None
+) -> ImportRun:
+    """Start an INCREMENTAL import of the bucket's digests; with ``wait``, follow it to its
+    end, calling ``progress(run)`` at each poll."""
     path = data_store_path(cfg)
     if index.get_data_store(path) is None:
         raise _missing(cfg)
@@ -128,10 +129,8 @@ def check_query(query: str, limit: int) -> str:
     return query.strip()
 
 
-def search(cfg: Config, query: str, limit: int) -> tuple[list[Any], int]:
-    """The top ``limit`` hits (gcp.index.Hit) and how many matched."""
-    from govctl.gcp import index
-
+def search(cfg: Config, query: str, limit: int) -> tuple[list[Hit], int]:
+    """The top ``limit`` hits and how many matched."""
     query = check_query(query, limit)
     path = data_store_path(cfg)
     if index.get_data_store(path) is None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from govctl.gcp import logs
-from govctl.gcp.logs import LogEntry, Suppressed
+from govctl.gcp.logs import LogEntry as LogEntry
+from govctl.gcp.logs import Suppressed
 
 EXECUTION_LABEL = logs.EXECUTION_LABEL
 FOLLOW_CHECK_S = 5.0  # how often `logs -f --execution` asks whether the execution ended
@@ -79,6 +80,23 @@ def build_filter(query: Query) -> str:
     return " AND ".join(parts)
 
 
+def entry_dict(entry: LogEntry) -> dict[str, object]:
+    """A log entry as `logs --json` (and `run --json`'s task errors) print it."""
+    return {
+        "timestamp": entry.timestamp,
+        "severity": entry.severity,
+        "message": entry.message,
+        "execution": entry.execution,
+        "task_index": entry.task_index,
+        "task_attempt": entry.attempt,
+        "fields": entry.fields,
+        "insert_id": entry.insert_id,
+        "log_name": entry.log_name,
+        "resource": {"type": entry.resource_type, "labels": entry.resource_labels},
+        "labels": entry.labels,
+    }
+
+
 def read(project: str, filter_: str, limit: int) -> list[LogEntry]:
     """The newest ``limit`` entries, oldest first (newest last, as a terminal reads)."""
     return list(reversed(logs.list_entries(project, filter_, limit=limit)))
@@ -89,6 +107,83 @@ class Notice:
     """Something to tell the operator while following (a reconnect, suppressed entries)."""
 
     message: str
+
+
+class _Seen:
+    """The entries already given (by log name, insert id and timestamp), and the newest
+    timestamp among them: where a reconnect reads back from."""
+
+    def __init__(self, since: datetime) -> None:
+        self.last = since
+        self._keys: dict[tuple[str, str, datetime], None] = {}
+
+    def fresh(self, entries: list[LogEntry]) -> Iterator[LogEntry]:
+        for entry in entries:
+            if entry.key in self._keys:
+                continue
+            self._keys[entry.key] = None
+            self.last = max(self.last, entry.timestamp)
+            yield entry
+        if len(self._keys) > 20_000:  # keep what an overlap can repeat: the last few seconds
+            horizon = self.last - timedelta(minutes=2)
+            for key in [k for k in self._keys if k[2] < horizon]:
+                del self._keys[key]
+
+
+class _Stream:
+    """One follow: a tail reconnected with backoff when it drops, the gaps read back."""
+
+    def __init__(
+        self,
+        project: str,
+        filter_: str,
+        seen: _Seen,
+        stop: threading.Event,
+        tail_factory: Callable[[str, str], logs.Tail],
+    ) -> None:
+        self.project, self.filter, self.seen, self.stop = project, filter_, seen, stop
+        self.tail_factory = tail_factory
+        self.tail = tail_factory(project, filter_).start()
+        self.delay = 1.0
+
+    def gap(self) -> Iterator[LogEntry]:
+        """What was written since a little before the last entry seen: tasks' clocks and log
+        delivery are not in lockstep, so an entry stamped slightly earlier can arrive
+        later. Overlaps are dropped."""
+        where = f'{self.filter} AND timestamp>="{rfc3339(self.seen.last - GAP_MARGIN)}"'
+        found = logs.list_entries(self.project, where, limit=GAP_LIMIT, newest_first=False)
+        return self.seen.fresh(found)
+
+    def arrived(self) -> Iterator[LogEntry | Notice]:
+        """What the tail delivered within a quarter of a second, in time order."""
+        batch: list[LogEntry] = []
+        for item in self.tail.get(timeout=0.25):
+            if isinstance(item, Suppressed):
+                yield Notice(f"{item.count} entries suppressed by Cloud Logging ({item.reason})")
+            else:
+                batch.append(item)
+        yield from self.seen.fresh(sorted(batch, key=lambda e: e.timestamp))
+
+    def reconnect(self) -> Generator[LogEntry | Notice, None, bool]:
+        """After the stream dropped: wait (doubling, up to 30 s), open a new tail, read the
+        gap; whether it is connected again (not when ``stop`` was set, or it failed)."""
+        yield Notice(f"log stream interrupted ({self.tail.ended or 'closed'}); reconnecting")
+        self.tail.close()
+        if self.stop.wait(self.delay):
+            return False
+        self.delay = min(self.delay * 2, 30.0)
+        try:
+            self.tail = self.tail_factory(self.project, self.filter).start()
+        except Exception as err:  # UNAVAILABLE again: back off and retry
+            yield Notice(f"cannot reconnect yet: {err}")
+            return False
+        self.delay = 1.0
+        yield from self.gap()
+        return True
+
+    @property
+    def dropped(self) -> bool:
+        return self.tail.ended is not None and not self.tail.alive
 
 
 def follow(
@@ -111,65 +206,25 @@ def follow(
     seen. Duplicates (the overlaps) are recognised by log name, insert id and timestamp.
     """
     stop = stop or threading.Event()
-    seen: dict[tuple[str, str, datetime], None] = {}
-    state = {"last": since or datetime.now(UTC) - timedelta(seconds=2)}
-
-    def fresh(entries: list[LogEntry]) -> Iterator[LogEntry]:
-        for entry in entries:
-            if entry.key in seen:
-                continue
-            seen[entry.key] = None
-            state["last"] = max(state["last"], entry.timestamp)
-            yield entry
-        if len(seen) > 20_000:  # keep what an overlap can repeat: the last few seconds
-            horizon = state["last"] - timedelta(minutes=2)
-            for key in [k for k in seen if k[2] < horizon]:
-                del seen[key]
-
-    def gap() -> list[LogEntry]:
-        # From a little before the last entry seen: tasks' clocks and log delivery are not in
-        # lockstep, so an entry stamped slightly earlier can arrive later. Overlaps are dropped.
-        where = f'{filter_} AND timestamp>="{rfc3339(state["last"] - GAP_MARGIN)}"'
-        return logs.list_entries(project, where, limit=GAP_LIMIT, newest_first=False)
-
-    tail = tail_factory(project, filter_).start()
+    seen = _Seen(since or datetime.now(UTC) - timedelta(seconds=2))
+    stream = _Stream(project, filter_, seen, stop, tail_factory)
     try:
         if since is not None:
-            yield from fresh(gap())
+            yield from stream.gap()
         elif backlog:
-            yield from fresh(read(project, filter_, backlog))
+            yield from seen.fresh(read(project, filter_, backlog))
         next_check = time.monotonic() + check_every
-        delay = 1.0
         while not stop.is_set():
-            batch: list[LogEntry] = []
-            for item in tail.get(timeout=0.25):
-                if isinstance(item, Suppressed):
-                    yield Notice(
-                        f"{item.count} entries suppressed by Cloud Logging ({item.reason})"
-                    )
-                else:
-                    batch.append(item)
-            yield from fresh(sorted(batch, key=lambda e: e.timestamp))
-            if tail.ended is not None and not tail.alive:
-                yield Notice(f"log stream interrupted ({tail.ended or 'closed'}); reconnecting")
-                tail.close()
-                if stop.wait(delay):
-                    break
-                delay = min(delay * 2, 30.0)
-                try:
-                    tail = tail_factory(project, filter_).start()
-                except Exception as err:  # UNAVAILABLE again: back off and retry
-                    yield Notice(f"cannot reconnect yet: {err}")
-                    continue
-                delay = 1.0
-                yield from fresh(gap())
+            yield from stream.arrived()
+            if stream.dropped and not (yield from stream.reconnect()):
+                continue
             if ended is not None and time.monotonic() >= next_check:
                 next_check = time.monotonic() + check_every
                 if ended():
-                    yield from fresh(gap())  # what was written just before the end
+                    yield from stream.gap()  # what was written just before the end
                     return
     finally:
-        tail.close()
+        stream.tail.close()
 
 
 # What a failed scheduler attempt's status means for this deployment (GCP-FACTS.md).

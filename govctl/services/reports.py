@@ -39,6 +39,20 @@ class Totals:
     failures: list[dict[str, Any]] = field(default_factory=list)  # {repo, reason, stage, detail}
     error: str | None = None  # why the reports could not be read
 
+    def to_dict(self) -> dict[str, object]:
+        """The totals as `run --json` and `executions show --json` print them."""
+        return {
+            "reports": self.tasks,
+            "processed": self.processed,
+            "unchanged": self.unchanged,
+            "failed": self.failed,
+            "rejected": self.rejected,
+            "interrupted": self.interrupted,
+            "backing_off": self.backing_off,
+            "failures": self.failures,
+            "error": self.error,
+        }
+
 
 def totals(reports: list[dict[str, Any]]) -> Totals:
     def count(key: str) -> int:

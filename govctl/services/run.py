@@ -12,8 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from govctl.config import Config
 from govctl.gcp import executions
-from govctl.gcp.executions import Execution, Overrides
+from govctl.gcp.executions import Execution, Overrides, Task
+from govctl.gcp.logs import LogEntry
+from govctl.services import executions as ex_service
+from govctl.services import logs as log_service
+from govctl.services.reports import Totals
 
 
 @dataclass(frozen=True)
@@ -55,3 +60,68 @@ def _job_args(job_path: str, request: RunRequest) -> tuple[str, ...]:
     if not extra_args(request):
         return ()  # nothing to append: no need to read the job (nor the right to)
     return executions.job_container(job_path).args
+
+
+def _secret_failure(message: str) -> bool:
+    """Whether a task failed to start because Cloud Run could not read one of its secrets."""
+    return "on secret: projects/" in message or (
+        message.startswith("Environment variable ") and " Secret projects/" in message
+    )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a watched execution ended: what `govctl run` reports, and its exit status."""
+
+    execution: Execution
+    totals: Totals
+    failed: list[tuple[Task, list[LogEntry]]]  # each failed task and its last ERROR lines
+    log_filter: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.execution.status == "succeeded"
+
+    @property
+    def secrets_unreadable(self) -> bool:
+        """Whether a task could not start because it could not read a [job] secrets entry."""
+        return any(_secret_failure(t.message) for t, _ in self.failed)
+
+    def to_dict(self) -> dict[str, object]:
+        """`run --json`: the execution's summary, the repositories, each failed task."""
+        return {
+            **ex_service.summary_json(self.execution),
+            "repositories": self.totals.to_dict(),
+            "failed_tasks": [
+                {
+                    "index": t.index,
+                    "exit_code": t.exit_code,
+                    "term_signal": t.term_signal,
+                    "timed_out": t.timed_out,
+                    "attempt": t.attempt,
+                    "message": t.message,
+                    "errors": [log_service.entry_dict(e) for e in errors],
+                }
+                for t, errors in self.failed
+            ],
+            "log_filter": self.log_filter,
+        }
+
+
+def finished(cfg: Config, execution: Execution) -> Finished:
+    """The outcome of ``execution`` (ended): totals from the run reports, and for a failed
+    run each failed task with its last ERROR lines."""
+    from govctl.services import watch
+
+    failed: list[tuple[Task, list[LogEntry]]] = []
+    if execution.status != "succeeded":
+        project = cfg.require_project()
+        errors = watch.task_errors(project, cfg.region, cfg.job.name, execution.name)
+        tasks = executions.tasks(execution.full)
+        failed = [(t, errors.get(t.index, [])) for t in tasks if t.status == "failed"]
+    return Finished(
+        execution=execution,
+        totals=ex_service.totals_of(cfg, execution),
+        failed=failed,
+        log_filter=log_service.execution_filter(cfg.region, cfg.job.name, execution.name),
+    )

@@ -17,21 +17,23 @@ resource is planned as "create if missing", and apply looks again once the API i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from govctl.config import Config
-from govctl.errors import GovctlError
 from govctl.gcp import artifacts, billing_info, buckets, iam, jobs, services
+from govctl.gcp.artifacts import ImageRef
+from govctl.gcp.buckets import Bucket
+from govctl.gcp.iam import ServiceAccount
 from govctl.services.plan import (
     CREATE,
     UNCHANGED,
     UPDATE,
+    Applied,
     Change,
+    Plan,
     Problem,
     ResourcePlan,
-    as_dict,
-    has_changes,
 )
 
 INVOKER = "roles/run.invoker"
@@ -50,31 +52,36 @@ INDEX = "data store"
 
 @dataclass(frozen=True)
 class SetupPlan:
-    project: str
-    region: str
-    resources: tuple[ResourcePlan, ...]
-    problems: tuple[Problem, ...] = ()
-    notes: tuple[str, ...] = ()
+    plan: Plan
     # what apply needs besides the resources
-    account: str = ""
-    bucket: str = ""
-    repository: artifacts.ImageRef | None = None
-    job_path: str = ""
+    account: str
+    bucket: str
+    repository: ImageRef
+    job_path: str
     secret_ids: dict[str, str] = field(default_factory=dict)  # resource name -> secret id
     # what could not be planned until an API this plan enables is on: a rerun plans it
     deferred: tuple[str, ...] = ()
     index_path: str = ""  # the data store, with --with-index
+    # What apply must find unchanged: read-modify-write refuses a change made since the plan.
+    bucket_metageneration: int | None = None
+    bucket_policy_etag: str | None = None
+    job_policy_etag: bytes | None = None
+
+    @property
+    def project(self) -> str:
+        return self.plan.project
+
+    @property
+    def region(self) -> str:
+        return self.plan.region
 
     @property
     def has_changes(self) -> bool:
-        return has_changes(self.resources)
+        return self.plan.has_changes
 
     @property
     def member(self) -> str:
         return f"serviceAccount:{self.account}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return as_dict(self.project, self.region, self.resources, self.problems, self.notes)
 
 
 def _apis(project: str, names: tuple[str, ...]) -> tuple[list[ResourcePlan], dict[str, bool]]:
@@ -83,7 +90,9 @@ def _apis(project: str, names: tuple[str, ...]) -> tuple[list[ResourcePlan], dic
     return plans, state
 
 
-def _account(cfg: Config, project: str, readable: bool) -> tuple[ResourcePlan, Any, list[str]]:
+def _account(
+    cfg: Config, project: str, readable: bool
+) -> tuple[ResourcePlan, ServiceAccount | None, list[str]]:
     """The service account's plan, the account as read (None: missing or unread), notes."""
     email = cfg.job.service_account
     found = iam.service_account(project, email) if readable else None
@@ -117,7 +126,9 @@ def _own_account(cfg: Config, project: str) -> Problem | None:
     )
 
 
-def _bucket(cfg: Config, project: str, readable: bool) -> tuple[ResourcePlan, Any, list[str]]:
+def _bucket(
+    cfg: Config, project: str, readable: bool
+) -> tuple[ResourcePlan, Bucket | None, list[str]]:
     name, region = cfg.bucket, cfg.region
     found = buckets.get(name, project) if readable else None
     label = f"gs://{name}"
@@ -153,28 +164,28 @@ def _bucket(cfg: Config, project: str, readable: bool) -> tuple[ResourcePlan, An
             "them (fake-gcs-server keeps neither)"
         )
     action = UPDATE if changes else UNCHANGED
-    return ResourcePlan(BUCKET, label, action, tuple(changes), found.metageneration), found, notes
+    return ResourcePlan(BUCKET, label, action, tuple(changes)), found, notes
 
 
 def _bucket_iam(
-    cfg: Config, project: str, bucket_found: Any, member: str
-) -> tuple[ResourcePlan | None, list[str]]:
+    cfg: Config, project: str, bucket_found: Bucket | None, member: str
+) -> tuple[ResourcePlan | None, str | None, list[str]]:
+    """The job's object rights on the bucket, the etag of its policy as read, notes."""
     role, label = buckets.JOB_ROLE, f"gs://{cfg.bucket}"
     name = f"{role} on {label}"
     if bucket_found is None:
-        return ResourcePlan(IAM, name, CREATE, (Change("member", None, member),)), []
+        return ResourcePlan(IAM, name, CREATE, (Change("member", None, member),)), None, []
     policy = buckets.get_policy(cfg.bucket, project)
-    if policy == buckets.UNSUPPORTED:
-        return None, [
+    if not isinstance(policy, buckets.BucketPolicy):  # UNSUPPORTED
+        return None, None, [
             f"{role} for {cfg.job.service_account} on {label}: not checked and not applied: "
             "the storage server has no bucket IAM (fake-gcs-server); on Google Cloud setup "
             "grants it"
-        ]
-    assert isinstance(policy, buckets.BucketPolicy)
+        ]  # fmt: skip
     if policy.policy.holds(member, role):
-        return ResourcePlan(IAM, name, UNCHANGED), []
+        return ResourcePlan(IAM, name, UNCHANGED), policy.etag, []
     changes = (Change("member", None, member),)
-    return ResourcePlan(IAM, name, CREATE, changes, policy.etag), []
+    return ResourcePlan(IAM, name, CREATE, changes), policy.etag, []
 
 
 def _repository(
@@ -200,20 +211,22 @@ def _repository(
     return ResourcePlan(REPOSITORY, label, CREATE, changes), target, None
 
 
-def _job_iam(cfg: Config, member: str, readable: bool) -> tuple[ResourcePlan | None, list[str]]:
+def _job_iam(
+    cfg: Config, member: str, readable: bool
+) -> tuple[ResourcePlan | None, bytes | None, list[str]]:
+    """run.invoker on the job when it exists, the etag of its policy as read, notes."""
     name = f"{INVOKER} on job {cfg.job.name}"
     later = (
         f"{INVOKER} for {cfg.job.service_account} on job {cfg.job.name}: the job does not exist "
         "yet; `govctl deploy` creates it and grants the role"
     )
-    if not readable:
-        return None, [later]
-    if jobs.get_job(cfg.job_path) is None:
-        return None, [later]
+    if not readable or jobs.get_job(cfg.job_path) is None:
+        return None, None, [later]
     policy = jobs.get_policy(cfg.job_path)
     if member in policy.bindings.get(INVOKER, ()):
-        return ResourcePlan(IAM, name, UNCHANGED), []
-    return ResourcePlan(IAM, name, CREATE, (Change("member", None, member),), policy.etag), []
+        return ResourcePlan(IAM, name, UNCHANGED), policy.etag, []
+    grant = (Change("member", None, member),)
+    return ResourcePlan(IAM, name, CREATE, grant), policy.etag, []
 
 
 def _secrets(
@@ -258,7 +271,7 @@ def _index(cfg: Config, readable: bool) -> ResourcePlan:
     from govctl.gcp import index
 
     path = _index_path(cfg)
-    name = f"{cfg.values['index.data_store']} ({cfg.values['index.location']})"
+    name = f"{cfg.index.data_store} ({cfg.index.location})"
     if readable and index.get_data_store(path) is not None:
         return ResourcePlan(INDEX, name, UNCHANGED)
     return ResourcePlan(INDEX, name, CREATE, (Change("indexes", None, f"gs://{cfg.bucket}"),))
@@ -307,48 +320,48 @@ def _project_wide(project: str, member: str) -> list[str]:
     ]
 
 
+def _readable(on: dict[str, bool]) -> Callable[[str], bool]:
+    """Whether a service's API may be read: it is on, or setup does not manage it."""
+    return lambda api: on.get(f"{api}.googleapis.com", True)
+
+
+def _act_as_note(cfg: Config, project: str, readable: bool, account_exists: bool) -> str:
+    if readable:
+        return _act_as(project, cfg.job.service_account, account_exists)
+    return (
+        f"whether you may act as {cfg.job.service_account} ({ACT_AS}, which deploy needs) "
+        "is checked once the iam API is on: `govctl doctor`"
+    )
+
+
 def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
     """What setup would change; reads only. ``with_index`` adds the search data store."""
     project = cfg.require_project()
     member = f"serviceAccount:{cfg.job.service_account}"
-    problems: list[Problem] = []
-    notes: list[str] = []
-
     billing_problem, billing_note = _billing(project)
-    notes.append(billing_note)
-    if billing_problem:
-        problems.append(billing_problem)
+    problems = [billing_problem] if billing_problem else []
+    notes = [billing_note]
 
     wanted = services.NEEDED + ((SECRETS_API,) if cfg.job.secrets else ())
     api_plans, on = _apis(project, wanted + ((INDEX_API,) if with_index else ()))
-
-    def readable(api: str) -> bool:
-        return on.get(f"{api}.googleapis.com", True)
-
+    readable = _readable(on)
     account_plan, account, more = _account(cfg, project, readable("iam"))
     notes += more
     if account_plan.action == CREATE and (wrong := _own_account(cfg, project)):
         problems.append(wrong)
     bucket_plan, bucket_found, more = _bucket(cfg, project, readable("storage"))
     notes += more
-    bucket_iam, more = _bucket_iam(cfg, project, bucket_found, member)
+    bucket_iam, bucket_etag, more = _bucket_iam(cfg, project, bucket_found, member)
     notes += more
     repo_plan, target, repo_problem = _repository(cfg, readable("artifactregistry"))
     problems += [repo_problem] if repo_problem else []
-    job_iam, more = _job_iam(cfg, member, readable("run"))
+    job_iam, job_etag, more = _job_iam(cfg, member, readable("run"))
     notes += more
     secret_plans, secret_ids, more = _secrets(cfg, member, readable("secretmanager"))
     notes += more
-    deferred = ("[job] secrets",) if cfg.job.secrets and not readable("secretmanager") else ()
     if account is not None:
         notes += _project_wide(project, member)
-    if readable("iam"):
-        notes.append(_act_as(project, cfg.job.service_account, account is not None))
-    else:
-        notes.append(
-            f"whether you may act as {cfg.job.service_account} ({ACT_AS}, which deploy needs) "
-            "is checked once the iam API is on: `govctl doctor`"
-        )
+    notes.append(_act_as_note(cfg, project, readable("iam"), account is not None))
 
     resources = [*api_plans, account_plan, bucket_plan]
     resources += [bucket_iam] if bucket_iam else []
@@ -356,88 +369,119 @@ def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
     resources += [job_iam] if job_iam else []
     resources += secret_plans
     resources += [_index(cfg, readable("discoveryengine"))] if with_index else []
+    shared = Plan(project, cfg.region, tuple(resources), tuple(problems), tuple(notes))
     return SetupPlan(
-        project=project,
-        region=cfg.region,
-        resources=tuple(resources),
-        problems=tuple(problems),
-        notes=tuple(notes),
+        plan=shared,
         account=cfg.job.service_account,
         bucket=cfg.bucket,
         repository=target,
         job_path=cfg.job_path,
         secret_ids=secret_ids,
-        deferred=deferred,
+        deferred=("[job] secrets",) if cfg.job.secrets and not readable("secretmanager") else (),
         index_path=_index_path(cfg) if with_index else "",
+        bucket_metageneration=bucket_found.metageneration if bucket_found else None,
+        bucket_policy_etag=bucket_etag,
+        job_policy_etag=job_etag,
     )
 
 
-@dataclass(frozen=True)
-class Applied:
-    done: tuple[str, ...]
-    warnings: tuple[str, ...] = ()
+class _Report:
+    """What apply did, and what it could not do without stopping."""
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+        self.warnings: list[str] = []
+
+
+def _make_account(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    iam.create_service_account(p.project, p.account.split("@", 1)[0], DISPLAY_NAME)
+    report.done.append(f"created service account {p.account}")
+
+
+def _make_bucket(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    if r.action == UPDATE:
+        buckets.secure(p.bucket, p.project, p.bucket_metageneration)
+        report.done.append(
+            f"updated bucket gs://{p.bucket}: uniform bucket-level access on, public access "
+            "prevention enforced"
+        )
+    elif buckets.get(p.bucket, p.project) is None:  # made meanwhile, or its API was off
+        buckets.create(p.bucket, p.project, p.region)
+        report.done.append(f"created bucket gs://{p.bucket} in {p.region}")
+
+
+def _make_repository(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    ref = p.repository
+    if artifacts.get_repository(ref.project, ref.location, ref.repository) is None:
+        artifacts.create_repository(
+            ref.project, ref.location, ref.repository, description=REPOSITORY_DESCRIPTION
+        )
+        report.done.append(f"created Artifact Registry repository {r.name}")
+
+
+def _make_index(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    from govctl.gcp import index
+
+    if index.get_data_store(p.index_path) is None:  # its API may have been off
+        index.create_data_store(p.index_path, f"govreposcrape digests (gs://{p.bucket})")
+        report.done.append(f"created data store {r.name}")
+
+
+def _grant_on_bucket(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    role = buckets.JOB_ROLE
+    granted = buckets.add_member(p.bucket, role, p.member, p.bucket_policy_etag, p.project)
+    if granted is None:
+        report.warnings.append(
+            f"{role} on gs://{p.bucket} not applied: the storage server has no bucket IAM "
+            "(fake-gcs-server); on Google Cloud: gcloud storage buckets add-iam-policy-binding "
+            f"gs://{p.bucket} --member={p.member} --role={role}"
+        )
+    else:
+        report.done.append(f"granted {role} to {p.member} on gs://{p.bucket}")
+
+
+def _grant_on_secret(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    from govctl.gcp import secrets
+
+    secrets.grant_access(p.project, p.secret_ids[r.name], p.member)
+    report.done.append(f"granted {r.name.replace(' on ', f' to {p.member} on ', 1)}")
+
+
+def _grant_on_job(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    jobs.add_member(p.job_path, INVOKER, p.member, p.job_policy_etag)
+    report.done.append(f"granted {INVOKER} to {p.member} on job {jobs.job_id(p.job_path)}")
+
+
+def _grant(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
+    if r.name.endswith(f"gs://{p.bucket}"):
+        _grant_on_bucket(p, r, report)
+    elif r.name in p.secret_ids:
+        _grant_on_secret(p, r, report)
+    else:
+        _grant_on_job(p, r, report)
+
+
+# How each kind of resource is made; APIs are enabled first, all in one call.
+_MAKE: dict[str, Callable[[SetupPlan, ResourcePlan, _Report], None]] = {
+    ACCOUNT: _make_account,
+    BUCKET: _make_bucket,
+    REPOSITORY: _make_repository,
+    INDEX: _make_index,
+    IAM: _grant,
+}
 
 
 def apply(p: SetupPlan) -> Applied:
-    """Make the plan's changes, in order; writes nothing when it has none or has problems."""
-    if p.problems:
-        raise GovctlError(
-            "cannot set up: " + "; ".join(x.what for x in p.problems),
-            fix="; ".join(dict.fromkeys(x.fix for x in p.problems)),
-        )
-    todo = [r for r in p.resources if r.action != UNCHANGED]
-    done: list[str] = []
-    warnings: list[str] = []
+    """Make the plan's changes, in order; writes nothing when it has problems."""
+    if p.plan.problems:
+        raise p.plan.refusal("set up")
+    todo = [r for r in p.plan.resources if r.action != UNCHANGED]
+    report = _Report()
     apis = [r.name for r in todo if r.kind == API]
     if apis:
         services.enable(p.project, apis)
-        done.append(f"enabled {', '.join(apis)}")
+        report.done.append(f"enabled {', '.join(apis)}")
     for r in todo:
-        if r.kind == ACCOUNT:
-            account_id = p.account.split("@", 1)[0]
-            iam.create_service_account(p.project, account_id, DISPLAY_NAME)
-            done.append(f"created service account {p.account}")
-        elif r.kind == BUCKET and r.action == CREATE:
-            if buckets.get(p.bucket, p.project) is None:  # made meanwhile, or its API was off
-                buckets.create(p.bucket, p.project, p.region)
-                done.append(f"created bucket gs://{p.bucket} in {p.region}")
-        elif r.kind == BUCKET:
-            buckets.secure(p.bucket, p.project, r.etag)
-            done.append(
-                f"updated bucket gs://{p.bucket}: uniform bucket-level access on, public access "
-                "prevention enforced"
-            )
-        elif r.kind == REPOSITORY:
-            assert p.repository is not None
-            ref = p.repository
-            if artifacts.get_repository(ref.project, ref.location, ref.repository) is None:
-                artifacts.create_repository(
-                    ref.project, ref.location, ref.repository, description=REPOSITORY_DESCRIPTION
-                )
-                done.append(f"created Artifact Registry repository {r.name}")
-        elif r.kind == IAM and r.name.endswith(f"gs://{p.bucket}"):
-            granted = buckets.add_member(p.bucket, buckets.JOB_ROLE, p.member, r.etag, p.project)
-            if granted is None:
-                warnings.append(
-                    f"{buckets.JOB_ROLE} on gs://{p.bucket} not applied: the storage server has "
-                    "no bucket IAM (fake-gcs-server); on Google Cloud: gcloud storage buckets "
-                    f"add-iam-policy-binding gs://{p.bucket} --member={p.member} "
-                    f"--role={buckets.JOB_ROLE}"
-                )
-            else:
-                done.append(f"granted {buckets.JOB_ROLE} to {p.member} on gs://{p.bucket}")
-        elif r.kind == INDEX:
-            from govctl.gcp import index
-
-            if index.get_data_store(p.index_path) is None:  # its API may have been off
-                index.create_data_store(p.index_path, f"govreposcrape digests (gs://{p.bucket})")
-                done.append(f"created data store {r.name}")
-        elif r.kind == IAM and r.name in p.secret_ids:
-            from govctl.gcp import secrets
-
-            secrets.grant_access(p.project, p.secret_ids[r.name], p.member)
-            done.append(f"granted {r.name.replace(' on ', f' to {p.member} on ', 1)}")
-        elif r.kind == IAM:
-            jobs.add_member(p.job_path, INVOKER, p.member, r.etag)
-            done.append(f"granted {INVOKER} to {p.member} on job {p.job_path.rsplit('/', 1)[-1]}")
-    return Applied(tuple(done), tuple(warnings))
+        if r.kind != API:
+            _MAKE[r.kind](p, r, report)
+    return Applied(tuple(report.done), tuple(report.warnings))

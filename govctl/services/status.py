@@ -10,25 +10,36 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Generic, TypeVar
 
 from govctl.config import Config
 from govctl.errors import GovctlError, NotFound
 from govctl.gcp import executions, jobs, scheduler, usage
+from govctl.gcp.jobs import JobSpec as JobSpec
+from govctl.gcp.scheduler import ScheduleSpec
+from govctl.gcp.usage import DigestStats as DigestStats
 from govctl.services import executions as runs
 from govctl.services import reports
 from govctl.services import schedule as schedules
 
-T = TypeVar("T")
+T = TypeVar("T", covariant=True)
+V = TypeVar("V")
 RECENT = 5
 
 
 @dataclass(frozen=True)
-class Part:
+class Part(Generic[T]):
     """One part of the screen: its value, or why it could not be read."""
 
-    value: Any = None
+    value: T | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    spec: ScheduleSpec | None  # None: there is no scheduler job
+    description: str  # the cron in words
+    next: datetime | None  # the next fire time
 
 
 @dataclass(frozen=True)
@@ -42,28 +53,28 @@ class Status:
     project: str
     region: str
     job_name: str
-    job: Part  # jobs.JobSpec | None (None: not deployed)
-    schedule: Part  # (scheduler.ScheduleSpec | None, description, next fire time)
-    runs: Part  # list[Run]
-    bucket: Part  # usage.DigestStats | None
-    failing: Part  # list of persistent failures (repo, reason, first_failed)
-    cost: Part  # float: estimated USD a month
+    job: Part[JobSpec | None]  # value None: not deployed
+    schedule: Part[Schedule]
+    runs: Part[list[Run]]
+    bucket: Part[DigestStats | None]  # value None: no bucket
+    failing: Part[list[dict[str, str]]]  # persistent failures (repo, reason, first_failed, …)
+    cost: Part[float]  # estimated USD a month
     notes: list[str] = field(default_factory=list)
 
 
-def _part(fn: Callable[[], T]) -> Part:
+def _part(fn: Callable[[], V]) -> Part[V]:
     try:
         return Part(fn())
     except GovctlError as err:
         return Part(error=str(err))
 
 
-def _schedule(cfg: Config, now: datetime) -> tuple[Any, str, datetime | None]:
+def _schedule(cfg: Config, now: datetime) -> Schedule:
     spec = scheduler.get(cfg.schedule_path)
     if spec is None:
-        return None, "", None
+        return Schedule(None, "", None)
     upcoming = schedules.fire_times(spec.cron, spec.time_zone, 1, now)
-    return spec, schedules.describe(spec.cron), upcoming[0].at if upcoming else None
+    return Schedule(spec, schedules.describe(spec.cron), upcoming[0].at if upcoming else None)
 
 
 def _runs(cfg: Config) -> list[Run]:

@@ -126,17 +126,23 @@ def test_new_addresses_and_window_change_only_what_differs(
     assert "duration       24h30m  →  20h" in out
     assert "1 to change" in out
     assert len(_policies()) == 3  # dry run: nothing written
+    # The same flow as deploy's: --exit-code says there is something to apply.
+    assert (
+        _govctl(capsys, "alerts", "set", "--stale-after", "20h", "--dry-run", "--exit-code")[0] == 3
+    )
 
     code, out, err = _govctl(
         capsys, "alerts", "set", "--email", "oncall@example.org", "--stale-after", "20h", "-y"
     )
     assert code == 0, err
     assert "+ channel   oncall@example.org" in out and f"- channel   {EMAIL}" in out
+    assert f"      display_name  govctl: {EMAIL}\n" in out  # what the deletion removes
     assert "1 to add, 3 to change, 1 to delete, 0 unchanged." in out
     data = json.loads(_govctl(capsys, "alerts", "show", "--json")[1])
     assert [c["email"] for c in data["channels"]] == ["oncall@example.org"]
     assert all(p["channels"] == ["oncall@example.org"] for p in data["policies"])
     assert _govctl(capsys, "alerts", "set", "-y")[2].strip().endswith("no changes")
+    assert _govctl(capsys, "alerts", "set", "--dry-run", "--exit-code")[0] == 0
     plan = json.loads(_govctl(capsys, "alerts", "set", "--json", "--dry-run")[1])
     assert plan["summary"] == {"to_add": 0, "to_change": 0, "to_delete": 0, "unchanged": 4}
     assert plan["stale_after"] == "20h" and plan["warnings"] == []

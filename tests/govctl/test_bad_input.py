@@ -49,6 +49,17 @@ CASES: list[tuple[list[str], dict[str, str], str, str]] = [
     (["config", "show"], {"GOVCTL_EMULATOR_PORT": "-1"}, "", "GOVCTL_EMULATOR_PORT"),
     (["init", "--project", "UPPER-case"], {}, "", "UPPER-case"),
     (["init", "--region", "mars-north1"], {}, "", "mars-north1"),
+    # Numeric options: their messages name the flag, the value and the range.
+    (["run", "--limit", "0"], {}, "", "invalid --limit 0: expected a whole number from 1 to"),
+    (["run", "--tasks", "many"], {}, "", "invalid --tasks 'many': expected a whole number from 1"),
+    (["executions", "list", "-n", "1001"], {}, "", "invalid --limit 1001: expected a whole number"),
+    (["logs", "-n", "0"], {}, "", "invalid -n 0: expected a whole number from 1 to 10,000"),
+    (["cost", "--days", "91"], {}, "", "invalid --days 91: expected a whole number from 1 to 90"),
+    (["cost", "--runs-per-day", "nan"], {}, "", "invalid --runs-per-day 'nan': expected a number"),
+    (["cost", "--price-cpu", "2"], {}, "", "invalid --price-cpu '2': expected USD per vCPU-second"),
+    (["local", "run", "--limit", "x"], {}, "", "invalid --limit 'x': expected a whole number"),
+    # Where the commands talk to is a setting too, checked like the others.
+    (["config", "show"], {"GOVCTL_EMULATOR_HOST": "http://127.0.0.1:9"}, "", "HOST:PORT"),
 ]
 
 

@@ -14,7 +14,7 @@ def test_defaults_without_file_or_env(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     cfg = config.load(env={"CLOUDSDK_CONFIG": str(tmp_path / "no-gcloud")})
     assert (cfg.project, cfg.region, cfg.source) == (None, "us-central1", None)
-    assert (cfg.emulator_port, cfg.emulator_storage_port) == (8086, 4443)
+    assert (cfg.emulator.port, cfg.emulator.storage_port) == (8086, 4443)
     assert cfg.state_dir.parts[-2:] == ("govctl", "emulator")
 
 
@@ -25,17 +25,17 @@ def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         '[emulator]\nport = 9000\nstorage_port = 9001\nstate_dir = "~/emu"\n'
     )
     cfg = config.load(env={})
-    assert (cfg.project, cfg.region, cfg.emulator_port) == ("from-file", "us-central1", 9000)
+    assert (cfg.project, cfg.region, cfg.emulator.port) == ("from-file", "us-central1", 9000)
     assert cfg.state_dir == Path("~/emu").expanduser()
     assert cfg.source == Path("govctl.toml")
 
     env = {"GOVCTL_PROJECT": "from-env", "GOVCTL_EMULATOR_PORT": "9100"}
     cfg = config.load(env=env)
-    assert (cfg.project, cfg.region, cfg.emulator_port) == ("from-env", "us-central1", 9100)
+    assert (cfg.project, cfg.region, cfg.emulator.port) == ("from-env", "us-central1", 9100)
 
     cfg = config.load(env=env, emulator_port=0, project=None, emulator_state_dir=tmp_path)
-    assert (cfg.project, cfg.emulator_port, cfg.state_dir) == ("from-env", 0, tmp_path)
-    assert cfg.emulator_storage_port == 9001
+    assert (cfg.project, cfg.emulator.port, cfg.state_dir) == ("from-env", 0, tmp_path)
+    assert cfg.emulator.storage_port == 9001
 
 
 def test_govctl_config_names_the_file(tmp_path: Path) -> None:
@@ -89,13 +89,13 @@ def test_gcloud_configuration_sits_below_the_file(
     env = {"CLOUDSDK_CONFIG": str(_gcloud_dir(tmp_path, "from-gcloud", "europe-west1"))}
     cfg = config.load(env=env)
     assert (cfg.project, cfg.region) == ("from-gcloud", "europe-west1")
-    assert (cfg.sources["project"], cfg.sources["region"]) == ("gcloud", "gcloud")
+    assert (cfg.settings["project"].source, cfg.settings["region"].source) == ("gcloud", "gcloud")
     # The defaults that name the project follow it.
     assert cfg.job.image == "europe-west1-docker.pkg.dev/from-gcloud/govreposcrape/ingestion"
     assert cfg.job.service_account == "govreposcrape-sa@from-gcloud.iam.gserviceaccount.com"
     Path("govctl.toml").write_text('project = "from-file"\n')
     cfg = config.load(env=env)
-    assert (cfg.project, cfg.sources["project"], cfg.region) == (
+    assert (cfg.project, cfg.settings["project"].source, cfg.region) == (
         "from-file",
         "file",
         "europe-west1",
@@ -122,7 +122,10 @@ def test_runbook_defaults_and_job_settings(tmp_path: Path, monkeypatch: pytest.M
         "https://run.googleapis.com/v2/projects/govreposcrape/locations/us-central1/"
         "jobs/govreposcrape-ingestion:run"
     )
-    assert cfg.sources["job.tasks"] == "env" and cfg.sources["job.parallelism"] == "flag"
+    assert (
+        cfg.settings["job.tasks"].source == "env"
+        and cfg.settings["job.parallelism"].source == "flag"
+    )
 
 
 def test_a_long_task_timeout_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,4 +142,58 @@ def test_missing_project_says_how_to_set_it(
     cfg = config.load(env={"CLOUDSDK_CONFIG": str(tmp_path)})
     with pytest.raises(UsageError, match="no project set — pass --project") as err:
         cfg.require_project()
+    assert err.value.exit_code == 2
+
+
+def test_values_made_from_a_missing_project_are_absent_not_placeholders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No project: the image and service account are None, and reading them is the usage
+    error that says how to set one (never a "(needs a project)" string in a value)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(env={"CLOUDSDK_CONFIG": str(tmp_path)})
+    assert (cfg.job.image_or_none, cfg.job.service_account_or_none) == (None, None)
+    assert cfg.settings["job.image"].value is None
+    for read in (lambda: cfg.job.image, lambda: cfg.job.service_account):
+        with pytest.raises(UsageError, match=r"needs a project: none is set — pass --project"):
+            read()
+
+
+def test_index_settings_are_typed_attributes(tmp_path: Path) -> None:
+    cfg = config.load(env={"GOVCTL_INDEX_LOCATION": "eu", "CLOUDSDK_CONFIG": str(tmp_path)})
+    assert (cfg.index.data_store, cfg.index.location) == ("govreposcrape-search", "eu")
+    with pytest.raises(UsageError, match="GOVCTL_INDEX_LOCATION 'mars': expected one of"):
+        config.load(env={"GOVCTL_INDEX_LOCATION": "mars"})
+
+
+def test_the_cloud_target_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether commands talk to Google or to `govctl emulator` is resolved with the rest:
+    environment (as `govctl emulator env` sets it) over govctl.toml; Google by default."""
+    monkeypatch.chdir(tmp_path)
+    cfg = config.load(env={})
+    assert cfg.cloud == config.CloudTarget(None, None) and not cfg.cloud.is_emulator
+    assert cfg.settings["cloud.emulator"] == config.Setting(None, "default")
+    Path("govctl.toml").write_text('[cloud]\nemulator = "127.0.0.1:9000"\n')
+    env = {"STORAGE_EMULATOR_HOST": "http://127.0.0.1:4443/"}
+    cfg = config.load(env=env)
+    assert cfg.cloud == config.CloudTarget("127.0.0.1:9000", "http://127.0.0.1:4443")
+    assert cfg.settings["cloud.emulator"].source == "file"
+    assert cfg.settings["cloud.storage_emulator"].source == "env"
+    env = {"GOVCTL_EMULATOR_HOST": "[::1]:8086"}
+    assert config.cloud_target(env) == config.CloudTarget("[::1]:8086", None)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GOVCTL_EMULATOR_HOST": "http://127.0.0.1:8086"}, "expected HOST:PORT"),
+        ({"GOVCTL_EMULATOR_HOST": "127.0.0.1"}, "expected HOST:PORT"),
+        ({"GOVCTL_EMULATOR_HOST": "127.0.0.1:99999"}, "expected HOST:PORT"),
+        ({"STORAGE_EMULATOR_HOST": "127.0.0.1:4443"}, "expected the URL of fake-gcs-server"),
+    ],
+)
+def test_a_bad_cloud_target_is_a_usage_error(env: dict[str, str], message: str) -> None:
+    name = next(iter(env))
+    with pytest.raises(UsageError, match=f"invalid {name} .*{message}") as err:
+        config.load(env=env)
     assert err.value.exit_code == 2

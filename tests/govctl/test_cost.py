@@ -212,6 +212,22 @@ def test_cost_and_local_run_help_import_no_google_library() -> None:
     assert "--runs-per-day" in proc.stdout and "--no-container" in proc.stdout
 
 
+def test_no_answer_is_said_as_unreachable_not_as_a_refusal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Nothing listens on the emulator's address: the bundled prices, marked unreachable (so
+    cost does not go on to read run times and the bucket); the error says why."""
+    import socket
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{free.getsockname()[1]}"
+    monkeypatch.setenv("GOVCTL_EMULATOR_HOST", address)
+    found = billing.prices("us-central1")
+    assert found.reachable is False
+    assert found.offline is not None and "the API did not answer" in found.offline
+
+
 @pytest.mark.parametrize("tasks", [1, 2, 3])
 @pytest.mark.parametrize("seconds", [60.0, 61.3, 95.7, 600.0])
 @pytest.mark.parametrize(("cpu", "memory_mib"), [(1, 512), (2, 1024)])

@@ -375,14 +375,11 @@ def test_the_plan_shows_images_by_short_digest_and_commit(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from govctl import render
+    from govctl.services.plan import UPDATE, Change, Plan, ResourcePlan
 
     old, new = IMAGE, IMAGE.replace("3f", "9b")
-    render.plan({
-        "project": PROJECT, "region": REGION, "commit": "1c2d3e4f5a6b",
-        "resources": [{"kind": "run job", "name": "j", "action": "update",
-                       "changes": [{"field": "image", "old": old, "new": new}]}],
-        "summary": {"to_add": 0, "to_change": 1, "unchanged": 0},
-    })  # fmt: skip
+    change = Change("image", old, new, note="commit 1c2d3e4")
+    render.plan(Plan(PROJECT, REGION, (ResourcePlan("run job", "j", UPDATE, (change,)),)))
     out = capsys.readouterr().out
     assert (
         "      image  …/ingestion@sha256:3f3f3f3f3f3f  →  …/ingestion@sha256:9b9b9b9b9b9b "
@@ -419,3 +416,24 @@ def test_a_paused_scheduler_is_said_in_the_plan(
     out = capsys.readouterr().out
     assert "note: scheduler govreposcrape-daily-ingest is PAUSED and stays so" in out
     assert "govctl schedule resume" in out
+
+
+def test_a_job_or_scheduler_created_meanwhile_is_said_so(cloud: Emulator) -> None:
+    """Between plan and apply someone made the same job: the create is refused, by its
+    status (ALREADY_EXISTS), with the fix."""
+    from govctl import config
+    from govctl.errors import CloudError
+    from govctl.gcp import jobs, scheduler
+    from govctl.services import deploy as service
+
+    cfg = config.load()
+    job = service.desired_job(cfg, IMAGE, None, None)
+    jobs.create_job(PARENT, "govreposcrape-ingestion", job)
+    with pytest.raises(CloudError, match="it was created meanwhile") as err:
+        jobs.create_job(PARENT, "govreposcrape-ingestion", job)
+    assert err.value.reason == "ALREADY_EXISTS" and err.value.fix == jobs.CONCURRENT_FIX
+    schedule = service.desired_schedule(cfg)
+    scheduler.create(PARENT, SCHEDULE, schedule)
+    with pytest.raises(CloudError, match="it was created meanwhile") as err:
+        scheduler.create(PARENT, SCHEDULE, schedule)
+    assert err.value.reason == "ALREADY_EXISTS"

@@ -50,6 +50,7 @@ def test_config_show_names_each_source(
 ) -> None:
     (tmp_path / "govctl.toml").write_text('project = "govreposcrape"\n[job]\ncpu = 4\n')
     monkeypatch.setenv("GOVCTL_JOB_MEMORY", "8Gi")
+    monkeypatch.setenv("GOVCTL_EMULATOR_HOST", "127.0.0.1:9999")
     assert main(["config", "show", "--region", "europe-west1", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     rows = {r["key"]: (r["value"], r["source"]) for r in data["settings"]}
@@ -58,6 +59,9 @@ def test_config_show_names_each_source(
     assert rows["job.cpu"] == (4, "file")
     assert rows["job.memory"] == ("8Gi", "env")
     assert rows["job.task_timeout"] == ("6h", "default")
+    # Where the commands talk to: the emulator, because the environment says so.
+    assert rows["cloud.emulator"] == ("127.0.0.1:9999", "env")
+    assert rows["cloud.storage_emulator"] == (None, "default")
     assert rows["job.service_account"] == (
         "govreposcrape-sa@govreposcrape.iam.gserviceaccount.com", "default",
     )  # fmt: skip

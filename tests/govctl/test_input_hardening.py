@@ -36,6 +36,8 @@ VALID = {
     "schedule.time_zone": "Europe/London",
     "index.data_store": "govreposcrape-search",
     "index.location": "eu",
+    "cloud.emulator": "127.0.0.1:8086",
+    "cloud.storage_emulator": "http://127.0.0.1:4443",
     "emulator.state_dir": "/tmp/govctl-emulator",
     "emulator.host": "127.0.0.1",
     "emulator.port": "8086",

@@ -155,6 +155,7 @@ def test_setup_twice_the_second_writes_nothing(
     assert "not checked and not applied: the storage server has no bucket IAM" in out
     assert "not checked: the storage server does not report them" in out
     assert snapshot(empty) == before
+    assert setup(capsys, "--dry-run", "--exit-code")[0] == 0  # nothing to apply
     assert plan_json(capsys)["summary"] == {
         "to_add": 0,
         "to_change": 0,
@@ -169,6 +170,8 @@ def test_a_dry_run_writes_nothing(empty: Emulator, capsys: pytest.CaptureFixture
     assert code == 0
     assert "9 to add, 0 to change, 2 unchanged." in out
     assert "dry run: nothing written" in err
+    assert setup(capsys, "--dry-run", "--exit-code")[0] == 3  # something to apply
+    assert setup(capsys, "--exit-code")[0] == 2  # only with --dry-run
     assert snapshot(empty) == before
     plan = plan_json(capsys)
     assert {(r["kind"], r["action"]) for r in plan["resources"]} >= {

@@ -90,3 +90,27 @@ def test_a_part_that_cannot_be_read_says_why_and_the_rest_shows(
     out = _status(capsys)
     assert "Bucket    missing — create it with `govctl setup`" in out
     assert "not deployed" in out
+
+
+def test_commands_talk_to_the_cloud_their_settings_name(
+    cloud: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The emulator's addresses in govctl.toml alone (no environment) reach every client:
+    gRPC (Cloud Run) and storage (fake-gcs-server) alike."""
+    env = cloud.env()
+    Path("govctl.toml").write_text(
+        f'[cloud]\nemulator = "{env["GOVCTL_EMULATOR_HOST"]}"\n'
+        f'storage_emulator = "{env["STORAGE_EMULATOR_HOST"]}"\n'
+    )
+    monkeypatch.delenv("GOVCTL_EMULATOR_HOST")
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST")
+    # The emulator answers: the job is not deployed (without it: no Google credentials).
+    assert main(["executions", "list"]) == 1
+    assert f"in project '{PROJECT}' does not exist" in capsys.readouterr().err
+    assert main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["job"] is None and data["bucket"] is None  # read, and not there yet
+    assert main(["config", "show", "--json"]) == 0
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)["settings"]}
+    assert rows["cloud.emulator"]["value"] == env["GOVCTL_EMULATOR_HOST"]
+    assert rows["cloud.storage_emulator"]["source"] == "file"

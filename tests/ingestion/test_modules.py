@@ -42,8 +42,43 @@ def test_no_import_cycle_between_the_jobs_modules() -> None:
     assert cycles == []
 
 
+def _defaults_defined(path: Path) -> set[str]:
+    """The module-level ``DEFAULT_*`` names a module assigns (not imports)."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text()).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        found |= {t.id for t in targets if isinstance(t, ast.Name) and t.id.startswith("DEFAULT_")}
+    return found
+
+
 def test_settings_defaults_live_in_one_module() -> None:
-    """digest.py and cli.py take their defaults from ingestion.settings, not their own copies."""
-    for name in ("cli.py", "digest.py", "runner.py"):
-        text = (PACKAGE / name).read_text()
-        assert "DEFAULT_MAX_TOTAL_SIZE =" not in text and "DEFAULT_MAX_FILE_SIZE =" not in text
+    """Each limit of the job has one default, ingestion.settings': the command line without
+    flags, :class:`Options` and the digest's settings all carry that value, and no other
+    module assigns a ``DEFAULT_*`` of its own that could drift from it."""
+    from ingestion import cli, digest, settings
+
+    parser = cli.build_parser()
+    for flag, name in [
+        ("repo_timeout", "DEFAULT_REPO_TIMEOUT"),
+        ("max_file_size", "DEFAULT_MAX_FILE_SIZE"),
+        ("max_total_size", "DEFAULT_MAX_TOTAL_SIZE"),
+        ("max_failure_ratio", "DEFAULT_MAX_FAILURE_RATIO"),
+    ]:
+        value = getattr(settings, name)
+        assert parser.get_default(flag) == value, flag
+        assert settings.Options.__dataclass_fields__[flag].default == value, flag
+    shape = digest.DigestSettings()
+    assert (shape.max_file_size, shape.max_total_size) == (
+        settings.DEFAULT_MAX_FILE_SIZE,
+        settings.DEFAULT_MAX_TOTAL_SIZE,
+    )
+    own = _defaults_defined(PACKAGE / "settings.py")
+    assert own >= {"DEFAULT_MAX_FILE_SIZE", "DEFAULT_MAX_TOTAL_SIZE", "DEFAULT_REPO_TIMEOUT"}
+    copies = {
+        module_name(p): sorted(_defaults_defined(p) & own)
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "settings.py" and _defaults_defined(p) & own
+    }
+    assert copies == {}

@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -56,22 +57,7 @@ class SmartHttpServer:
                 )
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                env = {
-                    "PATH": os.environ.get("PATH", ""),
-                    "GIT_PROJECT_ROOT": str(server.root),
-                    "GIT_HTTP_EXPORT_ALL": "1",
-                    "PATH_INFO": path,
-                    "QUERY_STRING": query,
-                    "REQUEST_METHOD": self.command,
-                    "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-                    "CONTENT_LENGTH": str(len(body)),
-                    "GIT_CONFIG_NOSYSTEM": "1",
-                    "GIT_CONFIG_GLOBAL": os.devnull,
-                }
-                if self.headers.get("Git-Protocol"):
-                    env["GIT_PROTOCOL"] = self.headers["Git-Protocol"]
-                if self.headers.get("Content-Encoding") == "gzip":
-                    env["HTTP_CONTENT_ENCODING"] = "gzip"
+                env = _cgi_env(server.root, self.command, path, query, self.headers, len(body))
                 out = subprocess.run(
                     ["git", "-c", "uploadpack.allowFilter=true", "http-backend"],
                     input=body,
@@ -79,16 +65,7 @@ class SmartHttpServer:
                     capture_output=True,
                     check=False,
                 ).stdout
-                head, _, payload = out.partition(b"\r\n\r\n")
-                if not _:
-                    head, _, payload = out.partition(b"\n\n")
-                status, headers = 200, []
-                for line in head.decode("latin-1").splitlines():
-                    name, _, value = line.partition(":")
-                    if name.lower() == "status":
-                        status = int(value.split()[0])
-                    elif name:
-                        headers.append((name, value.strip()))
+                status, headers, payload = _cgi_response(out)
                 self.send_response(status)
                 for name, value in headers:
                     self.send_header(name, value)
@@ -111,3 +88,41 @@ class SmartHttpServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def _cgi_env(
+    root: Path, method: str, path: str, query: str, headers: Message, length: int
+) -> dict[str, str]:
+    """The CGI environment git http-backend reads for one request."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "GIT_PROJECT_ROOT": str(root),
+        "GIT_HTTP_EXPORT_ALL": "1",
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "REQUEST_METHOD": method,
+        "CONTENT_TYPE": headers.get("Content-Type", ""),
+        "CONTENT_LENGTH": str(length),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    if headers.get("Git-Protocol"):
+        env["GIT_PROTOCOL"] = headers["Git-Protocol"]
+    if headers.get("Content-Encoding") == "gzip":
+        env["HTTP_CONTENT_ENCODING"] = "gzip"
+    return env
+
+
+def _cgi_response(out: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
+    """CGI output (headers, a blank line, the body) as status, headers and body."""
+    head, blank, payload = out.partition(b"\r\n\r\n")
+    if not blank:
+        head, _, payload = out.partition(b"\n\n")
+    status, headers = 200, []
+    for line in head.decode("latin-1").splitlines():
+        name, _, value = line.partition(":")
+        if name.lower() == "status":
+            status = int(value.split()[0])
+        elif name:
+            headers.append((name, value.strip()))
+    return status, headers, payload

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from govctl.errors import GovctlError
-from govctl.gcp import buckets, clients, iam
+from govctl.gcp import buckets, iam
 from govctl.gcp.iam import Policy
 from govctl.services.doctor.facts import DEPLOY_PERMISSIONS, Facts
 from govctl.services.doctor.model import (
@@ -31,7 +31,7 @@ def credentials(ctx: Context, facts: Facts) -> Check:
     who = facts.get("caller")
     if who == iam.UNKNOWN_USER:
         who = "a user account (its email is not in the credentials: `gcloud auth list` shows it)"
-    host = clients.emulator_host()
+    host = ctx.cfg.cloud.emulator
     where = f"govctl emulator at {host}" if host else "Application Default Credentials"
     return Check("credentials", OK, f"{who} ({where})")
 

@@ -35,12 +35,12 @@ class Action:
 
     def describe(self) -> str:
         if self.kind == "grant_job":
-            return f"grant {self.role} to {self.member} on job {self.target.rsplit('/', 1)[-1]}"
+            return f"grant {self.role} to {self.member} on job {jobs.job_id(self.target)}"
         if self.kind == "grant_project":
             return f"grant {self.role} to {self.member} on project {self.target}"
         if self.kind == "enable":
             return f"enable {', '.join(self.apis)} in project {self.target}"
-        return f"resume scheduler job {self.target.rsplit('/', 1)[-1]}"
+        return f"resume scheduler job {scheduler.schedule_id(self.target)}"
 
     def apply(self) -> None:
         if self.kind == "grant_job":
