@@ -1,0 +1,452 @@
+"""What `govctl destroy` means: every resource govctl made for this configuration, planned as
+deletions (the plan model of deploy and setup, every line a ``-``) and deleted in dependency
+order; what it keeps unless asked, it says.
+
+Deleted, in this order (each only when it is govctl's: named by the settings, and where the
+resource carries labels, labelled ``managed-by: govctl``):
+
+1. the scheduler job (``[schedule] name``) — first, so it cannot start a run meanwhile;
+2. the job's running executions — cancelled, so no task runs (and is billed) on: whether
+   DeleteJob stops them no Google source says (docs/cli.md, "destroy");
+3. the Cloud Run job (``[job] name``) — its executions and its IAM policy (the
+   ``roles/run.invoker`` deploy granted) go with it;
+4. the job's alert policies (labels ``managed-by: govctl``, ``job: [job] name``), then
+5. govctl's e-mail channels that no other policy uses (a channel another job's policy uses
+   stays; deleting it would silence that policy);
+6. the search data store (``[index] data_store``);
+7. the image: the whole Artifact Registry repository when govctl created it (its label) and
+   it holds no other image, else ``[job] image``'s package (every digest and tag);
+8. the grants setup made that would outlive it: the service account's object rights on the
+   bucket and its read access to each ``[job] secrets`` secret, when those stay;
+9. only when asked, each with its own flag: the secrets, the bucket with every object in it,
+   and last the service account (after every grant naming it, so none is left dangling as
+   ``deleted:serviceAccount:…``).
+
+A deletion that finds its resource gone is not an error ("already gone"); one that fails is
+reported and the rest are still attempted. APIs stay enabled, logs stay until their retention
+ends, and the Cloud Build staging bucket (shared with gcloud) stays: the plan's notes say so.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from govctl import validate
+from govctl.config import Config
+from govctl.errors import CloudError, GovctlError, NotFound
+from govctl.gcp import (
+    artifacts,
+    buckets,
+    executions,
+    iam,
+    index,
+    jobs,
+    monitoring,
+    scheduler,
+    secrets,
+)
+from govctl.services.plan import Applied, Plan, ResourcePlan, deleted
+
+MANAGED_BY = "govctl"
+INVOKER = "roles/run.invoker"
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What goes besides what destroy always deletes: each needs its own flag."""
+
+    bucket: bool = False
+    service_account: bool = False
+    secrets: bool = False
+
+
+class Kind(enum.Enum):
+    """What a deletion deletes; its value is the plan line's kind."""
+
+    SCHEDULER = "scheduler"
+    EXECUTION = "execution"
+    JOB = "run job"
+    POLICY = "policy"
+    CHANNEL = "channel"
+    DATA_STORE = "data store"
+    IMAGE = "image"
+    REPOSITORY = "repository"
+    GRANT = "iam"
+    SECRET = "secret"
+    BUCKET = "bucket"
+    ACCOUNT = "service account"
+
+
+class Holder(enum.Enum):
+    """Where a grant to remove is held."""
+
+    BUCKET = "bucket"
+    SECRET = "secret"
+    PROJECT = "project"
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """One line of the plan and what apply needs to delete it."""
+
+    kind: Kind
+    target: str  # the resource's name as its API knows it (a grant: the holder's)
+    line: ResourcePlan
+    role: str = ""  # a grant's role and member
+    member: str = ""
+    holder: Holder | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.value} {self.line.name}"
+
+
+@dataclass(frozen=True)
+class DestroyPlan:
+    plan: Plan
+    deletions: tuple[Deletion, ...]
+    bucket: str
+    objects: int | None = None  # in the bucket, when it is to go
+
+    @property
+    def project(self) -> str:
+        return self.plan.project
+
+    @property
+    def deletes_bucket(self) -> bool:
+        return any(d.kind is Kind.BUCKET for d in self.deletions)
+
+
+@dataclass(frozen=True)
+class Failure:
+    label: str  # "channel ops@example.org": what is left
+    reason: str  # the error, with its fix
+
+
+@dataclass(frozen=True)
+class Destroyed(Applied):
+    """What apply did, and each deletion that failed with its reason."""
+
+    failed: tuple[Failure, ...] = ()
+
+
+def _line(kind: Kind, name: str, fields: Mapping[str, object] | None = None) -> ResourcePlan:
+    return deleted(kind.value, name, fields)
+
+
+def _member(cfg: Config) -> str:
+    return f"serviceAccount:{cfg.job.service_account}"
+
+
+# Reading: what is there to delete ---------------------------------------------------------
+
+
+def _scheduler(cfg: Config) -> list[Deletion]:
+    found = scheduler.get(cfg.schedule_path)
+    if found is None:
+        return []
+    fields = {"cron": f"{found.cron} ({found.time_zone})", "state": found.state}
+    return [
+        Deletion(
+            Kind.SCHEDULER, cfg.schedule_path, _line(Kind.SCHEDULER, cfg.schedule.name, fields)
+        )
+    ]
+
+
+# Executions read to find the running ones: Cloud Run lists the newest first, and a running
+# one is among the newest (a job keeps up to 1,000 finished ones, GCP-FACTS.md).
+EXECUTIONS = 100
+
+
+def _job(cfg: Config) -> list[Deletion]:
+    """The job, after its running executions (each cancelled first)."""
+    found = jobs.get_job(cfg.job_path)
+    if found is None:
+        return []
+    listed = executions.list_for_job(cfg.job_path, limit=EXECUTIONS)
+    out = [
+        Deletion(
+            Kind.EXECUTION,
+            e.full,
+            _line(Kind.EXECUTION, e.name, {"status": f"{e.status}: cancelled first"}),
+        )
+        for e in listed
+        if not e.done
+    ]
+    count = f"{len(listed)}{'+' if len(listed) == EXECUTIONS else ''}"
+    fields: dict[str, object] = {
+        "image": found.image,
+        "executions": f"{count}, deleted with it",
+        "iam policy": f"deleted with it ({INVOKER} for {found.service_account})",
+    }
+    if not _mine(found.labels):
+        fields["labels"] = "no managed-by=govctl: named by [job] name, made outside govctl?"
+    out.append(Deletion(Kind.JOB, cfg.job_path, _line(Kind.JOB, cfg.job.name, fields)))
+    return out
+
+
+def _mine(labels: dict[str, str]) -> bool:
+    return labels.get("managed-by") == MANAGED_BY
+
+
+def _alerts(cfg: Config) -> tuple[list[Deletion], list[str]]:
+    """This job's policies; govctl's channels no other policy uses, and a note for the rest."""
+    project = cfg.require_project()
+    policies = monitoring.list_policies(project)
+    channels = monitoring.list_channels(project)
+    ours = [
+        p for p in policies if _mine(p.user_labels) and p.user_labels.get("job") == cfg.job.name
+    ]
+    others = [p for p in policies if p not in ours]
+    out = [
+        Deletion(
+            Kind.POLICY,
+            p.name,
+            _line(
+                Kind.POLICY,
+                p.display_name,
+                {"labels": f"govctl-alert={p.user_labels.get('govctl-alert', '?')}"},
+            ),
+        )
+        for p in sorted(ours, key=lambda p: p.display_name)
+    ]
+    notes = []
+    for c in sorted((c for c in channels if _mine(c.user_labels)), key=lambda c: c.email):
+        users = [p.display_name for p in others if c.name in p.channels]
+        if users:
+            notes.append(
+                f"e-mail channel {c.email or c.name} stays: alert policy {users[0]!r}, not this "
+                "job's, notifies it"
+            )
+            continue
+        name = c.email or c.display_name
+        out.append(Deletion(Kind.CHANNEL, c.name, _line(Kind.CHANNEL, name, {"type": c.type})))
+    return out, notes
+
+
+def _data_store(cfg: Config) -> list[Deletion]:
+    path = index.store_path(cfg.require_project(), cfg.index.location, cfg.index.data_store)
+    if index.get_data_store(path) is None:
+        return []
+    name = f"{cfg.index.data_store} ({cfg.index.location})"
+    fields = {"indexes": f"gs://{cfg.bucket}"}
+    return [Deletion(Kind.DATA_STORE, path, _line(Kind.DATA_STORE, name, fields))]
+
+
+def _images(cfg: Config) -> tuple[list[Deletion], list[str]]:
+    """The repository when govctl made it and it holds only this image; else the image."""
+    ref = artifacts.parse_image(cfg.job.image)
+    repo = artifacts.get_repository(ref.project, ref.location, ref.repository)
+    if repo is None:
+        return [], []
+    images = artifacts.list_images(ref.project, ref.location, ref.repository)
+    ours = [i for i in images if i.image == ref.image]
+    others = sorted({i.image for i in images} - {ref.image})
+    label = f"{ref.repository} ({ref.location}-docker.pkg.dev/{ref.project})"
+    if _mine(repo.labels) and not others:
+        held = {"images": f"{len(ours)} digest(s) of {ref.image}" if ours else "none"}
+        return [Deletion(Kind.REPOSITORY, repo.name, _line(Kind.REPOSITORY, label, held))], []
+    notes = [
+        f"repository {label} stays: "
+        + (f"it holds other images ({', '.join(others)})" if others else "govctl did not create it")
+    ]
+    if not ours:
+        return [], notes
+    tags = sorted({t for i in ours for t in i.tags})
+    line = _line(Kind.IMAGE, ref.path, {"digests": len(ours), "tags": tags})
+    return [Deletion(Kind.IMAGE, ref.package_name, line)], notes
+
+
+def _bucket_grant(cfg: Config) -> tuple[list[Deletion], list[str]]:
+    """The service account's object rights on the bucket that stays (setup granted them)."""
+    policy = buckets.get_policy(cfg.bucket, cfg.require_project())
+    role, member = buckets.JOB_ROLE, _member(cfg)
+    if not isinstance(policy, buckets.BucketPolicy):
+        return [], [
+            f"{role} for {cfg.job.service_account} on gs://{cfg.bucket}: not checked: the "
+            "storage server has no bucket IAM (fake-gcs-server)"
+        ]
+    if not policy.policy.names(member, role):
+        return [], []
+    name = f"{role} for {cfg.job.service_account} on gs://{cfg.bucket}"
+    line = _line(Kind.GRANT, name, {"member": member})
+    return [Deletion(Kind.GRANT, cfg.bucket, line, role, member, Holder.BUCKET)], []
+
+
+def _bucket(cfg: Config, scope: Scope) -> tuple[list[Deletion], int | None, list[str]]:
+    """The bucket with every object (--delete-bucket), else the grant on it that setup made."""
+    project = cfg.require_project()
+    if buckets.get(cfg.bucket, project) is None:
+        return [], None, []
+    if not scope.bucket:
+        grants, notes = _bucket_grant(cfg)
+        kept = (
+            f"gs://{cfg.bucket} stays, with its digests: `--delete-bucket` deletes it too "
+            "(you type its name)"
+        )
+        return grants, None, [*notes, kept]
+    count = buckets.count_objects(cfg.bucket, project)
+    fields = {"objects": count, "with it": "every object in it, digests and the job's own"}
+    line = _line(Kind.BUCKET, f"gs://{cfg.bucket}", fields)
+    return [Deletion(Kind.BUCKET, cfg.bucket, line)], count, []
+
+
+def _secret_ids(cfg: Config) -> list[str]:
+    ids = (
+        validate.secret_ref(ref, f"[job] secrets entry {n}")[0]
+        for n, ref in cfg.job.secrets.items()
+    )
+    return sorted(set(ids))
+
+
+def _secrets(cfg: Config, scope: Scope) -> tuple[list[Deletion], list[str]]:
+    """Each ``[job] secrets`` secret (--delete-secrets), else the job's access to it."""
+    project, member = cfg.require_project(), _member(cfg)
+    out, kept = [], []
+    for secret in _secret_ids(cfg):
+        versions = secrets.versions(project, secret)
+        if versions is None:
+            continue
+        if scope.secrets:
+            fields = {"versions": len(versions)}
+            out.append(Deletion(Kind.SECRET, secret, _line(Kind.SECRET, secret, fields)))
+            continue
+        kept.append(secret)
+        if secrets.granted_on_secret(project, secret, member):
+            name = f"{secrets.ACCESSOR} for {cfg.job.service_account} on secret {secret}"
+            line = _line(Kind.GRANT, name, {"member": member})
+            out.append(Deletion(Kind.GRANT, secret, line, secrets.ACCESSOR, member, Holder.SECRET))
+    notes = [f"secret(s) {', '.join(kept)} stay: `--delete-secrets` deletes them"] if kept else []
+    return out, notes
+
+
+def _account(cfg: Config, scope: Scope) -> tuple[list[Deletion], list[str]]:
+    project, email = cfg.require_project(), cfg.job.service_account
+    found = iam.service_account(project, email)
+    if found is None:
+        return [], []
+    if not scope.service_account:
+        return [], [f"service account {email} stays: `--delete-service-account` deletes it"]
+    line = _line(Kind.ACCOUNT, email, {"display_name": found.display_name or "-"})
+    return [Deletion(Kind.ACCOUNT, email, line)], []
+
+
+ALWAYS_KEPT = (
+    "APIs stay enabled, log entries stay until Cloud Logging's retention ends, and the Cloud "
+    "Build staging bucket gs://PROJECT_cloudbuild (gcloud's too) stays"
+)
+
+
+def plan(cfg: Config, scope: Scope = Scope()) -> DestroyPlan:
+    """Every deletion, in the order apply makes them; reads only."""
+    project = cfg.require_project()
+    alerts, notes = _alerts(cfg)
+    images, kept_repository = _images(cfg)
+    secret_lines, kept_secrets = _secrets(cfg, scope)
+    bucket_lines, objects, kept_bucket = _bucket(cfg, scope)
+    account, kept_account = _account(cfg, scope)
+    # The grants before the secrets and the bucket they sit on; the account last of all.
+    grants_first = sorted(secret_lines + bucket_lines, key=lambda d: d.kind is not Kind.GRANT)
+    deletions = (
+        *_scheduler(cfg), *_job(cfg), *alerts, *_data_store(cfg), *images, *grants_first,
+        *account,
+    )  # fmt: skip
+    notes += kept_repository + kept_secrets + kept_bucket + kept_account
+    notes.append(ALWAYS_KEPT.replace("PROJECT", project))
+    shown = Plan(project, cfg.region, tuple(d.line for d in deletions), notes=tuple(notes))
+    return DestroyPlan(shown, deletions, cfg.bucket, objects)
+
+
+# Apply ------------------------------------------------------------------------------------
+
+
+def _cancel(p: DestroyPlan, d: Deletion) -> str:
+    try:
+        executions.cancel(d.target)
+    except CloudError as err:
+        if err.reason != "FAILED_PRECONDITION":  # it ended meanwhile: nothing to stop
+            raise
+        return f"execution {d.line.name} had ended"
+    return f"cancelled execution {d.line.name}"
+
+
+def _grant(p: DestroyPlan, d: Deletion) -> str:
+    if d.holder is Holder.BUCKET:
+        if buckets.remove_member(d.target, d.role, d.member, p.project) is None:
+            return f"{d.line.name}: not removed: the storage server has no bucket IAM"
+    elif d.holder is Holder.SECRET:
+        secrets.revoke_access(p.project, d.target, d.member)
+    else:
+        iam.revoke_on_project(p.project, d.role, d.member)
+    return f"removed {d.line.name}"
+
+
+def _data_store_gone(p: DestroyPlan, d: Deletion) -> str:
+    if index.delete_data_store(d.target):
+        return f"deleted data store {d.line.name}"
+    return f"deleting data store {d.line.name}: Google finishes it in the background"
+
+
+def _bucket_gone(p: DestroyPlan, d: Deletion) -> str:
+    count = buckets.delete(d.target, p.project)
+    return f"deleted gs://{d.target} and its {count} object(s)"
+
+
+def _channel_gone(p: DestroyPlan, d: Deletion) -> str:
+    # Not forced: a policy that took the channel up since the plan keeps it (and the
+    # deletion fails, said), rather than losing its notifications without a word.
+    monitoring.delete_channel(d.target, force=False)
+    return f"deleted e-mail {d.label}"
+
+
+def _secret_gone(p: DestroyPlan, d: Deletion) -> str:
+    secrets.delete(p.project, d.target)
+    return f"deleted {d.label} (every version)"
+
+
+def _account_gone(p: DestroyPlan, d: Deletion) -> str:
+    iam.delete_service_account(p.project, d.target)
+    return f"deleted {d.label}"
+
+
+def _simple(verb: str, delete: Callable[[str], object]) -> Callable[[DestroyPlan, Deletion], str]:
+    """A deletion by the resource's name alone."""
+
+    def run(p: DestroyPlan, d: Deletion) -> str:
+        delete(d.target)
+        return f"{verb} {d.label}"
+
+    return run
+
+
+DELETE: dict[Kind, Callable[[DestroyPlan, Deletion], str]] = {
+    Kind.SCHEDULER: _simple("deleted", scheduler.delete),
+    Kind.EXECUTION: _cancel,
+    Kind.JOB: _simple("deleted", jobs.delete_job),
+    Kind.POLICY: _simple("deleted alert", monitoring.delete_policy),
+    Kind.CHANNEL: _channel_gone,
+    Kind.DATA_STORE: _data_store_gone,
+    Kind.IMAGE: _simple("deleted", artifacts.delete_package),
+    Kind.REPOSITORY: _simple("deleted", artifacts.delete_repository),
+    Kind.GRANT: _grant,
+    Kind.SECRET: _secret_gone,
+    Kind.BUCKET: _bucket_gone,
+    Kind.ACCOUNT: _account_gone,
+}
+
+
+def apply(p: DestroyPlan) -> Destroyed:
+    """Each deletion in order; one gone already is said, one that fails is kept for the
+    report while the rest are still attempted."""
+    done: list[str] = []
+    failed: list[Failure] = []
+    for d in p.deletions:
+        try:
+            done.append(DELETE[d.kind](p, d))
+        except NotFound:
+            done.append(f"{d.label}: already gone")
+        except GovctlError as err:
+            failed.append(Failure(d.label, str(err)))
+    return Destroyed(tuple(done), (), tuple(failed))
