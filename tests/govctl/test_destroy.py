@@ -188,7 +188,12 @@ def test_the_bucket_goes_only_with_its_name_typed(
     assert _left()["jobs"] == [JOB_PATH] and _digests() == ["alphagov/a.md"]
 
     asked: list[str] = []
-    monkeypatch.setattr("govctl.render.ask", lambda question: asked.append(question) or BUCKET)
+
+    def type_the_name(question: str) -> str:
+        asked.append(question)
+        return BUCKET
+
+    monkeypatch.setattr("govctl.render.ask", type_the_name)
     code, out, err = _govctl(capsys, "destroy", "--delete-bucket", "--delete-service-account", "-y")
     assert code == 0, err
     assert asked == [f"Type the bucket's name to delete gs://{BUCKET} and its 1 object(s)"]
@@ -304,7 +309,9 @@ def test_a_deletion_that_fails_is_said_and_the_rest_still_go(
     code, out, err = _govctl(capsys, "destroy")
     assert code == 1
     assert f"error: channel {EMAIL}: delete notification channel {channel}:" in err
-    assert err.strip().splitlines()[-1].startswith(f"error: 1 deletion failed; left: channel {EMAIL}")
+    assert (
+        err.strip().splitlines()[-1].startswith(f"error: 1 deletion failed; left: channel {EMAIL}")
+    )
     # What came after the failure in the order was still deleted.
     left = _left()
     assert left["data_stores"] == [] and left["repositories"] == [] and left["jobs"] == []

@@ -55,6 +55,15 @@ class Target:
     def bucket(self) -> str:
         return f"govctl-live-{self.suffix}-{self.project}"[:63].rstrip("-")
 
+    @property
+    def cleanup(self) -> str:
+        """What takes this run's resources away should the suite be stopped before its end."""
+        names = " ".join(f"{k}={v}" for k, v in self.env.items() if k.startswith("GOVCTL_"))
+        return (
+            f"{names} govctl destroy --delete-bucket --confirm-bucket {self.bucket} "
+            "--delete-service-account --delete-secrets"
+        )
+
     def govctl(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
         """``govctl ARGS`` as an operator types it; its output goes to the transcript."""
         started = time.monotonic()

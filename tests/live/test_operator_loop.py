@@ -27,7 +27,11 @@ def _ok(t: Target, *args: str) -> subprocess.CompletedProcess[str]:
     """``govctl ARGS``, which must succeed; on failure, everything typed so far is shown."""
     proc = t.govctl(*args)
     if proc.returncode != 0:
-        pytest.fail(f"govctl {' '.join(args)} exited {proc.returncode}\n\n" + "\n".join(t.transcript))
+        pytest.fail(
+            f"govctl {' '.join(args)} exited {proc.returncode}\n\n"
+            + "\n".join(t.transcript)
+            + f"\nto clean up by hand: {t.cleanup}"
+        )
     return proc
 
 
