@@ -46,6 +46,7 @@ from govctl.gcp import (
     monitoring,
     scheduler,
     secrets,
+    services,
 )
 from govctl.services.plan import Applied, Plan, ResourcePlan, deleted
 
@@ -63,7 +64,8 @@ class Scope:
 
 
 class Kind(enum.Enum):
-    """What a deletion deletes; its value is the plan line's kind."""
+    """What a deletion deletes; its value is the plan line's kind. Declared in the order
+    deletions are made: each after whatever uses it, and the service account last."""
 
     SCHEDULER = "scheduler"
     EXECUTION = "execution"
@@ -97,6 +99,7 @@ class Deletion:
     role: str = ""  # a grant's role and member
     member: str = ""
     holder: Holder | None = None
+    count: int | None = None  # a bucket's objects
 
     @property
     def label(self) -> str:
@@ -108,7 +111,6 @@ class DestroyPlan:
     plan: Plan
     deletions: tuple[Deletion, ...]
     bucket: str
-    objects: int | None = None  # in the bucket, when it is to go
 
     @property
     def project(self) -> str:
@@ -117,6 +119,11 @@ class DestroyPlan:
     @property
     def deletes_bucket(self) -> bool:
         return any(d.kind is Kind.BUCKET for d in self.deletions)
+
+    @property
+    def objects(self) -> int | None:
+        """How many objects go with the bucket (None: it stays)."""
+        return next((d.count for d in self.deletions if d.kind is Kind.BUCKET), None)
 
 
 @dataclass(frozen=True)
@@ -143,16 +150,17 @@ def _member(cfg: Config) -> str:
 # Reading: what is there to delete ---------------------------------------------------------
 
 
-def _scheduler(cfg: Config) -> list[Deletion]:
+# What a reader finds: deletions, and notes (what stays, and why).
+Found = tuple[list[Deletion], list[str]]
+
+
+def _scheduler(cfg: Config, scope: Scope) -> Found:
     found = scheduler.get(cfg.schedule_path)
     if found is None:
-        return []
+        return [], []
     fields = {"cron": f"{found.cron} ({found.time_zone})", "state": found.state}
-    return [
-        Deletion(
-            Kind.SCHEDULER, cfg.schedule_path, _line(Kind.SCHEDULER, cfg.schedule.name, fields)
-        )
-    ]
+    line = _line(Kind.SCHEDULER, cfg.schedule.name, fields)
+    return [Deletion(Kind.SCHEDULER, cfg.schedule_path, line)], []
 
 
 # Executions read to find the running ones: Cloud Run lists the newest first, and a running
@@ -160,11 +168,11 @@ def _scheduler(cfg: Config) -> list[Deletion]:
 EXECUTIONS = 100
 
 
-def _job(cfg: Config) -> list[Deletion]:
+def _job(cfg: Config, scope: Scope) -> Found:
     """The job, after its running executions (each cancelled first)."""
     found = jobs.get_job(cfg.job_path)
     if found is None:
-        return []
+        return [], []
     listed = executions.list_for_job(cfg.job_path, limit=EXECUTIONS)
     out = [
         Deletion(
@@ -184,14 +192,14 @@ def _job(cfg: Config) -> list[Deletion]:
     if not _mine(found.labels):
         fields["labels"] = "no managed-by=govctl: named by [job] name, made outside govctl?"
     out.append(Deletion(Kind.JOB, cfg.job_path, _line(Kind.JOB, cfg.job.name, fields)))
-    return out
+    return out, []
 
 
 def _mine(labels: dict[str, str]) -> bool:
     return labels.get("managed-by") == MANAGED_BY
 
 
-def _alerts(cfg: Config) -> tuple[list[Deletion], list[str]]:
+def _alerts(cfg: Config, scope: Scope) -> Found:
     """This job's policies; govctl's channels no other policy uses, and a note for the rest."""
     project = cfg.require_project()
     policies = monitoring.list_policies(project)
@@ -226,16 +234,16 @@ def _alerts(cfg: Config) -> tuple[list[Deletion], list[str]]:
     return out, notes
 
 
-def _data_store(cfg: Config) -> list[Deletion]:
+def _data_store(cfg: Config, scope: Scope) -> Found:
     path = index.store_path(cfg.require_project(), cfg.index.location, cfg.index.data_store)
     if index.get_data_store(path) is None:
-        return []
+        return [], []
     name = f"{cfg.index.data_store} ({cfg.index.location})"
     fields = {"indexes": f"gs://{cfg.bucket}"}
-    return [Deletion(Kind.DATA_STORE, path, _line(Kind.DATA_STORE, name, fields))]
+    return [Deletion(Kind.DATA_STORE, path, _line(Kind.DATA_STORE, name, fields))], []
 
 
-def _images(cfg: Config) -> tuple[list[Deletion], list[str]]:
+def _images(cfg: Config, scope: Scope) -> Found:
     """The repository when govctl made it and it holds only this image; else the image."""
     ref = artifacts.parse_image(cfg.job.image)
     repo = artifacts.get_repository(ref.project, ref.location, ref.repository)
@@ -259,7 +267,7 @@ def _images(cfg: Config) -> tuple[list[Deletion], list[str]]:
     return [Deletion(Kind.IMAGE, ref.package_name, line)], notes
 
 
-def _bucket_grant(cfg: Config) -> tuple[list[Deletion], list[str]]:
+def _bucket_grant(cfg: Config) -> Found:
     """The service account's object rights on the bucket that stays (setup granted them)."""
     policy = buckets.get_policy(cfg.bucket, cfg.require_project())
     role, member = buckets.JOB_ROLE, _member(cfg)
@@ -275,22 +283,22 @@ def _bucket_grant(cfg: Config) -> tuple[list[Deletion], list[str]]:
     return [Deletion(Kind.GRANT, cfg.bucket, line, role, member, Holder.BUCKET)], []
 
 
-def _bucket(cfg: Config, scope: Scope) -> tuple[list[Deletion], int | None, list[str]]:
+def _bucket(cfg: Config, scope: Scope) -> Found:
     """The bucket with every object (--delete-bucket), else the grant on it that setup made."""
     project = cfg.require_project()
     if buckets.get(cfg.bucket, project) is None:
-        return [], None, []
+        return [], []
     if not scope.bucket:
         grants, notes = _bucket_grant(cfg)
         kept = (
             f"gs://{cfg.bucket} stays, with its digests: `--delete-bucket` deletes it too "
             "(you type its name)"
         )
-        return grants, None, [*notes, kept]
+        return grants, [*notes, kept]
     count = buckets.count_objects(cfg.bucket, project)
     fields = {"objects": count, "with it": "every object in it, digests and the job's own"}
     line = _line(Kind.BUCKET, f"gs://{cfg.bucket}", fields)
-    return [Deletion(Kind.BUCKET, cfg.bucket, line)], count, []
+    return [Deletion(Kind.BUCKET, cfg.bucket, line, count=count)], []
 
 
 def _secret_ids(cfg: Config) -> list[str]:
@@ -301,7 +309,7 @@ def _secret_ids(cfg: Config) -> list[str]:
     return sorted(set(ids))
 
 
-def _secrets(cfg: Config, scope: Scope) -> tuple[list[Deletion], list[str]]:
+def _secrets(cfg: Config, scope: Scope) -> Found:
     """Each ``[job] secrets`` secret (--delete-secrets), else the job's access to it."""
     project, member = cfg.require_project(), _member(cfg)
     out, kept = [], []
@@ -322,7 +330,7 @@ def _secrets(cfg: Config, scope: Scope) -> tuple[list[Deletion], list[str]]:
     return out, notes
 
 
-def _account(cfg: Config, scope: Scope) -> tuple[list[Deletion], list[str]]:
+def _account(cfg: Config, scope: Scope) -> Found:
     project, email = cfg.require_project(), cfg.job.service_account
     found = iam.service_account(project, email)
     if found is None:
@@ -339,24 +347,48 @@ ALWAYS_KEPT = (
 )
 
 
+# Each reader and the API it reads; an API that is off is not read (Google refuses the read,
+# and nothing can be deleted through it either), and the plan says so.
+READERS: tuple[tuple[str, str, Callable[[Config, Scope], Found]], ...] = (
+    ("cloudscheduler.googleapis.com", "the scheduler job", _scheduler),
+    ("run.googleapis.com", "the job", _job),
+    ("monitoring.googleapis.com", "alert policies and channels", _alerts),
+    ("discoveryengine.googleapis.com", "the data store", _data_store),
+    ("artifactregistry.googleapis.com", "the image", _images),
+    ("secretmanager.googleapis.com", "the secrets", _secrets),
+    ("storage.googleapis.com", "the bucket", _bucket),
+    ("iam.googleapis.com", "the service account", _account),
+)
+ORDER = {kind: i for i, kind in enumerate(Kind)}
+
+
+def _off_note(off: list[tuple[str, str]]) -> str:
+    names = ", ".join(f"{api.split('.')[0]} ({what})" for api, what in off)
+    return (
+        f"not read, their APIs being off: {names}; what govctl made there, if anything, can "
+        "be deleted once they are on again"
+    )
+
+
 def plan(cfg: Config, scope: Scope = Scope()) -> DestroyPlan:
     """Every deletion, in the order apply makes them; reads only."""
     project = cfg.require_project()
-    alerts, notes = _alerts(cfg)
-    images, kept_repository = _images(cfg)
-    secret_lines, kept_secrets = _secrets(cfg, scope)
-    bucket_lines, objects, kept_bucket = _bucket(cfg, scope)
-    account, kept_account = _account(cfg, scope)
-    # The grants before the secrets and the bucket they sit on; the account last of all.
-    grants_first = sorted(secret_lines + bucket_lines, key=lambda d: d.kind is not Kind.GRANT)
-    deletions = (
-        *_scheduler(cfg), *_job(cfg), *alerts, *_data_store(cfg), *images, *grants_first,
-        *account,
-    )  # fmt: skip
-    notes += kept_repository + kept_secrets + kept_bucket + kept_account
+    readers = [r for r in READERS if r[0] != "secretmanager.googleapis.com" or cfg.job.secrets]
+    on = services.enabled(project, tuple(api for api, _, _ in readers))
+    found: list[Deletion] = []
+    notes: list[str] = []
+    for api, _, read in readers:
+        if on[api]:
+            lines, more = read(cfg, scope)
+            found += lines
+            notes += more
+    off = [(api, what) for api, what, _ in readers if not on[api]]
+    notes += [_off_note(off)] if off else []
     notes.append(ALWAYS_KEPT.replace("PROJECT", project))
+    # Stable: each reader's own order (executions before their job) within a kind's rank.
+    deletions = tuple(sorted(found, key=lambda d: ORDER[d.kind]))
     shown = Plan(project, cfg.region, tuple(d.line for d in deletions), notes=tuple(notes))
-    return DestroyPlan(shown, deletions, cfg.bucket, objects)
+    return DestroyPlan(shown, deletions, cfg.bucket)
 
 
 # Apply ------------------------------------------------------------------------------------

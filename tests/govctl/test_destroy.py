@@ -353,3 +353,15 @@ def test_a_resource_gone_by_the_time_of_its_deletion_is_no_error(
     assert code == 0, err
     assert f"scheduler {SCHEDULE}: already gone" in err and f"deleted run job {JOB}" in err
     assert _left()["jobs"] == [] and _left()["schedules"] == []
+
+
+def test_an_api_that_is_off_is_not_read_and_the_plan_says_so(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # setup without --with-index leaves Discovery Engine's API off, as in a project that never
+    # had a search index: reading a data store there is refused by Google, so it is not read.
+    _ok(capsys, "setup", "-y")
+    code, out, err = _govctl(capsys, "destroy", "--dry-run")
+    assert code == 0, err
+    assert "not read, their APIs being off: discoveryengine (the data store)" in out
+    assert _lines(out) == [f"- repository govreposcrape ({REGION}-docker.pkg.dev/{PROJECT})"]
