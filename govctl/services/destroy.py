@@ -23,8 +23,10 @@ resource carries labels, labelled ``managed-by: govctl``):
    ``deleted:serviceAccount:…``).
 
 A deletion that finds its resource gone is not an error ("already gone"); one that fails is
-reported and the rest are still attempted. APIs stay enabled, logs stay until their retention
-ends, and the Cloud Build staging bucket (shared with gcloud) stays: the plan's notes say so.
+reported and the rest are still attempted. An API that is off is not read (Google refuses the
+read; nothing could be deleted through it either), as in setup. APIs stay enabled, logs stay
+until their retention ends, and the Cloud Build staging bucket (shared with gcloud) stays: the
+plan's notes say so.
 """
 
 from __future__ import annotations
@@ -341,10 +343,11 @@ def _account(cfg: Config, scope: Scope) -> Found:
     return [Deletion(Kind.ACCOUNT, email, line)], []
 
 
-ALWAYS_KEPT = (
-    "APIs stay enabled, log entries stay until Cloud Logging's retention ends, and the Cloud "
-    "Build staging bucket gs://PROJECT_cloudbuild (gcloud's too) stays"
-)
+def _always_kept(project: str) -> str:
+    return (
+        "APIs stay enabled, log entries stay until Cloud Logging's retention ends, and the "
+        f"Cloud Build staging bucket gs://{project}_cloudbuild (gcloud's too) stays"
+    )
 
 
 # Each reader and the API it reads; an API that is off is not read (Google refuses the read,
@@ -384,7 +387,7 @@ def plan(cfg: Config, scope: Scope = Scope()) -> DestroyPlan:
             notes += more
     off = [(api, what) for api, what, _ in readers if not on[api]]
     notes += [_off_note(off)] if off else []
-    notes.append(ALWAYS_KEPT.replace("PROJECT", project))
+    notes.append(_always_kept(project))
     # Stable: each reader's own order (executions before their job) within a kind's rank.
     deletions = tuple(sorted(found, key=lambda d: ORDER[d.kind]))
     shown = Plan(project, cfg.region, tuple(d.line for d in deletions), notes=tuple(notes))
