@@ -4,8 +4,8 @@ No Google account and no network: the sample repositories of ``ingestion/sample`
 created as local git repositories, ``govctl emulator`` is started in the background on free
 ports, and then the commands an operator types are run one by one, each shown as
 ``$ govctl …`` with its real output: setup, deploy, alerts, run, logs, executions,
-schedule, cost, status, doctor and the search index, then `destroy`. The emulator is stopped at the end,
-whatever happened.
+schedule, cost, status, doctor and the search index, then ``destroy``. The emulator is
+stopped at the end, whatever happened.
 """
 
 from __future__ import annotations
