@@ -159,7 +159,7 @@ JOB_SERVICE_ACCOUNT = Key("job.service_account", "GOVCTL_JOB_SERVICE_ACCOUNT",
                           template="govreposcrape-sa@{project}.iam.gserviceaccount.com")
 JOB_CPU = Key("job.cpu", "GOVCTL_JOB_CPU", validate.cpu, 2, "vCPUs per task: 1, 2, 4, 6 or 8")
 JOB_MEMORY = Key("job.memory", "GOVCTL_JOB_MEMORY", validate.memory_mib, 4 * validate.GIB,
-                 "memory per task (Mi or Gi; 1 vCPU up to 4Gi, 2 up to 8Gi, 4: 2-16Gi, "
+                 "memory per task (Mi or Gi; 1 vCPU 128Mi-4Gi, 2: 128Mi-8Gi, 4: 2-16Gi, "
                  "6: 4-24Gi, 8: 4-32Gi)")
 JOB_TASK_TIMEOUT = Key("job.task_timeout", "GOVCTL_JOB_TASK_TIMEOUT", validate.task_timeout,
                        timedelta(hours=6), "time limit of one task attempt (up to 168h)",
@@ -182,6 +182,11 @@ JOB_SECRETS: Key[dict[str, str]] = Key(
     "job.secrets", "GOVCTL_JOB_SECRETS", validate.secret_map, {},
     'environment variables read from Secret Manager: NAME = "secret-id[:version]" '
     "(`govctl secrets set NAME` stores the value)")
+BUILD_SERVICE_ACCOUNT = Key("build.service_account", "GOVCTL_BUILD_SERVICE_ACCOUNT",
+                            validate.service_account, None,
+                            "identity Cloud Build runs `deploy --build cloud` as (setup makes "
+                            "it and grants it what a build needs)",
+                            template="govreposcrape-build@{project}.iam.gserviceaccount.com")
 BUCKET_NAME = Key("bucket.name", "GOVCTL_BUCKET_NAME", validate.bucket_name,
                   "govreposcrape-summaries",
                   "Cloud Storage bucket of the digests (becomes GCS_BUCKET_NAME)")
@@ -218,12 +223,13 @@ KEYS: dict[str, Key[Any]] = {
     for k in (
         PROJECT, REGION, JOB_NAME, JOB_IMAGE, JOB_SERVICE_ACCOUNT, JOB_CPU, JOB_MEMORY,
         JOB_TASK_TIMEOUT, JOB_MAX_RETRIES, JOB_TASKS, JOB_PARALLELISM, JOB_FEED, JOB_ARGS,
-        JOB_ENV, JOB_SECRETS, BUCKET_NAME, SCHEDULE_NAME, SCHEDULE_CRON, SCHEDULE_TIME_ZONE,
-        INDEX_DATA_STORE, INDEX_LOCATION, CLOUD_EMULATOR, CLOUD_STORAGE_EMULATOR,
-        EMULATOR_STATE_DIR, EMULATOR_HOST, EMULATOR_PORT, EMULATOR_STORAGE_PORT,
+        JOB_ENV, JOB_SECRETS, BUILD_SERVICE_ACCOUNT, BUCKET_NAME, SCHEDULE_NAME, SCHEDULE_CRON,
+        SCHEDULE_TIME_ZONE, INDEX_DATA_STORE, INDEX_LOCATION, CLOUD_EMULATOR,
+        CLOUD_STORAGE_EMULATOR, EMULATOR_STATE_DIR, EMULATOR_HOST, EMULATOR_PORT,
+        EMULATOR_STORAGE_PORT,
     )
 }  # fmt: skip
-SECTIONS = ("job", "bucket", "schedule", "index", "cloud", "emulator")
+SECTIONS = ("job", "build", "bucket", "schedule", "index", "cloud", "emulator")
 
 NEEDS_PROJECT_FIX = (
     'pass --project P, set GOVCTL_PROJECT, write project = "P" in govctl.toml '
@@ -267,6 +273,19 @@ class JobSettings:
     @property
     def memory(self) -> str:
         return validate.format_memory(self.memory_mib)
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How `deploy --build cloud` builds the image."""
+
+    # None: the default is made from the project, and no project is set.
+    service_account_or_none: str | None
+
+    @property
+    def service_account(self) -> str:
+        """The account builds run as; a usage error when it cannot be known (no project)."""
+        return _needs_project(self.service_account_or_none, BUILD_SERVICE_ACCOUNT)
 
 
 @dataclass(frozen=True)
@@ -317,6 +336,7 @@ class Config:
     project: str | None
     region: str
     job: JobSettings
+    build: BuildSettings
     bucket: str
     schedule: ScheduleSettings
     index: IndexSettings
@@ -551,6 +571,7 @@ def load(
         project=project,
         region=region,
         job=job,
+        build=BuildSettings(r.get(BUILD_SERVICE_ACCOUNT)),
         bucket=r.need(BUCKET_NAME),
         schedule=ScheduleSettings(
             r.need(SCHEDULE_NAME), r.need(SCHEDULE_CRON), r.need(SCHEDULE_TIME_ZONE)

@@ -313,12 +313,9 @@ def outcome_line(execution: Execution, now: datetime | None = None) -> str:
 
 
 def _how(task: Task) -> str:
-    how = ["timed out"] if task.timed_out else []
-    if task.term_signal:
-        how.append(f"signal {task.term_signal}")
-    elif task.exit_code is not None:
-        how.append(f"exit {task.exit_code}")
-    return "  ".join([*how, f"attempt {task.attempt}"])
+    from govctl.services import causes
+
+    return "  ".join(x for x in (causes.describe(task), f"attempt {task.attempt}") if x)
 
 
 def _causes(errors: list[LogEntry]) -> list[LogEntry]:

@@ -73,8 +73,10 @@ REGIONS = tuple(
 CPUS = (1, 2, 4, 6, 8)
 MIB = 1
 GIB = 1024
-# Memory each CPU size accepts, in MiB (cloud.google.com/run/docs/configuring/jobs/memory-limits).
-MEMORY_BY_CPU = {1: (512, 4 * GIB), 2: (512, 8 * GIB), 4: (2 * GIB, 16 * GIB),
+# Memory each CPU size accepts, in MiB: the vCPU and memory table of "Configure CPU limits for
+# jobs" (https://docs.cloud.google.com/run/docs/configuring/jobs/cpu; the same table is on
+# .../jobs/memory-limits). 1 and 2 vCPU accept from 128 MiB (it was 512 MiB until 2025).
+MEMORY_BY_CPU = {1: (128, 4 * GIB), 2: (128, 8 * GIB), 4: (2 * GIB, 16 * GIB),
                  6: (4 * GIB, 24 * GIB), 8: (4 * GIB, 32 * GIB)}  # fmt: skip
 MAX_TASK_TIMEOUT = timedelta(hours=168)
 LONG_TASK_TIMEOUT = timedelta(hours=24)  # above this was Preview for a while: warn

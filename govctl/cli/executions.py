@@ -103,12 +103,13 @@ def _show(d: Details, now: datetime) -> None:
     )
     render.out()
     render.table(
-        ["task", "status", "exit code", "retries", "duration"],
+        ["task", "status", "exit code", "cause", "retries", "duration"],
         [
-            (t.index, t.status, _exit(t), t.retried, render_run.elapsed(t.duration_s(now)))
+            (t.index, t.status, _exit(t), _cause(t), t.retried,
+             render_run.elapsed(t.duration_s(now)))
             for t in d.tasks
         ],
-    )
+    )  # fmt: skip
     if d.totals.failures:
         render.out()
         render.table(
@@ -122,6 +123,13 @@ def _show(d: Details, now: datetime) -> None:
         render.out(f"Console: {d.execution.log_uri}")
     if e.status == "failed":
         render.info(f"Next: govctl logs --execution {e.name} --errors")
+
+
+def _cause(task: Task) -> str:
+    """Why a failed task failed, from its fields (govctl.services.causes)."""
+    from govctl.services import causes
+
+    return causes.of_task(task).value if task.status == "failed" else "-"
 
 
 def _exit(task: Task) -> str:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import quote, unquote
 
-from govctl.errors import NotFound, UsageError
+from govctl.errors import CloudError, NotFound, UsageError
 from govctl.gcp import clients, operations
 from govctl.gcp.errors import translate
+from govctl.gcp.iam import Policy, policy_of
 
 _HOST_RE = re.compile(r"(?P<location>[a-z]+(?:-[a-z0-9]+)+)-docker\.pkg\.dev")
 _REPO_ID_RE = re.compile(r"[a-z]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -179,6 +180,55 @@ def delete_repository(name: str) -> None:
     repositories delete` does; wait for it. NotFound when it is gone already."""
     with translate(f"deleting Artifact Registry repository {name}", denied=ADMIN_FIX):
         operations.result(clients.artifact_registry().delete_repository(name=name))
+
+
+@dataclass(frozen=True)
+class RepositoryPolicy:
+    policy: Policy
+    etag: bytes
+
+
+def repository_policy(ref: ImageRef) -> RepositoryPolicy | None:
+    """The IAM policy of the repository ``ref`` lives in; None when it does not exist."""
+    from google.api_core import exceptions as gexc
+
+    with translate(
+        f"read the IAM policy of repository {ref.repository_name}",
+        denied="reading it needs artifactregistry.repositories.getIamPolicy "
+        "(roles/artifactregistry.repoAdmin) on the repository",
+    ):
+        try:
+            pb = clients.artifact_registry().get_iam_policy(
+                request={"resource": ref.repository_name}
+            )
+        except gexc.NotFound:
+            return None
+    return RepositoryPolicy(policy_of(pb), pb.etag)
+
+
+def grant_on_repository(ref: ImageRef, role: str, member: str, etag: bytes | None) -> bool:
+    """Grant ``role`` to ``member`` on this repository only, read-modify-write; refused when
+    the policy changed since ``etag`` was read (None: the repository did not exist then).
+    False when the member already held it."""
+    client = clients.artifact_registry()
+    what = f"grant {role} to {member} on repository {ref.repository_name}"
+    denied = "granting it needs roles/artifactregistry.repoAdmin on the repository"
+    with translate(what, denied=denied):
+        pb = client.get_iam_policy(request={"resource": ref.repository_name})
+    if etag is not None and pb.etag != etag:
+        raise CloudError(f"{what}: the policy changed since the plan was made",
+                         fix="rerun `govctl setup` to see the new state")  # fmt: skip
+    for binding in pb.bindings:
+        if binding.role == role and not binding.HasField("condition"):
+            if member in binding.members:
+                return False
+            binding.members.append(member)
+            break
+    else:
+        pb.bindings.add(role=role, members=[member])
+    with translate(what, denied=denied):
+        client.set_iam_policy(request={"resource": ref.repository_name, "policy": pb})
+    return True
 
 
 def resolve_digest(ref: ImageRef) -> str:

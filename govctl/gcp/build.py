@@ -4,6 +4,14 @@ The flow is ``gcloud builds submit``'s: the tarball goes to the project's stagin
 ``gs://PROJECT_cloudbuild/source/…`` (created when missing, as gcloud creates it), a build with
 one docker step and the images to push is created, and its log lines are read from Cloud
 Logging (``resource.type="build"``) while GetBuild is polled until the build ends.
+
+The build runs as the service account it is given (``[build] service_account``), not the
+project's default: since 2024 that default is, for projects new to Cloud Build, the Compute
+Engine default account, which may lack the rights to push and to log
+(https://cloud.google.com/build/docs/cloud-build-service-account-updates). A build with its own
+account must send its log somewhere other than the default bucket; it goes to Cloud Logging
+only (``CLOUD_LOGGING_ONLY``), which is where govctl reads it
+(https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts).
 """
 
 from __future__ import annotations
@@ -91,9 +99,17 @@ def upload_source(project: str, data: bytes, sha256: str) -> StagedSource:
 
 
 def _request(
-    source: StagedSource, image: str, tags: list[str], dockerfile: str, timeout_seconds: int
+    project: str,
+    source: StagedSource,
+    image: str,
+    tags: list[str],
+    dockerfile: str,
+    timeout_seconds: int,
+    account: str | None,
 ) -> cloudbuild_v1.Build:
-    """The Build: one docker build step, tagged with every tag, pushed by Cloud Build."""
+    """The Build: one docker build step, tagged with every tag, pushed by Cloud Build, run as
+    ``account`` (a service account email in the build's project) with its log in Cloud
+    Logging only."""
     from google.cloud.devtools import cloudbuild_v1 as cb
 
     tagged = [f"{image}:{tag}" for tag in tags]
@@ -101,7 +117,7 @@ def _request(
     for name in tagged:
         args += ["-t", name]
     args += ["-f", dockerfile, "."]
-    return cb.Build(
+    build = cb.Build(
         source=cb.Source(
             storage_source=cb.StorageSource(
                 bucket=source.bucket, object_=source.object, generation=source.generation
@@ -112,6 +128,15 @@ def _request(
         timeout={"seconds": timeout_seconds},
         tags=["govctl"],
     )
+    if account is not None:
+        build.service_account = account_name(project, account)
+        build.options = cb.BuildOptions(logging=cb.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY)
+    return build
+
+
+def account_name(project: str, email: str) -> str:
+    """``Build.service_account``: ``projects/{PROJECT_ID}/serviceAccounts/{ACCOUNT}``."""
+    return f"projects/{project}/serviceAccounts/{email}"
 
 
 def _ended(status: int) -> bool:
@@ -128,6 +153,12 @@ class _Log:
         self.reader = _LogReader(project, build_id)
         self.on_log = on_log
         self.lines: list[str] = []
+
+    def note(self, line: str) -> None:
+        """A line of govctl's about the build, passed on with the log."""
+        self.lines.append(line)
+        if self.on_log is not None:
+            self.on_log(line)
 
     def drain(self) -> int:
         """Read what is new; how many lines that was."""
@@ -149,17 +180,16 @@ def submit_build(
     on_log: Callable[[str], None] | None = None,
     poll_seconds: float | None = None,
     timeout_seconds: int = 1200,
+    account: str | None = None,
 ) -> BuildResult:
     """Build ``image`` (``LOCATION-docker.pkg.dev/P/R/IMAGE``) with every tag in ``tags`` from
-    ``source``; stream the log to ``on_log``; return the digest. BuildFailed on failure."""
+    ``source`` as the service account ``account`` (None: the project's default); stream the
+    log to ``on_log``; return the digest. BuildFailed on failure."""
     from google.cloud.devtools import cloudbuild_v1 as cb
 
     client = clients.cloud_build()
-    with translate(f"starting a Cloud Build in project {project}", denied=BUILD_FIX):
-        op = client.create_build(
-            project_id=project, build=_request(source, image, tags, dockerfile, timeout_seconds)
-        )
-        build_id = op.metadata.build.id
+    request = _request(project, source, image, tags, dockerfile, timeout_seconds, account)
+    build_id = _start(client, project, request, account)
     if poll_seconds is None:
         poll_seconds = EMULATOR_POLL_SECONDS if clients.emulator_host() else POLL_SECONDS
     log = _Log(project, build_id, on_log)
@@ -177,17 +207,59 @@ def submit_build(
         if not log.drain():
             break
     status = cb.Build.Status(current.status).name
+    # Said by Cloud Build beside the log, e.g. that the account may not write it.
+    for warning in current.warnings:
+        log.note(f"WARNING: {warning.text}")
     if current.status != cb.Build.Status.SUCCESS:
         reason = current.status_detail or current.failure_info.detail or status
         raise BuildFailed(
             f"Cloud Build {build_id} ended {status}: {reason}",
-            fix=f"see the whole log: {current.log_url}",
+            fix=_failure_fix(current, account),
             log_tail=log.lines[-LOG_TAIL_LINES:],
         )
     images = {i.name: i.digest for i in current.results.images}
     if not images:
         raise CloudError(f"Cloud Build {build_id} succeeded but reports no image pushed")
     return BuildResult(build_id, status, images, current.log_url, log.lines)
+
+
+def _start(
+    client: cloudbuild_v1.CloudBuildClient,
+    project: str,
+    request: cloudbuild_v1.Build,
+    account: str | None,
+) -> str:
+    """Create the build; its id."""
+    what = f"starting a Cloud Build in project {project}" + (f" as {account}" if account else "")
+    denied = BUILD_FIX + (f", and iam.serviceAccounts.actAs on {account}" if account else "")
+    try:
+        with translate(what, denied=denied):
+            op = client.create_build(project_id=project, build=request)
+            return str(op.metadata.build.id)
+    except CloudError as err:
+        if err.reason == "INVALID_ARGUMENT" and account:  # e.g. the account does not exist
+            raise CloudError(str(err), reason=err.reason,
+                             fix="`govctl setup` makes the build's service account; "
+                             "`govctl doctor` checks it") from None  # fmt: skip
+        raise
+
+
+def _failure_fix(build: cloudbuild_v1.Build, account: str | None) -> str:
+    """What to do about a failed build, read from its ``failure_info.type``."""
+    from google.cloud.devtools import cloudbuild_v1 as cb
+
+    kind = cb.Build.FailureInfo.FailureType
+    see = f"see the whole log: {build.log_url}"
+    who = account or "the build's service account"
+    if build.failure_info.type_ == kind.PUSH_NOT_AUTHORIZED:
+        return (
+            f"{who} may not push to the image's repository: it needs "
+            f"roles/artifactregistry.writer there; `govctl setup` grants it and `govctl "
+            f"doctor` checks it ({see})"
+        )
+    if build.failure_info.type_ == kind.FETCH_SOURCE_FAILED:
+        return f"{who} needs roles/storage.objectViewer on the source bucket ({see})"
+    return see
 
 
 class _LogReader:

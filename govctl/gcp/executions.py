@@ -58,19 +58,24 @@ class Execution:
 
 @dataclass(frozen=True)
 class Task:
+    """A task as Cloud Run reports it. Why it failed is in the fields
+    (:mod:`govctl.services.causes` reads them), never in ``message``, which is for people."""
+
     index: int
     status: str  # pending, running, succeeded, failed, cancelled
     attempt: int  # 1-based: retries + 1 (0 while never started)
     retried: int
-    exit_code: int | None
+    exit_code: int | None  # None when the system ended the container (see term_signal)
     term_signal: int | None
     message: str
-    started: datetime | None
+    started: datetime | None  # of the current (or last) attempt
     completed: datetime | None
-
-    @property
-    def timed_out(self) -> bool:
-        return "timeout" in self.message.lower() or "timed out" in self.message.lower()
+    # last_attempt_result.status.code as its google.rpc.Code name ("DEADLINE_EXCEEDED", …)
+    status_code: str | None = None
+    # The Completed condition's reason: a CommonReason ("SECRETS_ACCESS_CHECK_FAILED") or
+    # ExecutionReason ("CANCELLED") name, as set.
+    reason: str | None = None
+    timeout_s: float | None = None  # the task's timeout (Task.timeout)
 
     def duration_s(self, now: datetime | None = None) -> float | None:
         end = self.completed or now
@@ -183,17 +188,49 @@ def to_task(task: Any) -> Task:
     else:
         status = "pending"
     started = _time(task.start_time)
+    signal = (result.term_signal or None) if result is not None else None
+    ended = result if status != "running" else None
     return Task(
         index=task.index,
         status=status,
         attempt=task.retried + 1 if started else 0,
         retried=task.retried,
-        exit_code=result.exit_code if result is not None and status != "running" else None,
-        term_signal=(result.term_signal or None) if result is not None else None,
+        # "At most one of exit_code or term_signal will be set" (TaskAttemptResult).
+        exit_code=ended.exit_code if ended is not None and signal is None else None,
+        term_signal=signal,
         message=cond.message if cond is not None else "",
         started=started,
         completed=_time(task.completion_time),
+        status_code=_code_name(ended.status.code) if ended is not None else None,
+        reason=_reason_name(cond),
+        timeout_s=task.timeout.total_seconds() if "timeout" in task else None,
     )
+
+
+def _code_name(code: int) -> str | None:
+    from google.rpc import code_pb2
+
+    try:
+        return str(code_pb2.Code.Name(code))
+    except ValueError:  # a code this library does not know
+        return None
+
+
+def _reason_name(cond: Any) -> str | None:
+    """The name of whichever of the condition's ``reasons`` is set (None: none is)."""
+    from google.cloud import run_v2
+
+    if cond is None:
+        return None
+    which = run_v2.Condition.pb(cond).WhichOneof("reasons")
+    enums: dict[str, Any] = {
+        "reason": run_v2.Condition.CommonReason,
+        "revision_reason": run_v2.Condition.RevisionReason,
+        "execution_reason": run_v2.Condition.ExecutionReason,
+    }
+    if which not in enums:
+        return None
+    return str(enums[which](getattr(cond, which)).name)
 
 
 def run(job_path: str, overrides: Overrides | None = None) -> Execution:

@@ -45,6 +45,29 @@ GRANTING: dict[str, frozenset[str]] = {
             "roles/editor",
         }
     ),
+    # What a Cloud Build service account needs (services/build_account.py).
+    "logging.logEntries.create": frozenset(
+        {"roles/logging.logWriter", "roles/logging.admin", "roles/owner", "roles/editor"}
+    ),
+    "artifactregistry.repositories.uploadArtifacts": frozenset(
+        {
+            "roles/artifactregistry.writer",
+            "roles/artifactregistry.repoAdmin",
+            "roles/artifactregistry.admin",
+            "roles/owner",
+            "roles/editor",
+        }
+    ),
+    "storage.objects.get": frozenset(
+        {
+            "roles/storage.objectViewer",
+            "roles/storage.objectUser",
+            "roles/storage.objectAdmin",
+            "roles/storage.admin",
+            "roles/owner",
+            "roles/editor",
+        }
+    ),
     "storage.objects.create": frozenset(
         {
             "roles/storage.objectCreator",
@@ -103,6 +126,11 @@ def is_member(listed: str, member: str) -> bool:
         return True
     gone, sep, rest = listed.partition("deleted:")
     return bool(sep) and not gone and _norm(rest.split("?uid=", 1)[0]) == _norm(member)
+
+
+def policy_of(pb: Any) -> Policy:
+    """A ``google.iam.v1.Policy`` (of any resource) as govctl's record."""
+    return _policy(pb)
 
 
 def _policy(pb: Any) -> Policy:

@@ -107,6 +107,7 @@ def build(
     built = images.build_image(
         target.project, target.location, repository=target.repository, image=target.image,
         mode=choice.build or "cloud", allow_dirty=allow_dirty, on_log=on_log,
+        account=cfg.build.service_account,
     )  # fmt: skip
     return ImageChoice(built.uri, built.commit)
 
@@ -241,6 +242,16 @@ def problems(cfg: Config) -> tuple[Problem, ...]:
     return tuple(found)
 
 
+def _build_problems(cfg: Config, choice: ImageChoice) -> tuple[Problem, ...]:
+    """A Cloud Build to come needs its service account (``[build] service_account``)."""
+    from govctl.services import build_account
+
+    if choice.build != "cloud":
+        return ()
+    missing = build_account.deploy_problem(cfg, cfg.require_project())
+    return (missing,) if missing else ()
+
+
 def secret_problems(cfg: Config) -> list[Problem]:
     """Each [job] secrets entry the job could not read: a task would fail at start."""
     from govctl.services import secrets as secret_service
@@ -308,7 +319,7 @@ def plan(cfg: Config, image: str | ImageChoice, commit: str | None = None) -> De
         project=project,
         region=cfg.region,
         resources=(repository_plan, job_plan, iam_plan, schedule_plan),
-        problems=problems(cfg),
+        problems=problems(cfg) + _build_problems(cfg, choice),
         notes=_schedule_notes(cfg, current_schedule),
         details={"image": choice.ref, "commit": choice.commit, "build": choice.build},
     )

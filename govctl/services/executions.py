@@ -12,7 +12,7 @@ from govctl.errors import GovctlError, NotFound, UsageError
 from govctl.gcp import executions
 from govctl.gcp.executions import Execution as Execution
 from govctl.gcp.executions import Task as Task
-from govctl.services import reports
+from govctl.services import causes, reports
 from govctl.services.logs import execution_filter
 
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,125}[a-z0-9])?")
@@ -89,6 +89,7 @@ class Details:
                     "status": t.status,
                     "exit_code": t.exit_code,
                     "term_signal": t.term_signal,
+                    "cause": causes.of_task(t).value if t.status == "failed" else None,
                     "retries": t.retried,
                     "duration_s": _round(t.duration_s(now)),
                     "message": t.message,

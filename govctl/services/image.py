@@ -283,15 +283,18 @@ def build_image(
     on_log: LogFn | None = None,
     root: Path | None = None,
     reuse: bool = True,
+    account: str | None = None,
 ) -> BuiltImage:
     """Build the bundled job's image, push it as ``:TAG`` and ``:latest``, return its digest.
 
     ``cloud``: upload the bundle to ``gs://PROJECT_cloudbuild/source/SHA.tgz`` and run Cloud
-    Build; ``local``: podman (or docker) build and push. The Artifact Registry repository is
-    created first when missing. With ``reuse``, an image already tagged with this source's tag
-    (the commit, the version, or ``COMMIT-dirty-HASH``) is returned without building: docker
-    builds are not reproducible, so a rebuild would change the digest and make an unchanged
-    redeploy look like a change. ``build_id`` is then None.
+    Build as the service account ``account`` (``[build] service_account``; None: the
+    project's default, which since 2024 may not push or log); ``local``: podman (or docker)
+    build and push. The Artifact Registry repository is created first when missing. With
+    ``reuse``, an image already tagged with this source's tag (the commit, the version, or
+    ``COMMIT-dirty-HASH``) is returned without building: docker builds are not reproducible,
+    so a rebuild would change the digest and make an unchanged redeploy look like a change.
+    ``build_id`` is then None.
     """
     if mode not in ("cloud", "local"):
         raise UsageError(f"--build {mode!r}: expected cloud or local")
@@ -313,7 +316,9 @@ def build_image(
     if mode == "cloud":
         staged = build.upload_source(project, data, info.sha256)
         emit(f"uploaded {info.files} files ({info.size} bytes) to {staged}")
-        result = build.submit_build(project, staged, image=path, tags=tags, on_log=emit)
+        result = build.submit_build(
+            project, staged, image=path, tags=tags, on_log=emit, account=account
+        )
         digest, build_id = result.digest, result.id
     else:
         digest, build_id = _local_build(engine, data, path, tags, emit), None

@@ -16,6 +16,7 @@ from govctl.config import Config
 from govctl.gcp import executions
 from govctl.gcp.executions import Execution, Overrides, Task
 from govctl.gcp.logs import LogEntry
+from govctl.services import causes
 from govctl.services import executions as ex_service
 from govctl.services import logs as log_service
 from govctl.services.reports import Totals
@@ -62,13 +63,6 @@ def _job_args(job_path: str, request: RunRequest) -> tuple[str, ...]:
     return executions.job_container(job_path).args
 
 
-def _secret_failure(message: str) -> bool:
-    """Whether a task failed to start because Cloud Run could not read one of its secrets."""
-    return "on secret: projects/" in message or (
-        message.startswith("Environment variable ") and " Secret projects/" in message
-    )
-
-
 @dataclass(frozen=True)
 class Finished:
     """How a watched execution ended: what `govctl run` reports, and its exit status."""
@@ -85,7 +79,7 @@ class Finished:
     @property
     def secrets_unreadable(self) -> bool:
         """Whether a task could not start because it could not read a [job] secrets entry."""
-        return any(_secret_failure(t.message) for t, _ in self.failed)
+        return any(causes.of_task(t) == causes.Cause.SECRET for t, _ in self.failed)
 
     def to_dict(self) -> dict[str, object]:
         """`run --json`: the execution's summary, the repositories, each failed task."""
@@ -97,7 +91,8 @@ class Finished:
                     "index": t.index,
                     "exit_code": t.exit_code,
                     "term_signal": t.term_signal,
-                    "timed_out": t.timed_out,
+                    "cause": causes.of_task(t).value,
+                    "timed_out": causes.of_task(t) == causes.Cause.TIMEOUT,
                     "attempt": t.attempt,
                     "message": t.message,
                     "errors": [log_service.entry_dict(e) for e in errors],

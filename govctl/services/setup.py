@@ -7,7 +7,9 @@ access prevention enforced); the service account's object rights on **this bucke
 Artifact Registry repository of the image; ``run.invoker`` on **this job** when the job exists
 (``govctl deploy`` grants it when it creates the job); read access to each ``[job] secrets``
 secret that exists (Secret Manager's API is enabled only when secrets are configured; values
-are ``govctl secrets set``'s, never setup's). Checked and reported, not made:
+are ``govctl secrets set``'s, never setup's); the service account builds run as, its rights
+and the source staging bucket (:mod:`govctl.services.build_account`). Checked and reported, not
+made:
 billing (a problem: nothing is applied without it) and whether the caller may act as the
 service account (what deploy will need).
 
@@ -25,6 +27,8 @@ from govctl.gcp import artifacts, billing_info, buckets, iam, jobs, services
 from govctl.gcp.artifacts import ImageRef
 from govctl.gcp.buckets import Bucket
 from govctl.gcp.iam import ServiceAccount
+from govctl.services import build_account
+from govctl.services.build_account import BuildPlan
 from govctl.services.plan import (
     CREATE,
     UNCHANGED,
@@ -62,6 +66,7 @@ class SetupPlan:
     # what could not be planned until an API this plan enables is on: a rerun plans it
     deferred: tuple[str, ...] = ()
     index_path: str = ""  # the data store, with --with-index
+    build: BuildPlan | None = None  # the account builds run as, its rights, the staging bucket
     # What apply must find unchanged: read-modify-write refuses a change made since the plan.
     bucket_metageneration: int | None = None
     bucket_policy_etag: str | None = None
@@ -359,6 +364,9 @@ def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
     notes += more
     secret_plans, secret_ids, more = _secrets(cfg, member, readable("secretmanager"))
     notes += more
+    build = build_account.plan(cfg, project, readable)
+    notes += build.notes
+    problems += build.problems
     if account is not None:
         notes += _project_wide(project, member)
     notes.append(_act_as_note(cfg, project, readable("iam"), account is not None))
@@ -368,6 +376,7 @@ def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
     resources.append(repo_plan)
     resources += [job_iam] if job_iam else []
     resources += secret_plans
+    resources += build.resources
     resources += [_index(cfg, readable("discoveryengine"))] if with_index else []
     shared = Plan(project, cfg.region, tuple(resources), tuple(problems), tuple(notes))
     return SetupPlan(
@@ -382,6 +391,7 @@ def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
         bucket_metageneration=bucket_found.metageneration if bucket_found else None,
         bucket_policy_etag=bucket_etag,
         job_policy_etag=job_etag,
+        build=build,
     )
 
 
@@ -482,6 +492,10 @@ def apply(p: SetupPlan) -> Applied:
         services.enable(p.project, apis)
         report.done.append(f"enabled {', '.join(apis)}")
     for r in todo:
-        if r.kind != API:
+        if p.build is not None and p.build.owns(r):
+            done, warning = build_account.apply(p.build, r)
+            report.done += [done] if done else []
+            report.warnings += [warning] if warning else []
+        elif r.kind != API:
             _MAKE[r.kind](p, r, report)
     return Applied(tuple(report.done), tuple(report.warnings))

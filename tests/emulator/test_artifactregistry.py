@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.api_core import exceptions
@@ -28,6 +29,10 @@ def create_repo(client: ar.ArtifactRegistryClient, repo_id: str = "govreposcrape
         repository=ar.Repository(format_=ar.Repository.Format.DOCKER, description="images"),
     )
     return op.result(timeout=5)
+
+
+def ar_policy(client: ar.ArtifactRegistryClient) -> Any:
+    return client.get_iam_policy(request={"resource": REPO})
 
 
 def test_create_get_list_repository(emulator: Emulator) -> None:
@@ -98,6 +103,9 @@ def test_repositories_and_images_survive_a_restart(
         monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
         create_repo(clients.artifact_registry())
         emu.service("artifactregistry").record_image(IMAGE, D1, ["v1"])
+        policy = ar_policy(clients.artifact_registry())
+        policy.bindings.add(role="roles/artifactregistry.reader", members=["user:a@example.org"])
+        clients.artifact_registry().set_iam_policy(request={"resource": REPO, "policy": policy})
     with Emulator(state_dir=state, storage=False) as emu:
         monkeypatch.setenv("GOVCTL_EMULATOR_HOST", emu.grpc_address)
         client = clients.artifact_registry()
@@ -137,3 +145,66 @@ def test_a_slash_in_an_image_name_is_escaped_in_its_package_name(emulator: Emula
     assert client.get_package(name=package).display_name == "ingestion/job"
     client.delete_package(name=package).result(timeout=5)
     assert list(client.list_docker_images(parent=REPO)) == []
+
+
+        assert [b.role for b in ar_policy(client).bindings] == ["roles/artifactregistry.reader"]
+
+
+WRITER = "roles/artifactregistry.writer"
+BUILDER = f"serviceAccount:builder@{PROJECT}.iam.gserviceaccount.com"
+
+
+def test_repository_iam_policy_read_modify_write(emulator: Emulator) -> None:
+    client = clients.artifact_registry()
+    create_repo(client)
+    registry = emulator.service("artifactregistry")
+    assert not registry.may_push(REPO, BUILDER)
+    policy = client.get_iam_policy(request={"resource": REPO})
+    assert list(policy.bindings) == [] and policy.etag
+    policy.bindings.add(role=WRITER, members=[BUILDER])
+    stored = client.set_iam_policy(request={"resource": REPO, "policy": policy})
+    assert [(b.role, list(b.members)) for b in stored.bindings] == [(WRITER, [BUILDER])]
+    assert registry.may_push(REPO, BUILDER)
+    # A write with the etag read before is refused: someone changed the policy meanwhile.
+    with pytest.raises(exceptions.Aborted):
+        client.set_iam_policy(request={"resource": REPO, "policy": policy})
+    # Removing the last member drops the binding (as Resource Manager does).
+    stored.bindings[0].members.remove(BUILDER)
+    emptied = client.set_iam_policy(request={"resource": REPO, "policy": stored})
+    assert list(emptied.bindings) == []
+    assert not registry.may_push(REPO, BUILDER)
+    held = client.test_iam_permissions(
+        request={"resource": REPO, "permissions": ["artifactregistry.repositories.get"]}
+    )
+    assert list(held.permissions) == ["artifactregistry.repositories.get"]
+
+
+def test_a_project_grant_also_allows_a_push(emulator: Emulator) -> None:
+    create_repo(clients.artifact_registry())
+    rm = clients.projects()
+    policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
+    policy.bindings.add(role=WRITER, members=[BUILDER])
+    rm.set_iam_policy(request={"resource": f"projects/{PROJECT}", "policy": policy})
+    assert emulator.service("artifactregistry").may_push(REPO, BUILDER)
+
+
+def test_repository_iam_errors(emulator: Emulator) -> None:
+    client = clients.artifact_registry()
+    with pytest.raises(exceptions.NotFound):
+        client.get_iam_policy(request={"resource": REPO})
+    with pytest.raises(exceptions.InvalidArgument):
+        client.get_iam_policy(request={"resource": "projects/p/repositories/x"})
+    create_repo(client)
+    for bad in ({"role": "roles/artifactregistry.writter", "members": [BUILDER]},
+                {"role": WRITER, "members": ["builder"]}):  # fmt: skip
+        policy = client.get_iam_policy(request={"resource": REPO})
+        policy.bindings.add(**bad)
+        with pytest.raises(exceptions.InvalidArgument):
+            client.set_iam_policy(request={"resource": REPO, "policy": policy})
+    # Deleting the repository deletes its policy: a new one of that name starts empty.
+    policy = client.get_iam_policy(request={"resource": REPO})
+    policy.bindings.add(role=WRITER, members=[BUILDER])
+    client.set_iam_policy(request={"resource": REPO, "policy": policy})
+    client.delete_repository(name=REPO).result(timeout=5)
+    create_repo(client)
+    assert list(client.get_iam_policy(request={"resource": REPO}).bindings) == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.api_core import exceptions
@@ -24,6 +25,35 @@ IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion"
 BUCKET = f"{PROJECT}_cloudbuild"
 SOURCE = b"not really a tarball, but bytes all the same"
 DIGEST = "sha256:" + hashlib.sha256(SOURCE).hexdigest()
+BUILDER = f"builder@{PROJECT}.iam.gserviceaccount.com"
+BUILDER_NAME = f"projects/{PROJECT}/serviceAccounts/{BUILDER}"
+WRITER = "roles/artifactregistry.writer"
+LOG_WRITER = "roles/logging.logWriter"
+
+
+def grant(client: Any, resource: str, role: str, member: str) -> None:
+    policy = client.get_iam_policy(request={"resource": resource})
+    policy.bindings.add(role=role, members=[member])
+    client.set_iam_policy(request={"resource": resource, "policy": policy})
+
+
+def revoke(client: Any, resource: str, role: str, member: str) -> None:
+    policy = client.get_iam_policy(request={"resource": resource})
+    for binding in policy.bindings:
+        if binding.role == role and member in binding.members:
+            binding.members.remove(member)
+    client.set_iam_policy(request={"resource": resource, "policy": policy})
+
+
+def make_builder(*, logs: bool = True, push: bool = True) -> None:
+    """The build service account govctl setup makes: it may write logs and push to REPO."""
+    clients.iam().create_service_account(
+        request={"name": f"projects/{PROJECT}", "account_id": "builder"}
+    )
+    if logs:
+        grant(clients.projects(), f"projects/{PROJECT}", LOG_WRITER, f"serviceAccount:{BUILDER}")
+    if push:
+        grant(clients.artifact_registry(), REPO, WRITER, f"serviceAccount:{BUILDER}")
 
 
 def stage(obj: str = "source/abc.tgz", data: bytes = SOURCE) -> None:
@@ -42,14 +72,24 @@ def make_repo() -> None:
     ).result(timeout=5)
 
 
-def build_spec(obj: str = "source/abc.tgz", tags: tuple[str, ...] = ("abc", "latest")) -> cb.Build:
+def build_spec(
+    obj: str = "source/abc.tgz",
+    tags: tuple[str, ...] = ("abc", "latest"),
+    account: str | None = BUILDER_NAME,
+) -> cb.Build:
+    """A build as govctl makes it: run as ``account`` (None: the project's default) with its
+    log in Cloud Logging only, the option a user-specified account requires."""
     images = [f"{IMAGE}:{t}" for t in tags]
     args = ["build", *[a for i in images for a in ("-t", i)], "-f", "ingestion/Dockerfile", "."]
-    return cb.Build(
+    build = cb.Build(
         source=cb.Source(storage_source=cb.StorageSource(bucket=BUCKET, object_=obj)),
         steps=[cb.BuildStep(name="gcr.io/cloud-builders/docker", args=args)],
         images=images,
     )
+    if account is not None:
+        build.service_account = account
+        build.options.logging = cb.BuildOptions.LoggingMode.CLOUD_LOGGING_ONLY
+    return build
 
 
 def wait_build(client: cb.CloudBuildClient, build_id: str, timeout: float = 10) -> cb.Build:
@@ -77,6 +117,7 @@ def build_log(build_id: str) -> list[str]:
 def test_build_records_the_image_with_a_digest_of_its_source(emulator: Emulator) -> None:
     stage()
     make_repo()
+    make_builder()
     client = clients.cloud_build()
     op = client.create_build(project_id=PROJECT, build=build_spec())
     meta = op.metadata.build
@@ -103,6 +144,7 @@ def test_same_source_same_digest_other_source_other_digest(emulator: Emulator) -
     stage()
     stage("source/other.tgz", b"other bytes")
     make_repo()
+    make_builder()
     client = clients.cloud_build()
     first = wait_build(
         client, client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
@@ -124,6 +166,7 @@ def test_same_source_same_digest_other_source_other_digest(emulator: Emulator) -
 
 def test_missing_source_fails_the_build_with_the_reason_in_its_log(emulator: Emulator) -> None:
     make_repo()
+    make_builder()
     stage()
     client = clients.cloud_build()
     op = client.create_build(project_id=PROJECT, build=build_spec("source/missing.tgz"))
@@ -141,6 +184,7 @@ def test_missing_source_fails_the_build_with_the_reason_in_its_log(emulator: Emu
 
 def test_missing_repository_fails_the_push(emulator: Emulator) -> None:
     stage()
+    make_builder(push=False)
     client = clients.cloud_build()
     build_id = client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
     build = wait_build(client, build_id)
@@ -165,6 +209,7 @@ def test_invalid_builds_are_refused(emulator: Emulator) -> None:
 def test_cancel_and_run_operations_still_served(emulator: Emulator) -> None:
     stage()
     make_repo()
+    make_builder()
     client = clients.cloud_build()
     build_id = client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
     cancelled = client.cancel_build(project_id=PROJECT, id=build_id)
@@ -194,6 +239,7 @@ def test_bad_build_with_exits_2(
 def test_build_operations_are_listed_under_their_project(emulator: Emulator) -> None:
     stage()
     make_repo()
+    make_builder()
     op = clients.cloud_build().create_build(project_id=PROJECT, build=build_spec())
     # google.longrunning.Operations is one service for every API: any client's mixin reaches it.
     ops = clients.jobs()
@@ -205,3 +251,121 @@ def test_build_operations_are_listed_under_their_project(emulator: Emulator) -> 
         ops.list_operations(
             request=operations_pb2.ListOperationsRequest(name="operations/build", filter="done")
         )
+
+
+# --- who a build runs as ---------------------------------------------------------------------
+
+
+def test_a_build_runs_as_its_account_and_fails_to_push_without_the_writer_role(
+    emulator: Emulator,
+) -> None:
+    stage()
+    make_repo()
+    make_builder(push=False)
+    client = clients.cloud_build()
+    build = wait_build(
+        client, client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
+    )
+    assert build.service_account == BUILDER_NAME
+    assert build.status == cb.Build.Status.FAILURE
+    assert build.failure_info.type_ == cb.Build.FailureInfo.FailureType.PUSH_NOT_AUTHORIZED
+    assert build.status_detail.startswith(f'error pushing image "{IMAGE}:abc"')
+    log = build_log(build.id)
+    assert (
+        'denied: Permission "artifactregistry.repositories.uploadArtifacts" denied on resource '
+        f'"{REPO}" (or it may not exist)'
+    ) in log
+    assert list(clients.artifact_registry().list_docker_images(parent=REPO)) == []
+    # With the role on the repository the same build pushes; without it again, it fails again.
+    grant(clients.artifact_registry(), REPO, WRITER, f"serviceAccount:{BUILDER}")
+    build = wait_build(
+        client, client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
+    )
+    assert build.status == cb.Build.Status.SUCCESS
+    revoke(clients.artifact_registry(), REPO, WRITER, f"serviceAccount:{BUILDER}")
+    build = wait_build(
+        client, client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
+    )
+    assert build.status == cb.Build.Status.FAILURE
+
+
+def test_an_account_that_may_not_write_logs_leaves_no_log_and_a_warning(
+    emulator: Emulator,
+) -> None:
+    stage()
+    make_repo()
+    make_builder(logs=False)
+    client = clients.cloud_build()
+    build = wait_build(
+        client, client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
+    )
+    assert build.status == cb.Build.Status.SUCCESS
+    assert [(w.text, w.priority) for w in build.warnings] == [
+        (
+            "The service account running this build does not have permission to write logs. To "
+            "fix this, grant the Logs Writer (roles/logging.logWriter) role to the service "
+            "account.",
+            cb.Build.Warning.Priority.WARNING,
+        )
+    ]
+    assert build_log(build.id) == []
+
+
+def test_without_an_account_a_new_project_builds_as_the_compute_default_and_cannot_push(
+    emulator: Emulator,
+) -> None:
+    stage()
+    make_repo()
+    client = clients.cloud_build()
+    number = clients.projects().get_project(name=f"projects/{PROJECT}").name.split("/")[1]
+    compute = f"{number}-compute@developer.gserviceaccount.com"
+    default = client.get_default_service_account(
+        name=f"projects/{PROJECT}/locations/global/defaultServiceAccount"
+    )
+    assert default.service_account_email == f"projects/{PROJECT}/serviceAccounts/{compute}"
+    build = wait_build(
+        client,
+        client.create_build(project_id=PROJECT, build=build_spec(account=None)).metadata.build.id,
+    )
+    assert build.status == cb.Build.Status.FAILURE
+    assert build.failure_info.type_ == cb.Build.FailureInfo.FailureType.PUSH_NOT_AUTHORIZED
+    assert build.warnings[0].text.startswith("The service account running this build")
+    assert build_log(build.id) == []
+    # Granted what a build needs, the default account builds.
+    grant(clients.projects(), f"projects/{PROJECT}", LOG_WRITER, f"serviceAccount:{compute}")
+    grant(clients.artifact_registry(), REPO, WRITER, f"serviceAccount:{compute}")
+    build = wait_build(
+        client,
+        client.create_build(project_id=PROJECT, build=build_spec(account=None)).metadata.build.id,
+    )
+    assert build.status == cb.Build.Status.SUCCESS
+    assert build_log(build.id)[-1] == "DONE"
+
+
+def test_a_user_specified_account_needs_a_logging_choice_and_must_exist(emulator: Emulator) -> None:
+    client = clients.cloud_build()
+    make_builder(push=False)
+    no_choice = build_spec()
+    no_choice.options.logging = cb.BuildOptions.LoggingMode.LOGGING_UNSPECIFIED
+    with pytest.raises(exceptions.InvalidArgument) as refused:
+        client.create_build(project_id=PROJECT, build=no_choice)
+    assert refused.value.message == (
+        "if 'build.service_account' is specified, the build must either (a) specify "
+        "'build.logs_bucket', (b) use the REGIONAL_USER_OWNED_BUCKET "
+        "build.options.default_logs_bucket_behavior option, or (c) use either CLOUD_LOGGING_ONLY "
+        "/ NONE logging options"
+    )
+    for accepted in (
+        {"logs_bucket": "gs://my-logs"},
+        {"options": {"logging": cb.BuildOptions.LoggingMode.NONE}},
+        {"options": {"default_logs_bucket_behavior": "REGIONAL_USER_OWNED_BUCKET"}},
+    ):
+        build = build_spec()
+        build.options.logging = cb.BuildOptions.LoggingMode.LOGGING_UNSPECIFIED
+        for key, value in accepted.items():
+            setattr(build, key, value)
+        assert client.create_build(project_id=PROJECT, build=build).metadata.build.id
+    for bad in (f"projects/{PROJECT}/serviceAccounts/nobody@{PROJECT}.iam.gserviceaccount.com",
+                BUILDER):  # fmt: skip
+        with pytest.raises(exceptions.InvalidArgument):
+            client.create_build(project_id=PROJECT, build=build_spec(account=bad))

@@ -129,7 +129,9 @@ def test_a_task_over_its_memory_limit_is_killed_with_cloud_runs_log_line(
     execution = wait_execution(executions, name, timeout=20)
     assert execution.failed_count == 1
     (task,) = clients.tasks().list_tasks(parent=name)
-    assert task.last_attempt_result.exit_code == 137
+    # Killed by the system: the signal, not an exit code (TaskAttemptResult: "at most one of
+    # exit_code or term_signal will be set").
+    assert (task.last_attempt_result.term_signal, task.last_attempt_result.exit_code) == (9, 0)
     entries = list(
         clients.logging().list_log_entries(
             request={

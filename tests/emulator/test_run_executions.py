@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from google.api_core import exceptions
 from google.cloud import run_v2
+from google.rpc import code_pb2
 
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
@@ -148,7 +149,7 @@ def test_a_failing_task_fails_the_execution_and_the_operation(
 ) -> None:
     job = create(jobs, "broken", job_spec("import sys; sys.exit(7)", max_retries=2))
     op = jobs.run_job(name=job.name)
-    with pytest.raises(exceptions.GoogleAPICallError, match="exit code of 7"):
+    with pytest.raises(exceptions.GoogleAPICallError, match="The container exited with an error"):
         op.result(polling=FAST_POLL, timeout=20)
     execution = executions.get_execution(name=op.metadata.name)
     assert execution.failed_count == 1 and execution.retried_count == 2
@@ -157,6 +158,7 @@ def test_a_failing_task_fails_the_execution_and_the_operation(
     assert completed.execution_reason == run_v2.Condition.ExecutionReason.NON_ZERO_EXIT_CODE
     (task,) = tasks.list_tasks(parent=execution.name)
     assert task.retried == 2 and task.last_attempt_result.exit_code == 7
+    assert task.last_attempt_result.term_signal == 0  # at most one of the two is set
     assert jobs.get_job(name=job.name).latest_created_execution.completion_status == (
         run_v2.ExecutionReference.CompletionStatus.EXECUTION_FAILED
     )
@@ -171,8 +173,12 @@ def test_a_task_over_its_timeout_is_killed(
     execution = wait_execution(executions, name, timeout=10)
     assert execution.failed_count == 1
     (task,) = tasks.list_tasks(parent=name)
-    assert "timeout" in task.last_attempt_result.status.message
-    assert task.last_attempt_result.term_signal or task.last_attempt_result.exit_code
+    result = task.last_attempt_result
+    assert result.status.code == code_pb2.DEADLINE_EXCEEDED
+    assert result.status.message == "The configured timeout was reached."
+    # Stopped by the system (SIGTERM, SIGKILL after the grace): a signal and no exit code.
+    assert result.term_signal in (signal.SIGTERM, signal.SIGKILL) and result.exit_code == 0
+    assert (task.completion_time - task.start_time).total_seconds() >= 1
 
 
 def test_cancel_kills_running_tasks(

@@ -126,7 +126,7 @@ def test_invalid_parents(jobs: run_v2.JobsClient, bad_parent: str) -> None:
         ({"cpu": "1", "memory": "8Gi"}, "memory"),
         ({"cpu": "4", "memory": "1Gi"}, "memory"),
         ({"cpu": "8", "memory": "64Gi"}, "memory"),
-        ({"memory": "256Mi"}, "memory"),
+        ({"memory": "127Mi"}, "memory"),
         ({"memory": "lots"}, "memory"),
         ({"max_retries": 11}, "max_retries"),
         ({"max_retries": -1}, "max_retries"),
@@ -144,7 +144,16 @@ def test_invalid_specs_are_rejected(
 
 
 @pytest.mark.parametrize(
-    ("cpu", "memory"), [("1", "512Mi"), ("2", "8Gi"), ("4", "2Gi"), ("6", "24Gi"), ("8", "32Gi")]
+    ("cpu", "memory"),
+    [
+        ("1", "128Mi"),
+        ("1", "256Mi"),
+        ("2", "128Mi"),
+        ("2", "8Gi"),
+        ("4", "2Gi"),
+        ("6", "24Gi"),
+        ("8", "32Gi"),
+    ],
 )
 def test_allowed_cpu_memory_combinations(
     jobs: run_v2.JobsClient, parent: str, cpu: str, memory: str

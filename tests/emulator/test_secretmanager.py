@@ -231,6 +231,9 @@ def test_a_task_fails_at_start_with_the_reason(
     (task,) = clients.tasks().list_tasks(parent=ex.name)
     assert message in task.last_attempt_result.status.message
     assert "GITHUB_TOKEN" in task.last_attempt_result.status.message
+    # The cause as a field: Condition.CommonReason SECRETS_ACCESS_CHECK_FAILED on the task.
+    task_completed = condition(task, "Completed")
+    assert task_completed.reason == run_v2.Condition.CommonReason.SECRETS_ACCESS_CHECK_FAILED
     system = [line for line in _stdout(ex) if message in line]
     assert system, "the reason is in the execution's system log"
 

@@ -11,6 +11,7 @@ from govctl.emulator.server import Emulator
 from govctl.services import image as images
 from tests.govctl import test_deploy
 from tests.govctl.test_deploy import BUCKET, PROJECT, REGION
+from tests.support.builds import build_account_for
 
 
 @pytest.fixture
@@ -28,6 +29,8 @@ def cloud(
         monkeypatch.setenv(key, value)
     # A real image in the emulator's Artifact Registry (built by its Cloud Build), so that
     # `--image` resolves; the tests below deploy it by digest.
-    built = images.build_image(PROJECT, REGION, allow_dirty=True)
+    built = images.build_image(
+        PROJECT, REGION, allow_dirty=True, account=build_account_for(PROJECT)
+    )
     monkeypatch.setattr(test_deploy, "IMAGE", built.uri)
     yield emulator

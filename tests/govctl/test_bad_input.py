@@ -21,6 +21,7 @@ CASES: list[tuple[list[str], dict[str, str], str, str]] = [
     (["config", "show"], {}, "[job]\ncpu = 3\n", "1, 2, 4, 6 or 8"),
     (["config", "show"], {}, '[job]\ncpu = 1\nmemory = "8Gi"\n', "8Gi for 1 vCPU"),
     (["config", "show"], {}, '[job]\ncpu = 8\nmemory = "2Gi"\n', "2Gi for 8 vCPU"),
+    (["config", "show"], {}, '[job]\ncpu = 1\nmemory = "127Mi"\n', "expected 128Mi to 4Gi"),
     (["config", "show"], {}, '[job]\ntask_timeout = "200h"\n', "at most 168h"),
     (["config", "show"], {"GOVCTL_JOB_TASK_TIMEOUT": "6 hours"}, "", "'6 hours'"),
     (["config", "show"], {}, "[job]\nmax_retries = 11\n", "0 to 10"),
@@ -95,3 +96,22 @@ def test_bad_input_is_one_line_exit_2_and_no_call(
     assert lines[0].startswith("error: ") and needle in lines[0], err
     assert "Traceback" not in err
     assert not (tmp_path / "govctl.toml.tmp").exists()
+
+
+@pytest.mark.parametrize(("cpu", "memory"), [("1", "128Mi"), ("2", "256Mi"), ("1", "4Gi")])
+def test_memory_from_128mi_is_accepted(
+    cpu: str,
+    memory: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Cloud Run jobs take 128 MiB to 4 GiB with 1 vCPU, to 8 GiB with 2 (the vCPU and memory
+    table of docs.cloud.google.com/run/docs/configuring/jobs/cpu), not 512 MiB upwards."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path / "gcloud"))
+    monkeypatch.setenv("GOVCTL_EMULATOR_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GOVCTL_PROJECT", "govreposcrape")
+    (tmp_path / "govctl.toml").write_text(f'[job]\ncpu = {cpu}\nmemory = "{memory}"\n')
+    assert main(["config", "show"]) == 0, capsys.readouterr().err
+    assert memory in capsys.readouterr().out

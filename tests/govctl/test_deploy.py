@@ -15,6 +15,7 @@ from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import FAST_POLL
+from tests.support.builds import build_account_for
 
 PROJECT = "deploy-project"
 REGION = "europe-west2"
@@ -37,6 +38,7 @@ def create_prerequisites(service_account: bool = True, bucket: bool = True) -> N
         )
     if bucket:
         clients.storage_client(PROJECT).create_bucket(BUCKET)
+    build_account_for(PROJECT)  # what `deploy --build cloud` builds as
 
 
 def deploy(*args: str) -> int:

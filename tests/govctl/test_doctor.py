@@ -31,6 +31,7 @@ SCHEDULE = f"{PARENT}/jobs/govreposcrape-daily-ingest"
 RUN_URI = f"https://run.googleapis.com/v2/{JOB}:run"
 SA = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
 MEMBER = f"serviceAccount:{SA}"
+BUILDER = f"serviceAccount:govreposcrape-build@{PROJECT}.iam.gserviceaccount.com"
 BUCKET = "govreposcrape-summaries"
 IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/doctor-test@sha256:" + "ab" * 32
 FAST_POLL = polling.DEFAULT_POLLING.with_delay(initial=0.05, maximum=0.2, multiplier=1.5)
@@ -89,6 +90,7 @@ def deploy(emulator: Emulator) -> None:
     # Fake-gcs-server has no bucket IAM: the object grant is on the project here.
     grant_project("roles/storage.objectUser", MEMBER)
     make_image(emulator)
+    make_build_account()
     container = run_v2.Container(
         image=IMAGE, resources=run_v2.ResourceRequirements(limits={"memory": "512Mi"})
     )
@@ -133,6 +135,20 @@ def make_image(emulator: Emulator) -> None:
     emulator.service("artifactregistry").record_image(path, digest, ["latest"])
 
 
+def make_build_account() -> None:
+    """The account `deploy --build cloud` builds as, with the roles `govctl setup` grants it:
+    logs on the project, pushes on the repository."""
+    clients.iam().create_service_account(
+        name=f"projects/{PROJECT}", account_id="govreposcrape-build"
+    )
+    grant_project("roles/logging.logWriter", BUILDER)
+    registry = clients.artifact_registry()
+    repository = f"{PARENT}/repositories/govreposcrape"
+    policy = registry.get_iam_policy(request={"resource": repository})
+    policy.bindings.add(role="roles/artifactregistry.writer", members=[BUILDER])
+    registry.set_iam_policy(request={"resource": repository, "policy": policy})
+
+
 def grant_project(role: str, member: str) -> None:
     rm = clients.projects()
     policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
@@ -162,10 +178,15 @@ def test_an_empty_project_fails_and_names_every_missing_piece(
     code, checks = doctor(capsys)
     assert code == 1
     fails = failing(checks)
-    assert set(fails) == {"apis", "service account", "job", "scheduler", "bucket"}
+    assert set(fails) == {"apis", "service account", "build account", "job", "scheduler", "bucket"}
     for api in ("run", "cloudscheduler", "artifactregistry", "cloudbuild", "iam"):
         assert api in fails["apis"]
     assert SA in fails["service account"]
+    assert fails["build account"] == (
+        f"govreposcrape-build@{PROJECT}.iam.gserviceaccount.com does not exist: "
+        "`deploy --build cloud` cannot build"
+    )
+    assert checks["build account"]["fix"].startswith("govctl setup")
     # Neither the job nor its scheduler: said once, plainly (as after `govctl destroy`).
     assert (
         "nothing is deployed in us-central1: no Cloud Run job govreposcrape-ingestion, no "
@@ -195,6 +216,11 @@ def test_a_complete_deployment_passes(
     assert checks["digests"]["status"] == "ok"
     # Fake-gcs-server has no bucket IAM, so the grant is project-wide: doctor says so.
     assert checks["bucket access"]["status"] == "warn"
+    # The build account may log and push; its source bucket is made by setup (or a first build).
+    assert checks["build account"]["status"] == "warn"
+    assert checks["build account"]["evidence"].endswith(
+        f"not checked: gs://{PROJECT}_cloudbuild does not exist yet"
+    )
     # Nobody would hear of a failure yet, and no secret is read.
     assert (
         checks["alerts"]["status"] == "warn" and "no alert policy" in checks["alerts"]["evidence"]
@@ -205,7 +231,7 @@ def test_a_complete_deployment_passes(
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:2] == ["ok", "credentials"]
-    assert out[-1] == "0 failing, 2 warnings."
+    assert out[-1] == "0 failing, 3 warnings."
 
 
 def test_alerts_and_secrets_after_deploy(

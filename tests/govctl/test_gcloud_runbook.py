@@ -31,6 +31,7 @@ from govctl.gcp import clients
 from govctl.gcp import iam as gcp_iam
 from govctl.gcp import services as gcp_services
 from govctl.services import image as images
+from tests.support.builds import build_account_for
 from tests.support.git import GitServer, make_repo
 
 GCLOUD = shutil.which("gcloud")
@@ -300,7 +301,9 @@ def test_configuration_lines_show_as_drift_in_govctl_deploy(
     cloud: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _create_service_account(cloud)
-    built = images.build_image(PROJECT, REGION, allow_dirty=True)
+    built = images.build_image(
+        PROJECT, REGION, allow_dirty=True, account=build_account_for(PROJECT)
+    )
     assert main(["deploy", "--image", built.uri, "-y"]) == 0
     plan = govctl_json(capsys, "deploy", "--image", built.uri, "--dry-run")
     assert all(r["action"] == "unchanged" for r in plan["resources"])

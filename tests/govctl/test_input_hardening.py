@@ -30,6 +30,7 @@ VALID = {
     "job.args": "--force",
     "job.env": "LOG_FORMAT=json",
     "job.secrets": "GITHUB_TOKEN=github-token",
+    "build.service_account": "govreposcrape-build@govreposcrape.iam.gserviceaccount.com",
     "bucket.name": "govreposcrape-summaries",
     "schedule.name": "govreposcrape-daily-ingest",
     "schedule.cron": "0 2 * * *",

@@ -183,6 +183,8 @@ def test_a_failing_run_exits_1_with_the_tasks_error_line(
     code, out, _ = _govctl(capsys, "executions", "show", "--latest")
     assert code == 0
     assert f"repositories  unknown: read gs://{BUCKET}/_runs/{name}/: not found" in out
+    data = json.loads(_govctl(capsys, "executions", "show", "--latest", "--json")[1])
+    assert [(t["exit_code"], t["cause"]) for t in data["task_list"]] == [(1, "exit"), (1, "exit")]
     assert "task  status" in out
 
 
@@ -631,7 +633,7 @@ def test_a_task_over_its_timeout_is_said_to_have_timed_out(
     result = json.loads(out)
     assert result["status"] == "failed"
     (task,) = result["failed_tasks"]
-    assert task["timed_out"] is True
+    assert task["timed_out"] is True and task["cause"] == "timeout"
     (execution,) = _executions()
     assert execution.template.timeout.seconds == 2  # the override reached Cloud Run
     code, out, _ = _govctl(capsys, "logs", "--latest", "-f")

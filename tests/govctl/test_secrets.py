@@ -146,6 +146,13 @@ def test_a_job_whose_account_cannot_read_the_secret_fails_with_the_cause(
     assert "FAILED" in out
     assert "Permission denied on secret" in out and "roles/secretmanager.secretAccessor" in out
     assert "Next: govctl secrets list" in err
+    assert "could not read a secret" in out  # from the task's condition reason, not its words
+    code, out, _ = govctl("doctor", "--json")
+    last_run = next(c for c in json.loads(out)["checks"] if c["name"] == "last run")
+    assert last_run["evidence"].endswith(
+        "could not read one of its [job] secrets (SECRETS_ACCESS_CHECK_FAILED)"
+    )
+    assert last_run["fix"].startswith("govctl secrets list")
     code, out, err = govctl("secrets", "list")
     assert code == 1
     assert "cannot read secret github-token" in out + err

@@ -25,6 +25,7 @@ REGION = "us-central1"  # fake-gcs-server puts every bucket in US-CENTRAL1
 PARENT = f"projects/{PROJECT}/locations/{REGION}"
 JOB = f"{PARENT}/jobs/govreposcrape-ingestion"
 SA = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
+BUILDER = f"govreposcrape-build@{PROJECT}.iam.gserviceaccount.com"
 MEMBER = f"serviceAccount:{SA}"
 BUCKET = "setup-test-digests"
 REPOSITORY = f"{PARENT}/repositories/govreposcrape"
@@ -83,10 +84,11 @@ def test_from_an_empty_project_doctor_setup_deploy_doctor(
     code, checks = doctor(capsys)
     assert code == 1
     fails = failing(checks)
-    assert set(fails) == {"apis", "service account", "job", "scheduler", "bucket"}
+    assert set(fails) == {"apis", "service account", "build account", "job", "scheduler", "bucket"}
     for api in ("run", "cloudscheduler", "artifactregistry", "cloudbuild", "iam"):
         assert api in fails["apis"]
     assert f"{SA} does not exist" in fails["service account"]
+    assert f"{BUILDER} does not exist" in fails["build account"]
     assert f"gs://{BUCKET} does not exist" in fails["bucket"]
     assert checks["service account"]["fix"].startswith("govctl setup")
     assert checks["bucket"]["fix"].startswith("govctl setup")
@@ -105,10 +107,21 @@ def test_from_an_empty_project_doctor_setup_deploy_doctor(
         f"roles/run.invoker for {SA} on job govreposcrape-ingestion: the job does not exist "
         "yet; `govctl deploy` creates it and grants the role"
     ) in out
+    # The account builds run as, what it needs, and the bucket its sources are staged in.
+    assert f"  + service account {BUILDER}" in out
+    assert f"  + iam             roles/logging.logWriter on project {PROJECT}" in out
+    assert "  + iam             roles/artifactregistry.writer on repository govreposcrape" in out
+    assert f"  + bucket          gs://{PROJECT}_cloudbuild" in out
+    assert f"  + iam             roles/storage.objectViewer on gs://{PROJECT}_cloudbuild" in out
     assert "note: billing is enabled (billingAccounts/" in out
-    assert "9 to add, 0 to change, 2 unchanged." in out
+    assert "14 to add, 0 to change, 2 unchanged." in out
     assert f"created service account {SA}" in err
     assert f"created bucket gs://{BUCKET} in {REGION}" in err
+    assert f"created service account {BUILDER}" in err
+    assert (
+        f"granted roles/artifactregistry.writer to serviceAccount:{BUILDER} on repository "
+        "govreposcrape"
+    ) in err
     # fake-gcs-server has no bucket IAM: said, not faked.
     assert "warning: roles/storage.objectAdmin on gs://setup-test-digests not applied" in err
     assert err.rstrip().endswith("next: govctl deploy")
@@ -147,7 +160,7 @@ def test_setup_twice_the_second_writes_nothing(
     before = snapshot(empty)
     code, out, err = setup(capsys, "-y")
     assert code == 0
-    assert "0 to add, 0 to change, 10 unchanged." in out
+    assert "0 to add, 0 to change, 14 unchanged." in out
     assert "+" not in out.replace("(+00:00)", "")
     assert "nothing to do" in err and "created" not in err and "enabled " not in err
     assert err.rstrip().endswith("next: govctl deploy")
@@ -160,7 +173,7 @@ def test_setup_twice_the_second_writes_nothing(
         "to_add": 0,
         "to_change": 0,
         "to_delete": 0,
-        "unchanged": 10,
+        "unchanged": 14,
     }
 
 
@@ -168,7 +181,7 @@ def test_a_dry_run_writes_nothing(empty: Emulator, capsys: pytest.CaptureFixture
     before = snapshot(empty)
     code, out, err = setup(capsys, "--dry-run")
     assert code == 0
-    assert "9 to add, 0 to change, 2 unchanged." in out
+    assert "14 to add, 0 to change, 2 unchanged." in out
     assert "dry run: nothing written" in err
     assert setup(capsys, "--dry-run", "--exit-code")[0] == 3  # something to apply
     assert setup(capsys, "--exit-code")[0] == 2  # only with --dry-run
@@ -178,7 +191,7 @@ def test_a_dry_run_writes_nothing(empty: Emulator, capsys: pytest.CaptureFixture
         ("api", "create"), ("service account", "create"), ("bucket", "create"),
         ("iam", "create"), ("repository", "create"),
     }  # fmt: skip
-    bucket = next(r for r in plan["resources"] if r["kind"] == "bucket")
+    bucket = next(r for r in plan["resources"] if r["name"] == f"gs://{BUCKET}")
     assert {c["field"]: c["new"] for c in bucket["changes"]} == {
         "location": "US-CENTRAL1",
         "uniform_bucket_level_access": "on",
@@ -198,7 +211,7 @@ def test_a_disabled_api_is_enabled(empty: Emulator, capsys: pytest.CaptureFixtur
     code, out, err = setup(capsys, "-y")
     assert code == 0
     assert "  + api             run.googleapis.com" in out
-    assert "1 to add, 0 to change, 9 unchanged." in out
+    assert "1 to add, 0 to change, 13 unchanged." in out
     assert "enabled run.googleapis.com" in err
     assert set(NEEDED) <= enabled_apis()
 
@@ -357,7 +370,7 @@ def test_an_open_bucket_is_secured_and_a_far_one_is_said(
     assert (
         f"gs://{BUCKET} is in EUROPE-WEST2, the job in US-CENTRAL1: every digest crosses regions"
     ) in out
-    assert "0 to add, 1 to change, 9 unchanged." in out
+    assert "0 to add, 1 to change, 13 unchanged." in out
     assert f"updated bucket gs://{BUCKET}: uniform bucket-level access on" in err
 
 

@@ -12,6 +12,7 @@ from govctl.emulator.server import Emulator
 from govctl.gcp import build as gcp_build
 from govctl.services import image
 from tests.image.podman import podman, podman_available, podman_env
+from tests.support.builds import build_account_for
 from tests.support.git import make_repo
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(300)]
@@ -48,7 +49,10 @@ def test_build_with_podman_builds_the_image(
     _, env = podman_emulator
     root = make_repo(tmp_path / "src", TREE)
     lines: list[str] = []
-    built = image.build_image(PROJECT, REGION, root=root, on_log=lines.append, reuse=False)
+    built = image.build_image(
+        PROJECT, REGION, root=root, on_log=lines.append, reuse=False,
+        account=build_account_for(PROJECT),
+    )  # fmt: skip
     # The digest is podman's, not the tarball's hash.
     _, info = image.source_bundle(root)
     assert built.digest != "sha256:" + info.sha256
@@ -67,5 +71,7 @@ def test_a_failing_dockerfile_fails_the_build_with_its_output(
         tmp_path / "src", {**TREE, "ingestion/Dockerfile": "FROM scratch\nCOPY missing /x\n"}
     )
     with pytest.raises(gcp_build.BuildFailed, match="non-zero status") as err:
-        image.build_image(PROJECT, REGION, root=root, reuse=False)
+        image.build_image(
+            PROJECT, REGION, root=root, reuse=False, account=build_account_for(PROJECT)
+        )
     assert any("missing" in line for line in err.value.log_tail)

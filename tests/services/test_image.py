@@ -13,10 +13,11 @@ import pytest
 from google.cloud import artifactregistry_v1 as ar
 
 from govctl.emulator.server import Emulator
-from govctl.errors import GovctlError, NotFound, UsageError
+from govctl.errors import CloudError, GovctlError, NotFound, UsageError
 from govctl.gcp import build as gcp_build
 from govctl.gcp import clients
 from govctl.services import image
+from tests.support.builds import build_account_for
 from tests.support.git import git, head, make_repo
 
 PROJECT = "demo-project"
@@ -173,8 +174,9 @@ def test_missing_image_is_refused(emulator: Emulator) -> None:
 
 def test_cloud_build_end_to_end(emulator: Emulator, tmp_path: Path) -> None:
     root = checkout(tmp_path)
+    account = build_account_for(PROJECT)
     lines: list[str] = []
-    built = image.build_image(PROJECT, REGION, root=root, on_log=lines.append)
+    built = image.build_image(PROJECT, REGION, root=root, on_log=lines.append, account=account)
     data, info = image.source_bundle(root)
     digest = "sha256:" + info.sha256
     assert built == image.BuiltImage(
@@ -200,7 +202,9 @@ def test_cloud_build_end_to_end(emulator: Emulator, tmp_path: Path) -> None:
     assert image.resolve_image(built.uri) == built.uri
     # The same tree builds to the same digest, and the repository is not created again.
     again: list[str] = []
-    rebuilt = image.build_image(PROJECT, REGION, root=root, on_log=again.append, reuse=False)
+    rebuilt = image.build_image(
+        PROJECT, REGION, root=root, on_log=again.append, reuse=False, account=account
+    )
     assert rebuilt.digest == digest
     assert rebuilt.build_id not in (None, built.build_id)
     assert not any("created Artifact Registry" in line for line in again)
@@ -210,10 +214,11 @@ def test_an_image_of_the_same_source_is_reused(emulator: Emulator, tmp_path: Pat
     root = checkout(tmp_path)
     tag = image.source_bundle(root)[1].tag
     assert image.find_image(PROJECT, REGION, tag) is None  # no repository yet
-    built = image.build_image(PROJECT, REGION, root=root)
+    account = build_account_for(PROJECT)
+    built = image.build_image(PROJECT, REGION, root=root, account=account)
     assert image.find_image(PROJECT, REGION, tag) == built.uri
     lines: list[str] = []
-    reused = image.build_image(PROJECT, REGION, root=root, on_log=lines.append)
+    reused = image.build_image(PROJECT, REGION, root=root, on_log=lines.append, account=account)
     assert reused == image.BuiltImage(built.uri, tag, built.commit, built.digest, None)
     assert lines == [f"{PATH}:{tag} is already built: {built.uri}"]
     builds = list(clients.cloud_build().list_builds(project_id=PROJECT))
@@ -221,7 +226,7 @@ def test_an_image_of_the_same_source_is_reused(emulator: Emulator, tmp_path: Pat
     # A new commit is a new tag: it builds.
     (root / "ingestion" / "__main__.py").write_text("print('v2')\n")
     git("commit", "-qam", "v2", cwd=root)
-    assert image.build_image(PROJECT, REGION, root=root).build_id is not None
+    assert image.build_image(PROJECT, REGION, root=root, account=account).build_id is not None
 
 
 def test_failed_build_raises_with_its_last_log_lines(emulator: Emulator) -> None:
@@ -229,10 +234,49 @@ def test_failed_build_raises_with_its_last_log_lines(emulator: Emulator) -> None
     staged = gcp_build.StagedSource(f"{PROJECT}_cloudbuild", "source/none.tgz", 0)
     clients.storage_client(PROJECT).create_bucket(staged.bucket)
     with pytest.raises(gcp_build.BuildFailed, match=r"ended FAILURE.*does not exist") as err:
-        gcp_build.submit_build(PROJECT, staged, image=PATH, tags=["x"])
+        gcp_build.submit_build(
+            PROJECT, staged, image=PATH, tags=["x"], account=build_account_for(PROJECT)
+        )
     assert err.value.exit_code == 1
     assert any(line.startswith("ERROR: failed to fetch source") for line in err.value.log_tail)
     assert "| ERROR: failed to fetch source" in str(err.value)
+
+
+def test_a_build_runs_as_its_account_with_its_log_in_cloud_logging(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    root = checkout(tmp_path)
+    account = build_account_for(PROJECT)
+    built = image.build_image(PROJECT, REGION, root=root, account=account)
+    build = clients.cloud_build().get_build(project_id=PROJECT, id=built.build_id)
+    assert build.service_account == f"projects/{PROJECT}/serviceAccounts/{account}"
+    assert build.options.logging == build.options.LoggingMode.CLOUD_LOGGING_ONLY
+
+
+def test_without_an_account_a_new_project_cannot_push_and_is_told_why(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """The project's default account (the Compute Engine one, on a project new to Cloud Build
+    since 2024) holds no role: the build writes no log and fails to push."""
+    root = checkout(tmp_path)
+    lines: list[str] = []
+    with pytest.raises(gcp_build.BuildFailed, match="ended FAILURE: error pushing image") as err:
+        image.build_image(PROJECT, REGION, root=root, on_log=lines.append)
+    assert "needs roles/artifactregistry.writer" in str(err.value)
+    assert "govctl setup" in (err.value.fix or "")
+    assert any(
+        line.startswith("WARNING: The service account running this build does not have "
+                        "permission to write logs") for line in lines
+    )  # fmt: skip
+
+
+def test_a_build_as_a_missing_account_is_refused_with_the_fix(emulator: Emulator) -> None:
+    image.ensure_repository(PROJECT, REGION)
+    staged = gcp_build.StagedSource(f"{PROJECT}_cloudbuild", "source/none.tgz", 0)
+    missing = f"nobody@{PROJECT}.iam.gserviceaccount.com"
+    with pytest.raises(CloudError, match="does not exist") as err:
+        gcp_build.submit_build(PROJECT, staged, image=PATH, tags=["x"], account=missing)
+    assert err.value.fix is not None and "govctl setup" in err.value.fix
 
 
 def test_an_existing_repository_is_adopted(emulator: Emulator) -> None:

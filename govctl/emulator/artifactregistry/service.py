@@ -20,6 +20,7 @@ from google.protobuf import empty_pb2
 
 from govctl.emulator import rpc
 from govctl.emulator.apis import Bound, gapic_api
+from govctl.emulator.artifactregistry.policies import RepositoryPolicies
 from govctl.emulator.cloud import Cloud, Service
 from govctl.emulator.rpc import Paging, invalid_argument, matched, not_found, paged, refuse_filter
 from govctl.emulator.store import Store
@@ -35,6 +36,9 @@ _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 # An image path in a Docker repository: REGION-docker.pkg.dev/PROJECT/REPOSITORY/IMAGE
 _URI_RE = re.compile(r"([a-z0-9-]+)-docker\.pkg\.dev/([^/]+)/([^/]+)/([a-z0-9._/-]+)")
 DOCKER_MEDIA_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+# What a push needs (roles/artifactregistry.writer has it; the denial Cloud Build's log shows
+# names it, e.g. flutter/flutter#188342).
+UPLOAD = "artifactregistry.repositories.uploadArtifacts"
 # ListRepositoriesRequest.page_size: "Maximum page size is 1,000" (no default is documented:
 # the emulator pages repositories and images 1000 at a time unless asked for fewer).
 _PAGING = Paging(default=1000, maximum=1000)
@@ -65,6 +69,7 @@ class ArtifactRegistryService(Service):
             ar.DockerImage,
             missing="Requested entity was not found: image {name}.",
         )
+        self.policies = RepositoryPolicies(self, _check_repo_name, self._repos.require)
 
     # public contract (see govctl/emulator/cloud.py) ------------------------------------------
     def record_image(
@@ -110,6 +115,32 @@ class ArtifactRegistryService(Service):
             pb.update_time.FromDatetime(now)
             self.changed()
             return self._images.out(pb)
+
+    def push_denied(self, image: str, member: str) -> str | None:
+        """The repository of ``image`` (``L-docker.pkg.dev/P/R/IMAGE``) when it exists and
+        ``member`` may not push to it; None otherwise (a missing repository is
+        :meth:`record_image`'s NOT_FOUND)."""
+        m = _URI_RE.fullmatch(image)
+        if not m:
+            return None
+        location, project, repo_id, _ = m.groups()
+        repository = f"projects/{project}/locations/{location}/repositories/{repo_id}"
+        with self.lock:
+            if repository not in self._repos:
+                return None
+        return None if self.may_push(repository, member) else repository
+
+    def may_push(self, repository: str, member: str) -> bool:
+        """Whether ``member`` holds ``artifactregistry.repositories.uploadArtifacts`` on the
+        repository (``projects/P/locations/L/repositories/R``), through its policy or the
+        project's. False for a missing repository."""
+        with self.lock:
+            if repository not in self._repos:
+                return False
+            policy = self.policies.current(repository)
+        project = repository.split("/")[1]
+        iam = self.cloud.service("iam")
+        return any(iam.allows(p, member, UPLOAD) for p in (policy, iam.project_iam_policy(project)))
 
     # repositories -----------------------------------------------------------------------------
     def create_repository(self, request: ar.CreateRepositoryRequest, context: Any) -> Any:
@@ -157,6 +188,7 @@ class ArtifactRegistryService(Service):
         with self.lock:
             self._repo(request.name)
             self._repos.remove(request.name)
+            self.policies.forget(request.name)
             for image in self._images.under(request.name + "/dockerImages/"):
                 self._images.discard(image.name)
             self.changed()
@@ -263,17 +295,23 @@ class ArtifactRegistryService(Service):
                     "GetTag": self.get_tag,
                     "GetPackage": self.get_package,
                     "DeletePackage": self.delete_package,
+                    **self.policies.handlers(),
                 }
             )
         ]
 
     def dump(self) -> Any:
-        return {"repositories": self._repos.dump(), "images": self._images.dump()}
+        return {
+            "repositories": self._repos.dump(),
+            "images": self._images.dump(),
+            "policies": self.policies.dump(),
+        }
 
     def load(self, data: Any) -> None:
         data = data or {}
         self._repos.load(data.get("repositories", []))
         self._images.load(data.get("images", []))
+        self.policies.load(data.get("policies", {}))
 
 
 def _package(package_name: str, images: list[Any]) -> ar.Package:

@@ -19,7 +19,7 @@ from typing import Any
 from google.cloud.devtools import cloudbuild_v1 as cb
 from google.cloud.logging_v2 import types as log_types
 
-from govctl.emulator.cloudbuild import engine
+from govctl.emulator.cloudbuild import engine, identity
 from govctl.emulator.cloudbuild.resources import (
     TERMINAL,
     CloudBuildResources,
@@ -30,6 +30,8 @@ from govctl.emulator.cloudbuild.resources import (
 from govctl.emulator.cloudbuild.source import fetch as fetch_source
 from govctl.emulator.rpc import RpcError
 
+WARNING = cb.Build.Warning.Priority.WARNING
+UPLOAD = "artifactregistry.repositories.uploadArtifacts"
 # Pauses between a build's phases, so a client sees it QUEUED and WORKING as in production.
 PHASE_SECONDS = 0.05
 
@@ -44,10 +46,31 @@ class Builder(CloudBuildResources):
                 if build.status not in TERMINAL:
                     self._finish(build, Status.INTERNAL_ERROR, f"emulator error: {err!r}")
             raise
+        finally:
+            self._unlogged.discard(build_id)
+
+    def _identity(self, build: Any) -> str:
+        """The member the build runs as; whether its lines reach Cloud Logging is settled here
+        (an account that may not write logs gets the build a warning, as in production)."""
+        with self._cond:
+            who = identity.member(self.cloud, build)
+            to_logging = identity.writes_cloud_logging(build)
+            project = build.project_id
+        allowed = identity.may_log(self.cloud, project, who)
+        if to_logging and allowed:
+            return who
+        with self._cond:
+            self._unlogged.add(build.id)
+            if to_logging:
+                build.warnings.add(text=identity.NO_LOG_WARNING, priority=WARNING)
+                self._sync(build)
+        return who
 
     def _steps(self, build_id: str) -> None:
         with self._cond:
             build = self._builds.require(build_id)
+        who = self._identity(build)
+        with self._cond:
             src = build.source.storage_source
             source = f"gs://{src.bucket}/{src.object_}" + (
                 f"#{src.generation}" if src.generation else ""
@@ -77,7 +100,7 @@ class Builder(CloudBuildResources):
             if self._pause():
                 return
             self._log(build, "PUSH")
-            built = self._record(build, digests, len(data))
+            built = self._record(build, digests, len(data), who)
         except Failed as failed:
             self._log(build, f"ERROR: {failed.detail}", severity="ERROR")
             with self._cond:
@@ -149,12 +172,13 @@ class Builder(CloudBuildResources):
             digests[image] = digest
         return digests
 
-    def _record(self, build: Any, digests: dict[str, str], size: int) -> list[Any]:
+    def _record(self, build: Any, digests: dict[str, str], size: int, who: str) -> list[Any]:
         registry = self.cloud.service("artifactregistry")
         built = []
         for image, digest in digests.items():
             path, tag = split_tag(image)
             self._log(build, f"Pushing {image}")
+            self._check_push(build, registry, image, path, who)
             try:
                 registry.record_image(path, digest, [tag], size)
             except RpcError as err:
@@ -166,7 +190,30 @@ class Builder(CloudBuildResources):
             built.append(cb.BuiltImage.pb(cb.BuiltImage(name=image, digest=digest)))
         return built
 
+    def _check_push(self, build: Any, registry: Any, image: str, path: str, who: str) -> None:
+        """Fail the build, as Cloud Build's push fails, when ``who`` may not push ``path``.
+
+        The lines are those of a denied push in production (google/ax#140 for the denial,
+        flutter/flutter#188342 for Cloud Build's retries and the final error)."""
+        repository = registry.push_denied(path, who)
+        if repository is None:
+            return
+        self._log(build, f"The push refers to repository [{path}]")
+        self._log(
+            build,
+            f'denied: Permission "{UPLOAD}" denied on resource "{repository}" '
+            "(or it may not exist)",
+        )
+        self._log(build, "ERROR: failed to push because we ran out of retries.", "ERROR")
+        raise Failed(
+            FailureType.PUSH_NOT_AUTHORIZED,
+            f'error pushing image "{image}": retry budget exhausted (10 attempts): step exited '
+            "with non-zero status: 1",
+        )
+
     def _log(self, build: Any, text: str, severity: str = "DEFAULT") -> None:
+        if build.id in self._unlogged:
+            return
         entry = log_types.LogEntry(
             log_name=f"projects/{build.project_id}/logs/cloudbuild",
             resource={

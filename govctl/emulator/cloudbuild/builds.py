@@ -10,11 +10,13 @@ from typing import Any
 from google.cloud.devtools import cloudbuild_v1 as cb
 
 from govctl.emulator.apis import Bound, gapic_api
+from govctl.emulator.cloudbuild import identity
 from govctl.emulator.cloudbuild.builder import Builder
 from govctl.emulator.cloudbuild.resources import TERMINAL, Status, op_name, wrap
 from govctl.emulator.rpc import invalid_argument, matched, paged, refuse_filter
 
 _PARENT_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)")
+_DEFAULT_SA_RE = re.compile(r"projects/([^/]+)/locations/([^/]+)/defaultServiceAccount")
 
 
 def _where(parent: str, project_id: str) -> tuple[str, str]:
@@ -38,6 +40,7 @@ class BuildsRpcs(Builder):
                 "GetBuild": self.get_build,
                 "ListBuilds": self.list_builds,
                 "CancelBuild": self.cancel_build,
+                "GetDefaultServiceAccount": self.get_default_service_account,
             }
         )
 
@@ -55,6 +58,8 @@ class BuildsRpcs(Builder):
             )
         if not build.source.storage_source.bucket or not build.source.storage_source.object_:
             raise invalid_argument("source.storage_source needs a bucket and an object.")
+        build.project_id = project
+        identity.check(self.cloud, build)
         build_id = str(uuid.uuid4())
         for f in ("results", "start_time", "finish_time", "status_detail", "failure_info"):
             build.ClearField(f)
@@ -67,7 +72,12 @@ class BuildsRpcs(Builder):
             f"https://console.cloud.google.com/cloud-build/builds;region={location}/"
             f"{build_id}?project={project}"
         )
-        if not build.logs_bucket:
+        if (
+            not build.logs_bucket
+            and not build.service_account
+            and identity.writes_cloud_logging(build)
+        ):
+            # Cloud Build's default logs bucket (the emulator writes no log file into it).
             build.logs_bucket = f"gs://{project}_cloudbuild/logs"
         if not build.HasField("timeout"):
             build.timeout.FromSeconds(600)
@@ -91,6 +101,22 @@ class BuildsRpcs(Builder):
         # Newest first, as Cloud Build lists them.
         builds.sort(key=lambda b: (b.create_time, b.id), reverse=True)
         return paged(cb.ListBuildsResponse, "builds", builds, request)
+
+    def get_default_service_account(
+        self, request: cb.GetDefaultServiceAccountRequest, context: Any
+    ) -> Any:
+        """The account a build that names none runs as: the Compute Engine default, as for a
+        project new to Cloud Build since 2024 (REST reference of
+        projects.locations.getDefaultServiceAccount; see :mod:`.identity`)."""
+        form = "projects/<PROJECT>/locations/<LOCATION>/defaultServiceAccount"
+        m = matched(
+            _DEFAULT_SA_RE, request.name, f'Invalid name {request.name!r}: expected "{form}".'
+        )
+        email = identity.default_account(self.cloud, m.group(1))
+        return cb.DefaultServiceAccount(
+            name=request.name,
+            service_account_email=f"projects/{m.group(1)}/serviceAccounts/{email}",
+        )
 
     def cancel_build(self, request: cb.CancelBuildRequest, context: Any) -> Any:
         with self._cond:

@@ -74,6 +74,9 @@ class CloudBuildResources(Service):
         self._stopping = self.operations.stopping
         # --build-with: run docker build steps with a local engine instead of recording them.
         self._engine = engine.Engine(cloud.build_with) if cloud.build_with else None
+        # Builds whose lines do not reach Cloud Logging (their account may not write logs, or
+        # their logging option sends them elsewhere).
+        self._unlogged: set[str] = set()
 
     def _build(self, project: str, build_id: str, name: str) -> Any:
         if name:

@@ -59,6 +59,19 @@ def stored_version(bindings: Iterable[policy_pb2.Binding]) -> int:
     return 3 if is_conditional(bindings) else 1
 
 
+def without_empty(bindings: Iterable[policy_pb2.Binding]) -> list[policy_pb2.Binding]:
+    """The bindings that name at least one member.
+
+    Resource Manager drops a binding whose members are all gone rather than refuse the policy
+    (the response to a SetIamPolicy with ``{"role": "roles/editor"}`` and no members leaves the
+    role out: hashicorp/terraform-provider-google#4439 and #3606, with the API's requests and
+    responses). So a client that removes a role's last member (read, remove, write back) works.
+    Cloud Storage bucket IAM refuses such a binding instead (#3606); for Cloud Run and Secret
+    Manager policies no source says, and the emulator treats them as Resource Manager's.
+    """
+    return [b for b in bindings if b.members]
+
+
 class IamPolicies:
     """The IAM policies of one kind of resource, and the three RPCs on them.
 

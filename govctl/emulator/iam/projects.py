@@ -228,7 +228,8 @@ def _project_pb(proj: Project) -> resourcemanager_v3.Project:
     )
 
 
-def _check_member(member: str) -> None:
+def check_member(member: str) -> None:
+    """INVALID_ARGUMENT for a member IAM would refuse (`user:EMAIL`, `serviceAccount:EMAIL`, …)."""
     if member in ("allUsers", "allAuthenticatedUsers"):
         return
     kind, sep, rest = member.partition(":")
@@ -251,7 +252,7 @@ def _normalized_bindings(bindings: Iterable[policy_pb2.Binding]) -> list[policy_
         if not roles.is_known_role(b.role):
             raise invalid_argument(f"Role {b.role} is not supported for this resource.")
         for m in b.members:
-            _check_member(m)
+            check_member(m)
         key = (b.role, b.condition.SerializeToString() if b.HasField("condition") else b"")
         if key not in merged:
             out = policy_pb2.Binding(role=b.role)

@@ -72,6 +72,17 @@ class IamService(Service):
         with self.lock:
             return self.accounts_api.find(email)
 
+    def service_account_named(self, name: str) -> iam_admin_v1.ServiceAccount | None:
+        """The account ``projects/P/serviceAccounts/EMAIL_OR_UNIQUE_ID`` names (None if none;
+        RpcError INVALID_ARGUMENT for a malformed name)."""
+        with self.lock:
+            return self.accounts_api.named(name)
+
+    def project_number(self, project: str) -> str:
+        """The project's number (the project, by id or number, is made on first sight)."""
+        with self.lock:
+            return self.projects.get(project).number
+
     # wiring and persistence -------------------------------------------------------------------
     def rpcs(self) -> list[Bound]:
         return [self.projects_api.rpcs(), self.accounts_api.rpcs(), self.usage_api.rpcs()]

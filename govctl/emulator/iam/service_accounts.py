@@ -10,6 +10,7 @@ import re
 import secrets
 from typing import Any
 
+import grpc
 from google.cloud import iam_admin_v1
 from google.iam.v1 import iam_policy_pb2
 from google.protobuf import empty_pb2
@@ -19,7 +20,7 @@ from govctl.emulator.apis import Bound, gapic_api
 from govctl.emulator.cloud import Service
 from govctl.emulator.iam import roles
 from govctl.emulator.iam.projects import DEFAULT_OWNER, Project, Projects, check_permissions
-from govctl.emulator.rpc import Paging, invalid_argument, not_found
+from govctl.emulator.rpc import Paging, RpcError, invalid_argument, not_found
 
 ACCOUNT_ID_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])$")
 # ListServiceAccountsRequest.page_size: "The default is 20, and the maximum is 100" (iam.proto).
@@ -51,6 +52,16 @@ class ServiceAccountsApi:
             if sa is not None:
                 return iam_admin_v1.ServiceAccount(sa)
         return None
+
+    def named(self, name: str) -> iam_admin_v1.ServiceAccount | None:
+        """The account ``projects/P/serviceAccounts/EMAIL_OR_UNIQUE_ID`` names, or None
+        (caller holds the lock; INVALID_ARGUMENT for a malformed name)."""
+        try:
+            return iam_admin_v1.ServiceAccount(self._account(name)[1])
+        except RpcError as err:
+            if err.code == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise
 
     def _account(self, name: str) -> tuple[Project, iam_admin_v1.ServiceAccount]:
         m = re.fullmatch(r"projects/([^/]+)/serviceAccounts/([^/]+)", name)

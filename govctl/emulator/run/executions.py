@@ -38,6 +38,10 @@ from govctl.emulator.store import clone
 
 # How long CancelExecution / DeleteJob wait for killed tasks before answering.
 STOP_WAIT = 5.0
+# The task condition's reason when a secret could not be read at start: Condition.CommonReason
+# SECRETS_ACCESS_CHECK_FAILED, "At least one Access check on secrets failed"
+# (google/cloud/run/v2/condition.proto).
+SECRETS_ACCESS_CHECK_FAILED = "SECRETS_ACCESS_CHECK_FAILED"
 
 
 def logs_explorer_uri(project: str, location: str, job: str, execution: str) -> str:
@@ -235,12 +239,14 @@ class ExecutionsRpcs(RunResources):
                 "(govctl emulator start --map-image PATTERN=COMMAND) and the job sets no command."
             )
         env = task_environment()
+        start_reason = None
         for var in container.env:
             if "value_source" in var:
                 try:
                     env[var.name] = self._secret_value(var, tmpl, jn)
                 except LookupError as err:
-                    start_error = start_error or str(err)
+                    if start_error is None:
+                        start_error, start_reason = str(err), SECRETS_ACCESS_CHECK_FAILED
                 continue
             env[var.name] = var.value
         env.update(self.cloud.endpoints)  # not even the job's own env may point elsewhere
@@ -265,6 +271,7 @@ class ExecutionsRpcs(RunResources):
             cwd=cwd,
             sandbox=sandbox,
             start_error=start_error,
+            start_reason=start_reason,
             memory_limit=validate.parse_memory(
                 container.resources.limits.get("memory", validate.DEFAULT_MEMORY)
             ),

@@ -58,6 +58,8 @@ class TaskPlan:
     # Set when the spec cannot run at all (no entrypoint, an unreadable secret): every
     # task fails at start with this message, as a container that cannot start would.
     start_error: str | None = None
+    # Why, as a Condition.CommonReason name (e.g. SECRETS_ACCESS_CHECK_FAILED), when known.
+    start_reason: str | None = None
     memory_limit: int | None = None  # bytes; enforced by govctl.emulator.run.limits
 
 
@@ -68,6 +70,7 @@ class AttemptResult:
     timed_out: bool = False
     cancelled: bool = False
     start_error: str | None = None
+    start_reason: str | None = None  # TaskPlan.start_reason
     # Set when the emulator failed reading the task's output (the task was then killed).
     reader_error: str | None = None
     memory_exceeded: str | None = None  # the system log line, when killed for memory
@@ -243,7 +246,10 @@ class ExecutionRunner(threading.Thread):
         att = _Attempt(index, attempt, deadline=time.monotonic() + plan.timeout)
         self.hooks.attempt_started(index, attempt)
         if plan.start_error is not None:
-            self._events.put((att, AttemptResult(exit_code=127, start_error=plan.start_error)))
+            failed = AttemptResult(
+                exit_code=127, start_error=plan.start_error, start_reason=plan.start_reason
+            )
+            self._events.put((att, failed))
             self._running[index] = att
             return
         env = dict(plan.env)

@@ -1,4 +1,4 @@
-"""A task's memory limit, enforced as Cloud Run enforces it: the task is killed (exit 137).
+"""A task's memory limit, enforced as Cloud Run enforces it: the task is killed (SIGKILL).
 
 Cloud Run counts a container's whole memory (every process, files written to its in-memory
 file system) against ``resources.limits.memory`` and kills the instance that exceeds it,

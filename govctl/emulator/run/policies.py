@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from google.iam.v1 import policy_pb2
 
-from govctl.emulator.iam.policy import IamPolicies
+from govctl.emulator.iam.policy import IamPolicies, without_empty
 from govctl.emulator.rpc import invalid_argument
 from govctl.emulator.run import names
 
@@ -51,13 +51,11 @@ class JobPolicies(IamPolicies):
         for i, binding in enumerate(bindings):
             if not _ROLE.fullmatch(binding.role):
                 raise invalid_argument(f"bindings[{i}].role: invalid role {binding.role!r}")
-            if not binding.members:
-                raise invalid_argument(f"bindings[{i}]: a binding needs at least one member")
             for member in binding.members:
                 known = member in _MEMBER_WORDS or member.startswith(_MEMBER_PREFIXES)
                 if not known or any(c.isspace() for c in member):
                     raise invalid_argument(f"bindings[{i}]: invalid member {member!r}")
-        return list(bindings)
+        return without_empty(bindings)
 
     def check_permissions(self, permissions: Sequence[str]) -> None:
         for perm in permissions:

@@ -113,8 +113,21 @@ def cancelled_attempt() -> run_v2.TaskAttemptResult:
     """The attempt result of a task killed by a cancel (SIGTERM)."""
     return run_v2.TaskAttemptResult(
         status={"code": code_pb2.CANCELLED, "message": CANCELLED_TASK},
-        exit_code=128 + signal.SIGTERM,
         term_signal=signal.SIGTERM,
+    )
+
+
+def attempt_result(result: AttemptResult, code: int, message: str) -> run_v2.TaskAttemptResult:
+    """``last_attempt_result`` as Cloud Run fills it: "At most one of exit_code or term_signal
+    will be set"; ``term_signal`` "is set to non-zero if the container is terminated by the
+    system" (``TaskAttemptResult``, google/cloud/run/v2/task.proto). A container killed for
+    its memory, its timeout or a cancel has the signal; one that exited has its code."""
+    if result.term_signal:
+        return run_v2.TaskAttemptResult(
+            status={"code": code, "message": message}, term_signal=result.term_signal
+        )
+    return run_v2.TaskAttemptResult(
+        status={"code": code, "message": message}, exit_code=result.exit_code
     )
 
 
@@ -124,9 +137,10 @@ def completed_failed(now: datetime, message: str, reason: Any) -> Cond:
 
 
 def end_task(
-    task: run_v2.Task, ex: run_v2.Execution, now: datetime, how: str, message: str
+    task: run_v2.Task, ex: run_v2.Execution, now: datetime, how: str, message: str, **extra: Any
 ) -> None:
-    """Mark a task ended (``how``: succeeded, failed or cancelled) and count it."""
+    """Mark a task ended (``how``: succeeded, failed or cancelled) and count it; ``extra``
+    goes into a failed task's ``Completed`` condition (its ``reason``)."""
     task.completion_time = now
     task.update_time = now
     task.reconciling = False
@@ -135,7 +149,7 @@ def end_task(
         cond = condition("Completed", State.CONDITION_SUCCEEDED, now)
     elif how == "failed":
         ex.failed_count += 1
-        cond = condition("Completed", State.CONDITION_FAILED, now, message)
+        cond = condition("Completed", State.CONDITION_FAILED, now, message, **extra)
     else:
         ex.cancelled_count += 1
         cond = completed_failed(now, message, Cond.ExecutionReason.CANCELLED)
@@ -205,14 +219,11 @@ class Tracker:
             ex.running_count = max(0, ex.running_count - 1)
             if result.memory_exceeded:
                 self._system_log(index, attempt, result.memory_exceeded)
-            code, message = _attempt_status(result, f"{int(task.timeout.total_seconds())}s")
+            code, message = _attempt_status(result)
             if result.start_error is not None or result.reader_error is not None:
                 self._system_log(index, attempt, message)
-            task.last_attempt_result = run_v2.TaskAttemptResult(
-                status={"code": code, "message": message},
-                exit_code=result.exit_code,
-                term_signal=result.term_signal,
-            )
+            task.last_attempt_result = attempt_result(result, code, message)
+            reason = {"reason": result.start_reason} if result.start_reason else {}
             if result.cancelled:
                 pass  # task_cancelled follows
             elif result.ok:
@@ -227,10 +238,11 @@ class Tracker:
                         State.CONDITION_RECONCILING,
                         now,
                         f"Attempt {attempt} failed: {message} Retrying.",
+                        **reason,
                     ),
                 )
             else:
-                end_task(task, ex, now, "failed", message)
+                end_task(task, ex, now, "failed", message, **reason)
             self._touched(ex, now)
 
     def task_cancelled(self, index: int) -> None:
@@ -290,20 +302,23 @@ class Tracker:
         self.svc.cloud.publish("run.execution_completed", event)
 
 
-def _attempt_status(result: AttemptResult, timeout_text: str) -> tuple[int, str]:
+def _attempt_status(result: AttemptResult) -> tuple[int, str]:
     if result.start_error is not None:
         return code_pb2.FAILED_PRECONDITION, result.start_error
     if result.reader_error is not None:
         return code_pb2.INTERNAL, result.reader_error
     if result.cancelled:
         return code_pb2.CANCELLED, CANCELLED_TASK
-    if result.memory_exceeded:
-        # Killed with SIGKILL: Cloud Run reports the container's exit code 137.
-        return code_pb2.UNKNOWN, "The container exited with an exit code of 137."
     if result.timed_out:
-        return code_pb2.DEADLINE_EXCEEDED, f"The configured timeout was reached ({timeout_text})."
+        # Cloud Run's words for a task stopped at its timeout (an execution's message quoted in
+        # PrefectHQ/prefect#14497: "Task …-task0 failed with message: The configured timeout
+        # was reached.").
+        return code_pb2.DEADLINE_EXCEEDED, "The configured timeout was reached."
     if result.term_signal:
+        # No source shows production's words for a container the system killed.
         return code_pb2.UNKNOWN, f"The container was terminated by signal {result.term_signal}."
     if result.exit_code != 0:
-        return code_pb2.UNKNOWN, f"The container exited with an exit code of {result.exit_code}."
+        # Production's words (an execution's Completed message in a Cloud Run audit log entry,
+        # planqtn/planqtn planqtn_jobs/test_files/failure.json); the code is in ``exit_code``.
+        return code_pb2.UNKNOWN, "The container exited with an error."
     return code_pb2.OK, ""

@@ -19,11 +19,16 @@ from govctl.emulator.rpc import invalid_argument
 ALLOWED_CPUS = (1, 2, 4, 6, 8)
 GIB = 1 << 30
 MIB = 1 << 20
-# https://cloud.google.com/run/docs/configuring/jobs/memory-limits: memory each CPU size
-# accepts ("Required memory when setting a CPU value"), minimum 512 MiB, maximum 32 GiB.
+# Memory each CPU size accepts: the "vCPU and memory table" of "Configure CPU limits for jobs"
+# (https://docs.cloud.google.com/run/docs/configuring/jobs/cpu) and "Required memory when
+# setting a CPU value" of https://docs.cloud.google.com/run/docs/configuring/jobs/memory-limits:
+# 1 vCPU 128 MiB to 4 GiB, 2 vCPU 128 MiB to 8 GiB, … 8 vCPU 4 to 32 GiB. (Older copies of both
+# pages said 512 MiB for 1 and 2 vCPU; the memory page still says "the minimum amount of memory
+# you can configure in the second generation execution environment is 512 MiB", and jobs run
+# only in the second generation. The table is the newer statement; see docs/emulator/run.md.)
 MEMORY_RANGE_BY_CPU = {
-    1: (512 * MIB, 4 * GIB),
-    2: (512 * MIB, 8 * GIB),
+    1: (128 * MIB, 4 * GIB),
+    2: (128 * MIB, 8 * GIB),
     4: (2 * GIB, 16 * GIB),
     6: (4 * GIB, 24 * GIB),
     8: (4 * GIB, 32 * GIB),

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from google.iam.v1 import policy_pb2
 
 from govctl.emulator.iam import roles
-from govctl.emulator.iam.policy import IamPolicies
+from govctl.emulator.iam.policy import IamPolicies, without_empty
 from govctl.emulator.rpc import invalid_argument
 
 if TYPE_CHECKING:
@@ -34,11 +34,9 @@ class SecretPolicies(IamPolicies):
         for i, binding in enumerate(bindings):
             if not roles.is_known_role(binding.role):
                 raise invalid_argument(f"bindings[{i}].role: Role {binding.role} is not supported.")
-            if not binding.members:
-                raise invalid_argument(f"bindings[{i}]: a binding needs at least one member.")
             for member in binding.members:
                 self._check_member(member)
-        return list(bindings)
+        return without_empty(bindings)
 
     def _check_member(self, member: str) -> None:
         email = member.removeprefix("serviceAccount:")

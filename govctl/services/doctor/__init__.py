@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from govctl import config
 from govctl.errors import CloudError, GovctlError
 from govctl.gcp import inspect
-from govctl.services.doctor import access, aftercare, runs, schedule
+from govctl.services.doctor import access, aftercare, builds, runs, schedule
 from govctl.services.doctor.facts import Facts
 from govctl.services.doctor.model import SKIP, Action, Check, Context, Report, failed
 
@@ -33,6 +33,7 @@ CHECKS: list[tuple[str, Callable[[Context, Facts], Check]]] = [
     ("apis", access.apis),
     ("deploy rights", access.deploy_permissions),
     ("service account", access.service_account),
+    ("build account", builds.build_account),
     ("bucket access", access.bucket_write),
     ("job", access.job),
     ("job access", access.invoker),

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from govctl import validate
 from govctl.errors import NotFound, UsageError
 from govctl.gcp import artifacts, executions, inspect, jobs
+from govctl.services import causes
 from govctl.services.doctor.facts import Facts
 from govctl.services.doctor.model import (
     FAIL,
@@ -77,41 +78,85 @@ def last_execution(ctx: Context, facts: Facts) -> Check:
     return _classify(ctx, newest, facts.get("job"))
 
 
+def _labels(ex: executions.Execution) -> str:
+    return f'labels."run.googleapis.com/execution_name"="{ex.name}"'
+
+
 def _classify(ctx: Context, ex: executions.Execution, job: jobs.JobSpec) -> Check:
+    """The last run failed: why, from its tasks' fields (:mod:`govctl.services.causes`)."""
     tasks = [t for t in executions.tasks(ex.full) if t.status == "failed"]
+    first: dict[causes.Cause, executions.Task] = {}
+    for t in tasks:
+        first.setdefault(causes.of_task(t), t)
+    for cause, check in (
+        (causes.Cause.SECRET, _secret),
+        (causes.Cause.MEMORY, _memory),
+        (causes.Cause.TIMEOUT, _timeout),
+    ):
+        if cause in first:
+            return check(ctx, ex, job, first[cause])
+    return _exited(ctx, ex, tasks[0] if tasks else None)
+
+
+def _secret(
+    ctx: Context, ex: executions.Execution, job: jobs.JobSpec, task: executions.Task
+) -> Check:
+    return Check(
+        "last run",
+        FAIL,
+        f"{ex.name}: task {task.index} could not read one of its [job] secrets "
+        "(SECRETS_ACCESS_CHECK_FAILED)",
+        "govctl secrets list (then `govctl secrets set NAME`, or `govctl setup` to grant the "
+        "job's service account access)",
+    )
+
+
+def _memory(
+    ctx: Context, ex: executions.Execution, job: jobs.JobSpec, task: executions.Task
+) -> Check:
+    # Cloud Run's own words on it are in the system log, shown as the evidence when there.
+    system = inspect.log_texts(
+        ctx.project,
+        f'logName="projects/{ctx.project}/logs/run.googleapis.com%2Fvarlog%2Fsystem" '
+        f"AND {_labels(ex)} AND severity>=ERROR",
+    )
+    said = system[-1].split(". ")[0] if system else f"task {task.index} was killed (SIGKILL)"
+    bigger = _double(job.memory_mib)
     name, region = ctx.cfg.job.name, ctx.cfg.region
-    labels = f'labels."run.googleapis.com/execution_name"="{ex.name}"'
-    if any(t.exit_code == 137 or t.term_signal == 9 for t in tasks):
-        system = inspect.log_texts(
-            ctx.project,
-            f'logName="projects/{ctx.project}/logs/run.googleapis.com%2Fvarlog%2Fsystem" '
-            f"AND {labels}",
-        )
-        oom = [line for line in system if line.startswith("Memory limit of")]
-        if oom:
-            bigger = _double(job.memory_mib)
-            return Check(
-                "last run",
-                FAIL,
-                f"{ex.name} ran out of memory: {oom[-1].split('. Consider')[0]}",
-                f'raise memory: set [job] memory = "{bigger}" in govctl.toml, then govctl '
-                f"deploy (or: gcloud run jobs update {name} --region {region} "
-                f"--memory {bigger})",
-            )
-    timed_out = [t for t in tasks if t.timed_out]
-    if timed_out:
-        return Check(
-            "last run",
-            FAIL,
-            f"{ex.name}: task {timed_out[0].index} reached its task timeout "
-            f"({span(timeout_s(job))})",
-            "raise [job] task_timeout or add tasks ([job] tasks) in govctl.toml, then "
-            f"govctl deploy (or: gcloud run jobs update {name} --region {region} "
-            f"--task-timeout {span(timeout_s(job) * 2)})",
-        )
+    return Check(
+        "last run",
+        FAIL,
+        f"{ex.name} ran out of memory: {said}",
+        f'raise memory: set [job] memory = "{bigger}" in govctl.toml, then govctl '
+        f"deploy (or: gcloud run jobs update {name} --region {region} --memory {bigger})",
+    )
+
+
+def _timeout(
+    ctx: Context, ex: executions.Execution, job: jobs.JobSpec, task: executions.Task
+) -> Check:
+    name, region = ctx.cfg.job.name, ctx.cfg.region
+    return Check(
+        "last run",
+        FAIL,
+        f"{ex.name}: task {task.index} reached its task timeout ({span(timeout_s(job))})",
+        "raise [job] task_timeout or add tasks ([job] tasks) in govctl.toml, then "
+        f"govctl deploy (or: gcloud run jobs update {name} --region {region} "
+        f"--task-timeout {span(timeout_s(job) * 2)})",
+    )
+
+
+def _exited(ctx: Context, ex: executions.Execution, task: executions.Task | None) -> Check:
+    labels = _labels(ex)
     errors = inspect.log_texts(ctx.project, f"{labels} AND severity>=ERROR", limit=3)
-    task = tasks[0] if tasks else None
-    exit_text = f"task {task.index} exited with {task.exit_code}" if task else ex.message
+    if task is None:
+        exit_text = ex.message
+    elif task.term_signal:
+        exit_text = f"task {task.index} was ended by signal {task.term_signal}"
+    elif task.exit_code is not None:
+        exit_text = f"task {task.index} exited with {task.exit_code}"
+    else:
+        exit_text = f"task {task.index} failed"
     last = f": {errors[-1]}" if errors else " (no ERROR lines logged)"
     return Check(
         "last run",
