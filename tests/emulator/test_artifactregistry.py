@@ -111,6 +111,7 @@ def test_repositories_and_images_survive_a_restart(
         client = clients.artifact_registry()
         assert client.get_repository(name=REPO).name == REPO
         assert [list(i.tags) for i in client.list_docker_images(parent=REPO)] == [["v1"]]
+        assert [b.role for b in ar_policy(client).bindings] == ["roles/artifactregistry.reader"]
 
 
 def test_delete_package_takes_every_digest_and_tag_of_one_image(emulator: Emulator) -> None:
@@ -146,8 +147,6 @@ def test_a_slash_in_an_image_name_is_escaped_in_its_package_name(emulator: Emula
     client.delete_package(name=package).result(timeout=5)
     assert list(client.list_docker_images(parent=REPO)) == []
 
-
-        assert [b.role for b in ar_policy(client).bindings] == ["roles/artifactregistry.reader"]
 
 
 WRITER = "roles/artifactregistry.writer"
