@@ -148,7 +148,6 @@ def test_a_slash_in_an_image_name_is_escaped_in_its_package_name(emulator: Emula
     assert list(client.list_docker_images(parent=REPO)) == []
 
 
-
 WRITER = "roles/artifactregistry.writer"
 BUILDER = f"serviceAccount:builder@{PROJECT}.iam.gserviceaccount.com"
 
