@@ -68,7 +68,8 @@ def destroy(
         bool,
         typer.Option(
             "--delete-service-account",
-            help="Also delete the job's service account ([job] service_account).",
+            help="Also delete the service accounts setup made ([job] service_account and "
+            "[build] service_account).",
         ),
     ] = False,
     delete_secrets: Annotated[

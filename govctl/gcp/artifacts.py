@@ -231,6 +231,23 @@ def grant_on_repository(ref: ImageRef, role: str, member: str, etag: bytes | Non
     return True
 
 
+def revoke_on_repository(name: str, role: str, member: str) -> bool:
+    """Remove ``member``'s ``role`` (or it, its account deleted since) on repository ``name``,
+    read-modify-write with the etag just read (a change in between is ABORTED, never
+    overwritten); False when it held none. NotFound when the repository is gone."""
+    from govctl.gcp.iam import remove
+
+    client = clients.artifact_registry()
+    what = f"remove {role} from {member} on repository {name}"
+    denied = "removing it needs roles/artifactregistry.repoAdmin on the repository"
+    with translate(what, denied=denied):
+        pb = client.get_iam_policy(request={"resource": name})
+        if not remove(pb, role, member):
+            return False
+        client.set_iam_policy(request={"resource": name, "policy": pb})
+    return True
+
+
 def resolve_digest(ref: ImageRef) -> str:
     """The ``sha256:…`` digest ``ref`` names (its tag, ``latest`` without one, or its digest
     when it exists). NotFound with the fix when the image, tag or repository is missing."""

@@ -16,10 +16,13 @@ resource carries labels, labelled ``managed-by: govctl``):
 6. the search data store (``[index] data_store``);
 7. the image: the whole Artifact Registry repository when govctl created it (its label) and
    it holds no other image, else ``[job] image``'s package (every digest and tag);
-8. the grants setup made that would outlive it: the service account's object rights on the
-   bucket and its read access to each ``[job] secrets`` secret, when those stay;
+8. the grants setup made that would outlive it: the job's service account's object rights on
+   the bucket and its read access to each ``[job] secrets`` secret, when those stay; the build
+   account's log writing on the project, source reading on the staging bucket (which stays,
+   gcloud's too) and pushing on the repository, when it stays
+   (:mod:`govctl.services.build_account`);
 9. only when asked, each with its own flag: the secrets, the bucket with every object in it,
-   and last the service account (after every grant naming it, so none is left dangling as
+   and last both service accounts (after every grant naming them, so none is left dangling as
    ``deleted:serviceAccount:…``).
 
 A deletion that finds its resource gone is not an error ("already gone"); one that fails is
@@ -50,6 +53,8 @@ from govctl.gcp import (
     secrets,
     services,
 )
+from govctl.gcp.build import staging_bucket
+from govctl.services.build_account import LOG_WRITER, PUSHER, SOURCE_READER
 from govctl.services.plan import Applied, Plan, ResourcePlan, deleted
 
 MANAGED_BY = "govctl"
@@ -89,6 +94,7 @@ class Holder(enum.Enum):
     BUCKET = "bucket"
     SECRET = "secret"
     PROJECT = "project"
+    REPOSITORY = "repository"
 
 
 @dataclass(frozen=True)
@@ -246,7 +252,8 @@ def _data_store(cfg: Config, scope: Scope) -> Found:
 
 
 def _images(cfg: Config, scope: Scope) -> Found:
-    """The repository when govctl made it and it holds only this image; else the image."""
+    """The repository when govctl made it and it holds only this image; else the image, and
+    the push right setup gave the build account on the repository that stays."""
     ref = artifacts.parse_image(cfg.job.image)
     repo = artifacts.get_repository(ref.project, ref.location, ref.repository)
     if repo is None:
@@ -256,17 +263,57 @@ def _images(cfg: Config, scope: Scope) -> Found:
     others = sorted({i.image for i in images} - {ref.image})
     label = f"{ref.repository} ({ref.location}-docker.pkg.dev/{ref.project})"
     if _mine(repo.labels) and not others:
-        held = {"images": f"{len(ours)} digest(s) of {ref.image}" if ours else "none"}
+        held = {
+            "images": f"{len(ours)} digest(s) of {ref.image}" if ours else "none",
+            "iam policy": f"deleted with it ({PUSHER} for the build account)",
+        }
         return [Deletion(Kind.REPOSITORY, repo.name, _line(Kind.REPOSITORY, label, held))], []
     notes = [
         f"repository {label} stays: "
         + (f"it holds other images ({', '.join(others)})" if others else "govctl did not create it")
     ]
-    if not ours:
-        return [], notes
-    tags = sorted({t for i in ours for t in i.tags})
-    line = _line(Kind.IMAGE, ref.path, {"digests": len(ours), "tags": tags})
-    return [Deletion(Kind.IMAGE, ref.package_name, line)], notes
+    found = _repository_grant(cfg, ref)
+    if ours:
+        tags = sorted({t for i in ours for t in i.tags})
+        line = _line(Kind.IMAGE, ref.path, {"digests": len(ours), "tags": tags})
+        found.insert(0, Deletion(Kind.IMAGE, ref.package_name, line))
+    return found, notes
+
+
+def _repository_grant(cfg: Config, ref: artifacts.ImageRef) -> list[Deletion]:
+    """The build account's push right on the repository, which setup granted."""
+    member = f"serviceAccount:{cfg.build.service_account}"
+    policy = artifacts.repository_policy(ref)
+    if policy is None or not policy.policy.names(member, PUSHER):
+        return []
+    name = f"{PUSHER} for {cfg.build.service_account} on repository {ref.repository}"
+    line = _line(Kind.GRANT, name, {"member": member})
+    return [Deletion(Kind.GRANT, ref.repository_name, line, PUSHER, member, Holder.REPOSITORY)]
+
+
+def _builds(cfg: Config, scope: Scope) -> Found:
+    """The grants setup gave the build account outside the repository: writing logs on the
+    project, reading sources on the staging bucket (which stays: gcloud's sources are there
+    too)."""
+    project, email = cfg.require_project(), cfg.build.service_account
+    member = f"serviceAccount:{email}"
+    found = []
+    if iam.project_policy(project).names(member, LOG_WRITER):
+        name = f"{LOG_WRITER} for {email} on project {project}"
+        line = _line(Kind.GRANT, name, {"member": member})
+        found.append(Deletion(Kind.GRANT, project, line, LOG_WRITER, member, Holder.PROJECT))
+    staging = staging_bucket(project)
+    if buckets.get(staging, project) is None:
+        return found, []
+    policy = buckets.get_policy(staging, project)
+    if not isinstance(policy, buckets.BucketPolicy):
+        return found, [f"{SOURCE_READER} for {email} on gs://{staging}: not checked: the "
+                       "storage server has no bucket IAM (fake-gcs-server)"]  # fmt: skip
+    if policy.policy.names(member, SOURCE_READER):
+        name = f"{SOURCE_READER} for {email} on gs://{staging}"
+        line = _line(Kind.GRANT, name, {"member": member})
+        found.append(Deletion(Kind.GRANT, staging, line, SOURCE_READER, member, Holder.BUCKET))
+    return found, []
 
 
 def _bucket_grant(cfg: Config) -> Found:
@@ -333,14 +380,20 @@ def _secrets(cfg: Config, scope: Scope) -> Found:
 
 
 def _account(cfg: Config, scope: Scope) -> Found:
-    project, email = cfg.require_project(), cfg.job.service_account
-    found = iam.service_account(project, email)
-    if found is None:
-        return [], []
-    if not scope.service_account:
-        return [], [f"service account {email} stays: `--delete-service-account` deletes it"]
-    line = _line(Kind.ACCOUNT, email, {"display_name": found.display_name or "-"})
-    return [Deletion(Kind.ACCOUNT, email, line)], []
+    """The job's and the build's service accounts (--delete-service-account), last of all."""
+    project = cfg.require_project()
+    found, kept = [], []
+    for email in dict.fromkeys((cfg.job.service_account, cfg.build.service_account)):
+        account = iam.service_account(project, email)
+        if account is None:
+            continue
+        if not scope.service_account:
+            kept.append(email)
+            continue
+        line = _line(Kind.ACCOUNT, email, {"display_name": account.display_name or "-"})
+        found.append(Deletion(Kind.ACCOUNT, email, line))
+    notes = [f"service account(s) {', '.join(kept)} stay: `--delete-service-account` deletes them"]
+    return found, notes if kept else []
 
 
 def _always_kept(project: str) -> str:
@@ -360,6 +413,7 @@ READERS: tuple[tuple[str, str, Callable[[Config, Scope], Found]], ...] = (
     ("artifactregistry.googleapis.com", "the image", _images),
     ("secretmanager.googleapis.com", "the secrets", _secrets),
     ("storage.googleapis.com", "the bucket", _bucket),
+    ("storage.googleapis.com", "the build account's grants", _builds),
     ("iam.googleapis.com", "the service account", _account),
 )
 ORDER = {kind: i for i, kind in enumerate(Kind)}
@@ -377,7 +431,7 @@ def plan(cfg: Config, scope: Scope = Scope()) -> DestroyPlan:
     """Every deletion, in the order apply makes them; reads only."""
     project = cfg.require_project()
     readers = [r for r in READERS if r[0] != "secretmanager.googleapis.com" or cfg.job.secrets]
-    on = services.enabled(project, tuple(api for api, _, _ in readers))
+    on = services.enabled(project, tuple(dict.fromkeys(api for api, _, _ in readers)))
     found: list[Deletion] = []
     notes: list[str] = []
     for api, _, read in readers:
@@ -413,6 +467,8 @@ def _grant(p: DestroyPlan, d: Deletion) -> str:
             return f"{d.line.name}: not removed: the storage server has no bucket IAM"
     elif d.holder is Holder.SECRET:
         secrets.revoke_access(p.project, d.target, d.member)
+    elif d.holder is Holder.REPOSITORY:
+        artifacts.revoke_on_repository(d.target, d.role, d.member)
     else:
         iam.revoke_on_project(p.project, d.role, d.member)
     return f"removed {d.line.name}"

@@ -32,6 +32,9 @@ SA = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
 REPOSITORY = f"{PARENT}/repositories/govreposcrape"
 STORES = f"projects/{PROJECT}/locations/global/collections/default_collection"
 EMAIL = "ops@example.org"
+BUILD_SA = f"govreposcrape-build@{PROJECT}.iam.gserviceaccount.com"
+LOG_WRITER = "roles/logging.logWriter"
+PUSHER = "roles/artifactregistry.writer"
 
 
 @pytest.fixture
@@ -129,21 +132,24 @@ def test_destroy_takes_apart_the_loop_keeps_the_digests_and_a_second_run_writes_
         f"- channel {EMAIL}",
         "- data store govreposcrape-search (global)",
         f"- repository govreposcrape ({REGION}-docker.pkg.dev/{PROJECT})",
+        f"- iam {LOG_WRITER} for {BUILD_SA} on project {PROJECT}",
     ]  # the dependency order: nothing is deleted before what uses it
-    assert "0 to add, 0 to change, 8 to delete, 0 unchanged." in out
+    assert "0 to add, 0 to change, 9 to delete, 0 unchanged." in out
     assert f"gs://{BUCKET} stays, with its digests" in out
-    assert f"service account {SA} stays" in out
+    assert f"service account(s) {SA}, {BUILD_SA} stay: `--delete-service-account`" in out
     assert "dry run: nothing written" in err
     assert _left()["jobs"] == [JOB_PATH]  # a dry run deletes nothing
 
     data = json.loads(_govctl(capsys, "destroy", "--dry-run", "--json")[1])
-    assert data["summary"] == {"to_add": 0, "to_change": 0, "to_delete": 8, "unchanged": 0}
+    assert data["summary"] == {"to_add": 0, "to_change": 0, "to_delete": 9, "unchanged": 0}
     assert {r["action"] for r in data["resources"]} == {"delete"}
 
     code, out, err = _govctl(capsys, "destroy", "-y")
     assert code == 0, err
     assert f"deleted scheduler {SCHEDULE}" in err and f"deleted run job {JOB}" in err
     assert _left() == {k: [] for k in _left()}
+    policy = clients.projects().get_iam_policy(resource=f"projects/{PROJECT}")
+    assert not [b for b in policy.bindings if f"serviceAccount:{BUILD_SA}" in b.members]
     # The bucket, its digests and the service account stay: each needs its own flag.
     assert _digests() == digests
     assert clients.iam().get_service_account(name=f"projects/{PROJECT}/serviceAccounts/{SA}")
@@ -199,8 +205,9 @@ def test_the_bucket_goes_only_with_its_name_typed(
     assert asked == [f"Type the bucket's name to delete gs://{BUCKET} and its 1 object(s)"]
     assert f"deleted gs://{BUCKET} and its 1 object(s)" in err
     assert clients.storage_client(PROJECT).lookup_bucket(BUCKET) is None
-    with pytest.raises(exceptions.NotFound):
-        clients.iam().get_service_account(name=f"projects/{PROJECT}/serviceAccounts/{SA}")
+    for account in (SA, BUILD_SA):
+        with pytest.raises(exceptions.NotFound):
+            clients.iam().get_service_account(name=f"projects/{PROJECT}/serviceAccounts/{account}")
     # Without a terminal, the name typed out on the command line: nothing left to delete.
     monkeypatch.setattr("govctl.cli.options.interactive", lambda: False)
     flags = ("--delete-bucket", "--confirm-bucket", BUCKET, "--delete-service-account")
@@ -364,4 +371,32 @@ def test_an_api_that_is_off_is_not_read_and_the_plan_says_so(
     code, out, err = _govctl(capsys, "destroy", "--dry-run")
     assert code == 0, err
     assert "not read, their APIs being off: discoveryengine (the data store)" in out
-    assert _lines(out) == [f"- repository govreposcrape ({REGION}-docker.pkg.dev/{PROJECT})"]
+    assert "- data store" not in out
+
+
+def test_a_repository_govctl_did_not_create_keeps_all_but_the_image_and_the_push_right(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from google.cloud import artifactregistry_v1 as ar
+
+    client = clients.artifact_registry()
+    theirs = ar.Repository(format_=ar.Repository.Format.DOCKER, description="the team's")
+    client.create_repository(
+        parent=PARENT, repository_id="govreposcrape", repository=theirs
+    ).result(timeout=5)
+    _ok(capsys, "setup", "-y")  # grants the build account the push right on it
+    _ok(capsys, "deploy", "--build", "cloud", "-y")
+
+    code, out, err = _govctl(capsys, "destroy", "-y")
+    assert code == 0, err
+    path = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion"
+    assert f"- image {path}" in _lines(out)
+    assert f"- iam {PUSHER} for {BUILD_SA} on repository govreposcrape" in _lines(out)
+    assert (
+        f"repository govreposcrape ({REGION}-docker.pkg.dev/{PROJECT}) stays: govctl did "
+        "not create it" in out
+    )
+    assert client.get_repository(name=REPOSITORY).description == "the team's"
+    assert list(client.list_docker_images(parent=REPOSITORY)) == []
+    policy = client.get_iam_policy(request={"resource": REPOSITORY})
+    assert not [b for b in policy.bindings if f"serviceAccount:{BUILD_SA}" in b.members]

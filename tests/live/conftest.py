@@ -8,7 +8,9 @@ repositories (``--allow-local``). Both run the same commands in the same order (
 subprocess, as an operator types it); only the endpoints and the feed differ.
 
 Every name the suite creates carries one random suffix (job, scheduler job, bucket, data store,
-service account, image repository): two runs, or a run beside a real deployment, never meet.
+both service accounts, image repository): two runs, or a run beside a real deployment, never
+meet. (Cloud Build's staging bucket ``gs://PROJECT_cloudbuild`` is the project's, gcloud's too:
+it is made if missing and stays.)
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ def _settings(project: str, region: str, suffix: str) -> dict[str, str]:
         "GOVCTL_BUCKET_NAME": f"{name}-{project}"[:63].rstrip("-"),
         "GOVCTL_INDEX_DATA_STORE": name,
         "GOVCTL_JOB_SERVICE_ACCOUNT": f"{name}@{project}.iam.gserviceaccount.com",
+        "GOVCTL_BUILD_SERVICE_ACCOUNT": f"{name}-b@{project}.iam.gserviceaccount.com",
         "GOVCTL_JOB_IMAGE": f"{region}-docker.pkg.dev/{project}/{name}/ingestion",
         "GOVCTL_JOB_CPU": "1",
         "GOVCTL_JOB_MEMORY": "2Gi",
