@@ -1,7 +1,8 @@
 """govctl's settings, resolved in one place.
 
 Precedence, highest first: command-line flags > ``GOVCTL_*`` environment variables >
-``govctl.toml`` (or the file ``$GOVCTL_CONFIG`` names) > gcloud's active configuration
+the settings file (the file ``$GOVCTL_CONFIG`` names, else the nearest ``govctl.toml`` in the
+current directory or above it: :func:`find_file`) > gcloud's active configuration
 (``core/project``, ``run/region``, read from its files; gcloud is never run) > defaults.
 The defaults are the old runbook's, so an existing deployment is adopted, not duplicated.
 
@@ -47,6 +48,7 @@ DEFAULT_FEED = (
 
 CONFIG_ENV = "GOVCTL_CONFIG"
 CONFIG_FILE = "govctl.toml"
+CEILING_ENV = "GOVCTL_CEILING_DIRECTORIES"
 
 
 def default_state_dir() -> Path:
@@ -376,46 +378,104 @@ class Config:
 # ---------------------------------------------------------------------------------------
 
 
-def _config_path(env: Mapping[str, str]) -> Path | None:
+def find_file(env: Mapping[str, str], start: Path | None = None) -> Path | None:
+    """The settings file: the one ``$GOVCTL_CONFIG`` names, else the nearest ``govctl.toml``
+    in the current directory or above it, as git finds ``.git``.
+
+    The search goes up to the filesystem root, but not above your home directory (a
+    ``govctl.toml`` in it is found, none above it) nor into a directory listed in
+    ``$GOVCTL_CEILING_DIRECTORIES`` (colon-separated absolute paths, git's
+    ``GIT_CEILING_DIRECTORIES``). A file found above the current directory that another user
+    owns is refused rather than read (git's "dubious ownership", CVE-2022-24765: on a shared
+    machine anyone can write ``/tmp/govctl.toml``).
+    """
     if env.get(CONFIG_ENV):
         path = Path(env[CONFIG_ENV]).expanduser()
         if not path.is_file():
             raise UsageError(
                 f"{CONFIG_ENV}={path} does not exist", fix="unset it or create the file"
             )
-        return path
-    local = Path(CONFIG_FILE)
-    return local if local.is_file() else None
+        return path.absolute()
+    here = (start or Path.cwd()).absolute()
+    home = Path(env.get("HOME") or Path.home()).absolute()
+    ceilings = {Path(p) for p in env.get(CEILING_ENV, "").split(os.pathsep) if os.path.isabs(p)}
+    for directory in (here, *here.parents):
+        if directory != here and directory in ceilings:
+            return None
+        candidate = directory / CONFIG_FILE
+        if candidate.is_file():
+            if directory != here:
+                _check_owner(candidate)
+            return candidate
+        if directory == home:
+            return None
+    return None
 
 
-def _unknown(path: Path, label: str, known: list[str]) -> UsageError:
-    return UsageError(f"{path}: unknown key {label}", fix=validate.suggest(label, known))
+def _check_owner(path: Path) -> None:
+    getuid = getattr(os, "getuid", None)  # POSIX only; Windows has no owner to compare
+    owner = path.stat().st_uid
+    if getuid is not None and owner != getuid():
+        raise UsageError(
+            f"{path} was found above the current directory but belongs to another user "
+            f"(uid {owner}): not read",
+            fix=f"set {CONFIG_ENV}={path} to use it, or remove it",
+        )
+
+
+def shown(path: Path) -> str:
+    """A settings file as messages name it: ``govctl.toml`` when it is in the current
+    directory, else its whole path (which file was read is then news)."""
+    return path.name if path.parent == Path.cwd().absolute() else str(path)
+
+
+def _unknown(path: Path, label: str, suggestion: str | None) -> UsageError:
+    return UsageError(f"{shown(path)}: unknown {label}", fix=suggestion)
+
+
+def _suggest_top(name: str, value: Any) -> str | None:
+    """For a top-level name that is no setting: a section (``[jobs]`` → ``[job]``), else a
+    top-level key, else any key."""
+    if isinstance(value, dict):
+        return validate.suggest(f"[{name}]", [f"[{s}]" for s in SECTIONS])
+    top = [k.label for k in KEYS.values() if "." not in k.name]
+    return validate.suggest(name, top) or validate.suggest(name, [k.label for k in KEYS.values()])
+
+
+def _suggest_in(section: str, sub: str) -> str | None:
+    """For an unknown key of a section: the closest key of that section, else the same key in
+    the section it belongs to (``[job] cron`` → ``[schedule] cron``)."""
+    own = [k.rpartition(".")[2] for k in KEYS if k.startswith(section + ".")]
+    close = validate.closest(sub, own)
+    if close is not None:
+        return f"did you mean [{section}] {close}?"
+    elsewhere = [k.label for k in KEYS.values() if k.name.rpartition(".")[2] == sub]
+    return f"did you mean {elsewhere[0]}?" if elsewhere else None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise UsageError(f"cannot read {path}: {err}") from None
-    labels = [k.label for k in KEYS.values()]
+        raise UsageError(f"cannot read {shown(path)}: {err}") from None
     values: dict[str, Any] = {}
     for name, value in data.items():
         if name in SECTIONS:
-            values.update(_read_section(path, name, value, labels))
+            values.update(_read_section(path, name, value))
         elif name in KEYS:
             values[name] = value
         else:
-            raise _unknown(path, repr(name) if not isinstance(value, dict) else f"[{name}]",
-                           labels)  # fmt: skip
+            label = f"section [{name}]" if isinstance(value, dict) else f"key {name!r}"
+            raise _unknown(path, label, _suggest_top(name, value))
     return values
 
 
-def _read_section(path: Path, name: str, value: Any, labels: list[str]) -> dict[str, Any]:
+def _read_section(path: Path, name: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise UsageError(f"{path}: [{name}] must be a table")
+        raise UsageError(f"{shown(path)}: [{name}] must be a table")
     for sub in value:
         if f"{name}.{sub}" not in KEYS:
-            raise _unknown(path, f"[{name}] {sub}", labels)
+            raise _unknown(path, f"key [{name}] {sub}", _suggest_in(name, sub))
     return {f"{name}.{sub}": subvalue for sub, subvalue in value.items()}
 
 
@@ -473,7 +533,7 @@ class _Resolver:
 
     def __init__(self, env: Mapping[str, str], given: Mapping[str, Any]) -> None:
         self.env = env
-        self.path = _config_path(env)
+        self.path = find_file(env)
         self.layers: list[tuple[str, Mapping[str, Any]]] = [
             ("flag", {k: v for k, v in given.items() if v is not None}),
             ("env", {k.name: env[k.env] for k in KEYS.values() if env.get(k.env)}),
@@ -511,7 +571,7 @@ class _Resolver:
             return f"{key.label} (from gcloud config)"
         if source == "default":
             return key.label
-        return f"{key.label} in {self.path}"
+        return f"{key.label} in {shown(self.path) if self.path else '?'}"
 
     def get(self, key: Key[T]) -> T | None:
         """The key's value (parsed and checked), or None when it has none."""
@@ -524,10 +584,19 @@ class _Resolver:
                 # one made from a template, which is checked like any input.
                 typed = source == "default" and key.template is None
                 value = copy.copy(raw) if typed else key.parse(_unpadded(key, raw, where), where)
+                value = self._anchored(value, source)
                 said = key.warn(value, where) if key.warn is not None else None
                 self.warnings += [said] if said else []
             self.values[key.name], self.sources[key.name] = value, source
         return cast("T | None", self.values[key.name])
+
+    def _anchored(self, value: T, source: str) -> T:
+        """A relative path written in the settings file means one beside that file, wherever
+        govctl runs from (a path from a flag or variable stays relative to the current
+        directory, as a shell's would)."""
+        if source == "file" and self.path is not None and isinstance(value, Path):
+            return cast("T", self.path.parent / value)
+        return value
 
     def need(self, key: Key[T]) -> T:
         """A key that always has a value (it has a default)."""

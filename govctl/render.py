@@ -17,6 +17,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
+# Every time a person reads is worded by govctl.render_time's rule: `when`, and for a
+# schedule's times `scheduled` (its own zone, yours beside it).
+from govctl.render_time import day as day
+from govctl.render_time import scheduled as scheduled
+from govctl.render_time import when as when
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -80,15 +86,6 @@ def json_out(data: Any) -> None:
     out(to_json(data))
 
 
-def when(moment: datetime | None) -> str:
-    """A time in the operator's zone, with its offset: ``2026-11-30 14:02 (+00:00)``."""
-    if moment is None:
-        return "-"
-    local = moment.astimezone()
-    offset = local.strftime("%z")
-    return f"{local:%Y-%m-%d %H:%M} ({offset[:3]}:{offset[3:]})"
-
-
 def plain(value: Any) -> Any:
     """A dataclass as a dict (for ``--json``); anything else as it is."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -100,7 +97,7 @@ def _cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip()
+        return when(value)
     return str(value)
 
 

@@ -2,8 +2,9 @@
 
 The live view goes to stderr: on a terminal a rich ``Live`` display redrawn in place,
 otherwise one line per change (a task's new state, new repository counts), so a CI log
-reads as a story. Results (summaries, tables, log lines) go to stdout. Times are the
-operator's local time, with the offset said once per block or per timestamp.
+reads as a story. Results (summaries, tables, log lines) go to stdout. Times read as
+``render.when`` says (govctl.render_time): local, the zone named, the date when not today;
+the live view's followed lines give the time of day only, under a header that names the zone.
 """
 
 from __future__ import annotations
@@ -56,17 +57,8 @@ def console(stderr: bool = False) -> Console:
 
 
 def local(moment: datetime | None) -> str:
-    """``2026-11-30 14:02:11+00:00`` in the operator's zone."""
-    return moment.astimezone().isoformat(sep=" ", timespec="seconds") if moment else "-"
-
-
-def clock(moment: datetime) -> str:
-    return moment.astimezone().strftime("%H:%M:%S")
-
-
-def offset(moment: datetime) -> str:
-    text = moment.astimezone().strftime("%z")
-    return f"{text[:3]}:{text[3:]}" if len(text) == 5 else text
+    """An event's time (seconds) in the operator's zone: ``render.when``."""
+    return render.when(moment)
 
 
 def elapsed(seconds: float | None) -> str:
@@ -89,10 +81,11 @@ def _styled(text: str, style: str) -> str:
 
 
 def entry_text(entry: LogEntry, *, with_date: bool = True, with_task: bool = True) -> Text:
-    """One compact line: time, severity (coloured), task, message, then repo/reason/stage."""
+    """One compact line: time, severity (coloured), task, message, then repo/reason/stage.
+    ``with_date=False``: the time of day alone (under a header that named day and zone)."""
     from rich.text import Text
 
-    when = local(entry.timestamp) if with_date else clock(entry.timestamp)
+    when = render.when(entry.timestamp, clock_only=not with_date)
     line = Text(when + " ", style="dim")
     severity = entry.severity if entry.severity != "DEFAULT" else "-"
     line.append(f"{severity:<8} ", style=SEVERITY_STYLE.get(entry.severity, ""))
@@ -159,7 +152,7 @@ class LiveView:
 
     def header(self) -> str:
         started = self.execution.started or self.execution.created
-        when = f"{clock(started)} ({offset(started)})" if started else "just now"
+        when = render.when(started) if started else "just now"
         n = self.execution.task_count
         return f"Execution {self.execution.name} started {when}, {n} task{'s' * (n != 1)}"
 
@@ -345,7 +338,7 @@ def failed_tasks_lines(failed: list[tuple[Task, list[LogEntry]]], limit: int = 1
         lines.append(Text(f" {who}  {how}", style="bold"))
         for entry in causes:
             line = Text("   ")
-            line.append_text(entry_text(entry, with_date=False, with_task=len(members) == 1))
+            line.append_text(entry_text(entry, with_task=len(members) == 1))
             lines.append(line)
         if not causes:
             lines.append(Text(f"   {task.message or '(no ERROR log line from this task)'}"))

@@ -125,10 +125,16 @@ def _bad(where: str, value: Any, expected: str, hint: str | None = None) -> Usag
     return UsageError(f"invalid {where} {value!r}: expected {expected}", fix=hint)
 
 
+def closest(value: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``value``, if any is close."""
+    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def suggest(value: str, choices: Iterable[str]) -> str | None:
     """``did you mean X?`` for the closest choice, if any is close."""
-    close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {close[0]}?" if close else None
+    close = closest(value, choices)
+    return f"did you mean {close}?" if close else None
 
 
 def _matching(value: Any, pattern: re.Pattern[str], where: str, expected: str) -> str:

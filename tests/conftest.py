@@ -12,6 +12,15 @@ from govctl.emulator.storage import FakeGcs
 from tests.support.git import GitServer
 
 
+@pytest.fixture(autouse=True)
+def _no_settings_from_above(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """govctl looks for govctl.toml upward from the current directory: a test in its temporary
+    directory never reads one above pytest's temporary root (another test's, or /tmp's)."""
+    monkeypatch.setenv("GOVCTL_CEILING_DIRECTORIES", str(tmp_path_factory.getbasetemp()))
+
+
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """A fresh emulator with its state in ``tmp_path``; clients from govctl.gcp.clients reach it.

@@ -37,4 +37,4 @@ def show(project: Project = None, region: Region = None, json: Json = False) -> 
         ["key", "value", "source"],
         [(r["key"], render.compact(r["value"]), r["source"]) for r in rows],
     )
-    render.info(f"file: {cfg.source or 'none (govctl init writes one)'}")
+    render.info(f"file: {cfg.source or 'none in this directory or above (govctl init writes one)'}")

@@ -195,7 +195,7 @@ def _show_history(past: costs.History, job: str) -> None:
     peak = max((d.cost for d in past.days), default=0.0)
     render.table(
         ["day", "runs", "tasks", "vCPU-s", "GiB-s", "cost", ""],
-        [[d.day.isoformat(), d.executions, d.tasks, f"{d.vcpu_seconds:,.0f}",
+        [[render.day(d.day), d.executions, d.tasks, f"{d.vcpu_seconds:,.0f}",
           f"{d.gib_seconds:,.0f}", usd(d.cost), bar(d.cost, peak)] for d in past.days],
     )  # fmt: skip
     render.out()

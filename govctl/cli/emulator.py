@@ -14,10 +14,30 @@ from govctl import __version__, config, render
 from govctl.emulator import images, process
 from govctl.errors import GovctlError, UsageError
 
+# The APIs the emulator serves, by product, with the gRPC packages that make each one (its
+# registry, govctl.emulator.registry, is the truth: a test checks this table against it, so
+# that `--help` names them without importing a Google library).
+PRODUCTS: dict[str, tuple[str, ...]] = {
+    "Cloud Run (v2, and the Admin API v1 view over REST)": ("google.cloud.run.v2.",),
+    "Cloud Scheduler": ("google.cloud.scheduler.v1.",),
+    "Cloud Logging": ("google.logging.v2.",),
+    "IAM": ("google.iam.admin.v1.",),
+    "Resource Manager": ("google.cloud.resourcemanager.v3.",),
+    "Service Usage": ("google.api.serviceusage.v1.",),
+    "Cloud Billing (catalog and project billing)": ("google.cloud.billing.v1.",),
+    "Artifact Registry": ("google.devtools.artifactregistry.v1.",),
+    "Cloud Build": ("google.devtools.cloudbuild.v1.",),
+    "Cloud Monitoring": ("google.monitoring.v3.",),
+    "Secret Manager": ("google.cloud.secretmanager.v1.",),
+    "Vertex AI Search (Discovery Engine)": ("google.cloud.discoveryengine.v1.",),
+}
+
 app = typer.Typer(
     name="emulator",
-    help="Run the loopback Google Cloud (Cloud Run, Scheduler, Logging, Billing, IAM, Storage) "
-    "over gRPC and REST.",
+    help=f"Run the loopback Google Cloud: {len(PRODUCTS)} Google APIs over gRPC and REST, and "
+    "Cloud Storage.\n\n"
+    f"It serves {', '.join(PRODUCTS)}, with long-running operations; Cloud Storage is "
+    "fake-gcs-server, which it starts and stops.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="markdown",

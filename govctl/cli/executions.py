@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from govctl import render, render_run
+from govctl.cli import complete
 from govctl.cli.options import Json, Project, Region, Yes, settings, whole
 from govctl.errors import UsageError
 
@@ -23,8 +24,10 @@ app = typer.Typer(
 )
 
 Name = Annotated[
-    str | None, typer.Argument(metavar="[NAME]", help="Execution name.", show_default=False)
-]
+    str | None,
+    typer.Argument(metavar="NAME", help="Execution name.", show_default=False,
+                   autocompletion=complete.executions),
+]  # fmt: skip
 Latest = Annotated[bool, typer.Option("--latest", help="The newest execution.")]
 
 

@@ -30,7 +30,7 @@ def _group() -> None:
 
 @app.command()
 def run(
-    args: Annotated[list[str] | None, typer.Argument(metavar="[-- ARGS]...",
+    args: Annotated[list[str] | None, typer.Argument(metavar="-- ARGS",
         help="More arguments for `python -m ingestion`, e.g. `-- --force --concurrency 4`.",
         show_default=False)] = None,
     limit: Annotated[int | None, typer.Option("--limit", metavar="N",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from govctl import render, render_run, validate
+from govctl.cli import complete
 from govctl.cli.options import Json, Project, Region, settings, whole
 from govctl.errors import UsageError
 
@@ -31,7 +32,8 @@ def _switch(flag: str, help: str) -> Any:
 
 ExecutionName = Annotated[
     str | None, typer.Option("--execution", "-e", metavar="NAME", show_default=False,
-                             help="Only this execution's entries.", rich_help_panel="Filters")
+                             help="Only this execution's entries.", rich_help_panel="Filters",
+                             autocompletion=complete.executions)
 ]  # fmt: skip
 Latest = Annotated[bool, _switch("--latest", "Only the newest execution's.")]
 Errors = Annotated[bool, _switch("--errors", "Only ERROR and worse.")]

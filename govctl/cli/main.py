@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
 
 from govctl import __version__, render
+from govctl.cli.group import Group, finish
 from govctl.errors import GovctlError
 
 # command group -> "module:Typer attribute". Add a group here; the module is loaded lazily.
@@ -47,8 +47,10 @@ GROUPS: dict[str, str] = {
 }
 
 
-class LazyGroup(TyperGroup):
-    """Loads a group's module the first time the group is looked up."""
+class LazyGroup(Group):
+    """Loads a group's module the first time the group is looked up, and finishes its help
+    (examples, flags) as every govctl command's is; a group of commands gets the same
+    did-you-mean as this one."""
 
     # Typed Any: typer vendors click privately (typer._click) and exposes no Context type.
     def list_commands(self, ctx: Any) -> list[str]:
@@ -59,7 +61,8 @@ class LazyGroup(TyperGroup):
         if cmd_name not in self.commands and cmd_name in GROUPS:
             module_name, _, attr = GROUPS[cmd_name].partition(":")
             sub_app = getattr(importlib.import_module(module_name), attr)
-            command = typer.main.get_command(sub_app)
+            sub_app.info.cls = sub_app.info.cls or Group  # used when the app is a group
+            command = finish(typer.main.get_command(sub_app), cmd_name)
             command.name = cmd_name
             self.add_command(command, cmd_name)
         return super().get_command(ctx, cmd_name)
@@ -152,8 +155,13 @@ def invoke(command: Any, argv: Sequence[str] | None = None) -> int:
     return rv if isinstance(rv, int) else 0
 
 
+def command() -> Any:
+    """The `govctl` click command (its groups load when looked up)."""
+    return finish(typer.main.get_command(app), "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return invoke(typer.main.get_command(app), argv)
+    return invoke(command(), argv)
 
 
 def run() -> None:

@@ -12,15 +12,16 @@ from govctl import config, render, validate
 Project = Annotated[
     str | None,
     typer.Option(
-        "--project", "-p", help="Google Cloud project [default: govctl.toml, GOVCTL_PROJECT or "
-        "gcloud's core/project].", show_default=False, rich_help_panel="Settings"
+        "--project", "-p", metavar="PROJECT", help="Google Cloud project [default: govctl.toml, "
+        "GOVCTL_PROJECT or gcloud's core/project].", show_default=False, rich_help_panel="Settings"
     ),
 ]  # fmt: skip
 Region = Annotated[
     str | None,
     typer.Option(
-        "--region", help=f"Cloud Run region [default: govctl.toml, GOVCTL_REGION, gcloud's "
-        f"run/region or {config.DEFAULT_REGION}].", show_default=False, rich_help_panel="Settings"
+        "--region", metavar="REGION", help=f"Cloud Run region [default: govctl.toml, "
+        f"GOVCTL_REGION, gcloud's run/region or {config.DEFAULT_REGION}].", show_default=False,
+        rich_help_panel="Settings"
     ),
 ]  # fmt: skip
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (stable snake_case keys).")]

@@ -26,18 +26,10 @@ def _local_zone() -> Any:
     return datetime.now().astimezone().tzinfo
 
 
-def _when(at: datetime, zone: Any = None) -> str:
-    at = at.astimezone(zone) if zone is not None else at
-    return f"{at:%a %Y-%m-%d %H:%M} {at.tzname()} ({at:%z})"
-
-
 def _next_lines(times: list[Any], zone_name: str) -> list[str]:
-    local = _local_zone()
-    lines = []
-    for f in times:
-        line = f"{_when(f.at)} {zone_name}  =  {_when(f.at, local)} local"
-        lines.append(line + (f"  [{f.note}]" if f.note else ""))
-    return lines
+    """Each fire time in the schedule's zone, yours beside it when it reads differently."""
+    return [render.scheduled(f.at, zone_name) + (f"  [{f.note}]" if f.note else "")
+            for f in times]  # fmt: skip
 
 
 @app.command()
@@ -65,7 +57,7 @@ def show(
     s = view.spec
     last = "never"
     if s.last_attempt_time is not None:
-        last = _when(s.last_attempt_time, _local_zone()) + f"  {s.status_name or '?'}"
+        last = render.when(s.last_attempt_time, seconds=False) + f"  {s.status_name or '?'}"
         last += f": {s.status_message}" if s.status_message else ""
     auth = {"oauth": "OAuth token", "oidc": "OIDC token"}.get(s.auth, "no token")
     render.fields(
@@ -158,7 +150,8 @@ def resume(project: Project = None, region: Region = None) -> None:
     cfg.require_project()
     switch = service.resume(cfg)
     spec = switch.after
-    nxt = f"; next run {_when(spec.schedule_time, _local_zone())}" if spec.schedule_time else ""
+    upcoming = spec.schedule_time
+    nxt = f"; next run {render.scheduled(upcoming, spec.time_zone)}" if upcoming else ""
     if not switch.changed:
         render.info(f"{cfg.schedule.name} was already enabled: nothing changed{nxt}")
         return

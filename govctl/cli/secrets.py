@@ -8,10 +8,15 @@ from typing import Annotated
 import typer
 
 from govctl import render, validate
+from govctl.cli import complete
 from govctl.cli.options import Json, Project, Region, interactive, settings
 from govctl.errors import GovctlError, UsageError
 
-app = typer.Typer(add_completion=False, rich_markup_mode="markdown", no_args_is_help=True)
+app = typer.Typer(
+    help="Store the values of the job's `[job] secrets` variables in Secret Manager, and list "
+    "whether the job can read them.",
+    add_completion=False, rich_markup_mode="markdown", no_args_is_help=True,
+)  # fmt: skip
 
 
 def _read_value() -> bytes:
@@ -28,7 +33,13 @@ def _read_value() -> bytes:
 @app.command("set", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def set_(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="The job's environment variable, e.g. GITHUB_TOKEN.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="The job's environment variable, e.g. GITHUB_TOKEN.",
+            autocompletion=complete.secret_names,
+        ),
+    ],
     secret: Annotated[
         str | None,
         typer.Option(
@@ -36,6 +47,7 @@ def set_(
             help="Secret id [default: NAME's [job] secrets entry, else NAME in lowercase "
             "with hyphens: GITHUB_TOKEN → github-token].",
             show_default=False,
+            autocompletion=complete.secret_ids,
         ),
     ] = None,
     project: Project = None,

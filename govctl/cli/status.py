@@ -60,7 +60,8 @@ def _schedule(part: Part[Schedule]) -> Rows:
     last = "no attempt yet"
     if spec.last_attempt_time:
         last = f"last attempt {render.when(spec.last_attempt_time)} {spec.status_name or 'OK'}"
-    nxt = f"next {render.when(upcoming)}" if upcoming and spec.state == "ENABLED" else "paused"
+    running = upcoming and spec.state == "ENABLED"
+    nxt = f"next {render.scheduled(upcoming, spec.time_zone)}" if running else "paused"
     return [
         ("Schedule", f"{spec.cron} — {part.value.description} ({spec.time_zone}) · {spec.state}"),
         ("", f"{nxt} · {last}"),

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 C = TypeVar("C")
 # Digests and run reports can be large; gRPC's default 4 MiB receive limit is not enough.
 MAX_MESSAGE = 64 * 1024 * 1024
+DISCOVERY_ENGINE = "discoveryengine.googleapis.com"
 
 
 class Factory:
@@ -50,14 +51,27 @@ class Factory:
     def __init__(self, target: CloudTarget) -> None:
         self.target = target
 
-    def grpc(self, client_cls: Callable[..., C], transport_cls: Callable[..., Any]) -> C:
+    def grpc(
+        self,
+        client_cls: Callable[..., C],
+        transport_cls: Callable[..., Any],
+        endpoint: str | None = None,
+    ) -> C:
+        """A client of the library's default endpoint, or of ``endpoint`` (a regional one).
+        On the emulator the channel carries ``endpoint`` as its authority, as a connection to
+        Google would, so the emulator sees which endpoint the client meant."""
         if self.target.emulator is None:
-            return client_cls()
+            return (
+                client_cls(client_options={"api_endpoint": endpoint}) if endpoint else client_cls()
+            )
         import grpc
 
-        channel = grpc.insecure_channel(
-            self.target.emulator, options=[("grpc.max_receive_message_length", MAX_MESSAGE)]
-        )
+        options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_MESSAGE)]
+        if endpoint:
+            options.append(("grpc.default_authority", endpoint))
+        channel = grpc.insecure_channel(self.target.emulator, options=options)
+        if endpoint:
+            return client_cls(transport=transport_cls(host=endpoint, channel=channel))
         return client_cls(transport=transport_cls(channel=channel))
 
     def storage(self, project: str | None) -> StorageClient:
@@ -209,31 +223,47 @@ def notification_channels() -> monitoring_v3.NotificationChannelServiceClient:
     )
 
 
-def data_stores() -> discoveryengine_v1.DataStoreServiceClient:
+def discovery_engine_endpoint(location: str) -> str:
+    """Vertex AI Search serves a data store in ``us`` or ``eu`` only from
+    ``{location}-discoveryengine.googleapis.com`` (Google's import sample,
+    cloud.google.com/generative-ai-app-builder/docs/samples/genappbuilder-import-documents-gcs;
+    the locations page); the global endpoint refuses it ("Incorrect API endpoint used")."""
+    return DISCOVERY_ENGINE if location == "global" else f"{location}-{DISCOVERY_ENGINE}"
+
+
+def data_stores(location: str = "global") -> discoveryengine_v1.DataStoreServiceClient:
     from google.cloud import discoveryengine_v1 as de
     from google.cloud.discoveryengine_v1.services.data_store_service.transports import (
         DataStoreServiceGrpcTransport,
     )
 
-    return factory().grpc(de.DataStoreServiceClient, DataStoreServiceGrpcTransport)
+    return factory().grpc(
+        de.DataStoreServiceClient,
+        DataStoreServiceGrpcTransport,
+        discovery_engine_endpoint(location),
+    )
 
 
-def documents() -> discoveryengine_v1.DocumentServiceClient:
+def documents(location: str = "global") -> discoveryengine_v1.DocumentServiceClient:
     from google.cloud import discoveryengine_v1 as de
     from google.cloud.discoveryengine_v1.services.document_service.transports import (
         DocumentServiceGrpcTransport,
     )
 
-    return factory().grpc(de.DocumentServiceClient, DocumentServiceGrpcTransport)
+    return factory().grpc(
+        de.DocumentServiceClient, DocumentServiceGrpcTransport, discovery_engine_endpoint(location)
+    )
 
 
-def search() -> discoveryengine_v1.SearchServiceClient:
+def search(location: str = "global") -> discoveryengine_v1.SearchServiceClient:
     from google.cloud import discoveryengine_v1 as de
     from google.cloud.discoveryengine_v1.services.search_service.transports import (
         SearchServiceGrpcTransport,
     )
 
-    return factory().grpc(de.SearchServiceClient, SearchServiceGrpcTransport)
+    return factory().grpc(
+        de.SearchServiceClient, SearchServiceGrpcTransport, discovery_engine_endpoint(location)
+    )
 
 
 def secret_manager() -> secretmanager_v1.SecretManagerServiceClient:

@@ -2,9 +2,14 @@
 
 Names: the data store is ``projects/P/locations/L/collections/default_collection/dataStores/D``;
 its one branch ``…/branches/0`` holds the documents and the import operations; searches go
-through its serving config ``…/servingConfigs/default_search``. Unstructured documents imported
-from Cloud Storage get the id ``sha256(gs://URI)[:32]`` (GcsSource.data_schema "content"), so a
-repository is found again through the document's ``content.uri`` / the result's ``link``.
+through its serving config ``…/servingConfigs/default_search``. A data store outside ``global``
+is reached through its regional endpoint (:func:`govctl.gcp.clients.discovery_engine_endpoint`),
+read here from the location in its name.
+
+Documents come from a JSONL manifest in the bucket (``GcsSource.data_schema`` ``document``: one
+``Document`` a line, each with its own id, ``structData`` and ``content``), written by
+``govctl index sync``; a search result names its repository by the document's
+``structData.repository``, else by its Cloud Storage link.
 """
 
 from __future__ import annotations
@@ -39,9 +44,14 @@ def branch_path(store: str) -> str:
     return f"{store}/branches/{BRANCH}"
 
 
-def import_uri(bucket: str) -> str:
-    """Every digest: ``{owner}/{name}.md`` (the job's own objects under ``_…`` are .json)."""
-    return f"gs://{bucket}/*/*.md"
+def location(path: str) -> str:
+    """The location in a data store's (or a name under it) resource name."""
+    parts = path.split("/")
+    return parts[3] if len(parts) > 3 and parts[2] == "locations" else "global"
+
+
+# PurgeDocumentsRequest.InlineSource.documents: "Recommended max of 100 items".
+PURGE_BATCH = 100
 
 
 @dataclass(frozen=True)
@@ -71,9 +81,20 @@ class ImportRun:
 @dataclass(frozen=True)
 class Hit:
     id: str
-    repository: str  # owner/name, from the document's Cloud Storage link
+    repository: str  # owner/name: the document's structData, else its Cloud Storage link
     link: str
     snippet: str
+    part: int = 1  # of a digest indexed in several parts
+    parts: int = 1
+
+
+@dataclass(frozen=True)
+class Purged:
+    """What PurgeDocuments did with the names it was given."""
+
+    purged: int
+    ignored: int  # not found
+    failed: int
 
 
 def _time(ts: Any) -> datetime | None:
@@ -95,7 +116,7 @@ def get_data_store(path: str) -> DataStore | None:
 
     with translate(f"read data store {store_id(path)}"):
         try:
-            return _data_store(clients.data_stores().get_data_store(name=path))
+            return _data_store(clients.data_stores(location(path)).get_data_store(name=path))
         except gexc.NotFound:
             return None
 
@@ -116,7 +137,7 @@ def create_data_store(path: str, display_name: str) -> DataStore:
         denied="creating a data store needs roles/discoveryengine.admin, and the "
         "discoveryengine.googleapis.com API enabled",
     ):
-        op = clients.data_stores().create_data_store(
+        op = clients.data_stores(location(path)).create_data_store(
             parent=parent, data_store=store, data_store_id=store_id
         )
         return _data_store(operations.result(op))
@@ -152,7 +173,7 @@ def count_documents(path: str) -> int:
     from google.cloud import discoveryengine_v1 as de
 
     with translate(f"list the documents of {store_id(path)}", not_found=CREATE_FIX):
-        pages = clients.documents().list_documents(
+        pages = clients.documents(location(path)).list_documents(
             request=de.ListDocumentsRequest(parent=branch_path(path), page_size=1000)
         )
         return sum(len(page.documents) for page in pages.pages)
@@ -187,7 +208,7 @@ def imports(path: str) -> list[ImportRun]:
 
     found: list[ImportRun] = []
     with translate(f"list the imports of {store_id(path)}", not_found=CREATE_FIX):
-        client = clients.documents()
+        client = clients.documents(location(path))
         token = ""
         while True:
             page = client.list_operations(
@@ -203,23 +224,24 @@ def imports(path: str) -> list[ImportRun]:
     return sorted(found, key=lambda r: r.started or never, reverse=True)
 
 
-def start_import(path: str, bucket: str) -> ImportRun:
-    """An INCREMENTAL import of the bucket's digests: new and changed ones are (re)indexed,
-    nothing is deleted. Returns at once; follow it with :func:`get_import`."""
+def start_import(path: str, manifest: str) -> ImportRun:
+    """An INCREMENTAL import of the documents listed in the JSONL file ``manifest``
+    (``gs://…``; ``data_schema`` ``document``): each is created or replaced, none is deleted.
+    Returns at once; follow it with :func:`get_import`."""
     from google.cloud import discoveryengine_v1 as de
 
     request = de.ImportDocumentsRequest(
         parent=branch_path(path),
-        gcs_source=de.GcsSource(input_uris=[import_uri(bucket)], data_schema="content"),
+        gcs_source=de.GcsSource(input_uris=[manifest], data_schema="document"),
         reconciliation_mode=de.ImportDocumentsRequest.ReconciliationMode.INCREMENTAL,
     )
     with translate(
-        f"import gs://{bucket} into {store_id(path)}",
+        f"import {manifest} into {store_id(path)}",
         not_found=CREATE_FIX,
         denied="importing needs roles/discoveryengine.editor (and, for a bucket in another "
         "project, roles/storage.objectViewer on it for the Discovery Engine service agent)",
     ):
-        operation = clients.documents().import_documents(request=request)
+        operation = clients.documents(location(path)).import_documents(request=request)
         return _import_run(operation.operation)
 
 
@@ -228,26 +250,24 @@ def get_import(name: str) -> ImportRun:
 
     # An operation's name has no parser in the client library: its id is the last segment.
     with translate(f"read import {name.rpartition('/')[2]}"):
-        op = clients.documents().get_operation(
+        op = clients.documents(location(name)).get_operation(
             request=operations_pb2.GetOperationRequest(name=name)
         )
     return _import_run(op)
 
 
-def _repository(link: str, bucket_prefix: str = "gs://") -> str:
-    """``gs://bucket/owner/name.md`` → ``owner/name``."""
-    path = link.removeprefix(bucket_prefix).partition("/")[2]
+def _repository(link: str) -> str:
+    """``gs://bucket/owner/name.md`` or ``gs://bucket/_index/parts/owner/name/2.txt`` →
+    ``owner/name``."""
+    path = link.removeprefix("gs://").partition("/")[2]
+    if path.startswith("_index/parts/"):
+        return path.removeprefix("_index/parts/").rpartition("/")[0]
     return path.removesuffix(".md")
 
 
 def search(path: str, query: str, limit: int) -> tuple[list[Hit], int]:
     """The top ``limit`` results of ``query`` with a snippet each, and the total matched."""
-    import html
-    import re
-
     from google.cloud import discoveryengine_v1 as de
-    from google.protobuf import json_format
-    from google.protobuf.message import Message
 
     request = de.SearchRequest(
         serving_config=f"{path}/servingConfigs/{SERVING_CONFIG}",
@@ -258,28 +278,83 @@ def search(path: str, query: str, limit: int) -> tuple[list[Hit], int]:
         ),
     )
     with translate(f"search {store_id(path)}", not_found=CREATE_FIX):
-        response = clients.search().search(request=request)
+        response = clients.search(location(path)).search(request=request)
         page = next(iter(response.pages))
-    hits = []
-    for result in page.results[:limit]:
-        doc = result.document
-        # The pager's pages may hold raw protobuf messages or proto-plus ones.
-        raw = doc if isinstance(doc, Message) else de.Document.pb(doc)
-        data = json_format.MessageToDict(raw.derived_struct_data)
-        link = str(data.get("link") or "")
-        snippets = data.get("snippets") or []
-        raw = str(snippets[0].get("snippet", "")) if snippets else ""
+    return [_hit(result) for result in page.results[:limit]], int(page.total_size)
+
+
+def _hit(result: Any) -> Hit:
+    import html
+    import re
+
+    from google.cloud import discoveryengine_v1 as de
+    from google.protobuf import json_format
+    from google.protobuf.message import Message
+
+    doc = result.document
+    # The pager's pages may hold raw protobuf messages or proto-plus ones.
+    raw = doc if isinstance(doc, Message) else de.Document.pb(doc)
+    data = json_format.MessageToDict(raw.derived_struct_data)
+    meta = json_format.MessageToDict(raw.struct_data)
+    link = str(data.get("link") or "")
+    snippets = data.get("snippets") or []
+    text = str(snippets[0].get("snippet", "")) if snippets else ""
+    repository = meta.get("repository") or (_repository(link) if link else result.id)
+    return Hit(
+        id=result.id,
+        repository=str(repository),
+        link=link,
         # Snippets are HTML with the matched words in <b>…</b>: shown as plain text.
-        snippet = html.unescape(re.sub(r"</?b>", "", raw))
-        hits.append(
-            Hit(
-                id=result.id,
-                repository=_repository(link) if link else result.id,
-                link=link,
-                snippet=snippet,
-            )
+        snippet=html.unescape(re.sub(r"</?b>", "", text)),
+        part=_count(meta.get("part")),
+        parts=_count(meta.get("parts")),
+    )
+
+
+def _count(value: Any) -> int:
+    """A part number of structData (a JSON number arrives as a float); 1 when absent."""
+    return int(value) if isinstance(value, int | float) and value >= 1 else 1
+
+
+def document_ids(path: str) -> list[str]:
+    """Every document id in the data store (ListDocuments, 1,000 a page)."""
+    from google.cloud import discoveryengine_v1 as de
+
+    with translate(f"list the documents of {store_id(path)}", not_found=CREATE_FIX):
+        pages = clients.documents(location(path)).list_documents(
+            request=de.ListDocumentsRequest(parent=branch_path(path), page_size=1000)
         )
-    return hits, int(page.total_size)
+        return [d.id for page in pages.pages for d in page.documents]
+
+
+def purge(path: str, ids: list[str]) -> Purged:
+    """Delete the documents ``ids``: PurgeDocuments with ``filter`` ``*`` and their names
+    inline, a hundred a request (purge_config.proto), each followed to its end."""
+    from google.cloud import discoveryengine_v1 as de
+
+    purged = ignored = failed = 0
+    client = clients.documents(location(path))
+    with translate(
+        f"purge documents of {store_id(path)}",
+        not_found=CREATE_FIX,
+        denied="removing documents needs roles/discoveryengine.editor",
+    ):
+        for start in range(0, len(ids), PURGE_BATCH):
+            names = [f"{branch_path(path)}/documents/{i}" for i in ids[start : start + PURGE_BATCH]]
+            op = client.purge_documents(
+                request=de.PurgeDocumentsRequest(
+                    parent=branch_path(path),
+                    filter="*",
+                    inline_source=de.PurgeDocumentsRequest.InlineSource(documents=names),
+                    force=True,
+                )
+            )
+            operations.result(op)
+            meta = de.PurgeDocumentsMetadata.pb(op.metadata)
+            purged += int(meta.success_count)
+            ignored += int(meta.ignored_count)
+            failed += int(meta.failure_count)
+    return Purged(purged, ignored, failed)
 
 
 def digests_newer_than(project: str, bucket: str, since: datetime | None) -> tuple[int, int]:

@@ -57,6 +57,17 @@ def exists(project: str, secret_id: str) -> bool:
     return True
 
 
+def ids(project: str, limit: int = 100) -> list[str]:
+    """The ids of the project's secrets (at most ``limit``, in the service's order)."""
+    found: list[str] = []
+    with translate(f"list the secrets of projects/{project}", denied=DENIED_FIX):
+        for secret in clients.secret_manager().list_secrets(parent=f"projects/{project}"):
+            found.append(secret.name.rpartition("/")[2])
+            if len(found) >= limit:
+                break
+    return found
+
+
 def create(project: str, secret_id: str, labels: dict[str, str] | None = None) -> None:
     """A secret with automatic replication (Google chooses where the payload is stored)."""
     from google.cloud import secretmanager_v1 as sm

@@ -54,6 +54,13 @@ class SetResult:
     account_missing: bool = False  # no such service account yet: nothing could be granted
 
 
+def secret_ids(cfg: Config) -> list[str]:
+    """The ids of the project's secrets (for completing ``--secret``)."""
+    from govctl.gcp import secrets
+
+    return secrets.ids(cfg.require_project())
+
+
 def secret_for(cfg: Config, name: str) -> tuple[str, str]:
     """(secret id, version) of ``NAME``: its ``[job] secrets`` entry, else ``github-token``
     for ``GITHUB_TOKEN`` at ``latest``."""

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 from google.api_core import exceptions as gexc
 from google.cloud import discoveryengine_v1 as de
 from google.cloud import run_v2
+from google.rpc import code_pb2
 
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
@@ -29,12 +31,12 @@ def _create(store_id: str = "ds", content: int = CONTENT) -> de.DataStore:
     return op.result(timeout=10)
 
 
-def _put(name: str, body: str | bytes, content_type: str = "text/markdown; charset=utf-8") -> None:
+def _put(name: str, body: str | bytes, content_type: str = "text/plain; charset=utf-8") -> None:
     bucket = clients.storage_client("p").bucket(BUCKET)
     bucket.blob(name).upload_from_string(body, content_type=content_type)
 
 
-def _import(uri: str = f"gs://{BUCKET}/*/*.md", mode: str = "INCREMENTAL") -> tuple:
+def _import(uri: str = f"gs://{BUCKET}/alphagov/*.md", mode: str = "INCREMENTAL") -> tuple:
     op = clients.documents().import_documents(
         request=de.ImportDocumentsRequest(
             parent=f"{STORE}/branches/default_branch",
@@ -102,7 +104,7 @@ def test_import_counts_ids_and_error_samples(store: de.DataStore) -> None:
     doc_id = hashlib.sha256(uri.encode()).hexdigest()[:32]
     assert doc_id in _ids()
     doc = clients.documents().get_document(name=f"{BRANCH}/documents/{doc_id}")
-    assert doc.content.uri == uri and doc.content.mime_type == "text/markdown"
+    assert doc.content.uri == uri and doc.content.mime_type == "text/plain"
     assert doc.index_time.timestamp() > 0
     # The operation lives under the branch and is listed there.
     assert op.operation.name.startswith(f"{BRANCH}/operations/import-documents-")
@@ -112,12 +114,12 @@ def test_import_counts_ids_and_error_samples(store: de.DataStore) -> None:
 
 def test_incremental_keeps_and_full_removes(store: de.DataStore) -> None:
     _put("a/one.md", "alpha")
-    _put("b/two.md", "beta")
-    _import()
+    _put("a/two.md", "beta")
+    _import(f"gs://{BUCKET}/a/*.md")
     assert len(_ids()) == 2
-    _import(f"gs://{BUCKET}/a/*.md")  # INCREMENTAL: b/two stays
+    _import(f"gs://{BUCKET}/a/one.md")  # INCREMENTAL: a/two stays
     assert len(_ids()) == 2
-    _import(f"gs://{BUCKET}/a/*.md", mode="FULL")
+    _import(f"gs://{BUCKET}/a/one.md", mode="FULL")
     assert _ids() == {hashlib.sha256(b"gs://digests/a/one.md").hexdigest()[:32]}
 
 
@@ -149,7 +151,8 @@ def test_bad_requests(store: de.DataStore, emulator: Emulator) -> None:
     with pytest.raises(gexc.InvalidArgument, match="data_schema"):
         clients.documents().import_documents(
             request=de.ImportDocumentsRequest(
-                parent=BRANCH, gcs_source=de.GcsSource(input_uris=["gs://digests/x.json"])
+                parent=BRANCH,
+                gcs_source=de.GcsSource(input_uris=["gs://digests/x.csv"], data_schema="csv"),
             )
         )
     _create("plain", content=de.DataStore.ContentConfig.NO_CONTENT)
@@ -220,7 +223,7 @@ def test_wait_and_delete_operation(store: de.DataStore, emulator: Emulator) -> N
     op = clients.documents().import_documents(
         request=de.ImportDocumentsRequest(
             parent=BRANCH,
-            gcs_source=de.GcsSource(input_uris=[f"gs://{BUCKET}/*/*.md"], data_schema="content"),
+            gcs_source=de.GcsSource(input_uris=[f"gs://{BUCKET}/a/*.md"], data_schema="content"),
         )
     )
     name = op.operation.name
@@ -252,3 +255,189 @@ def test_list_data_stores_pages_at_most_fifty(emulator: Emulator) -> None:
     assert len(client.list_data_stores(parent=COLLECTION).data_stores) == 10
     page = client.list_data_stores(request={"parent": COLLECTION, "page_size": 100})
     assert len(page.data_stores) == 50 and page.next_page_token
+
+
+# -- what the service refuses (govctl/emulator/discoveryengine/limits.py has the sources) -------
+
+
+def _manifest_import(*uris: str) -> tuple:
+    op = clients.documents().import_documents(
+        request=de.ImportDocumentsRequest(
+            parent=BRANCH,
+            gcs_source=de.GcsSource(input_uris=list(uris), data_schema="document"),
+        )
+    )
+    return op, op.result(timeout=30)
+
+
+def _line(doc_id: str, uri: str, mime: str = "text/plain", **struct: str) -> str:
+    return json.dumps(
+        {"id": doc_id, "structData": struct, "content": {"mimeType": mime, "uri": uri}}
+    )
+
+
+def test_the_old_markdown_import_indexes_nothing(store: de.DataStore) -> None:
+    """govctl's old request: every digest as `content`, `text/markdown`, `gs://B/*/*.md`."""
+    _put("alphagov/frontend.md", "# frontend", "text/markdown; charset=utf-8")
+    _put("alphagov/notify.md", "# notify", "text/markdown; charset=utf-8")
+
+    # A wildcard before the last segment is refused (GcsSource shows one in the last only).
+    with pytest.raises(gexc.InvalidArgument, match="only in the last path segment"):
+        _import(f"gs://{BUCKET}/*/*.md")
+    # Markdown is not among Document.Content's MIME types: each file fails.
+    op, response = _import(f"gs://{BUCKET}/alphagov/*.md")
+
+    meta = op.metadata
+    assert (meta.success_count, meta.failure_count, meta.total_count) == (0, 2, 2)
+    messages = [s.message for s in response.error_samples]
+    assert all("unsupported MIME type 'text/markdown'" in m for m in messages), messages
+    assert response.error_samples[0].code == code_pb2.INVALID_ARGUMENT
+    assert _ids() == set()
+
+
+def test_a_manifest_imports_documents_with_ids_metadata_and_a_declared_type(
+    store: de.DataStore,
+) -> None:
+    # The object keeps its own type (Markdown); the document declares text/plain.
+    _put("alphagov/frontend.md", "# frontend\nServes the zebrafish pages.", "text/markdown")
+    lines = [
+        _line(
+            "repo-1",
+            f"gs://{BUCKET}/alphagov/frontend.md",
+            owner="alphagov",
+            repository="alphagov/frontend",
+        ),
+    ]
+    _put("_index/imports/1.jsonl", "\n".join(lines) + "\n\n", "application/json")
+
+    op, response = _manifest_import(f"gs://{BUCKET}/_index/imports/1.jsonl")
+
+    assert (op.metadata.success_count, op.metadata.failure_count) == (1, 0)
+    assert list(response.error_samples) == []
+    doc = clients.documents().get_document(name=f"{BRANCH}/documents/repo-1")
+    assert doc.content.mime_type == "text/plain"
+    assert doc.content.uri == f"gs://{BUCKET}/alphagov/frontend.md"
+    assert dict(doc.struct_data)["repository"] == "alphagov/frontend"
+    (hit,) = _search("zebrafish").results
+    assert hit.id == "repo-1"
+    assert dict(hit.document.struct_data) == {
+        "owner": "alphagov",
+        "repository": "alphagov/frontend",
+    }
+
+
+def test_a_manifest_line_the_service_refuses_is_a_failure_with_a_sample(
+    store: de.DataStore,
+) -> None:
+    _put("a/small.txt", "fine")
+    _put("a/big.txt", "x" * 2_500_001)
+    _put("a/limit.txt", "y" * 2_500_000)
+    lines = [
+        _line("ok-1", f"gs://{BUCKET}/a/small.txt"),
+        _line("ok-2", f"gs://{BUCKET}/a/limit.txt"),  # exactly 2.5 MB: accepted
+        _line("big", f"gs://{BUCKET}/a/big.txt"),
+        _line("markdown", f"gs://{BUCKET}/a/small.txt", mime="text/markdown"),
+        _line("bad_id", f"gs://{BUCKET}/a/small.txt"),
+        _line("-dash", f"gs://{BUCKET}/a/small.txt"),
+        _line("x" * 129, f"gs://{BUCKET}/a/small.txt"),
+        _line("gone", f"gs://{BUCKET}/a/missing.txt"),
+        json.dumps({"id": "no-content", "structData": {}}),
+        "not json",
+    ]
+    _put("m.jsonl", "\n".join(lines))
+
+    op, response = _manifest_import(f"gs://{BUCKET}/m.jsonl")
+
+    meta = op.metadata
+    assert (meta.success_count, meta.failure_count, meta.total_count) == (2, 8, 10)
+    text = "\n".join(s.message for s in response.error_samples)
+    assert "(document big): gs://digests/a/big.txt: the file is 2,500,001 bytes" in text
+    assert "text-based content may be at most 2,500,000 bytes" in text
+    assert "(document markdown): unsupported MIME type 'text/markdown'" in text
+    assert "invalid document id 'bad_id'" in text and "invalid document id '-dash'" in text
+    assert "invalid document id 'xxxx" in text
+    assert "gs://digests/a/missing.txt does not exist" in text
+    assert "(document no-content): no content" in text
+    assert "gs://digests/m.jsonl line 10: not a JSON object" in text
+    assert _ids() == {"ok-1", "ok-2"}
+
+
+def test_too_many_files_or_documents_fail_the_import(store: de.DataStore) -> None:
+    for i in range(101):
+        _put(f"many/{i:03}.jsonl", "")
+    with pytest.raises(gexc.GoogleAPICallError, match="at most 100 files"):
+        _manifest_import(f"gs://{BUCKET}/many/*.jsonl")
+
+    many = "\n".join(json.dumps({"id": f"d{i}"}) for i in range(100_001))
+    _put("huge.jsonl", many)
+    with pytest.raises(gexc.GoogleAPICallError, match="100001 documents: at most 100000"):
+        _manifest_import(f"gs://{BUCKET}/huge.jsonl")
+    # A URI without a wildcard names one object, which must exist.
+    with pytest.raises(gexc.GoogleAPICallError, match=r"gs://digests/absent\.jsonl does not exist"):
+        _manifest_import(f"gs://{BUCKET}/absent.jsonl")
+
+
+def test_purge_and_delete_documents(store: de.DataStore) -> None:
+    _put("a/one.txt", "alpha")
+    lines = [_line(f"d-{i}", f"gs://{BUCKET}/a/one.txt") for i in range(3)]
+    _put("m.jsonl", "\n".join(lines))
+    _manifest_import(f"gs://{BUCKET}/m.jsonl")
+    names = [f"{BRANCH}/documents/d-0", f"{BRANCH}/documents/d-1", f"{BRANCH}/documents/absent"]
+
+    def purge(force: bool, filter_: str = "*") -> tuple:
+        op = clients.documents().purge_documents(
+            request=de.PurgeDocumentsRequest(
+                parent=BRANCH,
+                filter=filter_,
+                inline_source=de.PurgeDocumentsRequest.InlineSource(documents=names),
+                force=force,
+            )
+        )
+        return op.metadata, op.result(timeout=10)
+
+    with pytest.raises(gexc.InvalidArgument, match="only supported value is '\\*'"):
+        purge(True, filter_='id: ANY("d-0")')
+    _, dry = purge(False)
+    assert dry.purge_count == 2 and sorted(dry.purge_sample) == names[:2]
+    assert _ids() == {"d-0", "d-1", "d-2"}
+    meta, done = purge(True)
+    assert done.purge_count == 2
+    assert (meta.success_count, meta.ignored_count, meta.failure_count) == (2, 1, 0)
+    assert _ids() == {"d-2"}
+    assert _search("alpha").total_size == 1
+
+    clients.documents().delete_document(name=f"{BRANCH}/documents/d-2")
+    assert _ids() == set()
+    with pytest.raises(gexc.NotFound):
+        clients.documents().delete_document(name=f"{BRANCH}/documents/d-2")
+
+
+def _client_dialling(emulator: Emulator, host: str) -> de.DataStoreServiceClient:
+    """A DataStoreService client that reaches the emulator but says it dialled ``host`` (the
+    authority a client of the real endpoint sends)."""
+    import grpc
+    from google.cloud.discoveryengine_v1.services.data_store_service.transports import (
+        DataStoreServiceGrpcTransport,
+    )
+
+    options = [("grpc.default_authority", host)] if host else []
+    channel = grpc.insecure_channel(emulator.grpc_address, options=options)
+    return de.DataStoreServiceClient(transport=DataStoreServiceGrpcTransport(channel=channel))
+
+
+def test_a_regional_data_store_needs_its_regional_endpoint(emulator: Emulator) -> None:
+    eu = "projects/p/locations/eu/collections/default_collection"
+    regional = _client_dialling(emulator, "eu-discoveryengine.googleapis.com")
+    regional.create_data_store(
+        parent=eu, data_store=de.DataStore(display_name="x"), data_store_id="ds"
+    ).result(timeout=10)
+    assert regional.get_data_store(name=f"{eu}/dataStores/ds").name.endswith("/ds")
+
+    world = _client_dialling(emulator, "discoveryengine.googleapis.com")
+    with pytest.raises(gexc.InvalidArgument) as err:
+        world.get_data_store(name=f"{eu}/dataStores/ds")
+    assert 'can only serve traffic from "global" region, but got "eu" region' in str(err.value)
+    with pytest.raises(gexc.InvalidArgument, match='"eu" region, but got "global"'):
+        regional.list_data_stores(parent=COLLECTION)
+    # A client that dialled the emulator's own address says nothing about the endpoint.
+    assert _client_dialling(emulator, "").get_data_store(name=f"{eu}/dataStores/ds").name

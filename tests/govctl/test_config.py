@@ -27,7 +27,7 @@ def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     cfg = config.load(env={})
     assert (cfg.project, cfg.region, cfg.emulator.port) == ("from-file", "us-central1", 9000)
     assert cfg.state_dir == Path("~/emu").expanduser()
-    assert cfg.source == Path("govctl.toml")
+    assert cfg.source == tmp_path.resolve() / "govctl.toml"
 
     env = {"GOVCTL_PROJECT": "from-env", "GOVCTL_EMULATOR_PORT": "9100"}
     cfg = config.load(env=env)

@@ -65,7 +65,7 @@ def test_config_show_names_each_source(
     assert rows["job.service_account"] == (
         "govreposcrape-sa@govreposcrape.iam.gserviceaccount.com", "default",
     )  # fmt: skip
-    assert data["file"] == "govctl.toml"
+    assert data["file"] == str(tmp_path.resolve() / "govctl.toml")  # the whole path
     assert main(["config", "show"]) == 0
     out = capsys.readouterr().out
     assert "job.memory" in out and "8Gi" in out and "env" in out

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from google.cloud import scheduler_v1
@@ -56,8 +58,10 @@ def test_show_says_what_when_where_and_as_whom(
     assert "last attempt  never" in out
     assert f"target        POST https://run.googleapis.com/v2/{JOB}:run" in out
     assert f"runs as       {SA} (OAuth token, scope https://www.googleapis.com/auth/" in out
-    assert out.count(" UTC (+0000) Etc/UTC  =  ") == 5
-    assert " EST (-0500) local" in out or " EDT (-0400) local" in out
+    # Each in the schedule's zone, and the operator's beside it (it reads differently).
+    day = r"(\d{4}-\d\d-\d\d )?"
+    shown = rf"\n  {day}02:00 UTC \({day}(21:00 EST|22:00 EDT) local\)"
+    assert len(re.findall(shown, out)) == 5, out
 
     assert schedule("show", "--next", "3", "--json") == 0
     data = json.loads(capsys.readouterr().out)
@@ -76,6 +80,39 @@ def test_show_says_what_when_where_and_as_whom(
     }
     # The service computes the next fire time as the emulated Cloud Scheduler does.
     assert runs[0] == stored().schedule_time
+
+
+@pytest.fixture
+def london(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The operator in London (GMT in winter, BST in summer)."""
+    monkeypatch.setenv("TZ", "Europe/London")
+    time.tzset()
+    yield "Europe/London"
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_times_read_in_the_operators_zone_and_the_schedules(
+    deployed: Emulator, london: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The one time format, end to end: a summer fire time of a UTC schedule reads in UTC with
+    London's BST beside it; a winter one in UTC alone (GMT reads the same); status names the
+    zone of the deployment's time."""
+    assert schedule("set", "0 2 1 7 *", "-y") == 0
+    capsys.readouterr()
+    assert schedule("show", "--next", "1") == 0
+    now = datetime.now(UTC)
+    year = now.year if now < datetime(now.year, 7, 1, 2, tzinfo=UTC) else now.year + 1
+    assert f"  {year}-07-01 02:00 UTC ({year}-07-01 03:00 BST local)\n" in capsys.readouterr().out
+    assert schedule("set", "0 2 1 1 *", "-y") == 0
+    capsys.readouterr()
+    assert schedule("show", "--next", "1") == 0
+    assert re.search(r"\n  \d{4}-01-01 02:00 UTC\n", capsys.readouterr().out)
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    here = datetime.now(ZoneInfo("Europe/London")).tzname()
+    assert re.search(rf", deployed (\d{{4}}-\d\d-\d\d )?\d\d:\d\d:\d\d {here}\n", out), out
+    assert "+00:00" not in out and "(+0" not in out
 
 
 def test_fire_times_follow_the_wall_clock_across_dst() -> None:
@@ -114,7 +151,8 @@ def test_set_the_seeds_examples(
     captured = capsys.readouterr()
     assert f"  cron       0 2 * * *  →  {cron}" in captured.out
     assert words in captured.out
-    assert captured.out.count(" Etc/UTC  =  ") == 3  # the next 3 fire times
+    fire = r"\n    (\d{4}-\d\d-\d\d )?\d\d:00 UTC"  # in the schedule's zone (here the operator's)
+    assert len(re.findall(fire, captured.out)) == 3  # the next 3 fire times
     assert f"updated: {cron} (Etc/UTC)" in captured.err
     # The settings still hold the old cron: the operator is told deploy would revert it.
     assert "the next `govctl deploy` puts them back" in captured.err

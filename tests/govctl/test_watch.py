@@ -70,7 +70,8 @@ def test_each_tasks_newest_progress_or_plan_line_drives_the_totals(emulator: Emu
 
 
 def test_the_view_off_a_terminal_tells_changes_once(capsys: pytest.CaptureFixture[str]) -> None:
-    from govctl.render_run import LiveView, clock, offset
+    from govctl.render import when
+    from govctl.render_run import LiveView
 
     execution = Execution("ingest-a", "x", "ingest", "running", None, "", T0, T0, None, 2, 0,
                           0, 0, 2, 0, "")  # fmt: skip
@@ -80,7 +81,7 @@ def test_the_view_off_a_terminal_tells_changes_once(capsys: pytest.CaptureFixtur
         view.update(watch.Snapshot(execution, few, {}, T0))  # nothing new: nothing said
         view.update(watch.Snapshot(execution, [_task(0, "succeeded"), _task(1, "running")]))
     err = capsys.readouterr().err.splitlines()
-    assert err[0] == f"Execution ingest-a started {clock(T0)} ({offset(T0)}), 2 tasks"
+    assert err[0] == f"Execution ingest-a started {when(T0)}, 2 tasks"
     assert [line.split()[:3] for line in err[1:]] == [
         ["task", "0", "running"], ["task", "0", "succeeded"], ["task", "1", "running"]
     ]  # fmt: skip

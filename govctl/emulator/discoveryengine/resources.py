@@ -28,6 +28,47 @@ DOC_RE = re.compile(BRANCH_RE.pattern + r"/documents/([^/]+)")
 SERVING_RE = re.compile(STORE_RE.pattern + r"/servingConfigs/([^/]+)")
 
 
+GLOBAL_HOST = "discoveryengine.googleapis.com"
+_LOCATION_RE = re.compile(r"(?:^|/)locations/([^/]+)(?:/|$)")
+
+
+def endpoint_problem(host: str, location: str) -> str | None:
+    """Why a request for ``location`` may not be served on ``host`` (the authority the client
+    dialled), or None. A data store in ``us`` or ``eu`` is served only by
+    ``{location}-discoveryengine.googleapis.com``; the global endpoint refuses it with the
+    message below (reported verbatim in google/adk-python issues #3167 and #4697). A loopback
+    address says nothing about which endpoint the client meant: not checked."""
+    host = host.removesuffix(":443")
+    if not host.endswith(GLOBAL_HOST):
+        return None
+    serves = "global" if host == GLOBAL_HOST else host.removesuffix("-" + GLOBAL_HOST)
+    if serves == location:
+        return None
+    return (
+        f'Incorrect API endpoint used. The current endpoint can only serve traffic from "{serves}" '
+        f'region, but got "{location}" region from the API request. Please follow '
+        "https://cloud.google.com/generative-ai-app-builder/docs/locations to use the correct "
+        "regional API endpoint."
+    )
+
+
+def authority(context: Any) -> str:
+    """The host a gRPC client dialled (its ``:authority``). grpcio has no public accessor for
+    it; its server call details carry it. "" when unknown (e.g. the REST gateway's calls)."""
+    details = getattr(getattr(context, "_rpc_event", None), "call_details", None)
+    host = getattr(details, "host", b"")
+    return host.decode(errors="replace") if isinstance(host, bytes) else str(host or "")
+
+
+def request_location(request: Any) -> str | None:
+    """The location in a request's resource name (``name``, ``parent`` or ``serving_config``)."""
+    for field in ("name", "parent", "serving_config"):
+        m = _LOCATION_RE.search(str(getattr(request, field, "") or ""))
+        if m:
+            return m.group(1)
+    return None
+
+
 def parse(pattern: re.Pattern[str], name: str, what: str, form: str) -> re.Match[str]:
     """``name`` matched against ``pattern``, or INVALID_ARGUMENT naming the expected ``form``."""
     return matched(pattern, name, f'Invalid {what} {name!r}: expected "{form}".')

@@ -53,12 +53,12 @@ class SearchRpcs(DiscoveryEngineResources):
         results = []
         spec = request.content_search_spec.snippet_spec
         for _, doc_id, body in scored[start : start + size]:
+            stored = docs[doc_id]
             doc = de.Document.pb()()
-            doc.name, doc.id = docs[doc_id].name, doc_id
-            derived: dict[str, Any] = {
-                "link": docs[doc_id].content.uri,
-                "title": docs[doc_id].content.uri.split("/", 3)[-1].removesuffix(".md"),
-            }
+            doc.name, doc.id = stored.name, doc_id
+            if stored.HasField("struct_data"):
+                doc.struct_data.CopyFrom(stored.struct_data)
+            derived: dict[str, Any] = {"link": stored.content.uri, "title": _title(stored)}
             if spec.return_snippet:
                 derived["snippets"] = [
                     {"snippet": text.snippet(body, terms), "snippet_status": "SUCCESS"}
@@ -76,3 +76,12 @@ class SearchRpcs(DiscoveryEngineResources):
             attribution_token=f"emulator-{random.randrange(10**12)}",
             next_page_token=str(end) if end < len(scored) else "",
         )
+
+
+def _title(doc: Any) -> str:
+    """The result's title: the metadata's ``title``, else the object name without its
+    extension (as the console shows a file's name)."""
+    given = doc.struct_data.fields.get("title")
+    if given is not None and given.string_value:
+        return str(given.string_value)
+    return str(doc.content.uri.split("/", 3)[-1].rpartition(".")[0] or doc.id)

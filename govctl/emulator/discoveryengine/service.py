@@ -10,6 +10,8 @@ lifecycle and the state file. See docs/emulator/discoveryengine.md.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from google.cloud import discoveryengine_v1 as de
@@ -18,7 +20,13 @@ from google.rpc import code_pb2
 from govctl.emulator.apis import Bound
 from govctl.emulator.discoveryengine.data_stores import DataStoresRpcs
 from govctl.emulator.discoveryengine.documents import DocumentsRpcs
+from govctl.emulator.discoveryengine.resources import (
+    authority,
+    endpoint_problem,
+    request_location,
+)
 from govctl.emulator.discoveryengine.search import SearchRpcs
+from govctl.emulator.rpc import invalid_argument
 from govctl.emulator.state import from_jsonable, to_jsonable
 
 
@@ -27,7 +35,11 @@ class DiscoveryEngineService(DataStoresRpcs, DocumentsRpcs, SearchRpcs):
 
     # gRPC, lifecycle, persistence -------------------------------------------------------------
     def rpcs(self) -> list[Bound]:
-        return [self.data_stores_rpcs(), self.documents_rpcs(), self.search_rpcs()]
+        tables = [self.data_stores_rpcs(), self.documents_rpcs(), self.search_rpcs()]
+        return [
+            dataclasses.replace(t, handlers={k: _regional(h) for k, h in t.handlers.items()})
+            for t in tables
+        ]
 
     def start(self) -> None:
         # An import cut short by a stop is not resumed: it fails, and a new sync imports again.
@@ -69,3 +81,16 @@ class DiscoveryEngineService(DataStoresRpcs, DocumentsRpcs, SearchRpcs):
                 self._docs[store][doc.id] = doc
                 self._texts[store][doc.id] = body
         self.operations.load(data.get("operations", []))
+
+
+def _regional(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """``handler``, refusing a request whose location the dialled endpoint does not serve."""
+
+    def checked(request: Any, context: Any) -> Any:
+        location = request_location(request)
+        problem = location and endpoint_problem(authority(context), location)
+        if problem:
+            raise invalid_argument(problem)
+        return handler(request, context)
+
+    return checked

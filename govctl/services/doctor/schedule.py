@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from govctl import render_time
 from govctl.gcp.scheduler import ScheduleSpec
 from govctl.services.doctor.access import (
     AGENT_ROLE,
@@ -69,8 +70,7 @@ def scheduler_last_attempt(ctx: Context, facts: Facts) -> Check:
         return Check("last attempt", SKIP, "no scheduler job (see scheduler)")
     if sched.last_status is None:
         return Check("last attempt", OK, "no attempt yet")
-    when = sched.last_attempt_time.astimezone() if sched.last_attempt_time else None
-    stamp = when.strftime("%Y-%m-%d %H:%M %z") if when else "?"
+    stamp = render_time.when(sched.last_attempt_time, seconds=False)
     if sched.last_status == "OK":
         return Check("last attempt", OK, f"{stamp} OK")
     cause, fix, still = _attempt_cause(ctx, sched, facts)
