@@ -16,7 +16,7 @@ from google.cloud import monitoring_v3, run_v2
 from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
-from govctl.services import index as index_service
+from govctl.services import index_sync
 from ingestion.demo import build
 from tests.emulator.run_support import FAST_POLL
 from tests.support.cloud import job_cloud
@@ -49,7 +49,7 @@ def cloud(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]
     # Unmapped images run their own command: a job that sleeps until it is cancelled.
     with job_cloud(tmp_path, monkeypatch, project=PROJECT, region=REGION, settings=settings,
                    run_unmapped_images=True) as emu:  # fmt: skip
-        monkeypatch.setattr(index_service, "POLL_S", 0.1)
+        monkeypatch.setattr(index_sync, "POLL_S", 0.1)
         yield emu
 
 
