@@ -218,10 +218,12 @@ def remove_member(name: str, role: str, member: str, project: str) -> bool | Non
     return removed
 
 
-def count_objects(name: str, project: str) -> int:
-    """How many objects the bucket holds (one listing of names)."""
-    with translate(f"list gs://{name}"):
-        blobs = clients.storage_client(project).list_blobs(name, fields="items(name),nextPageToken")
+def count_objects(name: str, project: str, prefix: str = "") -> int:
+    """How many objects the bucket holds (under ``prefix``): one listing of names."""
+    with translate(f"list gs://{name}/{prefix}"):
+        blobs = clients.storage_client(project).list_blobs(
+            name, prefix=prefix or None, fields="items(name),nextPageToken"
+        )
         return sum(1 for _ in blobs)
 
 
@@ -230,11 +232,10 @@ def count_objects(name: str, project: str) -> int:
 DELETE_WORKERS = 16
 
 
-def delete(name: str, project: str) -> int:
-    """Delete every object of the bucket (each generation, should versioning be on), then the
-    bucket, as `gcloud storage rm --recursive gs://BUCKET` does: Cloud Storage deletes only an
-    empty bucket (409 BucketNotEmpty otherwise). Returns how many objects went; NotFound when
-    the bucket is gone already."""
+def delete_objects(name: str, project: str, prefix: str = "") -> int:
+    """Delete every object of the bucket under ``prefix`` (each generation, should versioning
+    be on), 16 at a time; one gone meanwhile is fine. Returns how many were listed; NotFound
+    when the bucket is gone."""
     import contextlib
     import threading
     from concurrent.futures import ThreadPoolExecutor
@@ -249,16 +250,27 @@ def delete(name: str, project: str) -> int:
         with contextlib.suppress(exceptions.NotFound):  # deleted meanwhile: as wanted
             local.bucket.blob(blob_name, generation=generation).delete()
 
-    with translate(f"delete gs://{name}", denied=ADMIN_FIX):
-        client = clients.storage_client(project)
+    with translate(f"delete gs://{name}/{prefix}", denied=ADMIN_FIX):
         listed = [
             (b.name, b.generation)
-            for b in client.list_blobs(
-                name, versions=True, fields="items(name,generation),nextPageToken"
+            for b in clients.storage_client(project).list_blobs(
+                name,
+                prefix=prefix or None,
+                versions=True,
+                fields="items(name,generation),nextPageToken",
             )
         ]
         with ThreadPoolExecutor(DELETE_WORKERS, thread_name_prefix="rm") as pool:
             for _ in pool.map(lambda item: gone(*item), listed):
                 pass
-        client.bucket(name).delete()
     return len(listed)
+
+
+def delete(name: str, project: str) -> int:
+    """Delete every object of the bucket, then the bucket, as `gcloud storage rm --recursive
+    gs://BUCKET` does: Cloud Storage deletes only an empty bucket (409 BucketNotEmpty
+    otherwise). Returns how many objects went; NotFound when the bucket is gone already."""
+    count = delete_objects(name, project)
+    with translate(f"delete gs://{name}", denied=ADMIN_FIX):
+        clients.storage_client(project).bucket(name).delete()
+    return count

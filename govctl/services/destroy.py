@@ -13,7 +13,8 @@ resource carries labels, labelled ``managed-by: govctl``):
 4. the job's alert policies (labels ``managed-by: govctl``, ``job: [job] name``), then
 5. govctl's e-mail channels that no other policy uses (a channel another job's policy uses
    stays; deleting it would silence that policy);
-6. the search data store (``[index] data_store``);
+6. the search data store (``[index] data_store``), then what `index sync` recorded about it
+   in the bucket (``_index/`` and the summary's ``index`` section), when the bucket stays;
 7. the image: the whole Artifact Registry repository when govctl created it (its label) and
    it holds no other image, else ``[job] image``'s package (every digest and tag);
 8. the grants setup made that would outlive it: the job's service account's object rights on
@@ -53,8 +54,10 @@ from govctl.gcp import (
     secrets,
     services,
 )
+from govctl.gcp import summary as gsummary
 from govctl.gcp.build import staging_bucket
 from govctl.services.build_account import LOG_WRITER, PUSHER, SOURCE_READER
+from govctl.services.index_plan import INDEX_PREFIX
 from govctl.services.plan import Applied, Plan, ResourcePlan, deleted
 
 MANAGED_BY = "govctl"
@@ -80,6 +83,7 @@ class Kind(enum.Enum):
     POLICY = "policy"
     CHANNEL = "channel"
     DATA_STORE = "data store"
+    INDEX_RECORD = "index record"
     IMAGE = "image"
     REPOSITORY = "repository"
     GRANT = "iam"
@@ -316,6 +320,24 @@ def _builds(cfg: Config, scope: Scope) -> Found:
     return found, []
 
 
+def _index_record(cfg: Config) -> list[Deletion]:
+    """What `index sync` keeps in the bucket about the data store: the record of what it holds
+    (``_index/``) and the summary's ``index`` section. With the data store gone they would
+    tell the next sync, into a data store made again, that everything is indexed already."""
+    project = cfg.require_project()
+    path = index.store_path(project, cfg.index.location, cfg.index.data_store)
+    summary = gsummary.read(project, cfg.bucket)
+    about = summary is not None and summary.index.get("data_store") == path
+    objects = buckets.count_objects(cfg.bucket, project, INDEX_PREFIX + "/")
+    if not about and not objects:
+        return []
+    fields: dict[str, object] = {"objects": f"{objects} under gs://{cfg.bucket}/{INDEX_PREFIX}/"}
+    if about:
+        fields["summary"] = f"the index section of gs://{cfg.bucket}/{gsummary.SUMMARY_PATH}"
+    line = _line(Kind.INDEX_RECORD, f"{cfg.index.data_store} ({cfg.index.location})", fields)
+    return [Deletion(Kind.INDEX_RECORD, path, line, count=objects)]
+
+
 def _bucket_grant(cfg: Config) -> Found:
     """The service account's object rights on the bucket that stays (setup granted them)."""
     policy = buckets.get_policy(cfg.bucket, cfg.require_project())
@@ -343,7 +365,7 @@ def _bucket(cfg: Config, scope: Scope) -> Found:
             f"gs://{cfg.bucket} stays, with its digests: `--delete-bucket` deletes it too "
             "(you type its name)"
         )
-        return grants, [*notes, kept]
+        return [*_index_record(cfg), *grants], [*notes, kept]
     count = buckets.count_objects(cfg.bucket, project)
     fields = {"objects": count, "with it": "every object in it, digests and the job's own"}
     line = _line(Kind.BUCKET, f"gs://{cfg.bucket}", fields)
@@ -480,6 +502,20 @@ def _data_store_gone(p: DestroyPlan, d: Deletion) -> str:
     return f"deleting data store {d.line.name}: Google finishes it in the background"
 
 
+def _index_record_gone(p: DestroyPlan, d: Deletion) -> str:
+    """The record of what the data store held: the summary's section about it (only that:
+    the job's own sections stay, and a summary that says nothing of it is not written), then
+    the ``_index/`` objects (a full sync writes them again)."""
+    summary = gsummary.read(p.project, p.bucket)
+    if summary is not None and summary.index.get("data_store") == d.target:
+        gsummary.update_index(
+            p.project, p.bucket, lambda now: {} if now.get("data_store") == d.target else now
+        )
+    count = buckets.delete_objects(p.bucket, p.project, INDEX_PREFIX + "/")
+    where = f"{count} object(s) of gs://{p.bucket}/{INDEX_PREFIX}/"
+    return f"forgot what data store {d.line.name} held (its summary section, {where})"
+
+
 def _bucket_gone(p: DestroyPlan, d: Deletion) -> str:
     count = buckets.delete(d.target, p.project)
     return f"deleted gs://{d.target} and its {count} object(s)"
@@ -519,6 +555,7 @@ DELETE: dict[Kind, Callable[[DestroyPlan, Deletion], str]] = {
     Kind.POLICY: _simple("deleted alert", monitoring.delete_policy),
     Kind.CHANNEL: _channel_gone,
     Kind.DATA_STORE: _data_store_gone,
+    Kind.INDEX_RECORD: _index_record_gone,
     Kind.IMAGE: _simple("deleted", artifacts.delete_package),
     Kind.REPOSITORY: _simple("deleted", artifacts.delete_repository),
     Kind.GRANT: _grant,

@@ -131,17 +131,18 @@ def test_destroy_takes_apart_the_loop_keeps_the_digests_and_a_second_run_writes_
         "- policy govreposcrape: scheduler attempt failed",
         f"- channel {EMAIL}",
         "- data store govreposcrape-search (global)",
+        "- index record govreposcrape-search (global)",
         f"- repository govreposcrape ({REGION}-docker.pkg.dev/{PROJECT})",
         f"- iam {LOG_WRITER} for {BUILD_SA} on project {PROJECT}",
     ]  # the dependency order: nothing is deleted before what uses it
-    assert "0 to add, 0 to change, 9 to delete, 0 unchanged." in out
+    assert "0 to add, 0 to change, 10 to delete, 0 unchanged." in out
     assert f"gs://{BUCKET} stays, with its digests" in out
     assert f"service account(s) {SA}, {BUILD_SA} stay: `--delete-service-account`" in out
     assert "dry run: nothing written" in err
     assert _left()["jobs"] == [JOB_PATH]  # a dry run deletes nothing
 
     data = json.loads(_govctl(capsys, "destroy", "--dry-run", "--json")[1])
-    assert data["summary"] == {"to_add": 0, "to_change": 0, "to_delete": 9, "unchanged": 0}
+    assert data["summary"] == {"to_add": 0, "to_change": 0, "to_delete": 10, "unchanged": 0}
     assert {r["action"] for r in data["resources"]} == {"delete"}
 
     code, out, err = _govctl(capsys, "destroy", "-y")
@@ -164,6 +165,25 @@ def test_destroy_takes_apart_the_loop_keeps_the_digests_and_a_second_run_writes_
     assert "nothing to do" in err and "  - " not in out
     assert _state(cloud) == before  # the second destroy wrote nothing
     assert _govctl(capsys, "destroy", "--dry-run", "--exit-code")[0] == 0
+
+
+def test_a_data_store_made_again_after_destroy_is_filled_by_the_next_sync(
+    cloud: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What `index sync` records in the bucket about the data store goes with it: otherwise
+    # the next sync, into a data store made again, would find "nothing to import".
+    _deployed(capsys, alerts=False)
+    _ok(capsys, "destroy", "-y")
+    assert _digests() and _index_objects() == []
+    _ok(capsys, "setup", "--with-index", "-y")
+    said = _ok(capsys, "index", "sync")
+    assert "2 imported, 0 failed of 2" in said
+    assert "alphagov" in _ok(capsys, "index", "search", "text messages")
+
+
+def _index_objects() -> list[str]:
+    blobs = clients.storage_client(PROJECT).list_blobs(BUCKET, prefix="_index/")
+    return [b.name for b in blobs]
 
 
 def test_the_bucket_goes_only_with_its_name_typed(
