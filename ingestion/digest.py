@@ -75,7 +75,7 @@ from ingestion.settings import DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_TOTAL_SIZE
 from ingestion.tree import Dir, Leaf, printable, pruned, tree_text
 
 # What shapes the digest bytes besides our code and the settings: exact pins, the same in
-# pyproject.toml and ingestion/requirements.lock (tests/ingestion/test_digest.py checks), and
+# pyproject.toml and ingestion/requirements.lock (tests/test_packaging.py checks), and
 # checked against the installed versions at start-up. The fingerprint reads these constants,
 # never the installed versions, so it cannot change without a commit that changes a pin.
 FINGERPRINT_PINS = {"pathspec": "1.1.1"}

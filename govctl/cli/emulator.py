@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from govctl import __version__, config, render
+from govctl import __version__, config, extras, render
 from govctl.emulator import images, process
 from govctl.errors import GovctlError, UsageError
 
@@ -144,6 +144,7 @@ def start(
     image_map = images.image_map(map_image or ())  # validate before anything starts
     build_command = _build_command(build_with)
     process.check_host(cfg.emulator.host, allow_remote)
+    extras.require("emulator", "`govctl emulator start`")
     if not process.is_loopback(cfg.emulator.host):
         render.info(
             f"warning: listening on {cfg.emulator.host}: anyone who reaches ports "

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from govctl import render
+from govctl import extras, render
 from govctl.cli.options import Project, Region, settings, whole
 from govctl.errors import GovctlError, UsageError
 from govctl.services import local
@@ -69,6 +69,7 @@ def run(
             env=os.environ, source=local.source_root(), build_args=build_arg or [],
         )  # fmt: skip
     else:
+        extras.require("job", "`govctl local run --no-container`")
         plan = local.direct(cfg, target, limit, extra)
     for note in plan.notes:
         render.info(note)

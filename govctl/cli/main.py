@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -164,6 +165,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     return invoke(command(), argv)
 
 
+def quiet_python_support_notices() -> None:
+    """Hide google-api-core's notice that this Python nears its end of life.
+
+    Every client library checks at import (google/api_core/_python_version_support.py, from
+    365 days before the Python's end of life, 90 from google-api-core 2.44): a command that
+    imports five clients printed five copies of one FutureWarning before its own output.
+    ``python -W …`` or ``PYTHONWARNINGS`` (any warning option) leaves the notices on.
+    """
+    if not sys.warnoptions:
+        warnings.filterwarnings(
+            "ignore", category=FutureWarning, module=r"google\.api_core\._python_version_support"
+        )
+
+
 def run() -> None:
     """The console-script entry point."""
+    quiet_python_support_notices()
     sys.exit(main())

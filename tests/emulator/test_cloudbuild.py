@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from google.cloud.devtools import cloudbuild_v1 as cb
 from google.longrunning import operations_pb2
 
 from govctl.cli.main import main
+from govctl.emulator.cloudbuild.builder import Builder
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import FAST_POLL, job_spec
@@ -206,16 +208,34 @@ def test_invalid_builds_are_refused(emulator: Emulator) -> None:
         client.get_build(project_id=PROJECT, id="nope")
 
 
-def test_cancel_and_run_operations_still_served(emulator: Emulator) -> None:
+def test_cancel_and_run_operations_still_served(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     stage()
     make_repo()
     make_builder()
+    # The build waits, QUEUED, until it has been cancelled: the cancel always wins the race.
+    cancelled_first = threading.Event()
+    pause = Builder._pause
+
+    def held(self: Builder) -> bool:
+        assert cancelled_first.wait(10)
+        return pause(self)
+
+    monkeypatch.setattr(Builder, "_pause", held)
     client = clients.cloud_build()
     build_id = client.create_build(project_id=PROJECT, build=build_spec()).metadata.build.id
+    (worker,) = [t for t in threading.enumerate() if t.name == f"build-{build_id[:8]}"]
     cancelled = client.cancel_build(project_id=PROJECT, id=build_id)
-    assert cancelled.status in (cb.Build.Status.CANCELLED, cb.Build.Status.SUCCESS)
-    time.sleep(0.3)
-    assert client.get_build(project_id=PROJECT, id=build_id).status == cancelled.status
+    assert cancelled.status == cb.Build.Status.CANCELLED
+    assert "finish_time" in cancelled
+    # Released, the build's own thread goes on and ends: the build stays cancelled.
+    cancelled_first.set()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    after = client.get_build(project_id=PROJECT, id=build_id)
+    assert after.status == cb.Build.Status.CANCELLED
+    assert after.finish_time == cancelled.finish_time
     # Cloud Run's operations share the gRPC service name: they still answer.
     jobs = clients.jobs()
     op = jobs.create_job(

@@ -16,6 +16,7 @@ from govctl.emulator.monitoring.conditions import read_mailbox
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import PARENT, create, job_spec, wait_execution
+from tests.support.cloud import Completions, check_absence
 
 PROJECT = "demo-project"
 REGION = "europe-west2"
@@ -61,12 +62,12 @@ def _policy(*conditions: Cond, channels: list[str], **kw: Any) -> monitoring_v3.
     )
 
 
-def _mail(emu: Emulator, count: int, wait: float = 10.0) -> list[dict[str, Any]]:
+def _mail(emu: Emulator) -> list[dict[str, Any]]:
+    """The mailbox now. Callers first make sure that what they expect has been evaluated:
+    the executions' completions handled (Completions), the absence check run at the clock's
+    time (check_absence), or a scheduler attempt returned (it logs, and Monitoring reads the
+    entry, before RunJob returns)."""
     assert emu.state_dir is not None
-    deadline = time.monotonic() + wait
-    while len(read_mailbox(emu.state_dir)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)
     return read_mailbox(emu.state_dir)
 
 
@@ -76,6 +77,7 @@ def _run(name: str) -> None:
 
 
 def test_a_failed_execution_mails_matching_enabled_policies_only(emulator: Emulator) -> None:
+    completions = Completions(emulator)
     ops, off = _channel(), _channel("off@example.org", enabled=False)
     create(clients.jobs(), "ingest", job_spec("import sys; sys.exit(3)"))
     create(clients.jobs(), "other", job_spec("import sys; sys.exit(3)"))
@@ -88,7 +90,8 @@ def test_a_failed_execution_mails_matching_enabled_policies_only(emulator: Emula
     _run("other")
     _run("ingest")
 
-    (message,) = _mail(emulator, 1)
+    completions.wait(3)
+    (message,) = _mail(emulator)
     assert message["to"] == "ops@example.org"  # the disabled channel gets nothing
     assert message["policy"] == mine.name
     assert message["subject"].startswith("[ALERT - No severity] job failed on cloud_run_job")
@@ -128,17 +131,17 @@ def test_scheduler_error_entries_fire_log_policies_at_most_once_per_period(
         ),
     )
     sched.run_job(name=job.name)
-    (message,) = _mail(emulator, 1)
+    (message,) = _mail(emulator)
     assert message["subject"].startswith(
         "[ALERT - No severity] scheduler failed on cloud_scheduler_job"
     )
     assert "UNAUTHENTICATED" in message["body"]
 
     sched.run_job(name=job.name)  # within the rate limit: no second e-mail
-    assert len(_mail(emulator, 2, wait=0.5)) == 1
+    assert len(_mail(emulator)) == 1
     emulator.cloud.clock.advance(timedelta(minutes=6))
     sched.run_job(name=job.name)
-    assert len(_mail(emulator, 2)) == 2
+    assert len(_mail(emulator)) == 2
 
 
 def test_policies_are_validated_as_monitoring_does(emulator: Emulator) -> None:
@@ -216,6 +219,7 @@ def test_policies_and_channels_outlive_a_restart(
 
 
 def test_an_absence_condition_fires_once_per_gap_after_a_first_point(emulator: Emulator) -> None:
+    completions = Completions(emulator)
     ops = _channel()
     create(clients.jobs(), "ingest", job_spec("print('ok')"))
     succeeded = FAILED_RUNS.format(job="ingest").replace('"failed"', '"succeeded"')
@@ -229,18 +233,29 @@ def test_an_absence_condition_fires_once_per_gap_after_a_first_point(emulator: E
     )
     clock = emulator.cloud.clock
     clock.advance(timedelta(hours=2))  # no point yet: nothing is absent
-    assert _mail(emulator, 1, wait=1.0) == []
+    check_absence(emulator)
+    assert _mail(emulator) == []
 
     _run("ingest")
+    completions.wait(1)  # Monitoring has the point
     clock.advance(timedelta(minutes=59))
-    assert _mail(emulator, 1, wait=1.0) == []
+    check_absence(emulator)
+    assert _mail(emulator) == []
     clock.advance(timedelta(minutes=2))
-    (message,) = _mail(emulator, 1)
+    # The ticker finds the gap by itself.
+    deadline = time.monotonic() + 10
+    while not _mail(emulator):
+        assert time.monotonic() < deadline, "no e-mail for the gap"
+        time.sleep(0.05)
+    (message,) = _mail(emulator)
     assert message["subject"].startswith("[ALERT - No severity] stale on cloud_run_job")
     assert "No data for no success in 1h in 60 minutes" in message["body"]
     clock.advance(timedelta(hours=3))  # the same gap is reported once
-    assert len(_mail(emulator, 2, wait=1.0)) == 1
+    check_absence(emulator)
+    assert len(_mail(emulator)) == 1
 
     _run("ingest")  # a new point, then a new gap
+    completions.wait(2)
     clock.advance(timedelta(minutes=61))
-    assert len(_mail(emulator, 2)) == 2
+    check_absence(emulator)
+    assert len(_mail(emulator)) == 2

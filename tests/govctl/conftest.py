@@ -9,8 +9,7 @@ import pytest
 
 from govctl.emulator.server import Emulator
 from govctl.services import image as images
-from tests.govctl import test_deploy
-from tests.govctl.test_deploy import BUCKET, PROJECT, REGION
+from tests.govctl.test_deploy import BUCKET, IMAGE, PROJECT, REGION
 from tests.support.builds import build_account_for
 
 
@@ -28,9 +27,9 @@ def cloud(
     }.items():
         monkeypatch.setenv(key, value)
     # A real image in the emulator's Artifact Registry (built by its Cloud Build), so that
-    # `--image` resolves; the tests below deploy it by digest.
+    # `--image IMAGE` resolves; the tests deploy it by digest.
     built = images.build_image(
         PROJECT, REGION, allow_dirty=True, account=build_account_for(PROJECT)
     )
-    monkeypatch.setattr(test_deploy, "IMAGE", built.uri)
+    assert built.uri == IMAGE
     yield emulator

@@ -4,7 +4,6 @@ fire when the real ingestion job fails, and the e-mail names the execution."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -17,7 +16,7 @@ from govctl.emulator.monitoring.conditions import read_mailbox
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.govctl.test_run_e2e import BUCKET, JOB, PROJECT, REGION, _create_job, _feed, _repos
-from tests.support.cloud import job_cloud
+from tests.support.cloud import Completions, check_absence, job_cloud
 from tests.support.git import GitServer
 
 EMAIL = "ops@example.org"
@@ -36,13 +35,12 @@ def _govctl(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
-def _mail(emu: Emulator, count: int, wait: float = 10.0) -> list[dict[str, Any]]:
-    """The mailbox once it holds ``count`` messages (delivery follows the execution's end)."""
+def _mail(emu: Emulator) -> list[dict[str, Any]]:
+    """The mailbox now. Callers first make sure that what they expect has been evaluated:
+    the executions' completions handled (Completions), the absence check run at the clock's
+    time (check_absence), or a scheduler attempt returned (it logs, and Monitoring reads the
+    entry, before RunJob returns)."""
     assert emu.state_dir is not None
-    deadline = time.monotonic() + wait
-    while len(read_mailbox(emu.state_dir)) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)  # and nothing more arrives
     return read_mailbox(emu.state_dir)
 
 
@@ -53,6 +51,7 @@ def _policies() -> list[Any]:
 def test_a_failed_run_mails_the_operator_once_and_a_second_set_writes_nothing(
     cloud: Emulator, git_server: GitServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    completions = Completions(cloud)
     code, out, err = _govctl(capsys, "alerts", "set", "--email", EMAIL, "-y")
     assert code == 0, err
     assert f"+ channel   {EMAIL}" in out
@@ -75,7 +74,8 @@ def test_a_failed_run_mails_the_operator_once_and_a_second_set_writes_nothing(
     )
     execution_id = execution.name.rsplit("/", 1)[1]
 
-    (message,) = _mail(cloud, 1)
+    completions.wait(1)
+    (message,) = _mail(cloud)
     assert message["to"] == EMAIL
     assert "govreposcrape: execution failed" in message["subject"]
     assert f"job_name={JOB}" in message["subject"]
@@ -106,12 +106,14 @@ def test_a_failed_run_mails_the_operator_once_and_a_second_set_writes_nothing(
 def test_a_successful_run_mails_nobody(
     cloud: Emulator, git_server: GitServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    completions = Completions(cloud)
     assert _govctl(capsys, "alerts", "set", "--email", EMAIL, "-y")[0] == 0
     _repos(git_server, ["frontend"])
     _create_job(str(_feed(tmp_path / "repos.json", git_server, ["frontend"])), git_server)
     code, _, err = _govctl(capsys, "run")
     assert code == 0, err
-    assert _mail(cloud, 1, wait=1.0) == []
+    completions.wait(1)
+    assert _mail(cloud) == []
 
 
 def test_new_addresses_and_window_change_only_what_differs(
@@ -230,6 +232,7 @@ def test_the_scheduler_and_staleness_policies_fire_on_what_they_watch(
 ) -> None:
     from google.cloud import scheduler_v1
 
+    completions = Completions(cloud)
     assert _govctl(capsys, "alerts", "set", "--email", EMAIL, "-y")[0] == 0
     # The schedule's attempt fails (its service account does not exist): the log-based policy.
     parent = f"projects/{PROJECT}/locations/{REGION}"
@@ -246,7 +249,7 @@ def test_the_scheduler_and_staleness_policies_fire_on_what_they_watch(
         ),
     )
     sched.run_job(name=job.name)
-    (message,) = _mail(cloud, 1)
+    (message,) = _mail(cloud)
     assert "govreposcrape: scheduler attempt failed on cloud_scheduler_job" in message["subject"]
     assert "`govctl logs --scheduler`" in message["body"]
 
@@ -255,8 +258,10 @@ def test_the_scheduler_and_staleness_policies_fire_on_what_they_watch(
     _repos(git_server, ["frontend"])
     _create_job(str(_feed(tmp_path / "repos.json", git_server, ["frontend"])), git_server)
     assert _govctl(capsys, "run")[0] == 0
+    completions.wait(1)  # Monitoring has the point
     cloud.cloud.clock.advance(timedelta(hours=24, minutes=31))
-    first, stale = _mail(cloud, 2)
+    check_absence(cloud)
+    first, stale = _mail(cloud)
     assert first == message
     assert "govreposcrape: no successful execution in 24h30m" in stale["subject"]
     assert "`govctl schedule show`" in stale["body"]

@@ -14,6 +14,7 @@ from google.cloud import iam_admin_v1, run_v2, scheduler_v1
 from govctl.cli.main import main
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
+from govctl.services import image as images
 from tests.emulator.run_support import FAST_POLL
 from tests.support.builds import build_account_for
 
@@ -24,8 +25,18 @@ JOB = f"{PARENT}/jobs/govreposcrape-ingestion"
 SCHEDULE = f"{PARENT}/jobs/govreposcrape-daily-ingest"
 SA = f"govreposcrape-sa@{PROJECT}.iam.gserviceaccount.com"
 BUCKET = "deploy-test-digests"
-DIGEST = "sha256:" + "3f" * 32
-IMAGE = f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion@{DIGEST}"
+DIGEST = "sha256:" + "3f" * 32  # a digest as the plan shows it (the rendering test)
+
+
+def _bundled_image() -> str:
+    """The image the emulator's Cloud Build makes of this checkout's job, named before it is
+    built: its digest is the sha256 of the source bundle (docs/emulator/cloudbuild.md). The
+    ``cloud`` fixture builds it, so that ``--image IMAGE`` resolves."""
+    _, info = images.source_bundle(allow_dirty=True)
+    return f"{REGION}-docker.pkg.dev/{PROJECT}/govreposcrape/ingestion@sha256:{info.sha256}"
+
+
+IMAGE = _bundled_image()
 
 
 def create_prerequisites(service_account: bool = True, bucket: bool = True) -> None:
@@ -379,7 +390,8 @@ def test_the_plan_shows_images_by_short_digest_and_commit(
     from govctl import render
     from govctl.services.plan import UPDATE, Change, Plan, ResourcePlan
 
-    old, new = IMAGE, IMAGE.replace("3f", "9b")
+    old = f"{IMAGE.partition('@')[0]}@{DIGEST}"
+    new = old.replace("3f", "9b")
     change = Change("image", old, new, note="commit 1c2d3e4")
     render.plan(Plan(PROJECT, REGION, (ResourcePlan("run job", "j", UPDATE, (change,)),)))
     out = capsys.readouterr().out

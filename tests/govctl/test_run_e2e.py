@@ -8,10 +8,12 @@ reads the emulator's state or the command's output.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.cloud import run_v2
@@ -379,6 +381,49 @@ class _SilentServer:
         self.httpd.server_close()
 
 
+def _popen_interruptible(argv: list[str], **kwargs: Any) -> subprocess.Popen[str]:
+    """``Popen`` whose child takes SIGINT as from an operator's terminal (KeyboardInterrupt).
+
+    A background job of a non-interactive shell (``make test &``) starts with SIGINT ignored;
+    an ignored signal stays ignored across exec, and Python then never raises
+    KeyboardInterrupt. A caught one is reset to the default, so SIGINT is caught here while the
+    child starts.
+    """
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(argv, **kwargs)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _exit_after_sigint(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """``communicate()``; a process still there after ``timeout`` is aborted (with
+    PYTHONFAULTHANDLER=1 it prints every thread's stack) and the test fails with that."""
+    import signal
+
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return str(out), str(err)
+    except subprocess.TimeoutExpired:
+        masks = "".join(
+            f"{status.parent.name}: "
+            + " ".join(
+                line.replace("\t", "=")
+                for line in status.read_text().splitlines()
+                if line.startswith(("SigBlk", "SigIgn", "SigCgt", "SigPnd", "ShdPnd"))
+            )
+            + "\n"
+            for status in Path(f"/proc/{proc.pid}/task").glob("*/status")
+        )
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=10)
+        raise AssertionError(
+            f"running {timeout} s after SIGINT; signal masks:\n{masks}its threads:\n{err}"
+        ) from None
+
+
 def test_ctrl_c_detaches_and_the_execution_goes_on(
     cloud: Emulator, git_server: GitServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -390,18 +435,18 @@ def test_ctrl_c_detaches_and_the_execution_goes_on(
     silent = _SilentServer().start()
     try:
         _create_job(silent.url, git_server)
-        proc = subprocess.Popen(
+        proc = _popen_interruptible(
             [sys.executable, "-m", "govctl", "run"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=os.environ.copy(),
+            env=os.environ | {"PYTHONFAULTHANDLER": "1"},
         )
         assert proc.stderr is not None
         header = proc.stderr.readline()  # the live view's first line: watching has begun
         assert header.startswith("Execution ingest-")
         proc.send_signal(signal.SIGINT)
-        rest = proc.communicate(timeout=30)[1]
+        rest = _exit_after_sigint(proc, 30)[1]
         (execution,) = _executions()
         name = execution.name.rsplit("/", 1)[1]
 
@@ -658,35 +703,52 @@ def test_help_of_run_executions_and_logs_imports_no_google_library() -> None:
 
 def test_logs_follow_prints_new_entries_and_stops_at_ctrl_c(cloud: Emulator) -> None:
     import os
+    import queue
     import signal
     import subprocess
     import sys
+    import threading
 
     from google.cloud.logging_v2.types import LogEntry as LogEntryType
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "govctl", "logs", "-f"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=os.environ.copy(),
-    )
-    try:
-        time.sleep(1.5)  # started and tailing (nothing to print yet)
+    def write(message: str) -> None:
         clients.logging().write_log_entries(
             log_name=f"projects/{PROJECT}/logs/run.googleapis.com%2Fstdout",
             resource={
                 "type": "cloud_run_job",
                 "labels": {"project_id": PROJECT, "job_name": JOB, "location": REGION},
             },
-            entries=[LogEntryType(json_payload={"message": "written while following"})],
+            entries=[LogEntryType(json_payload={"message": message})],
         )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
+
+    write("written before")
+    proc = _popen_interruptible(
+        [sys.executable, "-m", "govctl", "logs", "-f"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"PYTHONFAULTHANDLER": "1"},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = proc.stdout
+    assert stdout is not None
+
+    def pump() -> None:
+        for text in stdout:
+            lines.put(text)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        # The backlog is read once the tail is open (services/logs.follow): the first line
+        # printed says the stream is live.
+        before = lines.get(timeout=30)
+        write("written while following")
+        line = lines.get(timeout=30)
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        _, err = _exit_after_sigint(proc, 20)
     finally:
         proc.kill()
+    assert "written before" in before
     assert "written while following" in line
     assert proc.returncode == 0 and "Traceback" not in err
 

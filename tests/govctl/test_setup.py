@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from govctl.gcp.services import NEEDED
 from tests.govctl.test_doctor import doctor, failing
+from tests.support.recorder import Recorder
 
 PROJECT = "setup-project"
 REGION = "us-central1"  # fake-gcs-server puts every bucket in US-CENTRAL1
@@ -345,10 +348,12 @@ def test_no_project_is_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_an_open_bucket_is_secured_and_a_far_one_is_said(
     empty: Emulator, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """fake-gcs-server reports no access settings (so the emulator's bucket is "not checked");
-    here the adapter's reading is replaced by what Cloud Storage reports for an old bucket:
-    uniform access off, public access prevention inherited, in another region. The update
-    itself is sent to fake-gcs-server (which accepts and ignores it)."""
+    """fake-gcs-server neither reports a bucket's access settings (so the emulator's bucket is
+    "not checked") nor keeps them when patched. So the adapter's reading is replaced by what
+    Cloud Storage reports for an old bucket (uniform access off, public access prevention
+    inherited, in another region), and the effect is checked on the wire: the request govctl
+    sends, through a recording proxy in front of fake-gcs-server, against Google's reference
+    for buckets.patch (https://cloud.google.com/storage/docs/json_api/v1/buckets/patch)."""
     from govctl.gcp import buckets
 
     assert setup(capsys, "-y")[0] == 0
@@ -362,7 +367,9 @@ def test_an_open_bucket_is_secured_and_a_far_one_is_said(
         return buckets.Bucket(name, "EUROPE-WEST2", False, "inherited", meta)
 
     monkeypatch.setattr(buckets, "get", old_bucket)
-    code, out, err = setup(capsys, "-y")
+    with Recorder(os.environ["STORAGE_EMULATOR_HOST"]) as wire:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", wire.url)
+        code, out, err = setup(capsys, "-y")
     assert code == 0
     assert f"  ~ bucket          gs://{BUCKET}" in out
     assert "      uniform_bucket_level_access  off  →  on" in out
@@ -372,6 +379,17 @@ def test_an_open_bucket_is_secured_and_a_far_one_is_said(
     ) in out
     assert "0 to add, 1 to change, 13 unchanged." in out
     assert f"updated bucket gs://{BUCKET}: uniform bucket-level access on" in err
+    # One PATCH of the bucket, conditional on the metageneration the plan read, that turns
+    # uniform bucket-level access on and enforces public access prevention; no other write.
+    writes = [r for r in wire.requests if r.method != "GET"]
+    assert [(r.method, urllib.parse.urlsplit(r.path).path) for r in writes] == [
+        ("PATCH", f"/storage/v1/b/{BUCKET}")
+    ]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(writes[0].path).query)
+    assert query["ifMetagenerationMatch"] == [str(meta)]
+    sent = json.loads(writes[0].body)["iamConfiguration"]
+    assert sent["uniformBucketLevelAccess"]["enabled"] is True
+    assert sent["publicAccessPrevention"] == "enforced"
 
 
 def test_a_caller_who_may_not_act_as_the_account_is_told_before_deploy(

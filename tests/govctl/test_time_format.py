@@ -107,6 +107,9 @@ ALLOWED = {
     ("govctl/services/schedule.py", '"time": s.last_attempt_time.isoformat()'),  # --json
     ("govctl/services/logs.py", 'isoformat(timespec="microseconds")'),  # a Logging filter
     ("govctl/cli/cost.py", '"day": d.day.isoformat()'),  # --json
+    # The name of an index manifest object, and the watermark stored in the summary (RFC 3339).
+    ("govctl/services/index_sync.py", 'datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")'),
+    ("govctl/services/index_sync.py", 'isoformat(timespec="microseconds")'),
     # A DST gap's wall-clock time does not exist in the zone, so no zone can name it.
     ("govctl/services/schedule.py", 'f"{first.at:%Y-%m-%d %H:%M} in {zone} is'),
 }

@@ -388,24 +388,6 @@ def test_fingerprint_depends_on_pinned_inputs_only(monkeypatch: pytest.MonkeyPat
         digest_module.check_pins()
 
 
-def test_fingerprint_pins_are_the_pins_of_pyproject_and_the_lock() -> None:
-    import tomllib
-
-    import ingestion.digest as digest_module
-
-    root = Path(digest_module.__file__).parents[1]
-    declared = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
-    locked = {
-        line.split("==")[0]: line.split("==")[1].split()[0]  # "gitingest==0.3.1 \\" (hashes follow)
-        for line in (root / "ingestion" / "requirements.lock").read_text().splitlines()
-        if "==" in line and not line.startswith("#")
-    }
-    for package, pinned in digest_module.FINGERPRINT_PINS.items():
-        assert f"{package}=={pinned}" in declared, package
-        assert locked[package] == pinned, package
-    digest_module.check_pins()  # and the installed ones (this environment's)
-
-
 def test_written_digest_is_the_same_digest(tmp_path: Path, rich: Path) -> None:
     text = digest(rich).text.encode()
     written = write_digest(rich / ".git", DigestSettings(), label=LABEL, out=tmp_path / "d.md")

@@ -117,21 +117,6 @@ def test_untracked_files_count_only_when_bundled(tmp_path: Path) -> None:
         image.source_bundle(root)
 
 
-def test_without_git_the_package_version_is_the_tag(tmp_path: Path) -> None:
-    root = tmp_path / "site-packages"
-    for rel, content in TREE.items():
-        if rel.startswith("ingestion/"):
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            (root / rel).write_text(content if isinstance(content, str) else "")
-    _, info = image.source_bundle(root)
-    assert info.commit is None
-    from importlib.metadata import version
-
-    assert info.tag == "v" + version("govctl")
-    # no .dockerignore: the whole package (minus caches) is the context
-    assert "ingestion/scratch.txt" in names(image.source_bundle(root)[0])
-
-
 def test_missing_dockerfile_is_an_error(tmp_path: Path) -> None:
     files = {k: v for k, v in TREE.items() if k != "ingestion/Dockerfile"}
     with pytest.raises(GovctlError, match="no ingestion/Dockerfile"):

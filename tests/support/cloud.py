@@ -3,9 +3,11 @@ environment only, and fast polling."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +52,35 @@ def job_cloud(
         monkeypatch.setattr(watch, "LOG_POLL_S", 0.5)
         monkeypatch.setattr(logs_service, "FOLLOW_CHECK_S", 0.3)
         yield emu
+
+
+class Completions:
+    """Counts the Cloud Run executions whose completion the emulator's listeners have handled.
+
+    The emulator tells Cloud Monitoring of a completed execution on the execution's own thread,
+    after the execution already reads as completed. ``Cloud.publish`` calls listeners in the
+    order they subscribed, so this one (subscribed after the emulator started) runs after
+    Monitoring's: once it has seen N completions, every e-mail they cause is in the mailbox,
+    and nothing more will come of them. Create it before the executions run.
+    """
+
+    def __init__(self, emu: Emulator) -> None:
+        self._seen = 0
+        self._cond = threading.Condition()
+        emu.cloud.subscribe("run.execution_completed", self._completed)
+
+    def _completed(self, event: dict[str, Any]) -> None:
+        with self._cond:
+            self._seen += 1
+            self._cond.notify_all()
+
+    def wait(self, count: int, timeout: float = 15.0) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._seen >= count, timeout):
+                raise AssertionError(f"{self._seen} of {count} completions handled in {timeout} s")
+
+
+def check_absence(emu: Emulator) -> None:
+    """Run Monitoring's absence check now, at the emulator clock's time (its ticker runs the
+    same check every 0.5 s): what it would send for this time is then in the mailbox."""
+    emu.cloud.service("monitoring").check_absence()
