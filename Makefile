@@ -6,7 +6,7 @@ LOWEST ?= .venv-lowest
 # job (tests/image needs podman and tests/perf are benchmarks: neither checks an API).
 LOWEST_TESTS ?= tests/govctl tests/emulator tests/services tests/ingestion tests/test_end_to_end.py
 
-.PHONY: install demo test lint test-lowest
+.PHONY: install demo test lint test-lowest test-live
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -42,3 +42,10 @@ test-lowest: install $(LOWEST)/constraints.txt
 test: install lint
 	$(VENV)/bin/pytest -q
 	$(MAKE) test-lowest
+
+# The live acceptance suite against a real project (docs/live-tests.md): Application Default
+# Credentials, names with a random suffix, everything destroyed at the end.
+REGION ?= us-central1
+test-live: install
+	@test -n "$(PROJECT)" || { echo "usage: make test-live PROJECT=PROJECT_ID [REGION=us-central1]" >&2; exit 2; }
+	GOVCTL_LIVE_PROJECT=$(PROJECT) GOVCTL_LIVE_REGION=$(REGION) $(VENV)/bin/pytest -q -rs tests/live -k "not emulator"

@@ -4,8 +4,8 @@ No Google account and no network: the sample repositories of ``ingestion/sample`
 created as local git repositories, ``govctl emulator`` is started in the background on free
 ports, and then the commands an operator types are run one by one, each shown as
 ``$ govctl …`` with its real output: setup, deploy, alerts, run, logs, executions,
-schedule, cost, status, doctor and the search index. The emulator is stopped at the end,
-whatever happened.
+schedule, cost, status, doctor and the search index, then ``destroy``. The emulator is
+stopped at the end, whatever happened.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ STEPS: list[tuple[list[str], int]] = [
     (["index", "sync"], 0),
     (["index", "status"], 0),
     (["index", "search", "text messages"], 0),
+    # and take it apart: the digests stay, a second destroy finds nothing to do
+    (["destroy", "-y"], 0),
+    (["destroy", "--dry-run", "--exit-code"], 0),
 ]
 GONE = {"owner": "demo-org", "name": "demo-retired-service", "pushedAt": "2024-01-01T00:00:00Z"}
 

@@ -219,6 +219,13 @@ def plan(p: Plan) -> None:
         f"{p.count(UNCHANGED)} unchanged.")  # fmt: skip
 
 
+def ask(question: str) -> str:
+    """A line the operator types on the terminal (the question on stderr)."""
+    import typer
+
+    return str(typer.prompt(question, default="", show_default=False, err=True))
+
+
 def confirm(question: str) -> bool:
     """Ask on the terminal (stderr); no is the default."""
     import typer

@@ -260,6 +260,14 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
         _("in the foreground on a free port, with its own state directory",
           "govctl emulator start --port 0 --state-dir /tmp/emulator"),
     ),
+    "destroy": (
+        _("see what would be deleted, in order; delete nothing",
+          "govctl destroy --dry-run"),
+        _("delete what govctl made, without asking; the bucket and the accounts stay",
+          "govctl destroy -y"),
+        _("the bucket and its digests too, its name typed out (a script has no terminal)",
+          "govctl destroy -y --delete-bucket --confirm-bucket govreposcrape-summaries"),
+    ),
     "emulator env": (
         _("point this shell at the running emulator",
           'eval "$(govctl emulator env)"'),

@@ -44,6 +44,7 @@ GROUPS: dict[str, str] = {
     "alerts": "govctl.cli.alerts:app",
     "index": "govctl.cli.index:app",
     "cost": "govctl.cli.cost:app",
+    "destroy": "govctl.cli.destroy:app",
     "local": "govctl.cli.local:app",
     "emulator": "govctl.cli.emulator:app",
 }

@@ -7,9 +7,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from govctl.errors import CloudError, NotFound, UsageError
 from govctl.gcp import clients, operations
@@ -47,6 +47,12 @@ class ImageRef:
     def repository_name(self) -> str:
         return f"projects/{self.project}/locations/{self.location}/repositories/{self.repository}"
 
+    @property
+    def package_name(self) -> str:
+        """The image's package: every digest and tag of it (a ``/`` in the image written
+        ``%2F``, as ``Package.name`` says)."""
+        return f"{self.repository_name}/packages/{quote(self.image, safe='')}"
+
     def __str__(self) -> str:
         if self.digest:
             return f"{self.path}@{self.digest}"
@@ -61,6 +67,16 @@ class Repository:
     format: str  # DOCKER, MAVEN, ...
     registry_uri: str  # LOCATION-docker.pkg.dev/P/R
     create_time: datetime | None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Image:
+    """One digest of an image in a repository, with its tags."""
+
+    image: str  # the image name in the repository ("ingestion")
+    digest: str  # sha256:…
+    tags: tuple[str, ...]
 
 
 def parse_image(uri: str) -> ImageRef:
@@ -139,6 +155,33 @@ def create_repository(
         return _repository(operations.result(op))
 
 
+def list_images(project: str, location: str, repository: str) -> list[Image]:
+    """Every digest in the repository (ListDockerImages), whatever its image name."""
+    name = f"projects/{project}/locations/{location}/repositories/{repository}"
+    found = []
+    with translate(f"listing the images of {name}", denied=READER_FIX):
+        for docker in clients.artifact_registry().list_docker_images(parent=name):
+            # …/dockerImages/IMAGE@sha256:DIGEST, the image name URL-encoded
+            image, _, digest = docker.name.rpartition("/dockerImages/")[2].rpartition("@")
+            found.append(Image(unquote(image), digest, tuple(docker.tags)))
+    return found
+
+
+def delete_package(package_name: str) -> None:
+    """Delete one image: its every digest and tag (DeletePackage: "Deletes a package and all
+    of its versions and tags"), as `gcloud artifacts docker images delete PATH --delete-tags`
+    does; wait for it. NotFound when it is gone already."""
+    with translate(f"deleting image {unquote(package_name.rsplit('/', 1)[-1])}", denied=ADMIN_FIX):
+        operations.result(clients.artifact_registry().delete_package(name=package_name))
+
+
+def delete_repository(name: str) -> None:
+    """Delete a repository "and all of its contents" (DeleteRepository), as `gcloud artifacts
+    repositories delete` does; wait for it. NotFound when it is gone already."""
+    with translate(f"deleting Artifact Registry repository {name}", denied=ADMIN_FIX):
+        operations.result(clients.artifact_registry().delete_repository(name=name))
+
+
 @dataclass(frozen=True)
 class RepositoryPolicy:
     policy: Policy
@@ -188,6 +231,23 @@ def grant_on_repository(ref: ImageRef, role: str, member: str, etag: bytes | Non
     return True
 
 
+def revoke_on_repository(name: str, role: str, member: str) -> bool:
+    """Remove ``member``'s ``role`` (or it, its account deleted since) on repository ``name``,
+    read-modify-write with the etag just read (a change in between is ABORTED, never
+    overwritten); False when it held none. NotFound when the repository is gone."""
+    from govctl.gcp.iam import remove
+
+    client = clients.artifact_registry()
+    what = f"remove {role} from {member} on repository {name}"
+    denied = "removing it needs roles/artifactregistry.repoAdmin on the repository"
+    with translate(what, denied=denied):
+        pb = client.get_iam_policy(request={"resource": name})
+        if not remove(pb, role, member):
+            return False
+        client.set_iam_policy(request={"resource": name, "policy": pb})
+    return True
+
+
 def resolve_digest(ref: ImageRef) -> str:
     """The ``sha256:…`` digest ``ref`` names (its tag, ``latest`` without one, or its digest
     when it exists). NotFound with the fix when the image, tag or repository is missing."""
@@ -231,4 +291,5 @@ def _repository(repo: object) -> Repository:
         format=ar.Repository.Format(repo.format_).name,
         registry_uri=repo.registry_uri or f"{location}-docker.pkg.dev/{project}/{repository}",
         create_time=created if isinstance(created, datetime) else None,
+        labels=dict(repo.labels),
     )

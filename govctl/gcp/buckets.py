@@ -173,3 +173,104 @@ def add_member(name: str, role: str, member: str, etag: str | None, project: str
         except exceptions.PreconditionFailed:
             raise changed from None
     return True
+
+
+def remove_member(name: str, role: str, member: str, project: str) -> bool | None:
+    """Take ``member`` (or it, deleted since) out of ``role`` on this bucket, read-modify-write
+    with the etag just read (a change in between is refused, never overwritten). False when
+    it held no such grant; None when the server has no bucket IAM (fake-gcs-server)."""
+    from google.api_core import exceptions
+
+    from govctl.gcp.iam import is_member
+
+    bucket = clients.storage_client(project).bucket(name)
+    with translate(
+        f"remove {role} from {member} on gs://{name}",
+        denied=f"removing it needs storage.buckets.setIamPolicy (roles/storage.admin) on "
+        f"gs://{name}",
+    ):
+        try:
+            pol = bucket.get_iam_policy(requested_policy_version=3)
+        except exceptions.NotFound:
+            if bucket.exists():
+                return None
+            raise
+        removed = False
+        for binding in list(pol.bindings):
+            if binding["role"] != role or binding.get("condition"):
+                continue
+            kept = {m for m in binding["members"] if not is_member(m, member)}
+            if len(kept) == len(binding["members"]):
+                continue
+            removed = True
+            if kept:
+                binding["members"] = kept
+            else:  # Cloud Storage refuses a binding without members
+                pol.bindings.remove(binding)
+        if removed:
+            try:
+                bucket.set_iam_policy(pol)
+            except exceptions.PreconditionFailed:
+                raise CloudError(
+                    f"the IAM policy of gs://{name} changed while govctl removed a grant",
+                    fix="rerun `govctl destroy` to see the new state",
+                ) from None
+    return removed
+
+
+def count_objects(name: str, project: str, prefix: str = "") -> int:
+    """How many objects the bucket holds (under ``prefix``): one listing of names."""
+    with translate(f"list gs://{name}/{prefix}"):
+        blobs = clients.storage_client(project).list_blobs(
+            name, prefix=prefix or None, fields="items(name),nextPageToken"
+        )
+        return sum(1 for _ in blobs)
+
+
+# Objects are deleted one request each (fake-gcs-server cannot answer a batch, and JSON API
+# batches hold 100 calls at most), this many at once.
+DELETE_WORKERS = 16
+
+
+def delete_objects(name: str, project: str, prefix: str = "") -> int:
+    """Delete every object of the bucket under ``prefix`` (each generation, should versioning
+    be on), 16 at a time; one gone meanwhile is fine. Returns how many were listed; NotFound
+    when the bucket is gone."""
+    import contextlib
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from google.api_core import exceptions
+
+    local = threading.local()
+
+    def gone(blob_name: str, generation: int | None) -> None:
+        if not hasattr(local, "bucket"):  # a client per thread: requests sessions are not shared
+            local.bucket = clients.storage_client(project).bucket(name)
+        with contextlib.suppress(exceptions.NotFound):  # deleted meanwhile: as wanted
+            local.bucket.blob(blob_name, generation=generation).delete()
+
+    with translate(f"delete gs://{name}/{prefix}", denied=ADMIN_FIX):
+        listed = [
+            (b.name, b.generation)
+            for b in clients.storage_client(project).list_blobs(
+                name,
+                prefix=prefix or None,
+                versions=True,
+                fields="items(name,generation),nextPageToken",
+            )
+        ]
+        with ThreadPoolExecutor(DELETE_WORKERS, thread_name_prefix="rm") as pool:
+            for _ in pool.map(lambda item: gone(*item), listed):
+                pass
+    return len(listed)
+
+
+def delete(name: str, project: str) -> int:
+    """Delete every object of the bucket, then the bucket, as `gcloud storage rm --recursive
+    gs://BUCKET` does: Cloud Storage deletes only an empty bucket (409 BucketNotEmpty
+    otherwise). Returns how many objects went; NotFound when the bucket is gone already."""
+    count = delete_objects(name, project)
+    with translate(f"delete gs://{name}", denied=ADMIN_FIX):
+        clients.storage_client(project).bucket(name).delete()
+    return count

@@ -92,6 +92,11 @@ class Policy:
     def holds(self, member: str, role: str) -> bool:
         return _norm(member) in {_norm(m) for m in self.bindings.get(role, frozenset())}
 
+    def names(self, member: str, role: str) -> bool:
+        """Whether an unconditional binding of ``role`` lists ``member``, or that member
+        deleted since (see :func:`is_member`)."""
+        return any(is_member(m, member) for m in self.bindings.get(role, frozenset()))
+
     def roles_of(self, member: str) -> set[str]:
         return {r for r in self.bindings if self.holds(member, r)}
 
@@ -104,11 +109,23 @@ class ServiceAccount:
     email: str
     name: str
     disabled: bool
+    display_name: str = ""
 
 
 def _norm(member: str) -> str:
     kind, sep, rest = member.partition(":")
     return f"{kind}:{rest.lower()}" if sep else member
+
+
+def is_member(listed: str, member: str) -> bool:
+    """Whether ``listed`` (a member as a policy lists it) is ``member``. A service account
+    deleted since it was granted is listed as ``deleted:serviceAccount:EMAIL?uid=ID``
+    (googleapis ``google/iam/v1/policy.proto``, ``Binding.members``): that is it too, so a
+    grant can be removed after its account is gone."""
+    if _norm(listed) == _norm(member):
+        return True
+    gone, sep, rest = listed.partition("deleted:")
+    return bool(sep) and not gone and _norm(rest.split("?uid=", 1)[0]) == _norm(member)
 
 
 def policy_of(pb: Any) -> Policy:
@@ -195,7 +212,9 @@ def service_account(project: str, email: str) -> ServiceAccount | None:
             )
     except NotFound:
         return None
-    return ServiceAccount(email=sa.email, name=sa.name, disabled=bool(sa.disabled))
+    return ServiceAccount(
+        email=sa.email, name=sa.name, disabled=bool(sa.disabled), display_name=sa.display_name
+    )
 
 
 def _add(policy: Any, role: str, member: str) -> bool:
@@ -218,6 +237,48 @@ def grant_on_project(project: str, role: str, member: str) -> bool:
             return False
         rm.set_iam_policy(request={"resource": f"projects/{project}", "policy": policy})
     return True
+
+
+def remove(policy: Any, role: str, member: str) -> bool:
+    """Take ``member`` (or it, deleted since) out of the unconditional binding of ``role`` in
+    a protobuf ``google.iam.v1.Policy``; a binding left with no member is dropped (Resource
+    Manager drops those itself, terraform-provider-google #4439). False when not there."""
+    removed = False
+    for b in list(policy.bindings):
+        if b.role != role or (b.HasField("condition") and b.condition.expression):
+            continue
+        kept = [m for m in b.members if not is_member(m, member)]
+        if len(kept) == len(b.members):
+            continue
+        removed = True
+        del b.members[:]
+        b.members.extend(kept)
+        if not kept:
+            policy.bindings.remove(b)
+    return removed
+
+
+def revoke_on_project(project: str, role: str, member: str) -> bool:
+    """Remove ``member``'s ``role`` on the project, read-modify-write with the etag just read
+    (a change made in between is ABORTED, never overwritten); False when it had none."""
+    rm = clients.projects()
+    resource = f"projects/{project}"
+    with translate(f"remove {role} from {member} on project {project}"):
+        policy = rm.get_iam_policy(resource=resource)
+        if not remove(policy, role, member):
+            return False
+        rm.set_iam_policy(request={"resource": resource, "policy": policy})
+    return True
+
+
+def delete_service_account(project: str, email: str) -> None:
+    """Delete the service account (`gcloud iam service-accounts delete`). IAM keeps it 30 days
+    before removing it for good (projects.serviceAccounts/delete); NotFound when it is gone."""
+    with translate(
+        f"delete service account {email}",
+        denied="deleting service accounts needs roles/iam.serviceAccountAdmin on the project",
+    ):
+        clients.iam().delete_service_account(name=f"projects/{project}/serviceAccounts/{email}")
 
 
 def create_service_account(
@@ -248,4 +309,6 @@ def create_service_account(
             if found is None:  # deleted again in between: say so rather than loop
                 raise
             return found
-    return ServiceAccount(email=sa.email, name=sa.name, disabled=bool(sa.disabled))
+    return ServiceAccount(
+        email=sa.email, name=sa.name, disabled=bool(sa.disabled), display_name=sa.display_name
+    )

@@ -143,6 +143,31 @@ def create_data_store(path: str, display_name: str) -> DataStore:
         return _data_store(operations.result(op))
 
 
+# Google: "Deletion is an asynchronous process that can take days. You can't reuse a data store
+# ID until the original data store is completely deleted" (cloud.google.com/generative-ai-app-
+# builder/docs/delete-a-data-store). Waited for this long, then left to finish on its own.
+DELETE_WAIT_S = 120.0
+
+
+def delete_data_store(path: str) -> bool:
+    """Start deleting the data store and its documents; True when the operation finished
+    within :data:`DELETE_WAIT_S`, False when Google goes on with it. NotFound when it is gone
+    already (DeleteDataStoreRequest: "If the DataStore to delete does not exist, a NOT_FOUND
+    error is returned")."""
+    from concurrent.futures import TimeoutError as Pending
+
+    with translate(
+        f"delete data store {store_id(path)}",
+        denied="deleting a data store needs roles/discoveryengine.admin",
+    ):
+        op = clients.data_stores().delete_data_store(name=path)
+        try:
+            operations.result(op, timeout=DELETE_WAIT_S)
+        except Pending:
+            return False
+    return True
+
+
 def count_documents(path: str) -> int:
     """The documents in the data store's branch (ListDocuments, 1,000 a page)."""
     from google.cloud import discoveryengine_v1 as de

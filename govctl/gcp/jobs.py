@@ -200,6 +200,13 @@ def update_job(name: str, spec: JobSpec, etag: str) -> JobSpec:
         raise
 
 
+def delete_job(name: str) -> None:
+    """Delete the job, its executions and its IAM policy with it (`gcloud run jobs delete`),
+    and wait for the operation; NotFound when it is gone already."""
+    with translate(f"delete Cloud Run job {job_id(name)}"):
+        operations.result(clients.jobs().delete_job(name=name))
+
+
 # IAM -------------------------------------------------------------------------------------
 
 

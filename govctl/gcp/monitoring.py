@@ -218,10 +218,19 @@ def update_channel(spec: Channel) -> Channel:
     return _channel(made)
 
 
-def delete_channel(name: str) -> None:
-    """Delete a channel, and its mention in any policy (``force``)."""
+def delete_channel(name: str, *, force: bool = True) -> None:
+    """Delete a channel, and with ``force`` its mention in any policy. Without ``force`` a
+    channel a policy still uses is refused (DeleteNotificationChannelRequest.force: "If false,
+    this operation will fail if the notification channel is referenced by existing alerting
+    policies"): FAILED_PRECONDITION. NotFound when it is gone already."""
     with translate(f"delete notification channel {name}"):
-        clients.notification_channels().delete_notification_channel(name=name, force=True)
+        clients.notification_channels().delete_notification_channel(name=name, force=force)
+
+
+def delete_policy(name: str) -> None:
+    """Delete an alert policy (`gcloud monitoring policies delete`); NotFound when gone."""
+    with translate(f"delete alert policy {name}"):
+        clients.alert_policies().delete_alert_policy(name=name)
 
 
 def create_policy(project: str, spec: Policy) -> Policy:

@@ -162,10 +162,16 @@ def cleanup_policies(project: str, location: str, repository: str) -> Repository
 
 
 def set_cleanup_policies(
-    project: str, location: str, repository: str, policies: Mapping[str, CleanupPolicy]
+    project: str,
+    location: str,
+    repository: str,
+    policies: Mapping[str, CleanupPolicy],
+    *,
+    dry_run_off: bool = True,
 ) -> None:
-    """Set the repository's cleanup policies to ``policies`` (a whole map, others' included)
-    and turn the dry run off, so they delete."""
+    """Set the repository's cleanup policies to ``policies`` (a whole map, others' included:
+    the mask replaces the map, AIP-134) and, with ``dry_run_off``, turn the dry run off so
+    they delete."""
     from google.cloud import artifactregistry_v1 as ar
     from google.protobuf import field_mask_pb2
 
@@ -173,7 +179,8 @@ def set_cleanup_policies(
     repo = ar.Repository(name=name, cleanup_policy_dry_run=False)
     for key, policy in policies.items():
         repo.cleanup_policies[key] = _to_api(policy)
-    mask = field_mask_pb2.FieldMask(paths=["cleanup_policies", "cleanup_policy_dry_run"])
+    paths = ["cleanup_policies", *(["cleanup_policy_dry_run"] if dry_run_off else [])]
+    mask = field_mask_pb2.FieldMask(paths=paths)
     with translate(f"set the cleanup policies of {name}", denied=ADMIN_FIX):
         clients.artifact_registry().update_repository(
             repository=repo, update_mask=mask, timeout=TIMEOUT_S

@@ -194,3 +194,10 @@ def run(name: str) -> ScheduleSpec:
     """Fire the job now (its target is called as on a scheduled attempt)."""
     with translate(f"run scheduler job {name}"):
         return _spec(clients.scheduler().run_job(name=name))
+
+
+def delete(name: str) -> None:
+    """Delete the scheduler job (`gcloud scheduler jobs delete`); NotFound when it is gone
+    already (DeleteJob's NOT_FOUND)."""
+    with translate(f"delete scheduler job {schedule_id(name)}"):
+        clients.scheduler().delete_job(name=name)

@@ -176,3 +176,43 @@ def grant_access(project: str, secret_id: str, member: str) -> bool:
     with translate(what, denied=DENIED_FIX):
         client.set_iam_policy(request={"resource": name, "policy": policy})
     return True
+
+
+def granted_on_secret(project: str, secret_id: str, member: str) -> bool:
+    """Whether the secret's own policy grants ``member`` (or it, deleted since) read access
+    (:data:`ACCESSOR`, the role setup and `secrets set` grant); project grants not counted."""
+    from govctl.gcp.iam import is_member
+
+    name = secret_path(project, secret_id)
+    with translate(f"get the IAM policy of secret {name}", denied=DENIED_FIX):
+        policy = clients.secret_manager().get_iam_policy(request={"resource": name})
+    return any(
+        is_member(m, member)
+        for b in policy.bindings
+        if b.role == ACCESSOR and not b.HasField("condition")
+        for m in b.members
+    )
+
+
+def revoke_access(project: str, secret_id: str, member: str) -> bool:
+    """Remove ``member``'s :data:`ACCESSOR` grant on the secret, read-modify-write with the
+    etag just read (a change in between is ABORTED, never overwritten); False when it had
+    none."""
+    from govctl.gcp.iam import remove
+
+    client = clients.secret_manager()
+    name = secret_path(project, secret_id)
+    with translate(f"remove {ACCESSOR} from {member} on secret {name}", denied=DENIED_FIX):
+        policy = client.get_iam_policy(request={"resource": name})
+        if not remove(policy, ACCESSOR, member):
+            return False
+        client.set_iam_policy(request={"resource": name, "policy": policy})
+    return True
+
+
+def delete(project: str, secret_id: str) -> None:
+    """Delete the secret with every version and value (`gcloud secrets delete`); NotFound when
+    it is gone already."""
+    name = secret_path(project, secret_id)
+    with translate(f"delete secret {name}", denied=DENIED_FIX):
+        clients.secret_manager().delete_secret(name=name)

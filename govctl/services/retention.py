@@ -124,6 +124,48 @@ def apply_policies(ref: ImageRef) -> None:
     retention.set_cleanup_policies(ref.project, ref.location, ref.repository, merged)
 
 
+# -- what destroy removes, when the bucket or the repository stays ---------------------------
+
+
+def ours_in_bucket(project: str, bucket: str) -> bool:
+    """Whether the bucket carries setup's rule exactly (an operator's own rule on ``_runs/``,
+    another age say, is theirs: setup left it alone and so does destroy)."""
+    found = retention.bucket_rules(project, bucket)
+    return found is not None and RUNS_RULE in found.rules
+
+
+def remove_rule(project: str, bucket: str) -> bool:
+    """Take setup's rule off the bucket, its other rules kept; False when it was not there."""
+    found = retention.bucket_rules(project, bucket)
+    if found is None or RUNS_RULE not in found.rules:
+        return False
+    rest = tuple(r for r in found.rules if r != RUNS_RULE)
+    retention.set_bucket_rules(project, bucket, rest, found.metageneration)
+    return True
+
+
+def ours_in_repository(ref: ImageRef) -> list[str]:
+    """The ids of govctl's cleanup policies for the image's package on its repository."""
+    found = retention.cleanup_policies(ref.project, ref.location, ref.repository)
+    if found is None:
+        return []
+    return sorted(set(found.policies) & set(desired_policies(ref.image)))
+
+
+def remove_policies(ref: ImageRef) -> list[str]:
+    """Take govctl's cleanup policies off the repository, others (and the dry run) as they
+    are; the ids removed."""
+    found = retention.cleanup_policies(ref.project, ref.location, ref.repository)
+    if found is None:
+        return []
+    ours = set(desired_policies(ref.image))
+    rest = {k: v for k, v in found.policies.items() if k not in ours}
+    retention.set_cleanup_policies(
+        ref.project, ref.location, ref.repository, rest, dry_run_off=False
+    )
+    return sorted(set(found.policies) & ours)
+
+
 def mark_deployed(ref: ImageRef, job_name: str) -> bool:
     """Move the job's ``deployed-JOB`` tag to the image it now runs (by digest), so the keep
     policy holds it whatever the most recent versions are."""

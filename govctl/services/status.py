@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from govctl.config import Config
 from govctl import threads
+from govctl.config import Config
 from govctl.errors import GovctlError, NotFound, Unreachable
 from govctl.gcp import executions, jobs, scheduler, usage
 from govctl.gcp.jobs import JobSpec as JobSpec

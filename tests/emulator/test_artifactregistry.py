@@ -114,6 +114,40 @@ def test_repositories_and_images_survive_a_restart(
         assert [b.role for b in ar_policy(client).bindings] == ["roles/artifactregistry.reader"]
 
 
+def test_delete_package_takes_every_digest_and_tag_of_one_image(emulator: Emulator) -> None:
+    """DeletePackage: "Deletes a package and all of its versions and tags" (googleapis,
+    google/devtools/artifactregistry/v1/service.proto); another image of the repository stays,
+    and a package already gone is NOT_FOUND."""
+    client = clients.artifact_registry()
+    registry = emulator.service("artifactregistry")
+    create_repo(client)
+    registry.record_image(IMAGE, D1, ["v1"])
+    registry.record_image(IMAGE, D2, ["v2", "latest"])
+    registry.record_image(f"{IMAGE}-other", D1, ["keep"])
+    package = f"{REPO}/packages/ingestion"
+    got = client.get_package(name=package)
+    assert (got.name, got.display_name) == (package, "ingestion")
+    assert got.create_time <= got.update_time
+    client.delete_package(name=package).result(timeout=5)
+    assert [i.uri for i in client.list_docker_images(parent=REPO)] == [f"{IMAGE}-other@{D1}"]
+    for call in (client.get_package, client.delete_package):
+        with pytest.raises(exceptions.NotFound):
+            call(name=package)
+    with pytest.raises(exceptions.NotFound):
+        client.get_tag(name=f"{package}/tags/latest")
+    assert client.get_repository(name=REPO).name == REPO
+
+
+def test_a_slash_in_an_image_name_is_escaped_in_its_package_name(emulator: Emulator) -> None:
+    client = clients.artifact_registry()
+    create_repo(client)
+    emulator.service("artifactregistry").record_image(f"{IMAGE}/job", D1, ["v1"])
+    package = f"{REPO}/packages/ingestion%2Fjob"
+    assert client.get_package(name=package).display_name == "ingestion/job"
+    client.delete_package(name=package).result(timeout=5)
+    assert list(client.list_docker_images(parent=REPO)) == []
+
+
 WRITER = "roles/artifactregistry.writer"
 BUILDER = f"serviceAccount:builder@{PROJECT}.iam.gserviceaccount.com"
 

@@ -207,11 +207,15 @@ def test_an_empty_project_fails_and_names_every_missing_piece(
         "`deploy --build cloud` cannot build"
     )
     assert checks["build account"]["fix"].startswith("govctl setup")
-    assert "govreposcrape-ingestion not found" in fails["job"]
+    # Neither the job nor its scheduler: said once, plainly (as after `govctl destroy`).
+    assert (
+        "nothing is deployed in us-central1: no Cloud Run job govreposcrape-ingestion, no "
+        "scheduler job govreposcrape-daily-ingest" in fails["job"]
+    )
     assert "govreposcrape-daily-ingest not found" in fails["scheduler"]
     assert f"gs://{BUCKET} does not exist" in fails["bucket"]
     assert checks["credentials"]["evidence"].startswith("user:emulator@example.com")
-    assert checks["job"]["fix"] == "govctl deploy"
+    assert checks["job"]["fix"] == "govctl setup, then govctl deploy"
     # What cannot be judged yet says so rather than passing.
     assert checks["job access"]["status"] == "skip"
     assert checks["bucket access"]["status"] == "skip"

@@ -38,11 +38,17 @@ def job_cloud(
     region: str,
     bucket: str | None = None,
     settings: Mapping[str, str] | None = None,
+    run_unmapped_images: bool = False,
 ) -> Iterator[Emulator]:
     """An emulator whose ``*/govreposcrape/ingestion*`` images run ``python -m ingestion``,
     with ``bucket`` created, no govctl.toml or gcloud configuration of the developer's, and
-    ``GOVCTL_*`` ``settings``; Cloud Run is watched every 0.2 s, Cloud Logging every 0.5 s."""
-    with Emulator(state_dir=tmp_path / "state", image_map=default_image_map()) as emu:
+    ``GOVCTL_*`` ``settings``; Cloud Run is watched every 0.2 s, Cloud Logging every 0.5 s.
+    ``run_unmapped_images``: a job of another image runs its container's own command."""
+    with Emulator(
+        state_dir=tmp_path / "state",
+        image_map=default_image_map(),
+        run_unmapped_images=run_unmapped_images,
+    ) as emu:
         for key, value in emu.env().items():
             monkeypatch.setenv(key, value)
         enable_apis(project)  # what `govctl setup` enables

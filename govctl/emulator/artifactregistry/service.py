@@ -313,6 +313,22 @@ class ArtifactRegistryService(Service):
             raise not_found(f"Requested entity was not found: package {package_name}.")
         return package_name, images
 
+    def get_package(self, request: ar.GetPackageRequest, context: Any) -> Any:
+        """A Docker package is an image name; it exists while it has an image (a digest)."""
+        with self.lock:
+            package_name, images = self._package_images(request.name)
+            return _package(package_name, images)
+
+    def delete_package(self, request: ar.DeletePackageRequest, context: Any) -> Any:
+        """Deletes a package and all of its versions and tags (service.proto, DeletePackage);
+        `gcloud artifacts docker images delete PATH --delete-tags` without a digest."""
+        with self.lock:
+            package_name, images = self._package_images(request.name)
+            for image in images:
+                self._images.discard(image.name)
+            self.changed()
+        return _done(package_name.rsplit("/repositories/", 1)[0], empty_pb2.Empty())
+
     @staticmethod
     def _tag(package_name: str, tag: str, image: Any) -> ar.Tag:
         digest = image.name.rsplit("@", 1)[1]
@@ -424,6 +440,8 @@ class ArtifactRegistryService(Service):
                     "CreateTag": self.create_tag,
                     "UpdateTag": self.update_tag,
                     "DeleteTag": self.delete_tag,
+                    "GetPackage": self.get_package,
+                    "DeletePackage": self.delete_package,
                     **self.policies.handlers(),
                 }
             )
@@ -441,6 +459,16 @@ class ArtifactRegistryService(Service):
         self._repos.load(data.get("repositories", []))
         self._images.load(data.get("images", []))
         self.policies.load(data.get("policies", {}))
+
+
+def _package(package_name: str, images: list[Any]) -> ar.Package:
+    """The package of ``images`` (one image name): created with its first image, updated with
+    its last."""
+    package = ar.Package(name=package_name, display_name=unquote(package_name.rsplit("/", 1)[1]))
+    pb = ar.Package.pb(package)
+    pb.create_time.CopyFrom(min((i.upload_time for i in images), key=lambda t: t.ToNanoseconds()))
+    pb.update_time.CopyFrom(max((i.update_time for i in images), key=lambda t: t.ToNanoseconds()))
+    return package
 
 
 def _done(parent: str, response: Any) -> Any:

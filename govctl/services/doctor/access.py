@@ -150,9 +150,26 @@ def bucket_write(ctx: Context, facts: Facts) -> Check:
     return Check("bucket access", FAIL, f"{member} may not write objects in gs://{bucket}", fix)
 
 
+def _no_scheduler(facts: Facts) -> bool:
+    """Whether the scheduler job is known to be missing (a read that failed says nothing)."""
+    try:
+        return facts.get("scheduler") is None
+    except GovctlError:
+        return False
+
+
 def job(ctx: Context, facts: Facts) -> Check:
     job = facts.get("job")
     name = ctx.cfg.job.name
+    if job is None and _no_scheduler(facts):
+        # What `govctl destroy` leaves, or a project before its first deploy.
+        return Check(
+            "job",
+            FAIL,
+            f"nothing is deployed in {ctx.cfg.region}: no Cloud Run job {name}, no scheduler "
+            f"job {ctx.cfg.schedule.name}",
+            "govctl setup, then govctl deploy",
+        )
     if job is None:
         return Check(
             "job", FAIL, f"Cloud Run job {name} not found in {ctx.cfg.region}", "govctl deploy"
