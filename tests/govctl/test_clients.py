@@ -15,6 +15,7 @@ from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from govctl.services import watch
 from tests.emulator.run_support import FAST_POLL
+from tests.support.cloud import enable_apis
 
 PROJECT = "demo-project"
 REGION = "europe-west2"
@@ -35,6 +36,7 @@ def sleepy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator
         monkeypatch.setenv("GOVCTL_PROJECT", PROJECT)
         monkeypatch.setenv("GOVCTL_REGION", REGION)
         monkeypatch.setenv("GOVCTL_JOB_NAME", "sleepy")
+        enable_apis(PROJECT)  # what `govctl setup` enables
         template = run_v2.TaskTemplate(containers=[run_v2.Container(image=IMAGE)], max_retries=0)
         job = run_v2.Job(template=run_v2.ExecutionTemplate(task_count=1, template=template))
         parent = f"projects/{PROJECT}/locations/{REGION}"

@@ -12,6 +12,7 @@ from govctl.gcp import clients
 from govctl.gcp.artifacts import parse_image
 from govctl.services import retention
 from govctl.services.plan import CREATE, UNCHANGED, UPDATE
+from tests.support.cloud import enable_apis
 
 PROJECT = "demo-project"
 BUCKET = "demo-digests"
@@ -21,6 +22,7 @@ REF = parse_image(IMAGE)
 
 
 def make_repo() -> None:
+    enable_apis(PROJECT, ["artifactregistry.googleapis.com"])  # off in a new project
     clients.artifact_registry().create_repository(
         parent=f"projects/{PROJECT}/locations/{REGION}",
         repository_id="govreposcrape",
