@@ -42,17 +42,6 @@ _UNSUPPORTED_FIELDS = {
     "apphub",
     "apphubDestination",
 }
-_SNAKE = {
-    "logName": "log_name",
-    "insertId": "insert_id",
-    "textPayload": "text_payload",
-    "trace": "trace",
-    "spanId": "span_id",
-    "timestamp": "timestamp",
-    "receiveTimestamp": "receive_timestamp",
-}
-_STRING_FIELDS = {"logName", "insertId", "textPayload", "trace", "spanId"}
-_TIME_FIELDS = {"timestamp", "receiveTimestamp"}
 
 Entry = Any  # a raw google.logging.v2.LogEntry protobuf
 Predicate = Callable[[Entry], bool]
@@ -171,33 +160,46 @@ _ORDER: dict[str, Callable[[Any, Any], bool]] = {
 
 def _leaf(kind: str, name: str, op: str, lit: Literal) -> Callable[[Any], bool]:
     """A test of one present field value against one literal."""
-    text = lit.text
     if op == ":":
-        needle = text.lower()
-        if kind == "severity":
-            return lambda v: needle in SEVERITY_NAMES.get(v, str(v)).lower()
-        if kind == "time":
-            raise FilterError(f"operator ':' is not supported on {name}; use =, <, <=, >, >=")
-        return lambda v: _has(v, needle)
+        return _has_test(kind, name, lit.text)
     if op in ("=~", "!~"):
-        pattern = _regex(text)
-        positive = op == "=~"
-        if kind == "time":
-            raise FilterError(f"operator {op!r} is not supported on {name}")
-        if kind == "map":
-            raise FilterError(f"operator {op!r} needs a field, not the map {name}")
+        return _regex_test(kind, name, op, lit.text)
+    return _ordered_test(kind, name, op, lit)
 
-        def search(v: Any) -> bool:
-            if kind == "severity":
-                v = SEVERITY_NAMES.get(v, str(v))
-            if isinstance(v, list):
-                return any(search(x) for x in v)
-            if isinstance(v, dict) or v is None:
-                return False
-            return (pattern.search(_as_text(v)) is not None) == positive
 
-        return search
+def _has_test(kind: str, name: str, text: str) -> Callable[[Any], bool]:
+    needle = text.lower()
+    if kind == "severity":
+        return lambda v: needle in SEVERITY_NAMES.get(v, str(v)).lower()
+    if kind == "time":
+        raise FilterError(f"operator ':' is not supported on {name}; use =, <, <=, >, >=")
+    return lambda v: _has(v, needle)
+
+
+def _regex_test(kind: str, name: str, op: str, text: str) -> Callable[[Any], bool]:
+    pattern = _regex(text)
+    positive = op == "=~"
+    if kind == "time":
+        raise FilterError(f"operator {op!r} is not supported on {name}")
+    if kind == "map":
+        raise FilterError(f"operator {op!r} needs a field, not the map {name}")
+
+    def search(v: Any) -> bool:
+        if kind == "severity":
+            v = SEVERITY_NAMES.get(v, str(v))
+        if isinstance(v, list):
+            return any(search(x) for x in v)
+        if isinstance(v, dict) or v is None:
+            return False
+        return (pattern.search(_as_text(v)) is not None) == positive
+
+    return search
+
+
+def _ordered_test(kind: str, name: str, op: str, lit: Literal) -> Callable[[Any], bool]:
+    """=, !=, <, <=, >, >=: the field's kind decides how the literal is read."""
     compare = _ORDER[op]
+    text = lit.text
     if kind == "map":
         raise FilterError(f"operator {op!r} needs a field, not the map {name}; use ':'")
     if kind == "severity":
@@ -208,16 +210,25 @@ def _leaf(kind: str, name: str, op: str, lit: Literal) -> Callable[[Any], bool]:
         return lambda v: compare(v, ns)
     if kind == "string":
         return lambda v: compare(v, text)
-    # jsonPayload: the stored value decides how the literal is read.
+    return _dynamic_test(op, lit)
+
+
+def _dynamic_test(op: str, lit: Literal) -> Callable[[Any], bool]:
+    """An ordered comparison inside jsonPayload: the stored value decides how the literal is
+    read (number, boolean, NULL_VALUE or string)."""
+    compare = _ORDER[op]
+    text = lit.text
     as_number = _number(text)
     as_bool = {"true": True, "false": False}.get(text.lower()) if not lit.quoted else None
     is_null = text == "NULL_VALUE" and not lit.quoted
+    # A null matches "= NULL_VALUE" and "!= anything else"; no ordering applies to it.
+    null_result = is_null if op == "=" else (not is_null if op == "!=" else False)
 
     def dynamic(v: Any) -> bool:
         if isinstance(v, list):
             return any(dynamic(x) for x in v)
         if v is None:
-            return is_null if op == "=" else (not is_null if op == "!=" else False)
+            return null_result
         if isinstance(v, bool):
             if as_bool is None or op not in ("=", "!="):
                 return False
@@ -280,7 +291,69 @@ def _time_getter(attr: str) -> Callable[[Entry], Any]:
     return get
 
 
-def _resolve(path: list[str]) -> tuple[str, Callable[[Entry], Any]]:
+# A field's kind ("severity", "time", "string", "map" or "json") and its getter.
+Field = tuple[str, Callable[[Entry], Any]]
+
+
+def _string_getter(attr: str) -> Callable[[Entry], Any]:
+    return lambda e: getattr(e, attr) or _MISSING
+
+
+# The top-level fields without subfields: their kind and getter.
+_SCALARS: dict[str, Field] = {
+    "severity": ("severity", lambda e: e.severity),
+    "timestamp": ("time", _time_getter("timestamp")),
+    "receiveTimestamp": ("time", _time_getter("receive_timestamp")),
+    "logName": ("string", _string_getter("log_name")),
+    "insertId": ("string", _string_getter("insert_id")),
+    "textPayload": ("string", _string_getter("text_payload")),
+    "trace": ("string", _string_getter("trace")),
+    "spanId": ("string", _string_getter("span_id")),
+}
+
+
+def _labels_field(rest: list[str]) -> Field | None:
+    if not rest:
+        return "map", lambda e: dict(e.labels) or _MISSING
+    if len(rest) == 1:
+        key = rest[0]
+        return "string", lambda e: e.labels.get(key) or _MISSING
+    return None
+
+
+def _resource_field(rest: list[str]) -> Field | None:
+    if not rest:
+        return (
+            "map",
+            lambda e: (
+                {"type": e.resource.type, "labels": dict(e.resource.labels)}
+                if e.HasField("resource")
+                else _MISSING
+            ),
+        )
+    if rest == ["type"]:
+        return "string", lambda e: e.resource.type or _MISSING
+    if rest == ["labels"]:
+        return "map", lambda e: dict(e.resource.labels) or _MISSING
+    if len(rest) == 2 and rest[0] == "labels":
+        key = rest[1]
+        return "string", lambda e: e.resource.labels.get(key) or _MISSING
+    return None
+
+
+def _json_field(rest: list[str]) -> Field | None:
+    return ("json" if rest else "map"), _json_getter(rest)
+
+
+# The top-level fields with subfields: the field (or None) a path below them names.
+_NESTED: dict[str, Callable[[list[str]], Field | None]] = {
+    "labels": _labels_field,
+    "resource": _resource_field,
+    "jsonPayload": _json_field,
+}
+
+
+def _resolve(path: list[str]) -> Field:
     """The kind of a field path and a getter of its value in a ``LogEntry`` (or ``_MISSING``).
 
     proto3 cannot tell an empty string or map from an absent one: both count as absent.
@@ -288,40 +361,14 @@ def _resolve(path: list[str]) -> tuple[str, Callable[[Entry], Any]]:
     """
     name = ".".join(path)
     top, rest = path[0], path[1:]
-    if top == "severity" and not rest:
-        return "severity", lambda e: e.severity
-    if top in _TIME_FIELDS and not rest:
-        return "time", _time_getter(_SNAKE[top])
-    if top in _STRING_FIELDS and not rest:
-        attr = _SNAKE[top]
-        return "string", lambda e: getattr(e, attr) or _MISSING
-    if top == "labels" and not rest:
-        return "map", lambda e: dict(e.labels) or _MISSING
-    if top == "labels" and len(rest) == 1:
-        key = rest[0]
-        return "string", lambda e: e.labels.get(key) or _MISSING
-    if top == "resource":
-        if not rest:
-            return (
-                "map",
-                lambda e: (
-                    {"type": e.resource.type, "labels": dict(e.resource.labels)}
-                    if e.HasField("resource")
-                    else _MISSING
-                ),
-            )
-        if rest == ["type"]:
-            return "string", lambda e: e.resource.type or _MISSING
-        if rest == ["labels"]:
-            return "map", lambda e: dict(e.resource.labels) or _MISSING
-        if len(rest) == 2 and rest[0] == "labels":
-            key = rest[1]
-            return "string", lambda e: e.resource.labels.get(key) or _MISSING
-    if top == "jsonPayload":
-        return ("json" if rest else "map"), _json_getter(rest)
+    found = _SCALARS.get(top) if not rest else None
+    if found is None and top in _NESTED:
+        found = _NESTED[top](rest)
+    if found is not None:
+        return found
     if top in _UNSUPPORTED_FIELDS:
         raise FilterError(f"field {name!r}: {top} is not supported by the emulator")
-    if top in {"severity", "resource", "labels", *_TIME_FIELDS, *_STRING_FIELDS}:
+    if top in _SCALARS or top in _NESTED:
         raise FilterError(f"field {name!r} does not exist in LogEntry")
     camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), top)
     hint = f" (did you mean {camel}?)" if camel != top else ""

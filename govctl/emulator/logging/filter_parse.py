@@ -74,85 +74,93 @@ def _read_word(text: str, i: int) -> tuple[str, int]:
     return text[i:j], j
 
 
+def _word_segments(text: str, i: int, after: bool) -> tuple[list[tuple[str, bool]], int, bool]:
+    """The unquoted segments of the word at ``text[i]``, the index after it, and whether the
+    path continues with a quoted segment (``a."b c"``). ``after``: segments came before it."""
+    word, j = _read_word(text, i)
+    if not word:
+        raise FilterError(f"unexpected character {text[i]!r} at position {i}")
+    # A word may contain dots: split it, keeping a trailing dot as "continues".
+    parts = word.split(".")
+    cont = word.endswith(".") and j < len(text) and text[j] == '"'
+    if cont:
+        parts = parts[:-1]
+    if after and parts and parts[0] == "":
+        parts = parts[1:]
+    return [(p, False) for p in parts], j, cont
+
+
+def _read_path(text: str, i: int) -> tuple[list[tuple[str, bool]], int]:
+    """A path or value: words and quoted strings joined by dots, with no spaces between.
+
+    Returns its segments (each with whether it was quoted) and the index after it.
+    """
+    segments: list[tuple[str, bool]] = []
+    while True:
+        if text[i : i + 1] == '"':
+            value, i = _read_string(text, i)
+            segments.append((value, True))
+        else:
+            parts, i, cont = _word_segments(text, i, bool(segments))
+            segments.extend(parts)
+            if cont:
+                continue
+        nxt = text[i + 1] if i + 1 < len(text) else " "
+        if text[i : i + 1] == "." and (nxt == '"' or nxt not in _WORD_STOP | {"."}):
+            i += 1  # a quoted segment followed by more path: "a b".c
+            continue
+        return segments, i
+
+
+def _symbol(text: str, i: int, prev: str) -> tuple[_Tok, int] | None:
+    """The parenthesis, operator or '-' (NOT) at ``text[i]`` and the index after it, or None
+    where a path, value or keyword starts. ``prev``: the kind of the token before."""
+    c = text[i]
+    if c in "()":
+        return _Tok(c, i), i + 1
+    op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
+    if op is not None:
+        return _Tok("op", i, op), i + len(op)
+    if c in "'~!":
+        raise FilterError(f"unexpected character {c!r} at position {i}")
+    if c == "-" and prev != "op":
+        if text.startswith("--", i):
+            raise FilterError(f"comments ('--') are not supported (position {i})")
+        if i + 1 < len(text) and not text[i + 1].isspace():
+            return _Tok("not", i, "-"), i + 1
+    return None
+
+
+def _term(text: str, start: int) -> tuple[_Tok, int]:
+    """The keyword, function name or path/value at ``text[start]`` and the index after it."""
+    segments, end = _read_path(text, start)
+    if len(segments) == 1 and not segments[0][1]:
+        word = segments[0][0]
+        if word in _KEYWORDS:
+            return _Tok(word.lower(), start, word), end
+        if word.lower() in {"and", "or", "not"}:
+            raise FilterError(
+                f"{word!r} at position {start}: boolean operators must be upper case "
+                f"({word.upper()}); the emulator does not treat them as search terms"
+            )
+        if text[end : end + 1] == "(":
+            return _Tok("func", start, word), end
+    return _Tok("text", start, text[start:end], segments), end
+
+
 def _tokens(text: str) -> Iterator[_Tok]:
     i = 0
-    prev = ""
+    prev = ""  # the kind of the token before: a '-' after an operator is a negative value
     while True:
         while i < len(text) and text[i].isspace():
             i += 1
         if i >= len(text):
             yield _Tok("end", i)
             return
-        c = text[i]
-        if c in "()":
-            yield _Tok(c, i)
-            prev, i = c, i + 1
-            continue
-        op = next((o for o in _OPERATORS if text.startswith(o, i)), None)
-        if op is not None:
-            yield _Tok("op", i, op)
-            prev, i = "op", i + len(op)
-            continue
-        if c in "'~!":
-            raise FilterError(f"unexpected character {c!r} at position {i}")
-        if c == "-" and prev != "op":
-            if text.startswith("--", i):
-                raise FilterError(f"comments ('--') are not supported (position {i})")
-            if i + 1 < len(text) and not text[i + 1].isspace():
-                yield _Tok("not", i, "-")
-                prev, i = "not", i + 1
-                continue
-        start = i
-        segments: list[tuple[str, bool]] = []
-        raw_parts: list[str] = []
-        # A path or value: words and quoted strings joined by dots, with no spaces between.
-        while True:
-            if i < len(text) and text[i] == '"':
-                value, j = _read_string(text, i)
-                segments.append((value, True))
-            else:
-                word, j = _read_word(text, i)
-                if not word:
-                    raise FilterError(f"unexpected character {text[i]!r} at position {i}")
-                # A word may contain dots: split it, keeping a trailing dot as "continues".
-                parts = word.split(".")
-                cont = word.endswith(".") and j < len(text) and text[j] == '"'
-                if cont:
-                    parts = parts[:-1]
-                if segments and parts and parts[0] == "":
-                    parts = parts[1:]
-                segments.extend((p, False) for p in parts)
-                if cont:
-                    raw_parts.append(text[i:j])
-                    i = j
-                    continue
-            raw_parts.append(text[i:j])
-            i = j
-            nxt = text[i + 1] if i + 1 < len(text) else " "
-            if text[i : i + 1] == "." and (nxt == '"' or nxt not in _WORD_STOP | {"."}):
-                i += 1  # a quoted segment followed by more path: "a b".c
-                continue
-            break
-        raw = text[start:i]
-        if len(segments) == 1 and not segments[0][1] and segments[0][0] in _KEYWORDS:
-            yield _Tok(segments[0][0].lower(), start, segments[0][0])
-            prev = segments[0][0].lower()
-            continue
-        if (
-            len(segments) == 1
-            and not segments[0][1]
-            and segments[0][0].lower() in {"and", "or", "not"}
-        ):
-            raise FilterError(
-                f"{segments[0][0]!r} at position {start}: boolean operators must be upper case "
-                f"({segments[0][0].upper()}); the emulator does not treat them as search terms"
-            )
-        if i < len(text) and text[i] == "(" and len(segments) == 1 and not segments[0][1]:
-            yield _Tok("func", start, segments[0][0])
-            prev = "func"
-            continue
-        yield _Tok("text", start, raw, segments)
-        prev = "text"
+        found = _symbol(text, i, prev)
+        tok, i = found if found is not None else _term(text, i)
+        yield tok
+        prev = tok.kind
 
 
 # --- parser ----------------------------------------------------------------------------------
