@@ -21,6 +21,17 @@ def _no_settings_from_above(
     monkeypatch.setenv("GOVCTL_CEILING_DIRECTORIES", str(tmp_path_factory.getbasetemp()))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_clients() -> Iterator[None]:
+    """Each test starts with no shared Google client, as each govctl command does: an emulator
+    started again on a port an earlier test used must not meet that test's channels."""
+    from govctl.gcp import clients
+
+    clients.forget()
+    yield
+    clients.forget()
+
+
 @pytest.fixture
 def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Emulator]:
     """A fresh emulator with its state in ``tmp_path``; clients from govctl.gcp.clients reach it.
