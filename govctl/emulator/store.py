@@ -180,7 +180,7 @@ class Store(Generic[M, W]):
 def is_set(msg: PbMessage, name: str) -> bool:
     """Whether a field of a raw message is populated (presence, or a non-default value)."""
     field = msg.DESCRIPTOR.fields_by_name[name]
-    if field.message_type is not None and field.label != field.LABEL_REPEATED:
+    if field.message_type is not None and not field.is_repeated:
         return bool(msg.HasField(name))
     return bool(getattr(msg, name))
 

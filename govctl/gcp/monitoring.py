@@ -228,7 +228,8 @@ def delete_channel(name: str, *, force: bool = True) -> None:
 
 
 def delete_policy(name: str) -> None:
-    """Delete an alert policy (`gcloud monitoring policies delete`); NotFound when gone."""
+    """Delete an alert policy (`gcloud alpha monitoring policies delete`: there is no GA
+    command); NotFound when gone."""
     with translate(f"delete alert policy {name}"):
         clients.alert_policies().delete_alert_policy(name=name)
 

@@ -368,3 +368,41 @@ def test_troubleshooting_lines(
     assert json.loads(policy.stdout)["bindings"] == [
         {"members": [f"serviceAccount:{SA}"], "role": "roles/run.invoker"}
     ]
+
+
+# The policy file of cloud.google.com/artifact-registry/docs/repositories/cleanup-policy, as it
+# is written there: gcloud sends its enum values as they stand ("Delete", "tagged"), and
+# Google's front end takes them (docs/emulator.md, "REST").
+DOCUMENTED_POLICIES = [
+    {"name": "delete-prerelease", "action": {"type": "Delete"},
+     "condition": {"tagState": "tagged", "tagPrefixes": ["alpha", "v0"], "olderThan": "30d"}},
+    {"name": "keep-minimum-versions", "action": {"type": "Keep"},
+     "mostRecentVersions": {"packageNamePrefixes": ["webapp", "mobile", "sandbox"],
+                            "keepCount": 5}},
+]  # fmt: skip
+
+
+def test_cleanup_policy_lines_are_what_govctl_reads(cloud: Emulator, tmp_path: Path) -> None:
+    from govctl.gcp import retention
+
+    gcloud(cloud, "services", "enable", "artifactregistry.googleapis.com")
+    gcloud(cloud, "artifacts", "repositories", "create", "team", "--repository-format=docker",
+           "--location", REGION)  # fmt: skip
+    policy_file = tmp_path / "policies.json"
+    policy_file.write_text(json.dumps(DOCUMENTED_POLICIES))
+    gcloud(cloud, "artifacts", "repositories", "set-cleanup-policies", "team",
+           f"--policy={policy_file}", "--no-dry-run", "--location", REGION)  # fmt: skip
+    found = retention.cleanup_policies(PROJECT, REGION, "team")
+    assert found is not None and not found.dry_run
+    assert found.policies["delete-prerelease"] == retention.CleanupPolicy(
+        "delete-prerelease", "DELETE", tag_state="TAGGED", tag_prefixes=("alpha", "v0"),
+        older_than_s=30 * 86400,
+    )  # fmt: skip
+    assert found.policies["keep-minimum-versions"].keep_count == 5
+
+    # gcloud's delete sends the whole repository back without an update mask (AIP-134: the
+    # populated fields), so the map it sends replaces the one stored.
+    gcloud(cloud, "artifacts", "repositories", "delete-cleanup-policies", "team",
+           "--policynames=delete-prerelease", "--location", REGION)  # fmt: skip
+    found = retention.cleanup_policies(PROJECT, REGION, "team")
+    assert found is not None and list(found.policies) == ["keep-minimum-versions"]

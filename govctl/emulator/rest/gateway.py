@@ -242,7 +242,7 @@ class Gateway:
             if problem:
                 raise bad_request(problem)
             try:
-                json_format.ParseDict(data, pb)
+                json_format.ParseDict(transcode.upper_enums(data, pb.DESCRIPTOR), pb)
             except json_format.ParseError as err:
                 raise bad_request(f"Invalid JSON payload received. {err}") from None
         context = RestContext()

@@ -8,8 +8,9 @@
   are well-known types written as a string (Duration ``"3.5s"``, Timestamp, FieldMask
   ``"a,b"``, wrappers).
 - JSON is the proto3 JSON mapping (https://protobuf.dev/programming-guides/json/):
-  lowerCamelCase names, enum names, int64 as strings, Duration/Timestamp/FieldMask strings —
-  ``google.protobuf.json_format`` both ways; unknown names are refused, as Google does.
+  lowerCamelCase names, enum names (read case-insensitively, as Google does), int64 as
+  strings, Duration/Timestamp/FieldMask strings — ``google.protobuf.json_format`` both ways;
+  unknown names are refused, as Google does.
 - ``response_body`` answers with that field of the response only.
 """
 
@@ -165,6 +166,55 @@ def unknown_name(value: Any, desc: descriptor.Descriptor, where: str = "") -> st
     return None
 
 
+def _enum_name(enum: descriptor.EnumDescriptor, value: Any) -> Any:
+    if isinstance(value, str) and value not in enum.values_by_name:
+        upper = value.upper()
+        if upper in enum.values_by_name:
+            return upper
+    return value
+
+
+def _upper_values(item: Any, fd: descriptor.FieldDescriptor) -> Any:
+    """``item`` (a field's JSON value) with its enum names upper-cased where that names one."""
+    if fd.type == _FD.TYPE_MESSAGE and fd.message_type.GetOptions().map_entry:
+        value_fd = fd.message_type.fields_by_name["value"]
+        if isinstance(item, dict):
+            return {k: _upper_values(v, value_fd) for k, v in item.items()}
+        return item
+    if fd.is_repeated and isinstance(item, list):
+        return [_upper_one(sub, fd) for sub in item]
+    return _upper_one(item, fd)
+
+
+def _upper_one(item: Any, fd: descriptor.FieldDescriptor) -> Any:
+    if fd.type == _FD.TYPE_ENUM:
+        return _enum_name(fd.enum_type, item)
+    if fd.type == _FD.TYPE_MESSAGE:
+        return upper_enums(item, fd.message_type)
+    return item
+
+
+def upper_enums(value: Any, desc: descriptor.Descriptor) -> Any:
+    """``value`` with every enum name that is not one, but is once upper-cased, upper-cased.
+
+    Google's HTTP front end reads an enum name case-insensitively: gcloud 528 sends a cleanup
+    policy file's values as written (``"action": "Delete"``, ``"tagState": "any"``, as
+    cloud.google.com/artifact-registry/docs/repositories/cleanup-policy writes them) and
+    Google accepts them. Protobuf's JSON parser has this as ``case_insensitive_enum_parsing``
+    ("when a lowercase enum value fails to parse, try convert it to UPPER_CASE",
+    ``google/protobuf/util/json_util.h``), and Google's ESPv2 proxy offers it as
+    ``--transcoding_case_insensitive_enum_parsing``. Python's ``json_format`` has no such
+    option, hence this pass before it.
+    """
+    if not isinstance(value, dict) or desc.full_name in _OPAQUE | _STRING_MESSAGES | _WRAPPERS:
+        return value
+    out = {}
+    for key, item in value.items():
+        fd = _field(desc, key)
+        out[key] = item if fd is None else _upper_values(item, fd)
+    return out
+
+
 def parse_body(raw: bytes) -> Any:
     if not raw.strip():
         return {}
@@ -218,7 +268,7 @@ def build_request(
         _assign(data, desc, path, value, query=False)
     request = request_class()
     try:
-        json_format.ParseDict(data, request)
+        json_format.ParseDict(upper_enums(data, desc), request)
     except json_format.ParseError as err:
         raise bad_request(f"Invalid JSON payload received. {err}") from None
     return request
