@@ -12,6 +12,7 @@ from google.cloud import artifactregistry_v1 as ar
 from govctl.emulator.rpc import RpcError
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
+from tests.support.cloud import service_account
 
 PROJECT = "demo-project"
 REGION = "europe-west2"
@@ -153,6 +154,7 @@ BUILDER = f"serviceAccount:builder@{PROJECT}.iam.gserviceaccount.com"
 
 
 def test_repository_iam_policy_read_modify_write(emulator: Emulator) -> None:
+    service_account(PROJECT, "builder")
     client = clients.artifact_registry()
     create_repo(client)
     registry = emulator.service("artifactregistry")
@@ -178,6 +180,7 @@ def test_repository_iam_policy_read_modify_write(emulator: Emulator) -> None:
 
 
 def test_a_project_grant_also_allows_a_push(emulator: Emulator) -> None:
+    service_account(PROJECT, "builder")
     create_repo(clients.artifact_registry())
     rm = clients.projects()
     policy = rm.get_iam_policy(resource=f"projects/{PROJECT}")
@@ -187,6 +190,7 @@ def test_a_project_grant_also_allows_a_push(emulator: Emulator) -> None:
 
 
 def test_repository_iam_errors(emulator: Emulator) -> None:
+    service_account(PROJECT, "builder")
     client = clients.artifact_registry()
     with pytest.raises(exceptions.NotFound):
         client.get_iam_policy(request={"resource": REPO})

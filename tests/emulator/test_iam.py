@@ -54,7 +54,7 @@ def test_default_policy_makes_the_emulator_user_owner(emulator: Emulator) -> Non
 def test_set_policy_round_trips_and_changes_the_etag(emulator: Emulator) -> None:
     rm = clients.projects()
     policy = rm.get_iam_policy(resource=RESOURCE)
-    member = f"serviceAccount:runner@{PROJECT}.iam.gserviceaccount.com"
+    member = f"serviceAccount:{_create_sa('runner').email}"
     policy.bindings.add(role="roles/run.invoker", members=[member, member])
     updated = rm.set_iam_policy(request={"resource": RESOURCE, "policy": policy})
     assert updated.etag != policy.etag
@@ -308,3 +308,28 @@ def test_iam_state_survives_a_restart(tmp_path: Path, monkeypatch: pytest.Monkey
         # The stale-etag check still holds against the restored etag.
         with pytest.raises(exceptions.Aborted):
             clients.projects().set_iam_policy(request={"resource": RESOURCE, "policy": policy})
+
+
+def test_a_service_account_a_policy_adds_must_exist(emulator: Emulator) -> None:
+    """Google: INVALID_ARGUMENT "Service account EMAIL does not exist." (as gcloud prints it,
+    GoogleCloudPlatform/generative-ai#944); a service agent is Google's and let through."""
+    rm = clients.projects()
+    policy = rm.get_iam_policy(resource=RESOURCE)
+    missing = f"nobody-here@{PROJECT}.iam.gserviceaccount.com"
+    policy.bindings.add(role="roles/logging.logWriter", members=[f"serviceAccount:{missing}"])
+    with pytest.raises(exceptions.InvalidArgument, match=f"Service account {missing} does not"):
+        rm.set_iam_policy(request={"resource": RESOURCE, "policy": policy})
+
+    agent = "serviceAccount:service-1@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+    made = _create_sa("leaves-soon")
+    policy = rm.get_iam_policy(resource=RESOURCE)
+    policy.bindings.add(
+        role="roles/logging.logWriter", members=[agent, f"serviceAccount:{made.email}"]
+    )
+    rm.set_iam_policy(request={"resource": RESOURCE, "policy": policy})
+    # A member the policy holds already is not checked again: the emulator does not rewrite a
+    # deleted account's member to deleted:serviceAccount:… as Google does.
+    clients.iam().delete_service_account(name=made.name)
+    again = rm.get_iam_policy(resource=RESOURCE)
+    again.bindings.add(role="roles/viewer", members=["user:a@example.com"])
+    rm.set_iam_policy(request={"resource": RESOURCE, "policy": again})

@@ -14,6 +14,7 @@ from google.cloud import secretmanager_v1 as sm
 from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator.run_support import job_spec
+from tests.support.cloud import service_account
 
 PROJECT = "demo-project"
 SA = f"runner@{PROJECT}.iam.gserviceaccount.com"
@@ -40,6 +41,7 @@ def _roles(policy: Any) -> list[str]:
 
 
 def test_project_policy_drops_a_binding_left_without_members(emulator: Emulator) -> None:
+    service_account(PROJECT, "runner")
     rm, resource = clients.projects(), f"projects/{PROJECT}"
     _grant(rm, resource, "roles/logging.logWriter", MEMBER)
     stored = _revoke(rm, resource, "roles/logging.logWriter", MEMBER)
@@ -48,6 +50,7 @@ def test_project_policy_drops_a_binding_left_without_members(emulator: Emulator)
 
 
 def test_job_policy_drops_a_binding_left_without_members(emulator: Emulator) -> None:
+    service_account(PROJECT, "runner")
     jobs = clients.jobs()
     job = jobs.create_job(
         parent=f"projects/{PROJECT}/locations/europe-west2", job_id="job", job=job_spec()
@@ -59,9 +62,7 @@ def test_job_policy_drops_a_binding_left_without_members(emulator: Emulator) -> 
 
 
 def test_secret_policy_drops_a_binding_left_without_members(emulator: Emulator) -> None:
-    clients.iam().create_service_account(
-        request={"name": f"projects/{PROJECT}", "account_id": "runner"}
-    )
+    service_account(PROJECT, "runner")
     client = clients.secret_manager()
     secret = client.create_secret(
         parent=f"projects/{PROJECT}",

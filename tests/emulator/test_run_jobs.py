@@ -20,6 +20,7 @@ from govctl.emulator.server import Emulator
 from govctl.gcp import clients
 from tests.emulator import run_support
 from tests.emulator.run_support import FAST_POLL, job_spec
+from tests.support.cloud import service_account
 
 _locations = itertools.count()
 
@@ -242,8 +243,7 @@ def test_iam_policy_round_trip_with_etags(jobs: run_v2.JobsClient, parent: str) 
     policy = jobs.get_iam_policy(request={"resource": job.name})
     assert list(policy.bindings) == [] and policy.etag
     policy.bindings.add(
-        role="roles/run.invoker",
-        members=["serviceAccount:sched@demo-project.iam.gserviceaccount.com"],
+        role="roles/run.invoker", members=[service_account("demo-project", "scheduler-caller")]
     )
     stored = jobs.set_iam_policy(request={"resource": job.name, "policy": policy})
     assert stored.etag != policy.etag and stored.version == 1

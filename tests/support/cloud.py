@@ -29,6 +29,15 @@ def enable_apis(project: str, apis: Iterable[str] | None = None) -> None:
     services.enable(project, list(apis) if apis is not None else every)
 
 
+def service_account(project: str, account_id: str) -> str:
+    """Create the service account ``account_id`` in ``project`` (a policy may name only an
+    account that exists, as on Google); its member string."""
+    made = clients.iam().create_service_account(
+        request={"name": f"projects/{project}", "account_id": account_id}
+    )
+    return f"serviceAccount:{made.email}"
+
+
 @contextmanager
 def job_cloud(
     tmp_path: Path,

@@ -10,7 +10,14 @@ once (google/iam/v1/iam_policy.proto, policy.proto; cloud.google.com/iam/docs/po
   ``requested_policy_version`` 3 ("Any operation that affects conditional role bindings must
   specify version 3", cloud.google.com/iam/docs/policies#versions);
 - ``update_mask`` of SetIamPolicy, where honoured: only ``bindings``, ``etag``,
-  ``audit_configs`` and ``version``; without one, ``bindings`` and ``etag`` (iam_policy.proto).
+  ``audit_configs`` and ``version``; without one, ``bindings`` and ``etag`` (iam_policy.proto);
+- a service account a SetIamPolicy adds must exist: Google refuses the policy with
+  INVALID_ARGUMENT "Service account EMAIL does not exist." (as gcloud prints it, e.g.
+  GoogleCloudPlatform/generative-ai#944, GoogleCloudPlatform/cdmc#50). Only accounts made in a
+  project (``NAME@PROJECT.iam.gserviceaccount.com``) are checked: Google's own (service agents,
+  ``gcp-sa-*``, the Compute and Cloud Build defaults) are not modelled and are let through. A
+  member already in the policy is not checked again: Google shows a deleted account's member
+  as ``deleted:serviceAccount:…`` (policy.proto), which the emulator does not rewrite.
 
 What differs by resource is a subclass of :class:`IamPolicies` overriding the hooks:
 ``check_name`` / ``check_exists`` (the resource), ``bindings`` (what a valid binding is, and how
@@ -22,6 +29,7 @@ services import it, as they import :mod:`govctl.emulator.rpc`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +52,19 @@ STALE_ETAG = (
 EMPTY_ETAG = b"\x00\x20\x01"
 VERSIONS = (0, 1, 3)
 _MASKABLE = {"bindings", "etag", "audit_configs", "auditConfigs", "version"}
+
+
+# A service account made in a project: NAME@PROJECT.iam.gserviceaccount.com, the project id
+# as cloud.google.com/resource-manager/docs/creating-managing-projects allows it; not a
+# service agent's gcp-sa-* domain.
+_PROJECT_ACCOUNT = re.compile(
+    r"serviceAccount:([a-z][-a-z0-9]*@(?!gcp-sa-)[a-z][-a-z0-9]{4,28}[a-z0-9]"
+    r"\.iam\.gserviceaccount\.com)"
+)
+
+
+def members(bindings: Iterable[policy_pb2.Binding]) -> set[str]:
+    return {m for b in bindings for m in b.members}
 
 
 def empty_policy() -> policy_pb2.Policy:
@@ -160,6 +181,7 @@ class IamPolicies:
         new = request.policy
         paths = self._paths(request)
         bindings = self.bindings(new.bindings)
+        self._check_added_accounts(request.resource, bindings)
         if new.version not in VERSIONS:
             raise invalid_argument(f"Invalid policy version {new.version}: must be 1 or 3")
         if is_conditional(bindings) and new.version != 3:
@@ -181,6 +203,16 @@ class IamPolicies:
             self.save(request.resource, updated)
             self.service.changed()
             return copy(updated)
+
+    def _check_added_accounts(self, resource: str, bindings: Sequence[policy_pb2.Binding]) -> None:
+        # Outside this service's lock: IAM's is taken to look the accounts up.
+        added = members(bindings) - members(self.policy(resource).bindings)
+        iam = self.service.cloud.service("iam")
+        for member in sorted(added):
+            kind, _, email = member.partition(":")
+            found = _PROJECT_ACCOUNT.fullmatch(f"{kind}:{email.lower()}")
+            if found and iam.service_account(found.group(1)) is None:
+                raise invalid_argument(f"Service account {found.group(1)} does not exist.")
 
     def _paths(self, request: iam_policy_pb2.SetIamPolicyRequest) -> set[str]:
         if not self.honours_update_mask:

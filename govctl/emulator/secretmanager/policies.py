@@ -34,17 +34,4 @@ class SecretPolicies(IamPolicies):
         for i, binding in enumerate(bindings):
             if not roles.is_known_role(binding.role):
                 raise invalid_argument(f"bindings[{i}].role: Role {binding.role} is not supported.")
-            for member in binding.members:
-                self._check_member(member)
         return without_empty(bindings)
-
-    def _check_member(self, member: str) -> None:
-        email = member.removeprefix("serviceAccount:")
-        # IAM refuses a grant to a service account that does not exist (Google's own accounts,
-        # such as service agents, are not modelled: they are let through).
-        if (
-            member.startswith("serviceAccount:")
-            and email.endswith(".iam.gserviceaccount.com")
-            and self.service.cloud.service("iam").service_account(email) is None
-        ):
-            raise invalid_argument(f"Service account {email} does not exist.")
