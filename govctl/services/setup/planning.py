@@ -1,28 +1,9 @@
-"""What `govctl setup` means: the one-time pieces a deployment stands on, planned like deploy
-(the same plan model and rendering) and made idempotently.
-
-Resources, in the order they are applied (each needs the ones before): the APIs the
-configuration uses (:mod:`govctl.services.apis`, the list `govctl doctor` checks); the job's
-service account; the digest bucket (in the job's region, uniform bucket-level access, public
-access prevention enforced); the service account's object rights on **this bucket only**; the
-Artifact Registry repository of the image; ``run.invoker`` on **this job** when the job exists
-(``govctl deploy`` grants it when it creates the job); read access to each ``[job] secrets``
-secret that exists (Secret Manager's API is enabled only when secrets are configured; values
-are ``govctl secrets set``'s, never setup's); what keeps the pipeline from piling up files
-(:mod:`govctl.services.retention`): the bucket's lifecycle rule on ``_runs/`` and the image
-repository's cleanup policies; the service account builds run as, its rights and the source
-staging bucket (:mod:`govctl.services.build_account`). Checked and reported, not made:
-billing (a problem: nothing is applied without it) and whether the caller may act as the
-service account (what deploy will need).
-
-Reads of a service whose API is still disabled are not made (Google refuses them): the
-resource is planned as "create if missing", and apply looks again once the API is on.
-"""
+"""Reading what exists into setup's plan: each resource planned, only through the APIs that
+are on (a disabled one is planned as "create if missing")."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from govctl.config import Config
 from govctl.errors import ApiDisabled
@@ -32,65 +13,28 @@ from govctl.gcp.buckets import Bucket
 from govctl.gcp.iam import ServiceAccount
 from govctl.services import apis as needed_apis
 from govctl.services import build_account, retention
-from govctl.services.build_account import BuildPlan
 from govctl.services.plan import (
     CREATE,
     UNCHANGED,
     UPDATE,
-    Applied,
     Change,
     Plan,
     Problem,
     ResourcePlan,
 )
-
-INVOKER = "roles/run.invoker"
-SECRETS_API = needed_apis.SECRETS
-INDEX_API = needed_apis.INDEX
-ACT_AS = "iam.serviceAccounts.actAs"
-DISPLAY_NAME = "govreposcrape ingestion (govctl)"
-REPOSITORY_DESCRIPTION = "govreposcrape ingestion images (govctl)"
-# Project-wide grants the old runbook made; setup's are per bucket and per job instead.
-PROJECT_WIDE = ("roles/storage.objectAdmin", "roles/storage.admin", INVOKER)
-
-# ResourcePlan.kind of each resource setup manages
-API, ACCOUNT, BUCKET, IAM, REPOSITORY = "api", "service account", "bucket", "iam", "repository"
-INDEX = "data store"
-
-
-@dataclass(frozen=True)
-class SetupPlan:
-    plan: Plan
-    # what apply needs besides the resources
-    account: str
-    bucket: str
-    repository: ImageRef
-    job_path: str
-    secret_ids: dict[str, str] = field(default_factory=dict)  # resource name -> secret id
-    # what could not be planned until an API this plan enables is on: a rerun plans it
-    deferred: tuple[str, ...] = ()
-    index_path: str = ""  # the data store, with --with-index
-    build: BuildPlan | None = None  # the account builds run as, its rights, the staging bucket
-    # What apply must find unchanged: read-modify-write refuses a change made since the plan.
-    bucket_metageneration: int | None = None
-    bucket_policy_etag: str | None = None
-    job_policy_etag: bytes | None = None
-
-    @property
-    def project(self) -> str:
-        return self.plan.project
-
-    @property
-    def region(self) -> str:
-        return self.plan.region
-
-    @property
-    def has_changes(self) -> bool:
-        return self.plan.has_changes
-
-    @property
-    def member(self) -> str:
-        return f"serviceAccount:{self.account}"
+from govctl.services.setup.model import (
+    ACCOUNT,
+    ACT_AS,
+    API,
+    BUCKET,
+    DISPLAY_NAME,
+    IAM,
+    INDEX,
+    INVOKER,
+    PROJECT_WIDE,
+    REPOSITORY,
+    SetupPlan,
+)
 
 
 def _apis(project: str, names: tuple[str, ...]) -> tuple[list[ResourcePlan], dict[str, bool]]:
@@ -424,125 +368,3 @@ def plan(cfg: Config, with_index: bool = False) -> SetupPlan:
         job_policy_etag=job_etag,
         build=build,
     )
-
-
-class _Report:
-    """What apply did, and what it could not do without stopping."""
-
-    def __init__(self) -> None:
-        self.done: list[str] = []
-        self.warnings: list[str] = []
-
-
-def _make_account(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    iam.create_service_account(p.project, p.account.split("@", 1)[0], DISPLAY_NAME)
-    report.done.append(f"created service account {p.account}")
-
-
-def _make_bucket(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    if r.action == UPDATE:
-        buckets.secure(p.bucket, p.project, p.bucket_metageneration)
-        report.done.append(
-            f"updated bucket gs://{p.bucket}: uniform bucket-level access on, public access "
-            "prevention enforced"
-        )
-    elif buckets.get(p.bucket, p.project) is None:  # made meanwhile, or its API was off
-        buckets.create(p.bucket, p.project, p.region)
-        report.done.append(f"created bucket gs://{p.bucket} in {p.region}")
-
-
-def _make_repository(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    ref = p.repository
-    if artifacts.get_repository(ref.project, ref.location, ref.repository) is None:
-        artifacts.create_repository(
-            ref.project, ref.location, ref.repository, description=REPOSITORY_DESCRIPTION
-        )
-        report.done.append(f"created Artifact Registry repository {r.name}")
-
-
-def _make_lifecycle_rule(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    if retention.apply_rule(p.project, p.bucket):
-        report.done.append(f"added a lifecycle rule to {r.name}")
-
-
-def _make_cleanup_policies(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    retention.apply_policies(p.repository)
-    keep = retention.KEEP_VERSIONS
-    report.done.append(
-        f"set cleanup policies on {r.name}: older images are deleted, the {keep} most recent "
-        f"and the one tagged {retention.DEPLOYED_TAG_PREFIX}JOB (what the job runs) are kept"
-    )
-
-
-def _make_index(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    from govctl.gcp import index
-
-    if index.get_data_store(p.index_path) is None:  # its API may have been off
-        index.create_data_store(p.index_path, f"govreposcrape digests (gs://{p.bucket})")
-        report.done.append(f"created data store {r.name}")
-
-
-def _grant_on_bucket(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    role = buckets.JOB_ROLE
-    granted = buckets.add_member(p.bucket, role, p.member, p.bucket_policy_etag, p.project)
-    if granted is None:
-        # The emulator's documented limit (docs/emulator.md, Cloud Storage), not a warning.
-        report.done.append(
-            f"{role} on gs://{p.bucket}: not applied here: the emulator's storage "
-            "(fake-gcs-server) has no bucket IAM; on Google Cloud setup grants it"
-        )
-    else:
-        report.done.append(f"granted {role} to {p.member} on gs://{p.bucket}")
-
-
-def _grant_on_secret(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    from govctl.gcp import secrets
-
-    secrets.grant_access(p.project, p.secret_ids[r.name], p.member)
-    report.done.append(f"granted {r.name.replace(' on ', f' to {p.member} on ', 1)}")
-
-
-def _grant_on_job(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    jobs.add_member(p.job_path, INVOKER, p.member, p.job_policy_etag)
-    report.done.append(f"granted {INVOKER} to {p.member} on job {jobs.job_id(p.job_path)}")
-
-
-def _grant(p: SetupPlan, r: ResourcePlan, report: _Report) -> None:
-    if r.name.endswith(f"gs://{p.bucket}"):
-        _grant_on_bucket(p, r, report)
-    elif r.name in p.secret_ids:
-        _grant_on_secret(p, r, report)
-    else:
-        _grant_on_job(p, r, report)
-
-
-# How each kind of resource is made; APIs are enabled first, all in one call.
-_MAKE: dict[str, Callable[[SetupPlan, ResourcePlan, _Report], None]] = {
-    ACCOUNT: _make_account,
-    BUCKET: _make_bucket,
-    REPOSITORY: _make_repository,
-    retention.LIFECYCLE: _make_lifecycle_rule,
-    retention.CLEANUP: _make_cleanup_policies,
-    INDEX: _make_index,
-    IAM: _grant,
-}
-
-
-def apply(p: SetupPlan) -> Applied:
-    """Make the plan's changes, in order; writes nothing when it has problems."""
-    if p.plan.problems:
-        raise p.plan.refusal("set up")
-    todo = [r for r in p.plan.resources if r.action != UNCHANGED]
-    report = _Report()
-    apis = [r.name for r in todo if r.kind == API]
-    if apis:
-        services.enable(p.project, apis)
-        report.done.append(f"enabled {', '.join(apis)}")
-    for r in todo:
-        if p.build is not None and p.build.owns(r):
-            done, warning = build_account.apply(p.build, r)
-            report.done += [done] if done else []
-            report.warnings += [warning] if warning else []
-        elif r.kind != API:
-            _MAKE[r.kind](p, r, report)
-    return Applied(tuple(report.done), tuple(report.warnings))
